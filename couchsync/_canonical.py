@@ -1,0 +1,44 @@
+"""Canonical JSON: the one definition of "the same document" couchsync uses.
+
+Key order never matters and numbers compare as JSON numbers (``1 == 1.0``), so
+a value is serialised with sorted keys, compact separators and integral floats
+written as integers. Equal canonical bytes mean equal documents; the content
+hash recorded in the ownership document is the SHA-256 of these bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: Fields the server manages; they never take part in a comparison.
+SERVER_FIELDS = frozenset({"_rev", "_revisions", "_revs_info", "_conflicts",
+                           "_deleted_conflicts", "_local_seq"})
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS) -> bytes:
+    """Serialise ``value`` canonically, leaving out the top-level keys in ``drop``."""
+    if isinstance(value, Mapping):
+        dropped = frozenset(drop)
+        value = {k: v for k, v in value.items() if k not in dropped}
+    return _ENCODER.encode(_normalise(value)).encode("utf-8")
+
+
+def content_hash(value: Any) -> str:
+    """``sha256:<hex>`` of the canonical JSON of ``value`` (server fields left out)."""
+    return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()

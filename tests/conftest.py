@@ -1,0 +1,68 @@
+"""Shared fixtures: a real CouchDB-compatible server for every integration test.
+
+By default a fresh in-memory PouchDB Server (testserver/) is started once per
+test session on a free loopback port, with an admin account. Set
+``COUCHSYNC_TEST_URL=http://user:pass@host:port`` to run the same suite
+against another server, for example a real Apache CouchDB 3.x.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "testserver"))
+
+import pouchdb  # noqa: E402  (testserver/pouchdb.py)
+
+
+@pytest.fixture(scope="session")
+def couch_url() -> Iterator[str]:
+    """URL of the server under test, admin credentials included."""
+    url = os.environ.get("COUCHSYNC_TEST_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    with pouchdb.running_server() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def server_kind(couch_url: str) -> str:
+    """``"couchdb"`` for Apache CouchDB, ``"pouchdb"`` for PouchDB Server."""
+    welcome = httpx.get(couch_url + "/", timeout=10).json()
+    return "couchdb" if "couchdb" in welcome else "pouchdb"
+
+
+@pytest.fixture(scope="session")
+def is_couchdb(server_kind: str) -> bool:
+    return server_kind == "couchdb"
+
+
+@pytest.fixture
+def db_name_factory(couch_url: str) -> Iterator[Callable[[], str]]:
+    """Make unique database names; every database so named is deleted afterwards."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"cstest_{uuid.uuid4().hex[:12]}"
+        names.append(name)
+        return name
+
+    yield make
+    with httpx.Client(timeout=30) as http:
+        for name in names:
+            http.delete(f"{couch_url}/{name}")
+
+
+@pytest.fixture
+def db_name(db_name_factory: Callable[[], str]) -> str:
+    """A unique database name (not created) that is cleaned up after the test."""
+    return db_name_factory()
