@@ -1,0 +1,96 @@
+"""couchsync: keep Apache CouchDB servers in the state your manifests declare.
+
+Two halves, one package: a complete, typed CouchDB client (``Client``,
+``Server``, ``Database``, ``Document``, ``IndexQuery``, ``FindQuery``) and the
+declarative sync tool built on it (``load_manifests`` → ``read_live_state`` →
+``plan_changes`` → ``apply_plan``).
+
+Names are imported on first use (PEP 562) so that ``couchsync validate``
+starts without paying for httpx, and the client never pays for YAML.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # client core
+    "BadRequest": "couchsync.client",
+    "Client": "couchsync.client",
+    "Conflict": "couchsync.client",
+    "CouchError": "couchsync.client",
+    "Database": "couchsync.client",
+    "DatabaseError": "couchsync.client",
+    "Document": "couchsync.client",
+    "DocumentError": "couchsync.client",
+    "FindQuery": "couchsync.client",
+    "Forbidden": "couchsync.client",
+    "HTTPStatusError": "couchsync.client",
+    "HttpxConnection": "couchsync.client",
+    "IndexQuery": "couchsync.client",
+    "InvalidDatabaseName": "couchsync.client",
+    "NotFound": "couchsync.client",
+    "PreconditionFailed": "couchsync.client",
+    "Server": "couchsync.client",
+    "ServerError": "couchsync.client",
+    "TransportError": "couchsync.client",
+    "Unauthorized": "couchsync.client",
+    # sync tool
+    "ApplyError": "couchsync.apply",
+    "ApplyResult": "couchsync.apply",
+    "DesiredState": "couchsync.manifest",
+    "LiveState": "couchsync.plan",
+    "ManifestError": "couchsync.manifest",
+    "Plan": "couchsync.plan",
+    "Problem": "couchsync.manifest",
+    "apply_plan": "couchsync.apply",
+    "load_manifests": "couchsync.manifest",
+    "plan_changes": "couchsync.plan",
+    "read_live_state": "couchsync.plan",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'couchsync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from couchsync.apply import ApplyError, ApplyResult, apply_plan
+    from couchsync.client import (
+        BadRequest,
+        Client,
+        Conflict,
+        CouchError,
+        Database,
+        DatabaseError,
+        Document,
+        DocumentError,
+        FindQuery,
+        Forbidden,
+        HTTPStatusError,
+        HttpxConnection,
+        IndexQuery,
+        InvalidDatabaseName,
+        NotFound,
+        PreconditionFailed,
+        Server,
+        ServerError,
+        TransportError,
+        Unauthorized,
+    )
+    from couchsync.manifest import DesiredState, ManifestError, Problem, load_manifests
+    from couchsync.plan import LiveState, Plan, plan_changes, read_live_state

@@ -1,0 +1,273 @@
+"""The ``couchsync`` command: a thin layer over the library.
+
+Each command parses its options, makes the library calls, renders the result
+and turns the library's errors into one clean ``Error: ...`` line with exit
+code 1. Heavy modules (httpx, YAML, jsonschema) are imported inside the
+commands that need them, so ``couchsync --help`` and ``validate`` start fast.
+
+Exit codes: 0 success (and, with ``--detailed-exitcode``, no changes),
+1 error, 2 changes pending (``plan --detailed-exitcode``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from couchsync.client import Client
+    from couchsync.manifest import DesiredState
+    from couchsync.plan import Plan
+
+DEFAULT_URL = "http://localhost:5984"
+
+app = typer.Typer(
+    name="couchsync",
+    help="Keep CouchDB servers in the state your YAML manifests declare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Paths = Annotated[
+    list[Path],
+    typer.Argument(help="Manifest files or directories (every *.yaml/*.yml below, sorted).",
+                   show_default=False),
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar=["COUCHDB_URL", "COUCH_URL"],
+        help=f"Server URL, credentials may be included. [default: {DEFAULT_URL}]",
+        show_default=False,
+        show_envvar=True,
+    ),
+]
+User = Annotated[
+    str | None,
+    typer.Option("--user", envvar="COUCHDB_USER", show_envvar=True, show_default=False,
+                 help="User name (the password comes from COUCHDB_PASSWORD only)."),
+]
+Format = Annotated[
+    str, typer.Option("--format", help="Output format: text or json.", case_sensitive=False)
+]
+Only = Annotated[
+    list[str] | None,
+    typer.Option("--only", help="Limit to a database or one document: DB or DB/DOCID. "
+                 "Repeatable.", show_default=False),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Report library errors as one clean line each (never a traceback), exit 1."""
+    from couchsync.manifest import ManifestError
+
+    try:
+        yield
+    except ManifestError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        count = len(exc.problems)
+        _fail(f"{count} problem{'s' if count != 1 else ''} in manifests")
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        # couchsync's own errors (server, network, apply) are meant for users and already
+        # mask passwords; anything else is a bug and keeps its traceback.
+        if type(exc).__module__.startswith("couchsync."):
+            _fail(str(exc))
+        raise
+
+
+def _check_format(fmt: str) -> str:
+    fmt = fmt.lower()
+    if fmt not in ("text", "json"):
+        _fail(f"unknown --format {fmt!r}: use text or json")
+    return fmt
+
+
+def _client(url: str | None, user: str | None) -> Client:
+    from couchsync.client import Client
+
+    password = os.environ.get("COUCHDB_PASSWORD")
+    return Client(url or DEFAULT_URL, user=user, password=password)
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _load(paths: list[Path]) -> DesiredState:
+    from couchsync.manifest import load_manifests
+
+    return load_manifests(paths)
+
+
+def _plan(client: Client, desired: DesiredState, only: list[str] | None) -> Plan:
+    from couchsync.plan import plan_changes, read_live_state
+
+    live = read_live_state(client, desired, only=only)
+    return plan_changes(desired, live, only=only)
+
+
+def _show(plan: Plan, fmt: str) -> None:
+    from couchsync.plan import render_json, render_text
+
+    if fmt == "json":
+        typer.echo(render_json(plan))
+    else:
+        typer.echo(render_text(plan.to_dict(), color=_color()))
+
+
+@app.command()
+def validate(paths: Paths) -> None:
+    """Check manifests without contacting any server.
+
+    Example: couchsync validate manifests/
+    """
+    from couchsync.manifest import summarize
+
+    with _clean_errors():
+        desired = _load(paths)
+        typer.echo(f"OK: {summarize(desired)}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the manifest JSON Schema (for editors and other tools).
+
+    Example: couchsync schema > manifest.schema.json
+    """
+    from couchsync.manifest import schema_text
+
+    typer.echo(schema_text())
+
+
+@app.command()
+def plan(
+    paths: Paths,
+    url: Url = None,
+    user: User = None,
+    fmt: Format = "text",
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
+    ] = False,
+    only: Only = None,
+) -> None:
+    """Show what apply would change on the server; writes nothing.
+
+    Example: couchsync plan manifests/ --url http://localhost:5984
+    """
+    fmt = _check_format(fmt)
+    with _clean_errors():
+        desired = _load(paths)
+        with _client(url, user) as client:
+            result = _plan(client, desired, only)
+        _show(result, fmt)
+    if detailed_exitcode and not result.is_empty:
+        raise typer.Exit(2)
+
+
+@app.command()
+def apply(
+    paths: Paths,
+    url: Url = None,
+    user: User = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    fmt: Format = "text",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=10000, help="Documents per _bulk_docs.")
+    ] = 500,
+    only: Only = None,
+) -> None:
+    """Make the server match the manifests (shows the plan and asks first).
+
+    Example: couchsync apply manifests/ --yes
+    """
+    from couchsync.apply import apply_plan
+
+    fmt = _check_format(fmt)
+    with _clean_errors():
+        desired = _load(paths)
+        with _client(url, user) as client:
+            changes = _plan(client, desired, only)
+            if changes.is_empty:
+                if fmt == "json":
+                    _show(changes, fmt)
+                else:
+                    typer.echo("No changes. The server matches the manifests.")
+                return
+            _show(changes, fmt)
+            if not yes:
+                _confirm()
+            with _progress() as on_progress:
+                result = apply_plan(client, changes, desired, batch_size=batch_size,
+                                    on_progress=on_progress)
+        if fmt == "json":
+            typer.echo(result.to_json())
+        else:
+            typer.echo(result.summary())
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        _fail("refusing to apply without confirmation: no terminal to ask on; pass --yes")
+    typer.echo("\nDo you want to apply these changes? Only 'yes' will be accepted.")
+    answer = typer.prompt("Enter a value", default="", show_default=False)
+    if answer.strip() != "yes":
+        _fail("apply cancelled")
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; otherwise no callback."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=None) as bar:
+        task = bar.add_task("Applying", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def export(
+    db: Annotated[list[str], typer.Option("--db", help="Database to export. Repeatable.")],
+    url: Url = None,
+    user: User = None,
+    with_docs: Annotated[
+        bool, typer.Option("--with-docs", help="Include the documents (without _rev).")
+    ] = False,
+) -> None:
+    """Write the live state of databases as a manifest (YAML on stdout).
+
+    Example: couchsync export --db users --with-docs > manifests/users.yaml
+    """
+    from couchsync.export import export_manifest
+
+    with _clean_errors(), _client(url, user) as client:
+        typer.echo(export_manifest(client, db, with_docs=with_docs), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
