@@ -1,0 +1,113 @@
+"""Client-side measurements: single-document GET throughput and what a plan reads.
+
+``compare`` times ``Database.get`` loops of couchsync, CouchDB-Python and a bare
+``http.client`` keep-alive connection, interleaved, on the same documents.
+``count_plan_reads`` runs a plan in-process through a counting transport.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DB = "bench_reads"
+
+
+def _seed(url: str, count: int) -> list[str]:
+    ids = [f"doc-{i:06d}" for i in range(count)]
+    with httpx.Client(base_url=url, timeout=120) as http:
+        http.delete(f"/{DB}")
+        http.put(f"/{DB}").raise_for_status()
+        docs = [{"_id": i, "type": "reading", "value": n, "text": "x" * 200}
+                for n, i in enumerate(ids)]
+        http.post(f"/{DB}/_bulk_docs", json={"docs": docs}).raise_for_status()
+    return ids
+
+
+def _couchsync(url: str) -> Callable[[str], Any]:
+    from couchsync import Client
+
+    return Client(url).database(DB).get
+
+
+def _couchdb_python(url: str) -> Callable[[str], Any]:
+    import couchdb
+
+    db = couchdb.Server(url)[DB]
+    return db.__getitem__
+
+
+def _http_client(url: str) -> Callable[[str], Any]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 5984)
+    token = base64.b64encode(
+        f"{urllib.parse.unquote(parts.username or '')}:"
+        f"{urllib.parse.unquote(parts.password or '')}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
+
+    def get(doc_id: str) -> Any:
+        conn.request("GET", f"/{DB}/{urllib.parse.quote(doc_id, safe='')}", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(resp.status)
+        return json.loads(body)
+
+    return get
+
+
+def compare(url: str, *, count: int, pairs: int) -> dict[str, list[float]]:
+    """Docs/s of each client over ``count`` GETs, ``pairs`` rounds, interleaved."""
+    ids = _seed(url, count)
+    getters = {"couchsync": _couchsync(url), "couchdb-python": _couchdb_python(url),
+               "http.client": _http_client(url)}
+    for get in getters.values():  # warm up connections and caches
+        for doc_id in ids[:50]:
+            get(doc_id)
+    results: dict[str, list[float]] = {name: [] for name in getters}
+    for _ in range(pairs):
+        for name, get in getters.items():
+            start = time.perf_counter()
+            for doc_id in ids:
+                get(doc_id)
+            results[name].append(count / (time.perf_counter() - start))
+    with httpx.Client(base_url=url) as http:
+        http.delete(f"/{DB}")
+    return results
+
+
+class _CountingTransport(httpx.BaseTransport):
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.requests = 0
+        self.bytes = 0
+        self.bodies = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        response.read()
+        self.requests += 1
+        self.bytes += len(response.content)
+        if request.url.params.get("include_docs") == "true":
+            self.bodies += response.content.count(b'"doc":{')
+        return response
+
+
+def count_plan_reads(url: str, manifest: Path) -> dict[str, int]:
+    from couchsync import Client, load_manifests, plan_changes, read_live_state
+    from couchsync.client import HttpxConnection
+
+    transport = _CountingTransport()
+    desired = load_manifests([manifest])
+    with Client(url, connection_engine=lambda base, **kw: HttpxConnection(
+            base, transport=transport, **kw)) as client:
+        plan_changes(desired, read_live_state(client, desired))
+    return {"requests": transport.requests, "bytes": transport.bytes, "bodies": transport.bodies}

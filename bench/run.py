@@ -1,0 +1,308 @@
+"""couchsync benchmarks: every scenario timed against its baseline in the same run.
+
+Machines here are noisy, so absolute times say little: each scenario runs its
+couchsync side (A) and its baseline (B) interleaved, A B A B ..., and reports
+the median, min and max of each and the ratio of the medians. Whole-process
+scenarios are timed as separate processes, with their peak memory taken from
+the OS (``os.wait4`` rusage). Benchmarks are not tests: nothing here asserts.
+
+    python bench/run.py                    # start a local PouchDB Server, run all
+    COUCHSYNC_BENCH_URL=http://u:p@127.0.0.1:5984 python bench/run.py
+    python bench/run.py --only seed,noop --pairs 7 --docs 10000 --scale 10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import statistics
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PY = sys.executable
+COUCHSYNC = [str(Path(PY).parent / "couchsync")]  # the installed console script
+sys.path.insert(0, str(ROOT / "testserver"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SCENARIOS = ("seed", "noop", "drift", "scale", "startup", "reads")
+
+
+@dataclass
+class Row:
+    scenario: str
+    a_name: str
+    b_name: str
+    a: list[float]
+    b: list[float]
+    target: str
+    note: str = ""
+    unit: str = "s"  # "s": times, lower is better; "docs/s": throughput, higher is better
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.a) / statistics.median(self.b)
+
+
+def _fmt(values: list[float], unit: str) -> str:
+    med = statistics.median(values)
+    if unit == "s":
+        return f"{med:.3f} s ({min(values):.3f}–{max(values):.3f})"
+    return f"{med:,.0f} {unit} ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run ``cmd`` to completion; return (wall seconds, peak RSS in MB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 2):  # 2: plan --detailed-exitcode with changes
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
+    if proc.stderr:
+        proc.stderr.close()
+    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def interleave(pairs: int, a: Callable[[], float], b: Callable[[], float],
+               setup: Callable[[], None] | None = None) -> tuple[list[float], list[float]]:
+    """A B A B ...: ``pairs`` measurements of each, ``setup`` (untimed) before every run."""
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for _ in range(pairs):
+        for fn, times in ((a, times_a), (b, times_b)):
+            if setup:
+                setup()
+            times.append(fn())
+    return times_a, times_b
+
+
+# ---------------------------------------------------------------- data and server
+
+
+def make_jsonl(path: Path, count: int, seed: int = 1) -> Path:
+    """``count`` documents of about 300 bytes each, one per line."""
+    if path.exists() and path.stat().st_size and sum(1 for _ in path.open()) == count:
+        return path
+    rng = random.Random(seed)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(500)]
+    with path.open("w") as fh:
+        for i in range(count):
+            doc = {
+                "_id": f"user-{i:08d}",
+                "type": "user",
+                "name": " ".join(rng.choices(words, k=2)).title(),
+                "email": f"user{i}@example.com",
+                "age": rng.randint(18, 90),
+                "active": rng.random() < 0.8,
+                "tags": rng.choices(words, k=3),
+                "bio": " ".join(rng.choices(words, k=22)),
+            }
+            fh.write(json.dumps(doc) + "\n")
+    return path
+
+
+def write_manifest(path: Path, db: str, data: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(data, path.parent)
+    path.write_text(f"version: 1\ndatabases:\n  {db}:\n    documents_from: [{rel}]\n")
+    return path
+
+
+@contextlib.contextmanager
+def server() -> Iterator[str]:
+    url = os.environ.get("COUCHSYNC_BENCH_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    import pouchdb
+
+    with pouchdb.running_server() as started:
+        yield started
+
+
+class Bench:
+    def __init__(self, url: str, pairs: int, docs: int) -> None:
+        self.url = url
+        self.pairs = pairs
+        self.docs = docs
+        self.http = httpx.Client(base_url=url, timeout=600)
+        self.env = dict(os.environ, COUCHDB_URL=url)
+        self.env.pop("COUCH_URL", None)
+        OUT.mkdir(parents=True, exist_ok=True)
+        self.data = make_jsonl(OUT / f"docs-{docs}.jsonl", docs)
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+
+    def drop(self, db: str) -> None:
+        self.http.delete(f"/{db}")
+
+    def couchsync(self, *args: str) -> float:
+        return run_process([*COUCHSYNC, *args], self.env)[0]
+
+    def raw(self, script: str, *args: str) -> float:
+        return run_process([PY, str(ROOT / "bench" / script), self.url, *args])[0]
+
+    # ------------------------------------------------------------ scenarios
+
+    def seed(self) -> None:
+        manifest = write_manifest(OUT / "seed" / "manifest.yaml", "bench_seed", self.data)
+
+        def setup() -> None:
+            self.drop("bench_seed")
+            self.drop("bench_raw")
+
+        a, b = interleave(
+            self.pairs,
+            lambda: self.couchsync("apply", str(manifest), "--yes"),
+            lambda: self.raw("raw_seed.py", "bench_raw", str(self.data)),
+            setup,
+        )
+        self.rows.append(Row("1 seed", f"couchsync apply ({self.docs:,} new docs)",
+                             "raw httpx _bulk_docs ×1000", a, b, "≤ 1.3×"))
+
+    def noop(self) -> None:
+        manifest = write_manifest(OUT / "seed" / "manifest.yaml", "bench_seed", self.data)
+        self.drop("bench_seed")
+        self.couchsync("apply", str(manifest), "--yes")
+        a, b = interleave(
+            self.pairs,
+            lambda: self.couchsync("plan", str(manifest)),
+            lambda: self.raw("raw_scan.py", "bench_seed"),
+        )
+        read = bytes_read_by_plan(self.url, manifest)
+        self.rows.append(Row("2 no-op plan", f"couchsync plan ({self.docs:,} unchanged)",
+                             "raw revs-only _all_docs scan", a, b, "≤ 1.5×",
+                             note=f"{read['bytes']:,} bytes read in {read['requests']} requests"
+                             f" ({read['bodies']} bodies); data file {self.data.stat().st_size:,}"
+                             " bytes"))
+
+    def drift(self) -> None:
+        seed = write_manifest(OUT / "seed" / "manifest.yaml", "bench_seed", self.data)
+        manifest = write_manifest(OUT / "drift" / "manifest.yaml", "bench_drift", self.data)
+        for db, path in (("bench_seed", seed), ("bench_drift", manifest)):
+            self.drop(db)
+            self.couchsync("apply", str(path), "--yes")
+        changed = self._edit_docs("bench_drift", 100)
+        a, b = interleave(
+            self.pairs,
+            lambda: self.couchsync("plan", str(manifest)),
+            lambda: self.couchsync("plan", str(seed)),
+        )
+        read = bytes_read_by_plan(self.url, manifest)
+        self.rows.append(Row("3 drift", f"couchsync plan ({changed} of {self.docs:,} changed)",
+                             "couchsync no-op plan", a, b, "≤ 2×",
+                             note=f"{read['bodies']} bodies read, {read['bytes']:,} bytes"))
+
+    def _edit_docs(self, db: str, count: int) -> int:
+        rows = self.http.get(f"/{db}/_all_docs", params={"limit": self.docs}).json()["rows"]
+        picked = random.Random(7).sample(rows, count)
+        docs = self.http.post(f"/{db}/_all_docs", params={"include_docs": "true"},
+                              json={"keys": [r["id"] for r in picked]}).json()["rows"]
+        edited = [dict(r["doc"], edited_by="someone-else") for r in docs]
+        result = self.http.post(f"/{db}/_bulk_docs", json={"docs": edited}).json()
+        return sum(1 for item in result if item.get("ok"))
+
+    def scale(self, sizes: list[int]) -> None:
+        for size in sizes:
+            data = make_jsonl(OUT / f"docs-{size}.jsonl", size)
+            manifest = write_manifest(OUT / f"scale-{size}" / "manifest.yaml", "bench_scale", data)
+            self.drop("bench_scale")
+            seconds, peak = run_process([*COUCHSYNC, "apply", str(manifest), "--yes"], self.env)
+            self.drop("bench_raw")
+            raw_seconds, raw_peak = run_process(
+                [PY, str(ROOT / "bench" / "raw_seed.py"), self.url, "bench_raw", str(data)])
+            self.drop("bench_scale")
+            self.drop("bench_raw")
+            self.rows.append(Row(
+                "4 scale", f"couchsync apply {size:,} docs", "raw _bulk_docs", [seconds],
+                [raw_seconds], "≤ 300 MB @100k, ≤ 1 GB @1M",
+                note=f"peak RSS {peak:,.0f} MB (raw script {raw_peak:,.0f} MB); "
+                f"{seconds / size * 10_000:.2f} s per 10k docs"))
+
+    def startup(self) -> None:
+        manifest = ROOT / "bench" / "small-manifest.yaml"
+        a, b = interleave(
+            max(self.pairs, 10),
+            lambda: self.couchsync("validate", str(manifest)),
+            lambda: run_process([PY, "-c", "import httpx"])[0],
+        )
+        self.rows.append(Row("5 start-up", "couchsync validate (small manifest)",
+                             "python -c 'import httpx'", a, b, "≤ 1.5×"))
+
+    def reads(self, count: int = 2000) -> None:
+        import client_reads
+
+        results = client_reads.compare(self.url, count=count, pairs=self.pairs)
+        ours = results["couchsync"]
+        for name, target in (("couchdb-python", "≥ 0.9×"), ("http.client", "≥ 0.8×")):
+            self.rows.append(Row("6 client reads", "couchsync Database.get", name, ours,
+                                 results[name], target, unit="docs/s"))
+
+
+def bytes_read_by_plan(url: str, manifest: Path) -> dict[str, int]:
+    """Run a plan in-process, counting the response bytes and document bodies it reads."""
+    import client_reads
+
+    return client_reads.count_plan_reads(url, manifest)
+
+
+def print_table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | couchsync (A) | baseline (B) | A median (min–max) | B median (min–max) "
+        "| ratio | target | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        kind = " throughput" if r.unit == "docs/s" else ""
+        lines.append(f"| {r.scenario} | {r.a_name} | {r.b_name} | {_fmt(r.a, r.unit)} | "
+                     f"{_fmt(r.b, r.unit)} | {r.ratio:.2f}×{kind} | {r.target} | {r.note} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=5, help="A/B pairs per scenario (≥ 5)")
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--scale", default="10000,100000",
+                        help="comma-separated sizes for the scale scenario (add 1000000)")
+    parser.add_argument("--only", default=",".join(SCENARIOS))
+    args = parser.parse_args()
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    with server() as url:
+        bench = Bench(url, max(args.pairs, 5), args.docs)
+        for name in chosen:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            if name == "scale":
+                bench.scale([int(s) for s in args.scale.split(",")])
+            else:
+                getattr(bench, name)()
+        welcome = httpx.get(url + "/").json()
+    server_name = ("Apache CouchDB " + welcome.get("version", "?") if "couchdb" in welcome
+                   else "PouchDB Server " + welcome.get("version", "?"))
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()} · {server_name}\n")
+    print(print_table(bench.rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
