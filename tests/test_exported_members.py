@@ -1,0 +1,40 @@
+"""The package root exports exactly the intended public names, and each one resolves."""
+
+import pytest
+
+import couchsync
+
+INTENDED = {
+    # client core
+    "Client", "Server", "Database", "Document", "IndexQuery", "FindQuery", "HttpxConnection",
+    "CouchError", "TransportError", "HTTPStatusError", "ServerError", "DatabaseError",
+    "DocumentError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
+    "PreconditionFailed", "InvalidDatabaseName",
+    # sync tool
+    "load_manifests", "read_live_state", "plan_changes", "apply_plan", "DesiredState",
+    "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",
+}
+
+
+def test_all_is_the_intended_public_api() -> None:
+    assert set(couchsync.__all__) == INTENDED
+    assert couchsync.__all__ == sorted(couchsync.__all__)
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in couchsync.__all__:
+        assert getattr(couchsync, name) is not None, name
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="does_not_exist"):
+        couchsync.does_not_exist  # noqa: B018
+
+
+def test_importing_the_package_does_not_import_httpx() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, couchsync, couchsync.cli; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
