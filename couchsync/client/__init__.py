@@ -1,0 +1,49 @@
+"""The CouchDB client core: a typed, pycouchdb-compatible client over a pluggable engine."""
+
+from ._client import Client
+from ._database import Database
+from ._document import Document
+from ._errors import (
+    BadRequest,
+    ClientClosedError,
+    Conflict,
+    CouchError,
+    DatabaseError,
+    DocumentError,
+    Forbidden,
+    HTTPStatusError,
+    InvalidDatabaseName,
+    NotFound,
+    PreconditionFailed,
+    ServerError,
+    TransportError,
+    Unauthorized,
+)
+from ._query import FindQuery, IndexQuery
+from ._server import Server
+from ._transport import ConnectionEngine, HttpxConnection
+
+__all__ = [
+    "BadRequest",
+    "Client",
+    "ClientClosedError",
+    "Conflict",
+    "ConnectionEngine",
+    "CouchError",
+    "Database",
+    "DatabaseError",
+    "Document",
+    "DocumentError",
+    "FindQuery",
+    "Forbidden",
+    "HTTPStatusError",
+    "HttpxConnection",
+    "IndexQuery",
+    "InvalidDatabaseName",
+    "NotFound",
+    "PreconditionFailed",
+    "Server",
+    "ServerError",
+    "TransportError",
+    "Unauthorized",
+]

@@ -1,0 +1,114 @@
+"""Client: create, delete, list and open databases (the pycouchdb entry point)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from ._database import Database
+from ._errors import NotFound, ServerError
+from ._server import EngineFactory, Server
+from ._transport import ConnectionEngine, HttpxConnection, send
+from ._url import check_db_name, db_path
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Entry point: ``Client(url, connection_engine=HttpxConnection, **engine_options)``.
+
+    ``engine_options`` go to the engine factory (for HttpxConnection: ``user``,
+    ``password``, ``auth``, ``timeout``, ``verify``, ``retries``, ``transport``).
+    Methods raise ServerError (plus the status class); use as a context manager or
+    call ``close()``; a closed client raises ClientClosedError.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://localhost:5984",
+        connection_engine: EngineFactory = HttpxConnection,
+        **engine_options: Any,
+    ) -> None:
+        self._conn: ConnectionEngine = connection_engine(url, **engine_options)
+        #: Server-wide calls over the same connection.
+        self.server = Server._sharing(self._conn)
+
+    def __repr__(self) -> str:
+        return f"<Client {self._conn.url}>"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection engine (shared by this client's Server and Databases)."""
+        self._conn.close()
+
+    def create(
+        self,
+        name: str,
+        *,
+        partitioned: bool | None = None,
+        q: int | None = None,
+        n: int | None = None,
+    ) -> dict[str, Any]:
+        """Create database ``name``; returns ``{"ok": true}``.
+
+        Raises InvalidDatabaseName (nothing sent) if the name breaks CouchDB's rule,
+        PreconditionFailed if it exists.
+        """
+        check_db_name(name, url=self._conn.url)
+        params: dict[str, str] = {}
+        if partitioned is not None:
+            params["partitioned"] = "true" if partitioned else "false"
+        if q is not None:
+            params["q"] = str(q)
+        if n is not None:
+            params["n"] = str(n)
+        result: dict[str, Any] = send(
+            self._conn, ServerError, "PUT", db_path(name), params=params
+        ).json()
+        return result
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """Delete database ``name`` and all its documents; returns ``{"ok": true}``.
+
+        Raises NotFound if it does not exist, on every server: existence is checked
+        first because PouchDB Server answers 200 for a missing database.
+        """
+        send(self._conn, ServerError, "HEAD", db_path(name))
+        result: dict[str, Any] = send(self._conn, ServerError, "DELETE", db_path(name)).json()
+        return result
+
+    def get_db(self, name: str) -> Database:
+        """The Database ``name``, after checking it exists (NotFound if not)."""
+        send(self._conn, ServerError, "HEAD", db_path(name))
+        return Database(name, self._conn)
+
+    def database(self, name: str) -> Database:
+        """A Database handle without any request (the database may not exist)."""
+        return Database(name, self._conn)
+
+    def list_database_names(self) -> list[str]:
+        """Every database name (``GET /_all_dbs``)."""
+        return self.server.list_database_names()
+
+    def __contains__(self, name: str) -> bool:
+        """Whether database ``name`` exists (``HEAD /{db}``)."""
+        try:
+            send(self._conn, ServerError, "HEAD", db_path(name))
+        except NotFound:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over the database names (one ``_all_dbs`` request)."""
+        return iter(self.list_database_names())

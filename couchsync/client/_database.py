@@ -1,0 +1,338 @@
+"""Database: documents, bulk reads and writes, Mango queries and indexes, security."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ._errors import DatabaseError, HTTPStatusError, NotFound, scoped
+from ._query import FindQuery, IndexQuery
+from ._transport import ConnectionEngine, Response, send
+from ._url import db_path, doc_path
+
+__all__ = ["Database"]
+
+# A CouchDB document ETag is the quoted revision; PouchDB Server sends an Express
+# ETag (W/"3a-...") instead, which this does not match.
+_REV_ETAG = re.compile(r'^"(\d+-[0-9a-f]+)"$')
+_FIND_PAGE_SIZE = 100
+
+
+def _key(value: str) -> str:
+    return json.dumps(value)
+
+
+def _range_params(
+    include_docs: bool, start_key: str | None, end_key: str | None, limit: int | None
+) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if include_docs:
+        params["include_docs"] = "true"
+    if start_key is not None:
+        params["startkey"] = _key(start_key)
+    if end_key is not None:
+        params["endkey"] = _key(end_key)
+    if limit is not None:
+        params["limit"] = str(limit)
+    return params
+
+
+class Database:
+    """One database on a server; every method raises DatabaseError (plus the status class)."""
+
+    def __init__(self, name: str, connection: ConnectionEngine) -> None:
+        self.name = name
+        self._conn = connection
+        self._path = db_path(name)
+
+    def __repr__(self) -> str:
+        return f"<Database {self.name!r} at {self._conn.url}>"
+
+    def _send(
+        self,
+        method: str,
+        path: str = "",
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> Response:
+        return send(self._conn, DatabaseError, method, self._path + path, params=params, json=json)
+
+    def _head(self, doc_id: str) -> tuple[str, Response]:
+        """The current revision and the HEAD response (GET fallback where the ETag is no rev)."""
+        path = "/" + doc_path(doc_id)
+        head = self._send("HEAD", path)
+        match = _REV_ETAG.match(head.headers.get("etag", ""))
+        rev = match.group(1) if match else self._send("GET", path).json()["_rev"]
+        return rev, head
+
+    # -- the database itself
+
+    def info(self) -> dict[str, Any]:
+        """``GET /{db}``: document counts, sizes, update sequence. Raises NotFound if missing."""
+        result: dict[str, Any] = self._send("GET").json()
+        return result
+
+    def exists(self) -> bool:
+        """Whether the database exists (``HEAD /{db}``)."""
+        try:
+            self._send("HEAD")
+        except NotFound:
+            return False
+        return True
+
+    def get_security(self) -> dict[str, Any]:
+        """The ``_security`` object (``{}`` when none was set)."""
+        result: dict[str, Any] = self._send("GET", "/_security").json()
+        return result
+
+    def set_security(self, security: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the whole ``_security`` object; returns ``{"ok": true}``."""
+        result: dict[str, Any] = self._send("PUT", "/_security", json=security).json()
+        return result
+
+    # -- single documents
+
+    def __contains__(self, doc_id: str) -> bool:
+        """Whether a live (not deleted) document with this id exists."""
+        try:
+            self._send("HEAD", "/" + doc_path(doc_id))
+        except NotFound:
+            return False
+        return True
+
+    def add(self, doc: Mapping[str, Any]) -> tuple[str, str]:
+        """Create a document (PUT with its ``_id``, else POST for a server id); ``(id, rev)``.
+
+        ``doc`` is not modified. Raises Conflict if the id is taken.
+        """
+        if "_id" in doc:
+            result = self._send("PUT", "/" + doc_path(doc["_id"]), json=doc).json()
+        else:
+            result = self._send("POST", json=doc).json()
+        return result["id"], result["rev"]
+
+    def add_batch(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a document with ``?batch=ok`` (written later, not durable yet); server's dict."""
+        result: dict[str, Any] = self._send("POST", params={"batch": "ok"}, json=doc).json()
+        return result
+
+    def update(self, doc_id: str, doc: Mapping[str, Any], rev: str = "") -> tuple[str, str]:
+        """Replace the document's whole body (PUT); returns ``(id, new rev)``.
+
+        The revision replaced is ``rev``, else ``doc["_rev"]``, else the current one
+        (looked up first); a missing document with no revision given is created.
+        Raises Conflict if the revision is not current.
+        """
+        body = {key: value for key, value in doc.items() if key != "_id"}
+        rev = rev or body.get("_rev") or ""
+        if not rev:
+            try:
+                rev, _ = self._head(doc_id)
+            except NotFound:
+                body.pop("_rev", None)
+        if rev:
+            body["_rev"] = rev
+        result = self._send("PUT", "/" + doc_path(doc_id), json=body).json()
+        return result["id"], result["rev"]
+
+    def delete(self, doc_id: str, rev: str = "") -> tuple[str, str]:
+        """Delete the document at ``rev`` (default: the current one); ``(id, deletion rev)``."""
+        rev = rev or self._head(doc_id)[0]
+        result = self._send("DELETE", "/" + doc_path(doc_id), params={"rev": rev}).json()
+        return result["id"], result["rev"]
+
+    def get(
+        self,
+        doc_id: str,
+        attachments: bool = False,
+        att_encoding_info: bool = False,
+        atts_since: Sequence[str] = (),
+        conflicts: bool = False,
+        deleted_conflicts: bool = False,
+        latest: bool = False,
+        rev: str = "",
+        revs: bool = False,
+    ) -> dict[str, Any]:
+        """Fetch a document, sending every option given. Raises NotFound if missing or deleted."""
+        params: dict[str, str] = {}
+        if attachments:
+            params["attachments"] = "true"
+        if att_encoding_info:
+            params["att_encoding_info"] = "true"
+        if atts_since:
+            params["atts_since"] = json.dumps(list(atts_since))
+        if conflicts:
+            params["conflicts"] = "true"
+        if deleted_conflicts:
+            params["deleted_conflicts"] = "true"
+        if latest:
+            params["latest"] = "true"
+        if rev:
+            params["rev"] = rev
+        if revs:
+            params["revs"] = "true"
+        result: dict[str, Any] = self._send("GET", "/" + doc_path(doc_id), params=params).json()
+        return result
+
+    def doc_info(self, doc_id: str) -> dict[str, Any]:
+        """``{"rev", "size", "date"}`` from a HEAD request: the true current rev on any server."""
+        rev, head = self._head(doc_id)
+        return {
+            "rev": rev,
+            "size": int(head.headers.get("content-length", 0)),
+            "date": head.headers.get("date", ""),
+        }
+
+    # -- many documents
+
+    def get_many(self, ids: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+        """Fetch ``[{"id": ...}, ...]`` in one ``_bulk_get``; the documents in the order asked.
+
+        A missing or deleted document is ``None`` at its position, so the result always
+        lines up with ``ids``; any other per-document error raises HTTPStatusError.
+        """
+        path = "/_bulk_get"
+        response = self._send("POST", path, json={"docs": list(ids)})
+        docs: list[dict[str, Any] | None] = []
+        for result in response.json()["results"]:
+            entry = result["docs"][0]  # without open_revs there is one entry per id
+            error = entry.get("error")
+            if error and error.get("error") != "not_found":
+                url = self._conn.url + self._path + path
+                raise scoped(HTTPStatusError, DatabaseError)(
+                    f"{error.get('error')}: {error.get('reason')} for id {result['id']!r} "
+                    f"(POST {url})",
+                    method="POST",
+                    url=url,
+                    status=response.status_code,
+                    error=error.get("error"),
+                    reason=error.get("reason"),
+                )
+            doc = entry.get("ok")  # PouchDB Server answers {} for a missing id
+            docs.append(None if doc is None or doc.get("_deleted") else doc)
+        return docs
+
+    def all_docs(
+        self,
+        keys: Sequence[str] | None = None,
+        *,
+        include_docs: bool = False,
+        start_key: str | None = None,
+        end_key: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """``_all_docs`` rows as the server returns them (one request, not paged).
+
+        With ``keys`` (POST), rows come in key order; a missing key is
+        ``{"key": ..., "error": "not_found"}``, a deleted document has ``value.deleted``.
+        """
+        params = _range_params(include_docs, start_key, end_key, limit)
+        if keys is None:
+            response = self._send("GET", "/_all_docs", params=params)
+        else:
+            response = self._send("POST", "/_all_docs", params=params, json={"keys": list(keys)})
+        rows: list[dict[str, Any]] = response.json()["rows"]
+        return rows
+
+    def iter_all_docs(
+        self,
+        *,
+        include_docs: bool = False,
+        start_key: str | None = None,
+        end_key: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every ``_all_docs`` row in id order, ``page_size`` rows per request."""
+        # Ask for one row more than a page: its key starts the next page, no skip needed.
+        params = _range_params(include_docs, start_key, end_key, page_size + 1)
+        while True:
+            rows = self._send("GET", "/_all_docs", params=params).json()["rows"]
+            if len(rows) <= page_size:
+                yield from rows
+                return
+            yield from rows[:page_size]
+            params["startkey"] = _key(rows[page_size]["key"])
+
+    def list_documents(self) -> list[dict[str, Any]]:
+        """All ``_all_docs`` rows (``id``, ``key``, ``value.rev``), fetched page by page."""
+        return list(self.iter_all_docs())
+
+    def get_all_docs(self) -> Iterator[dict[str, Any]]:
+        """Every document (design documents included), fetched page by page with include_docs."""
+        for row in self.iter_all_docs(include_docs=True):
+            yield row["doc"]
+
+    def bulk_docs(
+        self, docs: Sequence[Mapping[str, Any]], *, new_edits: bool = True
+    ) -> list[dict[str, Any]]:
+        """Write many documents in one ``_bulk_docs``; the per-document results.
+
+        Item-level failures are returned as the server gives them
+        (``{"id", "error", "reason"}``), never raised; check each item.
+        """
+        body: dict[str, Any] = {"docs": list(docs)}
+        if not new_edits:
+            body["new_edits"] = False
+        results: list[dict[str, Any]] = self._send("POST", "/_bulk_docs", json=body).json()
+        return results
+
+    def purge(self, docinfo: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """Purge ``{id: [leaf revs]}`` for good; ``{"purge_seq", "purged"}``. (CouchDB only.)"""
+        body = {doc_id: list(revs) for doc_id, revs in docinfo.items()}
+        result: dict[str, Any] = self._send("POST", "/_purge", json=body).json()
+        return result
+
+    # -- Mango
+
+    def find(self, query: FindQuery | Mapping[str, Any]) -> dict[str, Any]:
+        """Run one ``_find`` request; the server's response (``docs``, maybe ``bookmark``)."""
+        body = query.to_dict() if isinstance(query, FindQuery) else dict(query)
+        result: dict[str, Any] = self._send("POST", "/_find", json=body).json()
+        return result
+
+    def iter_find(self, query: FindQuery | Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every document matching ``query``, page by page; its ``limit`` is the page size.
+
+        Pages follow the server's bookmark; where the server gives none (PouchDB
+        Server), ``skip`` advances instead.
+        """
+        body = query.to_dict() if isinstance(query, FindQuery) else dict(query)
+        page_size = body.setdefault("limit", _FIND_PAGE_SIZE)
+        skip = body.get("skip", 0)
+        while True:
+            result = self._send("POST", "/_find", json=body).json()
+            docs = result["docs"]
+            yield from docs
+            if len(docs) < page_size:
+                return
+            if result.get("bookmark"):
+                body["bookmark"] = result["bookmark"]
+                body.pop("skip", None)
+            else:
+                skip += len(docs)
+                body["skip"] = skip
+
+    def set_index(self, index: IndexQuery) -> dict[str, Any]:
+        """Create a Mango index; ``{"result": "created"|"exists", "id", "name"}``."""
+        result: dict[str, Any] = self._send("POST", "/_index", json=index.to_dict()).json()
+        return result
+
+    def get_indexes(self) -> dict[str, Any]:
+        """``{"total_rows", "indexes"}``, the special ``_all_docs`` index included."""
+        result: dict[str, Any] = self._send("GET", "/_index").json()
+        return result
+
+    def delete_index(self, design: str, name: str) -> dict[str, Any]:
+        """Delete the json index ``name`` of design doc ``design`` (with or without ``_design/``).
+
+        The design doc id travels as one encoded segment (``_design%2Fx``): PouchDB
+        Server needs that and CouchDB accepts it.
+        """
+        ddoc = quote("_design/" + design.removeprefix("_design/"), safe="")
+        path = f"/_index/{ddoc}/json/{quote(name, safe='')}"
+        result: dict[str, Any] = self._send("DELETE", path).json()
+        return result

@@ -1,0 +1,197 @@
+"""The errors the client core raises.
+
+Every error a server (or the network to it) causes is one ``CouchError``; it
+says *what* happened (its kind) and *where* (its scope)::
+
+    CouchError                    .status .error .reason .method .url (password masked)
+     ├── TransportError           no HTTP response at all: refused, timeout, TLS, protocol
+     ├── HTTPStatusError          the server answered 4xx/5xx
+     │    ├── BadRequest          400
+     │    ├── Unauthorized        401
+     │    ├── Forbidden           403
+     │    ├── NotFound            404
+     │    ├── Conflict            409
+     │    └── PreconditionFailed  412
+     │
+     ├── ServerError              scope: raised by Client and Server methods
+     │    └── InvalidDatabaseName (also ValueError) rejected before anything is sent
+     ├── DatabaseError            scope: raised by Database methods
+     └── DocumentError            scope: raised by Document methods
+
+    ClientClosedError (RuntimeError, not a CouchError)   the client was closed: misuse
+
+What is raised is always a kind combined with a scope, e.g. ``db.get("missing")``
+raises ``DatabaseNotFound(NotFound, DatabaseError)``; those combined classes are
+built from the two tables below, never written out by hand. So ``except NotFound``
+and ``except DatabaseError`` both catch it.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "ClientClosedError",
+    "Conflict",
+    "CouchError",
+    "DatabaseError",
+    "DocumentError",
+    "Forbidden",
+    "HTTPStatusError",
+    "InvalidDatabaseName",
+    "NotFound",
+    "PreconditionFailed",
+    "ServerError",
+    "TransportError",
+    "Unauthorized",
+    "error_for_status",
+    "rescope",
+    "scoped",
+]
+
+
+class CouchError(Exception):
+    """Base of every error caused by the server or the connection to it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+        self.status = status
+        self.error = error
+        self.reason = reason
+
+
+class TransportError(CouchError):
+    """No HTTP response arrived: connection refused, timeout, TLS or protocol failure."""
+
+
+class HTTPStatusError(CouchError):
+    """The server answered with a 4xx or 5xx status."""
+
+
+class BadRequest(HTTPStatusError):
+    """400: the request was malformed (bad JSON, bad parameter, illegal name)."""
+
+
+class Unauthorized(HTTPStatusError):
+    """401: missing or wrong credentials."""
+
+
+class Forbidden(HTTPStatusError):
+    """403: authenticated, but not allowed to do this."""
+
+
+class NotFound(HTTPStatusError):
+    """404: no such database, document, index or endpoint."""
+
+
+class Conflict(HTTPStatusError):
+    """409: the revision given is not the current one."""
+
+
+class PreconditionFailed(HTTPStatusError):
+    """412: for example, the database already exists."""
+
+
+class ServerError(CouchError):
+    """Scope: raised by a Client or Server method."""
+
+
+class DatabaseError(CouchError):
+    """Scope: raised by a Database method."""
+
+
+class DocumentError(CouchError):
+    """Scope: raised by a Document method (also when the Document has no database)."""
+
+
+class InvalidDatabaseName(ServerError, ValueError):
+    """The name breaks CouchDB's rule ``^[a-z][a-z0-9_$()+/-]*$``; nothing was sent."""
+
+
+class ClientClosedError(RuntimeError):
+    """The client (or the connection engine it shares) was closed; this is misuse."""
+
+
+#: The one map from HTTP status to error kind; other 4xx/5xx are HTTPStatusError.
+STATUS_KINDS: dict[int, type[HTTPStatusError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+}
+
+_KINDS: tuple[type[CouchError], ...] = (TransportError, HTTPStatusError, *STATUS_KINDS.values())
+_SCOPES: tuple[type[CouchError], ...] = (ServerError, DatabaseError, DocumentError)
+
+
+def _combine(kind: type[CouchError], scope: type[CouchError]) -> type[CouchError]:
+    name = scope.__name__.removesuffix("Error") + kind.__name__
+    doc = f"{kind.__name__} raised by a {scope.__name__.removesuffix('Error')} method."
+    return type(name, (kind, scope), {"__module__": __name__, "__doc__": doc})
+
+
+_COMBINED: dict[tuple[type[CouchError], type[CouchError]], type[CouchError]] = {
+    (kind, scope): _combine(kind, scope) for kind in _KINDS for scope in _SCOPES
+}
+
+
+def scoped(kind: type[CouchError], scope: type[CouchError]) -> type[CouchError]:
+    """The class that is both ``kind`` (e.g. NotFound) and ``scope`` (e.g. DatabaseError)."""
+    return _COMBINED[(kind, scope)]
+
+
+def rescope(exc: CouchError, scope: type[CouchError]) -> CouchError:
+    """The same error, re-issued in another scope (a Database error seen by a Document)."""
+    # _KINDS lists general kinds first, so the last match is the most specific one.
+    kind = [k for k in _KINDS if isinstance(exc, k)][-1]
+    return scoped(kind, scope)(
+        exc.message,
+        method=exc.method,
+        url=exc.url,
+        status=exc.status,
+        error=exc.error,
+        reason=exc.reason,
+    )
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "unknown status"
+
+
+def error_for_status(
+    status: int, body: Any, *, method: str, url: str, scope: type[CouchError]
+) -> CouchError:
+    """Build the error for a 4xx/5xx answer; ``body`` is the decoded JSON, if any."""
+    error = reason = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        reason = body.get("reason")
+    kind = STATUS_KINDS.get(status, HTTPStatusError)
+    detail = f"{error}: {reason}" if error else _phrase(status)
+    return scoped(kind, scope)(
+        f"{status} {detail} ({method} {url})",
+        method=method,
+        url=url,
+        status=status,
+        error=None if error is None else str(error),
+        reason=None if reason is None else str(reason),
+    )

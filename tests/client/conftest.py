@@ -1,0 +1,72 @@
+"""Fixtures for the client-core tests: a client on the real test server, and mocked servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from couchsync.client import Client, Database
+
+MOCK_URL = "http://admin:s3cret-pw@couch.test:5984"
+MOCK_PASSWORD = "s3cret-pw"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture
+def client(couch_url: str) -> Iterator[Client]:
+    """A Client on the server under test, closed afterwards."""
+    with Client(couch_url) as cli:
+        yield cli
+
+
+@pytest.fixture
+def db(client: Client, db_name: str) -> Database:
+    """A freshly created, empty database (deleted after the test by db_name_factory)."""
+    client.create(db_name)
+    return client.database(db_name)
+
+
+class Recorder:
+    """A MockTransport handler that answers from a route table and records requests."""
+
+    def __init__(self, routes: dict[tuple[str, str], tuple[int, Any]]) -> None:
+        self.routes = routes
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        status, body = self.routes.get(
+            (request.method, request.url.raw_path.decode().split("?")[0]),
+            (404, {"error": "not_found", "reason": "missing"}),
+        )
+        return httpx.Response(status, json=body)
+
+
+@pytest.fixture
+def mock_client() -> Callable[..., tuple[Client, Recorder]]:
+    """Make a Client whose server is a route table: ``{(method, raw path): (status, json)}``.
+
+    The raw path is as sent (``%2F`` stays encoded), without the query string.
+    """
+
+    def make(
+        routes: dict[tuple[str, str], tuple[int, Any]], url: str = MOCK_URL
+    ) -> tuple[Client, Recorder]:
+        recorder = Recorder(routes)
+        return Client(url, transport=httpx.MockTransport(recorder), retries=0), recorder
+
+    return make
+
+
+@pytest.fixture
+def handler_client() -> Callable[[Handler], Client]:
+    """Make a Client whose every request is answered by ``handler`` (an httpx.MockTransport)."""
+
+    def make(handler: Handler) -> Client:
+        return Client(MOCK_URL, transport=httpx.MockTransport(handler), retries=0)
+
+    return make

@@ -1,0 +1,120 @@
+"""Client: create, delete, get_db, database, listing, membership tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from couchsync.client import (
+    BadRequest,
+    Client,
+    Database,
+    DatabaseError,
+    InvalidDatabaseName,
+    NotFound,
+    PreconditionFailed,
+    ServerError,
+)
+from couchsync.client._transport import send
+from couchsync.client._url import db_path
+
+MockClient = Callable[..., tuple[Client, Any]]
+
+
+def test_create_list_contains_iterate_delete(client: Client, db_name: str) -> None:
+    assert db_name not in client
+    assert client.create(db_name) == {"ok": True}
+    assert db_name in client
+    assert db_name in client.list_database_names()
+    assert db_name in list(client)
+    assert client.delete(db_name) == {"ok": True}
+    assert db_name not in client
+
+
+def test_create_existing_is_precondition_failed(client: Client, db: Database) -> None:
+    with pytest.raises(PreconditionFailed) as info:
+        client.create(db.name)
+    assert isinstance(info.value, ServerError) and info.value.error == "file_exists"
+
+
+def test_delete_missing_is_not_found_on_every_server(client: Client, db_name: str) -> None:
+    with pytest.raises(NotFound) as info:
+        client.delete(db_name)
+    assert isinstance(info.value, ServerError)
+
+
+def test_get_db_checks_existence(client: Client, db: Database, db_name_factory: Any) -> None:
+    assert client.get_db(db.name).info()["db_name"] == db.name
+    with pytest.raises(NotFound) as info:
+        client.get_db(db_name_factory())
+    assert isinstance(info.value, ServerError) and not isinstance(info.value, DatabaseError)
+
+
+def test_database_handle_makes_no_request(mock_client: MockClient) -> None:
+    cli, recorder = mock_client({})
+    handle = cli.database("not-there")
+    assert isinstance(handle, Database) and handle.name == "not-there"
+    assert recorder.requests == []
+
+
+def test_database_names_with_special_characters(
+    client: Client, db_name: str, is_couchdb: bool
+) -> None:
+    name = db_name + "/a+b$c(d)-e_f"
+    try:
+        client.create(name)
+        assert name in client
+        if is_couchdb:  # PouchDB Server's _all_dbs drops the "/" from such names
+            assert name in client.list_database_names()
+        database = client.get_db(name)
+        if is_couchdb:  # and reports it without the "/" in db_name
+            assert database.info()["db_name"] == name
+        database.add({"_id": "x"})
+        assert database.get("x")["_id"] == "x"
+    finally:
+        client.delete(name)
+    assert name not in client
+
+
+@pytest.mark.parametrize("name", ["Upper", "1digit", "_system", "sp ace", "", "a.b", "é"])
+def test_invalid_name_is_rejected_before_sending(mock_client: MockClient, name: str) -> None:
+    cli, recorder = mock_client({})
+    with pytest.raises(InvalidDatabaseName) as info:
+        cli.create(name)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, ServerError)
+    assert info.value.error == "illegal_database_name"
+    assert "s3cret" not in str(info.value) + (info.value.url or "")
+    assert recorder.requests == []
+
+
+@pytest.mark.couchdb_only
+def test_create_partitioned_with_shards(
+    is_couchdb: bool, client: Client, db_name: str, mock_client: MockClient
+) -> None:
+    """Partitioned creation with q/n: real on CouchDB; PouchDB Server ignores `partitioned`,
+    so there it runs against CouchDB's documented answer via httpx.MockTransport."""
+    if is_couchdb:
+        client.create(db_name, partitioned=True, q=2, n=1)
+        info = client.database(db_name).info()
+        assert info["props"] == {"partitioned": True}
+        assert info["cluster"]["q"] == 2 and info["cluster"]["n"] == 1
+        return
+    cli, recorder = mock_client({("PUT", "/parts"): (201, {"ok": True})})
+    assert cli.create("parts", partitioned=True, q=2, n=1) == {"ok": True}
+    assert dict(recorder.requests[0].url.params) == {"partitioned": "true", "q": "2", "n": "1"}
+
+
+@pytest.mark.couchdb_only
+def test_server_side_name_check(is_couchdb: bool, client: Client, mock_client: MockClient) -> None:
+    """What Client.create's own check stands in for: the server's 400 for an illegal name,
+    seen as BadRequest+ServerError. Real on CouchDB; PouchDB Server accepts any name, so
+    there it runs against CouchDB's documented answer via httpx.MockTransport."""
+    bad = "Bad_Name"
+    if not is_couchdb:
+        answer = (400, {"error": "illegal_database_name", "reason": "Name: 'Bad_Name'. Only"})
+        client, _ = mock_client({("PUT", "/" + bad): answer})
+    with pytest.raises(BadRequest) as info:  # bypasses create()'s client-side check
+        send(client._conn, ServerError, "PUT", db_path(bad))
+    assert isinstance(info.value, ServerError) and info.value.error == "illegal_database_name"

@@ -1,0 +1,126 @@
+"""Server: info, is_up, active_tasks, dbs_info, list_database_names, membership."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from couchsync.client import (
+    Client,
+    ClientClosedError,
+    Database,
+    Server,
+    ServerError,
+    Unauthorized,
+)
+
+MockClient = Callable[..., tuple[Client, Any]]
+
+
+@pytest.fixture
+def server(couch_url: str) -> Server:
+    return Server(couch_url)
+
+
+def test_info(server: Server, server_kind: str) -> None:
+    info = server.info()
+    assert "version" in info
+    assert ("couchdb" in info) == (server_kind == "couchdb")
+
+
+def test_is_up_on_the_real_server(server: Server) -> None:
+    assert server.is_up() is True
+
+
+def test_is_up_false_when_nothing_listens() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert Server(f"http://127.0.0.1:{port}", retries=0).is_up() is False
+
+
+@pytest.mark.couchdb_only
+def test_is_up_uses_up_endpoint(is_couchdb: bool, server: Server, mock_client: MockClient) -> None:
+    """GET /_up: real on CouchDB; PouchDB Server has no _up, so CouchDB's documented answers
+    (200 {"status":"ok"}, 404 {"status":"maintenance_mode"}) are served by MockTransport."""
+    if is_couchdb:
+        assert server._send("GET", "/_up").json()["status"] == "ok"
+        return
+    cli, recorder = mock_client({("GET", "/_up"): (200, {"status": "ok"})})
+    assert cli.server.is_up() is True
+    assert [r.url.path for r in recorder.requests] == ["/_up"]
+    cli, recorder = mock_client({("GET", "/_up"): (404, {"status": "maintenance_mode"})})
+    assert cli.server.is_up() is False
+    assert [r.url.path for r in recorder.requests] == ["/_up"]
+
+
+def test_is_up_falls_back_to_root_where_up_is_missing(mock_client: MockClient) -> None:
+    cli, recorder = mock_client({("GET", "/"): (200, {"express-pouchdb": "Welcome!"})})
+    assert cli.server.is_up() is True
+    assert [r.url.path for r in recorder.requests] == ["/_up", "/"]
+
+
+def test_is_up_raises_on_auth_failure(mock_client: MockClient) -> None:
+    cli, _ = mock_client({("GET", "/_up"): (401, {"error": "unauthorized", "reason": "x"})})
+    with pytest.raises(Unauthorized):
+        cli.server.is_up()
+
+
+def test_active_tasks_and_membership(server: Server) -> None:
+    assert isinstance(server.active_tasks(), list)
+    membership = server.membership()
+    assert isinstance(membership["all_nodes"], list)
+    assert isinstance(membership["cluster_nodes"], list)
+
+
+def test_list_database_names(client: Client, db: Database) -> None:
+    assert db.name in client.server.list_database_names()
+
+
+def test_dbs_info_without_keys_sends_nothing(mock_client: MockClient) -> None:
+    cli, recorder = mock_client({})
+    assert cli.server.dbs_info() == []
+    assert recorder.requests == []
+
+
+def test_dbs_info_on_the_real_server(client: Client, db: Database, db_name_factory: Any) -> None:
+    missing = db_name_factory()
+    rows = client.server.dbs_info(db.name, missing)
+    assert [row["key"] for row in rows] == [db.name, missing]
+    assert rows[0]["info"]["db_name"] == db.name
+    assert rows[1] == {"key": missing, "error": "not_found"}
+
+
+@pytest.mark.couchdb_only
+def test_dbs_info_uses_one_post(
+    is_couchdb: bool, client: Client, db: Database, mock_client: MockClient
+) -> None:
+    """POST /_dbs_info (CouchDB >= 2.2): real on CouchDB; PouchDB Server lacks it (the
+    fallback is tested above), so there CouchDB's documented answer comes from MockTransport."""
+    if is_couchdb:
+        rows = client.server.dbs_info(db.name)
+        assert rows[0]["key"] == db.name and rows[0]["info"]["db_name"] == db.name
+        return
+    answer = [{"key": "a", "info": {"db_name": "a"}}, {"key": "b", "error": "not_found"}]
+    cli, recorder = mock_client({("POST", "/_dbs_info"): (200, answer)})
+    assert cli.server.dbs_info("a", "b") == answer
+    assert len(recorder.requests) == 1
+    assert json.loads(recorder.requests[0].content) == {"keys": ["a", "b"]}
+
+
+def test_server_errors_are_server_scoped(mock_client: MockClient) -> None:
+    cli, _ = mock_client({})
+    with pytest.raises(ServerError):
+        cli.server.membership()
+
+
+def test_server_as_context_manager(couch_url: str) -> None:
+    with Server(couch_url) as server:
+        assert server.info()
+    assert couch_url.split("@")[0].rsplit(":", 1)[1] not in repr(server)
+    with pytest.raises(ClientClosedError):
+        server.info()
