@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     # client core
     "BadRequest": "couchsync.client",
     "Client": "couchsync.client",
+    "ClientClosedError": "couchsync.client",
     "Conflict": "couchsync.client",
     "CouchError": "couchsync.client",
     "Database": "couchsync.client",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from couchsync.client import (
         BadRequest,
         Client,
+        ClientClosedError,
         Conflict,
         CouchError,
         Database,

@@ -7,6 +7,7 @@ import couchsync
 INTENDED = {
     # client core
     "Client", "Server", "Database", "Document", "IndexQuery", "FindQuery", "HttpxConnection",
+    "ClientClosedError",
     "CouchError", "TransportError", "HTTPStatusError", "ServerError", "DatabaseError",
     "DocumentError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
     "PreconditionFailed", "InvalidDatabaseName",
