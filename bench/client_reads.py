@@ -54,8 +54,15 @@ def _http_client(url: str) -> Callable[[str], Any]:
     headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
 
     def get(doc_id: str) -> Any:
-        conn.request("GET", f"/{DB}/{urllib.parse.quote(doc_id, safe='')}", headers=headers)
-        resp = conn.getresponse()
+        path = f"/{DB}/{urllib.parse.quote(doc_id, safe='')}"
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed an idle keep-alive connection; reconnect as any client must.
+            conn.close()
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
             raise RuntimeError(resp.status)

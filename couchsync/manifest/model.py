@@ -96,6 +96,8 @@ class DatabaseSpec:
     indexes: dict[str, IndexSpec] = field(default_factory=dict)
     design_docs: dict[str, DesignDocSpec] = field(default_factory=dict)
     documents: dict[str, DocumentSpec] = field(default_factory=dict)  # by _id, manifest order
+    #: Where each setting given (state, partitioned, q, n, security, prune) was written.
+    sources: dict[str, SourcePos] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

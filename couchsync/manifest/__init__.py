@@ -1,0 +1,35 @@
+"""Manifests → validated, merged ``DesiredState``.
+
+``load_manifests()`` reads YAML files and directories, rejects anything
+ambiguous (duplicate keys, unknown keys, clashing definitions), expands
+``${VAR}`` references and raises ``ManifestError`` with every problem found,
+each placed at ``file:line:col``.
+"""
+
+from couchsync.manifest._load import iter_problems, load_manifests
+from couchsync.manifest._problems import ManifestError, Problem
+from couchsync.manifest._schema import schema_text
+from couchsync.manifest._summary import summarize
+from couchsync.manifest.model import (
+    DatabaseSpec,
+    DesignDocSpec,
+    DesiredState,
+    DocumentSpec,
+    IndexSpec,
+    SourcePos,
+)
+
+__all__ = [
+    "DatabaseSpec",
+    "DesignDocSpec",
+    "DesiredState",
+    "DocumentSpec",
+    "IndexSpec",
+    "ManifestError",
+    "Problem",
+    "SourcePos",
+    "iter_problems",
+    "load_manifests",
+    "schema_text",
+    "summarize",
+]

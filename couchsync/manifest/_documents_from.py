@@ -1,0 +1,184 @@
+"""Stream seed documents out of ``documents_from`` data files.
+
+JSON Lines (``.jsonl``/``.ndjson``) are read a line at a time; a JSON array
+(``.json``) is decoded an element at a time with ``JSONDecoder.raw_decode``
+over fixed-size chunks. Either way the file's text is never held whole (a
+minified single-line array is the exception: its one line is). Each document
+becomes a ``DocumentSpec`` right away, so only canonical bytes stay in memory.
+
+The content is data, not manifest: ``${VAR}`` is *not* expanded in it. Such
+files are often exports of real databases where ``${`` may be ordinary text,
+and expanding 10^5 documents would cost time for a feature nobody asked of data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+from couchsync.manifest._problems import Problem, format_path
+from couchsync.manifest._schema import document_issues
+from couchsync.manifest.model import DocumentSpec, SourcePos
+
+_CHUNK = 1 << 16
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys; like the YAML loader, refuse instead.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {key!r} in a JSON object")
+            seen.add(key)
+    return result
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
+
+
+def read_documents(path: str) -> Iterator[DocumentSpec | Problem]:
+    """Documents of one data file, in file order, with a ``Problem`` for each bad one.
+
+    Raises ``OSError`` when the file cannot be opened (the caller names the
+    manifest line that refers to it).
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        values = _json_array(handle) if path.endswith(".json") else _json_lines(handle)
+        try:
+            for item in values:
+                yield item if isinstance(item, Problem) else _document(path, *item)
+        except UnicodeDecodeError as exc:
+            yield Problem(path, 0, 0, f"not valid UTF-8 text ({exc.reason})")
+
+
+def _document(path: str, body: Any, line: int, col: int) -> DocumentSpec | Problem:
+    issues = document_issues(body)
+    if issues:
+        issue = issues[0]  # one problem per document keeps a bad file's report readable
+        return Problem(path, line, col, issue.message, format_path(issue.path))
+    try:
+        return DocumentSpec.from_body(body, SourcePos(path, line, col))
+    except ValueError:
+        return Problem(path, line, col, "NaN and Infinity are not valid JSON numbers")
+
+
+def _json_lines(handle: IO[str]) -> Iterator[tuple[Any, int, int] | Problem]:
+    for number, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield _DECODER.decode(text.rstrip("\r\n")), number, 1
+        except json.JSONDecodeError as exc:
+            yield Problem(handle.name, number, exc.colno, _json_message(exc))
+        except _DuplicateKey as exc:
+            yield Problem(handle.name, number, 1, str(exc))
+
+
+def _json_message(exc: json.JSONDecodeError) -> str:
+    # json's messages end in " at" when a position follows ("Extra data at"); ours is separate.
+    return f"invalid JSON: {exc.msg.removesuffix(' at')}"
+
+
+class _Chunks:
+    """A sliding window over a text stream that knows the line and column of its position."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self.col = 1
+        self.eof = False
+
+    def more(self) -> bool:
+        """Append the next chunk, dropping what was consumed; False at end of file."""
+        chunk = "" if self.eof else self.handle.read(_CHUNK)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def where(self, index: int) -> tuple[int, int]:
+        newlines = self.buf.count("\n", self.pos, index)
+        if not newlines:
+            return self.line, self.col + index - self.pos
+        return self.line + newlines, index - self.buf.rfind("\n", self.pos, index)
+
+    def advance(self, index: int) -> None:
+        self.line, self.col = self.where(index)
+        self.pos = index
+
+    def peek(self) -> str | None:
+        """The next character that is not whitespace, or None at end of file."""
+        while True:
+            self.advance(_WHITESPACE.match(self.buf, self.pos).end())  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return None
+
+    def decode(self) -> Any:
+        """Decode the JSON value at the position and move past it."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+                # A number cut by the chunk boundary decodes as a shorter number:
+                # only a value followed by more text (or the end of file) is whole.
+                if end < len(self.buf) or self.eof:
+                    self.advance(end)
+                    return value
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise
+            self.more()
+
+
+def _json_array(handle: IO[str]) -> Iterator[tuple[Any, int, int] | Problem]:
+    chunks = _Chunks(handle)
+
+    def problem(message: str, index: int | None = None) -> Problem:
+        line, col = chunks.where(chunks.pos if index is None else index)
+        return Problem(handle.name, line, col, message)
+
+    if chunks.peek() != "[":
+        yield problem("expected a JSON array of documents ('[')")
+        return
+    chunks.advance(chunks.pos + 1)
+    following = chunks.peek()
+    while following != "]":
+        if following is None:
+            yield problem("the JSON array is not closed (missing ']')")
+            return
+        line, col = chunks.line, chunks.col
+        try:
+            yield chunks.decode(), line, col
+        except json.JSONDecodeError as exc:
+            yield problem(_json_message(exc), exc.pos)
+            return
+        except _DuplicateKey as exc:
+            yield Problem(handle.name, line, col, str(exc))
+            return
+        following = chunks.peek()
+        if following == ",":
+            chunks.advance(chunks.pos + 1)
+            following = chunks.peek()
+            if following == "]":
+                yield problem("trailing comma before ']'")
+                return
+        elif following != "]":
+            yield problem("expected ',' or ']' after a document")
+            return
+    chunks.advance(chunks.pos + 1)
+    if chunks.peek() is not None:
+        yield problem("unexpected text after the JSON array")

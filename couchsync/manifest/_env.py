@@ -1,0 +1,81 @@
+"""``${VAR}`` / ``${VAR:-default}`` expansion in manifest string values.
+
+Only values are expanded, never keys: keys are the manifest's structure and
+must read the same in every environment. ``$${`` writes a literal ``${``. As in
+the shell, ``:-`` uses the default when the variable is unset *or* empty. The
+result is always a string: ``q: ${SHARDS}`` is a string, and the schema says
+so, rather than a value whose type depends on the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from couchsync.manifest._problems import Path
+
+# "$${" first so that an escaped reference is never expanded; an unclosed or
+# malformed "${" is matched by the last branch so it can be reported.
+_TOKEN = re.compile(
+    r"\$\$\{"
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|\$\{(?P<bad>[^}]*\}?)"
+)
+
+
+@dataclass(slots=True)
+class Expansion:
+    """The expanded value, the problems found, and which paths held references."""
+
+    value: Any
+    problems: list[tuple[Path, str]]
+    expanded: set[Path]
+
+
+def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
+    """Expand every string value inside ``value`` (a JSON-like tree)."""
+    problems: list[tuple[Path, str]] = []
+    expanded: set[Path] = set()
+
+    def walk(value: Any, path: Path) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "$" in value:
+            text, found = expand_string(value, environ)
+            problems.extend((path, message) for message in found)
+            if text != value:
+                expanded.add(path)
+            return text
+        return value
+
+    return Expansion(walk(value, ()), problems, expanded)
+
+
+def expand_string(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Expand the references in one string; returns the text and problem messages."""
+    problems: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name = match.group("name")
+        if name is None:
+            problems.append(
+                f"invalid variable reference '${{{match.group('bad')}' "
+                "(use ${NAME} or ${NAME:-default}; write $${ for a literal ${)"
+            )
+            return match.group(0)
+        found = environ.get(name)
+        default = match.group("default")
+        if default is not None and not found:
+            return default
+        if found is None:
+            problems.append(f"environment variable {name} is not set (and has no default)")
+            return match.group(0)
+        return found
+
+    return _TOKEN.sub(replace, text), problems

@@ -1,0 +1,141 @@
+"""Load manifest files into one ``DesiredState``: read, parse, expand, validate, merge."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import groupby
+from pathlib import Path as FsPath
+
+from couchsync.manifest._env import expand
+from couchsync.manifest._merge import StateBuilder
+from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name
+from couchsync.manifest._schema import schema_issues
+from couchsync.manifest._yaml import parse_yaml
+from couchsync.manifest.model import DesiredState
+
+StrPath = str | os.PathLike[str]
+
+_SUFFIXES = (".yaml", ".yml")
+#: A broken data file can hold 10^5 bad lines; past this many per file the
+#: rest are counted rather than listed.
+_PROBLEMS_PER_FILE = 50
+
+
+def load_manifests(paths: Sequence[StrPath], *,
+                   environ: Mapping[str, str] | None = None) -> DesiredState:
+    """Load, validate and merge manifest files and directories into one desired state.
+
+    A directory stands for every ``*.yaml``/``*.yml`` file below it, in sorted
+    order. ``environ`` (default ``os.environ``) supplies ``${VAR}`` values.
+    Raises ``ManifestError`` listing every problem found.
+    """
+    state, problems = _load(paths, os.environ if environ is None else environ)
+    if problems:
+        raise ManifestError(problems)
+    return state
+
+
+def iter_problems(paths: Sequence[StrPath], *,
+                  environ: Mapping[str, str] | None = None) -> Iterator[Problem]:
+    """Every problem ``load_manifests`` would raise, in file and line order."""
+    yield from _load(paths, os.environ if environ is None else environ)[1]
+
+
+def manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]:
+    """The manifest files that ``paths`` name, each once, in order."""
+    files: list[str] = []
+    problems: list[Problem] = []
+    seen: set[FsPath] = set()
+    for given in paths:
+        path = FsPath(given)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+            if not found:
+                message = "no *.yaml or *.yml files in this directory"
+                problems.append(Problem(str(path), 0, 0, message))
+        elif path.exists():
+            found = [path]
+        else:
+            problems.append(Problem(str(path), 0, 0, "no such file or directory"))
+            continue
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(str(file))
+    return files, problems
+
+
+def _load(paths: Sequence[StrPath], environ: Mapping[str, str]) -> tuple[DesiredState,
+                                                                          list[Problem]]:
+    if not paths:
+        raise ValueError("load_manifests() needs at least one path")
+    files, problems = manifest_files(paths)
+    builder = StateBuilder()
+    for file in files:
+        problems.extend(_load_file(file, environ, builder))
+    state = builder.finish()
+    state.files = files
+    return state, _limit(problems + builder.problems)
+
+
+def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder) -> list[Problem]:
+    text_or_problem = _read_text(file)
+    if isinstance(text_or_problem, Problem):
+        return [text_or_problem]
+    parsed = parse_yaml(text_or_problem, file)
+    problems = parsed.problems
+    value, positions = parsed.value, parsed.positions
+    if value is None:
+        if not problems:
+            problems.append(Problem(file, 1, 1, "empty manifest: expected a mapping with "
+                                    "'version: 1' and 'databases'"))
+        return problems
+    if not isinstance(value, dict):
+        line, col = positions.value(())
+        return [*problems, Problem(file, line, col, "a manifest must be a mapping with 'version'"
+                                   f" and 'databases', got {type_name(value)}")]
+    expansion = expand(value, environ)
+    # Databases with problems are not built, and values that failed to parse are
+    # not schema-checked: either would only add follow-on noise.
+    broken: set[Path] = {path[:2] for path in parsed.failed}
+    for path, message in expansion.problems:
+        problems.append(Problem(file, *positions.value(path), message, format_path(path)))
+        broken.add(path[:2])
+    for issue in schema_issues(expansion.value, expansion.expanded):
+        if any(issue.path[: len(failed)] == failed for failed in parsed.failed):
+            continue
+        where = positions.key(issue.path) if issue.at_key else positions.value(issue.path)
+        problems.append(Problem(file, *where, issue.message, format_path(issue.path)))
+        broken.add(issue.path[:2])
+    databases = expansion.value.get("databases")
+    if isinstance(databases, dict):
+        for name, data in databases.items():
+            if ("databases", name) not in broken:
+                builder.add_database(file, name, data, positions)
+    return problems
+
+
+def _read_text(file: str) -> str | Problem:
+    try:
+        data = FsPath(file).read_bytes()
+    except OSError as exc:
+        return Problem(file, 0, 0, f"cannot read: {exc.strerror or exc}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return Problem(file, line, col, "not valid UTF-8 text")
+
+
+def _limit(problems: list[Problem]) -> list[Problem]:
+    problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.col, p.message))
+    limited: list[Problem] = []
+    for file, group in groupby(problems, key=lambda p: p.file):
+        in_file = list(group)
+        limited.extend(in_file[:_PROBLEMS_PER_FILE])
+        if len(in_file) > _PROBLEMS_PER_FILE:
+            more = len(in_file) - _PROBLEMS_PER_FILE
+            limited.append(Problem(file, 0, 0, f"{more} more problems in this file not shown"))
+    return limited

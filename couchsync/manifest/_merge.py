@@ -1,0 +1,143 @@
+"""Build the ``DesiredState`` from validated manifest data, merging files as they come.
+
+Several files may describe one database: settings must agree, and every
+index, design document and document id may be defined once only; each clash
+names both places.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from couchsync.manifest import _rules
+from couchsync.manifest._documents_from import read_documents
+from couchsync.manifest._problems import Path, Problem, format_path
+from couchsync.manifest._yaml import Positions
+from couchsync.manifest.model import (
+    DatabaseSpec,
+    DesignDocSpec,
+    DesiredState,
+    DocumentSpec,
+    IndexSpec,
+    SourcePos,
+)
+
+_SETTINGS = ("state", "partitioned", "q", "n", "security", "prune")
+
+
+class StateBuilder:
+    """Accumulates databases file by file; ``finish()`` applies the cross-file rules."""
+
+    def __init__(self) -> None:
+        self.state = DesiredState()
+        self.problems: list[Problem] = []
+
+    def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
+        self.problems.append(Problem(where.file, where.line, where.col, message, format_path(path)))
+
+    def add_database(self, file: str, name: str, data: dict[str, Any],
+                     positions: Positions) -> None:
+        """Merge one file's (schema-valid) declaration of database ``name``."""
+        base: Path = ("databases", name)
+
+        def at(*path: str | int, key: bool = False) -> SourcePos:
+            full = (*base, *path)
+            return SourcePos(file, *(positions.key(full) if key else positions.value(full)))
+
+        db = self.state.databases.get(name)
+        if db is None:
+            db = self.state.databases[name] = DatabaseSpec(name=name, source=at(key=True))
+        for setting in _SETTINGS:
+            if setting in data:
+                value = int(data[setting]) if setting in ("q", "n") else data[setting]
+                self._set(db, setting, value, at(setting), (*base, setting))
+        for index_name, definition in data.get("indexes", {}).items():
+            mixed = _rules.mixed_directions_problem(definition["fields"])
+            if mixed:
+                self._problem(at("indexes", index_name, "fields"), mixed,
+                              (*base, "indexes", index_name, "fields"))
+            self._add_index(db, index_name, definition, at("indexes", index_name, key=True),
+                            (*base, "indexes", index_name))
+        for ddoc_name, body in data.get("design_docs", {}).items():
+            where = at("design_docs", ddoc_name, key=True)
+            first = db.design_docs.get(ddoc_name)
+            if first is not None:
+                self._problem(where, f"design doc {ddoc_name!r} of database {name!r} is already "
+                              f"defined at {first.source}", (*base, "design_docs", ddoc_name))
+            else:
+                db.design_docs[ddoc_name] = DesignDocSpec(ddoc_name, body, where)
+        for i, body in enumerate(data.get("documents", [])):
+            self._add_document(db, DocumentSpec.from_body(body, at("documents", i)),
+                               (*base, "documents", i))
+        for i, relative in enumerate(data.get("documents_from", [])):
+            data_file = os.path.join(os.path.dirname(file), relative)
+            self._add_documents_from(db, data_file, relative, at("documents_from", i),
+                                     (*base, "documents_from", i))
+
+    def _set(self, db: DatabaseSpec, setting: str, value: Any, where: SourcePos,
+             path: Path) -> None:
+        first = db.sources.get(setting)
+        if first is None:
+            setattr(db, setting, value)
+            db.sources[setting] = where
+        elif getattr(db, setting) != value:
+            old = getattr(db, setting)
+            values = ("differs from the one" if isinstance(value, dict)
+                      else f"{json.dumps(value)} here, {json.dumps(old)}")
+            self._problem(where, f"conflicting {setting} for database {db.name!r}: "
+                          f"{values} at {first}", path)
+
+    def _add_index(self, db: DatabaseSpec, name: str, definition: dict[str, Any],
+                   where: SourcePos, path: Path) -> None:
+        first = db.indexes.get(name)
+        if first is not None:
+            self._problem(where, f"index {name!r} of database {db.name!r} is already defined "
+                          f"at {first.source}", path)
+            return
+        db.indexes[name] = IndexSpec(
+            name=name,
+            fields=_rules.normalise_fields(definition["fields"]),
+            source=where,
+            ddoc=definition.get("ddoc"),
+            # CouchDB stores an empty selector as none at all; so does the model.
+            partial_filter_selector=definition.get("partial_filter_selector") or None,
+            type=definition.get("type", "json"),
+        )
+
+    def _add_document(self, db: DatabaseSpec, doc: DocumentSpec, path: Path = ()) -> None:
+        bad_id = _rules.document_id_problem(doc.id)
+        first = db.documents.get(doc.id)
+        if bad_id:
+            self._problem(doc.source, bad_id, path)
+        elif first is not None:
+            self._problem(doc.source, f"duplicate _id {doc.id!r} in database {db.name!r} "
+                          f"(first at {first.source})", path)
+        else:
+            db.documents[doc.id] = doc
+
+    def _add_documents_from(self, db: DatabaseSpec, data_file: str, relative: str,
+                            where: SourcePos, path: Path) -> None:
+        try:
+            for item in read_documents(data_file):
+                if isinstance(item, Problem):
+                    self.problems.append(item)
+                else:
+                    self._add_document(db, item)
+        except OSError as exc:
+            self._problem(where, f"cannot read documents_from file {relative!r} "
+                          f"({data_file}): {exc.strerror or exc}", path)
+
+    def finish(self) -> DesiredState:
+        """Apply the rules that need every file merged; problems land in ``.problems``."""
+        for db in self.state.databases.values():
+            found = [*_rules.absent_database_problems(db), *_rules.ddoc_collision_problems(db)]
+            if db.partitioned:
+                for doc in db.documents.values():
+                    message = _rules.partition_id_problem(doc.id, db.name)
+                    if message:
+                        found.append((doc.source, message))
+            for where, message in found:
+                self._problem(where, message)
+        return self.state

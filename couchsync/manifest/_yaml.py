@@ -1,0 +1,229 @@
+"""YAML text → plain JSON-like values plus the position of every key and value.
+
+PyYAML's ``safe_load`` silently keeps the last of two equal keys and turns
+dates into ``datetime`` objects; a manifest must be exact and JSON-shaped, so
+the nodes are composed with ``SafeLoader`` (safe tags only) and converted here:
+duplicate keys, non-string keys and values JSON cannot hold are problems, and
+timestamps stay the strings the user wrote.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from couchsync.manifest._problems import Path, Problem, format_path, type_name
+
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
+
+#: Aliases may repeat a subtree, but an expansion far larger than the text
+#: ("billion laughs") is refused: at most this many visits per distinct node.
+_ALIAS_GROWTH = 10
+_ALIAS_SLACK = 10_000
+
+
+class _Loader(yaml.SafeLoader):
+    """``SafeLoader`` that keeps timestamps as the text written (JSON has no dates)."""
+
+
+def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
+    return str(node.value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
+@dataclass(slots=True)
+class Positions:
+    """1-based (line, col) of every value, and of the key that holds it, by path."""
+
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def value(self, path: Path) -> tuple[int, int]:
+        """Where the value at ``path`` starts (or its nearest recorded ancestor)."""
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values.get(path, (1, 1))
+
+    def key(self, path: Path) -> tuple[int, int]:
+        """Where the key naming ``path`` is written; the value's place for list items."""
+        return self.keys.get(path) or self.value(path)
+
+
+@dataclass(slots=True)
+class ParsedYaml:
+    """A parsed manifest file: ``value`` is None when the text could not be parsed.
+
+    ``failed`` holds the paths whose value could not be converted (it stands
+    as None in ``value``); checks of those values would only repeat the news.
+    """
+
+    value: Any
+    positions: Positions
+    problems: list[Problem]
+    failed: set[Path] = field(default_factory=set)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def parse_yaml(text: str, file: str) -> ParsedYaml:
+    """Parse one YAML document; every problem found is in ``.problems``."""
+    try:
+        loader = _Loader(text)  # reads (and checks) the text already
+    except yaml.reader.ReaderError as exc:
+        return ParsedYaml(None, Positions(), [_reader_problem(exc, text, file)])
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return ParsedYaml(None, Positions(), [Problem(file, line, col, _syntax_message(exc))])
+    except yaml.reader.ReaderError as exc:
+        return ParsedYaml(None, Positions(), [_reader_problem(exc, text, file)])
+    finally:
+        loader.dispose()
+    converter = _Converter(loader, file)
+    if node is None:
+        return ParsedYaml(None, converter.positions, [])
+    try:
+        value = converter.convert(node, ())
+    except _TooLarge:
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        message = "YAML aliases expand to far more data than the file holds; refusing to load"
+        return ParsedYaml(None, Positions(), [Problem(file, line, col, message)])
+    return ParsedYaml(value, converter.positions, converter.problems, converter.failed)
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
+    line = text.count("\n", 0, exc.position) + 1
+    col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    return Problem(file, line, col, f"character {chr(exc.character)!r} is not allowed in YAML")
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = exc.problem or "invalid YAML"
+    if "'\\t'" in problem:
+        return "tab character here: YAML indentation must use spaces"
+    if exc.context == "expected a single document in the stream":
+        return "a manifest file holds one YAML document, but a second one starts here"
+    return f"invalid YAML: {problem}" + (f" ({exc.context})" if exc.context else "")
+
+
+class _Converter:
+    def __init__(self, loader: _Loader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.positions = Positions()
+        self.problems: list[Problem] = []
+        self.failed: set[Path] = set()
+        self._active: set[int] = set()  # mappings/lists being converted: a repeat is a cycle
+        self._flattened: set[int] = set()
+        self._distinct: set[int] = set()
+        self._visits = 0
+
+    def _problem(self, node: yaml.Node, message: str, path: Path, failed: bool = True) -> None:
+        if failed:
+            self.failed.add(path)
+        mark = node.start_mark
+        self.problems.append(
+            Problem(self.file, mark.line + 1, mark.column + 1, message, format_path(path))
+        )
+
+    def convert(self, node: yaml.Node, path: Path) -> Any:
+        self._visits += 1
+        self._distinct.add(id(node))
+        if self._visits > _ALIAS_GROWTH * len(self._distinct) + _ALIAS_SLACK:
+            raise _TooLarge
+        self.positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self._active:
+            self._problem(node, "recursive YAML alias: this value contains itself", path)
+            return None
+        expected = _MAP if isinstance(node, yaml.MappingNode) else _SEQ
+        if node.tag != expected:
+            self._problem(node, f"unsupported YAML tag {node.tag!r}", path)
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            self._problem(node, f"unsupported YAML tag {node.tag!r}", path)
+            return None
+        try:
+            value = self.loader.construct_object(node)
+        except (yaml.YAMLError, ValueError, KeyError):
+            self._problem(node, f"invalid {node.tag.rsplit(':', 1)[-1]} value {node.value!r}", path)
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self._problem(node, f"{node.value!r} is not a number JSON can hold", path)
+            return None
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        if id(node) not in self._flattened:
+            self._flattened.add(id(node))
+            self._check_duplicates(node, path)
+            try:
+                self.loader.flatten_mapping(node)  # resolves "<<" merge keys in place
+            except yaml.YAMLError as exc:
+                self._problem(node, f"invalid merge key: {getattr(exc, 'problem', exc)}", path)
+                return {}
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            mark = key_node.start_mark
+            self.positions.keys[child] = (mark.line + 1, mark.column + 1)
+            result[key] = self.convert(value_node, child)
+        return result
+
+    def _key(self, node: yaml.Node, path: Path) -> str | None:
+        key = self._scalar(node, path) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(key, str):
+            return key
+        if isinstance(node, yaml.ScalarNode):
+            message = (f"key {node.value!r} is read as {type_name(key)}; "
+                       "quote it to use it as a string")
+        else:
+            message = "mapping keys must be strings, not lists or mappings"
+        self._problem(node, message, path)
+        return None
+
+    def _check_duplicates(self, node: yaml.MappingNode, path: Path) -> None:
+        first: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                continue
+            name = key_node.value
+            if name in first:
+                mark = first[name].start_mark
+                where = f" under {format_path(path)}" if path else ""
+                self._problem(
+                    key_node,
+                    f"duplicate key {name!r}{where} (first defined at line {mark.line + 1}, "
+                    f"col {mark.column + 1})",
+                    (*path, name),
+                    failed=False,  # the value is whole; the key is the problem
+                )
+            else:
+                first[name] = key_node

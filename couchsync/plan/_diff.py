@@ -1,0 +1,245 @@
+"""The planner: a pure function from (desired state, live state) to a plan.
+
+Rules, per database the manifests describe (others are never touched):
+
+- ``state: absent`` deletes the database when it exists; nothing else is planned.
+- A missing database is created; everything in it is then created too.
+- Security, indexes and design docs are compared only when declared;
+  undeclared ones on the server are left alone.
+- Documents and design docs compare as canonical JSON without ``_id``,
+  ``_rev``, server-managed fields and attachments (key order and ``1`` vs
+  ``1.0`` never matter); an update keeps the live attachments. A document
+  whose live revision and manifest hash match the ownership record is
+  unchanged without its body having been read.
+- An index whose definition (fields, partial filter by meaning, type, or the
+  declared ddoc) differs is replaced: ``-/+``.
+- ``prune`` deletes documents couchsync created (ownership record) that no
+  manifest lists any more; ``_deleted: true`` deletes a listed document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from couchsync._canonical import SERVER_FIELDS, canonical_json
+from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
+from couchsync.plan._mango import normalize_selector
+from couchsync.plan._model import Action, Plan, Step, StepKind
+from couchsync.plan._ownership import doc_hash, is_unchanged
+from couchsync.plan._select import Scope, resolve_only
+from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
+
+#: Fields left out of every document comparison.
+IGNORED_FIELDS = SERVER_FIELDS | {"_id", "_attachments"}
+
+#: Fields a manifest cannot declare but an update must keep: the live attachment stubs are
+#: written back with the new body, so updating a document never drops its attachments.
+CARRIED_FIELDS = ("_attachments",)
+
+#: Design-doc fields that make up the view index signature: changing them rebuilds views.
+_VIEW_FIELDS = ("views", "language", "options")
+
+NOT_ON_SERVER = "not on the server"
+
+
+def plan_changes(
+    desired: DesiredState, live: LiveState, *, only: Sequence[str] | None = None
+) -> Plan:
+    """The steps that make the server match ``desired``; no I/O.
+
+    ``only`` holds ``DB`` or ``DB/DOCID`` selectors; ``live`` must cover every
+    selected database (``read_live_state`` with the same ``only`` does).
+    """
+    steps: list[Step] = []
+    for name, scope in resolve_only(desired, only).items():
+        current = live.databases.get(name)
+        if current is None:
+            raise ValueError(f"the live state does not cover database {name!r}")
+        steps.extend(_database_steps(desired.databases[name], current, scope))
+    return Plan(steps)
+
+
+def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Iterator[Step]:
+    name = spec.name
+    if spec.state == "absent":
+        if live.exists and scope.whole:
+            yield Step(Action.DELETE, StepKind.DATABASE, name,
+                       before={"doc_count": live.doc_count}, reason="state: absent")
+        return
+    if not live.exists:
+        # Also with a document-only scope: the document cannot exist without its database.
+        yield Step(Action.CREATE, StepKind.DATABASE, name, after=_create_options(spec),
+                   reason=NOT_ON_SERVER)
+    if scope.whole:
+        yield from _security_steps(spec, live)
+        yield from _index_steps(spec, live)
+    yield from _design_doc_steps(spec, live, scope)
+    yield from _document_steps(spec, live, scope)
+
+
+def _create_options(spec: DatabaseSpec) -> dict[str, Any]:
+    options = {"partitioned": spec.partitioned, "q": spec.q, "n": spec.n}
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _security_steps(spec: DatabaseSpec, live: LiveDatabase) -> Iterator[Step]:
+    if spec.security is None:
+        return
+    if not live.exists:
+        yield Step(Action.CREATE, StepKind.SECURITY, spec.name, after=spec.security,
+                   reason="set on the new database")
+        return
+    if live.security is None:
+        raise ValueError(f"the live state lacks the _security of {spec.name!r}")
+    if canonical_json(live.security) != canonical_json(spec.security):
+        yield Step(Action.UPDATE, StepKind.SECURITY, spec.name, before=live.security,
+                   after=spec.security, reason="differs from the manifests")
+
+
+def _index_steps(spec: DatabaseSpec, live: LiveDatabase) -> Iterator[Step]:
+    for name, index in spec.indexes.items():
+        wanted = _index_definition(index.ddoc, index.fields, index.partial_filter_selector,
+                                   index.type)
+        namesakes = [found for found in live.indexes if found.name == name]
+        if not namesakes:
+            yield Step(Action.CREATE, StepKind.INDEX, spec.name, name, after=wanted,
+                       reason=NOT_ON_SERVER)
+            continue
+        differences = [_index_differences(index, found) for found in namesakes]
+        if any(not diff for diff in differences):
+            continue
+        # Replace the namesake in the declared ddoc when there is one, else the first.
+        pick = next((i for i, f in enumerate(namesakes) if f.ddoc == index.ddoc), 0)
+        found = namesakes[pick]
+        same_filter = "partial filter" not in differences[pick]
+        before = _index_definition(
+            found.ddoc, found.fields,
+            # Show an equivalent live filter in the manifest's wording, so the diff
+            # shows only what really differs.
+            index.partial_filter_selector if same_filter else found.partial_filter_selector,
+            found.type,
+        )
+        yield Step(Action.REPLACE, StepKind.INDEX, spec.name, name, before=before,
+                   after=wanted, reason=f"{', '.join(differences[pick])} changed")
+
+
+def _index_definition(
+    ddoc: str | None, fields: list[dict[str, str]], selector: dict[str, Any] | None, kind: str
+) -> dict[str, Any]:
+    definition: dict[str, Any] = {"fields": fields, "type": kind}
+    if ddoc is not None:
+        definition["ddoc"] = ddoc
+    if selector:
+        definition["partial_filter_selector"] = selector
+    return definition
+
+
+def _index_differences(index: IndexSpec, found: LiveIndex) -> list[str]:
+    """What about ``found`` differs from the declaration (empty: the same index)."""
+    differences = []
+    if index.ddoc is not None and index.ddoc != found.ddoc:
+        differences.append("design doc")
+    if canonical_json(index.fields, drop=()) != canonical_json(found.fields, drop=()):
+        differences.append("fields")
+    if normalize_selector(index.partial_filter_selector) != normalize_selector(
+        found.partial_filter_selector
+    ):
+        differences.append("partial filter")
+    if index.type != found.type:
+        differences.append("type")
+    return differences
+
+
+def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Iterator[Step]:
+    for name, design in spec.design_docs.items():
+        if not scope.covers(design.id):
+            continue
+        current = live.design_docs.get(name)
+        if design.body.get("_deleted") is True:
+            if current is not None:
+                yield _delete(StepKind.DESIGN_DOC, spec.name, design.id, current,
+                              "marked _deleted: true in the manifests")
+            continue
+        reason = _design_doc_reason(current, design.body)
+        step = content_step(StepKind.DESIGN_DOC, spec.name, design.id, design.body, current,
+                             reason)
+        if step is not None:
+            yield step
+
+
+def _design_doc_reason(current: LiveDoc | None, desired: dict[str, Any]) -> str:
+    before = (current.body if current is not None else None) or {}
+    rebuild = any(
+        canonical_json(before.get(key), drop=()) != canonical_json(desired.get(key), drop=())
+        for key in _VIEW_FIELDS
+    )
+    return "differs from the manifests" + (" (views will rebuild)" if rebuild else "")
+
+
+def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Iterator[Step]:
+    for doc_id, doc in spec.documents.items():
+        if not scope.covers(doc_id):
+            continue
+        current = live.documents.get(doc_id)
+        if doc.deleted:
+            if current is not None:
+                yield _delete(StepKind.DOCUMENT, spec.name, doc_id, current,
+                              "marked _deleted: true in the manifests")
+            continue
+        entry = live.managed.get(doc_id)
+        if current is not None and is_unchanged(doc, current.rev, entry):
+            continue
+        step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
+                             _drift_reason(doc, current, entry))
+        if step is not None:
+            yield step
+    if spec.prune:
+        for doc_id in sorted(live.managed):
+            current = live.documents.get(doc_id)
+            if (current is not None and live.managed[doc_id].created
+                    and doc_id not in spec.documents and scope.covers(doc_id)):
+                yield _delete(StepKind.DOCUMENT, spec.name, doc_id, current,
+                              "created by couchsync, no longer in the manifests (prune: true)")
+
+
+def _drift_reason(doc: DocumentSpec, current: LiveDoc | None, entry: ManagedDoc | None) -> str:
+    if current is None or entry is None:
+        return "differs from the manifests"
+    edited_on_server = current.rev != entry.rev
+    changed_in_manifest = doc_hash(doc) != entry.hash
+    if edited_on_server and changed_in_manifest:
+        return "changed in the manifests and edited on the server"
+    if edited_on_server:
+        return "edited on the server since couchsync wrote it"
+    return "changed in the manifests"
+
+
+def content_step(
+    kind: StepKind,
+    database: str,
+    doc_id: str,
+    desired: dict[str, Any],
+    current: LiveDoc | None,
+    reason: str,
+) -> Step | None:
+    """Create, update (explained by ``reason``) or nothing, for a document or design doc."""
+    after = _comparable(desired)
+    if current is None:
+        return Step(Action.CREATE, kind, database, doc_id, after=after, reason=NOT_ON_SERVER)
+    if current.body is None:
+        raise ValueError(f"the live state lacks the body of {doc_id!r} in {database!r}")
+    before = _comparable(current.body)
+    if canonical_json(before) == canonical_json(after):
+        return None
+    carried = {key: current.body[key] for key in CARRIED_FIELDS if key in current.body}
+    return Step(Action.UPDATE, kind, database, doc_id, before={**before, **carried},
+                after={**after, **carried}, rev=current.rev, reason=reason)
+
+
+def _delete(kind: StepKind, database: str, doc_id: str, current: LiveDoc, reason: str) -> Step:
+    return Step(Action.DELETE, kind, database, doc_id, rev=current.rev, reason=reason)
+
+
+def _comparable(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in IGNORED_FIELDS}

@@ -1,0 +1,59 @@
+"""Field-level differences between two JSON values, addressed by JSON paths.
+
+Used by the text renderer to show an update as the fields that changed
+(``~ profile.email``, ``+ tags[2]``, ``- legacy``) instead of two whole bodies.
+Leaves compare canonically, like documents do: ``1`` equals ``1.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from couchsync._canonical import canonical_json
+
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed path: ``op`` is ``+`` (added), ``-`` (removed) or ``~`` (changed)."""
+
+    op: str
+    path: str
+    before: Any = None
+    after: Any = None
+
+
+def key_path(parent: str, key: str) -> str:
+    """``parent.key``, or ``parent["odd key"]`` when the key is not an identifier."""
+    if _IDENTIFIER.match(key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def field_changes(before: Any, after: Any, path: str = "") -> Iterator[FieldChange]:
+    """Every path at which ``after`` differs from ``before``, in sorted key order."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(before.keys() | after.keys()):
+            sub = key_path(path, key)
+            if key not in after:
+                yield FieldChange("-", sub, before=before[key])
+            elif key not in before:
+                yield FieldChange("+", sub, after=after[key])
+            else:
+                yield from field_changes(before[key], after[key], sub)
+    elif isinstance(before, list) and isinstance(after, list):
+        for index in range(max(len(before), len(after))):
+            sub = f"{path}[{index}]"
+            if index >= len(after):
+                yield FieldChange("-", sub, before=before[index])
+            elif index >= len(before):
+                yield FieldChange("+", sub, after=after[index])
+            else:
+                yield from field_changes(before[index], after[index], sub)
+    elif canonical_json(before, drop=()) != canonical_json(after, drop=()):
+        yield FieldChange("~", path, before=before, after=after)

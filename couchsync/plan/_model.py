@@ -1,0 +1,167 @@
+"""The plan: plain data describing what apply would change, and its JSON form.
+
+A plan is a list of steps. Each step names its target (an address such as
+``db:users/doc:settings``), the action (whose value is the symbol users see),
+the value before and after, the ``_rev`` seen at plan time and a reason shown
+to users. Apply never reads the reason to decide anything.
+
+``Plan.to_dict()`` is the machine format (``format_version`` 1) that
+``--format json`` prints and that the text renderer reads::
+
+    {
+      "format_version": 1,
+      "steps": [
+        {
+          "action": "~",                      # "+" | "~" | "-" | "-/+"
+          "kind": "document",                 # see StepKind
+          "address": "db:users/doc:settings",
+          "database": "users",
+          "id": "settings",                   # doc id, "_design/x", index name; null for
+                                              # database and security steps
+          "before": {...} | null,             # live value (null: none, or not read)
+          "after": {...} | null,              # desired value (null for deletes)
+          "rev": "2-abc" | null,              # the _rev seen at plan time
+          "reason": "edited on the server since couchsync wrote it"
+        }
+      ],
+      "summary": {"create": 0, "update": 1, "delete": 0}
+    }
+
+Values per kind: documents and design docs hold the body without ``_id``,
+``_rev`` and server-managed fields; an index holds ``{ddoc?, fields, type,
+partial_filter_selector?}``; security holds the ``_security`` object; a
+created database holds its create-time options, a deleted one
+``{"doc_count": N}``. Document deletes carry ``before: null``: only the
+revision is read for them, never the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+class PlanError(ValueError):
+    """A plan cannot be made or read: an ``only`` selector naming no manifest database,
+    an ownership record of an unknown format, a saved plan of another format version."""
+
+
+class Action(str, Enum):
+    """What a step does; the value is the symbol shown to users."""
+
+    CREATE = "+"
+    UPDATE = "~"
+    DELETE = "-"
+    REPLACE = "-/+"  # delete, then create (an index whose definition changed)
+
+
+class StepKind(str, Enum):
+    """What a step acts on."""
+
+    DATABASE = "database"
+    SECURITY = "security"
+    DESIGN_DOC = "design_doc"
+    INDEX = "index"
+    DOCUMENT = "document"
+
+
+_ADDRESS_PART = {
+    StepKind.DESIGN_DOC: "design",
+    StepKind.INDEX: "index",
+    StepKind.DOCUMENT: "doc",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One change to one target."""
+
+    action: Action
+    kind: StepKind
+    database: str
+    id: str | None = None
+    before: Any = None
+    after: Any = None
+    rev: str | None = None
+    reason: str = ""
+
+    @property
+    def address(self) -> str:
+        """``db:NAME``, ``db:NAME/security`` or ``db:NAME/{doc|design|index}:ID``."""
+        base = f"db:{self.database}"
+        if self.kind is StepKind.DATABASE:
+            return base
+        if self.kind is StepKind.SECURITY:
+            return f"{base}/security"
+        target = self.id or ""
+        if self.kind is StepKind.DESIGN_DOC:
+            target = target.removeprefix("_design/")
+        return f"{base}/{_ADDRESS_PART[self.kind]}:{target}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "kind": self.kind.value,
+            "address": self.address,
+            "database": self.database,
+            "id": self.id,
+            "before": self.before,
+            "after": self.after,
+            "rev": self.rev,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Step:
+        return cls(
+            action=Action(data["action"]),
+            kind=StepKind(data["kind"]),
+            database=data["database"],
+            id=data.get("id"),
+            before=data.get("before"),
+            after=data.get("after"),
+            rev=data.get("rev"),
+            reason=data.get("reason", ""),
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    """The steps that bring the server to the desired state, in phase order per database."""
+
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps
+
+    def counts(self) -> dict[str, int]:
+        """``{"create", "update", "delete"}``; a replace counts as one delete and one create."""
+        counts = {"create": 0, "update": 0, "delete": 0}
+        for step in self.steps:
+            if step.action in (Action.CREATE, Action.REPLACE):
+                counts["create"] += 1
+            if step.action in (Action.DELETE, Action.REPLACE):
+                counts["delete"] += 1
+            if step.action is Action.UPDATE:
+                counts["update"] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented machine format (see the module docstring)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "steps": [step.to_dict() for step in self.steps],
+            "summary": self.counts(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise PlanError(f"unsupported plan format_version {version!r} (expected 1)")
+        return cls([Step.from_dict(step) for step in data["steps"]])

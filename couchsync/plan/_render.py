@@ -1,0 +1,104 @@
+"""Renderers. The text renderer reads the machine format (``Plan.to_dict()``),
+the same structure ``render_json`` prints, so the two outputs cannot disagree.
+
+Text layout, one block per step::
+
+      ~ db:users/doc:settings (rev 2-abc)
+          # edited on the server since couchsync wrote it
+          ~ profile.email: "a@x" → "b@x"
+          + tags[2]: "new"
+          - legacy: true
+
+    Plan: 0 to create, 1 to update, 0 to delete.
+
+Creates list the new value's first fields, updates and replaces only the
+paths that differ, deletes what was read before (a document delete reads
+only the revision).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from couchsync.plan._fielddiff import field_changes, key_path
+from couchsync.plan._model import Action, Plan
+
+NO_CHANGES = "No changes. The server matches the manifests."
+HEADER = "couchsync will perform the following actions:"
+
+MAX_LISTED_FIELDS = 8  # a created document shows this many fields, then "… (N more fields)"
+MAX_LISTED_VALUE = 72  # characters of a listed value before it is cut with "…"
+_INDENT = " " * 6
+
+_COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "bold": "1", "dim": "2"}
+
+Paint = Callable[[str, str], str]
+
+
+def render_text(plan: Mapping[str, Any], *, color: bool = False) -> str:
+    """The human-readable plan, from ``Plan.to_dict()`` output; ANSI colors only if asked."""
+    steps = plan["steps"]
+    if not steps:
+        return NO_CHANGES
+
+    def paint(style: str, text: str) -> str:
+        return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
+
+    lines = [HEADER, ""]
+    for step in steps:
+        lines.extend(_step_lines(step, paint))
+        lines.append("")
+    summary = plan["summary"]
+    lines.append(paint("bold", f"Plan: {summary['create']} to create, {summary['update']} "
+                               f"to update, {summary['delete']} to delete."))
+    return "\n".join(lines)
+
+
+def render_json(plan: Plan) -> str:
+    """``plan.to_dict()`` as indented JSON with sorted keys (stable for diffs and tests)."""
+    return json.dumps(plan.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _step_lines(step: Mapping[str, Any], paint: Paint) -> Iterator[str]:
+    action = step["action"]
+    rev = f" (rev {step['rev']})" if step.get("rev") else ""
+    yield f"{paint(action, f'{action:>3}')} {paint('bold', step['address'])}{rev}"
+    if step.get("reason"):
+        yield _INDENT + paint("dim", f"# {step['reason']}")
+    before, after = step.get("before"), step.get("after")
+    if action in (Action.UPDATE.value, Action.REPLACE.value):
+        for change in field_changes(before, after):
+            if change.op == "~":
+                text = f"{change.path}: {_json(change.before)} → {_json(change.after)}"
+            else:
+                value = change.after if change.op == "+" else change.before
+                text = f"{change.path}: {_json(value)}"
+            yield f"{_INDENT}{paint(change.op, change.op)} {text}"
+    elif action == Action.CREATE.value:
+        yield from _listing("+", after, paint)
+    else:
+        yield from _listing("-", before, paint)
+
+
+def _listing(op: str, value: Any, paint: Paint) -> Iterator[str]:
+    """The first fields of a created or deleted value, each on its own line."""
+    if not isinstance(value, dict):
+        if value is not None:
+            yield f"{_INDENT}{paint(op, op)} {_short(value)}"
+        return
+    keys = sorted(value)
+    for key in keys[:MAX_LISTED_FIELDS]:
+        yield f"{_INDENT}{paint(op, op)} {key_path('', key)}: {_short(value[key])}"
+    if len(keys) > MAX_LISTED_FIELDS:
+        yield f"{_INDENT}  … ({len(keys) - MAX_LISTED_FIELDS} more fields)"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+
+
+def _short(value: Any) -> str:
+    text = _json(value)
+    return text if len(text) <= MAX_LISTED_VALUE else text[: MAX_LISTED_VALUE - 1] + "…"

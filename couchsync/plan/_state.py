@@ -1,0 +1,67 @@
+"""The live state: what the server holds, as far as the desired state needs to know.
+
+The reader fills these in; the planner only reads them, so tests build them
+by hand. A value that was not read is ``None`` (security) or absent (a
+document missing from ``documents`` does not exist, or is deleted, on the
+server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LiveDoc:
+    """A document's current revision and, when it had to be read, its body."""
+
+    rev: str
+    body: dict[str, Any] | None = None  # None: the revision alone proved it unchanged
+
+
+@dataclass(frozen=True, slots=True)
+class LiveIndex:
+    """A Mango index as the server reports it (``ddoc`` without ``_design/``)."""
+
+    name: str
+    ddoc: str
+    fields: list[dict[str, str]]
+    partial_filter_selector: dict[str, Any] | None = None
+    type: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedDoc:
+    """One entry of the ownership record: what couchsync last wrote to a document."""
+
+    rev: str
+    hash: str
+    created: bool  # couchsync created it; only such documents are ever pruned
+
+
+@dataclass(slots=True)
+class LiveDatabase:
+    """One database on the server."""
+
+    name: str
+    exists: bool
+    doc_count: int = 0
+    security: dict[str, Any] | None = None  # None: not read (the manifest leaves it alone)
+    indexes: list[LiveIndex] = field(default_factory=list)
+    design_docs: dict[str, LiveDoc] = field(default_factory=dict)  # by name, no _design/
+    managed: dict[str, ManagedDoc] = field(default_factory=dict)  # the ownership record
+    documents: dict[str, LiveDoc] = field(default_factory=dict)  # existing docs, by id
+
+
+@dataclass(slots=True)
+class LiveState:
+    """Every database of the desired state (or of the ``only`` selection), by name."""
+
+    databases: dict[str, LiveDatabase] = field(default_factory=dict)
+
+    def bodies_read(self) -> int:
+        """How many document bodies were read (design docs not counted)."""
+        return sum(
+            doc.body is not None for db in self.databases.values() for doc in db.documents.values()
+        )

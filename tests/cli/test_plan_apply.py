@@ -1,0 +1,130 @@
+"""``couchsync plan`` / ``apply`` / ``export`` through typer's CliRunner, against the test server.
+
+Output and exit codes are checked here; the server's state through the library.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from couchsync.cli import app
+from couchsync.client import Client
+from couchsync.plan import Plan
+
+
+@pytest.fixture
+def run(couch_url: str) -> Any:
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, list(args), env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
+
+    return invoke
+
+
+def write(tmp_path: Path, databases: dict[str, Any], name: str = "m.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"version": 1, "databases": databases}))
+    return str(path)
+
+
+def test_plan_then_apply_then_plan_shows_no_changes(
+    run: Any, db_name: str, tmp_path: Path, couch_url: str
+) -> None:
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a", "v": 1}]}})
+
+    planned = run("plan", path, "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.output
+    assert f"  + db:{db_name}/doc:a" in planned.stdout
+    assert planned.stdout.rstrip().endswith("Plan: 2 to create, 0 to update, 0 to delete.")
+
+    applied = run("apply", path, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "Apply complete: 2 created, 0 updated, 0 deleted." in applied.stdout
+    with Client(couch_url) as client:
+        assert client.database(db_name).get("a")["v"] == 1
+
+    again = run("plan", path, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == "No changes. The server matches the manifests.\n"
+
+
+def test_plan_json_is_the_machine_format(run: Any, db_name: str, tmp_path: Path) -> None:
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
+    result = run("plan", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["format_version"] == 1
+    assert data["summary"] == {"create": 2, "update": 0, "delete": 0}
+    assert [s["address"] for s in Plan.from_dict(data).to_dict()["steps"]] == [
+        f"db:{db_name}", f"db:{db_name}/doc:a"]
+
+
+def test_apply_json_reports_every_step(run: Any, db_name: str, tmp_path: Path) -> None:
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
+    result = run("apply", path, "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    decoder = json.JSONDecoder()
+    shown, end = decoder.raw_decode(result.stdout)  # the plan, then the apply report
+    report, _ = decoder.raw_decode(result.stdout[end:].lstrip())
+    assert shown["summary"] == report["summary"] == {"create": 2, "update": 0, "delete": 0}
+    assert [(r["address"], r["ok"]) for r in report["results"]] == [
+        (f"db:{db_name}", True), (f"db:{db_name}/doc:a", True)]
+
+
+def test_apply_without_a_terminal_and_without_yes_refuses(
+    run: Any, db_name: str, tmp_path: Path, couch_url: str
+) -> None:
+    result = run("apply", write(tmp_path, {db_name: {}}))
+    assert result.exit_code == 1
+    assert "pass --yes" in result.stderr
+    with Client(couch_url) as client:
+        assert db_name not in client
+
+
+def test_only_limits_the_plan_and_an_unknown_selector_is_a_clean_error(
+    run: Any, db_name: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}, {"_id": "b"}]}})
+    result = run("plan", path, "--only", f"{db_name}/b")
+    assert result.exit_code == 0, result.output
+    assert f"db:{db_name}/doc:b" in result.stdout and "doc:a" not in result.stdout
+
+    bad = run("plan", path, "--only", "nope")
+    assert bad.exit_code == 1
+    assert bad.stderr == "Error: only: 'nope' names no database that the manifests describe\n"
+
+
+def test_a_failed_apply_exits_1_naming_the_document_and_the_reason(
+    run: Any, db_name: str, tmp_path: Path
+) -> None:
+    guard = {"validate_doc_update": "function (doc) { if (!doc._deleted && !doc.type) "
+                                    "{ throw({forbidden: 'type is required'}); } }"}
+    path = write(tmp_path, {db_name: {"design_docs": {"guard": guard},
+                                      "documents": [{"_id": "bad"}]}})
+    result = run("apply", path, "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: apply failed for 1 of 3 steps:",
+        f"  db:{db_name}/doc:bad: forbidden: type is required",
+    ]
+
+
+def test_export_writes_a_manifest_that_plans_empty(
+    run: Any, db_name: str, tmp_path: Path
+) -> None:
+    spec = {"security": {"members": {"names": [], "roles": ["staff"]}},
+            "indexes": {"by-type": {"fields": ["type"], "ddoc": "idx"}},
+            "documents": [{"_id": "a", "type": "t"}]}
+    assert run("apply", write(tmp_path, {db_name: spec}), "--yes").exit_code == 0
+    exported = run("export", "--db", db_name, "--with-docs")
+    assert exported.exit_code == 0, exported.output
+    path = tmp_path / "exported.yaml"
+    path.write_text(exported.stdout)
+    assert run("plan", str(path), "--detailed-exitcode").exit_code == 0

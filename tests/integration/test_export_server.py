@@ -1,0 +1,69 @@
+"""export → manifest → plan: the exported YAML loads and re-plans empty."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sync_helpers import plan, sync
+
+from couchsync.client import Client, NotFound
+from couchsync.export import export_manifest
+from couchsync.manifest import DesiredState, load_manifests
+
+SPEC = {
+    "security": {"admins": {"names": [], "roles": ["admins"]}, "members": {"roles": ["staff"]}},
+    "indexes": {
+        "by-email": {"fields": ["email"], "partial_filter_selector": {"type": "user"},
+                     "ddoc": "idx"},
+        "newest": {"fields": [{"created": "desc"}]},
+    },
+    "design_docs": {"reports": {"views": {"all": {"map": "function (doc) { emit(doc._id); }"}}}},
+    "documents": [{"_id": "a", "type": "user", "email": "a@x", "n": 1.5, "tags": ["é"]}],
+}
+
+
+def export_and_load(client: Client, names: list[str], tmp_path: Path,
+                    **options: Any) -> tuple[str, DesiredState]:
+    text = export_manifest(client, names, **options)
+    path = tmp_path / "exported.yaml"
+    path.write_text(text)
+    return text, load_manifests([path], environ={})
+
+
+def test_export_with_docs_re_plans_empty(
+    client: Client, db_name: str, manifest: Callable[[dict[str, Any]], DesiredState],
+    tmp_path: Path,
+) -> None:
+    sync(client, manifest({db_name: SPEC}))
+    client.database(db_name).bulk_docs([{"_id": "theirs", "v": {"deep": [1, None]}}])
+
+    text, exported = export_and_load(client, [db_name], tmp_path, with_docs=True)
+    assert text.startswith("# Exported by couchsync export.\n")
+    spec = yaml.safe_load(text)["databases"][db_name]
+    assert spec["security"] == SPEC["security"]
+    assert spec["indexes"]["by-email"] == {"fields": [{"email": "asc"}], "ddoc": "idx",
+                                           "partial_filter_selector": spec["indexes"]["by-email"]
+                                           ["partial_filter_selector"]}
+    assert set(spec["indexes"]) == {"by-email", "newest"}
+    assert set(spec["design_docs"]) == {"reports"}  # not the Mango index ddocs
+    assert [d["_id"] for d in spec["documents"]] == ["a", "theirs"]
+    assert plan(client, exported).is_empty
+
+
+def test_export_without_docs_leaves_documents_out(client: Client, db_name: str,
+                                                  manifest: Callable[[dict[str, Any]],
+                                                                     DesiredState],
+                                                  tmp_path: Path) -> None:
+    sync(client, manifest({db_name: SPEC}))
+    text, exported = export_and_load(client, [db_name], tmp_path)
+    assert "documents" not in yaml.safe_load(text)["databases"][db_name]
+    assert plan(client, exported).is_empty
+
+
+def test_export_of_a_missing_database_raises_not_found(client: Client, db_name: str) -> None:
+    with pytest.raises(NotFound):
+        export_manifest(client, [db_name])

@@ -1,0 +1,47 @@
+"""ApplyResult and ApplyError as values: counts, JSON, and the message the CLI prints."""
+
+from __future__ import annotations
+
+import json
+
+from couchsync.apply import ApplyError, ApplyResult, StepResult
+from couchsync.plan import Action, Step, StepKind
+
+CREATE = Step(Action.CREATE, StepKind.DOCUMENT, "users", "a", after={})
+REPLACE = Step(Action.REPLACE, StepKind.INDEX, "users", "by-email")
+FAILED = Step(Action.UPDATE, StepKind.DOCUMENT, "users", "b", after={}, rev="1-x")
+
+
+def results() -> list[StepResult]:
+    return [
+        StepResult(CREATE, True, rev="1-a"),
+        StepResult(REPLACE, True),
+        StepResult(FAILED, False, error="forbidden: type is required"),
+    ]
+
+
+def test_result_counts_only_what_was_done() -> None:
+    result = ApplyResult(results())
+    assert not result.ok
+    assert [f.address for f in result.failures] == ["db:users/doc:b"]
+    assert result.counts() == {"create": 2, "update": 0, "delete": 1}
+    assert result.summary() == "Apply complete: 2 created, 0 updated, 1 deleted."
+
+
+def test_result_json_lists_every_step() -> None:
+    data = json.loads(ApplyResult(results()).to_json())
+    assert data["format_version"] == 1
+    assert data["results"][2] == {
+        "address": "db:users/doc:b", "action": "~", "kind": "document", "database": "users",
+        "id": "b", "ok": False, "rev": None, "error": "forbidden: type is required",
+    }
+
+
+def test_apply_error_names_each_failed_document_and_the_servers_reason() -> None:
+    error = ApplyError(results())
+    assert error.results == results()
+    assert [f.step for f in error.failures] == [FAILED]
+    assert str(error) == (
+        "apply failed for 1 of 3 steps:\n"
+        "  db:users/doc:b: forbidden: type is required"
+    )
