@@ -98,10 +98,19 @@ class ApplyResult:
         return (f"Apply complete: {done['create']} created, {done['update']} updated, "
                 f"{done['delete']} deleted.")
 
-    def to_json(self) -> str:
-        """``{"format_version": 1, "results": [...], "summary": counts()}``, indented."""
+    def to_json(self, plan: Plan) -> str:
+        """The one JSON document ``apply --format json`` prints, indented::
+
+            {"format_version": 1, "ok": bool, "plan": plan.to_dict(),
+             "results": [StepResult.to_dict(), ...], "summary": counts()}
+
+        ``plan`` is the plan that was applied; ``results`` hold every step run,
+        failed ones with the server's reason in ``error``.
+        """
         return json.dumps(
             {"format_version": FORMAT_VERSION,
+             "ok": self.ok,
+             "plan": plan.to_dict(),
              "results": [result.to_dict() for result in self.results],
              "summary": self.counts()},
             indent=2, sort_keys=True, ensure_ascii=False,

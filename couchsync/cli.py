@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 
@@ -104,11 +104,15 @@ def _client(url: str | None, user: str | None) -> Client:
     from couchsync.client import Client
 
     password = os.environ.get("COUCHDB_PASSWORD")
-    return Client(url or DEFAULT_URL, user=user, password=password)
+    try:
+        return Client(url or DEFAULT_URL, user=user, password=password)
+    except ValueError as exc:  # its message never holds the URL (nor so its password)
+        _fail(f"invalid server URL: {exc}")
 
 
-def _color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+def _color(stream: TextIO) -> bool:
+    """ANSI colors only on a terminal, and never with ``NO_COLOR`` set."""
+    return stream.isatty() and "NO_COLOR" not in os.environ
 
 
 def _load(paths: list[Path]) -> DesiredState:
@@ -130,7 +134,7 @@ def _show(plan: Plan, fmt: str) -> None:
     if fmt == "json":
         typer.echo(render_json(plan))
     else:
-        typer.echo(render_text(plan.to_dict(), color=_color()))
+        typer.echo(render_text(plan.to_dict(), color=_color(sys.stdout)))
 
 
 @app.command()
@@ -198,7 +202,7 @@ def apply(
 
     Example: couchsync apply manifests/ --yes
     """
-    from couchsync.apply import apply_plan
+    from couchsync.apply import ApplyError, ApplyResult, apply_plan
 
     fmt = _check_format(fmt)
     with _clean_errors():
@@ -207,27 +211,38 @@ def apply(
             changes = _plan(client, desired, only)
             if changes.is_empty:
                 if fmt == "json":
-                    _show(changes, fmt)
+                    typer.echo(ApplyResult().to_json(changes))
                 else:
-                    typer.echo("No changes. The server matches the manifests.")
+                    _show(changes, fmt)  # "No changes. ..."
                 return
-            _show(changes, fmt)
+            if fmt == "text":
+                _show(changes, fmt)
             if not yes:
-                _confirm()
-            with _progress() as on_progress:
-                result = apply_plan(client, changes, desired, batch_size=batch_size,
-                                    on_progress=on_progress)
-        if fmt == "json":
-            typer.echo(result.to_json())
-        else:
-            typer.echo(result.summary())
+                _confirm(changes, show=fmt == "json")
+            try:
+                with _progress() as on_progress:
+                    result = apply_plan(client, changes, desired, batch_size=batch_size,
+                                        on_progress=on_progress)
+            except ApplyError as exc:
+                if fmt == "json":  # stdout holds the report either way; the reasons go below
+                    typer.echo(ApplyResult(exc.results).to_json(changes))
+                raise
+        typer.echo(result.to_json(changes) if fmt == "json" else result.summary())
 
 
-def _confirm() -> None:
+def _confirm(changes: Plan, *, show: bool) -> None:
+    """Ask on the terminal; ``show``: print the plan there first (stdout is kept for JSON).
+
+    The question goes to stderr, so that it is seen even when stdout is redirected.
+    """
+    from couchsync.plan import render_text
+
     if not sys.stdin.isatty():
         _fail("refusing to apply without confirmation: no terminal to ask on; pass --yes")
-    typer.echo("\nDo you want to apply these changes? Only 'yes' will be accepted.")
-    answer = typer.prompt("Enter a value", default="", show_default=False)
+    if show:
+        typer.echo(render_text(changes.to_dict(), color=_color(sys.stderr)), err=True)
+    typer.echo("\nDo you want to apply these changes? Only 'yes' will be accepted.", err=True)
+    answer = typer.prompt("Enter a value", default="", show_default=False, err=True)
     if answer.strip() != "yes":
         _fail("apply cancelled")
 
@@ -238,9 +253,11 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=None) as bar:
+    # On stderr: stdout carries the plan and the report (possibly JSON for a pipe).
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("Applying", total=None)
 
         def update(done: int, total: int) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ._errors import DatabaseError, HTTPStatusError, NotFound, scoped
+from ._errors import BadRequest, DatabaseError, NotFound, error_for_status, scoped
 from ._query import FindQuery, IndexQuery
 from ._transport import ConnectionEngine, Response, send
-from ._url import db_path, doc_path
+from ._url import db_path, doc_id_problem, doc_path
 
 __all__ = ["Database"]
 
@@ -19,6 +19,14 @@ __all__ = ["Database"]
 # ETag (W/"3a-...") instead, which this does not match.
 _REV_ETAG = re.compile(r'^"(\d+-[0-9a-f]+)"$')
 _FIND_PAGE_SIZE = 100
+# The status CouchDB gives each error name; for per-document errors inside a 200 answer.
+_ERROR_STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
 
 
 def _key(value: str) -> str:
@@ -61,9 +69,26 @@ class Database:
     ) -> Response:
         return send(self._conn, DatabaseError, method, self._path + path, params=params, json=json)
 
+    def _doc(self, doc_id: str, method: str) -> str:
+        """``/{id}`` for a request on one document; BadRequest (nothing sent) for an id that
+        cannot be one, as it would address an endpoint (``_security``, ``_all_docs``) or the
+        database itself (``""``) instead."""
+        problem = doc_id_problem(doc_id)
+        if problem is None:
+            return "/" + doc_path(doc_id)
+        url = self._conn.url + self._path + "/" + quote(str(doc_id), safe="")
+        raise scoped(BadRequest, DatabaseError)(
+            f"illegal_docid: {problem} (not sent: {method} {url})",
+            method=method,
+            url=url,
+            status=400,
+            error="illegal_docid",
+            reason=problem,
+        )
+
     def _head(self, doc_id: str) -> tuple[str, Response]:
         """The current revision and the HEAD response (GET fallback where the ETag is no rev)."""
-        path = "/" + doc_path(doc_id)
+        path = self._doc(doc_id, "HEAD")
         head = self._send("HEAD", path)
         match = _REV_ETAG.match(head.headers.get("etag", ""))
         rev = match.group(1) if match else self._send("GET", path).json()["_rev"]
@@ -97,7 +122,10 @@ class Database:
     # -- single documents
 
     def __contains__(self, doc_id: str) -> bool:
-        """Whether a live (not deleted) document with this id exists."""
+        """Whether a live (not deleted) document with this id exists (False for ids that
+        cannot exist, such as ``""`` or ``_all_docs``, without a request)."""
+        if doc_id_problem(doc_id) is not None:
+            return False
         try:
             self._send("HEAD", "/" + doc_path(doc_id))
         except NotFound:
@@ -110,7 +138,7 @@ class Database:
         ``doc`` is not modified. Raises Conflict if the id is taken.
         """
         if "_id" in doc:
-            result = self._send("PUT", "/" + doc_path(doc["_id"]), json=doc).json()
+            result = self._send("PUT", self._doc(doc["_id"], "PUT"), json=doc).json()
         else:
             result = self._send("POST", json=doc).json()
         return result["id"], result["rev"]
@@ -127,6 +155,7 @@ class Database:
         (looked up first); a missing document with no revision given is created.
         Raises Conflict if the revision is not current.
         """
+        path = self._doc(doc_id, "PUT")
         body = {key: value for key, value in doc.items() if key != "_id"}
         rev = rev or body.get("_rev") or ""
         if not rev:
@@ -136,13 +165,14 @@ class Database:
                 body.pop("_rev", None)
         if rev:
             body["_rev"] = rev
-        result = self._send("PUT", "/" + doc_path(doc_id), json=body).json()
+        result = self._send("PUT", path, json=body).json()
         return result["id"], result["rev"]
 
     def delete(self, doc_id: str, rev: str = "") -> tuple[str, str]:
         """Delete the document at ``rev`` (default: the current one); ``(id, deletion rev)``."""
+        path = self._doc(doc_id, "DELETE")
         rev = rev or self._head(doc_id)[0]
-        result = self._send("DELETE", "/" + doc_path(doc_id), params={"rev": rev}).json()
+        result = self._send("DELETE", path, params={"rev": rev}).json()
         return result["id"], result["rev"]
 
     def get(
@@ -158,6 +188,7 @@ class Database:
         revs: bool = False,
     ) -> dict[str, Any]:
         """Fetch a document, sending every option given. Raises NotFound if missing or deleted."""
+        path = self._doc(doc_id, "GET")
         params: dict[str, str] = {}
         if attachments:
             params["attachments"] = "true"
@@ -175,7 +206,7 @@ class Database:
             params["rev"] = rev
         if revs:
             params["revs"] = "true"
-        result: dict[str, Any] = self._send("GET", "/" + doc_path(doc_id), params=params).json()
+        result: dict[str, Any] = self._send("GET", path, params=params).json()
         return result
 
     def doc_info(self, doc_id: str) -> dict[str, Any]:
@@ -193,8 +224,12 @@ class Database:
         """Fetch ``[{"id": ...}, ...]`` in one ``_bulk_get``; the documents in the order asked.
 
         A missing or deleted document is ``None`` at its position, so the result always
-        lines up with ``ids``; any other per-document error raises HTTPStatusError.
+        lines up with ``ids``; any other per-document error is raised as the status CouchDB
+        gives that error (``bad_request`` → BadRequest, ``forbidden`` → Forbidden, ...).
+        No ids → ``[]`` without a request.
         """
+        if not ids:
+            return []
         path = "/_bulk_get"
         response = self._send("POST", path, json={"docs": list(ids)})
         docs: list[dict[str, Any] | None] = []
@@ -202,15 +237,15 @@ class Database:
             entry = result["docs"][0]  # without open_revs there is one entry per id
             error = entry.get("error")
             if error and error.get("error") != "not_found":
-                url = self._conn.url + self._path + path
-                raise scoped(HTTPStatusError, DatabaseError)(
-                    f"{error.get('error')}: {error.get('reason')} for id {result['id']!r} "
-                    f"(POST {url})",
+                raise error_for_status(
+                    _ERROR_STATUS.get(str(error.get("error")), 500),
+                    {
+                        "error": error.get("error"),
+                        "reason": f"{error.get('reason')} (document {result.get('id')!r})",
+                    },
                     method="POST",
-                    url=url,
-                    status=response.status_code,
-                    error=error.get("error"),
-                    reason=error.get("reason"),
+                    url=self._conn.url + self._path + path,
+                    scope=DatabaseError,
                 )
             doc = entry.get("ok")  # PouchDB Server answers {} for a missing id
             docs.append(None if doc is None or doc.get("_deleted") else doc)
@@ -246,7 +281,9 @@ class Database:
         end_key: str | None = None,
         page_size: int = 1000,
     ) -> Iterator[dict[str, Any]]:
-        """Every ``_all_docs`` row in id order, ``page_size`` rows per request."""
+        """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
         # Ask for one row more than a page: its key starts the next page, no skip needed.
         params = _range_params(include_docs, start_key, end_key, page_size + 1)
         while True:
@@ -302,6 +339,8 @@ class Database:
         """
         body = query.to_dict() if isinstance(query, FindQuery) else dict(query)
         page_size = body.setdefault("limit", _FIND_PAGE_SIZE)
+        if not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"the query's limit (the page size) must be at least 1: {page_size!r}")
         skip = body.get("skip", 0)
         while True:
             result = self._send("POST", "/_find", json=body).json()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from ._database import Database
@@ -19,7 +19,9 @@ class Document(MutableMapping[str, Any]):
     storing without a database is a DocumentError too.
     """
 
-    def __init__(self, _dict: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
+    def __init__(self, _dict: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        # ``_dict`` may be passed by keyword as in pycouchdb; CouchDB rejects a field of
+        # that name anyway (fields starting with "_" are reserved).
         self._data: dict[str, Any] = {**(_dict or {}), **kwargs}
         self.db: Database | None = None
 

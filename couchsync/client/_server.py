@@ -15,6 +15,10 @@ __all__ = ["EngineFactory", "Server"]
 #: Called as ``factory(url, **engine_options)``; HttpxConnection is one.
 EngineFactory = Callable[..., ConnectionEngine]
 
+#: CouchDB's default ``[chttpd] max_db_number_for_dbs_info_req``: more keys in one
+#: ``POST /_dbs_info`` are refused (400 ``too_many_keys``).
+DBS_INFO_BATCH = 100
+
 
 class Server:
     """The server-wide API; every method raises ServerError (plus the status class)."""
@@ -87,17 +91,17 @@ class Server:
     def dbs_info(self, *keys: str) -> list[dict[str, Any]]:
         """Info on the named databases: ``[{"key", "info"}]`` or ``{"key", "error": "not_found"}``.
 
-        No names → ``[]`` without a request. Uses ``POST /_dbs_info``; where the server
-        lacks it (PouchDB Server, CouchDB < 2.2) one ``GET /{db}`` per name, same shape.
+        No names → ``[]`` without a request. Uses ``POST /_dbs_info`` with at most
+        DBS_INFO_BATCH names per request (CouchDB's default limit); where the server lacks
+        it (PouchDB Server, CouchDB < 2.2) one ``GET /{db}`` per name, same shape.
         """
-        if not keys:
-            return []
-        try:
-            result: list[dict[str, Any]] = self._send(
-                "POST", "/_dbs_info", json={"keys": list(keys)}
-            ).json()
-        except NotFound:
-            return [self._db_info_row(key) for key in keys]
+        result: list[dict[str, Any]] = []
+        for start in range(0, len(keys), DBS_INFO_BATCH):
+            batch = list(keys[start : start + DBS_INFO_BATCH])
+            try:
+                result += self._send("POST", "/_dbs_info", json={"keys": batch}).json()
+            except NotFound:
+                return result + [self._db_info_row(key) for key in keys[start:]]
         return result
 
     def _db_info_row(self, key: str) -> dict[str, Any]:

@@ -10,15 +10,26 @@ A path prefix (CouchDB behind a proxy at ``/couchdb/``) is kept for every reques
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from ._errors import InvalidDatabaseName
 
-__all__ = ["ServerAddress", "check_db_name", "db_path", "doc_path", "parse_server_url"]
+__all__ = [
+    "ServerAddress",
+    "check_db_name",
+    "db_path",
+    "doc_id_problem",
+    "doc_path",
+    "parse_server_url",
+]
 
 DEFAULT_PORTS = {"http": 5984, "https": 443}
-_DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+# fullmatch, not match: with match, "$" also matches before a trailing newline.
+_DB_NAME = re.compile(r"[a-z][a-z0-9_$()+/-]*")
+#: The system databases CouchDB lets an admin create although they break the rule
+#: (a fresh single-node CouchDB 3.x needs ``_users`` and ``_replicator`` created).
+SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 _PREFIXES = ("_design/", "_local/")
 
 
@@ -28,7 +39,7 @@ class ServerAddress:
 
     base: str  # scheme://host:port[/prefix], no trailing slash, no credentials
     user: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # never in a repr
 
     @property
     def masked(self) -> str:
@@ -47,16 +58,30 @@ def parse_server_url(
 
     Raises ValueError (never showing the URL, which may hold a password) if it is unusable.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # urllib's own errors quote the netloc or the "port" (the password)
+    except ValueError:
+        raise ValueError(
+            "the server URL cannot be parsed (is a password with '/', '?', '#' or '@' "
+            "not percent-encoded?)"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise ValueError(f"unsupported URL scheme {scheme!r}: use http or https")
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        # "http://u:pa/ss@host" splits at the "/": the host would be "u", the password
+        # the port and "/ss@host" the path, so the password would end up in every URL shown.
+        raise ValueError(
+            "the server URL has an '@' after its host: percent-encode any '/', '?', '#' "
+            "or '@' in the user name or password"
+        )
     host = parts.hostname
     if not host:
         raise ValueError("the server URL has no host")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    port = parts.port or DEFAULT_PORTS[scheme]
+    port = port or DEFAULT_PORTS[scheme]
     prefix = parts.path.rstrip("/")
     url_user = unquote(parts.username) if parts.username is not None else None
     url_password = unquote(parts.password) if parts.password is not None else None
@@ -70,9 +95,10 @@ def parse_server_url(
 def check_db_name(name: str, *, url: str) -> None:
     """Raise InvalidDatabaseName unless ``name`` follows CouchDB's database name rule.
 
-    ``url`` is the masked server URL, for the error.
+    The rule is ``^[a-z][a-z0-9_$()+/-]*$`` (a whole-string match), plus the system
+    databases in SYSTEM_DBS. ``url`` is the masked server URL, for the error.
     """
-    if not _DB_NAME.match(name):
+    if not (_DB_NAME.fullmatch(name) or name in SYSTEM_DBS):
         raise InvalidDatabaseName(
             f"illegal database name {name!r}: it must start with a lowercase letter and "
             "contain only a-z, 0-9 and _ $ ( ) + - /",
@@ -86,6 +112,26 @@ def check_db_name(name: str, *, url: str) -> None:
 def db_path(name: str) -> str:
     """``/{db}`` with the name as one encoded segment (``/`` becomes ``%2F``)."""
     return "/" + quote(name, safe="")
+
+
+def doc_id_problem(doc_id: str) -> str | None:
+    """Why ``doc_id`` cannot name a document in a URL path, or None if it can.
+
+    CouchDB rejects ids that are empty or start with ``_`` other than ``_design/x`` and
+    ``_local/x``; in a path such an id would address an endpoint instead (``_all_docs``,
+    ``_security``, ``_index``) or the database itself (``""``).
+    """
+    if not isinstance(doc_id, str):
+        return f"a document id must be a string, not {type(doc_id).__name__}"
+    if not doc_id:
+        return "Document id must not be empty"
+    if doc_id.startswith("_"):
+        prefix = next((p for p in _PREFIXES if doc_id.startswith(p)), None)
+        if prefix is None:
+            return "Only reserved document ids may start with underscore."
+        if len(doc_id) == len(prefix):
+            return f"Document id must not be empty after {prefix!r}"
+    return None
 
 
 def doc_path(doc_id: str) -> str:

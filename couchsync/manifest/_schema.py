@@ -16,14 +16,16 @@ import re
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import (  # type: ignore[import-untyped]  # no types-jsonschema in dev deps
-    Draft202012Validator,
-    ValidationError,
-)
-
+from couchsync.manifest._fastcheck import UnsupportedKeyword, conforms
 from couchsync.manifest._problems import Path, format_path, type_name
+
+if TYPE_CHECKING:
+    from jsonschema import (  # type: ignore[import-untyped]  # no types-jsonschema in dev deps
+        Draft202012Validator,
+        ValidationError,
+    )
 
 _A_TYPE = {"string": "a string", "integer": "an integer", "number": "a number",
            "boolean": "a boolean (true or false)", "object": "a mapping", "array": "a list",
@@ -55,16 +57,26 @@ def _schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    # Imported here: jsonschema is only needed once a manifest has a problem.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_schema())
 
 
 @functools.cache
 def _document_validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_schema()["$defs"]["document"])
 
 
 def schema_issues(instance: Any, expanded: Set[Path] = frozenset()) -> list[Issue]:
     """Every schema violation of a whole manifest; ``expanded``: paths that held ``${...}``."""
+    try:
+        if conforms(instance, _schema()):
+            return []
+    except UnsupportedKeyword:
+        pass  # the full validator below knows every keyword
     return _unique(_validator().iter_errors(instance), expanded)
 
 

@@ -5,6 +5,7 @@ Output and exit codes are checked here; the server's state through the library.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from couchsync.plan import Plan
 def run(couch_url: str) -> Any:
     runner = CliRunner()
 
-    def invoke(*args: str) -> Any:
-        return runner.invoke(app, list(args), env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
+    def invoke(*args: str, input: str | None = None) -> Any:
+        return runner.invoke(app, list(args), input=input,
+                             env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
 
     return invoke
 
@@ -66,16 +68,45 @@ def test_plan_json_is_the_machine_format(run: Any, db_name: str, tmp_path: Path)
         f"db:{db_name}", f"db:{db_name}/doc:a"]
 
 
-def test_apply_json_reports_every_step(run: Any, db_name: str, tmp_path: Path) -> None:
+def test_apply_json_is_one_document_with_the_plan_and_every_step(
+    run: Any, db_name: str, tmp_path: Path
+) -> None:
     path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
     result = run("apply", path, "--yes", "--format", "json")
     assert result.exit_code == 0, result.output
-    decoder = json.JSONDecoder()
-    shown, end = decoder.raw_decode(result.stdout)  # the plan, then the apply report
-    report, _ = decoder.raw_decode(result.stdout[end:].lstrip())
-    assert shown["summary"] == report["summary"] == {"create": 2, "update": 0, "delete": 0}
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["plan"]["summary"] == report["summary"] == {"create": 2, "update": 0,
+                                                              "delete": 0}
     assert [(r["address"], r["ok"]) for r in report["results"]] == [
         (f"db:{db_name}", True), (f"db:{db_name}/doc:a", True)]
+
+    again = run("apply", path, "--yes", "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == {
+        "format_version": 1, "ok": True, "plan": Plan().to_dict(), "results": [],
+        "summary": {"create": 0, "update": 0, "delete": 0}}
+
+
+def test_apply_json_on_a_terminal_asks_on_stderr_and_keeps_stdout_one_document(
+    run: Any, db_name: str, tmp_path: Path, couch_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CliRunner's streams are TextIOWrappers: make all of them terminals.
+    monkeypatch.setattr(io.TextIOWrapper, "isatty", lambda self: True)
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
+
+    cancelled = run("apply", path, "--format", "json", input="no\n")
+    assert cancelled.exit_code == 1
+    assert cancelled.stdout == ""
+    assert f"+ db:{db_name}/doc:a" in cancelled.stderr
+    assert "Only 'yes' will be accepted." in cancelled.stderr
+    assert cancelled.stderr.endswith("Error: apply cancelled\n")
+    with Client(couch_url) as client:
+        assert db_name not in client
+
+    confirmed = run("apply", path, "--format", "json", input="yes\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert json.loads(confirmed.stdout)["summary"] == {"create": 2, "update": 0, "delete": 0}
 
 
 def test_apply_without_a_terminal_and_without_yes_refuses(
@@ -101,19 +132,46 @@ def test_only_limits_the_plan_and_an_unknown_selector_is_a_clean_error(
     assert bad.stderr == "Error: only: 'nope' names no database that the manifests describe\n"
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
 def test_a_failed_apply_exits_1_naming_the_document_and_the_reason(
-    run: Any, db_name: str, tmp_path: Path
+    run: Any, db_name: str, tmp_path: Path, fmt: str
 ) -> None:
     guard = {"validate_doc_update": "function (doc) { if (!doc._deleted && !doc.type) "
                                     "{ throw({forbidden: 'type is required'}); } }"}
     path = write(tmp_path, {db_name: {"design_docs": {"guard": guard},
-                                      "documents": [{"_id": "bad"}]}})
-    result = run("apply", path, "--yes")
+                                      "documents": [{"_id": "bad"}, {"_id": "good", "type": "t"}]}})
+    result = run("apply", path, "--yes", "--format", fmt)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "Error: apply failed for 1 of 3 steps:",
+        "Error: apply failed for 1 of 4 steps:",
         f"  db:{db_name}/doc:bad: forbidden: type is required",
     ]
+    if fmt == "json":
+        report = json.loads(result.stdout)
+        assert report["ok"] is False
+        assert [(r["id"], r["ok"], r["error"]) for r in report["results"][2:]] == [
+            ("bad", False, "forbidden: type is required"), ("good", True, None)]
+        assert report["summary"] == {"create": 3, "update": 0, "delete": 0}
+
+
+@pytest.mark.parametrize("url", [
+    "http://admin:wrong-secret@{host}",  # wrong password
+    "http://admin:wrong-secret@127.0.0.1:9",  # nothing listening
+    "ftp://admin:wrong-secret@{host}",  # unusable URL
+    "http://admin:wrong-secret@127.0.0.1:99999",
+])
+def test_server_and_url_errors_are_one_clean_line_without_the_password(
+    db_name: str, tmp_path: Path, couch_url: str, url: str
+) -> None:
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
+    url = url.format(host=couch_url.rsplit("@", 1)[-1])
+    for command in (["plan", path], ["apply", path, "--yes"], ["export", "--db", db_name]):
+        result = CliRunner().invoke(app, [*command, "--url", url])
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith("Error: ")
+        assert "wrong-secret" not in line
 
 
 def test_export_writes_a_manifest_that_plans_empty(
