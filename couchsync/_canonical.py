@@ -35,10 +35,21 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS) -> bytes:
     """Serialise ``value`` canonically, leaving out the top-level keys in ``drop``."""
     if isinstance(value, Mapping):
         dropped = frozenset(drop)
-        value = {k: v for k, v in value.items() if k not in dropped}
-    return _ENCODER.encode(_normalise(value)).encode("utf-8")
+        if not isinstance(value, dict) or not dropped.isdisjoint(value):
+            value = {k: v for k, v in value.items() if k not in dropped}
+    text = _ENCODER.encode(value)
+    # An integral float always prints as "1.0" or "1e+16"; without either substring
+    # there is none, and the walk that rewrites them (the costly part) is skipped.
+    if ".0" in text or "e+" in text:
+        text = _ENCODER.encode(_normalise(value))
+    return text.encode("utf-8")
 
 
 def content_hash(value: Any) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``value`` (server fields left out)."""
-    return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
+    return hash_canonical(canonical_json(value))
+
+
+def hash_canonical(canonical: bytes) -> str:
+    """``sha256:<hex>`` of bytes that are already canonical JSON."""
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()

@@ -37,7 +37,7 @@ from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, Step, StepKind
-from couchsync.plan._ownership import RECORD_ID, doc_hash, parse_record, record_body
+from couchsync.plan._ownership import RECORD_ID, parse_record, record_body
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
 __all__ = ["ApplyError", "ApplyResult", "StepResult", "apply_plan"]
@@ -263,7 +263,7 @@ class _Run:
             return
         spec = self.desired.databases[database].documents[doc_id]
         self.written.setdefault(database, {})[doc_id] = ManagedDoc(
-            rev=result.rev, hash=doc_hash(spec), created=step.action is Action.CREATE
+            rev=result.rev, hash=spec.hash, created=step.action is Action.CREATE
         )
 
     def write_ownership_records(self) -> None:

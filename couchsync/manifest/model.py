@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from couchsync._canonical import canonical_json, content_hash
+from couchsync._canonical import canonical_json, hash_canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,8 @@ class DocumentSpec:
 
     @property
     def hash(self) -> str:
-        return content_hash(self.body)
+        """``sha256:<hex>`` of the canonical body: what the ownership record stores."""
+        return hash_canonical(self.canonical)
 
 
 @dataclass(frozen=True, slots=True)

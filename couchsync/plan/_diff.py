@@ -26,7 +26,7 @@ from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import Action, Plan, Step, StepKind
-from couchsync.plan._ownership import doc_hash, is_unchanged
+from couchsync.plan._ownership import is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
 
@@ -207,7 +207,7 @@ def _drift_reason(doc: DocumentSpec, current: LiveDoc | None, entry: ManagedDoc 
     if current is None or entry is None:
         return "differs from the manifests"
     edited_on_server = current.rev != entry.rev
-    changed_in_manifest = doc_hash(doc) != entry.hash
+    changed_in_manifest = doc.hash != entry.hash
     if edited_on_server and changed_in_manifest:
         return "changed in the manifests and edited on the server"
     if edited_on_server:

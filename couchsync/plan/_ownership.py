@@ -22,7 +22,6 @@ updated it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,14 +33,9 @@ RECORD_ID = "_local/couchsync"
 RECORD_FORMAT = 1
 
 
-def doc_hash(doc: DocumentSpec) -> str:
-    """The content hash of a manifest document (equal to ``doc.hash``, without re-parsing)."""
-    return "sha256:" + hashlib.sha256(doc.canonical).hexdigest()
-
-
 def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> bool:
     """True when the record proves the live document equals the manifest's, body unread."""
-    return entry is not None and entry.rev == live_rev and entry.hash == doc_hash(doc)
+    return entry is not None and entry.rev == live_rev and entry.hash == doc.hash
 
 
 def parse_record(record: Mapping[str, Any] | None) -> dict[str, ManagedDoc]:

@@ -37,7 +37,6 @@ from couchsync.plan import (
     render_json,
     render_text,
 )
-from couchsync.plan._ownership import doc_hash
 
 CASES = Path(__file__).parent
 UPDATE = os.environ.get("COUCHSYNC_UPDATE_GOLDEN") == "1"
@@ -49,7 +48,7 @@ def live_doc(body: dict[str, Any]) -> LiveDoc:
 
 def managed(entry: dict[str, Any]) -> ManagedDoc:
     spec = DocumentSpec.from_body(entry["body"], SourcePos("live.json", 1, 1))
-    return ManagedDoc(rev=entry["rev"], hash=doc_hash(spec), created=entry["created"])
+    return ManagedDoc(rev=entry["rev"], hash=spec.hash, created=entry["created"])
 
 
 def load_live(path: Path) -> LiveState:

@@ -14,7 +14,6 @@ from couchsync.manifest.model import (
     SourcePos,
 )
 from couchsync.plan import LiveDatabase, LiveDoc, LiveState, ManagedDoc
-from couchsync.plan._ownership import doc_hash
 
 POS = SourcePos("test.yaml", 1, 1)
 
@@ -63,7 +62,7 @@ def live_doc(body: dict[str, Any], rev: str = "1-abc") -> LiveDoc:
 
 def recorded(body: dict[str, Any], rev: str = "1-abc", *, created: bool = True) -> ManagedDoc:
     """The ownership entry couchsync would have written for ``body`` at ``rev``."""
-    return ManagedDoc(rev=rev, hash=doc_hash(doc(body)), created=created)
+    return ManagedDoc(rev=rev, hash=doc(body).hash, created=created)
 
 
 def missing(name: str = "users") -> LiveDatabase:

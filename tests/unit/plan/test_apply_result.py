@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from couchsync.apply import ApplyError, ApplyResult, StepResult
-from couchsync.plan import Action, Step, StepKind
+from couchsync.plan import Action, Plan, Step, StepKind
 
 CREATE = Step(Action.CREATE, StepKind.DOCUMENT, "users", "a", after={})
 REPLACE = Step(Action.REPLACE, StepKind.INDEX, "users", "by-email")
@@ -28,9 +28,13 @@ def test_result_counts_only_what_was_done() -> None:
     assert result.summary() == "Apply complete: 2 created, 0 updated, 1 deleted."
 
 
-def test_result_json_lists_every_step() -> None:
-    data = json.loads(ApplyResult(results()).to_json())
+def test_result_json_is_one_document_with_the_plan_and_every_step() -> None:
+    plan = Plan([CREATE, REPLACE, FAILED])
+    data = json.loads(ApplyResult(results()).to_json(plan))
     assert data["format_version"] == 1
+    assert data["ok"] is False
+    assert data["plan"] == plan.to_dict()
+    assert data["summary"] == {"create": 2, "update": 0, "delete": 1}
     assert data["results"][2] == {
         "address": "db:users/doc:b", "action": "~", "kind": "document", "database": "users",
         "id": "b", "ok": False, "rev": None, "error": "forbidden: type is required",
