@@ -10,7 +10,7 @@ from ._database import Database
 from ._errors import NotFound, ServerError
 from ._server import EngineFactory, Server
 from ._transport import ConnectionEngine, HttpxConnection, send
-from ._url import check_db_name, db_path
+from ._url import SYSTEM_DBS, check_db_name, db_path
 
 __all__ = ["Client"]
 
@@ -78,19 +78,27 @@ class Client:
         ).json()
         return result
 
+    def _existing_db_path(self, name: str, method: str) -> str:
+        """``/{db}``; InvalidDatabaseName (nothing sent) for a name that would address the
+        server itself (``""``) or one of its endpoints (``_all_dbs``, ``_session``...)."""
+        if _addresses_an_endpoint(name):
+            check_db_name(name, url=self._conn.url, method=method)
+        return db_path(name)
+
     def delete(self, name: str) -> dict[str, Any]:
         """Delete database ``name`` and all its documents; returns ``{"ok": true}``.
 
         Raises NotFound if it does not exist, on every server: existence is checked
         first because PouchDB Server answers 200 for a missing database.
         """
-        send(self._conn, ServerError, "HEAD", db_path(name))
-        result: dict[str, Any] = send(self._conn, ServerError, "DELETE", db_path(name)).json()
+        path = self._existing_db_path(name, "DELETE")
+        send(self._conn, ServerError, "HEAD", path)
+        result: dict[str, Any] = send(self._conn, ServerError, "DELETE", path).json()
         return result
 
     def get_db(self, name: str) -> Database:
         """The Database ``name``, after checking it exists (NotFound if not)."""
-        send(self._conn, ServerError, "HEAD", db_path(name))
+        send(self._conn, ServerError, "HEAD", self._existing_db_path(name, "HEAD"))
         return Database(name, self._conn)
 
     def database(self, name: str) -> Database:
@@ -102,7 +110,10 @@ class Client:
         return self.server.list_database_names()
 
     def __contains__(self, name: str) -> bool:
-        """Whether database ``name`` exists (``HEAD /{db}``)."""
+        """Whether database ``name`` exists (``HEAD /{db}``; False without a request for
+        ``""`` or ``_``-names other than the system databases)."""
+        if _addresses_an_endpoint(name):
+            return False
         try:
             send(self._conn, ServerError, "HEAD", db_path(name))
         except NotFound:
@@ -112,3 +123,8 @@ class Client:
     def __iter__(self) -> Iterator[str]:
         """Iterate over the database names (one ``_all_dbs`` request)."""
         return iter(self.list_database_names())
+
+
+def _addresses_an_endpoint(name: str) -> bool:
+    """True for names that in ``/{name}`` would be the server root or a server endpoint."""
+    return not name or (name.startswith("_") and name not in SYSTEM_DBS)

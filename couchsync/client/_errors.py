@@ -119,7 +119,8 @@ class DocumentError(CouchError):
 
 
 class InvalidDatabaseName(ServerError, ValueError):
-    """The name breaks CouchDB's rule ``^[a-z][a-z0-9_$()+/-]*$``; nothing was sent."""
+    """The name breaks CouchDB's rule ``^[a-z][a-z0-9_$()+/-]*$`` (system databases such as
+    ``_users`` excepted) or would address a server endpoint; nothing was sent."""
 
 
 class ClientClosedError(RuntimeError):

@@ -92,7 +92,7 @@ def parse_server_url(
     )
 
 
-def check_db_name(name: str, *, url: str) -> None:
+def check_db_name(name: str, *, url: str, method: str = "PUT") -> None:
     """Raise InvalidDatabaseName unless ``name`` follows CouchDB's database name rule.
 
     The rule is ``^[a-z][a-z0-9_$()+/-]*$`` (a whole-string match), plus the system
@@ -102,7 +102,7 @@ def check_db_name(name: str, *, url: str) -> None:
         raise InvalidDatabaseName(
             f"illegal database name {name!r}: it must start with a lowercase letter and "
             "contain only a-z, 0-9 and _ $ ( ) + - /",
-            method="PUT",
+            method=method,
             url=url + db_path(name),
             error="illegal_database_name",
             reason="Name must match ^[a-z][a-z0-9_$()+/-]*$",

@@ -78,7 +78,9 @@ def test_database_names_with_special_characters(
     assert name not in client
 
 
-@pytest.mark.parametrize("name", ["Upper", "1digit", "_system", "sp ace", "", "a.b", "é"])
+@pytest.mark.parametrize(
+    "name", ["Upper", "1digit", "_system", "sp ace", "", "a.b", "é", "abc\n", "_users_x"]
+)
 def test_invalid_name_is_rejected_before_sending(mock_client: MockClient, name: str) -> None:
     cli, recorder = mock_client({})
     with pytest.raises(InvalidDatabaseName) as info:
@@ -87,6 +89,26 @@ def test_invalid_name_is_rejected_before_sending(mock_client: MockClient, name: 
     assert info.value.error == "illegal_database_name"
     assert "s3cret" not in str(info.value) + (info.value.url or "")
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize("name", ["", "_all_dbs", "_session", "_config"])
+def test_names_that_address_server_endpoints(mock_client: MockClient, name: str) -> None:
+    """HEAD / or HEAD /_all_dbs answer 200: without a check "" would be "in" the client and
+    get_db("") a Database on the server root."""
+    cli, recorder = mock_client({("HEAD", "/" + name): (200, {})})
+    assert name not in cli
+    for call in (lambda: cli.get_db(name), lambda: cli.delete(name), lambda: cli.create(name)):
+        with pytest.raises(InvalidDatabaseName):
+            call()
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("name", ["_users", "_replicator", "_global_changes"])
+def test_system_databases_may_be_created(mock_client: MockClient, name: str) -> None:
+    """CouchDB's name check lets these through (a fresh single node needs _users)."""
+    cli, recorder = mock_client({("PUT", "/" + name): (201, {"ok": True})})
+    assert cli.create(name) == {"ok": True}
+    assert [r.url.raw_path for r in recorder.requests] == [b"/" + name.encode()]
 
 
 @pytest.mark.couchdb_only

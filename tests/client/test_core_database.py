@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from couchsync.client import (
     Database,
     DatabaseError,
     FindQuery,
+    Forbidden,
     IndexQuery,
     NotFound,
     ServerError,
@@ -86,7 +88,21 @@ def test_add_with_id_is_not_mutated_and_duplicate_conflicts(db: Database) -> Non
 def test_add_batch(db: Database) -> None:
     result = db.add_batch({"_id": "batched", "v": 1})
     assert result["ok"] is True and result["id"] == "batched"
+    # CouchDB answers 202 before the write is done: the document appears a little later.
+    deadline = time.monotonic() + 10
+    while "batched" not in db and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert db.get("batched")["v"] == 1
+
+
+def test_add_batch_sends_batch_ok(mock_client: MockClient) -> None:
+    """CouchDB's documented answer to ?batch=ok: 202 with ok and id, no rev."""
+    answer = {"ok": True, "id": "b"}
+    cli, recorder = mock_client({("POST", "/db"): (202, answer)})
+    doc = {"_id": "b", "n": 1}
+    assert cli.database("db").add_batch(doc) == answer
+    assert dict(recorder.requests[0].url.params) == {"batch": "ok"}
+    assert json.loads(recorder.requests[0].content) == doc
 
 
 def test_update_replaces_the_body(db: Database) -> None:
@@ -249,8 +265,17 @@ def test_get_many_with_couchdb_shapes(mock_client: MockClient) -> None:
         ]
     }
     cli, _ = mock_client({("POST", "/db/_bulk_get"): (200, bad)})
-    with pytest.raises(DatabaseError, match="bad_request"):
+    with pytest.raises(BadRequest, match="bad_request") as info:
         cli.database("db").get_many([{"id": "a", "rev": "x"}])
+    assert isinstance(info.value, DatabaseError) and info.value.status == 400
+    assert info.value.url == "http://admin:***@couch.test:5984/db/_bulk_get"
+    assert "s3cret" not in str(info.value)
+
+
+def test_get_many_without_ids_sends_nothing(mock_client: MockClient) -> None:
+    cli, recorder = mock_client({})
+    assert cli.database("db").get_many([]) == []
+    assert recorder.requests == []
 
 
 def test_bulk_docs_returns_item_errors(db: Database) -> None:
@@ -381,8 +406,13 @@ def test_delete_index_path(mock_client: MockClient) -> None:
     assert recorder.requests[0].url.raw_path == b"/db/_index/_design%2Fd%20x/json/n%2F1"
 
 
-def test_security(db: Database) -> None:
-    assert db.get_security() == {}
+def test_security(db: Database, is_couchdb: bool) -> None:
+    initial = db.get_security()
+    # CouchDB 3.x gives a new database an admin-only security object (members and admins
+    # {"roles": ["_admin"]}, [couchdb] default_security); PouchDB Server has none.
+    assert isinstance(initial, dict)
+    if not is_couchdb:
+        assert initial == {}
     security = {
         "admins": {"names": [], "roles": ["admins"]},
         "members": {"names": ["bob"], "roles": []},
@@ -405,3 +435,62 @@ def test_purge(is_couchdb: bool, db: Database, mock_client: MockClient) -> None:
     cli, recorder = mock_client({("POST", "/db/_purge"): (201, answer)})
     assert cli.database("db").purge({"p": ("1-a",)}) == answer
     assert json.loads(recorder.requests[0].content) == {"p": ["1-a"]}
+
+
+def test_page_sizes_must_be_positive(db: Database) -> None:
+    with pytest.raises(ValueError, match="page_size"):
+        next(db.iter_all_docs(page_size=0))
+    with pytest.raises(ValueError, match="limit"):
+        next(db.iter_find({"selector": {}, "limit": 0}))
+
+
+@pytest.mark.parametrize(
+    "doc_id", ["", "_all_docs", "_security", "_index", "_design/", "_local/", "_x/y"]
+)
+def test_ids_that_would_address_an_endpoint_are_refused(
+    mock_client: MockClient, doc_id: str
+) -> None:
+    """CouchDB rejects such ids (illegal_docid); in a URL path they would name the database
+    or one of its endpoints, e.g. update("_security", ...) would replace the security object."""
+    cli, recorder = mock_client({})
+    database = cli.database("db")
+    calls = [
+        lambda: database.get(doc_id),
+        lambda: database.doc_info(doc_id),
+        lambda: database.update(doc_id, {"members": {}}),
+        lambda: database.update(doc_id, {"n": 1}, "1-a"),
+        lambda: database.delete(doc_id),
+        lambda: database.delete(doc_id, "1-a"),
+        lambda: database.add({"_id": doc_id}),
+    ]
+    for call in calls:
+        with pytest.raises(BadRequest) as info:
+            call()
+        assert isinstance(info.value, DatabaseError) and info.value.error == "illegal_docid"
+        assert "s3cret" not in str(info.value) + (info.value.url or "")
+    assert doc_id not in database
+    assert recorder.requests == []
+
+
+def test_validation_failure_is_forbidden(db: Database) -> None:
+    """A validate_doc_update that throws {forbidden: ...} answers 403 on both servers."""
+    validate = "function (doc) { if (doc.bad) { throw({forbidden: 'no bad docs'}); } }"
+    db.update("_design/guard", {"validate_doc_update": validate})
+    assert db.add({"_id": "good"})[0] == "good"
+    with pytest.raises(Forbidden) as info:
+        db.add({"_id": "evil", "bad": True})
+    assert isinstance(info.value, DatabaseError) and info.value.status == 403
+    assert info.value.error == "forbidden" and info.value.reason == "no bad docs"
+
+
+def test_local_ids_with_awkward_characters(db: Database) -> None:
+    """_local ids with awkward characters work with in, doc_info, get, update and delete."""
+    doc_id = "_local/a/b c?#&+=%é"
+    assert doc_id not in db
+    assert db.add({"_id": doc_id, "n": 1}) == (doc_id, "0-1")
+    assert doc_id in db
+    assert db.doc_info(doc_id)["rev"] == "0-1"  # CouchDB's _local ETag is a hash, not the rev
+    assert db.update(doc_id, {"n": 2}) == (doc_id, "0-2")
+    assert db.get(doc_id) == {"_id": doc_id, "_rev": "0-2", "n": 2}
+    db.delete(doc_id)
+    assert doc_id not in db

@@ -70,6 +70,38 @@ def test_store_with_id_and_awkward_id(db: Database) -> None:
     assert db.get("a/b ?é")["n"] == 1
 
 
+@pytest.mark.parametrize(
+    "doc_id",
+    ["a/b", "with space", "q?h#a&p+e=p%", "%2F", "é ü 漢字 🎉", "_design/a/b c", "_local/x/y z"],
+)
+def test_store_and_load_with_awkward_ids(db: Database, doc_id: str) -> None:
+    doc = Document({"_id": doc_id, "n": 1})
+    doc.store_to_database(db)
+    first = doc.rev
+    doc["n"] = 2
+    doc.store()
+    assert doc.id == doc_id and doc.rev != first
+    loaded = Document()
+    loaded.load_from_database(db, doc_id)
+    assert (loaded.id, loaded.rev, loaded["n"]) == (doc_id, doc.rev, 2)
+    if not doc_id.startswith("_local/"):  # _local docs keep no old revisions
+        old = Document()
+        old.load_from_database(db, doc_id, first)
+        assert old["n"] == 1
+
+
+def test_dict_by_keyword_as_in_pycouchdb() -> None:
+    assert dict(Document(_dict={"a": 1}, b=2)) == {"a": 1, "b": 2}
+
+
+def test_store_with_rev_but_no_id_is_refused(db: Database) -> None:
+    """An empty id would make the update a PUT on the database itself."""
+    with pytest.raises(DocumentError) as info:
+        Document({"_rev": "1-a", "n": 1}).store_to_database(db)
+    assert info.value.error == "illegal_docid"
+    assert db.info()["doc_count"] == 0
+
+
 def test_historical_alias(db: Database) -> None:
     doc = Document({"_id": "old"})
     doc.store_to_databse(db)

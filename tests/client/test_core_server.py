@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from couchsync.client import (
@@ -110,6 +111,24 @@ def test_dbs_info_uses_one_post(
     assert cli.server.dbs_info("a", "b") == answer
     assert len(recorder.requests) == 1
     assert json.loads(recorder.requests[0].content) == {"keys": ["a", "b"]}
+
+
+def test_dbs_info_is_sent_in_batches_of_100(handler_client: Any) -> None:
+    """CouchDB refuses more than max_db_number_for_dbs_info_req (default 100) keys with
+    400 too_many_keys, so longer lists go in several requests, answers in order."""
+    bodies: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys = json.loads(request.content)["keys"]
+        bodies.append(keys)
+        if len(keys) > 100:
+            return httpx.Response(400, json={"error": "bad_request", "reason": "too_many_keys"})
+        return httpx.Response(200, json=[{"key": k, "error": "not_found"} for k in keys])
+
+    names = [f"db{i:03d}" for i in range(250)]
+    rows = handler_client(handler).server.dbs_info(*names)
+    assert [row["key"] for row in rows] == names
+    assert [len(body) for body in bodies] == [100, 100, 50]
 
 
 def test_server_errors_are_server_scoped(mock_client: MockClient) -> None:

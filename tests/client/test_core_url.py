@@ -44,11 +44,33 @@ def test_masked_without_credentials_is_the_base() -> None:
     assert parse_server_url("http://host:1234").masked == "http://host:1234"
 
 
-@pytest.mark.parametrize("url", ["ftp://u:secret@host", "http://u:secret@/path", "nonsense"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://u:secret@host",
+        "http://u:secret@/path",
+        "nonsense",
+        # a password with an unencoded "/", "?" or "#": urllib takes part of it for the
+        # port (and its error quotes it) or, if numeric, the whole thing for host and port
+        "http://admin:sec/ret@host",
+        "http://admin:sec?ret@host:5984",
+        "http://admin:sec#ret@host",
+        "http://admin:1234/secret@host",
+        "http://admin:secret@host:99999",
+        "http://admin:secret@[::1",
+    ],
+)
 def test_unusable_url_is_rejected_without_echoing_it(url: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_server_url(url)
-    assert "secret" not in str(info.value)
+    text = str(info.value) + repr(info.value)
+    assert "secret" not in text and "sec/ret" not in text and "sec" not in text
+    assert "1234" not in text
+
+
+def test_server_address_repr_hides_the_password() -> None:
+    address = parse_server_url("http://u:pw-secret@host")
+    assert "pw-secret" not in repr(address) and "pw-secret" not in str(address)
 
 
 @pytest.mark.parametrize(
