@@ -144,6 +144,8 @@ _KEYWORDS: dict[str, Callable[..., bool]] = {
     "additionalProperties": _additional,
     "propertyNames": _property_names,
     "items": _items,
+    "dependentSchemas": lambda v, exp, _s, root: not isinstance(v, dict) or all(
+        conforms(v, sub, root) for key, sub in exp.items() if key in v),
     "required": lambda v, exp, _s, _r: not isinstance(v, dict) or all(k in v for k in exp),
     "enum": lambda v, exp, _s, _r: any(_equals(v, e) for e in exp),
     "const": lambda v, exp, _s, _r: _equals(v, exp),

@@ -8,7 +8,7 @@ from itertools import groupby
 from pathlib import Path as FsPath
 
 from couchsync.manifest._env import expand
-from couchsync.manifest._merge import StateBuilder
+from couchsync.manifest._merge import ENTRY_SECTIONS, StateBuilder
 from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name
 from couchsync.manifest._schema import schema_issues
 from couchsync.manifest._yaml import parse_yaml
@@ -96,24 +96,36 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder) -> 
         return [*problems, Problem(file, line, col, "a manifest must be a mapping with 'version'"
                                    f" and 'databases', got {type_name(value)}")]
     expansion = expand(value, environ)
-    # Databases with problems are not built, and values that failed to parse are
-    # not schema-checked: either would only add follow-on noise.
-    broken: set[Path] = {path[:2] for path in parsed.failed}
+    # Values that failed to parse are not schema-checked, and the parts of a database
+    # with problems are not built (see _broken_part): either would only add follow-on
+    # noise. The rest of each database is built, so that its own problems (duplicate
+    # ids, missing data files, ...) are reported in the same run.
+    broken: set[Path] = {_broken_part(path) for path in parsed.failed}
     for path, message in expansion.problems:
         problems.append(Problem(file, *positions.value(path), message, format_path(path)))
-        broken.add(path[:2])
+        broken.add(_broken_part(path))
     for issue in schema_issues(expansion.value, expansion.expanded):
         if any(issue.path[: len(failed)] == failed for failed in parsed.failed):
             continue
         where = positions.key(issue.path) if issue.at_key else positions.value(issue.path)
         problems.append(Problem(file, *where, issue.message, format_path(issue.path)))
-        broken.add(issue.path[:2])
+        broken.add(_broken_part(issue.path))
     databases = expansion.value.get("databases")
     if isinstance(databases, dict):
         for name, data in databases.items():
-            if ("databases", name) not in broken:
-                builder.add_database(file, name, data, positions)
+            skip = {part[2:] for part in broken if part[:2] == ("databases", name)}
+            if () not in skip:
+                builder.add_database(file, name, data, positions, skip)
     return problems
+
+
+def _broken_part(path: Path) -> Path:
+    """What a problem at ``path`` keeps from being built: one entry of a section
+    (an index, a design doc, a document, a data file), else one setting or section,
+    else (``databases.NAME`` itself) the whole database."""
+    if len(path) > 3 and path[2] in ENTRY_SECTIONS:
+        return path[:4]
+    return path[:3]
 
 
 def _read_text(file: str) -> str | Problem:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Set
 from typing import Any
 
 from couchsync.manifest import _rules
@@ -25,6 +26,8 @@ from couchsync.manifest.model import (
 )
 
 _SETTINGS = ("state", "partitioned", "q", "n", "security", "prune")
+#: Sections built entry by entry: a broken entry leaves out only itself.
+ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
 
 
 class StateBuilder:
@@ -37,30 +40,37 @@ class StateBuilder:
     def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
         self.problems.append(Problem(where.file, where.line, where.col, message, format_path(path)))
 
-    def add_database(self, file: str, name: str, data: dict[str, Any],
-                     positions: Positions) -> None:
-        """Merge one file's (schema-valid) declaration of database ``name``."""
+    def add_database(self, file: str, name: str, data: dict[str, Any], positions: Positions,
+                     skip: Set[Path] = frozenset()) -> None:
+        """Merge one file's declaration of database ``name``, schema-valid but for the
+        parts in ``skip`` (paths below ``databases.NAME``: a setting, a section, or one
+        entry of a section), which are left out."""
         base: Path = ("databases", name)
 
         def at(*path: str | int, key: bool = False) -> SourcePos:
             full = (*base, *path)
             return SourcePos(file, *(positions.key(full) if key else positions.value(full)))
 
+        def entries(section: str) -> list[tuple[Any, Any]]:
+            value = {} if (section,) in skip else data.get(section, {})
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            return [(key, entry) for key, entry in pairs if (section, key) not in skip]
+
         db = self.state.databases.get(name)
         if db is None:
             db = self.state.databases[name] = DatabaseSpec(name=name, source=at(key=True))
         for setting in _SETTINGS:
-            if setting in data:
+            if setting in data and (setting,) not in skip:
                 value = int(data[setting]) if setting in ("q", "n") else data[setting]
                 self._set(db, setting, value, at(setting), (*base, setting))
-        for index_name, definition in data.get("indexes", {}).items():
+        for index_name, definition in entries("indexes"):
             mixed = _rules.mixed_directions_problem(definition["fields"])
             if mixed:
                 self._problem(at("indexes", index_name, "fields"), mixed,
                               (*base, "indexes", index_name, "fields"))
             self._add_index(db, index_name, definition, at("indexes", index_name, key=True),
                             (*base, "indexes", index_name))
-        for ddoc_name, body in data.get("design_docs", {}).items():
+        for ddoc_name, body in entries("design_docs"):
             where = at("design_docs", ddoc_name, key=True)
             first = db.design_docs.get(ddoc_name)
             if first is not None:
@@ -68,10 +78,10 @@ class StateBuilder:
                               f"defined at {first.source}", (*base, "design_docs", ddoc_name))
             else:
                 db.design_docs[ddoc_name] = DesignDocSpec(ddoc_name, body, where)
-        for i, body in enumerate(data.get("documents", [])):
+        for i, body in entries("documents"):
             self._add_document(db, DocumentSpec.from_body(body, at("documents", i)),
                                (*base, "documents", i))
-        for i, relative in enumerate(data.get("documents_from", [])):
+        for i, relative in entries("documents_from"):
             data_file = os.path.join(os.path.dirname(file), relative)
             self._add_documents_from(db, data_file, relative, at("documents_from", i),
                                      (*base, "documents_from", i))

@@ -5,12 +5,12 @@ Output and exit codes are checked here; the server's state through the library.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.testing
 import yaml
 from typer.testing import CliRunner
 
@@ -91,13 +91,14 @@ def test_apply_json_is_one_document_with_the_plan_and_every_step(
 def test_apply_json_on_a_terminal_asks_on_stderr_and_keeps_stdout_one_document(
     run: Any, db_name: str, tmp_path: Path, couch_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # CliRunner's streams are TextIOWrappers: make all of them terminals.
-    monkeypatch.setattr(io.TextIOWrapper, "isatty", lambda self: True)
+    # Make CliRunner's stdin, stdout and stderr terminals (colors stay off: NO_COLOR is set).
+    monkeypatch.setattr(typer.testing._NamedTextIOWrapper, "isatty", lambda self: True)
     path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
 
+    # CliRunner echoes the typed answer on stdout, where a terminal would show it.
     cancelled = run("apply", path, "--format", "json", input="no\n")
     assert cancelled.exit_code == 1
-    assert cancelled.stdout == ""
+    assert cancelled.stdout.strip() == "no"
     assert f"+ db:{db_name}/doc:a" in cancelled.stderr
     assert "Only 'yes' will be accepted." in cancelled.stderr
     assert cancelled.stderr.endswith("Error: apply cancelled\n")
@@ -106,7 +107,9 @@ def test_apply_json_on_a_terminal_asks_on_stderr_and_keeps_stdout_one_document(
 
     confirmed = run("apply", path, "--format", "json", input="yes\n")
     assert confirmed.exit_code == 0, confirmed.output
-    assert json.loads(confirmed.stdout)["summary"] == {"create": 2, "update": 0, "delete": 0}
+    answer, report = confirmed.stdout.split("\n", 1)
+    assert answer.strip() == "yes"
+    assert json.loads(report)["summary"] == {"create": 2, "update": 0, "delete": 0}
 
 
 def test_apply_without_a_terminal_and_without_yes_refuses(

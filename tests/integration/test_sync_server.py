@@ -224,6 +224,20 @@ def test_security_and_design_doc_changes_are_applied(
     assert plan(client, desired).is_empty
 
 
+def test_a_design_doc_marked_deleted_is_deleted_and_then_left_alone(
+    client: Client, db_name: str, manifest: Manifest
+) -> None:
+    spec = full_spec()
+    sync(client, manifest({db_name: spec}))
+    spec["design_docs"]["reports"] = {"_deleted": True}
+    desired = manifest({db_name: spec})
+    made, result = sync(client, desired)
+    assert addresses(made) == [f"- db:{db_name}/design:reports"]
+    assert result.ok
+    assert "_design/reports" not in client.database(db_name)
+    assert plan(client, desired).is_empty
+
+
 def test_only_limits_the_plan_and_apply_keeps_the_rest_of_the_record(
     client: Client, db_name_factory: Callable[[], str], manifest: Manifest
 ) -> None:

@@ -28,7 +28,8 @@ VALID: dict[str, Any] = {
                                      "partial_filter_selector": {"type": "user"},
                                      "ddoc": "users-indexes"}},
             "design_docs": {"reports": {"views": {"by_age": {"map": "function (doc) {}",
-                                                             "reduce": "_count"}}}},
+                                                             "reduce": "_count"}}},
+                            "retired": {"_deleted": True}},
             "prune": True,
             "documents": [{"_id": "settings", "theme": "dark", "n": 1}],
             "documents_from": ["seeds/users.jsonl"],
@@ -55,7 +56,8 @@ def _keywords(node: Any, in_map: bool = False) -> set[str]:
         for key, value in node.items():
             if not in_map:
                 found.add(key)
-            found |= _keywords(value, key in ("properties", "patternProperties", "$defs")
+            found |= _keywords(value, key in ("properties", "patternProperties", "$defs",
+                                               "dependentSchemas")
                                and not in_map)
     elif isinstance(node, list):
         for value in node:
@@ -103,7 +105,8 @@ def test_quick_check_agrees_with_jsonschema_on_mutated_manifests(data: st.DataOb
         for step in path[:-1]:
             parent = parent[step]
         if isinstance(parent, dict) and data.draw(st.booleans()):
-            parent[data.draw(st.sampled_from(["extra", "indxes", "q", "n", "_rev"]))] = replacement
+            extra = data.draw(st.sampled_from(["extra", "indxes", "q", "n", "_rev", "_deleted"]))
+            parent[extra] = replacement
         else:
             parent[path[-1]] = replacement
     assert conforms(manifest, SCHEMA) == FULL.is_valid(manifest)

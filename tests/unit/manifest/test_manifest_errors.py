@@ -107,6 +107,14 @@ CASES = [
     Case("document-reserved-key",
          {"m.yaml": V + "databases:\n  s:\n    documents:\n      - {_id: a, _rev: 1-abc}\n"},
          [("m.yaml", 5, 18, "reserved key")]),
+    Case("design-doc-deleted-with-content",
+         {"m.yaml": V + "databases:\n  s:\n    design_docs:\n"
+                        "      old: {_deleted: true, views: {}}\n"},
+         [("m.yaml", 5, 12, "a design doc marked _deleted: true is deleted, so it cannot "
+                            "declare anything else")]),
+    Case("design-doc-deleted-false",
+         {"m.yaml": V + "databases:\n  s:\n    design_docs:\n      old: {_deleted: false}\n"},
+         [("m.yaml", 5, 23, "_deleted in a design doc can only be true")]),
     Case("design-id-in-documents",
          {"m.yaml": V + "databases:\n  s:\n    documents:\n      - _id: _design/x\n"},
          [("m.yaml", 5, 9, "design documents go under design_docs")]),
@@ -251,6 +259,22 @@ def test_every_problem_is_reported_not_only_the_first(write: Write, collect: Col
     write("c.yaml", "version: [\n")
     assert [(f, line) for f, line, _, _ in collect("a.yaml", "b.yaml", "c.yaml")] == [
         ("a.yaml", 3), ("a.yaml", 4), ("b.yaml", 4), ("c.yaml", 2)]
+
+
+def test_a_database_with_a_schema_problem_still_reports_its_other_problems(
+    write: Write, collect: Collect
+) -> None:
+    write("m.yaml", V + "databases:\n  s:\n    q: many\n    indexes: {i: {fields: []}}\n"
+                        "    documents: [{_id: a}, {_id: a, _rev: x}, {_id: a}]\n"
+                        "    documents_from: [missing.jsonl]\n")
+    assert [(line, message.split(" (")[0].split(":")[0]) for _, line, _, message
+            in collect("m.yaml")] == [
+        (4, "expected an integer, got string"),
+        (5, "must not be empty"),
+        (6, "reserved key"),
+        (6, "duplicate _id 'a' in database 's'"),  # the third; the second is not built
+        (7, "cannot read documents_from file 'missing.jsonl'"),
+    ]
 
 
 def test_huge_numbers_of_bad_lines_are_capped(write: Write, collect: Collect) -> None:

@@ -37,6 +37,7 @@ VALID = [
     DB + "    design_docs: {d: {shows: {s: s}, lists: {l: l}, rewrites: [{from: a, to: b}]}}\n",
     DB + "    design_docs: {d: {indexes: {s: {index: f, analyzer: standard}}}}\n",
     DB + "    design_docs: {d: {nouveau: {s: {index: f, default_analyzer: standard}}}}\n",
+    DB + "    design_docs: {d: {_deleted: true}}\n",
     DB + "    documents: [{_id: a, nested: {list: [1, 2.5, null, true]}},"
          " {_id: b, _deleted: true}]\n",
     DB + "    documents: []\n    documents_from: []\n",
@@ -66,6 +67,9 @@ INVALID = [
     DB + "    design_docs: {d: {views: {v: {map: 1}}}}\n",
     DB + "    design_docs: {d: {unknown: 1}}\n",
     DB + "    design_docs: {d: {filters: {f: 1}}}\n",
+    DB + "    design_docs: {d: {_deleted: true, views: {}}}\n",
+    DB + "    design_docs: {d: {_deleted: false}}\n",
+    DB + "    design_docs: {d: {_rev: 1-x}}\n",
     DB + "    documents: [{a: 1}]\n",
     DB + "    documents: [{_id: 1}]\n",
     DB + "    documents: [{_id: a, _rev: x}]\n",
@@ -130,7 +134,9 @@ _view = st.fixed_dictionaries({"map": _mostly(st.just("function (doc) { emit(doc
 _design = st.fixed_dictionaries({}, optional={
     "views": st.dictionaries(_names, _mostly(_view), max_size=2),
     "language": st.just("javascript"),
-    "validate_doc_update": _mostly(st.just("function (doc) {}"))})
+    "validate_doc_update": _mostly(st.just("function (doc) {}")),
+    "_deleted": _mostly(st.just(True))})
+_deleted_design = st.just({"_deleted": True})
 _document = st.fixed_dictionaries({"_id": _mostly(st.sampled_from(["a", "b", "p:1"]))},
                                   optional={"x": _junk, "_deleted": _mostly(st.booleans())})
 _database = st.fixed_dictionaries({}, optional={
@@ -142,8 +148,8 @@ _database = st.fixed_dictionaries({}, optional={
                                                             "members": _group})),
     "indexes": _mostly(st.dictionaries(st.sampled_from(["i", "j"]), _mostly(_index),
                                        max_size=2)),
-    "design_docs": _mostly(st.dictionaries(st.sampled_from(["d", "r"]), _mostly(_design),
-                                           max_size=2)),
+    "design_docs": _mostly(st.dictionaries(st.sampled_from(["d", "r"]),
+                                           _mostly(_design | _deleted_design), max_size=2)),
     "documents": _mostly(st.lists(_mostly(_document), max_size=3)),
 })
 _manifest = st.fixed_dictionaries(
