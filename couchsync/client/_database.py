@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from ._errors import BadRequest, DatabaseError, NotFound, error_for_status, scoped
 from ._query import FindQuery, IndexQuery
-from ._transport import ConnectionEngine, Response, send
+from ._transport import ConnectionEngine, Reply, send
 from ._url import db_path, doc_id_problem, doc_path
 
 __all__ = ["Database"]
@@ -66,7 +66,7 @@ class Database:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-    ) -> Response:
+    ) -> Reply:
         return send(self._conn, DatabaseError, method, self._path + path, params=params, json=json)
 
     def _doc(self, doc_id: str, method: str) -> str:
@@ -86,7 +86,7 @@ class Database:
             reason=problem,
         )
 
-    def _head(self, doc_id: str) -> tuple[str, Response]:
+    def _head(self, doc_id: str) -> tuple[str, Reply]:
         """The current revision and the HEAD response (GET fallback where the ETag is no rev)."""
         path = self._doc(doc_id, "HEAD")
         head = self._send("HEAD", path)

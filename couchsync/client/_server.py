@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from ._errors import NotFound, ServerError, TransportError
-from ._transport import ConnectionEngine, HttpxConnection, Response, send
+from ._transport import ConnectionEngine, HttpxConnection, Reply, send
 from ._url import db_path
 
 __all__ = ["EngineFactory", "Server"]
@@ -58,7 +58,7 @@ class Server:
 
     def _send(
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None
-    ) -> Response:
+    ) -> Reply:
         return send(self._conn, ServerError, method, path, params=params, json=json)
 
     def info(self) -> dict[str, Any]:

@@ -22,10 +22,18 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from ._errors import ClientClosedError, CouchError, TransportError, error_for_status, rescope
+from ._errors import (
+    ClientClosedError,
+    CouchError,
+    HTTPStatusError,
+    TransportError,
+    error_for_status,
+    rescope,
+    scoped,
+)
 from ._url import parse_server_url
 
-__all__ = ["ConnectionEngine", "HttpxConnection", "Response", "send"]
+__all__ = ["ConnectionEngine", "HttpxConnection", "Reply", "Response", "send"]
 
 
 class Response(Protocol):
@@ -88,7 +96,8 @@ HTTPX_ERRORS: dict[type[httpx.RequestError], str] = {
 
 # Failures where the connection broke before (or instead of) an answer.
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
-# Only requests that are safe to repeat are retried.
+# Only requests that are safe to repeat are retried; a DELETE only when it cannot
+# have reached the server (a dropped connection may have deleted already).
 _RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _encode_json = jsonlib.JSONEncoder(separators=(",", ":")).encode
 
@@ -188,7 +197,9 @@ class HttpxConnection:
                 response.read()
                 return response
             except _RETRYABLE as exc:
-                if method not in _RETRY_METHODS or attempt >= self._retries:
+                if attempt >= self._retries or method not in _RETRY_METHODS or (
+                    method == "DELETE" and isinstance(exc, httpx.RemoteProtocolError)
+                ):
                     raise map_httpx_error(exc, method, self._url + path) from exc
             except httpx.RequestError as exc:
                 raise map_httpx_error(exc, method, self._url + path) from exc
@@ -204,6 +215,45 @@ class HttpxConnection:
         return f"<HttpxConnection {self._url}>"
 
 
+class Reply:
+    """A successful (2xx) answer; ``json()`` turns a body that is not JSON into a CouchError.
+
+    A proxy's login page or a misrouted request can answer 200 with HTML; that
+    must surface as the scoped error users catch, not as a bare JSONDecodeError.
+    """
+
+    __slots__ = ("_method", "_response", "_scope", "_url")
+
+    def __init__(self, response: Response, scope: type[CouchError], method: str, url: str) -> None:
+        self._response = response
+        self._scope = scope
+        self._method = method
+        self._url = url
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    @property
+    def content(self) -> bytes:
+        return self._response.content
+
+    def json(self) -> Any:
+        try:
+            return self._response.json()
+        except ValueError as exc:
+            kind = scoped(HTTPStatusError, self._scope)
+            raise kind(
+                f"{self._method} {self._url}: the server answered {self.status_code} with a body "
+                "that is not JSON (is the URL a CouchDB server?)",
+                method=self._method, url=self._url, status=self.status_code,
+            ) from exc
+
+
 def send(
     engine: ConnectionEngine,
     scope: type[CouchError],
@@ -212,18 +262,20 @@ def send(
     *,
     params: Mapping[str, str] | None = None,
     json: Any = None,
-) -> Response:
-    """Send through ``engine``; raise the ``scope``d error for a failure or a 4xx/5xx answer."""
+) -> Reply:
+    """Send through ``engine``; raise the ``scope``d error for a failure or a non-2xx answer.
+
+    CouchDB never redirects, so a 3xx (a proxy's login redirect, say) is an error too.
+    """
     try:
         response = engine.request(method, path, params=params, json=json)
     except TransportError as exc:
         raise rescope(exc, scope) from exc
-    if response.status_code < 400:
-        return response
+    status = response.status_code
+    if 200 <= status < 300:
+        return Reply(response, scope, method, engine.url + path)
     try:
         body = response.json() if response.content else None
     except ValueError:  # a proxy's HTML error page, for example
         body = None
-    raise error_for_status(
-        response.status_code, body, method=method, url=engine.url + path, scope=scope
-    )
+    raise error_for_status(status, body, method=method, url=engine.url + path, scope=scope)

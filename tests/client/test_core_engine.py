@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
 import pytest
 
-from couchsync.client import Client, ConnectionEngine, NotFound
+from couchsync.client import (
+    Client,
+    ConnectionEngine,
+    DatabaseError,
+    HTTPStatusError,
+    NotFound,
+    ServerError,
+)
+
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class FakeResponse:
@@ -63,3 +73,26 @@ def test_custom_engine_plugs_in() -> None:
         with pytest.raises(NotFound, match=r"GET mem://server/db/nope"):
             db.get("nope")
     assert engines[0].calls == [("GET", "/db/a%2Fb"), ("GET", "/db/nope"), ("CLOSE", "")]
+
+
+# httpx.MockTransport: a real CouchDB never answers like this, a proxy in front of it may.
+def test_a_2xx_body_that_is_not_json_is_a_scoped_couch_error(
+    handler_client: Callable[[Handler], Client],
+) -> None:
+    client = handler_client(lambda request: httpx.Response(200, text="<html>login</html>"))
+    with pytest.raises(DatabaseError) as caught:
+        client.database("db").get("doc")
+    assert isinstance(caught.value, HTTPStatusError)
+    assert caught.value.status == 200
+    assert "not JSON" in str(caught.value) and "GET" in str(caught.value)
+
+
+def test_a_redirect_is_an_error_not_a_result(
+    handler_client: Callable[[Handler], Client],
+) -> None:
+    client = handler_client(
+        lambda request: httpx.Response(302, headers={"location": "/login"}, text=""))
+    with pytest.raises(ServerError) as caught:
+        client.list_database_names()
+    assert isinstance(caught.value, HTTPStatusError)
+    assert caught.value.status == 302
