@@ -134,7 +134,7 @@ def _show(plan: Plan, fmt: str) -> None:
     if fmt == "json":
         typer.echo(render_json(plan))
     else:
-        typer.echo(render_text(plan.to_dict(), color=_color(sys.stdout)))
+        typer.echo(render_text(plan.view(), color=_color(sys.stdout)))
 
 
 @app.command()
@@ -240,7 +240,7 @@ def _confirm(changes: Plan, *, show: bool) -> None:
     if not sys.stdin.isatty():
         _fail("refusing to apply without confirmation: no terminal to ask on; pass --yes")
     if show:
-        typer.echo(render_text(changes.to_dict(), color=_color(sys.stderr)), err=True)
+        typer.echo(render_text(changes.view(), color=_color(sys.stderr)), err=True)
     typer.echo("\nDo you want to apply these changes? Only 'yes' will be accepted.", err=True)
     answer = typer.prompt("Enter a value", default="", show_default=False, err=True)
     if answer.strip() != "yes":

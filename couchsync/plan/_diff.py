@@ -187,8 +187,12 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Ite
                 yield _delete(StepKind.DOCUMENT, spec.name, doc_id, current,
                               "marked _deleted: true in the manifests")
             continue
+        if current is None:  # the common case when seeding: no body decoded, none stored
+            yield Step(Action.CREATE, StepKind.DOCUMENT, spec.name, doc_id, after=doc,
+                       reason=NOT_ON_SERVER)
+            continue
         entry = live.managed.get(doc_id)
-        if current is not None and is_unchanged(doc, current.rev, entry):
+        if is_unchanged(doc, current.rev, entry):
             continue
         step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
                              _drift_reason(doc, current, entry))

@@ -37,10 +37,12 @@ revision is read for them, never the body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from couchsync.manifest.model import DocumentSpec
 
 FORMAT_VERSION = 1
 
@@ -76,18 +78,62 @@ _ADDRESS_PART = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Step:
-    """One change to one target."""
+    """One change to one target.
 
-    action: Action
-    kind: StepKind
-    database: str
-    id: str | None = None
-    before: Any = None
-    after: Any = None
-    rev: str | None = None
-    reason: str = ""
+    ``after`` may be given as the manifest's ``DocumentSpec`` instead of a dict:
+    the body is then decoded only when read (rendering, diffing), never stored,
+    so a plan that creates a million documents holds no million dicts, and
+    apply can send the spec's canonical bytes as they are.
+    """
+
+    __slots__ = ("_after", "action", "before", "database", "id", "kind", "reason", "rev")
+
+    def __init__(
+        self,
+        action: Action,
+        kind: StepKind,
+        database: str,
+        id: str | None = None,
+        before: Any = None,
+        after: Any = None,
+        rev: str | None = None,
+        reason: str = "",
+    ) -> None:
+        self.action = action
+        self.kind = kind
+        self.database = database
+        self.id = id
+        self.before = before
+        self._after = after
+        self.rev = rev
+        self.reason = reason
+
+    @property
+    def after(self) -> Any:
+        """The desired value (for a document: its body without ``_id``)."""
+        if isinstance(self._after, DocumentSpec):
+            return {k: v for k, v in self._after.body.items() if k != "_id"}
+        return self._after
+
+    @property
+    def spec(self) -> DocumentSpec | None:
+        """The manifest document this step writes unchanged, when it was given as one."""
+        return self._after if isinstance(self._after, DocumentSpec) else None
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.action, self.kind, self.database, self.id, self.before, self.after,
+                self.rev, self.reason)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Step) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable values inside: not hashable
+
+    def __repr__(self) -> str:
+        return (f"Step({self.action!r}, {self.kind!r}, {self.database!r}, id={self.id!r}, "
+                f"before={self.before!r}, after={self.after!r}, rev={self.rev!r}, "
+                f"reason={self.reason!r})")
 
     @property
     def address(self) -> str:
@@ -103,17 +149,7 @@ class Step:
         return f"{base}/{_ADDRESS_PART[self.kind]}:{target}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action.value,
-            "kind": self.kind.value,
-            "address": self.address,
-            "database": self.database,
-            "id": self.id,
-            "before": self.before,
-            "after": self.after,
-            "rev": self.rev,
-            "reason": self.reason,
-        }
+        return dict(StepView(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Step:
@@ -159,9 +195,42 @@ class Plan:
             "summary": self.counts(),
         }
 
+    def view(self) -> dict[str, Any]:
+        """``to_dict()``'s structure with each step a read-only view, its values computed
+        when read: the text renderer reads only the steps it shows in full."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "steps": [StepView(step) for step in self.steps],
+            "summary": self.counts(),
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise PlanError(f"unsupported plan format_version {version!r} (expected 1)")
         return cls([Step.from_dict(step) for step in data["steps"]])
+
+
+_STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason")
+
+
+class StepView(Mapping[str, Any]):
+    """A step as the mapping ``Step.to_dict()`` returns, computed key by key."""
+
+    __slots__ = ("_step",)
+
+    def __init__(self, step: Step) -> None:
+        self._step = step
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _STEP_KEYS:
+            raise KeyError(key)
+        value = getattr(self._step, key)
+        return value.value if isinstance(value, Enum) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STEP_KEYS)
+
+    def __len__(self) -> int:
+        return len(_STEP_KEYS)

@@ -19,7 +19,8 @@ only the revision).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from couchsync.plan._fielddiff import field_changes, key_path
@@ -28,28 +29,49 @@ from couchsync.plan._model import Action, Plan
 NO_CHANGES = "No changes. The server matches the manifests."
 HEADER = "couchsync will perform the following actions:"
 
+DETAIL_LIMIT = 100  # steps rendered in full; the rest are counted
 MAX_LISTED_FIELDS = 8  # a created document shows this many fields, then "… (N more fields)"
 MAX_LISTED_VALUE = 72  # characters of a listed value before it is cut with "…"
 _INDENT = " " * 6
 
 _COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "bold": "1", "dim": "2"}
 
+_NOUNS = {"document": ("document", "documents"), "design_doc": ("design doc", "design docs"),
+          "index": ("index", "indexes"), "security": ("security object", "security objects"),
+          "database": ("database", "databases")}
+_VERBS = {"+": "create", "~": "update", "-": "delete", "-/+": "replace"}
+
 Paint = Callable[[str, str], str]
 
 
-def render_text(plan: Mapping[str, Any], *, color: bool = False) -> str:
-    """The human-readable plan, from ``Plan.to_dict()`` output; ANSI colors only if asked."""
-    steps = plan["steps"]
+def render_text(
+    plan: Mapping[str, Any], *, color: bool = False, detail_limit: int | None = DETAIL_LIMIT
+) -> str:
+    """The human-readable plan, from ``Plan.to_dict()`` (or ``Plan.view()``) output.
+
+    The first ``detail_limit`` steps are shown in full (``None``: all); the rest
+    are counted per database, kind and action, so seeding a million documents
+    prints a screenful, not a million blocks. ANSI colors only if asked.
+    """
+    steps: Sequence[Mapping[str, Any]] = plan["steps"]
     if not steps:
         return NO_CHANGES
 
     def paint(style: str, text: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
 
+    shown = steps if detail_limit is None else steps[:detail_limit]
     lines = [HEADER, ""]
-    for step in steps:
+    for step in shown:
         lines.extend(_step_lines(step, paint))
         lines.append("")
+    rest = Counter((s["database"], s["kind"], s["action"]) for s in steps[len(shown):])
+    for (database, kind, action), count in rest.items():
+        what = f"{count:,} more {_NOUNS[kind][count != 1]} to {_VERBS[action]}"
+        lines.append(f"{paint(action, f'{action:>3}')} {what} in {paint('bold', f'db:{database}')}")
+    if rest:
+        lines += [_INDENT + paint("dim", "# not shown one by one; --format json lists every step"),
+                  ""]
     summary = plan["summary"]
     lines.append(paint("bold", f"Plan: {summary['create']} to create, {summary['update']} "
                                f"to update, {summary['delete']} to delete."))

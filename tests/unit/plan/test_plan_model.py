@@ -65,3 +65,15 @@ def test_render_json_is_sorted_and_indented() -> None:
 def test_from_dict_refuses_another_format_version() -> None:
     with pytest.raises(ValueError, match="format_version 2"):
         Plan.from_dict({"format_version": 2, "steps": []})
+
+
+def test_a_create_given_as_a_document_spec_decodes_its_body_only_when_read() -> None:
+    from couchsync.manifest.model import DocumentSpec, SourcePos
+
+    spec = DocumentSpec.from_body({"_id": "a", "b": 1.0, "c": [1]}, SourcePos("m.yaml", 3, 5))
+    step = Step(Action.CREATE, StepKind.DOCUMENT, "users", "a", after=spec)
+    assert step.spec is spec
+    assert step.after == {"b": 1, "c": [1]}
+    assert step.after is not step.after  # decoded afresh: nothing kept in the plan
+    assert step == Step(Action.CREATE, StepKind.DOCUMENT, "users", "a", after={"b": 1, "c": [1]})
+    assert step.to_dict()["after"] == {"b": 1, "c": [1]}

@@ -70,3 +70,34 @@ def test_colors_only_when_asked() -> None:
     colored = render(step, color=True)
     assert "\x1b[32m  +\x1b[0m \x1b[1mdb:users\x1b[0m" in colored
     assert "\x1b[2m# not on the server\x1b[0m" in colored
+
+
+def test_steps_past_the_detail_limit_are_counted_per_database_kind_and_action() -> None:
+    creates = [Step(Action.CREATE, StepKind.DOCUMENT, "users", f"u{i}", after={"n": i},
+                    reason="not on the server") for i in range(5)]
+    deletes = [Step(Action.DELETE, StepKind.DOCUMENT, "logs", f"l{i}", rev="1-a")
+               for i in range(2)]
+    text = render_text(Plan([*creates, *deletes]).view(), detail_limit=2)
+    assert text.splitlines()[2:] == [
+        "  + db:users/doc:u0",
+        "      # not on the server",
+        "      + n: 0",
+        "",
+        "  + db:users/doc:u1",
+        "      # not on the server",
+        "      + n: 1",
+        "",
+        "  + 3 more documents to create in db:users",
+        "  - 2 more documents to delete in db:logs",
+        "      # not shown one by one; --format json lists every step",
+        "",
+        "Plan: 5 to create, 0 to update, 2 to delete.",
+    ]
+
+
+def test_view_and_dict_render_the_same() -> None:
+    steps = [Step(Action.UPDATE, StepKind.DOCUMENT, "users", "a", before={"x": 1},
+                  after={"x": 2}, rev="1-a", reason="r")]
+    plan = Plan(steps)
+    assert render_text(plan.view()) == render_text(plan.to_dict())
+    assert [dict(view) for view in plan.view()["steps"]] == plan.to_dict()["steps"]
