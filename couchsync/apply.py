@@ -37,7 +37,7 @@ from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, Step, StepKind
-from couchsync.plan._ownership import RECORD_ID, parse_record, record_body
+from couchsync.plan._ownership import RECORD_ID, read_record, write_record
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
 __all__ = ["ApplyError", "ApplyResult", "StepResult", "apply_plan"]
@@ -409,30 +409,23 @@ def _rediff(
 
 
 def _merge_record(db: Database, written: dict[str, ManagedDoc], removed: set[str]) -> None:
-    """Fold this apply's writes into ``_local/couchsync``, keeping every other entry.
+    """Fold this apply's writes into the ownership record, keeping every other entry.
 
     Entries of documents this apply did not touch (other ``only`` selections,
     documents dropped from the manifests without ``prune``) stay as they are.
     A concurrent writer makes it re-read and merge again.
     """
     for attempt in range(CONFLICT_ROUNDS + 1):
-        try:
-            record: dict[str, Any] | None = db.get(RECORD_ID)
-        except NotFound:
-            record = None
-        managed = parse_record(record)
+        record = read_record(db)
+        managed = dict(record.managed)
         for doc_id in removed:
             managed.pop(doc_id, None)
         for doc_id, entry in written.items():
             before = managed.get(doc_id)
             created = entry.created or (before is not None and before.created)
             managed[doc_id] = ManagedDoc(entry.rev, entry.hash, created)
-        body = {"_id": RECORD_ID, **record_body(managed)}
         try:
-            if record is None:
-                db.add(body)  # a PUT without a revision: Conflict if someone was quicker
-            else:
-                db.update(RECORD_ID, body, rev=record["_rev"])
+            write_record(db, record, managed)
             return
         except Conflict:
             if attempt == CONFLICT_ROUNDS:

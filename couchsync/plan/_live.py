@@ -22,7 +22,7 @@ from typing import Any
 from couchsync.client import Client, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
-from couchsync.plan._ownership import RECORD_ID, is_unchanged, parse_record
+from couchsync.plan._ownership import is_unchanged, read_record
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState
 
@@ -62,7 +62,7 @@ def _read_database(db: Database, spec: DatabaseSpec, scope: Scope) -> LiveDataba
             for doc_id, body in read_bodies(db, design_ids).items()
         }
     if spec.documents or spec.prune:
-        live.managed = parse_record(_read_record(db))
+        live.managed = read_record(db).managed
         live.documents = _read_documents(db, spec, scope, live)
     return live
 
@@ -79,13 +79,6 @@ def _read_indexes(db: Database) -> list[LiveIndex]:
         for index in db.get_indexes()["indexes"]
         if index.get("ddoc")  # the special _all_docs index has none
     ]
-
-
-def _read_record(db: Database) -> dict[str, Any] | None:
-    try:
-        return db.get(RECORD_ID)
-    except NotFound:
-        return None
 
 
 def _read_documents(

@@ -1,36 +1,42 @@
 """The ownership record: which documents couchsync wrote, per database.
 
-It lives in ``_local/couchsync`` — a local document, so it is never
-replicated and never appears in ``_all_docs`` (it cannot show up as drift)::
+It lives in local documents (never replicated, never listed in ``_all_docs``,
+so it cannot show up as drift). Small records are one document::
 
-    {
-      "_id": "_local/couchsync",
-      "format": 1,
-      "managed": {
-        "<doc id>": {"rev": "<rev couchsync wrote>", "hash": "sha256:<hex>", "created": true}
-      }
-    }
+    _local/couchsync   {"format": 1, "shards": 1,
+                        "managed": {"<doc id>": ["<rev couchsync wrote>", "sha256:<hex>", true]}}
 
-``hash`` is the content hash of the manifest body that was written; ``rev``
-the revision the write produced. Together they make the fast no-op: a
-document whose live revision is still ``rev`` and whose manifest hash is
-still ``hash`` is unchanged without reading its body. ``created`` is true
-when couchsync created the document; ``prune`` deletes only those, so a
-document that someone else created is never deleted, even after couchsync
-updated it.
+Past ``SHARD_ENTRIES`` documents the entries are spread over ``shards`` (a
+power of two) documents ``_local/couchsync.0`` … ``_local/couchsync.N-1``,
+each ``{"managed": {...}}``, by CRC-32 of the id; the head then holds only
+``format`` and ``shards``. CouchDB refuses documents over ``max_document_size``
+(8 MB by default), which one record would pass at about 60,000 entries, and
+apply rewrites only the shards whose entries changed.
+
+An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
+manifest body that was written, ``rev`` the revision the write produced.
+Together they make the fast no-op: a document whose live revision is still
+``rev`` and whose manifest hash is still ``hash`` is unchanged without reading
+its body. ``created`` is true when couchsync created the document; ``prune``
+deletes only those, so a document someone else created is never deleted,
+even after couchsync updated it.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from couchsync.client import Database, NotFound
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._model import PlanError
 from couchsync.plan._state import ManagedDoc
 
 RECORD_ID = "_local/couchsync"
 RECORD_FORMAT = 1
+SHARD_ENTRIES = 5_000  # entries per shard document (~700 KB): far below max_document_size
 
 
 def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> bool:
@@ -38,28 +44,90 @@ def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> 
     return entry is not None and entry.rev == live_rev and entry.hash == doc.hash
 
 
-def parse_record(record: Mapping[str, Any] | None) -> dict[str, ManagedDoc]:
-    """The entries of a ``_local/couchsync`` document (``None``: no record yet)."""
-    if record is None:
-        return {}
-    version = record.get("format")
+@dataclass(slots=True)
+class Record:
+    """A database's ownership record as read, with the revisions needed to rewrite it."""
+
+    managed: dict[str, ManagedDoc] = field(default_factory=dict)
+    shards: int = 1
+    revs: dict[str, str] = field(default_factory=dict)  # local doc id → _rev, as read
+
+
+def shard_count(entries: int) -> int:
+    """The number of shard documents for ``entries`` entries (1: all in the head)."""
+    count = 1
+    while entries > count * SHARD_ENTRIES:
+        count *= 2
+    return count
+
+
+def shard_doc_id(index: int) -> str:
+    return f"{RECORD_ID}.{index}"
+
+
+def split(managed: Mapping[str, ManagedDoc], shards: int) -> list[dict[str, ManagedDoc]]:
+    """``managed`` as ``shards`` dicts; an id's shard is its CRC-32 modulo ``shards``."""
+    parts: list[dict[str, ManagedDoc]] = [{} for _ in range(shards)]
+    for doc_id in sorted(managed):  # sorted: stable bodies, stable diffs of the record
+        parts[zlib.crc32(doc_id.encode("utf-8")) & (shards - 1)][doc_id] = managed[doc_id]
+    return parts
+
+
+def record_bodies(managed: Mapping[str, ManagedDoc]) -> dict[str, dict[str, Any]]:
+    """Every local document that stores ``managed``: ``{doc id: body}``, head first."""
+    shards = shard_count(len(managed))
+    head: dict[str, Any] = {"format": RECORD_FORMAT, "shards": shards}
+    if shards == 1:
+        return {RECORD_ID: {**head, "managed": dict(sorted(managed.items()))}}
+    bodies = {RECORD_ID: head}
+    for index, part in enumerate(split(managed, shards)):
+        bodies[shard_doc_id(index)] = {"managed": part}
+    return bodies
+
+
+def _entries(body: Mapping[str, Any]) -> dict[str, ManagedDoc]:
+    return {doc_id: ManagedDoc(*entry) for doc_id, entry in body.get("managed", {}).items()}
+
+
+def _get(db: Database, doc_id: str) -> dict[str, Any] | None:
+    try:
+        return db.get(doc_id)
+    except NotFound:
+        return None
+
+
+def read_record(db: Database) -> Record:
+    """The record of ``db`` (empty when couchsync never wrote to it)."""
+    head = _get(db, RECORD_ID)
+    if head is None:
+        return Record()
+    version = head.get("format")
     if version != RECORD_FORMAT:
         raise PlanError(
-            f"{RECORD_ID} has format {version!r}; this couchsync understands format "
-            f"{RECORD_FORMAT} (was it written by a newer version?)"
+            f"{RECORD_ID} in {db.name} has format {version!r}; this couchsync understands "
+            f"format {RECORD_FORMAT} (was it written by a newer version?)"
         )
-    return {
-        doc_id: ManagedDoc(rev=entry["rev"], hash=entry["hash"], created=bool(entry["created"]))
-        for doc_id, entry in record["managed"].items()
-    }
+    shards = int(head.get("shards", 1))
+    record = Record(_entries(head), shards, {RECORD_ID: head["_rev"]})
+    for index in range(shards if shards > 1 else 0):
+        body = _get(db, shard_doc_id(index))
+        if body is not None:  # a lost shard only costs body reads and protects from prune
+            record.managed.update(_entries(body))
+            record.revs[shard_doc_id(index)] = body["_rev"]
+    return record
 
 
-def record_body(managed: Mapping[str, ManagedDoc]) -> dict[str, Any]:
-    """The ``_local/couchsync`` body for ``managed`` (ids sorted, for stable output)."""
-    return {
-        "format": RECORD_FORMAT,
-        "managed": {
-            doc_id: {"rev": entry.rev, "hash": entry.hash, "created": entry.created}
-            for doc_id, entry in sorted(managed.items())
-        },
-    }
+def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]) -> None:
+    """Store ``managed`` as the record of ``db``, rewriting only the documents that change.
+
+    Shards go first and the head last, so a reader never meets a head that names
+    shards not yet written. Raises Conflict when someone else wrote the record
+    since ``before`` was read (the caller re-reads and merges again).
+    """
+    old = record_bodies(before.managed) if before.revs else {}
+    new = record_bodies(managed)
+    for doc_id in sorted(new, key=lambda d: d == RECORD_ID):
+        if new[doc_id] != old.get(doc_id) or doc_id not in before.revs:
+            db.update(doc_id, {"_id": doc_id, **new[doc_id]}, rev=before.revs.get(doc_id, ""))
+    for doc_id in before.revs.keys() - new.keys():  # shards left over after shrinking
+        db.delete(doc_id, rev=before.revs[doc_id])

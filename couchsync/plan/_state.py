@@ -9,7 +9,7 @@ server).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +31,12 @@ class LiveIndex:
     type: str = "json"
 
 
-@dataclass(frozen=True, slots=True)
-class ManagedDoc:
-    """One entry of the ownership record: what couchsync last wrote to a document."""
+class ManagedDoc(NamedTuple):
+    """One entry of the ownership record: what couchsync last wrote to a document.
+
+    A tuple, so that a record of a million entries parses cheaply and is stored
+    as JSON arrays (``[rev, hash, created]``) as it is.
+    """
 
     rev: str
     hash: str

@@ -12,8 +12,8 @@ from sync_helpers import addresses, counting_client, plan, sync
 from couchsync.apply import ApplyError, apply_plan
 from couchsync.client import Client, NotFound
 from couchsync.manifest import DesiredState
-from couchsync.plan import Action, StepKind, read_live_state
-from couchsync.plan._ownership import RECORD_ID
+from couchsync.plan import Action, ManagedDoc, StepKind, read_live_state
+from couchsync.plan._ownership import RECORD_ID, read_record
 
 Manifest = Callable[[dict[str, Any]], DesiredState]
 
@@ -41,9 +41,8 @@ def body(client: Client, db: str, doc_id: str) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
 
 
-def record(client: Client, db: str) -> dict[str, Any]:
-    managed: dict[str, Any] = client.database(db).get(RECORD_ID)["managed"]
-    return managed
+def record(client: Client, db: str) -> dict[str, ManagedDoc]:
+    return read_record(client.database(db)).managed
 
 
 def test_first_apply_creates_everything_and_the_second_plan_is_empty(

@@ -1,0 +1,97 @@
+"""The ownership record against a real server: one document while small, shards when large."""
+
+from __future__ import annotations
+
+import pytest
+
+from couchsync.client import Client, Conflict, Database, NotFound
+from couchsync.plan import ManagedDoc, PlanError
+from couchsync.plan import _ownership as ownership
+from couchsync.plan._ownership import (
+    RECORD_ID,
+    Record,
+    read_record,
+    record_bodies,
+    shard_count,
+    shard_doc_id,
+    split,
+    write_record,
+)
+
+
+def entries(count: int, rev: str = "1-a") -> dict[str, ManagedDoc]:
+    return {f"doc-{i:05d}": ManagedDoc(rev, f"sha256:{i:064x}", i % 2 == 0)
+            for i in range(count)}
+
+
+def test_shard_count_keeps_every_shard_small() -> None:
+    size = ownership.SHARD_ENTRIES
+    assert [shard_count(n) for n in (0, size, size + 1, 4 * size, 4 * size + 1)] == [1, 1, 2, 4, 8]
+    parts = split(entries(4 * size), 4)
+    assert sum(map(len, parts)) == 4 * size
+    assert max(map(len, parts)) < 1.1 * size  # CRC-32 spreads ids evenly
+
+
+def test_small_records_are_one_document_of_json_arrays() -> None:
+    bodies = record_bodies({"b": ManagedDoc("1-x", "sha256:1", True),
+                            "a": ManagedDoc("2-y", "sha256:2", False)})
+    assert list(bodies) == [RECORD_ID]
+    head = bodies[RECORD_ID]
+    assert head["format"] == 1 and head["shards"] == 1
+    assert list(head["managed"]) == ["a", "b"]
+    assert list(head["managed"]["a"]) == ["2-y", "sha256:2", False]
+
+
+@pytest.fixture
+def db(client: Client, db_name: str) -> Database:
+    client.create(db_name)
+    return client.database(db_name)
+
+
+def test_a_record_round_trips_through_the_server(db: Database) -> None:
+    assert read_record(db).managed == {}
+    small = entries(10)
+    write_record(db, read_record(db), small)
+    assert read_record(db).managed == small
+    assert read_record(db).shards == 1
+
+
+def test_a_large_record_is_sharded_and_only_changed_shards_are_rewritten(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)  # 200 entries → 4 shards
+    first = entries(200)
+    write_record(db, read_record(db), first)
+    record = read_record(db)
+    assert record.shards == 4 and record.managed == first
+    assert set(record.revs) == {RECORD_ID, *(shard_doc_id(i) for i in range(4))}
+    assert "managed" not in db.get(RECORD_ID)
+
+    changed = dict(first)
+    changed["doc-00007"] = ManagedDoc("2-b", "sha256:new", True)
+    write_record(db, record, changed)
+    after = read_record(db)
+    assert after.managed == changed
+    rewritten = {doc_id for doc_id in after.revs if after.revs[doc_id] != record.revs[doc_id]}
+    assert len(rewritten) == 1 and rewritten != {RECORD_ID}  # one shard, not the head
+
+    write_record(db, after, entries(10))  # shrinks back to one document
+    final = read_record(db)
+    assert final.shards == 1 and final.managed == entries(10)
+    for index in range(4):
+        with pytest.raises(NotFound):
+            db.get(shard_doc_id(index))
+
+
+def test_a_record_of_another_format_is_refused(db: Database) -> None:
+    db.update(RECORD_ID, {"_id": RECORD_ID, "format": 99})
+    with pytest.raises(PlanError, match="format 99"):
+        read_record(db)
+
+
+def test_a_stale_record_write_conflicts(db: Database) -> None:
+    write_record(db, Record(), entries(3))
+    stale = read_record(db)
+    write_record(db, stale, entries(4))
+    with pytest.raises(Conflict):
+        write_record(db, stale, entries(5))
