@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from plan_builders import database, desired, doc
+from plan_builders import database, design, desired, doc
 
 from couchsync._canonical import content_hash
-from couchsync.plan import ManagedDoc
+from couchsync.plan import PlanError
 from couchsync.plan._batch import batched
 from couchsync.plan._fielddiff import FieldChange, field_changes
 from couchsync.plan._mango import normalize_selector
-from couchsync.plan._ownership import parse_record, record_body
 from couchsync.plan._select import Scope, resolve_only
 
 
@@ -40,7 +39,8 @@ def test_selectors_normalise_like_couchdb(given: Any, normal: dict[str, Any]) ->
 
 
 def test_only_resolves_databases_and_documents() -> None:
-    state = desired(database("users"), database("logs"), database("a/b"))
+    state = desired(database("users", documents=[{"_id": "x"}, {"_id": "y"}]),
+                    database("logs"), database("a/b", documents=[{"_id": "c"}]))
     assert resolve_only(state, None) == {n: Scope(True) for n in ("users", "logs", "a/b")}
     assert resolve_only(state, ["users/x", "users/y", "a/b/c", "logs/"]) == {
         "users": Scope(False, frozenset({"x", "y"})),
@@ -50,23 +50,32 @@ def test_only_resolves_databases_and_documents() -> None:
     assert resolve_only(state, ["users/x", "users"]) == {"users": Scope(True)}
 
 
+def test_only_refuses_a_document_id_that_the_manifests_do_not_list() -> None:
+    state = desired(database("users", documents=[{"_id": "a"}],
+                             design_docs=[design("reports", {"views": {}})]))
+    with pytest.raises(PlanError) as caught:
+        resolve_only(state, ["users/nope"])
+    assert str(caught.value) == (
+        "only: 'users/nope' names no document that the manifests list for users"
+    )
+    with pytest.raises(PlanError, match="'users/_design/nope' names no document"):
+        resolve_only(state, ["users/_design/nope"])
+    with pytest.raises(PlanError, match="'users/reports' names no document"):
+        resolve_only(state, ["users/reports"])  # a design doc is selected as _design/NAME
+    assert resolve_only(state, ["users/a", "users/_design/reports"]) == {
+        "users": Scope(False, frozenset({"a", "_design/reports"})),
+    }
+
+
+def test_only_allows_any_id_under_prune_as_a_possible_prune_candidate() -> None:
+    # Known only to the ownership record, which is read after selectors are resolved.
+    state = desired(database("users", prune=True))
+    assert resolve_only(state, ["users/gone"]) == {"users": Scope(False, frozenset({"gone"}))}
+
+
 def test_document_hash_is_the_content_hash_of_its_body() -> None:
     spec = doc({"_id": "a", "z": 1.0, "a": [1, {"b": 2}]})
     assert spec.hash == content_hash({"a": [1, {"b": 2}], "_id": "a", "z": 1})
-
-
-def test_ownership_record_round_trips() -> None:
-    managed = {"b": ManagedDoc("1-x", "sha256:1", True), "a": ManagedDoc("2-y", "sha256:2", False)}
-    body = record_body(managed)
-    assert list(body["managed"]) == ["a", "b"]
-    assert body["managed"]["a"] == {"rev": "2-y", "hash": "sha256:2", "created": False}
-    assert parse_record({**body, "_id": "_local/couchsync", "_rev": "0-3"}) == managed
-    assert parse_record(None) == {}
-
-
-def test_ownership_record_of_another_format_is_refused() -> None:
-    with pytest.raises(ValueError, match="format 2"):
-        parse_record({"format": 2, "managed": {}})
 
 
 def test_batched() -> None:
