@@ -104,10 +104,9 @@ def _client(url: str | None, user: str | None) -> Client:
     from couchsync.client import Client
 
     password = os.environ.get("COUCHDB_PASSWORD")
-    try:
-        return Client(url or DEFAULT_URL, user=user, password=password)
-    except ValueError as exc:  # its message never holds the URL (nor so its password)
-        _fail(f"invalid server URL: {exc}")
+    # A bad URL raises InvalidURL, a couchsync error like any other (its message never
+    # repeats the URL, nor so its password): _clean_errors() reports it.
+    return Client(url or DEFAULT_URL, user=user, password=password)
 
 
 def _color(stream: TextIO) -> bool:

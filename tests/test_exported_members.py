@@ -10,7 +10,7 @@ INTENDED = {
     "ClientClosedError",
     "CouchError", "TransportError", "HTTPStatusError", "ServerError", "DatabaseError",
     "DocumentError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-    "PreconditionFailed", "InvalidDatabaseName",
+    "PreconditionFailed", "InvalidDatabaseName", "InvalidURL",
     # sync tool
     "load_manifests", "read_live_state", "plan_changes", "apply_plan", "DesiredState",
     "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",

@@ -14,7 +14,8 @@ says *what* happened (its kind) and *where* (its scope)::
      │    └── PreconditionFailed  412
      │
      ├── ServerError              scope: raised by Client and Server methods
-     │    └── InvalidDatabaseName (also ValueError) rejected before anything is sent
+     │    ├── InvalidDatabaseName (also ValueError) rejected before anything is sent
+     │    └── InvalidURL      (also ValueError) the server URL is unusable; never repeats it
      ├── DatabaseError            scope: raised by Database methods
      └── DocumentError            scope: raised by Document methods
 
@@ -41,6 +42,7 @@ __all__ = [
     "Forbidden",
     "HTTPStatusError",
     "InvalidDatabaseName",
+    "InvalidURL",
     "NotFound",
     "PreconditionFailed",
     "ServerError",
@@ -121,6 +123,12 @@ class DocumentError(CouchError):
 class InvalidDatabaseName(ServerError, ValueError):
     """The name breaks CouchDB's rule ``^[a-z][a-z0-9_$()+/-]*$`` (system databases such as
     ``_users`` excepted) or would address a server endpoint; nothing was sent."""
+
+
+class InvalidURL(ServerError, ValueError):
+    """The server URL cannot be used (not http/https, no host, a bad port, unparsable);
+    raised by the Client or Server constructor. The message never repeats the URL, which
+    may hold a password."""
 
 
 class ClientClosedError(RuntimeError):

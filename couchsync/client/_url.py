@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from ._errors import InvalidDatabaseName
+from ._errors import InvalidDatabaseName, InvalidURL
 
 __all__ = [
     "ServerAddress",
@@ -56,29 +56,37 @@ def parse_server_url(
 ) -> ServerAddress:
     """Split ``url`` into base and (percent-decoded) credentials; arguments win over the URL.
 
-    Raises ValueError (never showing the URL, which may hold a password) if it is unusable.
+    Raises InvalidURL (a ValueError) if it is unusable; its message never repeats the URL
+    or any part of it, which may hold a password.
     """
+    if not isinstance(url, str):
+        raise InvalidURL(f"the server URL must be a string, not {type(url).__name__}")
     try:
         parts = urlsplit(url)
         port = parts.port  # urllib's own errors quote the netloc or the "port" (the password)
-    except ValueError:
-        raise ValueError(
-            "the server URL cannot be parsed (is a password with '/', '?', '#' or '@' "
-            "not percent-encoded?)"
+    except ValueError as exc:
+        if str(exc).startswith("Port out of range"):
+            raise InvalidURL("invalid server URL: its port is out of range (0-65535)") from None
+        raise InvalidURL(
+            "invalid server URL: it cannot be parsed (is a password with '/', '?', '#' or "
+            "'@' not percent-encoded?)"
         ) from None
     scheme = parts.scheme.lower()
+    if not scheme or not parts.netloc:
+        raise InvalidURL("invalid server URL: expected http://HOST[:PORT] or https://...")
     if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"unsupported URL scheme {scheme!r}: use http or https")
+        # Only the scheme's kind is named: "user:password@host" parses with scheme "user".
+        raise InvalidURL("invalid server URL: unsupported scheme, use http or https")
     if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
         # "http://u:pa/ss@host" splits at the "/": the host would be "u", the password
         # the port and "/ss@host" the path, so the password would end up in every URL shown.
-        raise ValueError(
-            "the server URL has an '@' after its host: percent-encode any '/', '?', '#' "
-            "or '@' in the user name or password"
+        raise InvalidURL(
+            "invalid server URL: it has an '@' after its host: percent-encode any '/', '?', "
+            "'#' or '@' in the user name or password"
         )
     host = parts.hostname
     if not host:
-        raise ValueError("the server URL has no host")
+        raise InvalidURL("invalid server URL: it has no host")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     port = port or DEFAULT_PORTS[scheme]

@@ -64,10 +64,6 @@ class StateBuilder:
                 value = int(data[setting]) if setting in ("q", "n") else data[setting]
                 self._set(db, setting, value, at(setting), (*base, setting))
         for index_name, definition in entries("indexes"):
-            mixed = _rules.mixed_directions_problem(definition["fields"])
-            if mixed:
-                self._problem(at("indexes", index_name, "fields"), mixed,
-                              (*base, "indexes", index_name, "fields"))
             self._add_index(db, index_name, definition, at("indexes", index_name, key=True),
                             (*base, "indexes", index_name))
         for ddoc_name, body in entries("design_docs"):
@@ -117,11 +113,9 @@ class StateBuilder:
         )
 
     def _add_document(self, db: DatabaseSpec, doc: DocumentSpec, path: Path = ()) -> None:
-        bad_id = _rules.document_id_problem(doc.id)
+        # The schema has already refused ids that are empty or start with '_'.
         first = db.documents.get(doc.id)
-        if bad_id:
-            self._problem(doc.source, bad_id, path)
-        elif first is not None:
+        if first is not None:
             self._problem(doc.source, f"duplicate _id {doc.id!r} in database {db.name!r} "
                           f"(first at {first.source})", path)
         else:

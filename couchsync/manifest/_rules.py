@@ -1,5 +1,12 @@
 """Semantic rules the schema cannot express; each a small pure function.
 
+What JSON Schema can say (an ``_id`` that is empty or starts with ``_``, index
+fields that do not all sort one way, a view without ``map``) it says, in
+``schemas/manifest.schema.json``: editors then show the same errors as
+``couchsync validate``, and there is one source of truth. What stays here
+needs more than one value at a time (the partitioned flag and an id, several
+files, the ids of other sections).
+
 Each returns a message (or messages) for the caller to place; None or an empty
 list means the rule holds.
 """
@@ -17,20 +24,6 @@ class _Sourced(Protocol):
     def source(self) -> SourcePos: ...
 
 
-def document_id_problem(doc_id: str) -> str | None:
-    """Ids a seed document may not have, whatever the database."""
-    if doc_id.startswith("_design/"):
-        return f"_id {doc_id!r}: design documents go under design_docs, not documents"
-    if doc_id.startswith("_local/"):
-        return (f"_id {doc_id!r}: _local/ documents are not replicated and couchsync keeps "
-                "its own records there; they cannot be seeded")
-    if doc_id.startswith("_"):
-        return f"_id {doc_id!r}: CouchDB reserves ids that start with '_'"
-    if not doc_id:
-        return "_id must not be empty"
-    return None
-
-
 def partition_id_problem(doc_id: str, database: str) -> str | None:
     """Documents of a partitioned database need ``partition:id`` ids."""
     partition, colon, rest = doc_id.partition(":")
@@ -43,14 +36,6 @@ def partition_id_problem(doc_id: str, database: str) -> str | None:
 def normalise_fields(fields: list[str | dict[str, str]]) -> list[dict[str, str]]:
     """Index fields as ``[{name: "asc"|"desc"}]``: a bare name sorts ascending."""
     return [{field: "asc"} if isinstance(field, str) else dict(field) for field in fields]
-
-
-def mixed_directions_problem(fields: list[str | dict[str, str]]) -> str | None:
-    """CouchDB refuses an index whose fields do not all sort the same way."""
-    directions = {d for field in normalise_fields(fields) for d in field.values()}
-    if len(directions) > 1:
-        return "CouchDB needs all fields of an index to use one direction (all asc or all desc)"
-    return None
 
 
 def absent_database_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:

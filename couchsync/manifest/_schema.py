@@ -88,6 +88,7 @@ def document_issues(body: Any) -> list[Issue]:
     if (
         isinstance(body, dict)
         and isinstance(body.get("_id"), str)
+        and body["_id"][:1] not in ("", "_")  # the schema's _id rules, in short
         and isinstance(body.get("_deleted", False), bool)
         and all(not key.startswith("_") or key in _DOCUMENT_UNDERSCORE_KEYS for key in body)
     ):

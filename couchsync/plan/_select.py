@@ -4,6 +4,13 @@ A selector is ``DB`` (the whole database) or ``DB/DOCID`` (one document;
 ``DB/_design/NAME`` selects a design doc). Database names may themselves
 contain ``/``, so a selector is matched against the names the manifests
 describe, longest first, rather than split at the first slash.
+
+Selectors are resolved before the live state is read, so a document id must be
+one the manifests list (a document or a design doc) — a typo would otherwise
+plan nothing without a word. The one exception is a database with
+``prune: true``: there an id known only to the ownership record (a document
+couchsync created and no manifest lists any more) is a prune candidate, and
+only the live state can tell.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ class Scope:
 def resolve_only(desired: DesiredState, only: Sequence[str] | None) -> dict[str, Scope]:
     """The selected databases, in manifest order, each with its scope.
 
-    Raises ``PlanError`` for a selector that names no database of ``desired``.
+    Raises ``PlanError`` for a selector that names no database of ``desired``, or a
+    document id that the manifests do not list for a database without ``prune: true``.
     """
     if not only:
         return {name: Scope(whole=True) for name in desired.databases}
@@ -45,6 +53,15 @@ def resolve_only(desired: DesiredState, only: Sequence[str] | None) -> dict[str,
             raise PlanError(f"only: {selector!r} names no database that the manifests describe")
         doc_id = selector[len(name) + 1 :]
         if doc_id:
+            spec = desired.databases[name]
+            listed = doc_id in spec.documents or (
+                doc_id.startswith("_design/") and doc_id[len("_design/") :] in spec.design_docs
+            )
+            if not listed and not spec.prune:
+                hint = (f" (a design doc is selected as {name}/_design/{doc_id})"
+                        if doc_id in spec.design_docs else "")
+                raise PlanError(f"only: {selector!r} names no document that the manifests "
+                                f"list for {name}{hint}")
             ids.setdefault(name, set()).add(doc_id)
         else:
             whole.add(name)

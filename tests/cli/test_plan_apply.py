@@ -135,6 +135,18 @@ def test_only_limits_the_plan_and_an_unknown_selector_is_a_clean_error(
     assert bad.stderr == "Error: only: 'nope' names no database that the manifests describe\n"
 
 
+def test_only_with_a_document_id_the_manifests_do_not_list_is_a_clean_error(
+    run: Any, db_name: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, {db_name: {"documents": [{"_id": "a"}]}})
+    result = run("plan", path, "--only", f"{db_name}/nope")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: only: '{db_name}/nope' names no document that the manifests list for {db_name}\n"
+    )
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_a_failed_apply_exits_1_naming_the_document_and_the_reason(
     run: Any, db_name: str, tmp_path: Path, fmt: str
@@ -175,6 +187,21 @@ def test_server_and_url_errors_are_one_clean_line_without_the_password(
         [line] = result.stderr.splitlines()
         assert line.startswith("Error: ")
         assert "wrong-secret" not in line
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("ftp://admin:wrong-secret@x", "invalid server URL: unsupported scheme, use http or https"),
+    ("notaurl", "invalid server URL: expected http://HOST[:PORT] or https://..."),
+    ("http://admin:wrong-secret@x:99999", "invalid server URL: its port is out of range (0-65535)"),
+])
+def test_a_bad_url_is_the_one_line_error_of_invalid_url(
+    db_name: str, tmp_path: Path, url: str, message: str
+) -> None:
+    path = write(tmp_path, {db_name: {}})
+    for command in (["plan", path], ["apply", path, "--yes"], ["export", "--db", db_name]):
+        result = CliRunner().invoke(app, [*command, "--url", url])
+        assert result.exit_code == 1
+        assert (result.stdout, result.stderr) == ("", f"Error: {message}\n")
 
 
 def test_export_writes_a_manifest_that_plans_empty(

@@ -24,6 +24,7 @@ from couchsync.client import (
     HTTPStatusError,
     HttpxConnection,
     InvalidDatabaseName,
+    InvalidURL,
     NotFound,
     PreconditionFailed,
     ServerError,
@@ -49,6 +50,7 @@ PUBLIC = [
     "HttpxConnection",
     "IndexQuery",
     "InvalidDatabaseName",
+    "InvalidURL",
     "NotFound",
     "PreconditionFailed",
     "Server",
@@ -71,6 +73,8 @@ def test_tree_shape() -> None:
         assert issubclass(cls, CouchError)
     assert issubclass(InvalidDatabaseName, ValueError)
     assert issubclass(InvalidDatabaseName, ServerError)
+    assert issubclass(InvalidURL, ValueError)
+    assert issubclass(InvalidURL, ServerError)
     assert not issubclass(ClientClosedError, CouchError)
 
 

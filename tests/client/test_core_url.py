@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from couchsync.client import Client, HttpxConnection
+from couchsync.client import Client, HttpxConnection, InvalidURL, Server, ServerError
 from couchsync.client._url import db_path, doc_path, parse_server_url
 
 
@@ -61,11 +61,32 @@ def test_masked_without_credentials_is_the_base() -> None:
     ],
 )
 def test_unusable_url_is_rejected_without_echoing_it(url: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(InvalidURL) as info:
         parse_server_url(url)
     text = str(info.value) + repr(info.value)
     assert "secret" not in text and "sec/ret" not in text and "sec" not in text
     assert "1234" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://x", "invalid server URL: unsupported scheme, use http or https"),
+        ("notaurl", "invalid server URL: expected http://HOST[:PORT] or https://..."),
+        ("admin:secret@host:5984", "invalid server URL: expected http://HOST[:PORT] or https://..."),
+        ("http://x:99999", "invalid server URL: its port is out of range (0-65535)"),
+        ("http://", "invalid server URL: expected http://HOST[:PORT] or https://..."),
+        ("http://:5984", "invalid server URL: it has no host"),
+    ],
+)
+def test_client_and_server_refuse_a_bad_url_with_invalid_url(url: str, message: str) -> None:
+    for make in (Client, Server):
+        with pytest.raises(InvalidURL) as info:
+            make(url)
+        assert str(info.value) == message
+        # Both a couchsync error (scope: the Client/Server) and, as before, a ValueError.
+        assert isinstance(info.value, ServerError) and isinstance(info.value, ValueError)
+        assert info.value.url is None and info.value.status is None
 
 
 def test_server_address_repr_hides_the_password() -> None:

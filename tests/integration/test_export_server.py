@@ -67,3 +67,25 @@ def test_export_without_docs_leaves_documents_out(client: Client, db_name: str,
 def test_export_of_a_missing_database_raises_not_found(client: Client, db_name: str) -> None:
     with pytest.raises(NotFound):
         export_manifest(client, [db_name])
+
+
+def test_export_of_a_design_doc_with_commonjs_view_modules_loads_and_re_plans_empty(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    # views.lib: CommonJS modules that map functions require() (CouchDB's design doc format).
+    design = {
+        "_id": "_design/shared",
+        "views": {
+            "lib": {"util": "exports.key = function (doc) { return doc._id; };",
+                    "nested": {"more": "exports.one = 1;"}},
+            "by_key": {"map": "function (doc) { emit(require('views/lib/util').key(doc)); }"},
+        },
+    }
+    client.create(db_name)
+    client.database(db_name).bulk_docs([design])
+
+    text, exported = export_and_load(client, [db_name], tmp_path)
+    body = exported.databases[db_name].design_docs["shared"].body
+    assert body["views"]["lib"] == design["views"]["lib"]  # type: ignore[index]
+    assert "lib:" in text
+    assert plan(client, exported).is_empty

@@ -26,9 +26,12 @@ VALID: dict[str, Any] = {
                          "members": {"names": ["bob"], "roles": []}},
             "indexes": {"by-email": {"fields": ["email", {"created": "asc"}],
                                      "partial_filter_selector": {"type": "user"},
-                                     "ddoc": "users-indexes"}},
+                                     "ddoc": "users-indexes"},
+                        "newest": {"fields": [{"created": "desc"}, {"id": "desc"}]}},
             "design_docs": {"reports": {"views": {"by_age": {"map": "function (doc) {}",
-                                                             "reduce": "_count"}}},
+                                                             "reduce": "_count"},
+                                                  "lib": {"m": "exports.a = 1;",
+                                                          "dir": {"n": "exports.b = 2;"}}}},
                             "retired": {"_deleted": True}},
             "prune": True,
             "documents": [{"_id": "settings", "theme": "dark", "n": 1}],
@@ -41,10 +44,10 @@ VALID: dict[str, Any] = {
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, width=16)
     | st.sampled_from(["", "users", "asc", "desc", "present", "absent", "_design/x", "Bad Name",
-                       "json", "_count", "function (doc) {}"]),
+                       "_x", "json", "_count", "function (doc) {}"]),
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(st.sampled_from(["_id", "fields", "map", "state", "names", "x", "views",
-                                       "roles", "ddoc", "type", "admins", "q"]),
+                                       "roles", "ddoc", "type", "admins", "q", "lib"]),
                       children, max_size=3),
     max_leaves=8,
 )

@@ -104,7 +104,7 @@ def test_bad_lines_are_named_and_good_ones_kept(write: Write, collect: Collect) 
         ("seeds/d.jsonl", 4, 1, "missing required key '_id'"),
         ("seeds/d.jsonl", 5, 1, "expected a string, got integer"),
         ("seeds/d.jsonl", 6, 1,
-         "_id '_design/v': design documents go under design_docs, not documents"),
+         "_id: design documents go under design_docs, not documents (got '_design/v')"),
         ("seeds/d.jsonl", 7, 1, "expected a boolean (true or false), got string"),
         ("seeds/d.jsonl", 8, 15, "invalid JSON: Expecting ',' delimiter"),
     ]

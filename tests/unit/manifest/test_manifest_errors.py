@@ -117,12 +117,15 @@ CASES = [
          [("m.yaml", 5, 23, "_deleted in a design doc can only be true")]),
     Case("design-id-in-documents",
          {"m.yaml": V + "databases:\n  s:\n    documents:\n      - _id: _design/x\n"},
-         [("m.yaml", 5, 9, "design documents go under design_docs")]),
+         [("m.yaml", 5, 14, "_id: design documents go under design_docs, not documents "
+                            "(got '_design/x')")]),
     Case("local-id-in-documents",
          {"m.yaml": V + "databases:\n  s:\n    documents:\n      - _id: _local/x\n"},
-         [("m.yaml", 5, 9, "_local/ documents")]),
+         [("m.yaml", 5, 14, "_id: _local/ documents are not replicated")]),
     Case("underscore-id", {"m.yaml": V + "databases:\n  s:\n    documents: [{_id: _x}]\n"},
-         [("m.yaml", 4, 17, "CouchDB reserves ids that start with '_'")]),
+         [("m.yaml", 4, 23, "_id: CouchDB reserves ids that start with '_' (got '_x')")]),
+    Case("empty-id", {"m.yaml": V + "databases:\n  s:\n    documents: [{_id: ''}]\n"},
+         [("m.yaml", 4, 23, "_id must not be empty")]),
     Case("duplicate-id-same-file",
          {"m.yaml": V + "databases:\n  s:\n    documents:\n      - _id: a\n      - _id: a\n"},
          [("m.yaml", 6, 9, "duplicate _id 'a' in database 's' (first at ")]),
@@ -157,6 +160,15 @@ CASES = [
          {"m.yaml": V + "databases:\n  u:\n    design_docs:\n      r:\n        views:\n"
                         "          v: {reduce: _count}\n"},
          [("m.yaml", 7, 14, "missing required key 'map' under databases.u.design_docs.r.views.v")]),
+    Case("view-lib-module-not-a-string",
+         {"m.yaml": V + "databases:\n  u:\n    design_docs:\n      r:\n        views:\n"
+                        "          lib: {util: 'exports.a = 1;', d: {e: 2}}\n"
+                        "          v: {map: 'function (doc) {}'}\n"},
+         [("m.yaml", 7, 48, "expected a string or a mapping, got integer")]),
+    Case("index-desc-then-bare-name",
+         {"m.yaml": V + "databases:\n  u:\n    indexes:\n"
+                        "      by-x: {fields: [{a: desc}, b]}\n"},
+         [("m.yaml", 5, 22, "all fields of an index to use one direction")]),
     Case("index-in-design-doc-of-design-docs",
          {"m.yaml": V + "databases:\n  u:\n    indexes:\n      by-x: {fields: [x], ddoc: r}\n"
                         "    design_docs:\n      r: {}\n"},
