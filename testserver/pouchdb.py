@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -103,6 +104,8 @@ def running_server() -> Iterator[str]:
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM must unwind like Ctrl-C so that the server and the command are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
