@@ -13,6 +13,7 @@ pycouchdb-style ``Callable[[str], Connection]`` still fits when none are given.
 from __future__ import annotations
 
 import json as jsonlib
+import re
 import ssl
 import time
 from base64 import b64encode
@@ -33,7 +34,7 @@ from ._errors import (
 )
 from ._url import parse_server_url
 
-__all__ = ["ConnectionEngine", "HttpxConnection", "Reply", "Response", "send"]
+__all__ = ["ConnectionEngine", "CoreResponse", "HttpxConnection", "Reply", "Response", "send"]
 
 
 class Response(Protocol):
@@ -109,8 +110,47 @@ def map_httpx_error(exc: httpx.RequestError, method: str, url: str) -> Transport
     return TransportError(f"{method} {url}: {what} ({detail})", method=method, url=url)
 
 
+# Targets the fast path sends as they are: nothing in them that httpx would re-quote
+# (anything else goes through httpx.Request, exactly as before).
+_PLAIN_TARGET = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# httpx's defaults (httpx.Limits): idle keep-alive connections kept, and for how long.
+_MAX_IDLE = 20
+_KEEPALIVE_EXPIRY = 5.0
+
+
+class CoreResponse:
+    """A response read straight from httpcore: the ``Response`` protocol and no more.
+
+    ``headers`` (case-insensitive ``httpx.Headers``) is built only when asked for; a
+    document GET never looks at them.
+    """
+
+    __slots__ = ("_headers", "_raw_headers", "content", "status_code")
+
+    def __init__(
+        self, status_code: int, raw_headers: list[tuple[bytes, bytes]], content: bytes
+    ) -> None:
+        self.status_code = status_code
+        self.content = content
+        self._raw_headers = raw_headers
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self._raw_headers)
+        return self._headers
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<CoreResponse [{self.status_code}]>"
+
+
 class HttpxConnection:
-    """The default engine: a pooled keep-alive httpx transport, JSON in and out.
+    """The default engine: keep-alive connections of httpx's HTTP engine, JSON in and out.
 
     Credentials come from the URL (percent-decoded), ``user``/``password``, or
     ``auth=(user, password)``. ``verify`` is True, False or a CA bundle path;
@@ -118,10 +158,14 @@ class HttpxConnection:
     and DELETE are retried up to ``retries`` times with exponential backoff when the
     connection fails; nothing is retried once the server has answered.
 
-    Requests go straight to the transport rather than through ``httpx.Client``: the
-    client's cookie, auth-flow and redirect layers cost more per request than a
-    CouchDB call needs, and none of them is used (no cookies, no redirects, a
-    ready Basic header).
+    With ``transport``, requests are ``httpx.Request`` objects handed to it. Without,
+    they go to httpcore (the engine under httpx) directly: ``httpx.Client``'s cookie,
+    auth-flow and redirect layers, the ``httpx.Request``/``httpx.Response`` wrapping
+    and even httpcore's connection pool (locks, events, a second response wrapper)
+    each cost more per request than a CouchDB call needs (see bench/PROFILE.md). Idle
+    keep-alive connections wait in a list, and are checked for expiry or a server
+    disconnect before reuse, as the pool does; TLS, timeouts and HTTP parsing are
+    httpcore's, and its errors become the httpx errors httpx would raise.
     """
 
     def __init__(
@@ -154,11 +198,35 @@ class HttpxConnection:
         self._retries = retries
         self._backoff = backoff
         self._closed = False
-        if transport is None:
-            # Loading the CA bundle costs ~20 ms per process; plain http never uses it.
-            tls = verify if address.base.startswith("https:") else False
-            transport = httpx.HTTPTransport(verify=tls)
         self._transport = transport
+        self._idle: list[Any] = []  # idle httpcore.HTTPConnection objects, last used last
+        if transport is None:
+            self._init_core(verify)
+
+    def _init_core(self, verify: bool | ssl.SSLContext) -> None:
+        import httpcore  # imported lazily, as httpx does: commands without a server skip it
+
+        base = httpx.URL(self._base + "/")
+        self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
+        self._prefix = base.raw_path[:-1]
+        # The header list exactly as httpx.Request sends it on a request without a body.
+        self._core_headers = httpx.Request("GET", base, headers=self._headers).headers.raw
+        self._origin = httpcore.URL(
+            scheme=self._scheme, host=self._host, port=self._port, target=b"/"
+        ).origin
+        # Loading the CA bundle costs ~20 ms per process; plain http never uses it.
+        tls = verify if self._base.startswith("https:") else False
+        self._ssl_context = httpx.create_ssl_context(verify=tls)
+        self._core_request = httpcore.Request
+        self._core_url = httpcore.URL
+        self._core_connection = httpcore.HTTPConnection
+        self._core_errors: tuple[type[Exception], ...] = (
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.ProxyError,
+            httpcore.UnsupportedProtocol,
+        )
 
     @property
     def url(self) -> str:
@@ -174,27 +242,65 @@ class HttpxConnection:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request and return the response (body read), whatever its status."""
         if self._closed:
             raise ClientClosedError(f"the client for {self._url} is closed")
-        url = self._base + path
-        if params:
-            url += "?" + urlencode(params, quote_via=quote)
-        all_headers = self._headers
-        if json is not None:
-            content = _encode_json(json).encode()
-            all_headers = self._json_headers
-        if headers:
-            all_headers = {**all_headers, **headers}
-        request = httpx.Request(
-            method, url, headers=all_headers, content=content, extensions=self._extensions
-        )
+        target = path + "?" + urlencode(params, quote_via=quote) if params else path
+        send: Any = self._send_core
+        if (
+            self._transport is None
+            and content is None
+            and json is None
+            and not headers
+            and method not in _BODY_METHODS
+            and _PLAIN_TARGET.fullmatch(target)
+        ):
+            # No body, default headers, a target needing no quoting: all prebuilt.
+            request: Any = self._core_request(
+                method,
+                self._core_url(
+                    scheme=self._scheme,
+                    host=self._host,
+                    port=self._port,
+                    target=self._prefix + target.encode("ascii"),
+                ),
+                headers=self._core_headers,
+                extensions=self._extensions,
+            )
+        else:
+            all_headers = self._headers
+            if json is not None:
+                content = _encode_json(json).encode()
+                all_headers = self._json_headers
+            if headers:
+                all_headers = {**all_headers, **headers}
+            request = httpx.Request(
+                method,
+                self._base + target,
+                headers=all_headers,
+                content=content,
+                extensions=self._extensions,
+            )
+            if self._transport is not None:
+                send = self._send_transport
+            else:  # as httpx.HTTPTransport turns it into an httpcore request
+                request = self._core_request(
+                    request.method,
+                    self._core_url(
+                        scheme=request.url.raw_scheme,
+                        host=request.url.raw_host,
+                        port=request.url.port,
+                        target=request.url.raw_path,
+                    ),
+                    headers=request.headers.raw,
+                    content=request.content,
+                    extensions=self._extensions,
+                )
         attempt = 0
         while True:
             try:
-                response = self._transport.handle_request(request)
-                response.read()
+                response: Response = send(request)
                 return response
             except _RETRYABLE as exc:
                 if attempt >= self._retries or method not in _RETRY_METHODS or (
@@ -206,13 +312,91 @@ class HttpxConnection:
             time.sleep(self._backoff * 2**attempt)
             attempt += 1
 
+    def _send_transport(self, request: httpx.Request) -> httpx.Response:
+        assert self._transport is not None
+        response = self._transport.handle_request(request)
+        response.read()
+        return response
+
+    def _send_core(self, request: Any) -> Response:
+        """One exchange on an idle keep-alive connection, or a new one; httpx errors."""
+        idle = self._idle
+        connection: Any = None
+        while idle:
+            try:
+                candidate = idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if candidate.is_idle() and not candidate.has_expired():
+                connection = candidate
+                break
+            candidate.close()
+        if connection is None:
+            connection = self._core_connection(
+                self._origin, ssl_context=self._ssl_context, keepalive_expiry=_KEEPALIVE_EXPIRY
+            )
+        try:
+            response = connection.handle_request(request)
+            try:
+                body = b"".join(response.stream)
+            finally:
+                response.stream.close()
+        except self._core_errors as exc:
+            connection.close()
+            raise _httpx_error(exc) from exc
+        except BaseException:
+            connection.close()
+            raise
+        if connection.is_idle() and not self._closed and len(idle) < _MAX_IDLE:
+            idle.append(connection)
+        else:
+            connection.close()
+        raw_headers = response.headers
+        for name, value in raw_headers:
+            if len(name) == 16 and name.lower() == b"content-encoding" and value != b"identity":
+                # Compressed though nothing asked for it: httpx decodes it, so do that.
+                decoded = httpx.Response(response.status, headers=raw_headers, content=body)
+                decoded.read()
+                return decoded
+        return CoreResponse(response.status, raw_headers, body)
+
     def close(self) -> None:
         """Close the pooled connections; later requests raise ClientClosedError."""
         self._closed = True
-        self._transport.close()
+        while self._idle:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                break
+        if self._transport is not None:
+            self._transport.close()
 
     def __repr__(self) -> str:
         return f"<HttpxConnection {self._url}>"
+
+
+def _httpx_error(exc: Exception) -> httpx.RequestError:
+    """The httpx exception httpx's transport raises for this httpcore one (most specific)."""
+    import httpcore
+
+    mapping: dict[type[Exception], type[httpx.RequestError]] = {
+        httpcore.ConnectTimeout: httpx.ConnectTimeout,
+        httpcore.ReadTimeout: httpx.ReadTimeout,
+        httpcore.WriteTimeout: httpx.WriteTimeout,
+        httpcore.PoolTimeout: httpx.PoolTimeout,
+        httpcore.TimeoutException: httpx.TimeoutException,
+        httpcore.ConnectError: httpx.ConnectError,
+        httpcore.ReadError: httpx.ReadError,
+        httpcore.WriteError: httpx.WriteError,
+        httpcore.NetworkError: httpx.NetworkError,
+        httpcore.ProxyError: httpx.ProxyError,
+        httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+        httpcore.LocalProtocolError: httpx.LocalProtocolError,
+        httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+        httpcore.ProtocolError: httpx.ProtocolError,
+    }
+    kind = next(mapping[cls] for cls in type(exc).__mro__ if cls in mapping)
+    return kind(str(exc))
 
 
 class Reply:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from couchsync.cli import app
+from couchsync.client import Client
 from couchsync.manifest import schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,13 +19,18 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    """validate must never talk to a server: any HTTP request fails the test."""
+    """validate must never talk to a server: opening any connection fails the test."""
 
-    def refuse(*args: object, **kwargs: object) -> httpx.Response:
+    def refuse(*args: object, **kwargs: object) -> socket.socket:
         raise AssertionError("validate contacted a server")
 
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setenv("COUCHDB_URL", "http://127.0.0.1:9")
+
+
+def test_the_guard_catches_a_connection() -> None:
+    with pytest.raises(AssertionError, match="contacted a server"):
+        Client("http://127.0.0.1:9", retries=0).list_database_names()
 
 
 def test_validate_examples() -> None:

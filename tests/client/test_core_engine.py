@@ -96,3 +96,184 @@ def test_a_redirect_is_an_error_not_a_result(
         client.list_database_names()
     assert isinstance(caught.value, HTTPStatusError)
     assert caught.value.status == 302
+
+
+# -- the default engine's own path to the network (httpcore, no httpx.Request/Response):
+# a scripted HTTP/1.1 server on a loopback socket shows what reaches the wire.
+
+import gzip  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+
+from couchsync.client import ClientClosedError, HttpxConnection, TransportError  # noqa: E402
+
+
+def _answer(status: int, body: bytes, *extra: str) -> bytes:
+    head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class ScriptedServer:
+    """Answers the n-th request with ``script[n]``: bytes to send, ``"drop"`` (close the
+    connection without answering) or ``"hang"`` (never answer). Records each raw request
+    and counts the connections accepted."""
+
+    def __init__(self, script: list[bytes | str]) -> None:
+        self.script = script
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.closed = threading.Event()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        self.closed.set()
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + buf[:length])
+                buf = buf[length:]
+                action = self.script[len(self.requests) - 1]
+                if action == "drop":
+                    return
+                if action == "hang":
+                    self.closed.wait(5)
+                    return
+                assert isinstance(action, bytes)
+                conn.sendall(action)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.fixture
+def scripted() -> Any:
+    servers: list[ScriptedServer] = []
+
+    def make(*script: bytes | str) -> ScriptedServer:
+        servers.append(ScriptedServer(list(script)))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_default_engine_wire_format_and_keep_alive(scripted: Any) -> None:
+    doc = json.dumps({"_id": "a/b", "_rev": "1-x"}).encode()
+    server = scripted(
+        _answer(200, doc, "ETag: \"1-x\"", "Content-Type: application/json"),
+        _answer(201, b'{"ok":true,"id":"c","rev":"1-y"}'),
+        _answer(404, b'{"error":"not_found","reason":"missing"}'),
+    )
+    with Client(f"http://u%40x:p%40ss@127.0.0.1:{server.port}/pre/") as cli:
+        db = cli.database("db")
+        assert db.get("a/b", rev="1-x") == {"_id": "a/b", "_rev": "1-x"}
+        assert db.add({"_id": "c", "n": 1}) == ("c", "1-y")
+        with pytest.raises(NotFound, match=r"GET http://u%40x:\*\*\*@127\.0\.0\.1:\d+/pre/db/d\)"):
+            db.get("d")
+    get, put, missing = server.requests
+    assert get.startswith(b"GET /pre/db/a%2Fb?rev=1-x HTTP/1.1\r\n")
+    headers = {line.split(b": ")[0].lower(): line.split(b": ")[1]
+               for line in get.split(b"\r\n")[1:] if line}
+    assert headers == {
+        b"host": f"127.0.0.1:{server.port}".encode(),
+        b"accept": b"application/json",
+        b"user-agent": b"couchsync",
+        b"authorization": b"Basic dUB4OnBAc3M=",  # u@x:p@ss
+    }
+    assert put.startswith(b"PUT /pre/db/c HTTP/1.1\r\n")
+    assert b"\r\nContent-Type: application/json\r\n" in put
+    assert b"\r\nContent-Length: 17\r\n" in put and put.endswith(b'\r\n\r\n{"_id":"c","n":1}')
+    assert missing.startswith(b"GET /pre/db/d HTTP/1.1\r\n")
+    assert server.connections == 1  # one keep-alive connection for all three
+    assert server.closed.wait(5)  # closing the client closes it
+
+
+def test_default_engine_response_headers_are_case_insensitive(scripted: Any) -> None:
+    server = scripted(_answer(200, b"", 'ETag: "3-abc"'))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    response = conn.request("HEAD", "/db/doc")
+    assert response.headers["etag"] == response.headers.get("ETag") == '"3-abc"'
+    assert response.status_code == 200 and response.content == b""
+    conn.close()
+
+
+def test_default_engine_quotes_like_httpx_what_is_not_plain(scripted: Any) -> None:
+    server = scripted(_answer(200, b"{}"), _answer(200, b"{}"))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    conn.request("GET", "/db/a b\u00e9")
+    conn.request("GET", "/db/x", params={"key": '"a b"'})
+    assert server.requests[0].startswith(b"GET /db/a%20b%C3%A9 HTTP/1.1\r\n")
+    assert server.requests[1].startswith(b"GET /db/x?key=%22a%20b%22 HTTP/1.1\r\n")
+    conn.close()
+
+
+def test_default_engine_decodes_an_unasked_for_compressed_body(scripted: Any) -> None:
+    server = scripted(_answer(200, gzip.compress(b'{"a":1}'), "Content-Encoding: gzip"))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    assert conn.request("GET", "/db/doc").json() == {"a": 1}
+    conn.close()
+
+
+def test_default_engine_reconnects_after_the_server_closed_the_connection(
+    scripted: Any,
+) -> None:
+    server = scripted(_answer(200, b"{}", "Connection: close"), _answer(200, b"[]"))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    assert conn.request("GET", "/a").json() == {}
+    assert conn.request("GET", "/b").json() == []
+    assert server.connections == 2
+    conn.close()
+
+
+def test_default_engine_retries_a_dropped_get_but_not_a_post(scripted: Any) -> None:
+    server = scripted("drop", _answer(200, b"{}"), "drop")
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}", backoff=0.001)
+    assert conn.request("GET", "/db/doc").json() == {}
+    with pytest.raises(TransportError, match=r"POST http://127\.0\.0\.1:\d+/db: HTTP protocol"):
+        conn.request("POST", "/db", json={})
+    assert len(server.requests) == 3
+    conn.close()
+
+
+def test_default_engine_timeouts_and_refused_connections_are_transport_errors(
+    scripted: Any,
+) -> None:
+    server = scripted("hang")
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}", timeout=0.2, retries=0)
+    with pytest.raises(TransportError, match=r"GET http://127\.0\.0\.1:\d+/x: timed out"):
+        conn.request("GET", "/x")
+    conn.close()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    conn = HttpxConnection(f"http://admin:pw-secret@127.0.0.1:{port}", backoff=0.001)
+    with pytest.raises(TransportError, match="could not connect") as caught:
+        conn.request("GET", "/x")
+    assert "pw-secret" not in str(caught.value) and "admin:***@" in str(caught.value)
+    conn.close()
+    with pytest.raises(ClientClosedError):
+        conn.request("GET", "/x")
