@@ -34,7 +34,15 @@ from ._errors import (
 )
 from ._url import parse_server_url
 
-__all__ = ["ConnectionEngine", "CoreResponse", "HttpxConnection", "Reply", "Response", "send"]
+__all__ = [
+    "ConnectionEngine",
+    "CoreResponse",
+    "HttpxConnection",
+    "Reply",
+    "Response",
+    "encode_json",
+    "send",
+]
 
 
 class Response(Protocol):
@@ -101,6 +109,12 @@ _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolErro
 # have reached the server (a dropped connection may have deleted already).
 _RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _encode_json = jsonlib.JSONEncoder(separators=(",", ":")).encode
+_JSON_CONTENT = {"Content-Type": "application/json"}
+
+
+def encode_json(value: Any) -> bytes:
+    """``value`` as compact JSON bytes: the one encoder for request bodies."""
+    return _encode_json(value).encode()
 
 
 def map_httpx_error(exc: httpx.RequestError, method: str, url: str) -> TransportError:
@@ -271,7 +285,7 @@ class HttpxConnection:
         else:
             all_headers = self._headers
             if json is not None:
-                content = _encode_json(json).encode()
+                content = encode_json(json)
                 all_headers = self._json_headers
             if headers:
                 all_headers = {**all_headers, **headers}
@@ -446,13 +460,19 @@ def send(
     *,
     params: Mapping[str, str] | None = None,
     json: Any = None,
+    json_bytes: bytes | None = None,
 ) -> Reply:
     """Send through ``engine``; raise the ``scope``d error for a failure or a non-2xx answer.
 
+    ``json_bytes`` is a body already encoded as JSON (instead of ``json``).
     CouchDB never redirects, so a 3xx (a proxy's login redirect, say) is an error too.
     """
     try:
-        response = engine.request(method, path, params=params, json=json)
+        if json_bytes is None:
+            response = engine.request(method, path, params=params, json=json)
+        else:
+            response = engine.request(method, path, params=params, content=json_bytes,
+                                      headers=_JSON_CONTENT)
     except TransportError as exc:
         raise rescope(exc, scope) from exc
     status = response.status_code

@@ -494,3 +494,11 @@ def test_local_ids_with_awkward_characters(db: Database) -> None:
     assert db.get(doc_id) == {"_id": doc_id, "_rev": "0-2", "n": 2}
     db.delete(doc_id)
     assert doc_id not in db
+
+
+def test_bulk_docs_sends_pre_encoded_documents_as_they_are(db: Database) -> None:
+    results = db.bulk_docs([b'{"_id":"raw","n":1,"s":"\xc3\xa9"}', {"_id": "dict", "n": 2}])
+    assert [r["id"] for r in results] == ["raw", "dict"]
+    assert all(r.get("ok") for r in results)
+    assert {k: v for k, v in db.get("raw").items() if k != "_rev"} == {
+        "_id": "raw", "n": 1, "s": "é"}
