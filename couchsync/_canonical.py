@@ -3,11 +3,12 @@
 Key order never matters and numbers compare as JSON numbers (``1 == 1.0``), so
 a value is serialised with sorted keys, compact separators and integral floats
 written as integers. Equal canonical bytes mean equal documents; the content
-hash recorded in the ownership document is the SHA-256 of these bytes.
+hash recorded in the ownership document is derived from SHA-256 of these bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -46,10 +47,14 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS) -> bytes:
 
 
 def content_hash(value: Any) -> str:
-    """``sha256:<hex>`` of the canonical JSON of ``value`` (server fields left out)."""
+    """The content hash of ``value`` (server fields left out); see ``hash_canonical``."""
     return hash_canonical(canonical_json(value))
 
 
 def hash_canonical(canonical: bytes) -> str:
-    """``sha256:<hex>`` of bytes that are already canonical JSON."""
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+    """The content hash of bytes that are already canonical JSON.
+
+    The first 128 bits of their SHA-256, base64url without padding: 22
+    characters, which the ownership record stores once per managed document.
+    """
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()[:16]).decode()[:22]

@@ -328,8 +328,8 @@ _SIMPLE: dict[int, Callable[[Client, Step], None]] = {
 def _bulk_body(step: Step) -> dict[str, Any] | bytes:
     if step.action is Action.DELETE:
         return {"_id": step.id, "_rev": step.rev, "_deleted": True}
-    if step.spec is not None and not step.rev:  # a new document: its canonical JSON as it is
-        return step.spec.canonical
+    if step.spec is not None and not step.rev:  # a new document: its JSON as loaded
+        return step.spec.json
     body = {**step.after, "_id": step.id}
     if step.rev:
         body["_rev"] = step.rev

@@ -13,11 +13,13 @@ and expanding 10^5 documents would cost time for a feature nobody asked of data.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
 from typing import IO, Any
 
+from couchsync.manifest._datafiles import remember
 from couchsync.manifest._problems import Problem, format_path
 from couchsync.manifest._schema import document_issues
 from couchsync.manifest.model import DocumentSpec, SourcePos
@@ -51,36 +53,56 @@ def read_documents(path: str) -> Iterator[DocumentSpec | Problem]:
     Raises ``OSError`` when the file cannot be opened (the caller names the
     manifest line that refers to it).
     """
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        values = _json_array(handle) if path.endswith(".json") else _json_lines(handle)
-        try:
-            for item in values:
-                yield item if isinstance(item, Problem) else _document(path, *item)
-        except UnicodeDecodeError as exc:
-            yield Problem(path, 0, 0, f"not valid UTF-8 text ({exc.reason})")
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            try:
+                for item in _json_array(handle):
+                    yield item if isinstance(item, Problem) else _document(path, *item)
+            except UnicodeDecodeError as exc:
+                yield Problem(path, 0, 0, f"not valid UTF-8 text ({exc.reason})")
+        return
+    with open(path, "rb") as binary:
+        remember(path, binary)
+        for entry in _json_lines(path, binary):
+            yield entry if isinstance(entry, Problem) else _document(path, *entry)
 
 
-def _document(path: str, body: Any, line: int, col: int) -> DocumentSpec | Problem:
+def _document(path: str, body: Any, line: int, col: int,
+              span: tuple[int, int] | None = None) -> DocumentSpec | Problem:
     issues = document_issues(body)
     if issues:
         issue = issues[0]  # one problem per document keeps a bad file's report readable
         return Problem(path, line, col, issue.message, format_path(issue.path))
     try:
-        return DocumentSpec.from_body(body, SourcePos(path, line, col))
+        return DocumentSpec.from_body(body, SourcePos(path, line, col), line=span)
     except ValueError:
         return Problem(path, line, col, "NaN and Infinity are not valid JSON numbers")
 
 
-def _json_lines(handle: IO[str]) -> Iterator[tuple[Any, int, int] | Problem]:
-    for number, text in enumerate(handle, start=1):
+def _json_lines(
+    path: str, handle: IO[bytes]
+) -> Iterator[tuple[Any, int, int, tuple[int, int]] | Problem]:
+    """Each line's document with its line number and (offset, length) in the file."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        start, offset = offset, offset + len(raw)
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw, start = raw[len(codecs.BOM_UTF8):], start + len(codecs.BOM_UTF8)
+        raw = raw.rstrip(b"\r\n")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            col = len(raw[: exc.start].decode("utf-8", "replace")) + 1
+            yield Problem(path, number, col, f"not valid UTF-8 text ({exc.reason})")
+            continue
         if not text.strip():
             continue
         try:
-            yield _DECODER.decode(text.rstrip("\r\n")), number, 1
+            yield _DECODER.decode(text), number, 1, (start, len(raw))
         except json.JSONDecodeError as exc:
-            yield Problem(handle.name, number, exc.colno, _json_message(exc))
+            yield Problem(path, number, exc.colno, _json_message(exc))
         except _DuplicateKey as exc:
-            yield Problem(handle.name, number, 1, str(exc))
+            yield Problem(path, number, 1, str(exc))
 
 
 def _json_message(exc: json.JSONDecodeError) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from couchsync._canonical import canonical_json, hash_canonical
+from couchsync.manifest._datafiles import read_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,31 +31,53 @@ class SourcePos:
 
 @dataclass(frozen=True, slots=True)
 class DocumentSpec:
-    """A seed document. ``canonical`` is its canonical JSON, ``_id`` included."""
+    """A seed document: its id, where it was written, its content hash, and its JSON.
+
+    Documents written in a manifest keep their canonical JSON in memory. A
+    document read from a JSON Lines file keeps only where its line is
+    (``offset``, ``length`` in ``source.file``) and reads it again when it is
+    written or compared: a seed file of a million documents is not held in
+    memory a second time. ``hash`` (see ``hash_canonical``) is taken when the
+    document is loaded; the data file must not change before apply.
+    """
 
     id: str
-    canonical: bytes
     source: SourcePos
+    hash: str
+    deleted: bool = False  # the manifest asks for this document to be deleted
+    inline: bytes | None = None  # canonical JSON, when held in memory
+    offset: int = -1  # else: where its JSON is in source.file
+    length: int = 0
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], source: SourcePos) -> DocumentSpec:
-        return cls(id=str(body["_id"]), canonical=canonical_json(body), source=source)
+    def from_body(
+        cls, body: dict[str, Any], source: SourcePos, *, line: tuple[int, int] | None = None
+    ) -> DocumentSpec:
+        """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the file."""
+        canonical = canonical_json(body)
+        doc_id, digest, deleted = str(body["_id"]), hash_canonical(canonical), body.get(
+            "_deleted") is True
+        if line is None:
+            return cls(doc_id, source, digest, deleted, inline=canonical)
+        return cls(doc_id, source, digest, deleted, offset=line[0], length=line[1])
+
+    @property
+    def json(self) -> bytes:
+        """The document as JSON bytes (canonical for inline documents)."""
+        if self.inline is not None:
+            return self.inline
+        return read_span(self.source.file, self.offset, self.length)
+
+    @property
+    def canonical(self) -> bytes:
+        """The document's canonical JSON, ``_id`` included."""
+        return self.inline if self.inline is not None else canonical_json(self.body)
 
     @property
     def body(self) -> dict[str, Any]:
         """The document as a fresh dict (safe to mutate)."""
-        value: dict[str, Any] = json.loads(self.canonical)
+        value: dict[str, Any] = json.loads(self.json)
         return value
-
-    @property
-    def deleted(self) -> bool:
-        """True when the manifest asks for this document to be deleted (``_deleted: true``)."""
-        return b'"_deleted":true' in self.canonical and self.body.get("_deleted") is True
-
-    @property
-    def hash(self) -> str:
-        """``sha256:<hex>`` of the canonical body: what the ownership record stores."""
-        return hash_canonical(self.canonical)
 
 
 @dataclass(frozen=True, slots=True)

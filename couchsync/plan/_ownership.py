@@ -4,7 +4,7 @@ It lives in local documents (never replicated, never listed in ``_all_docs``,
 so it cannot show up as drift). Small records are one document::
 
     _local/couchsync   {"format": 1, "shards": 1,
-                        "managed": {"<doc id>": ["<rev couchsync wrote>", "sha256:<hex>", true]}}
+                        "managed": {"<doc id>": ["<rev couchsync wrote>", "<content hash>", true]}}
 
 Past ``SHARD_ENTRIES`` documents the entries are spread over ``shards`` (a
 power of two) documents ``_local/couchsync.0`` … ``_local/couchsync.N-1``,
@@ -14,7 +14,7 @@ each ``{"managed": {...}}``, by CRC-32 of the id; the head then holds only
 apply rewrites only the shards whose entries changed.
 
 An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
-manifest body that was written, ``rev`` the revision the write produced.
+manifest body that was written (``couchsync._canonical.hash_canonical``), ``rev`` the revision the write produced.
 Together they make the fast no-op: a document whose live revision is still
 ``rev`` and whose manifest hash is still ``hash`` is unchanged without reading
 its body. ``created`` is true when couchsync created the document; ``prune``

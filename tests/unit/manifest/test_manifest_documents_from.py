@@ -11,7 +11,13 @@ import pytest
 from conftest import Collect, Write
 
 from couchsync._canonical import canonical_json
-from couchsync.manifest import DocumentSpec, Problem, _documents_from, load_manifests
+from couchsync.manifest import (
+    DocumentSpec,
+    ManifestError,
+    Problem,
+    _documents_from,
+    load_manifests,
+)
 from couchsync.manifest._documents_from import read_documents
 
 MANIFEST = "version: 1\ndatabases:\n  app:\n    documents_from: [{name}]\n"
@@ -113,7 +119,7 @@ def test_bad_lines_are_named_and_good_ones_kept(write: Write, collect: Collect) 
 def test_data_file_that_is_not_utf8(write: Write, collect: Collect) -> None:
     write("m.yaml", MANIFEST.format(name="d.jsonl"))
     write("d.jsonl", b'{"_id": "a"}\n{"_id": "\xff"}\n')
-    assert collect("m.yaml") == [("d.jsonl", 0, 0, "not valid UTF-8 text (invalid start byte)")]
+    assert collect("m.yaml") == [("d.jsonl", 2, 10, "not valid UTF-8 text (invalid start byte)")]
 
 
 def test_path_is_relative_to_the_manifest(write: Write, tmp_path: Path) -> None:
@@ -152,3 +158,25 @@ def test_json_array_is_streamed_not_read_whole(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert size > 4_000_000
     assert peak < size / 10  # a few chunks, never the whole text
+
+
+def test_json_lines_documents_stay_in_their_file_until_read(write: Write) -> None:
+    lines = ['{"_id": "é", "n": 1.0, "tags": ["x"]}', '{"b": 2, "_id": "b"}']
+    path = write("d.jsonl", ("\ufeff" + "\r\n".join(lines) + "\r\n").encode())
+    docs = _documents(path)
+    assert [d.inline for d in docs] == [None, None]  # only where each line is, not its text
+    assert [d.json for d in docs] == [line.encode() for line in lines]
+    assert docs[0].body == {"_id": "é", "n": 1.0, "tags": ["x"]}
+    assert docs[0].canonical == canonical_json({"_id": "é", "n": 1, "tags": ["x"]})
+    assert docs[1].hash == DocumentSpec.from_body({"_id": "b", "b": 2}, docs[1].source).hash
+
+
+def test_a_data_file_changed_after_loading_is_an_error_not_another_document(
+    write: Write,
+) -> None:
+    path = write("d.jsonl", b'{"_id": "a", "v": 1}\n')
+    [doc] = _documents(path)
+    time.sleep(0.01)  # a new modification time even on coarse clocks
+    write("d.jsonl", b'{"_id": "a", "v": 22}\n')
+    with pytest.raises(ManifestError, match="changed since the manifests were loaded"):
+        doc.json  # noqa: B018
