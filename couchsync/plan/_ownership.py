@@ -14,7 +14,8 @@ each ``{"managed": {...}}``, by CRC-32 of the id; the head then holds only
 apply rewrites only the shards whose entries changed.
 
 An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
-manifest body that was written (``couchsync._canonical.hash_canonical``), ``rev`` the revision the write produced.
+manifest body that was written (``couchsync._canonical.hash_canonical``),
+``rev`` the revision the write produced.
 Together they make the fast no-op: a document whose live revision is still
 ``rev`` and whose manifest hash is still ``hash`` is unchanged without reading
 its body. ``created`` is true when couchsync created the document; ``prune``
