@@ -16,6 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
+
+# Property tests: no per-example deadline (machines here are noisy), and in CI a fixed
+# seed, so that a run can be repeated exactly and never fails at random.
+settings.register_profile("couchsync", deadline=None)
+settings.register_profile("ci", parent=settings.get_profile("couchsync"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "couchsync")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "testserver"))
