@@ -35,18 +35,20 @@ class DocumentSpec:
 
     Documents written in a manifest keep their canonical JSON in memory. A
     document read from a JSON Lines file keeps only where its line is
-    (``offset``, ``length`` in ``source.file``) and reads it again when it is
+    (``offset``, ``length`` in ``file``) and reads it again when it is
     written or compared: a seed file of a million documents is not held in
     memory a second time. ``hash`` (see ``hash_canonical``) is taken when the
     document is loaded; the data file must not change before apply.
     """
 
     id: str
-    source: SourcePos
+    file: str  # where it was written: file, line and column (see ``source``)
+    line: int
+    col: int
     hash: str
     deleted: bool = False  # the manifest asks for this document to be deleted
     inline: bytes | None = None  # canonical JSON, when held in memory
-    offset: int = -1  # else: where its JSON is in source.file
+    offset: int = -1  # else: where its JSON is in ``file``
     length: int = 0
 
     @classmethod
@@ -55,18 +57,23 @@ class DocumentSpec:
     ) -> DocumentSpec:
         """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the file."""
         canonical = canonical_json(body)
-        doc_id, digest, deleted = str(body["_id"]), hash_canonical(canonical), body.get(
-            "_deleted") is True
+        fields = (str(body["_id"]), source.file, source.line, source.col,
+                 hash_canonical(canonical), body.get("_deleted") is True)
         if line is None:
-            return cls(doc_id, source, digest, deleted, inline=canonical)
-        return cls(doc_id, source, digest, deleted, offset=line[0], length=line[1])
+            return cls(*fields, inline=canonical)
+        return cls(*fields, offset=line[0], length=line[1])
+
+    @property
+    def source(self) -> SourcePos:
+        # Made when asked (for messages): a million seed documents keep no million objects.
+        return SourcePos(self.file, self.line, self.col)
 
     @property
     def json(self) -> bytes:
         """The document as JSON bytes (canonical for inline documents)."""
         if self.inline is not None:
             return self.inline
-        return read_span(self.source.file, self.offset, self.length)
+        return read_span(self.file, self.offset, self.length)
 
     @property
     def canonical(self) -> bytes:
