@@ -1,0 +1,60 @@
+"""Where a no-op plan's time goes: stage by stage, in one process, after a real apply.
+
+    python bench/noop_stages.py [DOCS]      (default 10,000; starts a local server)
+
+Prints the median of 5 runs of: loading the manifests, one revisions-only
+``_all_docs`` scan on its own (what the raw baseline does), reading the live
+state (info, ownership record, revisions), and planning. Process start-up and
+imports are measured by ``python -X importtime`` and bench/run.py, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "testserver"), str(ROOT / "bench")]
+
+import pouchdb  # noqa: E402
+from run import OUT, make_jsonl, write_manifest  # noqa: E402
+
+from couchsync import Client, load_manifests, plan_changes, read_live_state  # noqa: E402
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = make_jsonl(OUT / f"docs-{count}.jsonl", count)
+    manifest = write_manifest(OUT / f"stages-{count}" / "manifest.yaml", "bench_stages", data)
+    times: dict[str, list[float]] = {"load": [], "scan alone": [], "live read": [], "plan": []}
+    with pouchdb.running_server() as url:
+        subprocess.run([str(Path(sys.executable).parent / "couchsync"), "apply", str(manifest),
+                        "--yes"], env=dict(os.environ, COUCHDB_URL=url), check=True,
+                       stdout=subprocess.DEVNULL)
+        with Client(url) as client:
+            for _ in range(5):
+                start = time.perf_counter()
+                desired = load_manifests([manifest])
+                loaded = time.perf_counter()
+                sum(1 for _ in client.database("bench_stages").iter_all_docs(page_size=count))
+                scanned = time.perf_counter()
+                live = read_live_state(client, desired)
+                read = time.perf_counter()
+                plan = plan_changes(desired, live)
+                planned = time.perf_counter()
+                assert plan.is_empty and live.bodies_read() == 0
+                for name, seconds in zip(times, (loaded - start, scanned - loaded,
+                                                 read - scanned, planned - read), strict=True):
+                    times[name].append(seconds)
+    for name, values in times.items():
+        print(f"{name:>10}: {statistics.median(values) * 1000:7.1f} ms  "
+              f"({min(values) * 1000:.1f}–{max(values) * 1000:.1f})")
+
+
+if __name__ == "__main__":
+    main()
