@@ -36,7 +36,7 @@ from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
-from couchsync.plan._model import FORMAT_VERSION, Action, Plan, Step, StepKind
+from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
 from couchsync.plan._ownership import RECORD_ID, read_record, write_record
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
@@ -136,7 +136,7 @@ def apply_plan(
     plan: Plan,
     desired: DesiredState,
     *,
-    batch_size: int = 500,
+    batch_size: int = 1000,
     on_progress: Progress | None = None,
 ) -> ApplyResult:
     """Run ``plan`` (made from ``desired``) against the server behind ``client``.
@@ -165,12 +165,12 @@ def _check_desired_covers(plan: Plan, desired: DesiredState) -> None:
     """
     strays = [
         step.address for step in plan.steps
-        if step.kind is StepKind.DOCUMENT and step.after is not None
+        if step.kind is StepKind.DOCUMENT and step.action is not Action.DELETE
         and (step.database not in desired.databases
              or step.id not in desired.databases[step.database].documents)
     ]
     if strays:
-        raise ValueError(f"the plan writes documents the desired state lacks: {strays[:5]}")
+        raise PlanError(f"the plan writes documents the desired state lacks: {strays[:5]}")
 
 
 # Phase numbers; a replace is in both index phases (its delete half, then its create half).

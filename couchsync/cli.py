@@ -194,7 +194,7 @@ def apply(
     fmt: Format = "text",
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, max=10000, help="Documents per _bulk_docs.")
-    ] = 500,
+    ] = 1000,
     only: Only = None,
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
