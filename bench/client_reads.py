@@ -80,8 +80,11 @@ def compare(url: str, *, count: int, pairs: int) -> dict[str, list[float]]:
         for doc_id in ids[:50]:
             get(doc_id)
     results: dict[str, list[float]] = {name: [] for name in getters}
-    for _ in range(pairs):
-        for name, get in getters.items():
+    names = list(getters)
+    for round_ in range(pairs):
+        # Each round starts with another client, so that none always runs first or last.
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            get = getters[name]
             start = time.perf_counter()
             for doc_id in ids:
                 get(doc_id)
