@@ -8,8 +8,6 @@ hash recorded in the ownership document is derived from SHA-256 of these bytes.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -57,4 +55,8 @@ def hash_canonical(canonical: bytes) -> str:
     The first 128 bits of their SHA-256, base64url without padding: 22
     characters, which the ownership record stores once per managed document.
     """
+    # Imported here: loading OpenSSL's hashes costs ~15 ms that `validate` never needs.
+    import base64
+    import hashlib
+
     return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()[:16]).decode()[:22]

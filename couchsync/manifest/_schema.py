@@ -12,10 +12,10 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import pathlib
 import re
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from couchsync.manifest._fastcheck import UnsupportedKeyword, conforms
@@ -34,6 +34,9 @@ _SCHEMA_JSON_TYPES = {"boolean": "boolean", "integer": "integer", "number": "num
                       "string": "string", "list": "array", "mapping": "object", "null": "null"}
 _DOCUMENT_UNDERSCORE_KEYS = frozenset({"_id", "_deleted"})
 
+# Beside the package's modules, as setuptools installs package data (not importlib.resources:
+# its import costs more than reading the file).
+_SCHEMA_FILE = pathlib.Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -46,7 +49,7 @@ class Issue:
 
 def schema_text() -> str:
     """The manifest JSON Schema (format v1), as shipped in the package."""
-    return files("couchsync").joinpath("schemas", "manifest.schema.json").read_text("utf-8")
+    return _SCHEMA_FILE.read_text("utf-8")
 
 
 @functools.cache

@@ -37,15 +37,15 @@ class DocumentSpec:
     document read from a JSON Lines file keeps only where its line is
     (``offset``, ``length`` in ``file``) and reads it again when it is
     written or compared: a seed file of a million documents is not held in
-    memory a second time. ``hash`` (see ``hash_canonical``) is taken when the
-    document is loaded; the data file must not change before apply.
+    memory a second time; its ``hash`` (see ``hash_canonical``) is taken when
+    it is loaded, and the data file must not change before apply.
     """
 
     id: str
     file: str  # where it was written: file, line and column (see ``source``)
     line: int
     col: int
-    hash: str
+    digest: str | None  # the content hash, for documents left in their file
     deleted: bool = False  # the manifest asks for this document to be deleted
     inline: bytes | None = None  # canonical JSON, when held in memory
     offset: int = -1  # else: where its JSON is in ``file``
@@ -57,11 +57,19 @@ class DocumentSpec:
     ) -> DocumentSpec:
         """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the file."""
         canonical = canonical_json(body)
-        fields = (str(body["_id"]), source.file, source.line, source.col,
-                 hash_canonical(canonical), body.get("_deleted") is True)
-        if line is None:
-            return cls(*fields, inline=canonical)
-        return cls(*fields, offset=line[0], length=line[1])
+        doc_id, deleted = str(body["_id"]), body.get("_deleted") is True
+        if line is None:  # hashed when asked: `couchsync validate` never needs it
+            return cls(doc_id, source.file, source.line, source.col, None, deleted,
+                       inline=canonical)
+        return cls(doc_id, source.file, source.line, source.col, hash_canonical(canonical),
+                   deleted, offset=line[0], length=line[1])
+
+    @property
+    def hash(self) -> str:
+        """The content hash of the document (what the ownership record stores)."""
+        if self.digest is not None:
+            return self.digest
+        return hash_canonical(self.canonical)
 
     @property
     def source(self) -> SourcePos:
