@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from ._database import Database
 from ._errors import NotFound, ServerError
 from ._server import EngineFactory, Server
-from ._transport import ConnectionEngine, HttpxConnection, send
+from ._transport import ConnectionEngine, EngineOwner, HttpxConnection, send
 from ._url import SYSTEM_DBS, check_db_name, db_path
 
 __all__ = ["Client"]
 
 
-class Client:
+class Client(EngineOwner):
     """Entry point: ``Client(url, connection_engine=HttpxConnection, **engine_options)``.
 
     ``engine_options`` go to the engine factory (for HttpxConnection: ``user``,
@@ -33,24 +32,6 @@ class Client:
         self._conn: ConnectionEngine = connection_engine(url, **engine_options)
         #: Server-wide calls over the same connection.
         self.server = Server._sharing(self._conn)
-
-    def __repr__(self) -> str:
-        return f"<Client {self._conn.url}>"
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection engine (shared by this client's Server and Databases)."""
-        self._conn.close()
 
     def create(
         self,

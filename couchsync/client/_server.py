@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 from ._errors import NotFound, ServerError, TransportError
-from ._transport import ConnectionEngine, HttpxConnection, Reply, send
+from ._transport import ConnectionEngine, EngineOwner, HttpxConnection, Reply, send
 from ._url import db_path
 
 __all__ = ["EngineFactory", "Server"]
@@ -20,7 +19,7 @@ EngineFactory = Callable[..., ConnectionEngine]
 DBS_INFO_BATCH = 100
 
 
-class Server:
+class Server(EngineOwner):
     """The server-wide API; every method raises ServerError (plus the status class)."""
 
     def __init__(
@@ -37,24 +36,6 @@ class Server:
         server = cls.__new__(cls)
         server._conn = connection
         return server
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._conn.url}>"
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection engine; later calls raise ClientClosedError."""
-        self._conn.close()
 
     def _send(
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None

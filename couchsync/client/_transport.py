@@ -18,7 +18,8 @@ import ssl
 import time
 from base64 import b64encode
 from collections.abc import Mapping
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -37,6 +38,7 @@ from ._url import parse_server_url
 __all__ = [
     "ConnectionEngine",
     "CoreResponse",
+    "EngineOwner",
     "HttpxConnection",
     "Reply",
     "Response",
@@ -412,6 +414,34 @@ def _httpx_error(exc: Exception) -> httpx.RequestError:
     kind = next(mapping[cls] for cls in type(exc).__mro__ if cls in mapping)
     return kind(str(exc))
 
+
+
+_Owner = TypeVar("_Owner", bound="EngineOwner")
+
+
+class EngineOwner:
+    """What Client and Server share: one engine, a repr that shows no password,
+    and closing (also as a context manager); later calls raise ClientClosedError."""
+
+    _conn: ConnectionEngine
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._conn.url}>"
+
+    def __enter__(self: _Owner) -> _Owner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection engine (shared with the Databases and Server it made)."""
+        self._conn.close()
 
 class Reply:
     """A successful (2xx) answer; ``json()`` turns a body that is not JSON into a CouchError.
