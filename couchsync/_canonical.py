@@ -2,13 +2,17 @@
 
 Key order never matters and numbers compare as JSON numbers (``1 == 1.0``), so
 a value is serialised with sorted keys, compact separators and integral floats
-written as integers. Equal canonical bytes mean equal documents; the content
-hash recorded in the ownership document is derived from SHA-256 of these bytes.
+written as integers. Integers beyond 2**53 are taken as the double they round to,
+as JavaScript servers (PouchDB) store them and as RFC 8259 advises for portable
+JSON; otherwise such a number would show as drift for ever. Equal canonical
+bytes mean equal documents; the content hash recorded in the ownership
+document is derived from SHA-256 of these bytes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,9 +24,15 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
                             allow_nan=False)
 
 
+_EXACT_INTS = 2**53
+_LONG_NUMBER = re.compile(r"\d{16}")  # every integer past 2**53 has 16 digits or more
+
+
 def _normalise(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if type(value) is int and not -_EXACT_INTS <= value <= _EXACT_INTS:
+        return int(float(value))
     if isinstance(value, Mapping):
         return {k: _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -37,9 +47,10 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS) -> bytes:
         if type(value) is not dict or not dropped.isdisjoint(value):
             value = {k: v for k, v in value.items() if k not in dropped}
     text = _ENCODER.encode(value)
-    # An integral float always prints as "1.0" or "1e+16"; without either substring
-    # there is none, and the walk that rewrites them (the costly part) is skipped.
-    if ".0" in text or "e+" in text:
+    # An integral float always prints as "1.0" or "1e+16", a large integer as 16 digits
+    # or more; without those there is none, and the walk that rewrites them (the costly
+    # part) is skipped.
+    if ".0" in text or "e+" in text or _LONG_NUMBER.search(text):
         text = _ENCODER.encode(_normalise(value))
     return text.encode("utf-8")
 

@@ -109,15 +109,26 @@ def _read_revisions(db: Database, wanted: Collection[str], doc_count: int) -> di
     """``{id: rev}`` of the ``wanted`` documents that exist (not deleted)."""
     if not wanted:
         return {}
-    if len(wanted) * SCAN_RATIO > doc_count:
-        return {
-            row["id"]: row["value"]["rev"]
-            for row in db.iter_all_docs(page_size=SCAN_PAGE_SIZE)
-            if row["id"] in wanted
-        }
+    if len(wanted) * SCAN_RATIO <= doc_count:
+        return _lookup_revisions(db, wanted)
+    found: dict[str, str] = {}
+    scanned = 0
+    for row in db.iter_all_docs(page_size=SCAN_PAGE_SIZE):
+        scanned += 1
+        if row["id"] in wanted:
+            found[row["id"]] = row["value"]["rev"]
+    if scanned < doc_count:
+        # The scan saw fewer documents than the database holds: PouchDB Server's range
+        # scans skip ids beyond ASCII, and a concurrent writer can move rows between
+        # pages. Ask for the missing ids by key, which every server answers exactly.
+        found.update(_lookup_revisions(db, [i for i in wanted if i not in found]))
+    return found
+
+
+def _lookup_revisions(db: Database, ids: Collection[str]) -> dict[str, str]:
     return {
         row["id"]: row["value"]["rev"]
-        for batch in batched(sorted(wanted), KEYS_BATCH_SIZE)
+        for batch in batched(sorted(ids), KEYS_BATCH_SIZE)
         for row in db.all_docs(keys=batch)
         if "value" in row and not row["value"].get("deleted")
     }
