@@ -14,7 +14,6 @@ the OS (``os.wait4`` rusage). Benchmarks are not tests: nothing here asserts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -24,7 +23,7 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,18 +121,6 @@ def write_manifest(path: Path, db: str, data: Path) -> Path:
     rel = os.path.relpath(data, path.parent)
     path.write_text(f"version: 1\ndatabases:\n  {db}:\n    documents_from: [{rel}]\n")
     return path
-
-
-@contextlib.contextmanager
-def server() -> Iterator[str]:
-    url = os.environ.get("COUCHSYNC_BENCH_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    import pouchdb
-
-    with pouchdb.running_server() as started:
-        yield started
 
 
 class Bench:
@@ -288,7 +275,9 @@ def main() -> int:
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    with server() as url:
+    import pouchdb
+
+    with pouchdb.server_from_env("COUCHSYNC_BENCH_URL") as url:
         bench = Bench(url, max(args.pairs, 5), args.docs)
         for name in chosen:
             print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -33,12 +33,8 @@ import pouchdb  # noqa: E402  (testserver/pouchdb.py)
 @pytest.fixture(scope="session")
 def couch_url() -> Iterator[str]:
     """URL of the server under test, admin credentials included."""
-    url = os.environ.get("COUCHSYNC_TEST_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    with pouchdb.running_server() as started:
-        yield started
+    with pouchdb.server_from_env("COUCHSYNC_TEST_URL") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

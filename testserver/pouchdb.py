@@ -103,6 +103,17 @@ def running_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def server_from_env(variable: str) -> Iterator[str]:
+    """The server named by environment ``variable`` if set, else a fresh local one."""
+    url = os.environ.get(variable)
+    if url:
+        yield url.rstrip("/")
+        return
+    with running_server() as started:
+        yield started
+
+
 def main(argv: list[str]) -> int:
     # SIGTERM must unwind like Ctrl-C so that the server and the command are stopped too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
