@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
+from couchsync._canonical import canonical_decoder
 from couchsync.manifest._datafiles import remember
 from couchsync.manifest._problems import Problem, format_path
 from couchsync.manifest._schema import document_issues
@@ -44,7 +45,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
+_DECODER = canonical_decoder(object_pairs_hook=_no_duplicate_keys)
 
 
 def read_documents(path: str) -> Iterator[DocumentSpec | Problem]:
@@ -74,7 +75,8 @@ def _document(path: str, body: Any, line: int, col: int,
         issue = issues[0]  # one problem per document keeps a bad file's report readable
         return Problem(path, line, col, issue.message, format_path(issue.path))
     try:
-        return DocumentSpec.from_body(body, SourcePos(path, line, col), line=span)
+        return DocumentSpec.from_body(body, SourcePos(path, line, col), line=span,
+                                      numbers_canonical=True)
     except ValueError:
         return Problem(path, line, col, "NaN and Infinity are not valid JSON numbers")
 

@@ -53,10 +53,14 @@ class DocumentSpec:
 
     @classmethod
     def from_body(
-        cls, body: dict[str, Any], source: SourcePos, *, line: tuple[int, int] | None = None
+        cls, body: dict[str, Any], source: SourcePos, *, line: tuple[int, int] | None = None,
+        numbers_canonical: bool = False,
     ) -> DocumentSpec:
-        """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the file."""
-        canonical = canonical_json(body)
+        """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the file.
+
+        ``numbers_canonical``: ``body`` was decoded with ``canonical_decoder``.
+        """
+        canonical = canonical_json(body, numbers_canonical=numbers_canonical)
         doc_id, deleted = str(body["_id"]), body.get("_deleted") is True
         if line is None:  # hashed when asked: `couchsync validate` never needs it
             return cls(doc_id, source.file, source.line, source.col, None, deleted,

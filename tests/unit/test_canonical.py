@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from couchsync._canonical import canonical_json, content_hash, hash_canonical
+from couchsync._canonical import canonical_decoder, canonical_json, content_hash, hash_canonical
 
 
 def test_key_order_never_matters() -> None:
@@ -65,3 +65,22 @@ def test_equal_json_values_have_equal_canonical_bytes(value: Any) -> None:
     assert canonical_json(again, drop=()) == canonical_json(value, drop=())
     assert canonical_json(json.loads(canonical_json(value, drop=())), drop=()) == canonical_json(
         value, drop=())
+
+
+@given(JSON)
+def test_the_canonical_decoder_makes_the_number_check_unneeded(value: Any) -> None:
+    # Data files are decoded with canonical_decoder and serialised without the number
+    # check; that must give the same bytes (hence the same hash) as the general path.
+    text = json.dumps(value)
+    decoded = canonical_decoder().decode(text)
+    assert canonical_json(decoded, drop=(), numbers_canonical=True) == canonical_json(
+        json.loads(text), drop=())
+
+
+@pytest.mark.parametrize("text", ["1.0", "-0.0", "1e16", "12345678901234567890",
+                                  "-9007199254740993", "9007199254740992", "2.5",
+                                  "[1.0, {\"a\": 1E+2}]"])
+def test_the_canonical_decoder_rewrites_numbers_as_canonical_json_does(text: str) -> None:
+    decoded = canonical_decoder().decode(text)
+    assert canonical_json(decoded, drop=(), numbers_canonical=True) == canonical_json(
+        json.loads(text), drop=())
