@@ -30,6 +30,15 @@ sys.path.insert(0, str(ROOT / "testserver"))
 import pouchdb  # noqa: E402  (testserver/pouchdb.py)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_file_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # The suite (and the commands it runs) caches loaded data files in its own
+    # directory, never the user's ~/.cache.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COUCHSYNC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def couch_url() -> Iterator[str]:
     """URL of the server under test, admin credentials included."""

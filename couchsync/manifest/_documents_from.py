@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from couchsync._canonical import canonical_decoder
-from couchsync.manifest._datafiles import remember
+from couchsync.manifest._datacache import NO_CACHE, DataFileCache
+from couchsync.manifest._datafiles import remember, unchanged_since_remembered
 from couchsync.manifest._problems import Problem, format_path
 from couchsync.manifest._schema import document_issues
 from couchsync.manifest.model import DocumentSpec, SourcePos
@@ -48,11 +49,12 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = canonical_decoder(object_pairs_hook=_no_duplicate_keys)
 
 
-def read_documents(path: str) -> Iterator[DocumentSpec | Problem]:
+def read_documents(path: str, cache: DataFileCache = NO_CACHE) -> Iterator[DocumentSpec | Problem]:
     """Documents of one data file, in file order, with a ``Problem`` for each bad one.
 
-    Raises ``OSError`` when the file cannot be opened (the caller names the
-    manifest line that refers to it).
+    A JSON Lines file is looked up in ``cache`` first, and stored in it when
+    it has no problem. Raises ``OSError`` when the file cannot be opened (the
+    caller names the manifest line that refers to it).
     """
     if path.endswith(".json"):
         with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -64,8 +66,22 @@ def read_documents(path: str) -> Iterator[DocumentSpec | Problem]:
         return
     with open(path, "rb") as binary:
         remember(path, binary)
+        key = cache.key(binary)
+        cached = cache.load(key, path)
+        if cached is not None:
+            yield from cached
+            return
+        found: list[DocumentSpec] = []
+        clean = True
         for entry in _json_lines(path, binary):
-            yield entry if isinstance(entry, Problem) else _document(path, *entry)
+            read = entry if isinstance(entry, Problem) else _document(path, *entry)
+            if isinstance(read, Problem):
+                clean = False
+            else:
+                found.append(read)
+            yield read
+        if clean and unchanged_since_remembered(path, binary):  # else the key may not fit
+            cache.store(key, found)
 
 
 def _document(path: str, body: Any, line: int, col: int,

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path as FsPath
 
+from couchsync.manifest._datacache import DataFileCache, cache_directory
 from couchsync.manifest._env import expand
 from couchsync.manifest._merge import ENTRY_SECTIONS, StateBuilder
 from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name
@@ -28,7 +29,9 @@ def load_manifests(paths: Sequence[StrPath], *,
 
     A directory stands for every ``*.yaml``/``*.yml`` file below it, in sorted
     order. ``environ`` (default ``os.environ``) supplies ``${VAR}`` values.
-    Raises ``ManifestError`` listing every problem found.
+    Loaded JSON Lines data files are cached where ``$COUCHSYNC_CACHE_DIR``
+    says (see ``couchsync.manifest._datacache``). Raises ``ManifestError``
+    listing every problem found.
     """
     state, problems = _load(paths, os.environ if environ is None else environ)
     if problems:
@@ -71,7 +74,8 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str]) -> tuple[Desired
     if not paths:
         raise ValueError("load_manifests() needs at least one path")
     files, problems = manifest_files(paths)
-    builder = StateBuilder()
+    # The cache is the process's setting, not a manifest variable: os.environ, always.
+    builder = StateBuilder(DataFileCache(cache_directory(os.environ)))
     for file in files:
         problems.extend(_load_file(file, environ, builder))
     state = builder.finish()

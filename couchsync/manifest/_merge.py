@@ -13,6 +13,7 @@ from collections.abc import Set
 from typing import Any
 
 from couchsync.manifest import _rules
+from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
 from couchsync.manifest._problems import Path, Problem, format_path
 from couchsync.manifest._yaml import Positions
@@ -33,9 +34,10 @@ ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
 class StateBuilder:
     """Accumulates databases file by file; ``finish()`` applies the cross-file rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: DataFileCache = NO_CACHE) -> None:
         self.state = DesiredState()
         self.problems: list[Problem] = []
+        self.cache = cache
 
     def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
         self.problems.append(Problem(where.file, where.line, where.col, message, format_path(path)))
@@ -124,7 +126,7 @@ class StateBuilder:
     def _add_documents_from(self, db: DatabaseSpec, data_file: str, relative: str,
                             where: SourcePos, path: Path) -> None:
         try:
-            for item in read_documents(data_file):
+            for item in read_documents(data_file, self.cache):
                 if isinstance(item, Problem):
                     self.problems.append(item)
                 else:
