@@ -192,7 +192,7 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Ite
                        reason=NOT_ON_SERVER)
             continue
         entry = live.managed.get(doc_id)
-        if is_unchanged(doc, current.rev, entry):
+        if live.record_proven or is_unchanged(doc, current.rev, entry):
             continue
         step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
                              _drift_reason(doc, current, entry))

@@ -5,6 +5,11 @@ Per database of the desired state (or of the ``only`` selection): its info
 Mango indexes when it declares any, the declared design docs, the ownership
 record, and the managed documents.
 
+The ownership record is read in full only when needed: a sharded record's
+head carries a digest of its entries, and when the live revisions and the
+manifests' hashes give the same digest, every listed document is proven
+unchanged without reading the shards (see ``_ownership``).
+
 Documents are read in two passes. First revisions only: a ``POST
 _all_docs`` with the ids when they are few, or one paged ``_all_docs`` scan
 of the whole database when the manifest lists more than a tenth of it (a
@@ -16,13 +21,13 @@ re-planning a large unchanged database reads revisions only.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from couchsync.client import Client, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
-from couchsync.plan._ownership import is_unchanged, read_record
+from couchsync.plan._ownership import Record, is_unchanged, read_head, read_shards, record_digest
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState
 
@@ -62,8 +67,7 @@ def _read_database(db: Database, spec: DatabaseSpec, scope: Scope) -> LiveDataba
             for doc_id, body in read_bodies(db, design_ids).items()
         }
     if spec.documents or spec.prune:
-        live.managed = read_record(db).managed
-        live.documents = _read_documents(db, spec, scope, live)
+        live.documents = _read_documents(db, spec, scope, live, read_head(db))
     return live
 
 
@@ -82,8 +86,12 @@ def _read_indexes(db: Database) -> list[LiveIndex]:
 
 
 def _read_documents(
-    db: Database, spec: DatabaseSpec, scope: Scope, live: LiveDatabase
+    db: Database, spec: DatabaseSpec, scope: Scope, live: LiveDatabase, record: Record
 ) -> dict[str, LiveDoc]:
+    if spec.prune or not scope.whole:
+        # Prune candidates come from every entry; a selection cannot use the digest.
+        record = read_shards(db, record)
+    live.managed = record.managed
     wanted = {doc_id for doc_id in spec.documents if scope.covers(doc_id)}
     if spec.prune:  # prune candidates: recorded, created by couchsync, no longer listed
         wanted.update(
@@ -91,6 +99,11 @@ def _read_documents(
             if entry.created and doc_id not in spec.documents and scope.covers(doc_id)
         )
     revs = _read_revisions(db, wanted, live.doc_count)
+    if not record.complete:
+        if record.digest == _digest_if_current(spec, revs):
+            live.record_proven = True
+            return {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
+        live.managed = read_shards(db, record).managed
     unproven = [
         doc_id for doc_id, rev in revs.items()
         if (doc := spec.documents.get(doc_id)) is not None
@@ -103,6 +116,13 @@ def _read_documents(
     for doc_id, body in read_bodies(db, unproven).items():
         documents[doc_id] = LiveDoc(body["_rev"], body)
     return documents
+
+
+def _digest_if_current(spec: DatabaseSpec, revs: Mapping[str, str]) -> str:
+    """The record's digest if it held exactly the listed documents that exist, as listed."""
+    listed = spec.documents
+    return record_digest((doc_id, rev, listed[doc_id].hash) for doc_id, rev in revs.items()
+                         if not listed[doc_id].deleted)
 
 
 def _read_revisions(db: Database, wanted: Collection[str], doc_count: int) -> dict[str, str]:

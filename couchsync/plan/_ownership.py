@@ -9,9 +9,14 @@ so it cannot show up as drift). Small records are one document::
 Past ``SHARD_ENTRIES`` documents the entries are spread over ``shards`` (a
 power of two) documents ``_local/couchsync.0`` … ``_local/couchsync.N-1``,
 each ``{"managed": {...}}``, by CRC-32 of the id; the head then holds only
-``format`` and ``shards``. CouchDB refuses documents over ``max_document_size``
-(8 MB by default), which one record would pass at about 60,000 entries, and
-apply rewrites only the shards whose entries changed.
+``format``, ``shards`` and ``digest``. CouchDB refuses documents over
+``max_document_size`` (8 MB by default), which one record would pass at about
+60,000 entries, and apply rewrites only the shards whose entries changed.
+
+``digest`` (see ``record_digest``) sums up every entry's id, rev and hash. When
+the live revisions and the manifests' hashes give the same digest, every entry
+is proven current without reading the shards: a no-op plan of a large
+database reads the small head, not a megabyte of entries per 10,000 documents.
 
 An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
 manifest body that was written (``couchsync._canonical.hash_canonical``),
@@ -26,7 +31,7 @@ even after couchsync updated it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +40,7 @@ from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._model import PlanError
 from couchsync.plan._state import ManagedDoc
 
-RECORD_ID = "_local/couchsync"
+RECORD_ID = "_local/couchsync"  # the head
 RECORD_FORMAT = 1
 SHARD_ENTRIES = 5_000  # entries per shard document (~700 KB): far below max_document_size
 
@@ -47,11 +52,30 @@ def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> 
 
 @dataclass(slots=True)
 class Record:
-    """A database's ownership record as read, with the revisions needed to rewrite it."""
+    """A database's ownership record as read, with the revisions needed to rewrite it.
+
+    ``complete`` is False when only the head of a sharded record was read
+    (``read_head``); ``read_shards`` completes it.
+    """
 
     managed: dict[str, ManagedDoc] = field(default_factory=dict)
     shards: int = 1
     revs: dict[str, str] = field(default_factory=dict)  # local doc id → _rev, as read
+    digest: str | None = None  # as the head stores it (records of 0.1.0 have none)
+    complete: bool = True
+
+
+def record_digest(entries: Iterable[tuple[str, str, str]]) -> str:
+    """The digest of ``(doc id, rev, hash)`` entries, in any order (``created`` is left out).
+
+    SHA-256 of the entries sorted by id, each written unambiguously (the id
+    length-prefixed; revisions and hashes hold no NUL), first 128 bits in hex.
+    """
+    import hashlib
+
+    text = "".join(sorted(f"{len(doc_id)}:{doc_id}{rev}\0{digest}\n"
+                          for doc_id, rev, digest in entries))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def shard_count(entries: int) -> int:
@@ -77,7 +101,8 @@ def split(managed: Mapping[str, ManagedDoc], shards: int) -> list[dict[str, Mana
 def record_bodies(managed: Mapping[str, ManagedDoc]) -> dict[str, dict[str, Any]]:
     """Every local document that stores ``managed``: ``{doc id: body}``, head first."""
     shards = shard_count(len(managed))
-    head: dict[str, Any] = {"format": RECORD_FORMAT, "shards": shards}
+    digest = record_digest((doc_id, e.rev, e.hash) for doc_id, e in managed.items())
+    head: dict[str, Any] = {"format": RECORD_FORMAT, "shards": shards, "digest": digest}
     if shards == 1:
         return {RECORD_ID: {**head, "managed": dict(sorted(managed.items()))}}
     bodies = {RECORD_ID: head}
@@ -99,6 +124,11 @@ def _get(db: Database, doc_id: str) -> dict[str, Any] | None:
 
 def read_record(db: Database) -> Record:
     """The record of ``db`` (empty when couchsync never wrote to it)."""
+    return read_shards(db, read_head(db))
+
+
+def read_head(db: Database) -> Record:
+    """The head of the record of ``db``: the whole record unless it is sharded."""
     head = _get(db, RECORD_ID)
     if head is None:
         return Record()
@@ -109,12 +139,20 @@ def read_record(db: Database) -> Record:
             f"format {RECORD_FORMAT} (was it written by a newer version?)"
         )
     shards = int(head.get("shards", 1))
-    record = Record(_entries(head), shards, {RECORD_ID: head["_rev"]})
-    for index in range(shards if shards > 1 else 0):
+    return Record(_entries(head), shards, {RECORD_ID: head["_rev"]}, head.get("digest"),
+                  complete=shards == 1)
+
+
+def read_shards(db: Database, record: Record) -> Record:
+    """``record`` (as ``read_head`` gave it) with the entries of its shards added."""
+    if record.complete:
+        return record
+    for index in range(record.shards):
         body = _get(db, shard_doc_id(index))
         if body is not None:  # a lost shard only costs body reads and protects from prune
             record.managed.update(_entries(body))
             record.revs[shard_doc_id(index)] = body["_rev"]
+    record.complete = True
     return record
 
 

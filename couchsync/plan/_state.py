@@ -55,6 +55,9 @@ class LiveDatabase:
     design_docs: dict[str, LiveDoc] = field(default_factory=dict)  # by name, no _design/
     managed: dict[str, ManagedDoc] = field(default_factory=dict)  # the ownership record
     documents: dict[str, LiveDoc] = field(default_factory=dict)  # existing docs, by id
+    #: The record's digest proved every listed document that exists unchanged, so its
+    #: entries (``managed``) were not all read.
+    record_proven: bool = False
 
 
 @dataclass(slots=True)

@@ -10,8 +10,10 @@ from couchsync.plan import _ownership as ownership
 from couchsync.plan._ownership import (
     RECORD_ID,
     Record,
+    read_head,
     read_record,
     record_bodies,
+    record_digest,
     shard_count,
     shard_doc_id,
     split,
@@ -73,7 +75,9 @@ def test_a_large_record_is_sharded_and_only_changed_shards_are_rewritten(
     after = read_record(db)
     assert after.managed == changed
     rewritten = {doc_id for doc_id in after.revs if after.revs[doc_id] != record.revs[doc_id]}
-    assert len(rewritten) == 1 and rewritten != {RECORD_ID}  # one shard, not the head
+    assert len(rewritten) == 2 and RECORD_ID in rewritten  # one shard, and the head's digest
+    assert db.get(RECORD_ID)["digest"] == record_digest(
+        (doc_id, e.rev, e.hash) for doc_id, e in changed.items())
 
     write_record(db, after, entries(10))  # shrinks back to one document
     final = read_record(db)
@@ -81,6 +85,31 @@ def test_a_large_record_is_sharded_and_only_changed_shards_are_rewritten(
     for index in range(4):
         with pytest.raises(NotFound):
             db.get(shard_doc_id(index))
+
+
+def test_the_digest_covers_every_entry_in_any_order_but_not_created() -> None:
+    base = [("a", "1-x", "h1"), ("b", "2-y", "h2")]
+    digest = record_digest(base)
+    assert record_digest(reversed(base)) == digest
+    for changed in ([("a", "1-x", "h1"), ("b", "3-y", "h2")],  # a revision
+                    [("a", "1-x", "h1"), ("b", "2-y", "h3")],  # a hash
+                    [("a", "1-x", "h1")],  # an entry less
+                    [("a", "1-x", "h1"), ("b", "2-y", "h2"), ("c", "1-z", "h4")],  # one more
+                    [("a1", "-x", "h1"), ("b", "2-y", "h2")]):  # the same characters, moved
+        assert record_digest(changed) != digest
+    with_created = record_bodies({"a": ManagedDoc("1-x", "h1", True)})[RECORD_ID]["digest"]
+    assert with_created == record_bodies({"a": ManagedDoc("1-x", "h1", False)})[RECORD_ID][
+        "digest"] == record_digest([("a", "1-x", "h1")])
+
+
+def test_the_head_alone_is_incomplete_until_its_shards_are_read(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)
+    write_record(db, read_record(db), entries(120))
+    head = read_head(db)
+    assert not head.complete and head.managed == {} and head.shards == 4
+    assert ownership.read_shards(db, head).managed == entries(120) and head.complete
 
 
 def test_a_record_of_another_format_is_refused(db: Database) -> None:

@@ -12,7 +12,8 @@ from sync_helpers import addresses, counting_client, plan, sync
 from couchsync.apply import ApplyError, apply_plan
 from couchsync.client import Client, NotFound
 from couchsync.manifest import DesiredState
-from couchsync.plan import Action, ManagedDoc, StepKind, read_live_state
+from couchsync.plan import Action, LiveState, ManagedDoc, StepKind, read_live_state
+from couchsync.plan import _ownership as ownership
 from couchsync.plan._ownership import RECORD_ID, read_record
 
 Manifest = Callable[[dict[str, Any]], DesiredState]
@@ -272,6 +273,42 @@ def test_a_large_database_re_plans_reading_revisions_only(
     assert len(all_docs) == 1  # one revisions-only scan
     assert len(engine.requests) == 3  # info, the ownership record, the scan
     assert plan(client, desired).is_empty
+
+
+def test_a_sharded_record_is_proven_current_by_its_digest_without_its_shards(
+    couch_url: str, client: Client, db_name: str, manifest: Manifest,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ownership, "SHARD_ENTRIES", 40)  # 150 documents → 4 shards
+    docs = [{"_id": f"doc{i:03}", "n": i} for i in range(150)]
+    desired = manifest({db_name: {"documents": docs}})
+    sync(client, desired)
+
+    def read() -> tuple[LiveState, list[str]]:
+        counting, engine = counting_client(couch_url)
+        with counting:
+            live = read_live_state(counting, desired)
+        return live, [p.rsplit("/", 1)[-1] for _, p, _ in engine.requests]
+
+    live, paths = read()
+    assert live.databases[db_name].record_proven and live.bodies_read() == 0
+    assert paths == [db_name, "couchsync", "_all_docs"]  # the head, no shard
+    assert plan(client, desired).is_empty
+
+    client.database(db_name).update("doc007", {"_id": "doc007", "n": "edited"},
+                                    rev=client.database(db_name).get("doc007")["_rev"])
+    live, paths = read()  # the digest no longer fits: every shard is read, one body
+    assert not live.databases[db_name].record_proven and live.bodies_read() == 1
+    assert {f"couchsync.{i}" for i in range(4)} <= set(paths)
+    assert addresses(plan(client, desired)) == [f"~ db:{db_name}/doc:doc007"]
+
+    sync(client, desired)
+    changed = manifest({db_name: {"documents": [*docs[:-1], {"_id": "doc149", "n": -1}]}})
+    assert addresses(plan(client, changed)) == [f"~ db:{db_name}/doc:doc149"]
+    fewer = manifest({db_name: {"documents": docs[:-1]}})  # doc149 dropped (no prune)
+    assert plan(client, fewer).is_empty
+    pruning = manifest({db_name: {"documents": docs[:-1], "prune": True}})
+    assert addresses(plan(client, pruning)) == [f"- db:{db_name}/doc:doc149"]
 
 
 def test_a_few_documents_in_a_big_database_are_looked_up_by_key(
