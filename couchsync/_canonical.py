@@ -11,9 +11,10 @@ document is derived from SHA-256 of these bytes.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 #: Fields the server manages; they never take part in a comparison.
@@ -93,8 +94,14 @@ def hash_canonical(canonical: bytes) -> str:
     The first 128 bits of their SHA-256, base64url without padding: 22
     characters, which the ownership record stores once per managed document.
     """
-    # Imported here: loading OpenSSL's hashes costs ~15 ms that `validate` never needs.
+    sha256, b64encode = _hash_functions()
+    return b64encode(sha256(canonical).digest()[:16]).decode()[:22]
+
+
+@functools.cache
+def _hash_functions() -> tuple[Callable[[bytes], Any], Callable[[bytes], bytes]]:
+    # Imported when first needed: loading OpenSSL's hashes costs time `validate` never needs.
     import base64
     import hashlib
 
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()[:16]).decode()[:22]
+    return hashlib.sha256, base64.urlsafe_b64encode

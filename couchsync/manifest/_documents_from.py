@@ -116,11 +116,21 @@ def _json_lines(
         if not text.strip():
             continue
         try:
-            yield _DECODER.decode(text), number, 1, (start, len(raw))
+            yield _decode_line(text), number, 1, (start, len(raw))
         except json.JSONDecodeError as exc:
             yield Problem(path, number, exc.colno, _json_message(exc))
         except _DuplicateKey as exc:
             yield Problem(path, number, 1, str(exc))
+
+
+def _decode_line(text: str) -> Any:
+    try:  # the usual line, one value and nothing around it: one call into the C scanner
+        value, end = _DECODER.raw_decode(text)
+        if end == len(text):
+            return value
+    except json.JSONDecodeError:
+        pass
+    return _DECODER.decode(text)  # whitespace around the value, or the error as decode words it
 
 
 def _json_message(exc: json.JSONDecodeError) -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from couchsync._canonical import canonical_json, hash_canonical
 from couchsync.manifest._datafiles import read_span
 
 
-@dataclass(frozen=True, slots=True)
-class SourcePos:
+class SourcePos(NamedTuple):  # a tuple: made for every seed document as it is loaded
     """A place in a manifest or data file; ``line`` and ``col`` count from 1."""
 
     file: str
