@@ -3,7 +3,7 @@
 Two halves, one package: a complete, typed CouchDB client (``Client``,
 ``Server``, ``Database``, ``Document``, ``IndexQuery``, ``FindQuery``) and the
 declarative sync tool built on it (``load_manifests`` → ``read_live_state`` →
-``plan_changes`` → ``apply_plan``).
+``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once).
 
 Names are imported on first use (PEP 562) so that ``couchsync validate``
 starts without paying for httpx, and the client never pays for YAML.
@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "Plan": "couchsync.plan",
     "Problem": "couchsync.manifest",
     "apply_plan": "couchsync.apply",
+    "load_and_read": "couchsync.plan",
     "load_manifests": "couchsync.manifest",
     "plan_changes": "couchsync.plan",
     "read_live_state": "couchsync.plan",
@@ -97,4 +98,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Unauthorized,
     )
     from couchsync.manifest import DesiredState, ManifestError, Problem, load_manifests
-    from couchsync.plan import LiveState, Plan, plan_changes, read_live_state
+    from couchsync.plan import LiveState, Plan, load_and_read, plan_changes, read_live_state

@@ -120,11 +120,12 @@ def _load(paths: list[Path]) -> DesiredState:
     return load_manifests(paths)
 
 
-def _plan(client: Client, desired: DesiredState, only: list[str] | None) -> Plan:
-    from couchsync.plan import plan_changes, read_live_state
+def _plan(client: Client, paths: list[Path], only: list[str] | None) -> tuple[DesiredState,
+                                                                              Plan]:
+    from couchsync.plan import load_and_read, plan_changes
 
-    live = read_live_state(client, desired, only=only)
-    return plan_changes(desired, live, only=only)
+    desired, live = load_and_read(client, paths, only=only)
+    return desired, plan_changes(desired, live, only=only)
 
 
 def _show(plan: Plan, fmt: str) -> None:
@@ -177,9 +178,8 @@ def plan(
     """
     fmt = _check_format(fmt)
     with _clean_errors():
-        desired = _load(paths)
         with _client(url, user) as client:
-            result = _plan(client, desired, only)
+            result = _plan(client, paths, only)[1]
         _show(result, fmt)
     if detailed_exitcode and not result.is_empty:
         raise typer.Exit(2)
@@ -205,9 +205,8 @@ def apply(
 
     fmt = _check_format(fmt)
     with _clean_errors():
-        desired = _load(paths)
         with _client(url, user) as client:
-            changes = _plan(client, desired, only)
+            desired, changes = _plan(client, paths, only)
             if changes.is_empty:
                 if fmt == "json":
                     typer.echo(ApplyResult().to_json(changes))

@@ -12,8 +12,8 @@ INTENDED = {
     "DocumentError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
     "PreconditionFailed", "InvalidDatabaseName", "InvalidURL",
     # sync tool
-    "load_manifests", "read_live_state", "plan_changes", "apply_plan", "DesiredState",
-    "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",
+    "load_manifests", "read_live_state", "load_and_read", "plan_changes", "apply_plan",
+    "DesiredState", "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",
 }
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from ._errors import BadRequest, DatabaseError, NotFound, error_for_status, scoped
 from ._query import FindQuery, IndexQuery
-from ._transport import ConnectionEngine, Reply, encode_json, send
+from ._transport import ConnectionEngine, PendingReply, Reply, encode_json, send
 from ._url import db_path, doc_id_problem, doc_path
 
 __all__ = ["Database"]
@@ -282,19 +282,41 @@ class Database:
         start_key: str | None = None,
         end_key: str | None = None,
         page_size: int = 1000,
+        read_ahead: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request."""
+        """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request.
+
+        ``read_ahead``: ask for the first page now, and for each next page as soon
+        as the one before has arrived, so that the server works while the caller
+        does (the default engine sends such requests on a connection of their
+        own). Iterate to the end or ``close()`` the iterator.
+        """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         # Ask for one row more than a page: its key starts the next page, no skip needed.
         params = _range_params(include_docs, start_key, end_key, page_size + 1)
-        while True:
-            rows = self._send("GET", "/_all_docs", params=params).json()["rows"]
-            if len(rows) <= page_size:
-                yield from rows
-                return
-            yield from rows[:page_size]
-            params["startkey"] = _key(rows[page_size]["key"])
+        first = self._start("/_all_docs", params) if read_ahead else None
+        return self._all_docs_pages(params, page_size, first)
+
+    def _start(self, path: str, params: dict[str, str]) -> PendingReply:
+        return PendingReply(self._conn, DatabaseError, "GET", self._path + path, dict(params))
+
+    def _all_docs_pages(self, params: dict[str, str], page_size: int,
+                        pending: PendingReply | None) -> Iterator[dict[str, Any]]:
+        try:
+            while True:
+                reply = pending.result() if pending else self._send("GET", "/_all_docs",
+                                                                     params=params)
+                rows = reply.json()["rows"]
+                if len(rows) <= page_size:
+                    yield from rows
+                    return
+                params["startkey"] = _key(rows[page_size]["key"])
+                pending = self._start("/_all_docs", params) if pending else None
+                yield from rows[:page_size]
+        finally:
+            if pending is not None:
+                pending.close()
 
     def list_documents(self) -> list[dict[str, Any]]:
         """All ``_all_docs`` rows (``id``, ``key``, ``value.rev``), fetched page by page."""

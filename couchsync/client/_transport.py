@@ -38,8 +38,10 @@ from ._url import parse_server_url
 __all__ = [
     "ConnectionEngine",
     "CoreResponse",
+    "EarlyExchange",
     "EngineOwner",
     "HttpxConnection",
+    "PendingReply",
     "Reply",
     "Response",
     "encode_json",
@@ -367,14 +369,23 @@ class HttpxConnection:
             idle.append(connection)
         else:
             connection.close()
-        raw_headers = response.headers
-        for name, value in raw_headers:
-            if len(name) == 16 and name.lower() == b"content-encoding" and value != b"identity":
-                # Compressed though nothing asked for it: httpx decodes it, so do that.
-                decoded = httpx.Response(response.status, headers=raw_headers, content=body)
-                decoded.read()
-                return decoded
-        return CoreResponse(response.status, raw_headers, body)
+        return _core_response(response.status, response.headers, body)
+
+    def start(self, method: str, path: str, *,
+              params: Mapping[str, str] | None = None) -> EarlyExchange | None:
+        """Send a request without a body now; read its answer later (``result()``).
+
+        The request goes out on a connection of its own, so the server works on
+        it while the caller does something else (loading manifests, say) in the
+        same thread. None when the request cannot be sent this way (a
+        ``transport``, a target to quote): the caller then uses ``request``.
+        """
+        if self._closed:
+            raise ClientClosedError(f"the client for {self._url} is closed")
+        target = path + "?" + urlencode(params, quote_via=quote) if params else path
+        if self._transport is not None or not _PLAIN_TARGET.fullmatch(target):
+            return None
+        return EarlyExchange(self, method, path, params, self._prefix + target.encode("ascii"))
 
     def close(self) -> None:
         """Close the pooled connections; later requests raise ClientClosedError."""
@@ -389,6 +400,91 @@ class HttpxConnection:
 
     def __repr__(self) -> str:
         return f"<HttpxConnection {self._url}>"
+
+
+def _core_response(status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
+    for name, value in raw_headers:
+        if len(name) == 16 and name.lower() == b"content-encoding" and value != b"identity":
+            # Compressed though nothing asked for it: httpx decodes it, so do that.
+            decoded = httpx.Response(status, headers=raw_headers, content=body)
+            decoded.read()
+            return decoded
+    return CoreResponse(status, raw_headers, body)
+
+
+class EarlyExchange:
+    """One request sent at once on a connection of its own, its answer read when asked for.
+
+    httpcore sends a request and waits for the answer in one call; this splits
+    the two with httpcore's network layer and h11 (httpcore's HTTP/1.1 parser).
+    Anything that goes wrong, sending or reading, makes ``result()`` send the
+    request again the ordinary way (with its retries and error reporting), so an
+    early exchange never answers differently from ``request``: only sooner.
+    """
+
+    def __init__(self, engine: HttpxConnection, method: str, path: str,
+                 params: Mapping[str, str] | None, target: bytes) -> None:
+        import h11
+        import httpcore
+
+        self._engine = engine
+        self._request = (method, path, params)
+        self._h11 = h11.Connection(h11.CLIENT)
+        self._stream: Any = None
+        timeouts = engine._extensions["timeout"]
+        try:
+            stream = httpcore.SyncBackend().connect_tcp(
+                engine._host.decode("ascii"), engine._port or (443 if engine._scheme == b"https"
+                                                               else 80),
+                timeout=timeouts["connect"])
+            if engine._scheme == b"https":
+                stream = stream.start_tls(engine._ssl_context,
+                                          server_hostname=engine._host.decode("ascii"),
+                                          timeout=timeouts["connect"])
+            self._stream = stream
+            head = self._h11.send(h11.Request(method=method, target=target,
+                                              headers=engine._core_headers))
+            stream.write(head + (self._h11.send(h11.EndOfMessage()) or b""),
+                         timeout=timeouts["write"])
+        except (OSError, httpcore.NetworkError, httpcore.TimeoutException, h11.ProtocolError):
+            self.close()  # result() asks again, the ordinary way
+
+    def result(self) -> Response:
+        """The answer (read now, if it has not all arrived), whatever its status."""
+        import h11
+        import httpcore
+
+        if self._stream is None:
+            return self._engine.request(*self._request[:2], params=self._request[2])
+        status, raw_headers, chunks = 0, [], []
+        try:
+            while True:
+                event = self._h11.next_event()
+                if event is h11.NEED_DATA:
+                    self._h11.receive_data(self._stream.read(
+                        1 << 18, timeout=self._engine._extensions["timeout"]["read"]))
+                elif isinstance(event, h11.Response):
+                    status, raw_headers = event.status_code, list(event.headers.raw_items())
+                elif isinstance(event, h11.Data):
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise h11.RemoteProtocolError("the server closed the connection")
+        except (OSError, httpcore.NetworkError, httpcore.TimeoutException, h11.ProtocolError):
+            self.close()
+            return self._engine.request(*self._request[:2], params=self._request[2])
+        finally:
+            self.close()
+        return _core_response(status, raw_headers, b"".join(chunks))
+
+    def close(self) -> None:
+        """Drop the connection (an answer never asked for is simply not read)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    __del__ = close  # an iterator dropped before it started still lets its connection go
 
 
 def _httpx_error(exc: Exception) -> httpx.RequestError:
@@ -505,6 +601,39 @@ def send(
                                       headers=_JSON_CONTENT)
     except TransportError as exc:
         raise rescope(exc, scope) from exc
+    return _checked(response, engine, scope, method, path)
+
+
+class PendingReply:
+    """A request without a body sent early (``HttpxConnection.start``), its answer checked
+    by ``result()`` exactly as ``send`` checks one. With an engine that cannot send
+    early, the request is simply sent by ``result()``."""
+
+    def __init__(self, engine: ConnectionEngine, scope: type[CouchError], method: str,
+                 path: str, params: Mapping[str, str] | None = None) -> None:
+        self._request = (engine, scope, method, path, params)
+        start = getattr(engine, "start", None)  # an optional part of the engine interface
+        self._exchange: EarlyExchange | None = (
+            None if start is None else start(method, path, params=params))
+
+    def result(self) -> Reply:
+        engine, scope, method, path, params = self._request
+        if self._exchange is None:
+            return send(engine, scope, method, path, params=params)
+        try:
+            response = self._exchange.result()
+        except TransportError as exc:
+            raise rescope(exc, scope) from exc
+        return _checked(response, engine, scope, method, path)
+
+    def close(self) -> None:
+        """Forget the answer (unless already read)."""
+        if self._exchange is not None:
+            self._exchange.close()
+
+
+def _checked(response: Response, engine: ConnectionEngine, scope: type[CouchError],
+             method: str, path: str) -> Reply:
     status = response.status_code
     if 200 <= status < 300:
         return Reply(response, scope, method, engine.url + path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path as FsPath
 
@@ -24,7 +24,8 @@ _PROBLEMS_PER_FILE = 50
 
 
 def load_manifests(paths: Sequence[StrPath], *,
-                   environ: Mapping[str, str] | None = None) -> DesiredState:
+                   environ: Mapping[str, str] | None = None,
+                   on_declared: Callable[[DesiredState], None] | None = None) -> DesiredState:
     """Load, validate and merge manifest files and directories into one desired state.
 
     A directory stands for every ``*.yaml``/``*.yml`` file below it, in sorted
@@ -32,8 +33,14 @@ def load_manifests(paths: Sequence[StrPath], *,
     Loaded JSON Lines data files are cached where ``$COUCHSYNC_CACHE_DIR``
     says (see ``couchsync.manifest._datacache``). Raises ``ManifestError``
     listing every problem found.
+
+    ``on_declared(state)`` is called, when every manifest file has been read
+    without a problem, before any document is added: databases and their
+    settings are final, ``documents`` still empty. Reading the data files is
+    the slow part; the callback can start work meanwhile (the planner asks the
+    server for what it will need).
     """
-    state, problems = _load(paths, os.environ if environ is None else environ)
+    state, problems = _load(paths, os.environ if environ is None else environ, on_declared)
     if problems:
         raise ManifestError(problems)
     return state
@@ -69,8 +76,9 @@ def manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]:
     return files, problems
 
 
-def _load(paths: Sequence[StrPath], environ: Mapping[str, str]) -> tuple[DesiredState,
-                                                                          list[Problem]]:
+def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
+          on_declared: Callable[[DesiredState], None] | None = None,
+          ) -> tuple[DesiredState, list[Problem]]:
     if not paths:
         raise ValueError("load_manifests() needs at least one path")
     files, problems = manifest_files(paths)
@@ -78,6 +86,10 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str]) -> tuple[Desired
     builder = StateBuilder(DataFileCache(cache_directory(os.environ)))
     for file in files:
         problems.extend(_load_file(file, environ, builder))
+    if on_declared is not None and not problems and not builder.problems:
+        builder.state.files = files
+        on_declared(builder.state)
+    builder.add_documents()
     state = builder.finish()
     state.files = files
     return state, _limit(problems + builder.problems)

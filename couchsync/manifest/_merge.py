@@ -38,6 +38,9 @@ class StateBuilder:
         self.state = DesiredState()
         self.problems: list[Problem] = []
         self.cache = cache
+        # In manifest order: a document, or a data file (path, as written, where).
+        self._documents: list[tuple[DatabaseSpec, DocumentSpec | tuple[str, str, SourcePos],
+                                    Path]] = []
 
     def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
         self.problems.append(Problem(where.file, where.line, where.col, message, format_path(path)))
@@ -76,13 +79,24 @@ class StateBuilder:
                               f"defined at {first.source}", (*base, "design_docs", ddoc_name))
             else:
                 db.design_docs[ddoc_name] = DesignDocSpec(ddoc_name, body, where)
+        # Documents are added by add_documents(), once every file is declared: data
+        # files are the slow part, and the server can be read meanwhile.
         for i, body in entries("documents"):
-            self._add_document(db, DocumentSpec.from_body(body, at("documents", i)),
-                               (*base, "documents", i))
+            self._documents.append((db, DocumentSpec.from_body(body, at("documents", i)),
+                                    (*base, "documents", i)))
         for i, relative in entries("documents_from"):
             data_file = os.path.join(os.path.dirname(file), relative)
-            self._add_documents_from(db, data_file, relative, at("documents_from", i),
-                                     (*base, "documents_from", i))
+            self._documents.append((db, (data_file, relative, at("documents_from", i)),
+                                    (*base, "documents_from", i)))
+
+    def add_documents(self) -> None:
+        """Add the documents and data files of every file declared, in manifest order."""
+        for db, item, path in self._documents:
+            if isinstance(item, DocumentSpec):
+                self._add_document(db, item, path)
+            else:
+                self._add_documents_from(db, *item, path)
+        self._documents.clear()
 
     def _set(self, db: DatabaseSpec, setting: str, value: Any, where: SourcePos,
              path: Path) -> None:

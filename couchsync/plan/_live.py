@@ -21,12 +21,15 @@ re-planning a large unchanged database reads revisions only.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from couchsync.client import Client, Database, NotFound
+from couchsync.client import Client, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
+from couchsync.plan._model import PlanError
 from couchsync.plan._ownership import Record, is_unchanged, read_head, read_shards, record_digest
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState
@@ -38,20 +41,118 @@ KEYS_BATCH_SIZE = 2_000  # ids per POST _all_docs revision lookup
 BODY_BATCH_SIZE = 500  # ids per include_docs lookup (bodies can be large)
 
 
-def read_live_state(
-    client: Client, desired: DesiredState, *, only: Sequence[str] | None = None
-) -> LiveState:
-    """Read what ``plan_changes(desired, live, only=only)`` needs; nothing is written."""
-    return LiveState({
-        name: _read_database(client.database(name), desired.databases[name], scope)
-        for name, scope in resolve_only(desired, only).items()
-    })
+def load_and_read(
+    client: Client, paths: Sequence[str | os.PathLike[str]], *,
+    only: Sequence[str] | None = None,
+) -> tuple[DesiredState, LiveState]:
+    """``load_manifests(paths)``, then ``read_live_state`` of it, in less time than both.
 
+    While the data files load, the server is already working on what the plan
+    will need (``prefetch``): its info, ownership record heads and revision
+    scans. What ``couchsync plan`` and ``apply`` do. With ``only`` the two
+    simply run one after the other (a selection needs the documents first).
+    """
+    from couchsync.manifest import load_manifests
 
-def _read_database(db: Database, spec: DatabaseSpec, scope: Scope) -> LiveDatabase:
+    ahead: dict[str, Prefetched] = {}
     try:
-        info = db.info()
+        desired = load_manifests(
+            paths, on_declared=None if only else lambda declared: ahead.update(
+                prefetch(client, declared)))
+        return desired, read_live_state(client, desired, only=only, prefetched=ahead)
+    finally:
+        for unused in ahead.values():  # the load failed, or they were not needed
+            _close(unused.scan)
+
+
+@dataclass(slots=True)
+class Prefetched:
+    """What was asked of one database before its documents were known (``prefetch``)."""
+
+    info: dict[str, Any] | None  # None: the database does not exist
+    head: Record | None = None  # the ownership record's head
+    scan: Iterator[dict[str, Any]] | None = None  # a revisions scan under way (read ahead)
+
+
+def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
+    """Ask the server what ``read_live_state`` will need and can know without documents.
+
+    Meant for ``load_manifests(on_declared=...)``: each database's info and
+    ownership record head are read, and when couchsync manages a good part of
+    the database (so a revisions scan is likely), that scan is sent off and its
+    answer left to be read later. The server then works while the data files
+    load. A database that cannot be read here is read again by
+    ``read_live_state``, which reports what goes wrong.
+    """
+    found: dict[str, Prefetched] = {}
+    for name, spec in declared.databases.items():
+        db = client.database(name)
+        try:
+            info = db.info()
+        except NotFound:
+            found[name] = Prefetched(None)
+            continue
+        except CouchError:
+            continue
+        if spec.state == "absent":
+            found[name] = Prefetched(info)
+            continue
+        try:
+            head = read_head(db)
+        except (CouchError, PlanError):
+            continue
+        scan = None
+        if head.entries_at_least() * SCAN_RATIO > int(info.get("doc_count", 0)):
+            scan = db.iter_all_docs(page_size=SCAN_PAGE_SIZE, read_ahead=True)
+        found[name] = Prefetched(info, head, scan)
+    return found
+
+
+def read_live_state(
+    client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
+    prefetched: Mapping[str, Prefetched] | None = None,
+) -> LiveState:
+    """Read what ``plan_changes(desired, live, only=only)`` needs; nothing is written.
+
+    ``prefetched``: what ``prefetch`` already asked for (its scans are read or closed).
+    """
+    ahead = dict(prefetched or {})
+    try:
+        return LiveState({
+            name: _read_database(client.database(name), desired.databases[name], scope,
+                                 ahead.pop(name, None))
+            for name, scope in resolve_only(desired, only).items()
+        })
+    finally:
+        for unused in ahead.values():
+            _close(unused.scan)
+
+
+def _close(scan: Iterator[dict[str, Any]] | None) -> None:
+    close = getattr(scan, "close", None)
+    if close is not None:
+        close()
+
+
+def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
+                   ahead: Prefetched | None) -> LiveDatabase:
+    try:
+        return _read_database_with(db, spec, scope, ahead or Prefetched(_info(db)))
+    finally:
+        _close(ahead.scan if ahead else None)
+
+
+def _info(db: Database) -> dict[str, Any] | None:
+    try:
+        return db.info()
     except NotFound:
+        return None
+
+
+def _read_database_with(db: Database, spec: DatabaseSpec, scope: Scope,
+                        ahead: Prefetched) -> LiveDatabase:
+    info = ahead.info
+    if info is None:
         return LiveDatabase(db.name, exists=False)
     live = LiveDatabase(db.name, exists=True, doc_count=int(info.get("doc_count", 0)))
     if spec.state == "absent":
@@ -67,7 +168,8 @@ def _read_database(db: Database, spec: DatabaseSpec, scope: Scope) -> LiveDataba
             for doc_id, body in read_bodies(db, design_ids).items()
         }
     if spec.documents or spec.prune:
-        live.documents = _read_documents(db, spec, scope, live, read_head(db))
+        live.documents = _read_documents(db, spec, scope, live, ahead.head or read_head(db),
+                                         ahead.scan)
     return live
 
 
@@ -86,7 +188,8 @@ def _read_indexes(db: Database) -> list[LiveIndex]:
 
 
 def _read_documents(
-    db: Database, spec: DatabaseSpec, scope: Scope, live: LiveDatabase, record: Record
+    db: Database, spec: DatabaseSpec, scope: Scope, live: LiveDatabase, record: Record,
+    scan: Iterator[dict[str, Any]] | None,
 ) -> dict[str, LiveDoc]:
     if spec.prune or not scope.whole:
         # Prune candidates come from every entry; a selection cannot use the digest.
@@ -98,7 +201,7 @@ def _read_documents(
             doc_id for doc_id, entry in live.managed.items()
             if entry.created and doc_id not in spec.documents and scope.covers(doc_id)
         )
-    revs = _read_revisions(db, wanted, live.doc_count)
+    revs = _read_revisions(db, wanted, live.doc_count, scan)
     if not record.complete:
         if record.digest == _digest_if_current(spec, revs):
             live.record_proven = True
@@ -125,15 +228,20 @@ def _digest_if_current(spec: DatabaseSpec, revs: Mapping[str, str]) -> str:
                          if not listed[doc_id].deleted)
 
 
-def _read_revisions(db: Database, wanted: Collection[str], doc_count: int) -> dict[str, str]:
-    """``{id: rev}`` of the ``wanted`` documents that exist (not deleted)."""
+def _read_revisions(db: Database, wanted: Collection[str], doc_count: int,
+                    scan: Iterator[dict[str, Any]] | None = None) -> dict[str, str]:
+    """``{id: rev}`` of the ``wanted`` documents that exist (not deleted).
+
+    ``scan``: a revisions scan of the whole database already under way, used
+    if scanning is the way to read them.
+    """
     if not wanted:
         return {}
     if len(wanted) * SCAN_RATIO <= doc_count:
         return _lookup_revisions(db, wanted)
     found: dict[str, str] = {}
     scanned = 0
-    for row in db.iter_all_docs(page_size=SCAN_PAGE_SIZE):
+    for row in scan or db.iter_all_docs(page_size=SCAN_PAGE_SIZE):
         scanned += 1
         if row["id"] in wanted:
             found[row["id"]] = row["value"]["rev"]

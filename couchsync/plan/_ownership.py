@@ -64,6 +64,12 @@ class Record:
     digest: str | None = None  # as the head stores it (records of 0.1.0 have none)
     complete: bool = True
 
+    def entries_at_least(self) -> int:
+        """How many entries the record holds at least, known from the head alone."""
+        if self.shards == 1 or self.complete:
+            return len(self.managed)
+        return self.shards // 2 * SHARD_ENTRIES + 1  # fewer would have taken fewer shards
+
 
 def record_digest(entries: Iterable[tuple[str, str, str]]) -> str:
     """The digest of ``(doc id, rev, hash)`` entries, in any order (``created`` is left out).

@@ -322,6 +322,15 @@ def test_large_listings_are_paged(db: Database) -> None:
     assert [row["id"] for row in ranged] == ids[1000:2001]
     first_three = itertools.islice(db.iter_all_docs(page_size=1), 3)
     assert [row["id"] for row in first_three] == ids[:3]
+    # Read ahead: the same rows, each next page asked for while this one is consumed.
+    assert list(db.iter_all_docs(page_size=700, read_ahead=True)) == list(
+        db.iter_all_docs(page_size=700))
+    ahead = db.iter_all_docs(start_key="doc-01000", end_key="doc-02000", page_size=333,
+                             read_ahead=True)
+    assert list(ahead) == ranged
+    stopped = db.iter_all_docs(page_size=1000, read_ahead=True)
+    assert next(stopped)["id"] == ids[0]
+    stopped.close()  # the page asked for ahead is dropped unread
 
 
 def test_iter_all_docs_asks_page_by_page(handler_client: HandlerClient) -> None:

@@ -277,3 +277,80 @@ def test_default_engine_timeouts_and_refused_connections_are_transport_errors(
     conn.close()
     with pytest.raises(ClientClosedError):
         conn.request("GET", "/x")
+
+
+# -- early exchanges: a request sent now on a connection of its own, its answer read later
+
+
+def test_an_early_exchange_sends_what_request_sends_and_answers_later(scripted: Any) -> None:
+    server = scripted(_answer(200, b'{"rows":[]}'), _answer(200, b'{"rows":[]}'))
+    conn = HttpxConnection(f"http://u:p@127.0.0.1:{server.port}/pre")
+    conn.request("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
+    early = conn.start("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
+    assert early is not None
+    for _ in range(100):  # sent before anything is read back
+        if len(server.requests) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert server.requests[1] == server.requests[0]
+    assert early.result().json() == {"rows": []}
+    assert server.connections == 2  # its own connection, closed once read
+    conn.close()
+
+
+def test_an_early_exchange_reads_chunked_and_compressed_answers(scripted: Any) -> None:
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
+    server = scripted(chunked, _answer(404, gzip.compress(b'{"error":"not_found"}'),
+                                       "Content-Encoding: gzip"))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    first, second = conn.start("GET", "/a"), conn.start("GET", "/b")
+    assert first is not None and second is not None
+    assert first.result().json() == {"a": 1}
+    answer = second.result()
+    assert answer.status_code == 404 and answer.json() == {"error": "not_found"}
+    conn.close()
+
+
+def test_an_early_exchange_that_fails_is_sent_again_the_ordinary_way(scripted: Any) -> None:
+    server = scripted("drop", _answer(200, b'{"ok":true}'))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}", backoff=0.001)
+    early = conn.start("GET", "/db")
+    assert early is not None and early.result().json() == {"ok": True}
+    assert len(server.requests) == 2
+    conn.close()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    conn = HttpxConnection(f"http://admin:pw-secret@127.0.0.1:{port}", backoff=0.001)
+    refused = conn.start("GET", "/x")
+    assert refused is not None
+    with pytest.raises(TransportError, match="could not connect") as caught:
+        refused.result()
+    assert "pw-secret" not in str(caught.value)
+    conn.close()
+    with pytest.raises(ClientClosedError):
+        conn.start("GET", "/x")
+
+
+def test_a_pending_reply_checks_the_answer_as_send_does(scripted: Any) -> None:
+    server = scripted(_answer(404, b'{"error":"not_found","reason":"missing"}'))
+    with Client(f"http://127.0.0.1:{server.port}") as cli:
+        rows = cli.database("db").iter_all_docs(read_ahead=True)
+        with pytest.raises(NotFound, match="missing"):
+            next(rows)
+
+
+def test_engines_without_early_exchanges_send_when_the_answer_is_wanted() -> None:
+    # A transport (here httpx.MockTransport, standing in for anything that is not the
+    # network) cannot send early: the request goes out when the first row is asked for.
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(200, json={"rows": [{"id": "a", "key": "a", "value": {}}]})
+
+    cli = Client("http://couch.test", transport=httpx.MockTransport(handler))
+    rows = cli.database("db").iter_all_docs(read_ahead=True)
+    assert asked == []
+    assert [r["id"] for r in rows] == ["a"] and asked == ["/db/_all_docs"]
