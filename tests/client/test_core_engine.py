@@ -301,15 +301,17 @@ def test_an_early_exchange_sends_what_request_sends_and_answers_later(scripted: 
 def test_an_early_exchange_reads_chunked_and_compressed_answers(scripted: Any) -> None:
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
-    server = scripted(chunked, _answer(404, gzip.compress(b'{"error":"not_found"}'),
-                                       "Content-Encoding: gzip"))
-    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
-    first, second = conn.start("GET", "/a"), conn.start("GET", "/b")
+    # One server each: a scripted server answers requests in the order they arrive.
+    servers = [scripted(chunked), scripted(_answer(404, gzip.compress(b'{"error":"not_found"}'),
+                                                   "Content-Encoding: gzip"))]
+    conns = [HttpxConnection(f"http://127.0.0.1:{server.port}") for server in servers]
+    first, second = (conn.start("GET", "/a") for conn in conns)
     assert first is not None and second is not None
     assert first.result().json() == {"a": 1}
     answer = second.result()
     assert answer.status_code == 404 and answer.json() == {"error": "not_found"}
-    conn.close()
+    for conn in conns:
+        conn.close()
 
 
 def test_an_early_exchange_that_fails_is_sent_again_the_ordinary_way(scripted: Any) -> None:

@@ -166,6 +166,7 @@ def test_wrong_password_is_unauthorized_and_never_shown(couch_url: str) -> None:
         assert password not in text
     with pytest.raises(Unauthorized):  # a wrong-password PUT is answered 401, not a crash
         cli.create("cstest_never_created")
+    cli.close()
 
 
 def _free_port() -> int:

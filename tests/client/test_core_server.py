@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -23,8 +23,9 @@ MockClient = Callable[..., tuple[Client, Any]]
 
 
 @pytest.fixture
-def server(couch_url: str) -> Server:
-    return Server(couch_url)
+def server(couch_url: str) -> Iterator[Server]:
+    with Server(couch_url) as opened:
+        yield opened
 
 
 def test_info(server: Server, server_kind: str) -> None:
@@ -41,7 +42,8 @@ def test_is_up_false_when_nothing_listens() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert Server(f"http://127.0.0.1:{port}", retries=0).is_up() is False
+    with Server(f"http://127.0.0.1:{port}", retries=0) as nobody:
+        assert nobody.is_up() is False
 
 
 @pytest.mark.couchdb_only
