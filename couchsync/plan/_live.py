@@ -224,8 +224,8 @@ def _read_documents(
 def _digest_if_current(spec: DatabaseSpec, revs: Mapping[str, str]) -> str:
     """The record's digest if it held exactly the listed documents that exist, as listed."""
     listed = spec.documents
-    return record_digest((doc_id, rev, listed[doc_id].hash) for doc_id, rev in revs.items()
-                         if not listed[doc_id].deleted)
+    return record_digest((doc_id for doc_id in revs if not listed[doc_id].deleted),
+                         lambda doc_id: (revs[doc_id], listed[doc_id].hash))
 
 
 def _read_revisions(db: Database, wanted: Collection[str], doc_count: int,
