@@ -2,10 +2,12 @@
 
     python bench/noop_stages.py [DOCS]      (default 10,000; starts a local server)
 
-Prints the median of 5 runs of: loading the manifests, one revisions-only
-``_all_docs`` scan on its own (what the raw baseline does), reading the live
-state (info, ownership record, revisions), and planning. Process start-up and
-imports are measured by ``python -X importtime`` and bench/run.py, not here.
+Prints the median of 5 runs of: loading the manifests without and with the
+data-file cache, one revisions-only ``_all_docs`` scan on its own (what the
+raw baseline does), reading the live state after loading (sequential), loading
+and reading together as ``plan`` does (``load_and_read``: the server works
+while the data files load), and planning. Process start-up and imports are
+measured by ``python -X importtime`` and bench/run.py, not here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +26,13 @@ sys.path[:0] = [str(ROOT / "testserver"), str(ROOT / "bench")]
 import pouchdb  # noqa: E402
 from run import OUT, make_jsonl, write_manifest  # noqa: E402
 
-from couchsync import Client, load_manifests, plan_changes, read_live_state  # noqa: E402
+from couchsync import (  # noqa: E402
+    Client,
+    load_and_read,
+    load_manifests,
+    plan_changes,
+    read_live_state,
+)
 
 
 def main() -> None:
@@ -31,28 +40,41 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     data = make_jsonl(OUT / f"docs-{count}.jsonl", count)
     manifest = write_manifest(OUT / f"stages-{count}" / "manifest.yaml", "bench_stages", data)
-    times: dict[str, list[float]] = {"load": [], "scan alone": [], "live read": [], "plan": []}
+    cache = tempfile.mkdtemp(prefix="couchsync-stages-cache-")
+    stages = ("load, no cache", "load, cached", "scan alone", "live read after load",
+              "load_and_read, no cache", "load_and_read, cached", "plan")
+    times: dict[str, list[float]] = {name: [] for name in stages}
     with pouchdb.running_server() as url:
         subprocess.run([str(Path(sys.executable).parent / "couchsync"), "apply", str(manifest),
-                        "--yes"], env=dict(os.environ, COUCHDB_URL=url), check=True,
-                       stdout=subprocess.DEVNULL)
+                        "--yes"], env=dict(os.environ, COUCHDB_URL=url,
+                                           COUCHSYNC_CACHE_DIR=cache),
+                       check=True, stdout=subprocess.DEVNULL)
         with Client(url) as client:
             for _ in range(5):
-                start = time.perf_counter()
+                marks = [time.perf_counter()]
+                os.environ["COUCHSYNC_CACHE_DIR"] = ""
+                load_manifests([manifest])
+                marks.append(time.perf_counter())
+                os.environ["COUCHSYNC_CACHE_DIR"] = cache
                 desired = load_manifests([manifest])
-                loaded = time.perf_counter()
+                marks.append(time.perf_counter())
                 sum(1 for _ in client.database("bench_stages").iter_all_docs(page_size=count))
-                scanned = time.perf_counter()
+                marks.append(time.perf_counter())
                 live = read_live_state(client, desired)
-                read = time.perf_counter()
+                marks.append(time.perf_counter())
+                os.environ["COUCHSYNC_CACHE_DIR"] = ""
+                load_and_read(client, [manifest])
+                marks.append(time.perf_counter())
+                os.environ["COUCHSYNC_CACHE_DIR"] = cache
+                desired, live = load_and_read(client, [manifest])
+                marks.append(time.perf_counter())
                 plan = plan_changes(desired, live)
-                planned = time.perf_counter()
+                marks.append(time.perf_counter())
                 assert plan.is_empty and live.bodies_read() == 0
-                for name, seconds in zip(times, (loaded - start, scanned - loaded,
-                                                 read - scanned, planned - read), strict=True):
-                    times[name].append(seconds)
+                for name, start, end in zip(stages, marks[:-1], marks[1:], strict=True):
+                    times[name].append(end - start)
     for name, values in times.items():
-        print(f"{name:>10}: {statistics.median(values) * 1000:7.1f} ms  "
+        print(f"{name:>24}: {statistics.median(values) * 1000:7.1f} ms  "
               f"({min(values) * 1000:.1f}–{max(values) * 1000:.1f})")
 
 
