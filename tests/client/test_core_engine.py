@@ -102,7 +102,10 @@ def test_a_redirect_is_an_error_not_a_result(
 # a scripted HTTP/1.1 server on a loopback socket shows what reaches the wire.
 
 import gzip  # noqa: E402
+import shutil  # noqa: E402
 import socket  # noqa: E402
+import ssl  # noqa: E402
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 
 from couchsync.client import ClientClosedError, HttpxConnection, TransportError  # noqa: E402
@@ -118,8 +121,9 @@ class ScriptedServer:
     connection without answering) or ``"hang"`` (never answer). Records each raw request
     and counts the connections accepted."""
 
-    def __init__(self, script: list[bytes | str]) -> None:
+    def __init__(self, script: list[bytes | str], tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
         self.requests: list[bytes] = []
         self.connections = 0
         self.closed = threading.Event()
@@ -140,6 +144,12 @@ class ScriptedServer:
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except ssl.SSLError:  # the client refused the certificate
+                conn.close()
+                return
         with conn:
             while True:
                 while b"\r\n\r\n" not in buf:
@@ -356,3 +366,30 @@ def test_engines_without_early_exchanges_send_when_the_answer_is_wanted() -> Non
     rows = cli.database("db").iter_all_docs(read_ahead=True)
     assert asked == []
     assert [r["id"] for r in rows] == ["a"] and asked == ["/db/_all_docs"]
+
+
+def test_an_early_exchange_over_tls_checks_the_certificate(tmp_path: Any) -> None:
+    # A TLS server on loopback with a certificate made for the test (openssl CLI).
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = ScriptedServer([_answer(200, b'{"a":1}'), _answer(200, b'{"b":2}')], tls=tls)
+    try:
+        conn = HttpxConnection(f"https://localhost:{server.port}", verify=str(cert))
+        early = conn.start("GET", "/x")
+        assert early is not None and early.result().json() == {"a": 1}
+        assert conn.request("GET", "/y").json() == {"b": 2}
+        conn.close()
+        untrusting = HttpxConnection(f"https://localhost:{server.port}", retries=0)
+        refused = untrusting.start("GET", "/x")  # the handshake fails: sent again, and fails
+        assert refused is not None
+        with pytest.raises(TransportError, match="GET https://localhost:"):
+            refused.result()
+        untrusting.close()
+    finally:
+        server.close()
