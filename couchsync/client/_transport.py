@@ -16,6 +16,7 @@ import json as jsonlib
 import re
 import ssl
 import time
+import weakref
 from base64 import b64encode
 from collections.abc import Mapping
 from types import TracebackType
@@ -132,6 +133,7 @@ def map_httpx_error(exc: httpx.RequestError, method: str, url: str) -> Transport
 # (anything else goes through httpx.Request, exactly as before).
 _PLAIN_TARGET = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_EARLY_METHODS = frozenset({"GET", "HEAD"})
 # httpx's defaults (httpx.Limits): idle keep-alive connections kept, and for how long.
 _MAX_IDLE = 20
 _KEEPALIVE_EXPIRY = 5.0
@@ -218,6 +220,7 @@ class HttpxConnection:
         self._closed = False
         self._transport = transport
         self._idle: list[Any] = []  # idle httpcore.HTTPConnection objects, last used last
+        self._early: weakref.WeakSet[EarlyExchange] = weakref.WeakSet()  # sent, not yet read
         if transport is None:
             self._init_core(verify)
 
@@ -371,25 +374,32 @@ class HttpxConnection:
             connection.close()
         return _core_response(response.status, response.headers, body)
 
-    def start(self, method: str, path: str, *,
-              params: Mapping[str, str] | None = None) -> EarlyExchange | None:
-        """Send a request without a body now; read its answer later (``result()``).
+    def send_early(self, method: str, path: str, *,
+                   params: Mapping[str, str] | None = None) -> EarlyExchange | None:
+        """Send a GET or HEAD now; read its answer later (``result()``).
 
         The request goes out on a connection of its own, so the server works on
         it while the caller does something else (loading manifests, say) in the
-        same thread. None when the request cannot be sent this way (a
-        ``transport``, a target to quote): the caller then uses ``request``.
+        same thread. None when the request cannot be sent this way (another
+        method, a ``transport``, a target to quote): the caller then uses
+        ``request``. ``close()`` closes the exchanges not yet read.
         """
         if self._closed:
             raise ClientClosedError(f"the client for {self._url} is closed")
         target = path + "?" + urlencode(params, quote_via=quote) if params else path
-        if self._transport is not None or not _PLAIN_TARGET.fullmatch(target):
+        if (method not in _EARLY_METHODS or self._transport is not None
+                or not _PLAIN_TARGET.fullmatch(target)):
             return None
-        return EarlyExchange(self, method, path, params, self._prefix + target.encode("ascii"))
+        exchange = EarlyExchange(self, method, path, params,
+                                 self._prefix + target.encode("ascii"))
+        self._early.add(exchange)
+        return exchange
 
     def close(self) -> None:
         """Close the pooled connections; later requests raise ClientClosedError."""
         self._closed = True
+        for exchange in list(self._early):
+            exchange.close()
         while self._idle:
             try:
                 self._idle.pop().close()
@@ -419,7 +429,8 @@ class EarlyExchange:
     the two with httpcore's network layer and h11 (httpcore's HTTP/1.1 parser).
     Anything that goes wrong, sending or reading, makes ``result()`` send the
     request again the ordinary way (with its retries and error reporting), so an
-    early exchange never answers differently from ``request``: only sooner.
+    early exchange never answers differently from ``request``: only sooner. That
+    is why only GET and HEAD are sent early: they are safe to send twice.
     """
 
     def __init__(self, engine: HttpxConnection, method: str, path: str,
@@ -454,6 +465,9 @@ class EarlyExchange:
         import h11
         import httpcore
 
+        if self._engine._closed:
+            self.close()
+            raise ClientClosedError(f"the client for {self._engine.url} is closed")
         if self._stream is None:
             return self._engine.request(*self._request[:2], params=self._request[2])
         status, raw_headers, chunks = 0, [], []
@@ -605,16 +619,16 @@ def send(
 
 
 class PendingReply:
-    """A request without a body sent early (``HttpxConnection.start``), its answer checked
+    """A GET or HEAD sent early (``HttpxConnection.send_early``), its answer checked
     by ``result()`` exactly as ``send`` checks one. With an engine that cannot send
     early, the request is simply sent by ``result()``."""
 
     def __init__(self, engine: ConnectionEngine, scope: type[CouchError], method: str,
                  path: str, params: Mapping[str, str] | None = None) -> None:
         self._request = (engine, scope, method, path, params)
-        start = getattr(engine, "start", None)  # an optional part of the engine interface
+        send_early = getattr(engine, "send_early", None)  # optional in the engine interface
         self._exchange: EarlyExchange | None = (
-            None if start is None else start(method, path, params=params))
+            None if send_early is None else send_early(method, path, params=params))
 
     def result(self) -> Reply:
         engine, scope, method, path, params = self._request

@@ -26,7 +26,7 @@ from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import Action, Plan, Step, StepKind
-from couchsync.plan._ownership import is_unchanged
+from couchsync.plan._ownership import digest_if_current, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
 
@@ -178,6 +178,11 @@ def _design_doc_reason(current: LiveDoc | None, desired: dict[str, Any]) -> str:
 
 
 def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Iterator[Step]:
+    # The record's digest vouches for every existing listed document at once, when it
+    # is the digest of these documents as listed here (checked, not taken on trust:
+    # the live state may have been read for other manifests).
+    proven = live.record_digest is not None and live.record_digest == digest_if_current(
+        spec, {doc_id: doc.rev for doc_id, doc in live.documents.items()})
     for doc_id, doc in spec.documents.items():
         if not scope.covers(doc_id):
             continue
@@ -192,7 +197,7 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Ite
                        reason=NOT_ON_SERVER)
             continue
         entry = live.managed.get(doc_id)
-        if live.record_proven or is_unchanged(doc, current.rev, entry):
+        if proven or is_unchanged(doc, current.rev, entry):
             continue
         step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
                              _drift_reason(doc, current, entry))

@@ -30,7 +30,13 @@ from couchsync.client import Client, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._model import PlanError
-from couchsync.plan._ownership import Record, is_unchanged, read_head, read_shards, record_digest
+from couchsync.plan._ownership import (
+    Record,
+    digest_if_current,
+    is_unchanged,
+    read_head,
+    read_shards,
+)
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState
 
@@ -39,6 +45,7 @@ SCAN_RATIO = 10
 SCAN_PAGE_SIZE = 10_000  # rows per _all_docs page when scanning (revisions only: small rows)
 KEYS_BATCH_SIZE = 2_000  # ids per POST _all_docs revision lookup
 BODY_BATCH_SIZE = 500  # ids per include_docs lookup (bodies can be large)
+EARLY_SCANS = 8  # revisions scans prefetch sends off at once, each on its own connection
 
 
 def load_and_read(
@@ -72,6 +79,7 @@ class Prefetched:
     info: dict[str, Any] | None  # None: the database does not exist
     head: Record | None = None  # the ownership record's head
     scan: Iterator[dict[str, Any]] | None = None  # a revisions scan under way (read ahead)
+    error: CouchError | PlanError | None = None  # asking failed; read_live_state raises it
 
 
 def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
@@ -80,11 +88,14 @@ def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
     Meant for ``load_manifests(on_declared=...)``: each database's info and
     ownership record head are read, and when couchsync manages a good part of
     the database (so a revisions scan is likely), that scan is sent off and its
-    answer left to be read later. The server then works while the data files
-    load. A database that cannot be read here is read again by
-    ``read_live_state``, which reports what goes wrong.
+    answer left to be read later (for at most ``EARLY_SCANS`` databases: each
+    holds a connection). The server then works while the data files load.
+    The first failure ends the asking: it is kept for ``read_live_state`` to
+    raise once the manifests have loaded, so an unreachable server costs one
+    timeout, and a problem in the manifests is still reported first.
     """
     found: dict[str, Prefetched] = {}
+    scans = 0
     for name, spec in declared.databases.items():
         db = client.database(name)
         try:
@@ -92,18 +103,22 @@ def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
         except NotFound:
             found[name] = Prefetched(None)
             continue
-        except CouchError:
-            continue
+        except CouchError as exc:
+            found[name] = Prefetched(None, error=exc)
+            break
         if spec.state == "absent":
             found[name] = Prefetched(info)
             continue
         try:
             head = read_head(db)
-        except (CouchError, PlanError):
-            continue
+        except (CouchError, PlanError) as exc:
+            found[name] = Prefetched(info, error=exc)
+            break
         scan = None
-        if head.entries_at_least() * SCAN_RATIO > int(info.get("doc_count", 0)):
+        if (scans < EARLY_SCANS
+                and head.entries_at_least() * SCAN_RATIO > int(info.get("doc_count", 0))):
             scan = db.iter_all_docs(page_size=SCAN_PAGE_SIZE, read_ahead=True)
+            scans += 1
         found[name] = Prefetched(info, head, scan)
     return found
 
@@ -136,6 +151,8 @@ def _close(scan: Iterator[dict[str, Any]] | None) -> None:
 
 def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                    ahead: Prefetched | None) -> LiveDatabase:
+    if ahead is not None and ahead.error is not None:
+        raise ahead.error
     try:
         return _read_database_with(db, spec, scope, ahead or Prefetched(_info(db)))
     finally:
@@ -203,8 +220,8 @@ def _read_documents(
         )
     revs = _read_revisions(db, wanted, live.doc_count, scan)
     if not record.complete:
-        if record.digest == _digest_if_current(spec, revs):
-            live.record_proven = True
+        if record.digest == digest_if_current(spec, revs):
+            live.record_digest = record.digest  # the planner checks it again, itself
             return {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
         live.managed = read_shards(db, record).managed
     unproven = [
@@ -219,13 +236,6 @@ def _read_documents(
     for doc_id, body in read_bodies(db, unproven).items():
         documents[doc_id] = LiveDoc(body["_rev"], body)
     return documents
-
-
-def _digest_if_current(spec: DatabaseSpec, revs: Mapping[str, str]) -> str:
-    """The record's digest if it held exactly the listed documents that exist, as listed."""
-    listed = spec.documents
-    return record_digest((doc_id for doc_id in revs if not listed[doc_id].deleted),
-                         lambda doc_id: (revs[doc_id], listed[doc_id].hash))
 
 
 def _read_revisions(db: Database, wanted: Collection[str], doc_count: int,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync.client import Database, NotFound
-from couchsync.manifest.model import DocumentSpec
+from couchsync.manifest.model import DatabaseSpec, DocumentSpec
 from couchsync.plan._model import PlanError
 from couchsync.plan._state import ManagedDoc
 
@@ -89,6 +89,15 @@ def record_digest(ids: Iterable[str], entry: Callable[[str], tuple[str, str]]) -
                        for rev, content in (entry(doc_id),))
         digest.update(text.encode("utf-8"))
     return digest.hexdigest()[:32]
+
+
+def digest_if_current(spec: DatabaseSpec, revs: Mapping[str, str]) -> str:
+    """The digest the record would have if it held exactly the listed documents that
+    exist (``revs``: live revision by id), each as the manifests list it now."""
+    listed = spec.documents
+    return record_digest((doc_id for doc_id in revs
+                          if doc_id in listed and not listed[doc_id].deleted),
+                         lambda doc_id: (revs[doc_id], listed[doc_id].hash))
 
 
 def shard_count(entries: int) -> int:

@@ -55,9 +55,10 @@ class LiveDatabase:
     design_docs: dict[str, LiveDoc] = field(default_factory=dict)  # by name, no _design/
     managed: dict[str, ManagedDoc] = field(default_factory=dict)  # the ownership record
     documents: dict[str, LiveDoc] = field(default_factory=dict)  # existing docs, by id
-    #: The record's digest proved every listed document that exists unchanged, so its
-    #: entries (``managed``) were not all read.
-    record_proven: bool = False
+    #: The ownership record's digest, when it proved every listed document that exists
+    #: unchanged and its entries were therefore not read (``managed`` lacks them); the
+    #: planner checks the proof again against the desired state it is given.
+    record_digest: str | None = None
 
 
 @dataclass(slots=True)

@@ -153,7 +153,10 @@ class ScriptedServer:
         with conn:
             while True:
                 while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
+                    try:
+                        data = conn.recv(65536)
+                    except ConnectionResetError:  # closed with an answer left unread
+                        data = b""
                     if not data:
                         self.closed.set()
                         return
@@ -296,7 +299,7 @@ def test_an_early_exchange_sends_what_request_sends_and_answers_later(scripted: 
     server = scripted(_answer(200, b'{"rows":[]}'), _answer(200, b'{"rows":[]}'))
     conn = HttpxConnection(f"http://u:p@127.0.0.1:{server.port}/pre")
     conn.request("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
-    early = conn.start("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
+    early = conn.send_early("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
     assert early is not None
     for _ in range(100):  # sent before anything is read back
         if len(server.requests) == 2:
@@ -315,7 +318,7 @@ def test_an_early_exchange_reads_chunked_and_compressed_answers(scripted: Any) -
     servers = [scripted(chunked), scripted(_answer(404, gzip.compress(b'{"error":"not_found"}'),
                                                    "Content-Encoding: gzip"))]
     conns = [HttpxConnection(f"http://127.0.0.1:{server.port}") for server in servers]
-    first, second = (conn.start("GET", "/a") for conn in conns)
+    first, second = (conn.send_early("GET", "/a") for conn in conns)
     assert first is not None and second is not None
     assert first.result().json() == {"a": 1}
     answer = second.result()
@@ -327,7 +330,7 @@ def test_an_early_exchange_reads_chunked_and_compressed_answers(scripted: Any) -
 def test_an_early_exchange_that_fails_is_sent_again_the_ordinary_way(scripted: Any) -> None:
     server = scripted("drop", _answer(200, b'{"ok":true}'))
     conn = HttpxConnection(f"http://127.0.0.1:{server.port}", backoff=0.001)
-    early = conn.start("GET", "/db")
+    early = conn.send_early("GET", "/db")
     assert early is not None and early.result().json() == {"ok": True}
     assert len(server.requests) == 2
     conn.close()
@@ -335,14 +338,14 @@ def test_an_early_exchange_that_fails_is_sent_again_the_ordinary_way(scripted: A
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     conn = HttpxConnection(f"http://admin:pw-secret@127.0.0.1:{port}", backoff=0.001)
-    refused = conn.start("GET", "/x")
+    refused = conn.send_early("GET", "/x")
     assert refused is not None
     with pytest.raises(TransportError, match="could not connect") as caught:
         refused.result()
     assert "pw-secret" not in str(caught.value)
     conn.close()
     with pytest.raises(ClientClosedError):
-        conn.start("GET", "/x")
+        conn.send_early("GET", "/x")
 
 
 def test_a_pending_reply_checks_the_answer_as_send_does(scripted: Any) -> None:
@@ -381,15 +384,30 @@ def test_an_early_exchange_over_tls_checks_the_certificate(tmp_path: Any) -> Non
     server = ScriptedServer([_answer(200, b'{"a":1}'), _answer(200, b'{"b":2}')], tls=tls)
     try:
         conn = HttpxConnection(f"https://localhost:{server.port}", verify=str(cert))
-        early = conn.start("GET", "/x")
+        early = conn.send_early("GET", "/x")
         assert early is not None and early.result().json() == {"a": 1}
         assert conn.request("GET", "/y").json() == {"b": 2}
         conn.close()
         untrusting = HttpxConnection(f"https://localhost:{server.port}", retries=0)
-        refused = untrusting.start("GET", "/x")  # the handshake fails: sent again, and fails
+        refused = untrusting.send_early("GET", "/x")  # the handshake fails: sent again, and fails
         assert refused is not None
         with pytest.raises(TransportError, match="GET https://localhost:"):
             refused.result()
         untrusting.close()
     finally:
         server.close()
+
+
+def test_only_safe_methods_are_sent_early_and_closing_the_client_drops_what_was(
+    scripted: Any,
+) -> None:
+    server = scripted(_answer(200, b"{}"))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    assert conn.send_early("DELETE", "/db") is None  # not safe to send twice
+    assert conn.send_early("POST", "/db/_all_docs") is None
+    early = conn.send_early("GET", "/db")
+    assert early is not None
+    conn.close()
+    assert server.closed.wait(5)  # its connection was closed with the client
+    with pytest.raises(ClientClosedError):
+        early.result()

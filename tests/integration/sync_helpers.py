@@ -46,11 +46,11 @@ class CountingEngine:
         self.bytes_received += len(response.content)
         return response
 
-    def start(self, method: str, path: str, *,
-              params: Mapping[str, str] | None = None) -> Any:
+    def send_early(self, method: str, path: str, *,
+                   params: Mapping[str, str] | None = None) -> Any:
         """An early exchange of the inner engine, recorded as a request marked "early"."""
         self.requests.append((method, path, {**(params or {}), "early": "yes"}))
-        return self._inner.start(method, path, params=params)
+        return self._inner.send_early(method, path, params=params)
 
     def close(self) -> None:
         self._inner.close()

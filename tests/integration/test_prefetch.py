@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,10 @@ import pytest
 import yaml
 from sync_helpers import addresses, counting_client, plan, sync
 
-from couchsync.client import Client
+from couchsync.client import Client, TransportError
 from couchsync.manifest import DesiredState, ManifestError, load_manifests
-from couchsync.plan import load_and_read, plan_changes, read_live_state
+from couchsync.plan import _live, load_and_read, plan_changes, read_live_state
+from couchsync.plan import _ownership as ownership
 
 Write = Callable[[str, list[dict[str, Any]]], Path]
 
@@ -139,3 +142,90 @@ def test_plan_converges_through_load_and_read(client: Client, db_name: str,
     desired, live = load_and_read(client, [manifest])
     assert plan_changes(desired, live).is_empty and live.bodies_read() == 0
     assert plan(client, desired).is_empty
+
+
+class SilentServer:
+    """Accepts connections and never answers (a hung server); counts the connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_a_hung_server_costs_one_timeout_and_manifest_problems_come_first(
+    silent: SilentServer, tmp_path: Path
+) -> None:
+    # A socket that never answers stands in for a hung server (no real server hangs
+    # on demand); the connections it accepts show how often couchsync waited on it.
+    (tmp_path / "d.jsonl").write_text('{"_id": "a"}\n')
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump({"version": 1, "databases": {
+        name: {"documents_from": ["d.jsonl"]} for name in ("one", "two", "three")}}))
+    with Client(f"http://127.0.0.1:{silent.port}", timeout=0.3, retries=0) as hung:
+        with pytest.raises(TransportError, match="timed out"):
+            load_and_read(hung, [manifest])
+        assert len(silent.accepted) == 1  # asked once, not once per database
+        (tmp_path / "d.jsonl").write_text('{"_id": "a", oops}\n')
+        with pytest.raises(ManifestError, match=r"d\.jsonl:1:"):
+            load_and_read(hung, [manifest])
+        assert len(silent.accepted) == 2
+
+
+def test_at_most_a_few_scans_are_sent_early(
+    couch_url: str, client: Client, db_name_factory: Callable[[], str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [db_name_factory() for _ in range(3)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs(30)))
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump({"version": 1, "databases": {
+        name: {"documents_from": ["d.jsonl"]} for name in names}}))
+    sync(client, load_manifests([manifest]))
+    monkeypatch.setattr(_live, "EARLY_SCANS", 2)
+    counting, engine = counting_client(couch_url)
+    with counting:
+        desired, live = load_and_read(counting, [manifest])
+    assert paths(engine.requests).count("GET _all_docs early") == 2
+    assert paths(engine.requests).count("GET _all_docs") == 1  # the third, when its turn came
+    assert plan_changes(desired, live).is_empty
+
+
+def test_the_planner_checks_the_digest_against_the_manifests_it_is_given(
+    client: Client, db_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ownership, "SHARD_ENTRIES", 10)  # 40 documents: a sharded record
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs(40)))
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump({"version": 1, "databases": {
+        db_name: {"documents_from": ["d.jsonl"]}}}))
+    sync(client, load_manifests([manifest]))
+    desired, live = load_and_read(client, [manifest])
+    assert live.databases[db_name].record_digest is not None
+    assert plan_changes(desired, live).is_empty
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs(40, 2)))
+    other = load_manifests([manifest])  # another manifest than the live state was read for
+    with pytest.raises(ValueError, match="lacks the body"):
+        plan_changes(other, live)

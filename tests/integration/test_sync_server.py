@@ -291,14 +291,14 @@ def test_a_sharded_record_is_proven_current_by_its_digest_without_its_shards(
         return live, [p.rsplit("/", 1)[-1] for _, p, _ in engine.requests]
 
     live, paths = read()
-    assert live.databases[db_name].record_proven and live.bodies_read() == 0
+    assert live.databases[db_name].record_digest and live.bodies_read() == 0
     assert paths == [db_name, "couchsync", "_all_docs"]  # the head, no shard
     assert plan(client, desired).is_empty
 
     client.database(db_name).update("doc007", {"_id": "doc007", "n": "edited"},
                                     rev=client.database(db_name).get("doc007")["_rev"])
     live, paths = read()  # the digest no longer fits: every shard is read, one body
-    assert not live.databases[db_name].record_proven and live.bodies_read() == 1
+    assert live.databases[db_name].record_digest is None and live.bodies_read() == 1
     assert {f"couchsync.{i}" for i in range(4)} <= set(paths)
     assert addresses(plan(client, desired)) == [f"~ db:{db_name}/doc:doc007"]
 
