@@ -29,11 +29,26 @@ _EXACT_INTS = 2**53
 _LONG_NUMBER = re.compile(r"\d{16}")  # every integer past 2**53 has 16 digits or more
 
 
+class NotJSONNumber(ValueError):
+    """A number canonical JSON cannot write: NaN, an infinity, or an integer beyond the
+    range of the double CouchDB and JavaScript read every JSON number as."""
+
+
+_TOO_LARGE = "an integer too large for a JSON number (beyond a double's range, about 1.8e308)"
+
+
+def _as_double(value: int) -> int:
+    try:
+        return int(float(value))
+    except OverflowError:
+        raise NotJSONNumber(_TOO_LARGE) from None
+
+
 def _normalise(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if type(value) is int and not -_EXACT_INTS <= value <= _EXACT_INTS:
-        return int(float(value))
+        return _as_double(value)
     if isinstance(value, Mapping):
         return {k: _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -42,10 +57,13 @@ def _normalise(value: Any) -> Any:
 
 
 def _canonical_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # past Python's 4,300-digit limit for int(), far past a double
+        raise NotJSONNumber(_TOO_LARGE) from None
     if len(text) < 16 or -_EXACT_INTS <= value <= _EXACT_INTS:  # the cheap test first
         return value
-    return int(float(value))
+    return _as_double(value)
 
 
 def _canonical_float(text: str) -> float | int:
@@ -67,6 +85,8 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS,
                    numbers_canonical: bool = False) -> bytes:
     """Serialise ``value`` canonically, leaving out the top-level keys in ``drop``.
 
+    Raises ``NotJSONNumber`` for NaN, an infinity or an integer beyond a double.
+
     ``numbers_canonical``: ``value`` came from ``canonical_decoder`` (or holds
     no float that is integral and no integer past 2**53 anyway).
     """
@@ -74,12 +94,20 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS,
         dropped = drop if isinstance(drop, frozenset) else frozenset(drop)
         if type(value) is not dict or not dropped.isdisjoint(value):
             value = {k: v for k, v in value.items() if k not in dropped}
-    text = _ENCODER.encode(value)
-    # An integral float always prints as "1.0" or "1e+16", a large integer as 16 digits
-    # or more; without those there is none, and the walk that rewrites them (the costly
-    # part) is skipped.
-    if not numbers_canonical and (".0" in text or "e+" in text or _LONG_NUMBER.search(text)):
-        text = _ENCODER.encode(_normalise(value))
+    try:
+        text = _ENCODER.encode(value)
+        # An integral float always prints as "1.0" or "1e+16", a large integer as 16
+        # digits or more; without those there is none, and the walk that rewrites them
+        # (the costly part) is skipped.
+        if not numbers_canonical and (".0" in text or "e+" in text
+                                      or _LONG_NUMBER.search(text)):
+            text = _ENCODER.encode(_normalise(value))
+    except NotJSONNumber:
+        raise
+    except ValueError as exc:  # allow_nan=False, or an integer past int-to-str's limit
+        message = ("NaN and Infinity are not valid JSON numbers" if "float" in str(exc)
+                   else _TOO_LARGE)
+        raise NotJSONNumber(message) from None
     return text.encode("utf-8")
 
 

@@ -8,7 +8,8 @@ SHA-256 of both: an edited file is a different key, never a stale answer.
 Reading the file to hash it costs a few per cent of parsing it.
 
 Only files without problems are stored (a bad file is parsed again, so its
-problems are reported in full). A cache that cannot be read or written is
+problems are reported in full), and only when the bytes parsed hash to the
+key (the file did not change between hashing and parsing). A cache that cannot be read or written is
 skipped without a word: it never changes what a command does, only its speed.
 
 Where: ``$COUCHSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/couchsync``, else
@@ -17,17 +18,22 @@ Where: ``$COUCHSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/couchsync``, else
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from couchsync.manifest.model import DocumentSpec
 
 #: Bump when what an entry means changes (the content hash, the document rules).
 CACHE_FORMAT = 1
-KEEP_ENTRIES = 32  # past this many, adding one removes the least recently used
+# Past either limit, adding an entry removes the least recently used ones (an entry
+# is about 60 bytes per document: 256 MB holds some 4 million documents' worth).
+KEEP_ENTRIES = 1_000
+KEEP_BYTES = 256 << 20
 _HASH_CHUNK = 1 << 20
 
 
@@ -46,19 +52,25 @@ class DataFileCache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = None if directory is None else directory / f"datafiles-{CACHE_FORMAT}"
 
-    def key(self, handle: BinaryIO) -> str | None:
-        """The key of the file open as ``handle`` (read to its end, then rewound)."""
+    def hasher(self) -> Any:
+        """A fresh SHA-256 for a key (fed the file's bytes); None when the cache is off."""
         if self.directory is None:
             return None
         import hashlib  # only when caching: `validate` of a small manifest never needs it
 
         from couchsync import __version__
 
-        digest = hashlib.sha256(f"couchsync {__version__} {CACHE_FORMAT}\n".encode())
+        return hashlib.sha256(f"couchsync {__version__} {CACHE_FORMAT}\n".encode())
+
+    def key(self, handle: BinaryIO) -> str | None:
+        """The key of the file open as ``handle`` (read to its end, then rewound)."""
+        digest = self.hasher()
+        if digest is None:
+            return None
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
         handle.seek(0)
-        return digest.hexdigest()
+        return str(digest.hexdigest())
 
     def load(self, key: str | None, path: str) -> list[DocumentSpec] | None:
         """The documents stored under ``key`` as documents of ``path``; None on a miss."""
@@ -78,9 +90,10 @@ class DataFileCache:
                 for i, (doc_id, line, offset, length) in enumerate(
                     zip(ids, lines, offsets, lengths, strict=True))
             ]
-            os.utime(entry)  # last used: what eviction goes by
         except (OSError, ValueError, TypeError, KeyError):
             return None  # missing, unreadable or damaged: parse the file instead
+        with contextlib.suppress(OSError):  # a read-only cache still answers
+            os.utime(entry)  # last used: what eviction goes by
         return specs
 
     def store(self, key: str | None, specs: list[DocumentSpec]) -> None:
@@ -106,10 +119,20 @@ class DataFileCache:
             return
 
     def _evict(self) -> None:
+        """Keep the most recently used entries up to ``KEEP_BYTES`` and ``KEEP_ENTRIES``;
+        remove what a killed process left half-written."""
         assert self.directory is not None
-        entries = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-        for stale in entries[: max(0, len(entries) - KEEP_ENTRIES)]:
-            stale.unlink(missing_ok=True)
+        now = time.time()
+        for partial in self.directory.glob("*.tmp"):
+            if now - partial.stat().st_mtime > 3600:
+                partial.unlink(missing_ok=True)
+        entries = sorted(((p.stat(), p) for p in self.directory.glob("*.json")),
+                         key=lambda item: item[0].st_mtime_ns, reverse=True)
+        total = 0
+        for count, (status, entry) in enumerate(entries, start=1):
+            total += status.st_size
+            if count > KEEP_ENTRIES or (total > KEEP_BYTES and count > 1):
+                entry.unlink(missing_ok=True)
 
 
 NO_CACHE = DataFileCache(None)

@@ -32,11 +32,6 @@ def remember(path: str, handle: BinaryIO) -> None:
     _seen[path] = _stamp(handle)
 
 
-def unchanged_since_remembered(path: str, handle: BinaryIO) -> bool:
-    """True when ``path``, open as ``handle``, is as ``remember`` noted it."""
-    return _seen.get(path) == _stamp(handle)
-
-
 def read_span(path: str, offset: int, length: int) -> bytes:
     """``length`` bytes at ``offset`` of ``path``, a data file the loader read."""
     handle = _open.get(path)

@@ -16,12 +16,12 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from couchsync._canonical import canonical_decoder
+from couchsync._canonical import NotJSONNumber, canonical_decoder
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
-from couchsync.manifest._datafiles import remember, unchanged_since_remembered
+from couchsync.manifest._datafiles import remember
 from couchsync.manifest._problems import Problem, format_path
 from couchsync.manifest._schema import document_issues
 from couchsync.manifest.model import DocumentSpec, SourcePos
@@ -73,14 +73,15 @@ def read_documents(path: str, cache: DataFileCache = NO_CACHE) -> Iterator[Docum
             return
         found: list[DocumentSpec] = []
         clean = True
-        for entry in _json_lines(path, binary):
+        parsed = cache.hasher()  # the key of the bytes parsed: stored only if it is `key`
+        for entry in _json_lines(path, binary, parsed.update if parsed else None):
             read = entry if isinstance(entry, Problem) else _document(path, *entry)
             if isinstance(read, Problem):
                 clean = False
             else:
                 found.append(read)
             yield read
-        if clean and unchanged_since_remembered(path, binary):  # else the key may not fit
+        if clean and parsed is not None and parsed.hexdigest() == key:
             cache.store(key, found)
 
 
@@ -93,16 +94,19 @@ def _document(path: str, body: Any, line: int, col: int,
     try:
         return DocumentSpec.from_body(body, SourcePos(path, line, col), line=span,
                                       numbers_canonical=True)
-    except ValueError:
-        return Problem(path, line, col, "NaN and Infinity are not valid JSON numbers")
+    except NotJSONNumber as exc:
+        return Problem(path, line, col, str(exc))
 
 
 def _json_lines(
-    path: str, handle: IO[bytes]
+    path: str, handle: IO[bytes], seen: Callable[[bytes], object] | None = None
 ) -> Iterator[tuple[Any, int, int, tuple[int, int]] | Problem]:
-    """Each line's document with its line number and (offset, length) in the file."""
+    """Each line's document with its line number and (offset, length) in the file;
+    ``seen`` is given every line's bytes as read."""
     offset = 0
     for number, raw in enumerate(handle, start=1):
+        if seen is not None:
+            seen(raw)
         start, offset = offset, offset + len(raw)
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw, start = raw[len(codecs.BOM_UTF8):], start + len(codecs.BOM_UTF8)
@@ -119,7 +123,7 @@ def _json_lines(
             yield _decode_line(text), number, 1, (start, len(raw))
         except json.JSONDecodeError as exc:
             yield Problem(path, number, exc.colno, _json_message(exc))
-        except _DuplicateKey as exc:
+        except (_DuplicateKey, NotJSONNumber) as exc:
             yield Problem(path, number, 1, str(exc))
 
 
@@ -216,7 +220,7 @@ def _json_array(handle: IO[str]) -> Iterator[tuple[Any, int, int] | Problem]:
         except json.JSONDecodeError as exc:
             yield problem(_json_message(exc), exc.pos)
             return
-        except _DuplicateKey as exc:
+        except (_DuplicateKey, NotJSONNumber) as exc:
             yield Problem(handle.name, line, col, str(exc))
             return
         following = chunks.peek()

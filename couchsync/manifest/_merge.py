@@ -12,6 +12,7 @@ import os
 from collections.abc import Set
 from typing import Any
 
+from couchsync._canonical import NotJSONNumber
 from couchsync.manifest import _rules
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
@@ -82,8 +83,12 @@ class StateBuilder:
         # Documents are added by add_documents(), once every file is declared: data
         # files are the slow part, and the server can be read meanwhile.
         for i, body in entries("documents"):
-            self._documents.append((db, DocumentSpec.from_body(body, at("documents", i)),
-                                    (*base, "documents", i)))
+            try:
+                spec = DocumentSpec.from_body(body, at("documents", i))
+            except NotJSONNumber as exc:
+                self._problem(at("documents", i), str(exc), (*base, "documents", i))
+                continue
+            self._documents.append((db, spec, (*base, "documents", i)))
         for i, relative in entries("documents_from"):
             data_file = os.path.join(os.path.dirname(file), relative)
             self._documents.append((db, (data_file, relative, at("documents_from", i)),

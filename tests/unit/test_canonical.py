@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from couchsync._canonical import canonical_decoder, canonical_json, content_hash, hash_canonical
+from couchsync._canonical import (
+    NotJSONNumber,
+    canonical_decoder,
+    canonical_json,
+    content_hash,
+    hash_canonical,
+)
 
 
 def test_key_order_never_matters() -> None:
@@ -84,3 +90,20 @@ def test_the_canonical_decoder_rewrites_numbers_as_canonical_json_does(text: str
     decoded = canonical_decoder().decode(text)
     assert canonical_json(decoded, drop=(), numbers_canonical=True) == canonical_json(
         json.loads(text), drop=())
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"n": 10**400}, "too large"),
+    ({"n": [-(10**309)]}, "too large"),
+    ({"n": float("nan")}, "NaN and Infinity"),
+    ({"n": float("-inf")}, "NaN and Infinity"),
+])
+def test_numbers_json_cannot_hold_are_a_clear_error(value: Any, message: str) -> None:
+    with pytest.raises(NotJSONNumber, match=message):
+        canonical_json(value)
+
+
+@pytest.mark.parametrize("text", ["9" * 400, "-" + "9" * 400, "1" * 5000])
+def test_the_canonical_decoder_refuses_integers_beyond_a_double(text: str) -> None:
+    with pytest.raises(NotJSONNumber, match="too large"):
+        canonical_decoder().decode(f'{{"n": {text}}}')

@@ -138,9 +138,31 @@ def test_a_file_changed_while_it_is_parsed_is_not_stored(
     write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = write("d.jsonl", '{"_id": "a"}\n')
-    monkeypatch.setattr(_documents_from, "unchanged_since_remembered", lambda *a: False)
-    list(_documents_from.read_documents(data, DataFileCache(tmp_path)))
+    cache = DataFileCache(tmp_path)
+    # As if the file had other bytes when it was hashed than when it was parsed.
+    monkeypatch.setattr(cache, "key", lambda handle: "0" * 64)
+    assert [d.id for d in _documents_from.read_documents(data, cache)
+            if isinstance(d, DocumentSpec)] == ["a"]
     assert entries(tmp_path) == []
+
+
+def test_eviction_keeps_the_recently_used_within_the_byte_budget_and_drops_old_partials(
+    write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = write("m.yaml", MANIFEST)
+    write("d.jsonl", '{"_id": "first"}\n')
+    load(manifest, tmp_path)
+    (first,) = entries(tmp_path)
+    partial = first.with_name("left-by-a-killed-process.tmp")
+    partial.write_text("{")
+    os.utime(partial, (1, 1))
+    fresh_partial = first.with_name("being-written.tmp")
+    fresh_partial.write_text("{")
+    monkeypatch.setattr(_datacache, "KEEP_BYTES", first.stat().st_size + 10)
+    write("d.jsonl", '{"_id": "second"}\n')
+    load(manifest, tmp_path)
+    assert [e.name for e in entries(tmp_path)] != [first.name] and len(entries(tmp_path)) == 1
+    assert not partial.exists() and fresh_partial.exists()
 
 
 def test_without_a_cache_nothing_is_kept(write: Write) -> None:

@@ -78,6 +78,7 @@ def test_json_array_across_chunk_boundaries(write: Write, monkeypatch: pytest.Mo
     ('[{"_id": "a"}]\n{"_id": "b"}', 2, 1, "unexpected text after the JSON array"),
     ('[\n  {"_id": "a", "_id": "b"}\n]', 2, 3, "duplicate key '_id'"),
     ('[\n  {"_id": "a", "n": NaN}\n]', 2, 3, "NaN and Infinity are not valid JSON numbers"),
+    ('[\n  {"_id": "a", "n": 1' + "0" * 400 + '}\n]', 2, 3, "an integer too large"),
     ('[\n  {"_id": "a", "s": "unterminated}\n]', 2, 35, "invalid JSON: Invalid control character"),
     ('[\n  {"_id": "a", "s": "unterminated}', 2, 21, "invalid JSON: Unterminated string starting"),
     ('{"_id": "a"}', 1, 1, "expected a JSON array of documents"),
@@ -180,3 +181,22 @@ def test_a_data_file_changed_after_loading_is_an_error_not_another_document(
     write("d.jsonl", b'{"_id": "a", "v": 22}\n')
     with pytest.raises(ManifestError, match="changed since the manifests were loaded"):
         doc.json  # noqa: B018
+
+
+def test_numbers_json_cannot_hold_are_problems_in_data_files_and_manifests(
+    write: Write, collect: Collect
+) -> None:
+    write("d.jsonl", "\n".join([
+        '{"_id": "big", "n": ' + "9" * 400 + "}",
+        '{"_id": "huge", "n": ' + "9" * 5000 + "}",
+        '{"_id": "inf", "n": 1e400}',
+        '{"_id": "ok", "n": 12345678901234567890}',
+    ]) + "\n")
+    write("m.yaml", "version: 1\ndatabases:\n  app:\n    documents_from: [d.jsonl]\n"
+                    "    documents:\n      - {_id: inline, n: " + "9" * 400 + "}\n")
+    assert [(file.rsplit("/", 1)[-1], line, message[:30])
+            for file, line, _, message in collect("m.yaml")] == [
+        ("d.jsonl", 1, "an integer too large for a JSO"),
+        ("d.jsonl", 2, "an integer too large for a JSO"),
+        ("d.jsonl", 3, "NaN and Infinity are not valid"),
+        ("m.yaml", 6, "an integer too large for a JSO")]
