@@ -139,11 +139,16 @@ class Bench:
         self.env = dict(os.environ, COUCHDB_URL=url, COUCHSYNC_CACHE_DIR=str(cache))
         self.env.pop("COUCH_URL", None)
         self.cold_env = dict(self.env, COUCHSYNC_CACHE_DIR="")
-        # Bytecode, as `pip install` compiles it for a regular install: an editable
-        # install is never compiled, and machines here set PYTHONDONTWRITEBYTECODE, so
-        # every run would otherwise compile couchsync from source (~50 ms) while the
-        # baselines' httpx is compiled.
-        subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "couchsync")], check=True)
+        # Bytecode, as `pip install` compiles it for a regular install (scripts/bench
+        # makes one): run from an editable install, on a machine that sets
+        # PYTHONDONTWRITEBYTECODE, every run would compile couchsync from source (~50 ms)
+        # while the baselines' httpx is compiled.
+        import couchsync
+
+        package = Path(couchsync.__file__).parent
+        subprocess.run([PY, "-m", "compileall", "-q", str(package)], check=True)
+        self.install = ("editable install (scripts/bench measures a regular one)"
+                        if package == ROOT / "couchsync" else "regular install")
         OUT.mkdir(parents=True, exist_ok=True)
         self.data = make_jsonl(OUT / f"docs-{docs}.jsonl", docs)
         self.rows: list[Row] = []
@@ -305,7 +310,8 @@ def main() -> int:
     server_name = ("Apache CouchDB " + welcome.get("version", "?") if "couchdb" in welcome
                    else "PouchDB Server " + welcome.get("version", "?"))
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()} · {server_name}\n")
+          f"{os.cpu_count()} cores, Python {platform.python_version()} · {server_name} · "
+          f"couchsync: {bench.install}\n")
     print(print_table(bench.rows))
     return 0
 
