@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -248,11 +249,24 @@ class _Run:
                 self.finish(StepResult(step, False, error="skipped: the database was not created"))
             return
         db = self.client.database(database)
-        for batch in batched(steps, self.batch_size):
-            for result in _write_batch(db, batch):
-                self.finish(result)
-                if result.ok and result.step.kind is StepKind.DOCUMENT:
-                    self.learn(database, result)
+        # One batch in flight ahead: while the server writes a batch, this thread
+        # checks the answers to the one before and prepares the next. The sender is
+        # one thread, so batches still reach the server one at a time, in order.
+        with ThreadPoolExecutor(1, thread_name_prefix="couchsync-bulk-docs") as sender:
+            in_flight: tuple[Sequence[Step], Future[list[dict[str, Any]]]] | None = None
+            for batch in [*batched(steps, self.batch_size), None]:
+                sent = None if batch is None else (
+                    batch, sender.submit(db.bulk_docs, [_bulk_body(step) for step in batch]))
+                if in_flight is not None:
+                    self._finish_batch(database, db, *in_flight)
+                in_flight = sent
+
+    def _finish_batch(self, database: str, db: Database, batch: Sequence[Step],
+                      answers: Future[list[dict[str, Any]]]) -> None:
+        for result in _write_batch(db, batch, answers.result):
+            self.finish(result)
+            if result.ok and result.step.kind is StepKind.DOCUMENT:
+                self.learn(database, result)
 
     def learn(self, database: str, result: StepResult) -> None:
         """Remember what the ownership record must say about a written document."""
@@ -336,14 +350,21 @@ def _bulk_body(step: Step) -> dict[str, Any] | bytes:
     return body
 
 
-def _write_batch(db: Database, batch: Sequence[Step]) -> list[StepResult]:
-    """Write one batch; conflicts are re-read, re-diffed and retried. One result per step."""
+def _write_batch(db: Database, batch: Sequence[Step],
+                 sent: Callable[[], list[dict[str, Any]]] | None = None) -> list[StepResult]:
+    """Write one batch; conflicts are re-read, re-diffed and retried. One result per step.
+
+    ``sent``: the batch was already sent; this gives the server's answers.
+    """
     results: dict[str, StepResult] = {}
     origin = {step.id or "": step for step in batch}  # results name the plan's step
     pending: list[Step] = list(batch)
     for round_ in range(CONFLICT_ROUNDS + 1):
         try:
-            answers = db.bulk_docs([_bulk_body(step) for step in pending])
+            if round_ == 0 and sent is not None:
+                answers = sent()
+            else:
+                answers = db.bulk_docs([_bulk_body(step) for step in pending])
         except CouchError as exc:
             for step in pending:
                 results[step.id or ""] = StepResult(origin[step.id or ""], False,

@@ -213,6 +213,7 @@ class Plan:
 
 
 _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason")
+_ENUM_KEYS = frozenset({"action", "kind"})
 
 
 class StepView(Mapping[str, Any]):
@@ -224,10 +225,12 @@ class StepView(Mapping[str, Any]):
         self._step = step
 
     def __getitem__(self, key: str) -> Any:
+        # Read three times per step by the text renderer's counts: kept cheap.
+        if key in _ENUM_KEYS:
+            return getattr(self._step, key).value
         if key not in _STEP_KEYS:
             raise KeyError(key)
-        value = getattr(self._step, key)
-        return value.value if isinstance(value, Enum) else value
+        return getattr(self._step, key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(_STEP_KEYS)

@@ -350,6 +350,39 @@ def test_a_failed_write_is_reported_the_rest_applied_and_a_rerun_converges(
     assert plan(client, desired).is_empty
 
 
+def test_batches_written_one_ahead_keep_their_order_conflicts_and_failures(
+    client: Client, db_name: str, manifest: Manifest
+) -> None:
+    # Batches of 3: while one is written the answers to the one before are checked,
+    # and its conflicts re-read and retried, so outcomes must still land per step.
+    guard = {"validate_doc_update": "function (doc) { if (!doc._deleted && doc.bad) "
+                                    "{ throw({forbidden: 'no bad documents'}); } }"}
+    docs = [{"_id": f"d{i:02}", "v": 1} for i in range(11)]
+    sync(client, manifest({db_name: {"design_docs": {"guard": guard}, "documents": docs[:6]}}))
+    changed = [{**d, "v": 2} for d in docs]
+    changed[7]["bad"] = True  # a new document the server refuses (third batch)
+    desired = manifest({db_name: {"design_docs": {"guard": guard}, "documents": changed}})
+    made = plan(client, desired)
+    db = client.database(db_name)
+    db.update("d01", {"v": 99})  # conflicts in the first batch
+    db.bulk_docs([{"_id": "d06", "v": 7}])  # and a create that became an update, second
+
+    with pytest.raises(ApplyError) as caught:
+        apply_plan(client, made, desired, batch_size=3)
+    results = caught.value.results
+    assert [r.address for r in results] == [f"db:{db_name}/doc:d{i:02}" for i in range(11)]
+    assert [r.address for r in caught.value.failures] == [f"db:{db_name}/doc:d07"]
+    assert "no bad documents" in (caught.value.failures[0].error or "")
+    assert results[6].step.action is Action.UPDATE  # d06 existed by then
+    for i in (0, 1, 6, 10):
+        assert body(client, db_name, f"d{i:02}") == {"v": 2}
+    assert set(record(client, db_name)) == {f"d{i:02}" for i in range(11)} - {"d07"}
+    changed[7].pop("bad")
+    fixed = manifest({db_name: {"design_docs": {"guard": guard}, "documents": changed}})
+    assert addresses(sync(client, fixed, batch_size=3)[0]) == [f"+ db:{db_name}/doc:d07"]
+    assert plan(client, fixed).is_empty
+
+
 def test_an_update_keeps_the_attachments_on_the_server(
     client: Client, db_name: str, manifest: Manifest
 ) -> None:
