@@ -445,8 +445,9 @@ def _merge_record(db: Database, written: dict[str, ManagedDoc], removed: set[str
             managed.pop(doc_id, None)
         for doc_id, entry in written.items():
             before = managed.get(doc_id)
-            created = entry.created or (before is not None and before.created)
-            managed[doc_id] = ManagedDoc(entry.rev, entry.hash, created)
+            if before is not None and before.created and not entry.created:
+                entry = entry._replace(created=True)  # created by an earlier apply
+            managed[doc_id] = entry  # the same tuple: a million entries are not copied
         try:
             write_record(db, record, managed)
             return
