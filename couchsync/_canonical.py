@@ -104,10 +104,11 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS,
             text = _ENCODER.encode(_normalise(value))
     except NotJSONNumber:
         raise
-    except ValueError as exc:  # allow_nan=False, or an integer past int-to-str's limit
-        message = ("NaN and Infinity are not valid JSON numbers" if "float" in str(exc)
-                   else _TOO_LARGE)
-        raise NotJSONNumber(message) from None
+    except ValueError:
+        # A NaN or an infinity (allow_nan=False), or an integer too long to print: the
+        # number walk refuses the latter, so what is left is the former.
+        _normalise(value)
+        raise NotJSONNumber("NaN and Infinity are not valid JSON numbers") from None
     return text.encode("utf-8")
 
 

@@ -66,10 +66,10 @@ def load_and_read(
         desired = load_manifests(
             paths, on_declared=None if only else lambda declared: ahead.update(
                 prefetch(client, declared)))
-        return desired, read_live_state(client, desired, only=only, prefetched=ahead)
-    finally:
-        for unused in ahead.values():  # the load failed, or they were not needed
-            _close(unused.scan)
+    except BaseException:
+        _close_scans(ahead)
+        raise
+    return desired, read_live_state(client, desired, only=only, prefetched=ahead)
 
 
 @dataclass(slots=True)
@@ -99,14 +99,11 @@ def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
     for name, spec in declared.databases.items():
         db = client.database(name)
         try:
-            info = db.info()
-        except NotFound:
-            found[name] = Prefetched(None)
-            continue
+            info = _info(db)
         except CouchError as exc:
             found[name] = Prefetched(None, error=exc)
             break
-        if spec.state == "absent":
+        if info is None or spec.state == "absent":
             found[name] = Prefetched(info)
             continue
         try:
@@ -131,43 +128,38 @@ def read_live_state(
 
     ``prefetched``: what ``prefetch`` already asked for (its scans are read or closed).
     """
-    ahead = dict(prefetched or {})
+    ahead = prefetched or {}
     try:
         return LiveState({
             name: _read_database(client.database(name), desired.databases[name], scope,
-                                 ahead.pop(name, None))
+                                 ahead.get(name))
             for name, scope in resolve_only(desired, only).items()
         })
     finally:
-        for unused in ahead.values():
-            _close(unused.scan)
+        _close_scans(ahead)  # read to the end already, or not needed
 
 
-def _close(scan: Iterator[dict[str, Any]] | None) -> None:
-    close = getattr(scan, "close", None)
-    if close is not None:
-        close()
-
-
-def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
-                   ahead: Prefetched | None) -> LiveDatabase:
-    if ahead is not None and ahead.error is not None:
-        raise ahead.error
-    try:
-        return _read_database_with(db, spec, scope, ahead or Prefetched(_info(db)))
-    finally:
-        _close(ahead.scan if ahead else None)
+def _close_scans(prefetched: Mapping[str, Prefetched]) -> None:
+    for ahead in prefetched.values():
+        close = getattr(ahead.scan, "close", None)
+        if close is not None:
+            close()
 
 
 def _info(db: Database) -> dict[str, Any] | None:
+    """The database's info; None when it does not exist."""
     try:
         return db.info()
     except NotFound:
         return None
 
 
-def _read_database_with(db: Database, spec: DatabaseSpec, scope: Scope,
-                        ahead: Prefetched) -> LiveDatabase:
+def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
+                   ahead: Prefetched | None) -> LiveDatabase:
+    if ahead is None:
+        ahead = Prefetched(_info(db))
+    elif ahead.error is not None:
+        raise ahead.error
     info = ahead.info
     if info is None:
         return LiveDatabase(db.name, exists=False)
