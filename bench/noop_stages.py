@@ -1,6 +1,9 @@
 """Where a no-op plan's time goes: stage by stage, in one process, after a real apply.
 
-    python bench/noop_stages.py [DOCS]      (default 10,000; starts a local server)
+    python bench/noop_stages.py [DOCS] [--server couchdb|pouchdb] [--couchdb-port P]
+
+(default 10,000 documents; starts a local server as bench/run.py does, or uses
+``COUCHSYNC_BENCH_URL``.)
 
 Prints the median of 5 runs of: loading the manifests without and with the
 data-file cache, one revisions-only ``_all_docs`` scan on its own (what the
@@ -12,6 +15,7 @@ measured by ``python -X importtime`` and bench/run.py, not here.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -23,8 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "testserver"), str(ROOT / "bench")]
 
-import pouchdb  # noqa: E402
-from run import OUT, make_jsonl, write_manifest  # noqa: E402
+from run import OUT, bench_server, default_server, make_jsonl, write_manifest  # noqa: E402
 
 from couchsync import (  # noqa: E402
     Client,
@@ -36,7 +39,12 @@ from couchsync import (  # noqa: E402
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("docs", type=int, nargs="?", default=10_000)
+    parser.add_argument("--server", choices=("couchdb", "pouchdb"), default=None)
+    parser.add_argument("--couchdb-port", type=int, default=None)
+    args = parser.parse_args()
+    count = args.docs
     OUT.mkdir(parents=True, exist_ok=True)
     data = make_jsonl(OUT / f"docs-{count}.jsonl", count)
     manifest = write_manifest(OUT / f"stages-{count}" / "manifest.yaml", "bench_stages", data)
@@ -44,7 +52,7 @@ def main() -> None:
     stages = ("load, no cache", "load, cached", "scan alone", "live read after load",
               "load_and_read, no cache", "load_and_read, cached", "plan")
     times: dict[str, list[float]] = {name: [] for name in stages}
-    with pouchdb.running_server() as url:
+    with bench_server(args.server or default_server(), args.couchdb_port) as url:
         subprocess.run([str(Path(sys.executable).parent / "couchsync"), "apply", str(manifest),
                         "--yes"], env=dict(os.environ, COUCHDB_URL=url,
                                            COUCHSYNC_CACHE_DIR=cache),
