@@ -58,6 +58,20 @@ def is_couchdb(server_kind: str) -> bool:
     return server_kind == "couchdb"
 
 
+@pytest.fixture(autouse=True)
+def _couchdb_only(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.couchdb_only("what PouchDB Server lacks")``: the test runs for real
+    on Apache CouchDB and is skipped, with that reason, on PouchDB Server."""
+    marker = request.node.get_closest_marker("couchdb_only")
+    if marker is None:
+        return
+    reason = marker.args[0] if marker.args else marker.kwargs.get("reason")
+    if not reason:
+        pytest.fail("@pytest.mark.couchdb_only needs a reason: what PouchDB Server lacks")
+    if request.getfixturevalue("server_kind") != "couchdb":
+        pytest.skip(f"Apache CouchDB only, the server under test is PouchDB Server: {reason}")
+
+
 @pytest.fixture
 def db_name_factory(couch_url: str) -> Iterator[Callable[[], str]]:
     """Make unique database names; every database so named is deleted afterwards."""

@@ -39,9 +39,14 @@ class IndexQuery:
 
 @dataclass
 class FindQuery:
-    """A Mango query; ``to_dict()`` is the ``POST /{db}/_find`` body (unset options left out)."""
+    """A Mango query; ``to_dict()`` is the ``POST /{db}/_find`` body (unset options left out).
 
-    selector: dict[str, Any]
+    Like ``IndexQuery`` it can be made empty and filled in afterwards, as with
+    pycouchdb: ``q = FindQuery(); q.selector["type"] = "user"``. Each instance has
+    its own ``selector`` dict; an empty one (``{}``) matches every document.
+    """
+
+    selector: dict[str, Any] = field(default_factory=dict)
     fields: list[str] | None = None
     sort: list[Any] | None = None
     limit: int | None = None

@@ -30,6 +30,30 @@ def db(client: Client, db_name: str) -> Database:
     return client.database(db_name)
 
 
+class RecordingTransport(httpx.BaseTransport):
+    """Sends every request to the real server (httpx.HTTPTransport) and records
+    ``(method, path)`` of each, to show which endpoints a call used."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def recording_client(couch_url: str) -> Iterator[tuple[Client, RecordingTransport]]:
+    """A Client on the server under test whose requests are recorded, closed afterwards."""
+    transport = RecordingTransport()
+    with Client(couch_url, transport=transport) as cli:
+        yield cli, transport
+
+
 class Recorder:
     """A MockTransport handler that answers from a route table and records requests."""
 

@@ -127,6 +127,7 @@ class ScriptedServer:
         self.requests: list[bytes] = []
         self.connections = 0
         self.closed = threading.Event()
+        self._arrived = threading.Condition()
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen()
@@ -166,7 +167,9 @@ class ScriptedServer:
                                if line.lower().startswith(b"content-length:")), 0)
                 while len(buf) < length:
                     buf += conn.recv(65536)
-                self.requests.append(head + b"\r\n\r\n" + buf[:length])
+                with self._arrived:
+                    self.requests.append(head + b"\r\n\r\n" + buf[:length])
+                    self._arrived.notify_all()
                 buf = buf[length:]
                 action = self.script[len(self.requests) - 1]
                 if action == "drop":
@@ -176,6 +179,14 @@ class ScriptedServer:
                     return
                 assert isinstance(action, bytes)
                 conn.sendall(action)
+
+    def wait_for_requests(self, count: int, timeout: float = 10) -> None:
+        """Wait until ``count`` requests have arrived; fail the test, saying so, if they
+        have not within ``timeout`` seconds."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.requests) >= count, timeout):
+                pytest.fail(f"the scripted server got {len(self.requests)} of the {count} "
+                            f"requests expected within {timeout} s")
 
     def close(self) -> None:
         self._sock.close()
@@ -301,10 +312,7 @@ def test_an_early_exchange_sends_what_request_sends_and_answers_later(scripted: 
     conn.request("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
     early = conn.send_early("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
     assert early is not None
-    for _ in range(100):  # sent before anything is read back
-        if len(server.requests) == 2:
-            break
-        threading.Event().wait(0.01)
+    server.wait_for_requests(2)  # sent before anything is read back
     assert server.requests[1] == server.requests[0]
     assert early.result().json() == {"rows": []}
     assert server.connections == 2  # its own connection, closed once read

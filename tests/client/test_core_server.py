@@ -20,6 +20,7 @@ from couchsync.client import (
 )
 
 MockClient = Callable[..., tuple[Client, Any]]
+RecordingClient = tuple[Client, Any]  # conftest.recording_client: (client, RecordingTransport)
 
 
 @pytest.fixture
@@ -46,16 +47,20 @@ def test_is_up_false_when_nothing_listens() -> None:
         assert nobody.is_up() is False
 
 
-@pytest.mark.couchdb_only
-def test_is_up_uses_up_endpoint(is_couchdb: bool, server: Server, mock_client: MockClient) -> None:
-    """GET /_up: real on CouchDB; PouchDB Server has no _up, so CouchDB's documented answers
-    (200 {"status":"ok"}, 404 {"status":"maintenance_mode"}) are served by MockTransport."""
-    if is_couchdb:
-        assert server._send("GET", "/_up").json()["status"] == "ok"
-        return
-    cli, recorder = mock_client({("GET", "/_up"): (200, {"status": "ok"})})
+@pytest.mark.couchdb_only("PouchDB Server has no /_up")
+def test_is_up_uses_up_endpoint(recording_client: RecordingClient) -> None:
+    """One GET /_up, answered 200 {"status": "ok"}."""
+    cli, transport = recording_client
     assert cli.server.is_up() is True
-    assert [r.url.path for r in recorder.requests] == ["/_up"]
+    assert transport.sent == [("GET", "/_up")]
+    assert cli.server._send("GET", "/_up").json()["status"] == "ok"
+
+
+def test_is_up_false_in_maintenance_mode(mock_client: MockClient) -> None:
+    """CouchDB in maintenance mode answers GET /_up with 404 {"status": "maintenance_mode"}.
+    A stand-in (httpx.MockTransport) serves that documented answer: PouchDB Server has no
+    maintenance mode, and putting the shared CouchDB under test into it would disturb the
+    rest of the suite (on a cluster the other nodes stop using this node's shard copies)."""
     cli, recorder = mock_client({("GET", "/_up"): (404, {"status": "maintenance_mode"})})
     assert cli.server.is_up() is False
     assert [r.url.path for r in recorder.requests] == ["/_up"]
@@ -98,21 +103,18 @@ def test_dbs_info_on_the_real_server(client: Client, db: Database, db_name_facto
     assert rows[1] == {"key": missing, "error": "not_found"}
 
 
-@pytest.mark.couchdb_only
+@pytest.mark.couchdb_only("PouchDB Server has no POST /_dbs_info (its fallback is tested above)")
 def test_dbs_info_uses_one_post(
-    is_couchdb: bool, client: Client, db: Database, mock_client: MockClient
+    recording_client: RecordingClient, db: Database, db_name_factory: Any
 ) -> None:
-    """POST /_dbs_info (CouchDB >= 2.2): real on CouchDB; PouchDB Server lacks it (the
-    fallback is tested above), so there CouchDB's documented answer comes from MockTransport."""
-    if is_couchdb:
-        rows = client.server.dbs_info(db.name)
-        assert rows[0]["key"] == db.name and rows[0]["info"]["db_name"] == db.name
-        return
-    answer = [{"key": "a", "info": {"db_name": "a"}}, {"key": "b", "error": "not_found"}]
-    cli, recorder = mock_client({("POST", "/_dbs_info"): (200, answer)})
-    assert cli.server.dbs_info("a", "b") == answer
-    assert len(recorder.requests) == 1
-    assert json.loads(recorder.requests[0].content) == {"keys": ["a", "b"]}
+    """POST /_dbs_info (CouchDB >= 2.2): one request for several names, answers in order."""
+    cli, transport = recording_client
+    missing = db_name_factory()
+    rows = cli.server.dbs_info(db.name, missing)
+    assert transport.sent == [("POST", "/_dbs_info")]
+    assert [row["key"] for row in rows] == [db.name, missing]
+    assert rows[0]["info"]["db_name"] == db.name
+    assert rows[1] == {"key": missing, "error": "not_found"}
 
 
 def test_dbs_info_is_sent_in_batches_of_100(handler_client: Any) -> None:
@@ -142,6 +144,9 @@ def test_server_errors_are_server_scoped(mock_client: MockClient) -> None:
 def test_server_as_context_manager(couch_url: str) -> None:
     with Server(couch_url) as server:
         assert server.info()
-    assert couch_url.split("@")[0].rsplit(":", 1)[1] not in repr(server)
+    # Only the password as it stands in a URL is looked for: the bare string may occur in
+    # other words (admin:admin has its password in the user name).
+    user, password = couch_url.split("://", 1)[1].split("@")[0].split(":", 1)
+    assert f":{password}@" not in repr(server) and f"{user}:***@" in repr(server)
     with pytest.raises(ClientClosedError):
         server.info()
