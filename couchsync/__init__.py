@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # client core
     "BadRequest": "couchsync.client",
+    "BulkResults": "couchsync.client",
     "Client": "couchsync.client",
     "ClientClosedError": "couchsync.client",
     "Conflict": "couchsync.client",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from couchsync.apply import ApplyError, ApplyResult, apply_plan
     from couchsync.client import (
         BadRequest,
+        BulkResults,
         Client,
         ClientClosedError,
         Conflict,

@@ -9,14 +9,30 @@ Documents and design docs go through ``_bulk_docs`` in batches, every item's
 result checked. A conflict means the document changed since the plan was
 made: it is re-read and re-diffed against the desired body with the
 planner's own comparison, and written again while still needed (at most
-``CONFLICT_ROUNDS`` more times). Any other failure is recorded and apply
+``CONFLICT_ROUNDS`` more times). Any other refusal is recorded and apply
 carries on with what it can; at the end ``ApplyError`` lists every failure.
 Re-running converges, since a new plan starts from what was done.
+
+Losing the server (refused, reset, timeout, protocol error) is different: apply
+stops at once with ``ApplyInterrupted``, which says what was done and what not.
+
+Crashes lose nothing: before the first document of a database is written, the
+ids it will create are written ahead into its ownership record as *pending*
+entries, so a process killed at any instant leaves no document that ``prune``
+cannot find later. The next plan confirms the pending entries whose documents
+hold what the manifests say (``Plan.confirm``).
+
+On a cluster, every write goes with ``w`` = the database's ``n``: answered
+``201``, it is on every shard copy, so a design doc's ``validate_doc_update``
+is in force on every node before the documents after it, and a re-plan that
+reads any copy sees it. A ``202 Accepted`` (fewer copies: a node is down) is
+not an error, but it is counted and reported (``ApplyResult.warnings``).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -25,6 +41,7 @@ from itertools import groupby
 from typing import Any
 
 from couchsync.client import (
+    BulkResults,
     Client,
     Conflict,
     CouchError,
@@ -32,19 +49,24 @@ from couchsync.client import (
     IndexQuery,
     NotFound,
     PreconditionFailed,
+    TransportError,
 )
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
-from couchsync.plan._ownership import RECORD_ID, read_record, write_record
+from couchsync.plan._ownership import RECORD_ID, Record, read_record, write_record
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
-__all__ = ["ApplyError", "ApplyResult", "StepResult", "apply_plan"]
+__all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply_plan"]
 
 #: How many times a document that conflicted is re-read and written again.
 CONFLICT_ROUNDS = 3
+#: Failures the text of ApplyError lists one by one; JSON output lists all.
+SHOWN_FAILURES = 20
+#: How long apply waits for a new Mango index to be listed by every node (clusters).
+INDEX_VISIBLE_SECONDS = 30.0
 
 Progress = Callable[[int, int], None]
 
@@ -80,6 +102,10 @@ class ApplyResult:
     """Every step's outcome, in the order the steps ran."""
 
     results: list[StepResult] = field(default_factory=list)
+    #: What did not fail but is not plain success either (writes answered 202).
+    warnings: list[str] = field(default_factory=list)
+    #: Ownership-record entries confirmed (``Plan.confirm``).
+    confirmed: int = 0
 
     @property
     def failures(self) -> list[StepResult]:
@@ -127,9 +153,41 @@ class ApplyError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        lines = [f"apply failed for {len(self.failures)} of {len(self.results)} steps:"]
-        lines += [f"  {failure.address}: {failure.error}" for failure in self.failures]
+        lines = [f"apply failed for {len(self.failures):,} of {len(self.results):,} steps:"]
+        lines += [f"  {failure.address}: {failure.error}"
+                  for failure in self.failures[:SHOWN_FAILURES]]
+        if len(self.failures) > SHOWN_FAILURES:
+            lines.append(f"  … and {len(self.failures) - SHOWN_FAILURES:,} more "
+                         "(--format json lists every one)")
         return "\n".join(lines)
+
+
+class ApplyInterrupted(Exception):
+    """Apply stopped before the end: the server was lost, or the apply lock was taken.
+
+    Its text is a few lines: why, what was done and what not (counts), how to go on.
+    """
+
+    def __init__(self, cause: str, results: list[StepResult], total: int) -> None:
+        self.cause = cause
+        self.results = results
+        self.total = total
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        done = ApplyResult(self.results)
+        counts = done.counts()
+        failed = len(done.failures)
+        return "\n".join([
+            f"apply stopped: {self.cause}",
+            f"Done before it: {len(self.results) - failed:,} of {self.total:,} steps "
+            f"({counts['create']:,} created, {counts['update']:,} updated, "
+            f"{counts['delete']:,} deleted)" + (f", {failed:,} refused" if failed else "")
+            + f"; not done: {self.total - len(self.results):,}.",
+            "Nothing is orphaned: the ownership records list every document this apply "
+            "set out to create.",
+            "Run the same apply again (once the server is back) to finish.",
+        ])
 
 
 def apply_plan(
@@ -139,24 +197,39 @@ def apply_plan(
     *,
     batch_size: int = 1000,
     on_progress: Progress | None = None,
+    check_lock: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Run ``plan`` (made from ``desired``) against the server behind ``client``.
 
-    ``on_progress(done, total)`` is called as steps complete. Raises
-    ``ApplyError`` (with every step's outcome) if any step failed.
+    ``on_progress(done, total)`` is called as steps complete. ``check_lock`` is
+    called before each write and raises when this apply no longer holds its
+    lock (``LockSet.check``). Raises ``ApplyError`` (with every step's outcome)
+    if any step failed, ``ApplyInterrupted`` when the server was lost or the
+    lock taken (nothing more is written then).
     """
     _check_desired_covers(plan, desired)
-    run = _Run(client, desired, batch_size, len(plan.steps), on_progress)
+    run = _Run(client, desired, batch_size, len(plan.steps), on_progress, check_lock)
     phases: dict[int, list[Step]] = {}
     for step in plan.steps:
         for phase in _phases(step):
             phases.setdefault(phase, []).append(step)
-    for phase in sorted(phases):
-        run.phase(phase, phases[phase])
-    run.write_ownership_records()
+    try:
+        for phase in sorted(phases):
+            run.phase(phase, phases[phase])
+        run.write_ownership_records(plan.confirm)
+    except TransportError as exc:
+        raise ApplyInterrupted(f"lost the server: {exc}", run.result.results,
+                               len(plan.steps)) from None
+    except _Stop as exc:
+        raise ApplyInterrupted(str(exc), run.result.results, len(plan.steps)) from None
+    run.report_partial_writes()
     if run.result.failures:
         raise ApplyError(run.result.results)
     return run.result
+
+
+class _Stop(Exception):
+    """The lock check failed: raised through the phases, turned into ApplyInterrupted."""
 
 
 def _check_desired_covers(plan: Plan, desired: DesiredState) -> None:
@@ -191,22 +264,46 @@ class _Run:
     """The state of one apply: results so far, progress, and what the record must learn."""
 
     def __init__(self, client: Client, desired: DesiredState, batch_size: int, total: int,
-                 on_progress: Progress | None) -> None:
+                 on_progress: Progress | None, check_lock: Callable[[], None] | None) -> None:
         self.client = client
         self.desired = desired
         self.batch_size = batch_size
         self.total = total
         self.on_progress = on_progress
+        self.check_lock = check_lock
         self.result = ApplyResult()
         self.blocked: set[str] = set()  # databases that could not be created
         self.replacing: set[str] = set()  # addresses of replaces whose delete half succeeded
         self.written: dict[str, dict[str, ManagedDoc]] = {}  # db → id → new record entry
         self.removed: dict[str, set[str]] = {}  # db → ids deleted
+        self.intended: dict[str, set[str]] = {}  # db → ids written ahead as pending
+        self.records: dict[str, Record] = {}  # db → its record as this apply last wrote it
+        self.copies: dict[str, int | None] = {}  # db → n (shard copies), None off a cluster
+        self.partial: dict[str, int] = {}  # db → writes answered 202
+        self.new_indexes: dict[str, set[str]] = {}  # db → index names created
+
+    def guard(self) -> None:
+        """Before each write: stop if the lock was taken from this apply."""
+        if self.check_lock is not None:
+            try:
+                self.check_lock()
+            except Exception as exc:
+                raise _Stop(str(exc)) from exc
+
+    def w(self, database: str) -> int | None:
+        """The ``w`` for writes to ``database``: its ``n`` on a cluster (every copy)."""
+        if database not in self.copies:
+            try:
+                cluster = self.client.database(database).info().get("cluster") or {}
+            except NotFound:
+                cluster = {}
+            self.copies[database] = cluster.get("n") if cluster.get("n", 1) > 1 else None
+        return self.copies[database]
 
     def phase(self, phase: int, steps: list[Step]) -> None:
         if phase in (_DESIGN, _DOCS):
             for database, group in groupby(steps, key=lambda s: s.database):
-                self.write_documents(database, list(group))
+                self.write_documents(database, list(group), ahead=phase == _DOCS)
             return
         for step in steps:
             if step.action is not Action.REPLACE:
@@ -215,6 +312,8 @@ class _Run:
                 self.delete_half_of_replace(step)
             elif step.address in self.replacing:  # else its failure is already recorded
                 self.run_one(step, phase)
+        if phase == _INDEX_CREATE:
+            self.wait_for_indexes()
 
     def finish(self, result: StepResult, count: bool = True) -> None:
         self.result.results.append(result)
@@ -225,48 +324,128 @@ class _Run:
         if step.database in self.blocked:
             self.finish(StepResult(step, False, error="skipped: the database was not created"))
             return
+        self.guard()
         try:
             _SIMPLE[phase](self.client, step)
+        except TransportError:
+            raise
         except CouchError as exc:
             if phase == _CREATE_DB:
                 self.blocked.add(step.database)
             self.finish(StepResult(step, False, error=_reason(exc)))
         else:
+            if phase == _INDEX_CREATE:
+                self.new_indexes.setdefault(step.database, set()).add(step.id or "")
             self.finish(StepResult(step, True))
 
     def delete_half_of_replace(self, step: Step) -> None:
         """Delete the old index; its create half (and its result) come in the next phase."""
+        self.guard()
         try:
             _delete_index(self.client, step)
+        except TransportError:
+            raise
         except CouchError as exc:
             self.finish(StepResult(step, False, error=f"deleting the old index: {_reason(exc)}"))
         else:
             self.replacing.add(step.address)
 
-    def write_documents(self, database: str, steps: list[Step]) -> None:
+    def wait_for_indexes(self) -> None:
+        """Until every node lists the indexes just created (a cluster lists them from one
+        copy of the design docs, which may lag): so that a re-plan does not miss them."""
+        for database, names in self.new_indexes.items():
+            db = self.client.database(database)
+            deadline = time.monotonic() + INDEX_VISIBLE_SECONDS
+            while True:
+                listed = {index["name"] for index in db.get_indexes()["indexes"]}
+                if names <= listed:
+                    break
+                if time.monotonic() > deadline:
+                    self.result.warnings.append(
+                        f"db:{database}: {len(names - listed)} new indexes not yet listed "
+                        f"by every node after {INDEX_VISIBLE_SECONDS:.0f} s")
+                    break
+                time.sleep(0.05)
+        self.new_indexes.clear()
+
+    def write_documents(self, database: str, steps: list[Step], *, ahead: bool) -> None:
         if database in self.blocked:
             for step in steps:
                 self.finish(StepResult(step, False, error="skipped: the database was not created"))
             return
         db = self.client.database(database)
+        w = self.w(database)
+        if ahead and not self.write_ahead(database, db, steps):
+            return
         # One batch in flight ahead: while the server writes a batch, this thread
         # checks the answers to the one before and prepares the next. The sender is
         # one thread, so batches still reach the server one at a time, in order.
         with ThreadPoolExecutor(1, thread_name_prefix="couchsync-bulk-docs") as sender:
-            in_flight: tuple[Sequence[Step], Future[list[dict[str, Any]]]] | None = None
+            in_flight: tuple[Sequence[Step], Future[BulkResults]] | None = None
             for batch in [*batched(steps, self.batch_size), None]:
+                if batch is not None:
+                    self.guard()
                 sent = None if batch is None else (
-                    batch, sender.submit(db.bulk_docs, [_bulk_body(step) for step in batch]))
-                if in_flight is not None:
-                    self._finish_batch(database, db, *in_flight)
+                    batch, sender.submit(db.bulk_docs, [_bulk_body(step) for step in batch],
+                                         w=w))
+                try:
+                    if in_flight is not None:
+                        self._finish_batch(database, db, *in_flight)
+                except BaseException:
+                    if sent is not None:
+                        sent[1].cancel()
+                    raise
                 in_flight = sent
 
+    def write_ahead(self, database: str, db: Database, steps: list[Step]) -> bool:
+        """Record the ids about to be created as pending entries, before any is written.
+
+        False (every step failed) when the record cannot be written: documents
+        written then could be orphaned by a crash.
+        """
+        creates = {step.id or "": step for step in steps if step.action is Action.CREATE}
+        if not creates:
+            return True
+        self.guard()
+        try:
+            record = read_record(db)
+            managed = dict(record.managed)
+            for doc_id in creates:
+                before = managed.get(doc_id)  # an entry whose document was deleted since
+                managed[doc_id] = ManagedDoc(
+                    before.rev if before else "", self._hash(database, doc_id), True)
+            self.records[database] = write_record(db, record, managed, w=self.w(database))
+        except TransportError:
+            raise
+        except (CouchError, PlanError) as exc:
+            reason = f"the ownership record could not be written ahead: {exc}"
+            for step in steps:
+                self.finish(StepResult(step, False, error=reason))
+            return False
+        self.intended[database] = set(creates)
+        return True
+
+    def _hash(self, database: str, doc_id: str) -> str:
+        return self.desired.databases[database].documents[doc_id].hash
+
     def _finish_batch(self, database: str, db: Database, batch: Sequence[Step],
-                      answers: Future[list[dict[str, Any]]]) -> None:
-        for result in _write_batch(db, batch, answers.result):
+                      answers: Future[BulkResults]) -> None:
+        for result in _write_batch(db, batch, answers.result, w=self.w(database),
+                                   on_partial=lambda: self.count_partial(database)):
             self.finish(result)
             if result.ok and result.step.kind is StepKind.DOCUMENT:
                 self.learn(database, result)
+
+    def count_partial(self, database: str) -> None:
+        self.partial[database] = self.partial.get(database, 0) + 1
+
+    def report_partial_writes(self) -> None:
+        for database, count in sorted(self.partial.items()):
+            self.result.warnings.append(
+                f"db:{database}: {count:,} write request{'s' if count != 1 else ''} stored "
+                f"on fewer than all {self.copies.get(database) or 'its'} copies "
+                "(202 Accepted: is a node down?). They reach the other copies when it is "
+                "back; until then a plan may not see them.")
 
     def learn(self, database: str, result: StepResult) -> None:
         """Remember what the ownership record must say about a written document."""
@@ -275,21 +454,29 @@ class _Run:
         if result.rev is None:  # deleted (or found already gone)
             self.removed.setdefault(database, set()).add(doc_id)
             return
-        spec = self.desired.databases[database].documents[doc_id]
         self.written.setdefault(database, {})[doc_id] = ManagedDoc(
-            rev=result.rev, hash=spec.hash, created=step.action is Action.CREATE
+            rev=result.rev, hash=self._hash(database, doc_id),
+            created=step.action is Action.CREATE
         )
 
-    def write_ownership_records(self) -> None:
-        for database in dict.fromkeys([*self.written, *self.removed]):
+    def write_ownership_records(self, confirm: dict[str, dict[str, ManagedDoc]]) -> None:
+        for database in dict.fromkeys([*self.written, *self.removed, *self.intended, *confirm]):
+            self.guard()
             db = self.client.database(database)
-            written, removed = self.written.get(database, {}), self.removed.get(database, set())
+            written = {**confirm.get(database, {}), **self.written.get(database, {})}
+            not_written = self.intended.get(database, set()) - written.keys()
+            removed = self.removed.get(database, set())
             try:
-                _merge_record(db, written, removed)
+                _merge_record(db, self.records.get(database), written, removed, not_written,
+                              w=self.w(database))
+            except TransportError:
+                raise
             except CouchError as exc:
                 step = Step(Action.UPDATE, StepKind.DOCUMENT, database, RECORD_ID,
                             reason="ownership record")
                 self.finish(StepResult(step, False, error=_reason(exc)), count=False)
+            else:
+                self.result.confirmed += len(confirm.get(database, {}))
 
 
 def _reason(exc: CouchError) -> str:
@@ -351,10 +538,13 @@ def _bulk_body(step: Step) -> dict[str, Any] | bytes:
 
 
 def _write_batch(db: Database, batch: Sequence[Step],
-                 sent: Callable[[], list[dict[str, Any]]] | None = None) -> list[StepResult]:
+                 sent: Callable[[], BulkResults] | None = None, *, w: int | None = None,
+                 on_partial: Callable[[], None] | None = None) -> list[StepResult]:
     """Write one batch; conflicts are re-read, re-diffed and retried. One result per step.
 
     ``sent``: the batch was already sent; this gives the server's answers.
+    ``on_partial`` is called for each answer ``202 Accepted``. A lost server
+    (TransportError) is raised: nothing more should be tried then.
     """
     results: dict[str, StepResult] = {}
     origin = {step.id or "": step for step in batch}  # results name the plan's step
@@ -364,12 +554,16 @@ def _write_batch(db: Database, batch: Sequence[Step],
             if round_ == 0 and sent is not None:
                 answers = sent()
             else:
-                answers = db.bulk_docs([_bulk_body(step) for step in pending])
+                answers = db.bulk_docs([_bulk_body(step) for step in pending], w=w)
+        except TransportError:
+            raise
         except CouchError as exc:
             for step in pending:
                 results[step.id or ""] = StepResult(origin[step.id or ""], False,
                                                     error=_reason(exc))
             break
+        if answers.accepted and on_partial is not None:
+            on_partial()
         # Matched by id, not position: PouchDB Server lists rejected items first.
         by_id = {answer.get("id"): answer for answer in answers}
         conflicted = []
@@ -431,25 +625,33 @@ def _rediff(
 # -- the ownership record
 
 
-def _merge_record(db: Database, written: dict[str, ManagedDoc], removed: set[str]) -> None:
+def _merge_record(db: Database, known: Record | None, written: dict[str, ManagedDoc],
+                  removed: set[str], not_written: set[str], *, w: int | None = None) -> None:
     """Fold this apply's writes into the ownership record, keeping every other entry.
 
     Entries of documents this apply did not touch (other ``only`` selections,
-    documents dropped from the manifests without ``prune``) stay as they are.
-    A concurrent writer makes it re-read and merge again.
+    documents dropped from the manifests without ``prune``) stay as they are;
+    pending entries this apply wrote ahead for documents it then failed to
+    create (``not_written``) go. ``known``: the record as this apply wrote it
+    ahead (under its lock, so not read again). A concurrent writer, where the
+    server checks ``_local`` revisions, makes it re-read and merge again.
     """
     for attempt in range(CONFLICT_ROUNDS + 1):
-        record = read_record(db)
+        record = known if known is not None and attempt == 0 else read_record(db)
         managed = dict(record.managed)
         for doc_id in removed:
             managed.pop(doc_id, None)
+        for doc_id in not_written:
+            entry = managed.get(doc_id)
+            if entry is not None and entry.pending:
+                del managed[doc_id]
         for doc_id, entry in written.items():
             before = managed.get(doc_id)
             if before is not None and before.created and not entry.created:
                 entry = entry._replace(created=True)  # created by an earlier apply
             managed[doc_id] = entry  # the same tuple: a million entries are not copied
         try:
-            write_record(db, record, managed)
+            write_record(db, record, managed, w=w)
             return
         except Conflict:
             if attempt == CONFLICT_ROUNDS:

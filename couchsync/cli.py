@@ -22,6 +22,7 @@ import typer
 
 if TYPE_CHECKING:
     from couchsync.client import Client
+    from couchsync.lock import LockReader
     from couchsync.manifest import DesiredState
     from couchsync.plan import Plan
 
@@ -120,12 +121,25 @@ def _load(paths: list[Path]) -> DesiredState:
     return load_manifests(paths)
 
 
-def _plan(client: Client, paths: list[Path], only: list[str] | None) -> tuple[DesiredState,
-                                                                              Plan]:
+def _plan(client: Client, paths: list[Path], only: list[str] | None
+          ) -> tuple[DesiredState, Plan, LockReader]:
+    """Load and plan; the apply locks are read before the databases (see couchsync.lock)."""
+    from couchsync.lock import LockReader
     from couchsync.plan import load_and_read, plan_changes
 
-    desired, live = load_and_read(client, paths, only=only)
-    return desired, plan_changes(desired, live, only=only)
+    locks = LockReader(client)
+    desired, live = load_and_read(client, paths, only=only, before_read=locks)
+    return desired, plan_changes(desired, live, only=only), locks
+
+
+def _tell_locks(locks: LockReader) -> None:
+    """A note on stderr for each database another apply holds (plan never takes a lock)."""
+    held = locks.held()
+    for name in sorted(held)[:10]:
+        typer.echo(f"Note: {name} is locked by an apply: {held[name].describe()}; "
+                   "this plan may be out of date when it ends.", err=True)
+    if len(held) > 10:
+        typer.echo(f"Note: … and {len(held) - 10:,} more databases locked.", err=True)
 
 
 def _show(plan: Plan, fmt: str) -> None:
@@ -179,10 +193,26 @@ def plan(
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user) as client:
-            result = _plan(client, paths, only)[1]
+            _, result, locks = _plan(client, paths, only)
+            _tell_locks(locks)
         _show(result, fmt)
+        if fmt == "text" and result.confirm:
+            typer.echo(f"\nApply will also confirm {result.confirmations():,} ownership-record "
+                       "entries left pending by an interrupted apply.")
     if detailed_exitcode and not result.is_empty:
         raise typer.Exit(2)
+
+
+LockTimeout = Annotated[
+    float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
+                        help="Wait this long for another apply's lock on a database "
+                             "[default: 0, fail at once].", show_default=False)
+]
+LockTTL = Annotated[
+    float, typer.Option("--lock-ttl", min=5, metavar="SECONDS",
+                        help="A lock not renewed for this long (its apply was killed) may be "
+                             "taken over.")
+]
 
 
 @app.command()
@@ -196,36 +226,73 @@ def apply(
         int, typer.Option("--batch-size", min=1, max=10000, help="Documents per _bulk_docs.")
     ] = 1000,
     only: Only = None,
+    lock_timeout: LockTimeout = 0.0,
+    lock_ttl: LockTTL = 600.0,
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
 
+    Holds a lock on every database it covers while it writes: a second apply
+    over the same databases fails (or waits, --lock-timeout) naming the holder.
+
     Example: couchsync apply manifests/ --yes
     """
-    from couchsync.apply import ApplyError, ApplyResult, apply_plan
+    from couchsync.apply import ApplyError, ApplyInterrupted, ApplyResult, apply_plan
+    from couchsync.lock import LockSet
+    from couchsync.plan import plan_changes, read_live_state, resolve_only
 
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user) as client:
-            desired, changes = _plan(client, paths, only)
-            if changes.is_empty:
+            desired, changes, locks = _plan(client, paths, only)
+            if changes.is_empty and not changes.confirm:
                 if fmt == "json":
                     typer.echo(ApplyResult().to_json(changes))
                 else:
                     _show(changes, fmt)  # "No changes. ..."
                 return
-            if fmt == "text":
+            if fmt == "text" and not changes.is_empty:
                 _show(changes, fmt)
-            if not yes:
+            if not yes and not changes.is_empty:
                 _confirm(changes, show=fmt == "json")
-            try:
-                with _progress() as on_progress:
-                    result = apply_plan(client, changes, desired, batch_size=batch_size,
-                                        on_progress=on_progress)
-            except ApplyError as exc:
-                if fmt == "json":  # stdout holds the report either way; the reasons go below
-                    typer.echo(ApplyResult(exc.results).to_json(changes))
-                raise
-        typer.echo(result.to_json(changes) if fmt == "json" else result.summary())
+            lockset = LockSet(client, sorted(resolve_only(desired, only)), locks.result(),
+                              ttl=lock_ttl, on_notice=lambda text: typer.echo(f"Note: {text}",
+                                                                              err=True))
+            lockset.acquire(lock_timeout)
+            with lockset:
+                if lockset.stale:  # another apply ran since the plan was read: plan again
+                    shown = changes
+                    changes = plan_changes(desired, read_live_state(client, desired, only=only),
+                                           only=only)
+                    if changes.to_dict() != shown.to_dict():
+                        _replanned(changes, fmt, yes)
+                try:
+                    with _progress() as on_progress:
+                        result = apply_plan(client, changes, desired, batch_size=batch_size,
+                                            on_progress=on_progress, check_lock=lockset.check)
+                except (ApplyError, ApplyInterrupted) as exc:
+                    if fmt == "json":  # stdout holds the report either way; reasons go below
+                        typer.echo(ApplyResult(exc.results).to_json(changes))
+                    raise
+        for warning in result.warnings:
+            typer.echo(f"Warning: {warning}", err=True)
+        if fmt == "json":
+            typer.echo(result.to_json(changes))
+        else:
+            if result.confirmed:
+                typer.echo(f"Ownership records: {result.confirmed:,} entries left pending by "
+                           "an interrupted apply confirmed.")
+            if not changes.is_empty:
+                typer.echo(result.summary())
+
+
+def _replanned(changes: Plan, fmt: str, yes: bool) -> None:
+    """The plan changed while waiting for the lock: show the new one, ask again."""
+    typer.echo("\nAnother apply changed these databases since the plan above was made. "
+               "The plan is now:\n", err=True)
+    if fmt == "text":
+        _show(changes, fmt)
+    if not yes and not changes.is_empty:
+        _confirm(changes, show=fmt == "json")
 
 
 def _confirm(changes: Plan, *, show: bool) -> None:
@@ -262,6 +329,27 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@app.command("force-unlock")
+def force_unlock(
+    databases: Annotated[list[str], typer.Argument(help="Databases whose apply lock to free.",
+                                                   show_default=False)],
+    url: Url = None,
+    user: User = None,
+) -> None:
+    """Free apply locks left by a process that is gone (it must really be gone).
+
+    Example: couchsync force-unlock orders users
+    """
+    from couchsync.lock import force_unlock as free
+
+    with _clean_errors(), _client(url, user) as client:
+        for name, holder in free(client, databases).items():
+            if holder is None:
+                typer.echo(f"{name}: not locked")
+            else:
+                typer.echo(f"{name}: lock freed (was held by {holder.describe()})")
 
 
 @app.command()

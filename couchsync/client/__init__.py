@@ -1,7 +1,7 @@
 """The CouchDB client core: a typed, pycouchdb-compatible client over a pluggable engine."""
 
 from ._client import Client
-from ._database import Database
+from ._database import BulkResults, Database
 from ._document import Document
 from ._errors import (
     BadRequest,
@@ -26,6 +26,7 @@ from ._transport import ConnectionEngine, HttpxConnection
 
 __all__ = [
     "BadRequest",
+    "BulkResults",
     "Client",
     "ClientClosedError",
     "Conflict",

@@ -13,7 +13,7 @@ from ._query import FindQuery, IndexQuery
 from ._transport import ConnectionEngine, PendingReply, Reply, encode_json, send
 from ._url import db_path, doc_id_problem, doc_path
 
-__all__ = ["Database"]
+__all__ = ["BulkResults", "Database"]
 
 # A CouchDB document ETag is the quoted revision; PouchDB Server sends an Express
 # ETag (W/"3a-...") instead, which this does not match.
@@ -27,6 +27,18 @@ _ERROR_STATUS = {
     "not_found": 404,
     "conflict": 409,
 }
+
+
+class BulkResults(list[dict[str, Any]]):
+    """The per-document results of a ``_bulk_docs``, in the order sent.
+
+    ``accepted`` is True when the server answered ``202 Accepted``: on a
+    cluster, some writes reached fewer shard copies than the write quorum
+    asked for (a node down, or a racing write on another node). They are
+    stored, but a read right after may not see them yet.
+    """
+
+    accepted: bool = False
 
 
 def _key(value: str) -> str:
@@ -150,12 +162,13 @@ class Database:
         result: dict[str, Any] = self._send("POST", params={"batch": "ok"}, json=doc).json()
         return result
 
-    def update(self, doc_id: str, doc: Mapping[str, Any], rev: str = "") -> tuple[str, str]:
+    def update(self, doc_id: str, doc: Mapping[str, Any], rev: str = "", *,
+               w: int | None = None) -> tuple[str, str]:
         """Replace the document's whole body (PUT); returns ``(id, new rev)``.
 
         The revision replaced is ``rev``, else ``doc["_rev"]``, else the current one
         (looked up first); a missing document with no revision given is created.
-        Raises Conflict if the revision is not current.
+        Raises Conflict if the revision is not current. ``w`` as for ``bulk_docs``.
         """
         path = self._doc(doc_id, "PUT")
         body = {key: value for key, value in doc.items() if key != "_id"}
@@ -167,7 +180,8 @@ class Database:
                 body.pop("_rev", None)
         if rev:
             body["_rev"] = rev
-        result = self._send("PUT", path, json=body).json()
+        params = None if w is None else {"w": str(w)}
+        result = self._send("PUT", path, params=params, json=body).json()
         return result["id"], result["rev"]
 
     def delete(self, doc_id: str, rev: str = "") -> tuple[str, str]:
@@ -261,13 +275,17 @@ class Database:
         start_key: str | None = None,
         end_key: str | None = None,
         limit: int | None = None,
+        conflicts: bool = False,
     ) -> list[dict[str, Any]]:
         """``_all_docs`` rows as the server returns them (one request, not paged).
 
         With ``keys`` (POST), rows come in key order; a missing key is
         ``{"key": ..., "error": "not_found"}``, a deleted document has ``value.deleted``.
+        ``conflicts`` (with ``include_docs``): each doc lists its ``_conflicts``.
         """
         params = _range_params(include_docs, start_key, end_key, limit)
+        if conflicts:
+            params["conflicts"] = "true"
         if keys is None:
             response = self._send("GET", "/_all_docs", params=params)
         else:
@@ -328,19 +346,26 @@ class Database:
             yield row["doc"]
 
     def bulk_docs(
-        self, docs: Sequence[Mapping[str, Any] | bytes], *, new_edits: bool = True
-    ) -> list[dict[str, Any]]:
+        self, docs: Sequence[Mapping[str, Any] | bytes], *, new_edits: bool = True,
+        w: int | None = None,
+    ) -> BulkResults:
         """Write many documents in one ``_bulk_docs``; the per-document results.
 
         A document may be given as bytes already encoded as a JSON object; it is
         sent as it is (seeding from canonical JSON skips a decode and an encode).
         Item-level failures are returned as the server gives them
         (``{"id", "error", "reason"}``), never raised; check each item.
+        ``w``: how many shard copies must store each write before the answer
+        (CouchDB clusters; default the database's quorum). Fewer makes the answer
+        ``202``: the results' ``accepted`` is then True.
         """
         items = [doc if isinstance(doc, bytes) else encode_json(doc) for doc in docs]
         tail = b"]}" if new_edits else b'],"new_edits":false}'
         body = b'{"docs":[' + b",".join(items) + tail
-        results: list[dict[str, Any]] = self._send("POST", "/_bulk_docs", json_bytes=body).json()
+        params = None if w is None else {"w": str(w)}
+        reply = self._send("POST", "/_bulk_docs", params=params, json_bytes=body)
+        results = BulkResults(reply.json())
+        results.accepted = reply.status_code == 202
         return results
 
     def purge(self, docinfo: Mapping[str, Sequence[str]]) -> dict[str, Any]:

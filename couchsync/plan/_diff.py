@@ -52,15 +52,20 @@ def plan_changes(
     selected database (``read_live_state`` with the same ``only`` does).
     """
     steps: list[Step] = []
+    confirm: dict[str, dict[str, ManagedDoc]] = {}
     for name, scope in resolve_only(desired, only).items():
         current = live.databases.get(name)
         if current is None:
             raise ValueError(f"the live state does not cover database {name!r}")
-        steps.extend(_database_steps(desired.databases[name], current, scope))
-    return Plan(steps)
+        found: dict[str, ManagedDoc] = {}
+        steps.extend(_database_steps(desired.databases[name], current, scope, found))
+        if found:
+            confirm[name] = found
+    return Plan(steps, confirm)
 
 
-def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Iterator[Step]:
+def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
+                    confirm: dict[str, ManagedDoc]) -> Iterator[Step]:
     name = spec.name
     if spec.state == "absent":
         if live.exists and scope.whole:
@@ -75,7 +80,7 @@ def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Ite
         yield from _security_steps(spec, live)
         yield from _index_steps(spec, live)
     yield from _design_doc_steps(spec, live, scope)
-    yield from _document_steps(spec, live, scope)
+    yield from _document_steps(spec, live, scope, confirm)
 
 
 def _create_options(spec: DatabaseSpec) -> dict[str, Any]:
@@ -177,7 +182,10 @@ def _design_doc_reason(current: LiveDoc | None, desired: dict[str, Any]) -> str:
     return "differs from the manifests" + (" (views will rebuild)" if rebuild else "")
 
 
-def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Iterator[Step]:
+def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
+                    confirm: dict[str, ManagedDoc]) -> Iterator[Step]:
+    """The document steps; ``confirm`` learns the pending record entries (left by an
+    interrupted apply) whose documents turned out to hold what the manifests say."""
     # The record's digest vouches for every existing listed document at once, when it
     # is the digest of these documents as listed here (checked, not taken on trust:
     # the live state may have been read for other manifests).
@@ -203,6 +211,8 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Ite
                              _drift_reason(doc, current, entry))
         if step is not None:
             yield step
+        elif entry is not None and entry.pending:
+            confirm[doc_id] = ManagedDoc(current.rev, doc.hash, entry.created)
     if spec.prune:
         for doc_id in sorted(live.managed):
             current = live.documents.get(doc_id)

@@ -22,7 +22,7 @@ re-planning a large unchanged database reads revisions only.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ EARLY_SCANS = 8  # revisions scans prefetch sends off at once, each on its own c
 def load_and_read(
     client: Client, paths: Sequence[str | os.PathLike[str]], *,
     only: Sequence[str] | None = None,
+    before_read: Callable[[Collection[str]], None] | None = None,
 ) -> tuple[DesiredState, LiveState]:
     """``load_manifests(paths)``, then ``read_live_state`` of it, in less time than both.
 
@@ -58,17 +59,25 @@ def load_and_read(
     will need (``prefetch``): its info, ownership record heads and revision
     scans. What ``couchsync plan`` and ``apply`` do. With ``only`` the two
     simply run one after the other (a selection needs the documents first).
+    ``before_read(names)`` is called with the databases to be read before any
+    of them is read (``couchsync`` reads their apply locks there).
     """
     from couchsync.manifest import load_manifests
 
     ahead: dict[str, Prefetched] = {}
+
+    def declared(state: DesiredState) -> None:
+        if before_read is not None:
+            before_read(state.databases.keys())
+        ahead.update(prefetch(client, state))
+
     try:
-        desired = load_manifests(
-            paths, on_declared=None if only else lambda declared: ahead.update(
-                prefetch(client, declared)))
+        desired = load_manifests(paths, on_declared=None if only else declared)
     except BaseException:
         _close_scans(ahead)
         raise
+    if only and before_read is not None:
+        before_read(resolve_only(desired, only).keys())
     return desired, read_live_state(client, desired, only=only, prefetched=ahead)
 
 

@@ -43,6 +43,7 @@ from enum import Enum
 from typing import Any
 
 from couchsync.manifest.model import DocumentSpec
+from couchsync.plan._state import ManagedDoc
 
 FORMAT_VERSION = 1
 
@@ -170,10 +171,18 @@ class Plan:
     """The steps that bring the server to the desired state, in phase order per database."""
 
     steps: list[Step] = field(default_factory=list)
+    #: Ownership-record entries to confirm, by database: documents that an interrupted
+    #: apply recorded ahead of writing them and that do hold what the manifests say.
+    #: Not steps (the data is right); apply records them even when there are no steps.
+    confirm: dict[str, dict[str, ManagedDoc]] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
         return not self.steps
+
+    def confirmations(self) -> int:
+        """How many record entries ``confirm`` holds."""
+        return sum(len(entries) for entries in self.confirm.values())
 
     def counts(self) -> dict[str, int]:
         """``{"create", "update", "delete"}``; a replace counts as one delete and one create."""

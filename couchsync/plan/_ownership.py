@@ -178,17 +178,26 @@ def read_shards(db: Database, record: Record) -> Record:
     return record
 
 
-def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]) -> None:
-    """Store ``managed`` as the record of ``db``, rewriting only the documents that change.
+def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc], *,
+                 w: int | None = None) -> Record:
+    """Store ``managed`` as the record of ``db``, rewriting only the documents that change;
+    the record as now stored (for a later ``write_record`` without reading it again).
 
     Shards go first and the head last, so a reader never meets a head that names
     shards not yet written. Raises Conflict when someone else wrote the record
-    since ``before`` was read (the caller re-reads and merges again).
+    since ``before`` was read, where the server checks (PouchDB Server does;
+    CouchDB does not check ``_local`` revisions, which is why apply holds the
+    database's lock while it writes). ``w``: as for ``Database.bulk_docs``.
     """
     old = record_bodies(before.managed) if before.revs else {}
     new = record_bodies(managed)
+    revs = dict(before.revs)
     for doc_id in sorted(new, key=lambda d: d == RECORD_ID):
         if new[doc_id] != old.get(doc_id) or doc_id not in before.revs:
-            db.update(doc_id, {"_id": doc_id, **new[doc_id]}, rev=before.revs.get(doc_id, ""))
+            revs[doc_id] = db.update(doc_id, {"_id": doc_id, **new[doc_id]},
+                                     rev=before.revs.get(doc_id, ""), w=w)[1]
     for doc_id in before.revs.keys() - new.keys():  # shards left over after shrinking
         db.delete(doc_id, rev=before.revs[doc_id])
+        del revs[doc_id]
+    stored = managed if isinstance(managed, dict) else dict(managed)  # a million: not copied
+    return Record(stored, shard_count(len(managed)), revs, new[RECORD_ID]["digest"])

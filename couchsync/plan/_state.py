@@ -38,9 +38,14 @@ class ManagedDoc(NamedTuple):
     as JSON arrays (``[rev, hash, created]``) as it is.
     """
 
-    rev: str
+    rev: str  # "" while pending: written ahead by apply, before the document itself
     hash: str
     created: bool  # couchsync created it; only such documents are ever pruned
+
+    @property
+    def pending(self) -> bool:
+        """Recorded before the write, by an apply that did not get to record its outcome."""
+        return not self.rev
 
 
 @dataclass(slots=True)

@@ -1,0 +1,415 @@
+"""The apply lock: one apply at a time per database, on CouchDB single node and cluster.
+
+CouchDB's ``_local`` documents have no revision check (a stale ``_rev`` is
+accepted), so nothing that needs compare-and-swap may rest on them. The lock
+is an ordinary document, whose revisions CouchDB does check, in a database of
+its own (``couchsync-locks``), one per locked database (``db:<name>``)::
+
+    {"_id": "db:orders", "_rev": "7-…",
+     "holder": {"host": "build-7", "pid": 4242, "user": "ci", "run": "<uuid4 hex>",
+                "since": "2026-11-27T18:20:01Z", "expires": "2026-11-27T18:30:01Z",
+                "expires_at": 1795803001.0}}
+
+A free lock keeps its document with ``"holder": null`` (and the last holder
+under ``"last"``): it is never deleted, so its revision moves with every apply.
+``plan`` reads the lock documents *before* it reads the databases; ``apply``
+takes each lock by writing over exactly the revision that plan read. If the
+revision moved in between, another apply ran since the plan was read, and apply
+plans again under the lock (``LockSet.stale``).
+
+Taking is all or nothing (one ``_bulk_docs``): a lock that is held makes the
+others taken in the same attempt go back, so two applies over overlapping
+databases never wait for each other in a cycle.
+
+On a cluster, two writes from the same revision racing on different nodes can
+both be stored: the one that reaches a quorum of copies is answered ``201``,
+the other ``202 Accepted`` (stored on fewer copies: a conflict revision). So
+only a ``201`` takes a lock. After a ``202`` the lock is read back with quorum;
+it is ours only when our revision is the winner and has no conflicts (a
+degraded cluster, no race); otherwise our revision is withdrawn (deleted) and
+the lock counts as held.
+
+A holder keeps its lock alive by rewriting it every ``ttl / 3`` seconds (a
+heartbeat thread). A lock whose ``expires_at`` has passed was left by a process
+that died: the next apply takes it over (and says so). ``couchsync
+force-unlock`` frees a lock at once. Expiry compares the holder's clock with
+the taker's: hosts whose clocks differ by more than the TTL must not share a
+server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from couchsync.client import Client, CouchError, Database, NotFound, PreconditionFailed
+
+__all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "LockReader",
+           "LockSet", "force_unlock", "read_locks"]
+
+LOCK_DB = "couchsync-locks"
+DEFAULT_TTL = 600.0  # seconds without a heartbeat after which a lock counts as abandoned
+POLL_SECONDS = 1.0  # between attempts while waiting (--lock-timeout), jittered
+
+
+class LockHeld(Exception):
+    """A lock that this apply needs is held by another process (its text names the holder)."""
+
+    def __init__(self, held: Mapping[str, LockHolder], waited: float) -> None:
+        self.held = dict(held)
+        self.waited = waited
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        names = sorted(self.held)
+        lines = [f"{_count(len(names), 'database')} locked by another apply"
+                 + (f" (waited {self.waited:.0f} s)" if self.waited >= 1 else "") + ":"]
+        lines += [f"  {name}: {self.held[name].describe()}" for name in names[:10]]
+        if len(names) > 10:
+            lines.append(f"  … and {len(names) - 10} more")
+        lines.append("Wait for it (--lock-timeout SECONDS), or, if that process is gone, "
+                     "run: couchsync force-unlock " + " ".join(names[:3])
+                     + (" …" if len(names) > 3 else ""))
+        return "\n".join(lines)
+
+
+class LockLost(Exception):
+    """This apply's lock was taken from it (expired, or force-unlocked) while it ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds a lock, as its document says."""
+
+    host: str
+    pid: int
+    user: str
+    run: str
+    since: str
+    expires: str
+    expires_at: float
+
+    @classmethod
+    def this_process(cls, ttl: float) -> LockHolder:
+        now = time.time()
+        return cls(socket.gethostname(), os.getpid(), _user(), uuid.uuid4().hex,
+                   _iso(now), _iso(now + ttl), now + ttl)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> LockHolder | None:
+        holder = body.get("holder")
+        if not isinstance(holder, Mapping):
+            return None
+        return cls(str(holder.get("host", "?")), int(holder.get("pid", 0)),
+                   str(holder.get("user", "?")), str(holder.get("run", "")),
+                   str(holder.get("since", "?")), str(holder.get("expires", "?")),
+                   float(holder.get("expires_at", 0)))
+
+    def renewed(self, ttl: float) -> LockHolder:
+        now = time.time()
+        return LockHolder(self.host, self.pid, self.user, self.run, self.since,
+                          _iso(now + ttl), now + ttl)
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at < (time.time() if now is None else now)
+
+    def to_body(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "user": self.user, "run": self.run,
+                "since": self.since, "expires": self.expires, "expires_at": self.expires_at}
+
+    def describe(self) -> str:
+        state = "expired" if self.expired() else "expires"
+        return (f"{self.user}@{self.host} (pid {self.pid}) since {self.since}, "
+                f"{state} {self.expires}")
+
+
+@dataclass(slots=True)
+class _Lock:
+    """One lock document as read: its revision (None: no document yet) and holder."""
+
+    rev: str | None
+    holder: LockHolder | None
+    last: dict[str, Any] | None = None
+
+
+def lock_id(database: str) -> str:
+    return "db:" + database
+
+
+def read_locks(client: Client, databases: Iterable[str]) -> dict[str, _Lock]:
+    """The lock documents of ``databases`` (one request; absent ones have rev None)."""
+    names = sorted(set(databases))
+    locks = {name: _Lock(None, None) for name in names}
+    if not names:
+        return locks
+    try:
+        rows = client.database(LOCK_DB).all_docs(
+            keys=[lock_id(name) for name in names], include_docs=True)
+    except NotFound:  # no apply ever ran here
+        return locks
+    for name, row in zip(names, rows, strict=True):
+        doc = row.get("doc")
+        if doc is not None:
+            locks[name] = _Lock(doc["_rev"], LockHolder.from_body(doc), doc.get("last"))
+    return locks
+
+
+@dataclass
+class LockReader:
+    """``load_and_read(before_read=...)``: reads the locks of the databases about to be read.
+
+    A failure is kept in ``error`` (the load goes on, so that problems in the
+    manifests are reported first) and raised by ``result()``.
+    """
+
+    client: Client
+    seen: dict[str, _Lock] = field(default_factory=dict)
+    error: CouchError | None = None
+
+    def __call__(self, databases: Iterable[str]) -> None:
+        try:
+            self.seen = read_locks(self.client, databases)
+        except CouchError as exc:
+            self.error = exc
+
+    def result(self) -> dict[str, _Lock]:
+        if self.error is not None:
+            raise self.error
+        return self.seen
+
+    def held(self) -> dict[str, LockHolder]:
+        """The locks someone holds (expired ones included)."""
+        return {name: lock.holder for name, lock in self.result().items()
+                if lock.holder is not None}
+
+
+@dataclass
+class LockSet:
+    """The locks of one apply over ``databases``; a context manager that releases them.
+
+    ``seen``: the lock documents as plan read them (``read_locks``), before it
+    read the databases. ``acquire`` takes every lock over exactly those
+    revisions when it can; ``stale`` then tells whether another apply ran
+    since (a lock's revision had moved), so that the plan must be made again.
+    """
+
+    client: Client
+    databases: list[str]
+    seen: dict[str, _Lock] = field(default_factory=dict)
+    ttl: float = DEFAULT_TTL
+    on_notice: Callable[[str], None] | None = None  # "took over an expired lock of …"
+    holder: LockHolder | None = None
+    stale: bool = False
+    _revs: dict[str, str] = field(default_factory=dict)  # held: database → our revision
+    _lost: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _beat: threading.Thread | None = None
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take every lock, waiting up to ``timeout`` seconds; raises LockHeld."""
+        self.holder = LockHolder.this_process(self.ttl)
+        started = time.monotonic()
+        locks = {name: self.seen.get(name, _Lock(None, None)) for name in self.databases}
+        while True:
+            held = self._attempt(locks)
+            if held is None:
+                break
+            waited = time.monotonic() - started
+            if held and waited >= timeout:
+                raise LockHeld(held, waited)
+            if held:  # someone holds one: wait a little (jittered: racing waiters spread out)
+                time.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), timeout - waited))
+            else:  # a revision moved under us (another apply came and went): read again now
+                time.sleep(random.uniform(0, 0.05))
+            locks = read_locks(self.client, self.databases)
+        if any(locks[name].rev != self.seen.get(name, _Lock(None, None)).rev
+               for name in self.databases):
+            self.stale = True  # another apply ran after plan read the locks
+        for name, lock in sorted(locks.items()):
+            if lock.holder is not None:
+                self._notice(f"took over the expired lock on {name} left by "
+                             f"{lock.holder.describe()}")
+        self._beat = threading.Thread(target=self._heartbeat, name="couchsync-lock",
+                                      daemon=True)
+        self._beat.start()
+
+    def _attempt(self, locks: Mapping[str, _Lock]) -> dict[str, LockHolder] | None:
+        """Try once to take every lock in ``locks``: None when taken; else the live holders
+        that stand in the way (empty: nobody holds them now, a revision had only moved)."""
+        now = time.time()
+        held = {name: lock.holder for name, lock in locks.items()
+                if lock.holder is not None and not lock.holder.expired(now)}
+        if held:
+            return held
+        names = sorted(locks)
+        db = self.client.database(LOCK_DB)
+        docs = [self._body(name, locks[name].rev) for name in names]
+        try:
+            answers = db.bulk_docs(docs)
+        except NotFound:
+            _create_lock_db(self.client)
+            answers = db.bulk_docs(docs)
+        by_id = {answer.get("id"): answer for answer in answers}
+        taken = {name: answer["rev"] for name in names
+                 if "error" not in (answer := by_id.get(lock_id(name), {"error": "missing"}))}
+        if answers.accepted:  # 202: perhaps a racing write from the same revision elsewhere
+            taken = self._confirm(taken)
+        if len(taken) == len(names):
+            self._revs = taken
+            return None
+        self._give_back(taken)  # all or nothing
+        now = time.time()
+        return {name: lock.holder for name, lock in read_locks(self.client, names).items()
+                if name not in taken and lock.holder is not None
+                and lock.holder.run != self._run() and not lock.holder.expired(now)}
+
+    def _run(self) -> str:
+        assert self.holder is not None
+        return self.holder.run
+
+    def _body(self, name: str, rev: str | None, *, free: bool = False) -> dict[str, Any]:
+        assert self.holder is not None  # set by acquire
+        body: dict[str, Any] = {"_id": lock_id(name), "database": name,
+                                "holder": None if free else self.holder.to_body()}
+        if free:
+            body["last"] = self.holder.to_body()
+        if rev:
+            body["_rev"] = rev
+        return body
+
+    def _confirm(self, taken: dict[str, str]) -> dict[str, str]:
+        """Of the locks written (``202``), those whose revision won with no conflict."""
+        if not taken:
+            return taken
+        rows = self.client.database(LOCK_DB).all_docs(
+            keys=[lock_id(name) for name in taken], include_docs=True, conflicts=True)
+        mine = {}
+        for (name, rev), row in zip(taken.items(), rows, strict=True):
+            doc = row.get("doc") or {}
+            if doc.get("_rev") == rev and not doc.get("_conflicts"):
+                mine[name] = rev
+            else:
+                _withdraw(self.client, name, rev)
+        return mine
+
+    def _give_back(self, taken: Mapping[str, str]) -> None:
+        if taken:
+            self.client.database(LOCK_DB).bulk_docs(
+                [self._body(name, rev, free=True) for name, rev in taken.items()])
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self._renew()
+            except CouchError:
+                continue  # a lost server is apply's to report; the lock simply ages
+
+    def _renew(self) -> None:
+        assert self.holder is not None
+        with self._guard:
+            if self._lost is not None or not self._revs:
+                return
+            self.holder = self.holder.renewed(self.ttl)
+            answers = self.client.database(LOCK_DB).bulk_docs(
+                [self._body(name, rev) for name, rev in self._revs.items()])
+            for answer in answers:
+                name = str(answer.get("id", "")).removeprefix("db:")
+                if "error" in answer:
+                    self._lost = f"the lock on {name} was taken over ({answer['error']})"
+                    self._revs.pop(name, None)
+                else:
+                    self._revs[name] = answer["rev"]
+
+    def check(self) -> None:
+        """Raise LockLost when a lock was taken from this apply (called between writes)."""
+        if self._lost is not None:
+            raise LockLost(self._lost + "; stopped before writing more")
+
+    def release(self) -> None:
+        """Free every lock this apply holds (best effort: a lost server leaves them to expire)."""
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        with self._guard:
+            revs, self._revs = self._revs, {}
+            try:
+                self._give_back(revs)
+            except CouchError:
+                self._notice("could not release the apply lock (the server is unreachable); "
+                             "it expires on its own, or run: couchsync force-unlock "
+                             + " ".join(sorted(revs)[:3]))
+
+    def _notice(self, message: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(message)
+
+    def __enter__(self) -> LockSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHolder | None]:
+    """Free the locks of ``databases`` whoever holds them; the holder each had (or None)."""
+    names = sorted(set(databases))
+    locks = read_locks(client, names)
+    freed: dict[str, LockHolder | None] = {}
+    db = client.database(LOCK_DB)
+    for name in names:
+        lock = locks[name]
+        freed[name] = lock.holder
+        if lock.holder is None:
+            continue
+        body = {"_id": lock_id(name), "_rev": lock.rev, "database": name, "holder": None,
+                "last": lock.holder.to_body(), "forced": _iso(time.time())}
+        db.bulk_docs([body])
+        _drop_conflicts(db, lock_id(name))
+    return freed
+
+
+def _withdraw(client: Client, name: str, rev: str) -> None:
+    """Delete our losing revision of a raced lock, so that it cannot become the winner."""
+    with contextlib.suppress(CouchError):  # best effort: the winner's heartbeat outranks it
+        client.database(LOCK_DB).delete(lock_id(name), rev=rev)
+
+
+def _drop_conflicts(db: Database, doc_id: str) -> None:
+    try:
+        doc = db.get(doc_id, conflicts=True)
+    except NotFound:
+        return
+    for rev in doc.get("_conflicts", []):
+        with contextlib.suppress(CouchError):
+            db.delete(doc_id, rev=rev)
+
+
+def _create_lock_db(client: Client) -> None:
+    with contextlib.suppress(PreconditionFailed):  # created by a racing apply
+        client.create(LOCK_DB)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container without passwd entry
+        return str(os.getuid())
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
