@@ -12,8 +12,10 @@ pycouchdb-style ``Callable[[str], Connection]`` still fits when none are given.
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import re
+import socket
 import ssl
 import time
 import weakref
@@ -137,6 +139,12 @@ _EARLY_METHODS = frozenset({"GET", "HEAD"})
 # httpx's defaults (httpx.Limits): idle keep-alive connections kept, and for how long.
 _MAX_IDLE = 20
 _KEEPALIVE_EXPIRY = 5.0
+# Receive buffer of an early exchange's socket (the kernel caps it at net.core.rmem_max).
+# CouchDB streams an answer row by row as the client reads it: with the default buffer
+# (128 KiB, grown only while the application reads) a 1 MB revisions scan sent early
+# stalled the server once the buffer was full, and most of it was served only when
+# read. A buffer that holds the whole answer lets the server finish while we load.
+_EARLY_RCVBUF = 16 << 20
 
 
 class CoreResponse:
@@ -448,6 +456,10 @@ class EarlyExchange:
                 engine._host.decode("ascii"), engine._port or (443 if engine._scheme == b"https"
                                                                else 80),
                 timeout=timeouts["connect"])
+            sock = stream.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):  # only ever faster; never a failure
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _EARLY_RCVBUF)
             if engine._scheme == b"https":
                 stream = stream.start_tls(engine._ssl_context,
                                           server_hostname=engine._host.decode("ascii"),
