@@ -35,6 +35,7 @@ from couchsync.client._transport import HTTPX_ERRORS, map_httpx_error
 
 PUBLIC = [
     "BadRequest",
+    "BulkResults",
     "Client",
     "ClientClosedError",
     "Conflict",
