@@ -172,7 +172,8 @@ class ApplyInterrupted(Exception):
         self.cause = cause
         self.results = results
         self.total = total
-        super().__init__(str(self))
+        self.notes: list[str] = []  # lines the caller adds (the CLI: a lock left behind)
+        super().__init__(cause)
 
     def __str__(self) -> str:
         done = ApplyResult(self.results)
@@ -187,6 +188,7 @@ class ApplyInterrupted(Exception):
             "Nothing is orphaned: the ownership records list every document this apply "
             "set out to create.",
             "Run the same apply again (once the server is back) to finish.",
+            *self.notes,
         ])
 
 

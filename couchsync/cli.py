@@ -272,6 +272,12 @@ def apply(
                 except (ApplyError, ApplyInterrupted) as exc:
                     if fmt == "json":  # stdout holds the report either way; reasons go below
                         typer.echo(ApplyResult(exc.results).to_json(changes))
+                    lockset.release()
+                    if isinstance(exc, ApplyInterrupted) and lockset.unreleased:
+                        exc.notes.append(
+                            "Its lock could not be freed: the next apply takes it over after "
+                            f"{lock_ttl:.0f} s, or run: couchsync force-unlock "
+                            + " ".join(lockset.unreleased[:3]))
                     raise
         for warning in result.warnings:
             typer.echo(f"Warning: {warning}", err=True)

@@ -210,6 +210,7 @@ class LockSet:
     on_notice: Callable[[str], None] | None = None  # "took over an expired lock of …"
     holder: LockHolder | None = None
     stale: bool = False
+    unreleased: list[str] = field(default_factory=list)
     _revs: dict[str, str] = field(default_factory=dict)  # held: database → our revision
     _lost: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -337,7 +338,8 @@ class LockSet:
             raise LockLost(self._lost + "; stopped before writing more")
 
     def release(self) -> None:
-        """Free every lock this apply holds (best effort: a lost server leaves them to expire)."""
+        """Free every lock this apply holds. Best effort: those a lost server kept are listed
+        in ``unreleased`` (they expire after the TTL, or ``couchsync force-unlock``)."""
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
@@ -346,9 +348,7 @@ class LockSet:
             try:
                 self._give_back(revs)
             except CouchError:
-                self._notice("could not release the apply lock (the server is unreachable); "
-                             "it expires on its own, or run: couchsync force-unlock "
-                             + " ".join(sorted(revs)[:3]))
+                self.unreleased = sorted(revs)
 
     def _notice(self, message: str) -> None:
         if self.on_notice is not None:

@@ -8,11 +8,17 @@ failures and 4xx/5xx answers into the error tree of ``_errors``.
 An engine factory (``Client(url, connection_engine=...)``) is called as
 ``factory(url, **engine_options)`` with the options the caller gave, so a
 pycouchdb-style ``Callable[[str], Connection]`` still fits when none are given.
+
+httpx itself is imported only when needed (a ``transport=``, an https or unusual
+URL, a request to quote, an error, a compressed answer): a plan against a plain
+http server sends everything through httpcore, and importing httpx would add
+about a tenth to its whole run (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json as jsonlib
 import re
 import socket
@@ -20,12 +26,10 @@ import ssl
 import time
 import weakref
 from base64 import b64encode
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
-
-import httpx
 
 from ._errors import (
     ClientClosedError,
@@ -37,6 +41,9 @@ from ._errors import (
     scoped,
 )
 from ._url import parse_server_url
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "ConnectionEngine",
@@ -95,28 +102,54 @@ class ConnectionEngine(Protocol):
     def close(self) -> None: ...
 
 
-#: The one place foreign exceptions are translated: httpx error → what went wrong.
-#: Looked up along the exception's MRO, so every httpx.RequestError has an entry.
-HTTPX_ERRORS: dict[type[httpx.RequestError], str] = {
-    httpx.ConnectTimeout: "timed out while connecting",
-    httpx.ConnectError: "could not connect",
-    httpx.TimeoutException: "timed out",
-    httpx.NetworkError: "network error",
-    httpx.ProtocolError: "HTTP protocol error",
-    httpx.ProxyError: "proxy error",
-    httpx.UnsupportedProtocol: "unsupported protocol",
-    httpx.DecodingError: "could not decode the response",
-    httpx.TooManyRedirects: "too many redirects",
-    httpx.RequestError: "request failed",
-}
+@functools.cache
+def _httpx_errors() -> dict[type[httpx.RequestError], str]:
+    import httpx
 
-# Failures where the connection broke before (or instead of) an answer.
-_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+    return {
+        httpx.ConnectTimeout: "timed out while connecting",
+        httpx.ConnectError: "could not connect",
+        httpx.TimeoutException: "timed out",
+        httpx.NetworkError: "network error",
+        httpx.ProtocolError: "HTTP protocol error",
+        httpx.ProxyError: "proxy error",
+        httpx.UnsupportedProtocol: "unsupported protocol",
+        httpx.DecodingError: "could not decode the response",
+        httpx.TooManyRedirects: "too many redirects",
+        httpx.RequestError: "request failed",
+    }
+
+
+@functools.cache
+def _retryable() -> tuple[type[Exception], ...]:
+    """Failures where the connection broke before (or instead of) an answer."""
+    import httpx
+
+    return (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HTTPX_ERRORS":
+        #: The one place foreign exceptions are translated: httpx error → what went wrong.
+        #: Looked up along the exception's MRO, so every httpx.RequestError has an entry.
+        #: (Made on first use: importing httpx costs time a plan does not need.)
+        return _httpx_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Only requests that are safe to repeat are retried; a DELETE only when it cannot
 # have reached the server (a dropped connection may have deleted already).
 _RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _encode_json = jsonlib.JSONEncoder(separators=(",", ":")).encode
 _JSON_CONTENT = {"Content-Type": "application/json"}
+_CORE_JSON_CONTENT = ((b"Content-Type", b"application/json"),)
+
+
+def _httpx_timeout(timeout: Any) -> dict[str, float | None]:
+    import httpx
+
+    value: dict[str, float | None] = httpx.Timeout(timeout).as_dict()
+    return value
 
 
 def encode_json(value: Any) -> bytes:
@@ -126,7 +159,8 @@ def encode_json(value: Any) -> bytes:
 
 def map_httpx_error(exc: httpx.RequestError, method: str, url: str) -> TransportError:
     """Translate an httpx exception into a TransportError naming the method and masked URL."""
-    what = next(HTTPX_ERRORS[cls] for cls in type(exc).__mro__ if cls in HTTPX_ERRORS)
+    errors = _httpx_errors()
+    what = next(errors[cls] for cls in type(exc).__mro__ if cls in errors)
     detail = str(exc) or type(exc).__name__
     return TransportError(f"{method} {url}: {what} ({detail})", method=method, url=url)
 
@@ -135,6 +169,10 @@ def map_httpx_error(exc: httpx.RequestError, method: str, url: str) -> Transport
 # (anything else goes through httpx.Request, exactly as before).
 _PLAIN_TARGET = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Hosts httpx.URL takes as they are (lower case ASCII names and IPv4 addresses): for
+# these the engine builds scheme, host, port and Host header itself, without httpx.
+_PLAIN_HOST = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _EARLY_METHODS = frozenset({"GET", "HEAD"})
 # httpx's defaults (httpx.Limits): idle keep-alive connections kept, and for how long.
 _MAX_IDLE = 20
@@ -150,7 +188,7 @@ _EARLY_RCVBUF = 16 << 20
 class CoreResponse:
     """A response read straight from httpcore: the ``Response`` protocol and no more.
 
-    ``headers`` (case-insensitive ``httpx.Headers``) is built only when asked for; a
+    ``headers`` (case-insensitive, ``RawHeaders``) is built only when asked for; a
     document GET never looks at them.
     """
 
@@ -162,12 +200,12 @@ class CoreResponse:
         self.status_code = status_code
         self.content = content
         self._raw_headers = raw_headers
-        self._headers: httpx.Headers | None = None
+        self._headers: RawHeaders | None = None
 
     @property
-    def headers(self) -> httpx.Headers:
+    def headers(self) -> RawHeaders:
         if self._headers is None:
-            self._headers = httpx.Headers(self._raw_headers)
+            self._headers = RawHeaders(self._raw_headers)
         return self._headers
 
     def json(self) -> Any:
@@ -175,6 +213,35 @@ class CoreResponse:
 
     def __repr__(self) -> str:
         return f"<CoreResponse [{self.status_code}]>"
+
+
+class RawHeaders(Mapping[str, str]):
+    """Response headers as ``httpx.Headers`` reads them: names case-insensitive, values
+    latin-1 (httpx's fallback), repeated headers joined with ``", "``."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        found: dict[str, list[str]] = {}
+        for name, value in raw:
+            found.setdefault(name.decode("latin-1").lower(), []).append(
+                value.decode("latin-1"))
+        self._map = {name: ", ".join(values) for name, values in found.items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._map[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __repr__(self) -> str:
+        return f"RawHeaders({self._map!r})"
 
 
 class HttpxConnection:
@@ -222,7 +289,10 @@ class HttpxConnection:
         self._url = address.masked
         self._headers = headers
         self._json_headers = {**headers, "Content-Type": "application/json"}
-        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._extensions = {"timeout": (
+            dict.fromkeys(("connect", "read", "write", "pool"), float(timeout))
+            if isinstance(timeout, (int, float))  # as httpx.Timeout(timeout).as_dict()
+            else _httpx_timeout(timeout))}
         self._retries = retries
         self._backoff = backoff
         self._closed = False
@@ -235,17 +305,36 @@ class HttpxConnection:
     def _init_core(self, verify: bool | ssl.SSLContext) -> None:
         import httpcore  # imported lazily, as httpx does: commands without a server skip it
 
-        base = httpx.URL(self._base + "/")
-        self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
-        self._prefix = base.raw_path[:-1]
-        # The header list exactly as httpx.Request sends it on a request without a body.
-        self._core_headers = httpx.Request("GET", base, headers=self._headers).headers.raw
+        scheme, rest = self._base.split("://", 1)
+        host_port, slash, prefix = rest.partition("/")
+        host, _, port = host_port.rpartition(":")
+        self._prefix = (slash + prefix).encode("ascii", "replace")
+        if _PLAIN_HOST.fullmatch(host) and _PLAIN_TARGET.fullmatch(prefix):
+            # What httpx.URL gives for such a URL, without importing httpx: the default
+            # port is left out, as in the Host header.
+            self._scheme, self._host = scheme.encode("ascii"), host.encode("ascii")
+            self._port = None if int(port) == _DEFAULT_PORTS[self._scheme] else int(port)
+            netloc = self._host + (b"" if self._port is None else b":%d" % self._port)
+            # The header list exactly as httpx.Request sends it on a request without a body.
+            self._core_headers = [(b"Host", netloc)] + [
+                (name.encode("ascii"), value.encode("ascii"))
+                for name, value in self._headers.items()]
+        else:  # IDNA, IPv6, a prefix to quote: as httpx sees it
+            import httpx
+
+            base = httpx.URL(self._base + "/")
+            self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
+            self._prefix = base.raw_path[:-1]
+            self._core_headers = httpx.Request("GET", base, headers=self._headers).headers.raw
         self._origin = httpcore.URL(
             scheme=self._scheme, host=self._host, port=self._port, target=b"/"
         ).origin
-        # Loading the CA bundle costs ~20 ms per process; plain http never uses it.
-        tls = verify if self._base.startswith("https:") else False
-        self._ssl_context = httpx.create_ssl_context(verify=tls)
+        # Loading the CA bundle costs ~20 ms per process; plain http never uses a context.
+        self._ssl_context: ssl.SSLContext | None = None
+        if self._scheme == b"https":
+            import httpx
+
+            self._ssl_context = httpx.create_ssl_context(verify=verify)
         self._core_request = httpcore.Request
         self._core_url = httpcore.URL
         self._core_connection = httpcore.HTTPConnection
@@ -297,7 +386,34 @@ class HttpxConnection:
                 headers=self._core_headers,
                 extensions=self._extensions,
             )
+        elif (
+            self._transport is None
+            and (json is not None or content)
+            and (not headers or headers == _JSON_CONTENT)
+            and _PLAIN_TARGET.fullmatch(target)
+        ):
+            # A body with the default headers (JSON's Content-Type at most): the header
+            # list httpx.Request builds, in its order (Content-Length last).
+            if json is not None:
+                content = encode_json(json)
+                headers = _JSON_CONTENT
+            assert content is not None
+            request = self._core_request(
+                method,
+                self._core_url(
+                    scheme=self._scheme,
+                    host=self._host,
+                    port=self._port,
+                    target=self._prefix + target.encode("ascii"),
+                ),
+                headers=[*self._core_headers, *(_CORE_JSON_CONTENT if headers else ()),
+                         (b"Content-Length", b"%d" % len(content))],
+                content=content,
+                extensions=self._extensions,
+            )
         else:
+            import httpx
+
             all_headers = self._headers
             if json is not None:
                 content = encode_json(json)
@@ -331,13 +447,16 @@ class HttpxConnection:
             try:
                 response: Response = send(request)
                 return response
-            except _RETRYABLE as exc:
-                if attempt >= self._retries or method not in _RETRY_METHODS or (
-                    method == "DELETE" and isinstance(exc, httpx.RemoteProtocolError)
+            except Exception as exc:
+                import httpx  # errors are httpx's (the core path maps httpcore's)
+
+                if not isinstance(exc, httpx.RequestError):
+                    raise
+                if not isinstance(exc, _retryable()) or (
+                    attempt >= self._retries or method not in _RETRY_METHODS or (
+                        method == "DELETE" and isinstance(exc, httpx.RemoteProtocolError))
                 ):
                     raise map_httpx_error(exc, method, self._url + path) from exc
-            except httpx.RequestError as exc:
-                raise map_httpx_error(exc, method, self._url + path) from exc
             time.sleep(self._backoff * 2**attempt)
             attempt += 1
 
@@ -424,6 +543,8 @@ def _core_response(status: int, raw_headers: list[tuple[bytes, bytes]], body: by
     for name, value in raw_headers:
         if len(name) == 16 and name.lower() == b"content-encoding" and value != b"identity":
             # Compressed though nothing asked for it: httpx decodes it, so do that.
+            import httpx
+
             decoded = httpx.Response(status, headers=raw_headers, content=body)
             decoded.read()
             return decoded
@@ -460,7 +581,7 @@ class EarlyExchange:
             if sock is not None:
                 with contextlib.suppress(OSError):  # only ever faster; never a failure
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _EARLY_RCVBUF)
-            if engine._scheme == b"https":
+            if engine._ssl_context is not None:  # https
                 stream = stream.start_tls(engine._ssl_context,
                                           server_hostname=engine._host.decode("ascii"),
                                           timeout=timeouts["connect"])
@@ -516,6 +637,7 @@ class EarlyExchange:
 def _httpx_error(exc: Exception) -> httpx.RequestError:
     """The httpx exception httpx's transport raises for this httpcore one (most specific)."""
     import httpcore
+    import httpx
 
     mapping: dict[type[Exception], type[httpx.RequestError]] = {
         httpcore.ConnectTimeout: httpx.ConnectTimeout,
