@@ -490,8 +490,26 @@ def _reason(exc: CouchError) -> str:
 
 
 def _create_database(client: Client, step: Step) -> None:
+    options = step.after or {}
+    if options.get("n", 1) > 1:
+        _check_copies(client, options["n"])
     with suppress(PreconditionFailed):  # created by someone else since: what the plan wanted
-        client.create(step.database, **(step.after or {}))
+        client.create(step.database, **options)
+
+
+def _check_copies(client: Client, n: int) -> None:
+    """Refuse an ``n`` above the node count: CouchDB accepts it and keeps fewer copies."""
+    try:
+        nodes = len(client.server.membership().get("cluster_nodes", []))
+    except NotFound:  # no /_membership (PouchDB Server): nothing to check against
+        return
+    if n > nodes:
+        raise _Refused(f"n: {n} is more than the {nodes} node{'s' if nodes != 1 else ''} of "
+                       "this server (/_membership); CouchDB would keep fewer copies than asked")
+
+
+class _Refused(CouchError):
+    """A step couchsync refuses before sending it (its text is the reason)."""
 
 
 def _delete_database(client: Client, step: Step) -> None:

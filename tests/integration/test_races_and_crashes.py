@@ -262,3 +262,48 @@ def test_a_server_stopped_mid_apply_stops_it_with_a_short_report_and_a_rerun_con
     assert _doc_count(url, "faulty") == 40000
     assert _pending_entries(url, "faulty") == 0
     _prune_everything(url, tmp_path, "faulty")
+
+
+def test_n_above_the_node_count_is_a_clear_error(
+    couch_url: str, db_name: str, tmp_path: Path, is_couchdb: bool
+) -> None:
+    if not is_couchdb:
+        pytest.skip("PouchDB Server has no /_membership and ignores n")
+    nodes = len(httpx.get(f"{couch_url}/_membership", timeout=10).json()["cluster_nodes"])
+    path = tmp_path / "n.yaml"
+    path.write_text(json.dumps({"version": 1, "databases": {db_name: {"n": nodes + 2}}}))
+    refused = _run(couch_url, "apply", str(path), "--yes")
+    assert refused.returncode == 1
+    assert (f"db:{db_name}: n: {nodes + 2} is more than the {nodes} node" in refused.stderr)
+    assert "Traceback" not in refused.stderr
+    assert httpx.get(f"{couch_url}/{db_name}", timeout=10).status_code == 404
+
+
+def test_a_cluster_with_a_node_down_reports_writes_short_of_every_copy(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    dist = _couchdb_dist()
+    if dist is None:
+        pytest.skip("needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) "
+                    "to start a cluster of its own and stop one of its nodes")
+    directory = tmp_path_factory.mktemp("own-cluster")
+    port = _free_port()
+    started = subprocess.run(
+        [str(dist / "start"), "--nodes", "3", "--dir", str(directory), "--port", str(port),
+         "--admin", "admin:own-cluster-pw"], capture_output=True, text=True, timeout=180)
+    if started.returncode != 0 and "taken" in started.stderr:
+        pytest.skip(f"ports {port}..{port + 2} not free: {started.stderr[-300:]}")
+    assert started.returncode == 0, started.stderr[-2000:]
+    url = started.stdout.strip()
+    try:
+        seed = _manifest(tmp_path / "seed.yaml", "degraded", range(300))
+        third = int((directory / "pids").read_text().split()[2])
+        os.kill(third, signal.SIGKILL)
+        applied = _run(url, "apply", seed, "--yes", "--batch-size", "100")
+        assert applied.returncode == 0, applied.stderr
+        assert "Apply complete: 301 created" in applied.stdout
+        assert "Warning: db:degraded: " in applied.stderr
+        assert "stored on fewer than all 3 copies (202 Accepted" in applied.stderr
+        assert _doc_count(url, "degraded") == 300
+    finally:
+        subprocess.run([str(dist / "stop"), str(directory)], capture_output=True, timeout=60)
