@@ -102,7 +102,7 @@ def test_two_applies_racing_on_one_database_both_land_and_prune_leaves_nothing(
         racers = [_couchsync(couch_url, "apply", path, "--yes", "--batch-size", "250",
                              "--lock-timeout", "120") for path in (first, second)]
         for racer in racers:
-            out, err = racer.communicate(timeout=300)
+            _out, err = racer.communicate(timeout=300)
             assert racer.returncode == 0, err
         assert _doc_count(couch_url, db_name) == 3000
         for path in (first, second):
@@ -133,7 +133,7 @@ def test_a_second_apply_is_refused_naming_the_holder_and_plan_tells_of_the_lock(
         assert f"Note: {db_name} is locked by an apply" in planned.stderr
         assert f"(pid {holder.pid})" in planned.stderr
     finally:
-        out, err = holder.communicate(timeout=300)
+        _out, err = holder.communicate(timeout=300)
     assert holder.returncode == 0, err
     assert _lock_holder(couch_url, db_name) is None  # released at the end
 
@@ -143,7 +143,7 @@ def test_applies_killed_at_random_instants_then_finished_leave_no_orphan(
 ) -> None:
     seed = _manifest(tmp_path / "seed.yaml", db_name, range(12000))
     rng = random.Random(int(os.environ.get("COUCHSYNC_TEST_SEED", "9")))
-    for kill in range(4):
+    for _kill in range(4):
         victim = _couchsync(couch_url, "apply", seed, "--yes", "--batch-size", "200",
                             "--lock-ttl", "5", "--lock-timeout", "60")
         time.sleep(rng.uniform(0.3, 2.5))
