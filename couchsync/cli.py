@@ -134,6 +134,9 @@ def _plan(client: Client, paths: list[Path], only: list[str] | None
 
 def _tell_locks(locks: LockReader) -> None:
     """A note on stderr for each database another apply holds (plan never takes a lock)."""
+    if locks.error is not None:  # e.g. a user who may read the databases but not the locks
+        typer.echo(f"Note: could not read the apply locks: {locks.error}", err=True)
+        return
     held = locks.held()
     for name in sorted(held)[:10]:
         typer.echo(f"Note: {name} is locked by an apply: {held[name].describe()}; "

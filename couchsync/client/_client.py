@@ -40,8 +40,12 @@ class Client(EngineOwner):
         partitioned: bool | None = None,
         q: int | None = None,
         n: int | None = None,
+        placement: str | None = None,
     ) -> dict[str, Any]:
         """Create database ``name``; returns ``{"ok": true}``.
+
+        ``q`` shards, ``n`` copies of each, ``placement`` of the copies by node zone
+        (``"zone-a:2,zone-b:1"``): CouchDB clusters, fixed at creation.
 
         Raises InvalidDatabaseName (nothing sent) if the name breaks CouchDB's rule,
         PreconditionFailed if it exists.
@@ -54,6 +58,8 @@ class Client(EngineOwner):
             params["q"] = str(q)
         if n is not None:
             params["n"] = str(n)
+        if placement is not None:
+            params["placement"] = placement
         result: dict[str, Any] = send(
             self._conn, ServerError, "PUT", db_path(name), params=params
         ).json()

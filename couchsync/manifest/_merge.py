@@ -27,7 +27,7 @@ from couchsync.manifest.model import (
     SourcePos,
 )
 
-_SETTINGS = ("state", "partitioned", "q", "n", "security", "prune")
+_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "prune")
 #: Sections built entry by entry: a broken entry leaves out only itself.
 ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
 

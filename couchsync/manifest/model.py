@@ -133,12 +133,14 @@ class DatabaseSpec:
     partitioned: bool | None = None
     q: int | None = None
     n: int | None = None
+    placement: str | None = None  # shard copies by zone, "zone-a:2,zone-b:1"
     security: dict[str, Any] | None = None  # None: left alone
     prune: bool = False
     indexes: dict[str, IndexSpec] = field(default_factory=dict)
     design_docs: dict[str, DesignDocSpec] = field(default_factory=dict)
     documents: dict[str, DocumentSpec] = field(default_factory=dict)  # by _id, manifest order
-    #: Where each setting given (state, partitioned, q, n, security, prune) was written.
+    #: Where each setting given (state, partitioned, q, n, placement, security, prune) was
+    #: written.
     sources: dict[str, SourcePos] = field(default_factory=dict)
 
 

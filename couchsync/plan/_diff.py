@@ -84,7 +84,8 @@ def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
 
 
 def _create_options(spec: DatabaseSpec) -> dict[str, Any]:
-    options = {"partitioned": spec.partitioned, "q": spec.q, "n": spec.n}
+    options = {"partitioned": spec.partitioned, "q": spec.q, "n": spec.n,
+               "placement": spec.placement}
     return {key: value for key, value in options.items() if value is not None}
 
 

@@ -1,0 +1,120 @@
+"""Helpers for tests that run the real ``couchsync`` command in processes of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from couchsync.lock import LOCK_DB, lock_id
+
+ROOT = Path(__file__).resolve().parents[2]
+COUCHSYNC = str(Path(sys.executable).parent / "couchsync")
+
+
+def seed_manifest(path: Path, db: str, docs: range | list[str], *, prune: bool = False,
+              prefix: str = "d") -> str:
+    """A manifest of ``db`` seeding ``docs`` from a JSON Lines file (fast to load)."""
+    data = path.with_suffix(".jsonl")
+    data.write_text("".join(json.dumps({"_id": f"{prefix}-{i:06d}" if isinstance(i, int) else i,
+                                        "n": str(i)}) + "\n" for i in docs))
+    path.write_text(json.dumps({"version": 1, "databases": {db: {
+        "prune": prune, "documents_from": [data.name]}}}))
+    return str(path)
+
+
+def couchsync(url: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "COUCHDB_URL": url, "NO_COLOR": "1"}
+    return subprocess.Popen([COUCHSYNC, *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def run(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    proc = couchsync(url, *args)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def doc_count(url: str, db: str) -> int:
+    """Documents in ``db`` (design docs excluded), read with every copy answering."""
+    rows = httpx.get(f"{url}/{db}/_all_docs", timeout=60).json()["rows"]
+    return sum(not row["id"].startswith("_design/") for row in rows)
+
+
+def lock_holder(url: str, db: str) -> dict[str, Any] | None:
+    answer = httpx.get(f"{url}/{LOCK_DB}/{lock_id(db)}", timeout=10)
+    return answer.json().get("holder") if answer.status_code == 200 else None
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180,
+              proc: subprocess.Popen[str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"couchsync ended (exit {proc.returncode}) before {what}: "
+                                 f"{out[-1000:]} {err[-2000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def prune_everything(url: str, tmp_path: Path, db: str) -> None:
+    """Apply a manifest of ``db`` that lists nothing and prunes; then nothing is left."""
+    path = seed_manifest(tmp_path / "prune-all.yaml", db, [], prune=True)
+    done = run(url, "apply", path, "--yes", "--lock-timeout", "60")
+    assert done.returncode == 0, done.stderr
+    assert doc_count(url, db) == 0, "prune left documents the ownership record did not know"
+
+
+def pending_entries(url: str, db: str) -> int:
+    head = httpx.get(f"{url}/{db}/_local/couchsync", timeout=10).json()
+    bodies = [head] + [httpx.get(f"{url}/{db}/_local/couchsync.{i}", timeout=10).json()
+                       for i in range(head.get("shards", 1)) if head.get("shards", 1) > 1]
+    return sum(not entry[0] for body in bodies for entry in body.get("managed", {}).values())
+
+
+# -- servers of the test's own
+
+
+def couchdb_dist() -> Path | None:
+    candidates = [os.environ.get("COUCHDB_DIST"), str(ROOT.parent / "shared" / "couchdb")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "start").is_file():
+            return Path(candidate)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnCouchDB:
+    def __init__(self, dist: Path, directory: Path) -> None:
+        self.dist = dist
+        self.dir = directory
+        self.port = free_port()
+        self.url = ""
+
+    def start(self) -> str:
+        started = subprocess.run(
+            [str(self.dist / "start"), "--dir", str(self.dir), "--port", str(self.port),
+             "--admin", "admin:own-server-pw"],
+            capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        self.url = started.stdout.strip()
+        return self.url
+
+    def stop(self) -> None:
+        subprocess.run([str(self.dist / "stop"), str(self.dir)], capture_output=True,
+                       timeout=60)
