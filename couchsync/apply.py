@@ -129,17 +129,22 @@ class ApplyResult:
         """The one JSON document ``apply --format json`` prints, indented::
 
             {"format_version": 1, "ok": bool, "plan": plan.to_dict(),
-             "results": [StepResult.to_dict(), ...], "summary": counts()}
+             "results": [StepResult.to_dict(), ...], "summary": counts(),
+             "warnings": [str, ...], "confirmed": int}
 
         ``plan`` is the plan that was applied; ``results`` hold every step run,
-        failed ones with the server's reason in ``error``.
+        failed ones with the server's reason in ``error``; ``warnings`` what was
+        not plain success (writes answered 202); ``confirmed`` the ownership-record
+        entries left pending by an interrupted apply and now confirmed.
         """
         return json.dumps(
             {"format_version": FORMAT_VERSION,
              "ok": self.ok,
              "plan": plan.to_dict(),
              "results": [result.to_dict() for result in self.results],
-             "summary": self.counts()},
+             "summary": self.counts(),
+             "warnings": self.warnings,
+             "confirmed": self.confirmed},
             indent=2, sort_keys=True, ensure_ascii=False,
         )
 
