@@ -43,13 +43,17 @@ _EXPORTS: dict[str, str] = {
     "Unauthorized": "couchsync.client",
     # sync tool
     "ApplyError": "couchsync.apply",
+    "ApplyInterrupted": "couchsync.apply",
     "ApplyResult": "couchsync.apply",
     "DesiredState": "couchsync.manifest",
     "LiveState": "couchsync.plan",
+    "LockHeld": "couchsync.lock",
+    "LockSet": "couchsync.lock",
     "ManifestError": "couchsync.manifest",
     "Plan": "couchsync.plan",
     "Problem": "couchsync.manifest",
     "apply_plan": "couchsync.apply",
+    "force_unlock": "couchsync.lock",
     "load_and_read": "couchsync.plan",
     "load_manifests": "couchsync.manifest",
     "plan_changes": "couchsync.plan",
@@ -73,7 +77,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from couchsync.apply import ApplyError, ApplyResult, apply_plan
+    from couchsync.apply import ApplyError, ApplyInterrupted, ApplyResult, apply_plan
     from couchsync.client import (
         BadRequest,
         BulkResults,
@@ -99,5 +103,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransportError,
         Unauthorized,
     )
+    from couchsync.lock import LockHeld, LockSet, force_unlock
     from couchsync.manifest import DesiredState, ManifestError, Problem, load_manifests
     from couchsync.plan import LiveState, Plan, load_and_read, plan_changes, read_live_state

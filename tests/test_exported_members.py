@@ -10,10 +10,11 @@ INTENDED = {
     "ClientClosedError",
     "CouchError", "TransportError", "HTTPStatusError", "ServerError", "DatabaseError",
     "DocumentError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-    "PreconditionFailed", "InvalidDatabaseName", "InvalidURL",
+    "PreconditionFailed", "InvalidDatabaseName", "InvalidURL", "BulkResults",
     # sync tool
     "load_manifests", "read_live_state", "load_and_read", "plan_changes", "apply_plan",
     "DesiredState", "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",
+    "ApplyInterrupted", "LockSet", "LockHeld", "force_unlock",
 }
 
 
