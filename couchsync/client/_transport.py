@@ -326,6 +326,8 @@ class HttpxConnection:
             self._scheme, self._host, self._port = base.raw_scheme, base.raw_host, base.port
             self._prefix = base.raw_path[:-1]
             self._core_headers = httpx.Request("GET", base, headers=self._headers).headers.raw
+        self._core_headers_no_body = [self._core_headers[0], (b"Content-Length", b"0"),
+                                      *self._core_headers[1:]]
         self._origin = httpcore.URL(
             scheme=self._scheme, host=self._host, port=self._port, target=b"/"
         ).origin
@@ -371,10 +373,10 @@ class HttpxConnection:
             and content is None
             and json is None
             and not headers
-            and method not in _BODY_METHODS
             and _PLAIN_TARGET.fullmatch(target)
         ):
-            # No body, default headers, a target needing no quoting: all prebuilt.
+            # No body, default headers, a target needing no quoting: all prebuilt. httpx
+            # gives a POST, PUT or PATCH without a body "Content-Length: 0" after Host.
             request: Any = self._core_request(
                 method,
                 self._core_url(
@@ -383,7 +385,8 @@ class HttpxConnection:
                     port=self._port,
                     target=self._prefix + target.encode("ascii"),
                 ),
-                headers=self._core_headers,
+                headers=(self._core_headers_no_body if method in _BODY_METHODS
+                         else self._core_headers),
                 extensions=self._extensions,
             )
         elif (
