@@ -173,8 +173,10 @@ class ApplyInterrupted(Exception):
     Its text is a few lines: why, what was done and what not (counts), how to go on.
     """
 
-    def __init__(self, cause: str, results: list[StepResult], total: int) -> None:
+    def __init__(self, cause: str, results: list[StepResult], total: int, *,
+                 server_lost: bool = False) -> None:
         self.cause = cause
+        self.server_lost = server_lost
         self.results = results
         self.total = total
         self.notes: list[str] = []  # lines the caller adds (the CLI: a lock left behind)
@@ -192,7 +194,8 @@ class ApplyInterrupted(Exception):
             + f"; not done: {self.total - len(self.results):,}.",
             "Nothing is orphaned: the ownership records list every document this apply "
             "set out to create.",
-            "Run the same apply again (once the server is back) to finish.",
+            "Run the same apply again" + (" once the server is back" if self.server_lost
+                                          else "") + " to finish.",
             *self.notes,
         ])
 
@@ -226,7 +229,7 @@ def apply_plan(
         run.write_ownership_records(plan.confirm)
     except TransportError as exc:
         raise ApplyInterrupted(f"lost the server: {exc}", run.result.results,
-                               len(plan.steps)) from None
+                               len(plan.steps), server_lost=True) from None
     except _Stop as exc:
         raise ApplyInterrupted(str(exc), run.result.results, len(plan.steps)) from None
     run.report_partial_writes()

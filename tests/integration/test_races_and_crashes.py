@@ -167,3 +167,23 @@ def test_a_server_stopped_mid_apply_stops_it_with_a_short_report_and_a_rerun_con
     assert doc_count(url, "faulty") == 40000
     assert pending_entries(url, "faulty") == 0
     prune_everything(url, tmp_path, "faulty")
+
+
+def test_an_apply_whose_lock_is_taken_stops_before_writing_more(
+    couch_url: str, db_name: str, tmp_path: Path
+) -> None:
+    seed = seed_manifest(tmp_path / "seed.yaml", db_name, range(20000))
+    victim = couchsync(couch_url, "apply", seed, "--yes", "--batch-size", "50",
+                       "--lock-ttl", "5")  # renewed every 1.7 s: the loss is seen by then
+    wait_for(lambda: lock_holder(couch_url, db_name) is not None, "the lock to be taken",
+             proc=victim)
+    freed = run(couch_url, "force-unlock", db_name)
+    assert freed.returncode == 0, freed.stderr
+    out, err = victim.communicate(timeout=300)
+    assert victim.returncode == 1, out[-500:] + err
+    assert f"Error: apply stopped: the lock on {db_name} was taken over" in err
+    assert "not done:" in err and "Traceback" not in err
+    finished = run(couch_url, "apply", seed, "--yes", "--lock-timeout", "60")
+    assert finished.returncode == 0, finished.stderr
+    assert doc_count(couch_url, db_name) == 20000
+    prune_everything(couch_url, tmp_path, db_name)
