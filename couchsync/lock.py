@@ -60,6 +60,7 @@ __all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "Lock
 LOCK_DB = "couchsync-locks"
 DEFAULT_TTL = 600.0  # seconds without a heartbeat after which a lock counts as abandoned
 POLL_SECONDS = 1.0  # between attempts while waiting (--lock-timeout), jittered
+RACED_ATTEMPTS = 20  # attempts in a row lost to revisions that moved, nobody holding a lock
 
 
 class LockHeld(Exception):
@@ -72,6 +73,9 @@ class LockHeld(Exception):
 
     def __str__(self) -> str:
         names = sorted(self.held)
+        if not names:
+            return ("another apply kept taking the same locks at the same time; "
+                    "try again (--lock-timeout SECONDS waits)")
         lines = [f"{_count(len(names), 'database')} locked by another apply"
                  + (f" (waited {self.waited:.0f} s)" if self.waited >= 1 else "") + ":"]
         lines += [f"  {name}: {self.held[name].describe()}" for name in names[:10]]
@@ -222,17 +226,19 @@ class LockSet:
         self.holder = LockHolder.this_process(self.ttl)
         started = time.monotonic()
         locks = {name: self.seen.get(name, _Lock(None, None)) for name in self.databases}
+        raced = 0
         while True:
             held = self._attempt(locks)
             if held is None:
                 break
             waited = time.monotonic() - started
-            if held and waited >= timeout:
+            raced = 0 if held else raced + 1
+            if (held and waited >= timeout) or raced > RACED_ATTEMPTS:
                 raise LockHeld(held, waited)
             if held:  # someone holds one: wait a little (jittered: racing waiters spread out)
                 time.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), timeout - waited))
             else:  # a revision moved under us (another apply came and went): read again now
-                time.sleep(random.uniform(0, 0.05))
+                time.sleep(random.uniform(0, 0.05) * raced)
             locks = read_locks(self.client, self.databases)
         if any(locks[name].rev != self.seen.get(name, _Lock(None, None)).rev
                for name in self.databases):
@@ -264,6 +270,14 @@ class LockSet:
         by_id = {answer.get("id"): answer for answer in answers}
         taken = {name: answer["rev"] for name in names
                  if "error" not in (answer := by_id.get(lock_id(name), {"error": "missing"}))}
+        refused = {name: by_id.get(lock_id(name), {}) for name in names if name not in taken
+                   and by_id.get(lock_id(name), {}).get("error") != "conflict"}
+        if refused:  # not a race: no retry can help (a permission, say)
+            self._give_back(taken)
+            name, answer = sorted(refused.items())[0]
+            raise CouchError(f"could not write the apply lock of {name} in {LOCK_DB}: "
+                             f"{answer.get('error', 'no answer')}: {answer.get('reason', '')}",
+                             error=answer.get("error"), reason=answer.get("reason"))
         if answers.accepted:  # 202: perhaps a racing write from the same revision elsewhere
             taken = self._confirm(taken)
         if len(taken) == len(names):
