@@ -224,7 +224,7 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
 
 
 def _drift_reason(doc: DocumentSpec, current: LiveDoc | None, entry: ManagedDoc | None) -> str:
-    if current is None or entry is None:
+    if current is None or entry is None or entry.pending:
         return "differs from the manifests"
     edited_on_server = current.rev != entry.rev
     changed_in_manifest = doc.hash != entry.hash
