@@ -19,11 +19,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from couchsync._canonical import NotJSONNumber, canonical_decoder
+from couchsync._canonical import NotJSONNumber, canonical_decoder, canonical_json, hash_canonical
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._datafiles import remember
 from couchsync.manifest._problems import Problem, format_path
-from couchsync.manifest._schema import document_issues
+from couchsync.manifest._schema import DOCUMENT_UNDERSCORE_KEYS, document_issues
 from couchsync.manifest.model import DocumentSpec, SourcePos
 
 _CHUNK = 1 << 16
@@ -74,8 +74,7 @@ def read_documents(path: str, cache: DataFileCache = NO_CACHE) -> Iterator[Docum
         found: list[DocumentSpec] = []
         clean = True
         parsed = cache.hasher()  # the key of the bytes parsed: stored only if it is `key`
-        for entry in _json_lines(path, binary, parsed.update if parsed else None):
-            read = entry if isinstance(entry, Problem) else _document(path, *entry)
+        for read in _json_lines(path, binary, parsed.update if parsed else None):
             if isinstance(read, Problem):
                 clean = False
             else:
@@ -100,10 +99,17 @@ def _document(path: str, body: Any, line: int, col: int,
 
 def _json_lines(
     path: str, handle: IO[bytes], seen: Callable[[bytes], object] | None = None
-) -> Iterator[tuple[Any, int, int, tuple[int, int]] | Problem]:
-    """Each line's document with its line number and (offset, length) in the file;
-    ``seen`` is given every line's bytes as read."""
+) -> Iterator[DocumentSpec | Problem]:
+    """Each line's document (its place: line number, offset and length in the file), or
+    its problem; ``seen`` is given every line's bytes as read.
+
+    The hot loop of a cold load: the usual valid document is checked and made here,
+    in one frame (what ``document_issues`` accepts at once, then what
+    ``DocumentSpec.from_body`` does); anything else goes the long way (``_document``).
+    """
     offset = 0
+    underscore_keys = DOCUMENT_UNDERSCORE_KEYS
+    spec = DocumentSpec
     for number, raw in enumerate(handle, start=1):
         if seen is not None:
             seen(raw)
@@ -120,11 +126,27 @@ def _json_lines(
         if not text.strip():
             continue
         try:
-            yield _decode_line(text), number, 1, (start, len(raw))
+            body = _decode_line(text)
         except json.JSONDecodeError as exc:
             yield Problem(path, number, exc.colno, _json_message(exc))
+            continue
         except (_DuplicateKey, NotJSONNumber) as exc:
             yield Problem(path, number, 1, str(exc))
+            continue
+        if type(body) is dict:
+            doc_id = body.get("_id")
+            deleted = body.get("_deleted", False)
+            if (type(doc_id) is str and doc_id[:1] not in ("", "_") and type(deleted) is bool
+                    and all(key[:1] != "_" or key in underscore_keys for key in body)):
+                try:
+                    canonical = canonical_json(body, numbers_canonical=True)
+                except NotJSONNumber as exc:
+                    yield Problem(path, number, 1, str(exc))
+                    continue
+                yield spec(doc_id, path, number, 1, hash_canonical(canonical), deleted,
+                           offset=start, length=len(raw))
+                continue
+        yield _document(path, body, number, 1, (start, len(raw)))
 
 
 def _decode_line(text: str) -> Any:

@@ -32,7 +32,9 @@ _A_TYPE = {"string": "a string", "integer": "an integer", "number": "a number",
            "null": "null"}
 _SCHEMA_JSON_TYPES = {"boolean": "boolean", "integer": "integer", "number": "number",
                       "string": "string", "list": "array", "mapping": "object", "null": "null"}
-_DOCUMENT_UNDERSCORE_KEYS = frozenset({"_id", "_deleted"})
+# (The fast path of ``document_issues`` below is repeated inline in the JSON Lines loop
+# of ``_documents_from``: keep the two the same.)
+DOCUMENT_UNDERSCORE_KEYS = frozenset({"_id", "_deleted"})
 
 # Beside the package's modules, as setuptools installs package data (not importlib.resources:
 # its import costs more than reading the file).
@@ -93,7 +95,7 @@ def document_issues(body: Any) -> list[Issue]:
         and isinstance(body.get("_id"), str)
         and body["_id"][:1] not in ("", "_")  # the schema's _id rules, in short
         and isinstance(body.get("_deleted", False), bool)
-        and _DOCUMENT_UNDERSCORE_KEYS.issuperset([key for key in body if key[:1] == "_"])
+        and DOCUMENT_UNDERSCORE_KEYS.issuperset([key for key in body if key[:1] == "_"])
     ):
         return []
     return _unique(_document_validator().iter_errors(body), frozenset())
