@@ -67,6 +67,13 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180,
         time.sleep(0.02)
 
 
+def apply_holding_the_lock(url: str, db: str, path: str, *args: str) -> subprocess.Popen[str]:
+    """``couchsync apply PATH --yes ARGS`` started, once it holds the lock of ``db``."""
+    proc = couchsync(url, "apply", path, "--yes", *args)
+    wait_for(lambda: lock_holder(url, db) is not None, "the lock to be taken", proc=proc)
+    return proc
+
+
 def prune_everything(url: str, tmp_path: Path, db: str) -> None:
     """Apply a manifest of ``db`` that lists nothing and prunes; then nothing is left."""
     path = seed_manifest(tmp_path / "prune-all.yaml", db, [], prune=True)

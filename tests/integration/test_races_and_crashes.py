@@ -21,6 +21,7 @@ import httpx
 import pytest
 from cli_helpers import (
     OwnCouchDB,
+    apply_holding_the_lock,
     couchdb_dist,
     couchsync,
     doc_count,
@@ -55,10 +56,8 @@ def test_a_second_apply_is_refused_naming_the_holder_and_plan_tells_of_the_lock(
     couch_url: str, db_name: str, tmp_path: Path
 ) -> None:
     big = seed_manifest(tmp_path / "big.yaml", db_name, range(20000))
-    holder = couchsync(couch_url, "apply", big, "--yes", "--batch-size", "100")
+    holder = apply_holding_the_lock(couch_url, db_name, big, "--batch-size", "100")
     try:
-        wait_for(lambda: lock_holder(couch_url, db_name) is not None, "the lock to be taken",
-                  proc=holder)
         small = seed_manifest(tmp_path / "small.yaml", db_name, ["other"])
 
         refused = run(couch_url, "apply", small, "--yes")
@@ -103,9 +102,7 @@ def test_force_unlock_frees_a_lock_left_by_a_killed_apply(
     couch_url: str, db_name: str, tmp_path: Path
 ) -> None:
     seed = seed_manifest(tmp_path / "seed.yaml", db_name, range(20000))
-    victim = couchsync(couch_url, "apply", seed, "--yes", "--batch-size", "100")
-    wait_for(lambda: lock_holder(couch_url, db_name) is not None, "the lock to be taken",
-              proc=victim)
+    victim = apply_holding_the_lock(couch_url, db_name, seed, "--batch-size", "100")
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=60)
 
@@ -173,10 +170,8 @@ def test_an_apply_whose_lock_is_taken_stops_before_writing_more(
     couch_url: str, db_name: str, tmp_path: Path
 ) -> None:
     seed = seed_manifest(tmp_path / "seed.yaml", db_name, range(20000))
-    victim = couchsync(couch_url, "apply", seed, "--yes", "--batch-size", "50",
-                       "--lock-ttl", "5")  # renewed every 1.7 s: the loss is seen by then
-    wait_for(lambda: lock_holder(couch_url, db_name) is not None, "the lock to be taken",
-             proc=victim)
+    victim = apply_holding_the_lock(  # renewed every 1.7 s: the loss is seen by then
+        couch_url, db_name, seed, "--batch-size", "50", "--lock-ttl", "5")
     freed = run(couch_url, "force-unlock", db_name)
     assert freed.returncode == 0, freed.stderr
     out, err = victim.communicate(timeout=300)
