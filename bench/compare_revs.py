@@ -33,6 +33,7 @@ sys.path[:0] = [str(ROOT / "testserver"), str(ROOT / "bench")]
 
 from run import OUT, PY, bench_server, default_server, make_jsonl, write_manifest  # noqa: E402
 
+# -P: without it, "-c" puts the working directory (this checkout) first on sys.path.
 RUNNER = "import sys; from couchsync.cli import main; sys.exit(main())"
 
 
@@ -87,10 +88,10 @@ def main() -> None:
                     [PY, str(ROOT / "bench" / "raw_seed.py"), url, "bench_revs", str(data)],
                     env)}
         for rev, copy in copies.items():
-            sides[rev] = ([PY, "-c", RUNNER, *command], dict(env, PYTHONPATH=str(copy)))
+            sides[rev] = ([PY, "-P", "-c", RUNNER, *command], dict(env, PYTHONPATH=str(copy)))
         if args.kind == "noop":  # a database couchsync manages, its record written
             http.delete("/bench_revs")
-            timed([*sides[args.revs[-1]][0][:3], "apply", str(manifest), "--yes"],
+            timed([*sides[args.revs[-1]][0][:4], "apply", str(manifest), "--yes"],
                   sides[args.revs[-1]][1])
             for cmd, side_env in list(sides.values())[1:]:
                 timed(cmd, side_env)  # warm the cache (when on) and the server's files
