@@ -184,11 +184,13 @@ class Database:
         result = self._send("PUT", path, params=params, json=body).json()
         return result["id"], result["rev"]
 
-    def delete(self, doc_id: str, rev: str = "") -> tuple[str, str]:
-        """Delete the document at ``rev`` (default: the current one); ``(id, deletion rev)``."""
+    def delete(self, doc_id: str, rev: str = "", *, w: int | None = None) -> tuple[str, str]:
+        """Delete the document at ``rev`` (default: the current one); ``(id, deletion rev)``.
+        ``w`` as for ``bulk_docs``."""
         path = self._doc(doc_id, "DELETE")
         rev = rev or self._head(doc_id)[0]
-        result = self._send("DELETE", path, params={"rev": rev}).json()
+        params = {"rev": rev} if w is None else {"rev": rev, "w": str(w)}
+        result = self._send("DELETE", path, params=params).json()
         return result["id"], result["rev"]
 
     def get(

@@ -197,7 +197,7 @@ def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]
             revs[doc_id] = db.update(doc_id, {"_id": doc_id, **new[doc_id]},
                                      rev=before.revs.get(doc_id, ""), w=w)[1]
     for doc_id in before.revs.keys() - new.keys():  # shards left over after shrinking
-        db.delete(doc_id, rev=before.revs[doc_id])
+        db.delete(doc_id, rev=before.revs[doc_id], w=w)
         del revs[doc_id]
     stored = managed if isinstance(managed, dict) else dict(managed)  # a million: not copied
     return Record(stored, shard_count(len(managed)), revs, new[RECORD_ID]["digest"])

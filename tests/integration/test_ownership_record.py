@@ -50,20 +50,28 @@ def db(client: Client, db_name: str) -> Database:
     return client.database(db_name)
 
 
-def test_a_record_round_trips_through_the_server(db: Database) -> None:
+@pytest.fixture
+def w(db: Database) -> int | None:
+    """What apply writes the record with: on a cluster every copy (``w = n``), so that
+    any read right after sees the write."""
+    n: int | None = db.info().get("cluster", {}).get("n")
+    return n
+
+
+def test_a_record_round_trips_through_the_server(db: Database, w: int | None) -> None:
     assert read_record(db).managed == {}
     small = entries(10)
-    write_record(db, read_record(db), small)
+    write_record(db, read_record(db), small, w=w)
     assert read_record(db).managed == small
     assert read_record(db).shards == 1
 
 
 def test_a_large_record_is_sharded_and_only_changed_shards_are_rewritten(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
 ) -> None:
     monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)  # 200 entries → 4 shards
     first = entries(200)
-    write_record(db, read_record(db), first)
+    write_record(db, read_record(db), first, w=w)
     record = read_record(db)
     assert record.shards == 4 and record.managed == first
     assert set(record.revs) == {RECORD_ID, *(shard_doc_id(i) for i in range(4))}
@@ -71,7 +79,7 @@ def test_a_large_record_is_sharded_and_only_changed_shards_are_rewritten(
 
     changed = dict(first)
     changed["doc-00007"] = ManagedDoc("2-b", "sha256:new", True)
-    write_record(db, record, changed)
+    write_record(db, record, changed, w=w)
     after = read_record(db)
     assert after.managed == changed
     rewritten = {doc_id for doc_id in after.revs if after.revs[doc_id] != record.revs[doc_id]}
@@ -79,7 +87,7 @@ def test_a_large_record_is_sharded_and_only_changed_shards_are_rewritten(
     assert db.get(RECORD_ID)["digest"] == digest_of(
         [(doc_id, e.rev, e.hash) for doc_id, e in changed.items()])
 
-    write_record(db, after, entries(10))  # shrinks back to one document
+    write_record(db, after, entries(10), w=w)  # shrinks back to one document
     final = read_record(db)
     assert final.shards == 1 and final.managed == entries(10)
     for index in range(4):
@@ -110,33 +118,33 @@ def test_the_digest_covers_every_entry_in_any_order_but_not_created() -> None:
 
 
 def test_the_head_alone_is_incomplete_until_its_shards_are_read(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
 ) -> None:
     monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)
-    write_record(db, read_record(db), entries(120))
+    write_record(db, read_record(db), entries(120), w=w)
     head = read_head(db)
     assert not head.complete and head.managed == {} and head.shards == 4
     assert ownership.read_shards(db, head).managed == entries(120) and head.complete
 
 
-def test_a_record_of_another_format_is_refused(db: Database) -> None:
-    db.update(RECORD_ID, {"_id": RECORD_ID, "format": 99})
+def test_a_record_of_another_format_is_refused(db: Database, w: int | None) -> None:
+    db.update(RECORD_ID, {"_id": RECORD_ID, "format": 99}, w=w)
     with pytest.raises(PlanError, match="format 99"):
         read_record(db)
 
 
 def test_a_stale_record_write_conflicts_only_where_the_server_checks_local_revisions(
-    db: Database, is_couchdb: bool
+    db: Database, is_couchdb: bool, w: int | None
 ) -> None:
     """PouchDB Server checks ``_local`` revisions; CouchDB takes a stale one and keeps the
     last write, which is why apply holds the database's lock (couchsync.lock) while it
     writes the record."""
-    write_record(db, Record(), entries(3))
+    write_record(db, Record(), entries(3), w=w)
     stale = read_record(db)
-    write_record(db, stale, entries(4))
+    write_record(db, stale, entries(4), w=w)
     if not is_couchdb:
         with pytest.raises(Conflict):
-            write_record(db, stale, entries(5))
+            write_record(db, stale, entries(5), w=w)
         return
-    write_record(db, stale, entries(5))  # accepted: last writer wins
+    write_record(db, stale, entries(5), w=w)  # accepted: last writer wins
     assert len(read_record(db).managed) == 5
