@@ -30,6 +30,15 @@ def db(client: Client, db_name: str) -> Database:
     return client.database(db_name)
 
 
+@pytest.fixture
+def copies(db: Database) -> int:
+    """How many copies of each shard ``db`` has: the cluster's n (3 on the test cluster),
+    1 on a single node and on PouchDB Server. On a cluster, _all_docs ranges, _find and
+    index listings read one copy of each shard, which a write answered at the default
+    quorum may not have reached yet: tests that read so write with ``w=copies``."""
+    return int(db.info().get("cluster", {}).get("n", 1))
+
+
 class RecordingTransport(httpx.BaseTransport):
     """Sends every request to the real server (httpx.HTTPTransport) and records
     ``(method, path)`` of each, to show which endpoints a call used."""

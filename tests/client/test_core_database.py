@@ -25,6 +25,24 @@ from couchsync.client import (
 )
 
 MockClient = Callable[..., tuple[Client, Any]]
+
+
+def _not_found(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except NotFound:
+        return True
+    return False
+
+
+def _eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Wait until ``condition()`` holds (eventual consistency, a write done later);
+    fail saying ``what`` did not happen within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
 HandlerClient = Callable[[Callable[[httpx.Request], httpx.Response]], Client]
 
 AWKWARD_IDS = [
@@ -76,23 +94,26 @@ def test_add_without_id_gets_a_server_id_and_leaves_input_alone(db: Database) ->
     assert rev.startswith("1-") and db.get(doc_id)["name"] == "john"
 
 
-def test_add_with_id_is_not_mutated_and_duplicate_conflicts(db: Database) -> None:
+def test_add_with_id_is_not_mutated_and_duplicate_conflicts(db: Database, copies: int) -> None:
     doc = {"_id": "x", "n": 1}
     assert db.add(doc)[0] == "x"
     assert doc == {"_id": "x", "n": 1}
+    # The duplicate is tried once every shard copy has the first (w=copies, answered 201):
+    # on a cluster a copy that had not got it yet would accept the duplicate, and CouchDB
+    # answers 202 Accepted instead of 409 when some copies accept and the others conflict.
+    assert not db.bulk_docs([{"_id": "y", "n": 1}], w=copies).accepted
+    dup = {"_id": "y", "n": 2}
     with pytest.raises(Conflict) as info:
-        db.add(doc)
+        db.add(dup)
     assert isinstance(info.value, DatabaseError) and info.value.status == 409
+    assert dup == {"_id": "y", "n": 2}
 
 
 def test_add_batch(db: Database) -> None:
     result = db.add_batch({"_id": "batched", "v": 1})
     assert result["ok"] is True and result["id"] == "batched"
     # CouchDB answers 202 before the write is done: the document appears a little later.
-    deadline = time.monotonic() + 10
-    while "batched" not in db:
-        assert time.monotonic() < deadline, "the batch-mode document is not there after 10 s"
-        time.sleep(0.05)
+    _eventually(lambda: "batched" in db, "the batch-mode document is there")
     assert db.get("batched")["v"] == 1
 
 
@@ -113,9 +134,12 @@ def test_update_replaces_the_body(db: Database) -> None:
     assert doc["keep"] == 3 and "drop" not in doc
 
 
-def test_update_revision_rules(db: Database) -> None:
-    _, rev1 = db.add({"_id": "d", "n": 1})
-    _, rev2 = db.update("d", {"n": 2}, rev1)
+def test_update_revision_rules(db: Database, copies: int) -> None:
+    # Every shard copy has each revision before the stale writes (w=copies): on a cluster
+    # a copy that rev2 had not reached yet would accept a write based on rev1, and
+    # CouchDB answers 202 Accepted, not 409, when some copies accept and others conflict.
+    _, rev1 = db.update("d", {"n": 1}, w=copies)
+    _, rev2 = db.update("d", {"n": 2}, rev1, w=copies)
     with pytest.raises(Conflict):
         db.update("d", {"n": 3}, rev1)  # stale explicit rev
     with pytest.raises(Conflict):
@@ -152,8 +176,10 @@ def test_local_documents(db: Database) -> None:
     assert db.doc_info("_local/state")["rev"] == "0-3"
     assert db.add({"_id": "_local/other x", "n": 1})[0] == "_local/other x"
     db.delete("_local/state")
-    with pytest.raises(NotFound):
-        db.get("_local/state")
+    # _local documents are not replicated between shard copies: on a cluster a read may
+    # meet a copy that the delete (answered at quorum) has not reached yet, for a moment.
+    _eventually(lambda: _not_found(lambda: db.get("_local/state")),
+                "get of the deleted _local document raises NotFound")
     assert all(not row["id"].startswith("_local/") for row in db.list_documents())
 
 
@@ -279,8 +305,11 @@ def test_get_many_without_ids_sends_nothing(mock_client: MockClient) -> None:
     assert recorder.requests == []
 
 
-def test_bulk_docs_returns_item_errors(db: Database) -> None:
-    results = db.bulk_docs([{"_id": "a"}, {"_id": "b"}])
+def test_bulk_docs_returns_item_errors(db: Database, copies: int) -> None:
+    # w=copies: on a cluster, a shard copy that had not got "a" yet would accept it again
+    # (answered as accepted, not as a conflict).
+    results = db.bulk_docs([{"_id": "a"}, {"_id": "b"}], w=copies)
+    assert not results.accepted
     assert [r["id"] for r in results] == ["a", "b"] and all(r.get("ok") for r in results)
     again = db.bulk_docs([{"_id": "a"}, {"_id": "c"}])
     assert again[0]["id"] == "a" and again[0]["error"] == "conflict"
@@ -303,18 +332,19 @@ def test_all_docs_with_keys(db: Database) -> None:
     assert rows[2]["doc"]["n"] == 1
 
 
-def test_all_docs_range(db: Database) -> None:
-    db.bulk_docs([{"_id": f"k{i}"} for i in range(5)])
+def test_all_docs_range(db: Database, copies: int) -> None:
+    db.bulk_docs([{"_id": f"k{i}"} for i in range(5)], w=copies)
     assert [r["id"] for r in db.all_docs(start_key="k1", end_key="k3")] == ["k1", "k2", "k3"]
     assert [r["id"] for r in db.all_docs(limit=2)] == ["k0", "k1"]
     assert "doc" not in db.all_docs(limit=1)[0]
     assert db.all_docs(limit=1, include_docs=True)[0]["doc"]["_id"] == "k0"
 
 
-def test_large_listings_are_paged(db: Database) -> None:
+def test_large_listings_are_paged(db: Database, copies: int) -> None:
     ids = sorted(f"doc-{i:05d}" for i in range(3100))
     for start in range(0, len(ids), 1000):
-        results = db.bulk_docs([{"_id": i, "n": 1} for i in ids[start : start + 1000]])
+        results = db.bulk_docs([{"_id": i, "n": 1} for i in ids[start : start + 1000]],
+                               w=copies)
         assert not [r for r in results if "error" in r]
     assert [row["id"] for row in db.list_documents()] == ids
     assert [doc["_id"] for doc in db.get_all_docs()] == ids
@@ -352,8 +382,9 @@ def test_iter_all_docs_asks_page_by_page(handler_client: HandlerClient) -> None:
     ]
 
 
-def test_find_and_iter_find(db: Database) -> None:
-    db.bulk_docs([{"_id": f"d{i:02d}", "type": "t", "n": i} for i in range(30)] + [{"type": "u"}])
+def test_find_and_iter_find(db: Database, copies: int) -> None:
+    db.bulk_docs([{"_id": f"d{i:02d}", "type": "t", "n": i} for i in range(30)] + [{"type": "u"}],
+                 w=copies)
     query = FindQuery(selector={"type": "t"}, fields=["_id", "n"], limit=5)
     first = db.find(query)
     assert len(first["docs"]) == 5 and set(first["docs"][0]) == {"_id", "n"}
@@ -394,12 +425,15 @@ def test_indexes(db: Database, is_couchdb: bool) -> None:
     assert created == {"result": "created", "id": "_design/idx", "name": "by-type"}
     assert db.set_index(query)["result"] == "exists"
     db.set_index(IndexQuery(fields=[{"n": "desc"}], name="by n", ddoc="other x"))
-    names = {(i["ddoc"], i["name"]) for i in db.get_indexes()["indexes"]}
-    assert {("_design/idx", "by-type"), ("_design/other x", "by n")} <= names
+    # The listing reads one copy of each shard: on a cluster it shows a change once the
+    # design documents have reached every copy (set_index and delete_index take no w).
+    both = {("_design/idx", "by-type"), ("_design/other x", "by n")}
+    _eventually(lambda: both <= {(i["ddoc"], i["name"]) for i in db.get_indexes()["indexes"]},
+                "get_indexes lists both new indexes")
     assert db.delete_index("idx", "by-type") == {"ok": True}
     assert db.delete_index("_design/other x", "by n") == {"ok": True}
-    remaining = {i["name"] for i in db.get_indexes()["indexes"]}
-    assert "by-type" not in remaining and "by n" not in remaining
+    _eventually(lambda: not {"by-type", "by n"} & {i["name"] for i in db.get_indexes()["indexes"]},
+                "get_indexes no longer lists the deleted indexes")
     if is_couchdb:  # PouchDB Server answers 500 for an index that is gone
         with pytest.raises(NotFound):
             db.delete_index("idx", "by-type")
@@ -439,10 +473,7 @@ def test_purge(db: Database) -> None:
     assert result["purged"] == {"p": [rev]} and "purge_seq" in result
     # On a cluster the answer comes once a quorum of copies has purged; a read may still
     # meet the last copy for a moment.
-    deadline = time.monotonic() + 10
-    while "p" in db:
-        assert time.monotonic() < deadline, "the purged document is still there after 10 s"
-        time.sleep(0.05)
+    _eventually(lambda: "p" not in db, "the purged document is gone")
 
 
 def test_page_sizes_must_be_positive(db: Database) -> None:
@@ -501,7 +532,10 @@ def test_local_ids_with_awkward_characters(db: Database) -> None:
     assert db.update(doc_id, {"n": 2}) == (doc_id, "0-2")
     assert db.get(doc_id) == {"_id": doc_id, "_rev": "0-2", "n": 2}
     db.delete(doc_id)
-    assert doc_id not in db
+    # On a cluster the delete is answered once a quorum of shard copies has it; _local
+    # documents are not replicated between copies, so a read that meets a copy not yet
+    # reached may still find the document for a moment.
+    _eventually(lambda: doc_id not in db, "the deleted _local document is gone")
 
 
 def test_bulk_docs_sends_pre_encoded_documents_as_they_are(db: Database) -> None:
