@@ -56,7 +56,13 @@ from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
-from couchsync.plan._ownership import RECORD_ID, Record, read_record, write_record
+from couchsync.plan._ownership import (
+    RECORD_ID,
+    Record,
+    read_record,
+    write_ahead,
+    write_record,
+)
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
 __all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply_plan"]
@@ -418,13 +424,8 @@ class _Run:
             return True
         self.guard()
         try:
-            record = read_record(db)
-            managed = dict(record.managed)
-            for doc_id in creates:
-                before = managed.get(doc_id)  # an entry whose document was deleted since
-                managed[doc_id] = ManagedDoc(
-                    before.rev if before else "", self._hash(database, doc_id), True)
-            self.records[database] = write_record(db, record, managed, w=self.w(database))
+            self.records[database] = write_ahead(db, read_record(db), creates,
+                                                 w=self.w(database))
         except TransportError:
             raise
         except (CouchError, PlanError) as exc:

@@ -18,6 +18,13 @@ the live revisions and the manifests' hashes give the same digest, every entry
 is proven current without reading the shards: a no-op plan of a large
 database reads the small head, not a megabyte of entries per 10,000 documents.
 
+Before apply writes the first document it creates in a database, it notes
+their ids in the head, ``"creating": [ids…]`` (``write_ahead``): one small
+write, so that a process killed at any instant leaves no document the record
+cannot name. Readers merge those ids into the entries as *pending* ones (rev
+``""``), and the next ``write_record`` stores them as entries and drops the
+list. A head with ``creating`` proves nothing by its digest.
+
 An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
 manifest body that was written (``couchsync._canonical.hash_canonical``),
 ``rev`` the revision the write produced.
@@ -35,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from couchsync.client import Database, NotFound
+from couchsync.client import Conflict, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DocumentSpec
 from couchsync.plan._model import PlanError
 from couchsync.plan._state import ManagedDoc
@@ -63,6 +70,9 @@ class Record:
     revs: dict[str, str] = field(default_factory=dict)  # local doc id → _rev, as read
     digest: str | None = None  # as the head stores it (records of 0.1.0 have none)
     complete: bool = True
+    #: Ids written ahead (the head's ``creating``), merged into ``managed`` as pending.
+    creating: set[str] = field(default_factory=set)
+    head: dict[str, Any] | None = None  # the head as stored (for write_ahead), no _id/_rev
 
     def entries_at_least(self) -> int:
         """How many entries the record holds at least, known from the head alone."""
@@ -161,8 +171,23 @@ def read_head(db: Database) -> Record:
             f"format {RECORD_FORMAT} (was it written by a newer version?)"
         )
     shards = int(head.get("shards", 1))
-    return Record(_entries(head), shards, {RECORD_ID: head["_rev"]}, head.get("digest"),
-                  complete=shards == 1)
+    creating = set(head.get("creating", ()))
+    stored = {key: value for key, value in head.items() if key not in ("_id", "_rev")}
+    # Ids written ahead are not proven by the digest: their documents must be judged.
+    record = Record(_entries(head), shards, {RECORD_ID: head["_rev"]},
+                    None if creating else head.get("digest"), complete=shards == 1,
+                    creating=creating, head=stored)
+    return _merge_creating(record) if record.complete else record
+
+
+def _merge_creating(record: Record) -> Record:
+    """The ids written ahead, as pending entries of ``record.managed`` (a recorded entry
+    keeps its revision, and is marked created: this apply meant to create it)."""
+    for doc_id in record.creating:
+        entry = record.managed.get(doc_id)
+        record.managed[doc_id] = (ManagedDoc("", "", True) if entry is None
+                                  else entry._replace(created=True))
+    return record
 
 
 def read_shards(db: Database, record: Record) -> Record:
@@ -175,7 +200,51 @@ def read_shards(db: Database, record: Record) -> Record:
             record.managed.update(_entries(body))
             record.revs[shard_doc_id(index)] = body["_rev"]
     record.complete = True
-    return record
+    return _merge_creating(record)
+
+
+def write_ahead(db: Database, record: Record, ids: Iterable[str], *,
+                w: int | None = None) -> Record:
+    """Note ``ids`` in the head of ``db``'s record as being created (its ``creating``),
+    before any of them is written; ``record`` (complete, as read) with them pending.
+
+    Only the head is rewritten, with the ids alone (no entries, no shards): a
+    process killed after this leaves no document the record cannot name, and
+    this costs one small write. ``write_record`` folds them into the entries.
+    """
+    creating = record.creating | set(ids)
+    head = record.head or {"format": RECORD_FORMAT, "shards": 1,
+                           "digest": record_digest((), lambda doc_id: ("", "")), "managed": {}}
+    body = {"_id": RECORD_ID, **head, "creating": sorted(creating)}
+    revs = dict(record.revs)
+    revs.update(_put(db, {RECORD_ID: body}, record.revs, w))
+    written = Record(record.managed, record.shards, revs, None, record.complete, creating,
+                     {key: value for key, value in body.items() if key != "_id"})
+    return _merge_creating(written)
+
+
+def _put(db: Database, bodies: Mapping[str, Mapping[str, Any]], revs: Mapping[str, str],
+         w: int | None) -> dict[str, str]:
+    """Write local documents in one ``_bulk_docs`` over the revisions in ``revs``; their new
+    revisions. Raises Conflict for a stale revision (where the server checks one)."""
+    if not bodies:
+        return {}
+    docs = [{**body, "_id": doc_id, **({"_rev": revs[doc_id]} if doc_id in revs else {})}
+            for doc_id, body in bodies.items()]
+    written: dict[str, str] = {}
+    for answer in db.bulk_docs(docs, w=w):
+        doc_id = answer.get("id", "")
+        if "error" not in answer:
+            written[doc_id] = answer["rev"]
+        elif answer["error"] == "conflict" and doc_id not in revs:
+            # A document the record did not name (a shard left by an interrupted
+            # write): PouchDB Server wants its revision, looked up here.
+            written[doc_id] = db.update(doc_id, {**bodies[doc_id], "_id": doc_id}, w=w)[1]
+        else:
+            kind = Conflict if answer["error"] == "conflict" else CouchError
+            raise kind(f"{doc_id} in {db.name}: {answer['error']}: {answer.get('reason', '')}",
+                       error=answer["error"], reason=answer.get("reason"))
+    return written
 
 
 def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc], *,
@@ -189,15 +258,20 @@ def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]
     CouchDB does not check ``_local`` revisions, which is why apply holds the
     database's lock while it writes). ``w``: as for ``Database.bulk_docs``.
     """
-    old = record_bodies(before.managed) if before.revs else {}
+    # After a write-ahead the stored documents differ from ``before.managed`` (the ids
+    # merged in): all are rewritten. Its new ids fall in every shard anyway.
+    old = record_bodies(before.managed) if before.revs and not before.creating else {}
     new = record_bodies(managed)
     revs = dict(before.revs)
-    for doc_id in sorted(new, key=lambda d: d == RECORD_ID):
-        if new[doc_id] != old.get(doc_id) or doc_id not in before.revs:
-            revs[doc_id] = db.update(doc_id, {"_id": doc_id, **new[doc_id]},
-                                     rev=before.revs.get(doc_id, ""), w=w)[1]
+    changed = [doc_id for doc_id in new
+               if new[doc_id] != old.get(doc_id) or doc_id not in before.revs]
+    shards = {doc_id: new[doc_id] for doc_id in changed if doc_id != RECORD_ID}
+    revs.update(_put(db, shards, before.revs, w))  # all shards in one request, then the head
+    if RECORD_ID in changed:
+        revs.update(_put(db, {RECORD_ID: new[RECORD_ID]}, before.revs, w))
     for doc_id in before.revs.keys() - new.keys():  # shards left over after shrinking
         db.delete(doc_id, rev=before.revs[doc_id], w=w)
         del revs[doc_id]
     stored = managed if isinstance(managed, dict) else dict(managed)  # a million: not copied
-    return Record(stored, shard_count(len(managed)), revs, new[RECORD_ID]["digest"])
+    return Record(stored, shard_count(len(managed)), revs, new[RECORD_ID]["digest"],
+                  head=new[RECORD_ID])

@@ -83,13 +83,13 @@ def prune_everything(url: str, tmp_path: Path, db: str) -> None:
 
 
 def pending_entries(url: str, db: str) -> int:
+    """Entries of ``db``'s ownership record still pending (written ahead, not confirmed)."""
     head = httpx.get(f"{url}/{db}/_local/couchsync", timeout=10).json()
+    shards = head.get("shards", 1)
     bodies = [head] + [httpx.get(f"{url}/{db}/_local/couchsync.{i}", timeout=10).json()
-                       for i in range(head.get("shards", 1)) if head.get("shards", 1) > 1]
-    return sum(not entry[0] for body in bodies for entry in body.get("managed", {}).values())
-
-
-# -- servers of the test's own
+                       for i in range(shards) if shards > 1]
+    return len(head.get("creating", ())) + sum(
+        not entry[0] for body in bodies for entry in body.get("managed", {}).values())
 
 
 def couchdb_dist() -> Path | None:

@@ -17,6 +17,7 @@ from couchsync.plan._ownership import (
     shard_count,
     shard_doc_id,
     split,
+    write_ahead,
     write_record,
 )
 
@@ -148,3 +149,29 @@ def test_a_stale_record_write_conflicts_only_where_the_server_checks_local_revis
         return
     write_record(db, stale, entries(5), w=w)  # accepted: last writer wins
     assert len(read_record(db).managed) == 5
+
+
+def test_ids_written_ahead_are_pending_until_the_record_is_written(
+    db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
+) -> None:
+    monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)  # 120 entries → 4 shards
+    write_record(db, read_record(db), entries(120), w=w)
+    before = read_record(db)
+
+    ahead = write_ahead(db, before, ["new-1", "doc-00003"], w=w)
+    # Only the head was written, with the ids alone: the shards are as they were.
+    assert {doc_id for doc_id in ahead.revs if ahead.revs[doc_id] != before.revs[doc_id]} == {
+        RECORD_ID}
+    assert db.get(RECORD_ID)["creating"] == ["doc-00003", "new-1"]
+    again = read_record(db)
+    assert again.digest is None  # nothing is proven while ids are pending
+    assert again.managed["new-1"] == ManagedDoc("", "", True)
+    assert again.managed["doc-00003"] == entries(120)["doc-00003"]._replace(created=True)
+    head = read_head(db)
+    assert not head.complete and head.digest is None and "new-1" not in head.managed
+
+    written = dict(again.managed)
+    written["new-1"] = ManagedDoc("1-n", "hash", True)
+    write_record(db, ahead, written, w=w)
+    assert "creating" not in db.get(RECORD_ID)
+    assert read_record(db).managed == written
