@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+from couchsync._canonical import canonical_json
 from couchsync.client import (
     BulkResults,
     Client,
@@ -71,8 +72,8 @@ __all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply
 CONFLICT_ROUNDS = 3
 #: Failures the text of ApplyError lists one by one; JSON output lists all.
 SHOWN_FAILURES = 20
-#: How long apply waits for a new Mango index to be listed by every node (clusters).
-INDEX_VISIBLE_SECONDS = 30.0
+#: How long apply waits for a new index or _security to show on every node (clusters).
+VISIBLE_SECONDS = 30.0
 
 Progress = Callable[[int, int], None]
 
@@ -296,7 +297,8 @@ class _Run:
         self.records: dict[str, Record] = {}  # db → its record as this apply last wrote it
         self.copies: dict[str, int | None] = {}  # db → n (shard copies), None off a cluster
         self.partial: dict[str, int] = {}  # db → writes answered 202
-        self.new_indexes: dict[str, set[str]] = {}  # db → index names created
+        #: phase → db → what its reads must show before going on (wait_until_visible)
+        self.visible: dict[int, dict[str, Any]] = {}
 
     def guard(self) -> None:
         """Before each write: stop if the lock was taken from this apply."""
@@ -328,8 +330,7 @@ class _Run:
                 self.delete_half_of_replace(step)
             elif step.address in self.replacing:  # else its failure is already recorded
                 self.run_one(step, phase)
-        if phase == _INDEX_CREATE:
-            self.wait_for_indexes()
+        self.wait_until_visible(phase)
 
     def finish(self, result: StepResult, count: bool = True) -> None:
         self.result.results.append(result)
@@ -351,7 +352,10 @@ class _Run:
             self.finish(StepResult(step, False, error=_reason(exc)))
         else:
             if phase == _INDEX_CREATE:
-                self.new_indexes.setdefault(step.database, set()).add(step.id or "")
+                self.visible.setdefault(phase, {}).setdefault(step.database, set()).add(
+                    step.id or "")
+            elif phase == _SECURITY:
+                self.visible.setdefault(phase, {})[step.database] = step.after
             self.finish(StepResult(step, True))
 
     def delete_half_of_replace(self, step: Step) -> None:
@@ -366,23 +370,21 @@ class _Run:
         else:
             self.replacing.add(step.address)
 
-    def wait_for_indexes(self) -> None:
-        """Until every node lists the indexes just created (a cluster lists them from one
-        copy of the design docs, which may lag): so that a re-plan does not miss them."""
-        for database, names in self.new_indexes.items():
+    def wait_until_visible(self, phase: int) -> None:
+        """Until every node shows what this phase wrote: the indexes listed, the
+        ``_security`` read back as set. A cluster answers those reads from copies a
+        write may not have reached yet; a re-plan must not miss them."""
+        for database, expected in self.visible.pop(phase, {}).items():
             db = self.client.database(database)
-            deadline = time.monotonic() + INDEX_VISIBLE_SECONDS
-            while True:
-                listed = {index["name"] for index in db.get_indexes()["indexes"]}
-                if names <= listed:
-                    break
+            check = _VISIBLE[phase]
+            deadline = time.monotonic() + VISIBLE_SECONDS
+            while not check(db, expected):
                 if time.monotonic() > deadline:
                     self.result.warnings.append(
-                        f"db:{database}: {len(names - listed)} new indexes not yet listed "
-                        f"by every node after {INDEX_VISIBLE_SECONDS:.0f} s")
+                        f"db:{database}: {_PHASE_NAMES[phase]} written but not yet shown by "
+                        f"every node after {VISIBLE_SECONDS:.0f} s")
                     break
                 time.sleep(0.05)
-        self.new_indexes.clear()
 
     def write_documents(self, database: str, steps: list[Step], *, ahead: bool) -> None:
         if database in self.blocked:
@@ -542,6 +544,20 @@ def _create_index(client: Client, step: Step) -> None:
         partial_filter_selector=after.get("partial_filter_selector"),
     ))
 
+
+def _indexes_listed(db: Database, names: set[str]) -> bool:
+    return names <= {index["name"] for index in db.get_indexes()["indexes"]}
+
+
+def _security_shown(db: Database, security: Any) -> bool:
+    return canonical_json(db.get_security()) == canonical_json(security)
+
+
+_VISIBLE: dict[int, Callable[[Database, Any], bool]] = {
+    _INDEX_CREATE: _indexes_listed,
+    _SECURITY: _security_shown,
+}
+_PHASE_NAMES = {_INDEX_CREATE: "new indexes", _SECURITY: "_security"}
 
 _SIMPLE: dict[int, Callable[[Client, Step], None]] = {
     _CREATE_DB: _create_database,
