@@ -100,27 +100,50 @@ def couchdb_dist() -> Path | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> int:
+    """A port P such that P … P+count-1 are all free on loopback now."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = int(sock.getsockname()[1])
+        if first + count > 65535:
+            continue
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
 
 
 class OwnCouchDB:
-    def __init__(self, dist: Path, directory: Path) -> None:
+    """A CouchDB of the test's own (``nodes`` nodes) from the bundled release."""
+
+    def __init__(self, dist: Path, directory: Path, nodes: int = 1) -> None:
         self.dist = dist
         self.dir = directory
-        self.port = free_port()
+        self.nodes = nodes
+        self.port = 0
         self.url = ""
 
     def start(self) -> str:
-        started = subprocess.run(
-            [str(self.dist / "start"), "--dir", str(self.dir), "--port", str(self.port),
-             "--admin", "admin:own-server-pw"],
-            capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stderr[-2000:]
-        self.url = started.stdout.strip()
-        return self.url
+        """Start it (again: same directory and port, same data)."""
+        for _attempt in range(5):  # a port found free may be taken before start binds it
+            port = self.port or free_ports(self.nodes)
+            started = subprocess.run(
+                [str(self.dist / "start"), "--nodes", str(self.nodes), "--dir", str(self.dir),
+                 "--port", str(port), "--admin", "admin:own-server-pw"],
+                capture_output=True, text=True, timeout=180)
+            if started.returncode == 0:
+                self.port, self.url = port, started.stdout.strip()
+                return self.url
+            if self.port or "in use" not in started.stderr:
+                break
+        raise AssertionError(f"could not start CouchDB: {started.stderr[-2000:]}")
+
+    def pids(self) -> list[int]:
+        return [int(pid) for pid in (self.dir / "pids").read_text().split()]
 
     def stop(self) -> None:
         subprocess.run([str(self.dist / "stop"), str(self.dir)], capture_output=True,

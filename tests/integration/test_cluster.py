@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import couchdb_dist, doc_count, free_port, run, seed_manifest
+from cli_helpers import OwnCouchDB, couchdb_dist, doc_count, run, seed_manifest
 
 
 def test_n_above_the_node_count_is_a_clear_error(
@@ -40,19 +39,11 @@ def test_a_cluster_with_a_node_down_reports_writes_short_of_every_copy(
     if dist is None:
         pytest.skip("needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) "
                     "to start a cluster of its own and stop one of its nodes")
-    directory = tmp_path_factory.mktemp("own-cluster")
-    port = free_port()
-    started = subprocess.run(
-        [str(dist / "start"), "--nodes", "3", "--dir", str(directory), "--port", str(port),
-         "--admin", "admin:own-cluster-pw"], capture_output=True, text=True, timeout=180)
-    if started.returncode != 0 and "taken" in started.stderr:
-        pytest.skip(f"ports {port}..{port + 2} not free: {started.stderr[-300:]}")
-    assert started.returncode == 0, started.stderr[-2000:]
-    url = started.stdout.strip()
+    cluster = OwnCouchDB(dist, tmp_path_factory.mktemp("own-cluster"), nodes=3)
+    url = cluster.start()
     try:
         seed = seed_manifest(tmp_path / "seed.yaml", "degraded", range(300))
-        third = int((directory / "pids").read_text().split()[2])
-        os.kill(third, signal.SIGKILL)
+        os.kill(cluster.pids()[2], signal.SIGKILL)
         applied = run(url, "apply", seed, "--yes", "--batch-size", "100")
         assert applied.returncode == 0, applied.stderr
         assert "Apply complete: 301 created" in applied.stdout
@@ -60,7 +51,7 @@ def test_a_cluster_with_a_node_down_reports_writes_short_of_every_copy(
         assert "stored on fewer than all 3 copies (202 Accepted" in applied.stderr
         assert doc_count(url, "degraded") == 300
     finally:
-        subprocess.run([str(dist / "stop"), str(directory)], capture_output=True, timeout=60)
+        cluster.stop()
 
 
 def test_placement_puts_the_shard_copies_in_the_zone_asked(
