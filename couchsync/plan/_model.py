@@ -37,6 +37,7 @@ revision is read for them, never the body.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -186,15 +187,10 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         """``{"create", "update", "delete"}``; a replace counts as one delete and one create."""
-        counts = {"create": 0, "update": 0, "delete": 0}
-        for step in self.steps:
-            if step.action in (Action.CREATE, Action.REPLACE):
-                counts["create"] += 1
-            if step.action in (Action.DELETE, Action.REPLACE):
-                counts["delete"] += 1
-            if step.action is Action.UPDATE:
-                counts["update"] += 1
-        return counts
+        actions = Counter(step.action for step in self.steps)
+        replaces = actions[Action.REPLACE]
+        return {"create": actions[Action.CREATE] + replaces, "update": actions[Action.UPDATE],
+                "delete": actions[Action.DELETE] + replaces}
 
     def to_dict(self) -> dict[str, Any]:
         """The documented machine format (see the module docstring)."""
