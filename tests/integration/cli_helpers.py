@@ -93,11 +93,10 @@ def pending_entries(url: str, db: str) -> int:
 
 
 def couchdb_dist() -> Path | None:
-    candidates = [os.environ.get("COUCHDB_DIST"), str(ROOT.parent / "shared" / "couchdb")]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "start").is_file():
-            return Path(candidate)
-    return None
+    """The bundled CouchDB release, as ``scripts/couchdb-dist`` finds it; None without."""
+    found = subprocess.run([str(ROOT / "scripts" / "couchdb-dist")], capture_output=True,
+                           text=True)
+    return Path(found.stdout.strip()) if found.returncode == 0 else None
 
 
 def free_ports(count: int) -> int:
