@@ -353,6 +353,11 @@ class HttpxConnection:
         """The server's base URL, password masked."""
         return self._url
 
+    def _plain_url(self, target: str) -> Any:
+        """httpcore's URL of a target that needs no quoting (``_PLAIN_TARGET``)."""
+        return self._core_url(scheme=self._scheme, host=self._host, port=self._port,
+                              target=self._prefix + target.encode("ascii"))
+
     def request(
         self,
         method: str,
@@ -379,12 +384,7 @@ class HttpxConnection:
             # gives a POST, PUT or PATCH without a body "Content-Length: 0" after Host.
             request: Any = self._core_request(
                 method,
-                self._core_url(
-                    scheme=self._scheme,
-                    host=self._host,
-                    port=self._port,
-                    target=self._prefix + target.encode("ascii"),
-                ),
+                self._plain_url(target),
                 headers=(self._core_headers_no_body if method in _BODY_METHODS
                          else self._core_headers),
                 extensions=self._extensions,
@@ -403,12 +403,7 @@ class HttpxConnection:
             assert content is not None
             request = self._core_request(
                 method,
-                self._core_url(
-                    scheme=self._scheme,
-                    host=self._host,
-                    port=self._port,
-                    target=self._prefix + target.encode("ascii"),
-                ),
+                self._plain_url(target),
                 headers=[*self._core_headers, *(_CORE_JSON_CONTENT if headers else ()),
                          (b"Content-Length", b"%d" % len(content))],
                 content=content,
