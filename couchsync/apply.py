@@ -17,10 +17,11 @@ Losing the server (refused, reset, timeout, protocol error) is different: apply
 stops at once with ``ApplyInterrupted``, which says what was done and what not.
 
 Crashes lose nothing: before the first document of a database is written, the
-ids it will create are written ahead into its ownership record as *pending*
-entries, so a process killed at any instant leaves no document that ``prune``
-cannot find later. The next plan confirms the pending entries whose documents
-hold what the manifests say (``Plan.confirm``).
+ids it will create are written ahead into its ownership record (``write_ahead``),
+so a process killed at any instant leaves no document that ``prune`` cannot
+find later. The next plan confirms the pending entries whose documents hold
+what the manifests say (``Plan.confirm``) and forgets those never created and
+no longer wanted (``Plan.forget``).
 
 On a cluster, every write goes with ``w`` = the database's ``n``: answered
 ``201``, it is on every shard copy, so a design doc's ``validate_doc_update``
@@ -111,7 +112,7 @@ class ApplyResult:
     results: list[StepResult] = field(default_factory=list)
     #: What did not fail but is not plain success either (writes answered 202).
     warnings: list[str] = field(default_factory=list)
-    #: Ownership-record entries confirmed (``Plan.confirm``).
+    #: Ownership-record entries confirmed or forgotten (``Plan.confirm``, ``Plan.forget``).
     confirmed: int = 0
 
     @property
@@ -233,7 +234,7 @@ def apply_plan(
     try:
         for phase in sorted(phases):
             run.phase(phase, phases[phase])
-        run.write_ownership_records(plan.confirm)
+        run.write_ownership_records(plan.confirm, plan.forget)
     except TransportError as exc:
         raise ApplyInterrupted(f"lost the server: {exc}", run.result.results,
                                len(plan.steps), server_lost=True) from None
@@ -472,13 +473,15 @@ class _Run:
             created=step.action is Action.CREATE
         )
 
-    def write_ownership_records(self, confirm: dict[str, dict[str, ManagedDoc]]) -> None:
-        for database in dict.fromkeys([*self.written, *self.removed, *self.intended, *confirm]):
+    def write_ownership_records(self, confirm: dict[str, dict[str, ManagedDoc]],
+                                forget: dict[str, set[str]]) -> None:
+        for database in dict.fromkeys([*self.written, *self.removed, *self.intended,
+                                       *confirm, *forget]):
             self.guard()
             db = self.client.database(database)
             written = {**confirm.get(database, {}), **self.written.get(database, {})}
             not_written = self.intended.get(database, set()) - written.keys()
-            removed = self.removed.get(database, set())
+            removed = self.removed.get(database, set()) | forget.get(database, set())
             try:
                 _merge_record(db, self.records.get(database), written, removed, not_written,
                               w=self.w(database))
@@ -489,7 +492,8 @@ class _Run:
                             reason="ownership record")
                 self.finish(StepResult(step, False, error=_reason(exc)), count=False)
             else:
-                self.result.confirmed += len(confirm.get(database, {}))
+                self.result.confirmed += (len(confirm.get(database, {}))
+                                          + len(forget.get(database, set())))
 
 
 def _reason(exc: CouchError) -> str:
@@ -675,21 +679,23 @@ def _merge_record(db: Database, known: Record | None, written: dict[str, Managed
     """Fold this apply's writes into the ownership record, keeping every other entry.
 
     Entries of documents this apply did not touch (other ``only`` selections,
-    documents dropped from the manifests without ``prune``) stay as they are;
-    pending entries this apply wrote ahead for documents it then failed to
-    create (``not_written``) go. ``known``: the record as this apply wrote it
-    ahead (under its lock, so not read again). A concurrent writer, where the
-    server checks ``_local`` revisions, makes it re-read and merge again.
+    documents dropped from the manifests without ``prune``) stay as they are.
+    Ids written ahead become entries: those written with what the write gave,
+    those this apply failed to create (``not_written``) not at all, those left by
+    an interrupted apply as pending entries (``rev`` ""). ``known``: the record as
+    this apply wrote it ahead (under its lock, so not read again). A concurrent
+    writer, where the server checks ``_local`` revisions, makes it re-read and
+    merge again.
     """
     for attempt in range(CONFLICT_ROUNDS + 1):
         record = known if known is not None and attempt == 0 else read_record(db)
-        managed = dict(record.managed)
+        managed = dict(record.managed)  # as stored: a pending id does not count as created
+        for doc_id in record.creating - not_written - written.keys():
+            entry = managed.get(doc_id)
+            managed[doc_id] = (ManagedDoc("", "", True) if entry is None
+                               else entry._replace(rev=""))
         for doc_id in removed:
             managed.pop(doc_id, None)
-        for doc_id in not_written:
-            entry = managed.get(doc_id)
-            if entry is not None and entry.pending:
-                del managed[doc_id]
         for doc_id, entry in written.items():
             before = managed.get(doc_id)
             if before is not None and before.created and not entry.created:

@@ -199,8 +199,8 @@ def plan(
             _, result, locks = _plan(client, paths, only)
             _tell_locks(locks)
         _show(result, fmt)
-        if fmt == "text" and result.confirm:
-            typer.echo(f"\nApply will also confirm {result.confirmations():,} ownership-record "
+        if fmt == "text" and result.record_updates():
+            typer.echo(f"\nApply will also settle {result.record_updates():,} ownership-record "
                        "entries left pending by an interrupted apply.")
     if detailed_exitcode and not result.is_empty:
         raise typer.Exit(2)
@@ -247,7 +247,7 @@ def apply(
     with _clean_errors():
         with _client(url, user) as client:
             desired, changes, locks = _plan(client, paths, only)
-            if changes.is_empty and not changes.confirm:
+            if changes.is_empty and not changes.record_updates():
                 if fmt == "json":
                     typer.echo(ApplyResult().to_json(changes))
                 else:
@@ -289,7 +289,7 @@ def apply(
         else:
             if result.confirmed:
                 typer.echo(f"Ownership records: {result.confirmed:,} entries left pending by "
-                           "an interrupted apply confirmed.")
+                           "an interrupted apply settled.")
             if not changes.is_empty:
                 typer.echo(result.summary())
 

@@ -20,6 +20,7 @@ Rules, per database the manifests describe (others are never touched):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
@@ -52,20 +53,30 @@ def plan_changes(
     selected database (``read_live_state`` with the same ``only`` does).
     """
     steps: list[Step] = []
-    confirm: dict[str, dict[str, ManagedDoc]] = {}
+    plan = Plan(steps)
     for name, scope in resolve_only(desired, only).items():
         current = live.databases.get(name)
         if current is None:
             raise ValueError(f"the live state does not cover database {name!r}")
-        found: dict[str, ManagedDoc] = {}
-        steps.extend(_database_steps(desired.databases[name], current, scope, found))
-        if found:
-            confirm[name] = found
-    return Plan(steps, confirm)
+        record = _RecordUpdates()
+        steps.extend(_database_steps(desired.databases[name], current, scope, record))
+        if record.confirm:
+            plan.confirm[name] = record.confirm
+        if record.forget:
+            plan.forget[name] = record.forget
+    return plan
+
+
+@dataclass(slots=True)
+class _RecordUpdates:
+    """What the planner learns about pending ownership entries of one database."""
+
+    confirm: dict[str, ManagedDoc] = field(default_factory=dict)
+    forget: set[str] = field(default_factory=set)
 
 
 def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
-                    confirm: dict[str, ManagedDoc]) -> Iterator[Step]:
+                    record: _RecordUpdates) -> Iterator[Step]:
     name = spec.name
     if spec.state == "absent":
         if live.exists and scope.whole:
@@ -80,7 +91,7 @@ def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
         yield from _security_steps(spec, live)
         yield from _index_steps(spec, live)
     yield from _design_doc_steps(spec, live, scope)
-    yield from _document_steps(spec, live, scope, confirm)
+    yield from _document_steps(spec, live, scope, record)
 
 
 def _create_options(spec: DatabaseSpec) -> dict[str, Any]:
@@ -184,9 +195,10 @@ def _design_doc_reason(current: LiveDoc | None, desired: dict[str, Any]) -> str:
 
 
 def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
-                    confirm: dict[str, ManagedDoc]) -> Iterator[Step]:
-    """The document steps; ``confirm`` learns the pending record entries (left by an
-    interrupted apply) whose documents turned out to hold what the manifests say."""
+                    record: _RecordUpdates) -> Iterator[Step]:
+    """The document steps; ``record`` learns the pending entries (left by an interrupted
+    apply) whose documents hold what the manifests say (to confirm), and those whose
+    documents were never created and are not wanted any more (to forget)."""
     # The record's digest vouches for every existing listed document at once, when it
     # is the digest of these documents as listed here (checked, not taken on trust:
     # the live state may have been read for other manifests).
@@ -200,6 +212,8 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
             if current is not None:
                 yield _delete(StepKind.DOCUMENT, spec.name, doc_id, current,
                               "marked _deleted: true in the manifests")
+            elif (pending := live.managed.get(doc_id)) is not None and pending.pending:
+                record.forget.add(doc_id)
             continue
         if current is None:  # the common case when seeding: no body decoded, none stored
             yield Step(Action.CREATE, StepKind.DOCUMENT, spec.name, doc_id, after=doc,
@@ -213,14 +227,17 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
         if step is not None:
             yield step
         elif entry is not None and entry.pending:
-            confirm[doc_id] = ManagedDoc(current.rev, doc.hash, entry.created)
-    if spec.prune:
+            record.confirm[doc_id] = ManagedDoc(current.rev, doc.hash, entry.created)
+    if spec.prune:  # every entry's document was looked up (see the reader)
         for doc_id in sorted(live.managed):
+            if doc_id in spec.documents or not scope.covers(doc_id):
+                continue
             current = live.documents.get(doc_id)
-            if (current is not None and live.managed[doc_id].created
-                    and doc_id not in spec.documents and scope.covers(doc_id)):
+            if current is not None and live.managed[doc_id].created:
                 yield _delete(StepKind.DOCUMENT, spec.name, doc_id, current,
                               "created by couchsync, no longer in the manifests (prune: true)")
+            elif current is None and live.managed[doc_id].pending:
+                record.forget.add(doc_id)
 
 
 def _drift_reason(doc: DocumentSpec, current: LiveDoc | None, entry: ManagedDoc | None) -> str:

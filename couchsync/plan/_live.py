@@ -212,7 +212,7 @@ def _read_documents(
     if spec.prune or not scope.whole:
         # Prune candidates come from every entry; a selection cannot use the digest.
         record = read_shards(db, record)
-    live.managed = record.managed
+    live.managed = record.entries()
     wanted = {doc_id for doc_id in spec.documents if scope.covers(doc_id)}
     if spec.prune:  # prune candidates: recorded, created by couchsync, no longer listed
         wanted.update(
@@ -224,7 +224,7 @@ def _read_documents(
         if record.digest == digest_if_current(spec, revs):
             live.record_digest = record.digest  # the planner checks it again, itself
             return {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
-        live.managed = read_shards(db, record).managed
+        live.managed = read_shards(db, record).entries()
     unproven = [
         doc_id for doc_id, rev in revs.items()
         if (doc := spec.documents.get(doc_id)) is not None

@@ -176,14 +176,18 @@ class Plan:
     #: apply recorded ahead of writing them and that do hold what the manifests say.
     #: Not steps (the data is right); apply records them even when there are no steps.
     confirm: dict[str, dict[str, ManagedDoc]] = field(default_factory=dict)
+    #: Pending entries to drop, by database: their documents were never created and the
+    #: manifests no longer want them (dropped with ``prune``, or ``_deleted: true``).
+    forget: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
         return not self.steps
 
-    def confirmations(self) -> int:
-        """How many record entries ``confirm`` holds."""
-        return sum(len(entries) for entries in self.confirm.values())
+    def record_updates(self) -> int:
+        """How many ownership-record entries ``confirm`` and ``forget`` change."""
+        return (sum(len(entries) for entries in self.confirm.values())
+                + sum(len(ids) for ids in self.forget.values()))
 
     def counts(self) -> dict[str, int]:
         """``{"create", "update", "delete"}``; a replace counts as one delete and one create."""

@@ -19,11 +19,18 @@ is proven current without reading the shards: a no-op plan of a large
 database reads the small head, not a megabyte of entries per 10,000 documents.
 
 Before apply writes the first document it creates in a database, it notes
-their ids in the head, ``"creating": [ids…]`` (``write_ahead``): one small
-write, so that a process killed at any instant leaves no document the record
-cannot name. Readers merge those ids into the entries as *pending* ones (rev
-``""``), and the next ``write_record`` stores them as entries and drops the
-list. A head with ``creating`` proves nothing by its digest.
+their ids in ``_local/couchsync.creating.0`` … (up to ``CREATING_IDS`` ids
+each) and the head says how many such documents there are (``"creating": K``;
+``write_ahead``): a process killed at any instant then leaves no document the
+record cannot name. Readers take those ids as *pending* entries (rev ``""``,
+``Record.entries``), and the next ``write_record`` stores them as entries and
+drops the list. A head with ``creating`` proves nothing by its digest. An entry
+whose ``rev`` is ``""`` is pending too: its document is judged by its body.
+
+When the number of shards changes, the new shards get new ids (a new
+``generation``: ``_local/couchsync.G.I``), the head is written after them and
+the old shards are deleted last, so a process killed in between leaves the old
+record whole.
 
 An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
 manifest body that was written (``couchsync._canonical.hash_canonical``),
@@ -50,6 +57,7 @@ from couchsync.plan._state import ManagedDoc
 RECORD_ID = "_local/couchsync"  # the head
 RECORD_FORMAT = 1
 SHARD_ENTRIES = 5_000  # entries per shard document (~700 KB): far below max_document_size
+CREATING_IDS = 50_000  # ids written ahead per document (~1 MB at most)
 
 
 def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> bool:
@@ -65,14 +73,28 @@ class Record:
     (``read_head``); ``read_shards`` completes it.
     """
 
-    managed: dict[str, ManagedDoc] = field(default_factory=dict)
+    managed: dict[str, ManagedDoc] = field(default_factory=dict)  # the entries as stored
     shards: int = 1
     revs: dict[str, str] = field(default_factory=dict)  # local doc id → _rev, as read
     digest: str | None = None  # as the head stores it (records of 0.1.0 have none)
     complete: bool = True
-    #: Ids written ahead (the head's ``creating``), merged into ``managed`` as pending.
+    #: Ids written ahead and not yet recorded (pending; see ``entries``).
     creating: set[str] = field(default_factory=set)
     head: dict[str, Any] | None = None  # the head as stored (for write_ahead), no _id/_rev
+    generation: int = 0  # of the shard documents' ids
+
+    def entries(self) -> dict[str, ManagedDoc]:
+        """``managed`` with every id written ahead as a pending entry: new ones as
+        ``["", "", true]``, recorded ones with their revision cleared (their document is
+        judged by its body) and their ``created`` kept."""
+        if not self.creating:
+            return self.managed
+        merged = dict(self.managed)
+        for doc_id in self.creating:
+            entry = merged.get(doc_id)
+            merged[doc_id] = (ManagedDoc("", "", True) if entry is None
+                              else entry._replace(rev=""))
+        return merged
 
     def entries_at_least(self) -> int:
         """How many entries the record holds at least, known from the head alone."""
@@ -118,8 +140,12 @@ def shard_count(entries: int) -> int:
     return count
 
 
-def shard_doc_id(index: int) -> str:
-    return f"{RECORD_ID}.{index}"
+def shard_doc_id(index: int, generation: int = 0) -> str:
+    return f"{RECORD_ID}.{index}" if generation == 0 else f"{RECORD_ID}.{generation}.{index}"
+
+
+def creating_doc_id(index: int) -> str:
+    return f"{RECORD_ID}.creating.{index}"
 
 
 def split(managed: Mapping[str, ManagedDoc], shards: int) -> list[dict[str, ManagedDoc]]:
@@ -130,16 +156,19 @@ def split(managed: Mapping[str, ManagedDoc], shards: int) -> list[dict[str, Mana
     return parts
 
 
-def record_bodies(managed: Mapping[str, ManagedDoc]) -> dict[str, dict[str, Any]]:
+def record_bodies(managed: Mapping[str, ManagedDoc],
+                  generation: int = 0) -> dict[str, dict[str, Any]]:
     """Every local document that stores ``managed``: ``{doc id: body}``, head first."""
     shards = shard_count(len(managed))
     digest = record_digest(managed, lambda doc_id: managed[doc_id][:2])
     head: dict[str, Any] = {"format": RECORD_FORMAT, "shards": shards, "digest": digest}
     if shards == 1:
         return {RECORD_ID: {**head, "managed": dict(sorted(managed.items()))}}
+    if generation:
+        head["generation"] = generation
     bodies = {RECORD_ID: head}
     for index, part in enumerate(split(managed, shards)):
-        bodies[shard_doc_id(index)] = {"managed": part}
+        bodies[shard_doc_id(index, generation)] = {"managed": part}
     return bodies
 
 
@@ -171,23 +200,18 @@ def read_head(db: Database) -> Record:
             f"format {RECORD_FORMAT} (was it written by a newer version?)"
         )
     shards = int(head.get("shards", 1))
-    creating = set(head.get("creating", ()))
+    revs = {RECORD_ID: head["_rev"]}
+    creating: set[str] = set()
+    for index in range(int(head.get("creating", 0))):
+        body = _get(db, creating_doc_id(index))
+        if body is not None:
+            creating.update(body.get("ids", ()))
+            revs[creating_doc_id(index)] = body["_rev"]
     stored = {key: value for key, value in head.items() if key not in ("_id", "_rev")}
     # Ids written ahead are not proven by the digest: their documents must be judged.
-    record = Record(_entries(head), shards, {RECORD_ID: head["_rev"]},
-                    None if creating else head.get("digest"), complete=shards == 1,
-                    creating=creating, head=stored)
-    return _merge_creating(record) if record.complete else record
-
-
-def _merge_creating(record: Record) -> Record:
-    """The ids written ahead, as pending entries of ``record.managed`` (a recorded entry
-    keeps its revision, and is marked created: this apply meant to create it)."""
-    for doc_id in record.creating:
-        entry = record.managed.get(doc_id)
-        record.managed[doc_id] = (ManagedDoc("", "", True) if entry is None
-                                  else entry._replace(created=True))
-    return record
+    return Record(_entries(head), shards, revs, None if creating else head.get("digest"),
+                  complete=shards == 1, creating=creating, head=stored,
+                  generation=int(head.get("generation", 0)))
 
 
 def read_shards(db: Database, record: Record) -> Record:
@@ -195,32 +219,36 @@ def read_shards(db: Database, record: Record) -> Record:
     if record.complete:
         return record
     for index in range(record.shards):
-        body = _get(db, shard_doc_id(index))
+        doc_id = shard_doc_id(index, record.generation)
+        body = _get(db, doc_id)
         if body is not None:  # a lost shard only costs body reads and protects from prune
             record.managed.update(_entries(body))
-            record.revs[shard_doc_id(index)] = body["_rev"]
+            record.revs[doc_id] = body["_rev"]
     record.complete = True
-    return _merge_creating(record)
+    return record
 
 
 def write_ahead(db: Database, record: Record, ids: Iterable[str], *,
                 w: int | None = None) -> Record:
-    """Note ``ids`` in the head of ``db``'s record as being created (its ``creating``),
-    before any of them is written; ``record`` (complete, as read) with them pending.
+    """Note ``ids`` as being created in ``db``'s record, before any of them is written;
+    ``record`` (as read) with them added to its ``creating``.
 
-    Only the head is rewritten, with the ids alone (no entries, no shards): a
-    process killed after this leaves no document the record cannot name, and
-    this costs one small write. ``write_record`` folds them into the entries.
+    The ids go into ``_local/couchsync.creating.N`` documents and the head says
+    how many (rewritten as it was, with that count): a process killed after this
+    leaves no document the record cannot name. Entries and shards are not
+    rewritten; ``write_record`` folds the ids in.
     """
-    creating = record.creating | set(ids)
+    creating = sorted(record.creating | set(ids))
+    chunks = {creating_doc_id(index): {"ids": creating[start:start + CREATING_IDS]}
+              for index, start in enumerate(range(0, len(creating), CREATING_IDS))}
+    revs = dict(record.revs)
+    revs.update(_put(db, chunks, record.revs, w))
     head = record.head or {"format": RECORD_FORMAT, "shards": 1,
                            "digest": record_digest((), lambda doc_id: ("", "")), "managed": {}}
-    body = {"_id": RECORD_ID, **head, "creating": sorted(creating)}
-    revs = dict(record.revs)
-    revs.update(_put(db, {RECORD_ID: body}, record.revs, w))
-    written = Record(record.managed, record.shards, revs, None, record.complete, creating,
-                     {key: value for key, value in body.items() if key != "_id"})
-    return _merge_creating(written)
+    head = {**head, "creating": len(chunks)}
+    revs.update(_put(db, {RECORD_ID: head}, record.revs, w))
+    return Record(record.managed, record.shards, revs, None, record.complete, set(creating),
+                  head, record.generation)
 
 
 def _put(db: Database, bodies: Mapping[str, Mapping[str, Any]], revs: Mapping[str, str],
@@ -253,25 +281,32 @@ def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]
     the record as now stored (for a later ``write_record`` without reading it again).
 
     Shards go first and the head last, so a reader never meets a head that names
-    shards not yet written. Raises Conflict when someone else wrote the record
-    since ``before`` was read, where the server checks (PouchDB Server does;
-    CouchDB does not check ``_local`` revisions, which is why apply holds the
-    database's lock while it writes). ``w``: as for ``Database.bulk_docs``.
+    shards not yet written; when the number of shards changes they are written
+    under new ids (the next generation) and the old ones deleted after the head,
+    and the ids written ahead (``before.creating``) are dropped after the head
+    too: a process killed at any instant leaves a whole record. Raises Conflict
+    when someone else wrote the record since ``before`` was read, where the
+    server checks (PouchDB Server does; CouchDB does not check ``_local``
+    revisions, which is why apply holds the database's lock while it writes).
+    ``w``: as for ``Database.bulk_docs``.
     """
-    # After a write-ahead the stored documents differ from ``before.managed`` (the ids
-    # merged in): all are rewritten. Its new ids fall in every shard anyway.
-    old = record_bodies(before.managed) if before.revs and not before.creating else {}
-    new = record_bodies(managed)
+    shards = shard_count(len(managed))
+    resharded = bool(before.revs) and shards != before.shards and shards > 1
+    generation = before.generation + 1 if resharded else before.generation
+    old = {} if resharded or not before.revs else record_bodies(before.managed, generation)
+    if before.creating:  # the head as stored counts them: rewritten without
+        old.pop(RECORD_ID, None)
+    new = record_bodies(managed, generation)
     revs = dict(before.revs)
     changed = [doc_id for doc_id in new
                if new[doc_id] != old.get(doc_id) or doc_id not in before.revs]
-    shards = {doc_id: new[doc_id] for doc_id in changed if doc_id != RECORD_ID}
-    revs.update(_put(db, shards, before.revs, w))  # all shards in one request, then the head
+    shard_bodies = {doc_id: new[doc_id] for doc_id in changed if doc_id != RECORD_ID}
+    revs.update(_put(db, shard_bodies, before.revs, w))  # all shards in one request
     if RECORD_ID in changed:
         revs.update(_put(db, {RECORD_ID: new[RECORD_ID]}, before.revs, w))
-    for doc_id in before.revs.keys() - new.keys():  # shards left over after shrinking
+    for doc_id in sorted(before.revs.keys() - new.keys()):  # old shards, ids written ahead
         db.delete(doc_id, rev=before.revs[doc_id], w=w)
         del revs[doc_id]
     stored = managed if isinstance(managed, dict) else dict(managed)  # a million: not copied
-    return Record(stored, shard_count(len(managed)), revs, new[RECORD_ID]["digest"],
-                  head=new[RECORD_ID])
+    return Record(stored, shards, revs, new[RECORD_ID]["digest"], head=new[RECORD_ID],
+                  generation=generation)

@@ -155,23 +155,52 @@ def test_ids_written_ahead_are_pending_until_the_record_is_written(
     db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
 ) -> None:
     monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)  # 120 entries → 4 shards
+    monkeypatch.setattr(ownership, "CREATING_IDS", 2)  # 3 ids → 2 documents
     write_record(db, read_record(db), entries(120), w=w)
     before = read_record(db)
 
-    ahead = write_ahead(db, before, ["new-1", "doc-00003"], w=w)
-    # Only the head was written, with the ids alone: the shards are as they were.
-    assert {doc_id for doc_id in ahead.revs if ahead.revs[doc_id] != before.revs[doc_id]} == {
-        RECORD_ID}
-    assert db.get(RECORD_ID)["creating"] == ["doc-00003", "new-1"]
+    ahead = write_ahead(db, before, ["new-1", "new-2", "doc-00003"], w=w)
+    # The head (now counting the ids' documents) and those documents; no shard.
+    assert {doc_id for doc_id in ahead.revs if ahead.revs.get(doc_id) != before.revs.get(
+        doc_id)} == {RECORD_ID, "_local/couchsync.creating.0", "_local/couchsync.creating.1"}
+    assert db.get(RECORD_ID)["creating"] == 2
     again = read_record(db)
     assert again.digest is None  # nothing is proven while ids are pending
-    assert again.managed["new-1"] == ManagedDoc("", "", True)
-    assert again.managed["doc-00003"] == entries(120)["doc-00003"]._replace(created=True)
+    assert again.creating == {"new-1", "new-2", "doc-00003"}
+    assert again.managed == entries(120)  # the entries as stored
+    merged = again.entries()
+    assert merged["new-1"] == ManagedDoc("", "", True)
+    assert merged["doc-00003"] == entries(120)["doc-00003"]._replace(rev="")  # created kept
     head = read_head(db)
-    assert not head.complete and head.digest is None and "new-1" not in head.managed
+    assert not head.complete and head.digest is None and head.creating == again.creating
 
     written = dict(again.managed)
     written["new-1"] = ManagedDoc("1-n", "hash", True)
-    write_record(db, ahead, written, w=w)
+    final = write_record(db, ahead, written, w=w)
     assert "creating" not in db.get(RECORD_ID)
+    with pytest.raises(NotFound):
+        db.get("_local/couchsync.creating.0")
+    # Only the shard of new-1 and the head were rewritten.
+    assert len({doc_id for doc_id in final.revs if final.revs[doc_id] != ahead.revs.get(
+        doc_id)}) == 2
     assert read_record(db).managed == written
+
+
+def test_a_record_that_changes_its_number_of_shards_writes_new_ones_before_the_head(
+    db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
+) -> None:
+    monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)
+    write_record(db, read_record(db), entries(120), w=w)  # 4 shards, first generation
+    first = read_record(db)
+    assert first.generation == 0 and shard_doc_id(0) in first.revs
+    write_record(db, first, entries(250), w=w)  # 8 shards: under new ids
+    grown = read_record(db)
+    assert grown.generation == 1 and grown.managed == entries(250)
+    assert set(grown.revs) == {RECORD_ID, *(shard_doc_id(i, 1) for i in range(8))}
+    for index in range(4):  # the old shards are gone, after the head moved on
+        with pytest.raises(NotFound):
+            db.get(shard_doc_id(index))
+    write_record(db, grown, entries(10), w=w)  # back to the head alone
+    assert read_record(db).managed == entries(10)
+    with pytest.raises(NotFound):
+        db.get(shard_doc_id(0, 1))

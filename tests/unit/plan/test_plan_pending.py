@@ -17,7 +17,7 @@ def test_a_pending_entry_whose_document_holds_the_manifest_body_is_confirmed_not
         documents={"a": live_doc(body, "1-written")}, managed={"a": pending(body)})))
     assert plan.steps == []
     assert plan.confirm == {"users": {"a": ManagedDoc("1-written", doc(body).hash, True)}}
-    assert plan.confirmations() == 1
+    assert plan.record_updates() == 1
 
 
 def test_a_pending_entry_whose_document_differs_is_an_update_and_not_confirmed() -> None:
@@ -44,3 +44,12 @@ def test_prune_deletes_a_document_known_only_by_a_pending_entry() -> None:
     plan = plan_changes(desired(database(prune=True)), live(existing(
         documents={"gone": live_doc(gone, "1-x")}, managed={"gone": pending(gone)})))
     assert [(s.action, s.id, s.rev) for s in plan.steps] == [(Action.DELETE, "gone", "1-x")]
+
+
+def test_a_pending_entry_never_created_and_no_longer_wanted_is_forgotten() -> None:
+    """Dropped from the manifests (with prune), or marked _deleted: nothing to confirm."""
+    plan = plan_changes(desired(database(prune=True, documents=[{"_id": "x", "_deleted": True}])),
+                        live(existing(managed={"x": pending({"_id": "x"}),
+                                               "gone": pending({"_id": "gone"})})))
+    assert plan.steps == [] and plan.confirm == {}
+    assert plan.forget == {"users": {"gone", "x"}}
