@@ -160,8 +160,9 @@ class ApplyResult:
 class ApplyError(Exception):
     """Raised by apply_plan when some steps failed; the others were applied."""
 
-    def __init__(self, results: list[StepResult]) -> None:
+    def __init__(self, results: list[StepResult], result: ApplyResult | None = None) -> None:
         self.results = results
+        self.result = result or ApplyResult(results)  # with its warnings
         self.failures = [result for result in results if not result.ok]
         super().__init__(str(self))
 
@@ -182,10 +183,11 @@ class ApplyInterrupted(Exception):
     """
 
     def __init__(self, cause: str, results: list[StepResult], total: int, *,
-                 server_lost: bool = False) -> None:
+                 server_lost: bool = False, result: ApplyResult | None = None) -> None:
         self.cause = cause
         self.server_lost = server_lost
         self.results = results
+        self.result = result or ApplyResult(results)  # with its warnings
         self.total = total
         self.notes: list[str] = []  # lines the caller adds (the CLI: a lock left behind)
         super().__init__(cause)
@@ -236,13 +238,16 @@ def apply_plan(
             run.phase(phase, phases[phase])
         run.write_ownership_records(plan.confirm, plan.forget)
     except TransportError as exc:
+        run.report_partial_writes()
         raise ApplyInterrupted(f"lost the server: {exc}", run.result.results,
-                               len(plan.steps), server_lost=True) from None
+                               len(plan.steps), server_lost=True, result=run.result) from None
     except _Stop as exc:
-        raise ApplyInterrupted(str(exc), run.result.results, len(plan.steps)) from None
+        run.report_partial_writes()
+        raise ApplyInterrupted(str(exc), run.result.results, len(plan.steps),
+                               result=run.result) from None
     run.report_partial_writes()
     if run.result.failures:
-        raise ApplyError(run.result.results)
+        raise ApplyError(run.result.results, run.result)
     return run.result
 
 
@@ -379,7 +384,7 @@ class _Run:
             db = self.client.database(database)
             check = _VISIBLE[phase]
             deadline = time.monotonic() + VISIBLE_SECONDS
-            while not check(db, expected):
+            while not _shown(check, db, expected):
                 if time.monotonic() > deadline:
                     self.result.warnings.append(
                         f"db:{database}: {_PHASE_NAMES[phase]} written but not yet shown by "
@@ -547,6 +552,17 @@ def _create_index(client: Client, step: Step) -> None:
         fields=after["fields"], name=step.id or "", type=after["type"], ddoc=after.get("ddoc"),
         partial_filter_selector=after.get("partial_filter_selector"),
     ))
+
+
+def _shown(check: Callable[[Database, Any], bool], db: Database, expected: Any) -> bool:
+    """``check``, where a refusal to read (a permission) ends the wait: there is nothing
+    to wait for that couchsync could see."""
+    try:
+        return check(db, expected)
+    except TransportError:
+        raise
+    except CouchError:
+        return True
 
 
 def _indexes_listed(db: Database, names: set[str]) -> bool:

@@ -260,30 +260,32 @@ def apply(
             lockset = LockSet(client, sorted(resolve_only(desired, only)), locks.result(),
                               ttl=lock_ttl, on_notice=lambda text: typer.echo(f"Note: {text}",
                                                                               err=True))
-            lockset.acquire(lock_timeout)
-            with lockset:
-                if lockset.stale:  # another apply ran since the plan was read: plan again
-                    shown = changes
-                    changes = plan_changes(desired, read_live_state(client, desired, only=only),
-                                           only=only)
-                    if changes.to_dict() != shown.to_dict():
-                        _replanned(changes, fmt, yes)
-                try:
+            try:
+                with lockset:  # released on the way out, whatever happens
+                    lockset.acquire(lock_timeout)
+                    if lockset.stale:  # another apply ran since the plan was read: again
+                        shown = changes
+                        changes = plan_changes(desired, read_live_state(client, desired,
+                                                                        only=only), only=only)
+                        if changes.to_dict() != shown.to_dict():
+                            _replanned(changes, fmt, yes)
                     with _progress() as on_progress:
                         result = apply_plan(client, changes, desired, batch_size=batch_size,
                                             on_progress=on_progress, check_lock=lockset.check)
-                except (ApplyError, ApplyInterrupted) as exc:
-                    if fmt == "json":  # stdout holds the report either way; reasons go below
-                        typer.echo(ApplyResult(exc.results).to_json(changes))
-                    lockset.release()
-                    if isinstance(exc, ApplyInterrupted) and lockset.unreleased:
-                        exc.notes.append(
-                            "Its lock could not be freed: the next apply takes it over after "
-                            f"{lock_ttl:.0f} s, or run: couchsync force-unlock "
-                            + " ".join(lockset.unreleased[:3]))
-                    raise
+            except (ApplyError, ApplyInterrupted) as exc:
+                if fmt == "json":  # stdout holds the report either way; reasons go below
+                    typer.echo(exc.result.to_json(changes))
+                for warning in exc.result.warnings:
+                    typer.echo(f"Warning: {warning}", err=True)
+                if isinstance(exc, ApplyInterrupted) and lockset.unreleased:
+                    exc.notes.append(_unreleased(lockset.unreleased, lock_ttl))
+                elif lockset.unreleased:
+                    typer.echo(f"Note: {_unreleased(lockset.unreleased, lock_ttl)}", err=True)
+                raise
         for warning in result.warnings:
             typer.echo(f"Warning: {warning}", err=True)
+        if lockset.unreleased:
+            typer.echo(f"Note: {_unreleased(lockset.unreleased, lock_ttl)}", err=True)
         if fmt == "json":
             typer.echo(result.to_json(changes))
         else:
@@ -292,6 +294,12 @@ def apply(
                            "an interrupted apply settled.")
             if not changes.is_empty:
                 typer.echo(result.summary())
+
+
+def _unreleased(databases: list[str], ttl: float) -> str:
+    return (f"Its lock could not be freed: the next apply takes it over after {ttl:.0f} s, "
+            "or run: couchsync force-unlock " + " ".join(databases[:3])
+            + (" …" if len(databases) > 3 else ""))
 
 
 def _replanned(changes: Plan, fmt: str, yes: bool) -> None:

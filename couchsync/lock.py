@@ -50,12 +50,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from couchsync.client import Client, CouchError, Database, NotFound, PreconditionFailed
 
 __all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "LockReader",
            "LockSet", "force_unlock", "read_locks"]
+
+_N = TypeVar("_N", int, float)
 
 LOCK_DB = "couchsync-locks"
 DEFAULT_TTL = 600.0  # seconds without a heartbeat after which a lock counts as abandoned
@@ -114,10 +116,10 @@ class LockHolder:
         holder = body.get("holder")
         if not isinstance(holder, Mapping):
             return None
-        return cls(str(holder.get("host", "?")), int(holder.get("pid", 0)),
+        return cls(str(holder.get("host", "?")), _number(holder.get("pid"), int),
                    str(holder.get("user", "?")), str(holder.get("run", "")),
                    str(holder.get("since", "?")), str(holder.get("expires", "?")),
-                   float(holder.get("expires_at", 0)))
+                   _number(holder.get("expires_at"), float))
 
     def renewed(self, ttl: float) -> LockHolder:
         now = time.time()
@@ -143,7 +145,6 @@ class _Lock:
 
     rev: str | None
     holder: LockHolder | None
-    last: dict[str, Any] | None = None
 
 
 def lock_id(database: str) -> str:
@@ -164,7 +165,7 @@ def read_locks(client: Client, databases: Iterable[str]) -> dict[str, _Lock]:
     for name, row in zip(names, rows, strict=True):
         doc = row.get("doc")
         if doc is not None:
-            locks[name] = _Lock(doc["_rev"], LockHolder.from_body(doc), doc.get("last"))
+            locks[name] = _Lock(doc["_rev"], LockHolder.from_body(doc))
     return locks
 
 
@@ -217,6 +218,7 @@ class LockSet:
     unreleased: list[str] = field(default_factory=list)
     _revs: dict[str, str] = field(default_factory=dict)  # held: database → our revision
     _lost: str | None = None
+    _renewed: float = 0.0  # time.monotonic() of the last write that kept the locks
     _stop: threading.Event = field(default_factory=threading.Event)
     _beat: threading.Thread | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -227,19 +229,22 @@ class LockSet:
         started = time.monotonic()
         locks = {name: self.seen.get(name, _Lock(None, None)) for name in self.databases}
         raced = 0
+        fresh = False  # ``locks`` read now, not the plan's snapshot
         while True:
             held = self._attempt(locks)
             if held is None:
                 break
             waited = time.monotonic() - started
             raced = 0 if held else raced + 1
-            if (held and waited >= timeout) or raced > RACED_ATTEMPTS:
+            if ((held and waited >= timeout and fresh) or raced > RACED_ATTEMPTS):
                 raise LockHeld(held, waited)
-            if held:  # someone holds one: wait a little (jittered: racing waiters spread out)
+            if held and fresh:  # someone holds one: wait (jittered: waiters spread out)
                 time.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), timeout - waited))
             else:  # a revision moved under us (another apply came and went): read again now
                 time.sleep(random.uniform(0, 0.05) * raced)
             locks = read_locks(self.client, self.databases)
+            fresh = True
+        self._renewed = time.monotonic()
         if any(locks[name].rev != self.seen.get(name, _Lock(None, None)).rev
                for name in self.databases):
             self.stale = True  # another apply ran after plan read the locks
@@ -338,16 +343,32 @@ class LockSet:
             self.holder = self.holder.renewed(self.ttl)
             answers = self.client.database(LOCK_DB).bulk_docs(
                 [self._body(name, rev) for name, rev in self._revs.items()])
-            for answer in answers:
-                name = str(answer.get("id", "")).removeprefix("db:")
-                if "error" in answer:
-                    self._lost = f"the lock on {name} was taken over ({answer['error']})"
-                    self._revs.pop(name, None)
-                else:
-                    self._revs[name] = answer["rev"]
+            renewed: dict[str, str] = {
+                str(answer.get("id", "")).removeprefix("db:"): str(answer["rev"])
+                for answer in answers if "error" not in answer}
+            missed = set(self._revs) - renewed.keys()
+            if missed:  # perhaps our own write whose answer was lost: read them back
+                for name, lock in read_locks(self.client, missed).items():
+                    if (lock.rev is not None and lock.holder is not None
+                            and lock.holder.run == self.holder.run):
+                        renewed[name] = lock.rev
+            if answers.accepted:  # 202: a racing takeover on another node? as in acquire
+                renewed = self._confirm(renewed)
+            self._revs.update(renewed)
+            lost = sorted(set(self._revs) - renewed.keys())
+            if lost:
+                self._lost = f"the lock on {lost[0]} was taken over"
+                for name in lost:
+                    del self._revs[name]
+            else:
+                self._renewed = time.monotonic()
 
     def check(self) -> None:
-        """Raise LockLost when a lock was taken from this apply (called between writes)."""
+        """Raise LockLost when a lock was taken from this apply, or could not be renewed
+        for long enough that another apply may take it over (called between writes)."""
+        if self._lost is None and time.monotonic() - self._renewed > self.ttl * 2 / 3:
+            self._lost = (f"the lock could not be renewed for {self.ttl * 2 / 3:.0f} s "
+                          "(another apply may take it over)")
         if self._lost is not None:
             raise LockLost(self._lost + "; stopped before writing more")
 
@@ -376,20 +397,37 @@ class LockSet:
 
 
 def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHolder | None]:
-    """Free the locks of ``databases`` whoever holds them; the holder each had (or None)."""
+    """Free the locks of ``databases`` whoever holds them; the holder each had (or None).
+
+    A holder that renews its lock meanwhile makes the write conflict: read again,
+    and free it again (a few times; then the conflict is raised).
+    """
     names = sorted(set(databases))
-    locks = read_locks(client, names)
     freed: dict[str, LockHolder | None] = {}
     db = client.database(LOCK_DB)
-    for name in names:
-        lock = locks[name]
-        freed[name] = lock.holder
-        if lock.holder is None:
-            continue
-        body = {"_id": lock_id(name), "_rev": lock.rev, "database": name, "holder": None,
-                "last": lock.holder.to_body(), "forced": _iso(time.time())}
-        db.bulk_docs([body])
-        _drop_conflicts(db, lock_id(name))
+    pending = names
+    for attempt in range(4):
+        locks = read_locks(client, pending)
+        bodies = []
+        for name in pending:
+            lock = locks[name]
+            freed.setdefault(name, lock.holder)
+            if lock.holder is not None:
+                bodies.append({"_id": lock_id(name), "_rev": lock.rev, "database": name,
+                               "holder": None, "last": lock.holder.to_body(),
+                               "forced": _iso(time.time())})
+        answers = db.bulk_docs(bodies) if bodies else []
+        pending = [str(answer.get("id", "")).removeprefix("db:") for answer in answers
+                   if answer.get("error") == "conflict"]
+        for answer in answers:
+            if "error" not in answer:
+                _drop_conflicts(db, str(answer["id"]))
+            elif answer["error"] != "conflict" or attempt == 3:
+                raise CouchError(f"could not free the lock {answer.get('id')}: "
+                                 f"{answer['error']}: {answer.get('reason', '')}",
+                                 error=answer["error"], reason=answer.get("reason"))
+        if not pending:
+            break
     return freed
 
 
@@ -412,6 +450,14 @@ def _drop_conflicts(db: Database, doc_id: str) -> None:
 def _create_lock_db(client: Client) -> None:
     with contextlib.suppress(PreconditionFailed):  # created by a racing apply
         client.create(LOCK_DB)
+
+
+def _number(value: Any, kind: type[_N]) -> _N:
+    """A number from a lock document someone may have edited by hand (0 if it is none)."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return kind(0)
 
 
 def _iso(timestamp: float) -> str:

@@ -107,3 +107,37 @@ def test_lock_documents_live_in_their_own_database(client: Client, names: list[s
         held.acquire()
         assert client.database(LOCK_DB).get(lock_id(names[0]))["database"] == names[0]
     assert client.database(LOCK_DB).get(lock_id(names[0]))["holder"] is None
+
+
+def test_a_lock_not_renewed_for_two_thirds_of_its_ttl_stops_the_apply(
+    client: Client, names: list[str]
+) -> None:
+    """Suspended, or cut off from the server: another apply may take it over by now."""
+    holder = LockSet(client, names, read_locks(client, names), ttl=0.6)
+    holder.acquire()
+    try:
+        holder._stop.set()  # no heartbeat from here on
+        holder.check()  # just taken: fine
+        time.sleep(0.5)
+        with pytest.raises(LockLost, match="could not be renewed"):
+            holder.check()
+    finally:
+        holder.release()
+
+
+def test_a_renewal_whose_answer_was_lost_is_recognised_as_its_own(
+    client: Client, names: list[str]
+) -> None:
+    holder = LockSet(client, names[:1], read_locks(client, names[:1]))
+    holder.acquire()
+    try:
+        assert holder.holder is not None
+        # The renewal reached the server but its answer did not reach us:
+        doc = client.database(LOCK_DB).get(lock_id(names[0]))
+        client.database(LOCK_DB).update(lock_id(names[0]), doc)
+        holder._renew()
+        holder.check()  # still ours, not "taken over"
+        assert read_locks(client, names[:1])[names[0]].rev == holder._revs[names[0]]
+    finally:
+        holder.release()
+    assert read_locks(client, names[:1])[names[0]].holder is None
