@@ -444,13 +444,28 @@ class _Run:
         self.intended[database] = set(creates)
         return True
 
+    def write_ahead_more(self, database: str, db: Database, ids: list[str]) -> None:
+        """Updates that became creates on a retry (their document was deleted meanwhile):
+        written ahead too, before they are sent."""
+        try:
+            record = self.records.get(database) or read_record(db)
+            if set(ids) - record.creating:
+                self.records[database] = write_ahead(db, record, ids, w=self.w(database))
+        except TransportError:
+            raise
+        except (CouchError, PlanError):
+            return  # the final record still learns them; only a crash now would lose them
+        self.intended.setdefault(database, set()).update(ids)
+
     def _hash(self, database: str, doc_id: str) -> str:
         return self.desired.databases[database].documents[doc_id].hash
 
     def _finish_batch(self, database: str, db: Database, batch: Sequence[Step],
                       answers: Future[BulkResults]) -> None:
         for result in _write_batch(db, batch, answers.result, w=self.w(database),
-                                   on_partial=lambda: self.count_partial(database)):
+                                   on_partial=lambda: self.count_partial(database),
+                                   before_create=lambda ids: self.write_ahead_more(
+                                       database, db, ids)):
             self.finish(result)
             if result.ok and result.step.kind is StepKind.DOCUMENT:
                 self.learn(database, result)
@@ -604,12 +619,16 @@ def _bulk_body(step: Step) -> dict[str, Any] | bytes:
 
 def _write_batch(db: Database, batch: Sequence[Step],
                  sent: Callable[[], BulkResults] | None = None, *, w: int | None = None,
-                 on_partial: Callable[[], None] | None = None) -> list[StepResult]:
+                 on_partial: Callable[[], None] | None = None,
+                 before_create: Callable[[list[str]], None] | None = None
+                 ) -> list[StepResult]:
     """Write one batch; conflicts are re-read, re-diffed and retried. One result per step.
 
     ``sent``: the batch was already sent; this gives the server's answers.
-    ``on_partial`` is called for each answer ``202 Accepted``. A lost server
-    (TransportError) is raised: nothing more should be tried then.
+    ``on_partial`` is called for each answer ``202 Accepted``; ``before_create``
+    with the ids of documents a retry creates (an update whose document was
+    deleted meanwhile), before it is sent. A lost server (TransportError) is
+    raised: nothing more should be tried then.
     """
     results: dict[str, StepResult] = {}
     origin = {step.id or "": step for step in batch}  # results name the plan's step
@@ -652,6 +671,11 @@ def _write_batch(db: Database, batch: Sequence[Step],
                 results[step.id or ""] = StepResult(origin[step.id or ""], True, rev=rev)
             else:
                 pending.append(redo)
+        created = [step.id or "" for step in pending if step.action is Action.CREATE
+                   and step.kind is StepKind.DOCUMENT and origin[step.id or ""].action
+                   is not Action.CREATE]
+        if created and before_create is not None:
+            before_create(created)
         if not pending:
             break
     return [results[step.id or ""] for step in batch]

@@ -291,7 +291,8 @@ def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]
     ``w``: as for ``Database.bulk_docs``.
     """
     shards = shard_count(len(managed))
-    resharded = bool(before.revs) and shards != before.shards and shards > 1
+    # Shards the head names now are never overwritten by another split of the entries.
+    resharded = before.shards > 1 and shards > 1 and shards != before.shards
     generation = before.generation + 1 if resharded else before.generation
     old = {} if resharded or not before.revs else record_bodies(before.managed, generation)
     if before.creating:  # the head as stored counts them: rewritten without

@@ -193,7 +193,7 @@ def test_a_record_that_changes_its_number_of_shards_writes_new_ones_before_the_h
     write_record(db, read_record(db), entries(120), w=w)  # 4 shards, first generation
     first = read_record(db)
     assert first.generation == 0 and shard_doc_id(0) in first.revs
-    write_record(db, first, entries(250), w=w)  # 8 shards: under new ids
+    write_record(db, first, entries(250), w=w)  # 8 shards: under new ids, the 4 kept
     grown = read_record(db)
     assert grown.generation == 1 and grown.managed == entries(250)
     assert set(grown.revs) == {RECORD_ID, *(shard_doc_id(i, 1) for i in range(8))}
