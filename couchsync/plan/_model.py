@@ -24,7 +24,8 @@ to users. Apply never reads the reason to decide anything.
           "reason": "edited on the server since couchsync wrote it"
         }
       ],
-      "summary": {"create": 0, "update": 1, "delete": 0}
+      "summary": {"create": 0, "update": 1, "delete": 0},
+      "record_updates": 0                     # pending ownership entries apply settles
     }
 
 Values per kind: documents and design docs hold the body without ``_id``,
@@ -202,6 +203,7 @@ class Plan:
             "format_version": FORMAT_VERSION,
             "steps": [step.to_dict() for step in self.steps],
             "summary": self.counts(),
+            "record_updates": self.record_updates(),
         }
 
     def view(self) -> dict[str, Any]:
@@ -211,6 +213,7 @@ class Plan:
             "format_version": FORMAT_VERSION,
             "steps": [StepView(step) for step in self.steps],
             "summary": self.counts(),
+            "record_updates": self.record_updates(),
         }
 
     @classmethod
