@@ -6,7 +6,7 @@ is an ordinary document, whose revisions CouchDB does check, in a database of
 its own (``couchsync-locks``), one per locked database (``db:<name>``)::
 
     {"_id": "db:orders", "_rev": "7-…",
-     "holder": {"host": "build-7", "pid": 4242, "user": "ci", "run": "<uuid4 hex>",
+     "holder": {"host": "build-7", "pid": 4242, "user": "ci", "run": "<128 random bits, hex>",
                 "since": "2026-11-27T18:20:01Z", "expires": "2026-11-27T18:30:01Z",
                 "expires_at": 1795803001.0}}
 
@@ -46,7 +46,6 @@ import random
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -108,7 +107,7 @@ class LockHolder:
     @classmethod
     def this_process(cls, ttl: float) -> LockHolder:
         now = time.time()
-        return cls(socket.gethostname(), os.getpid(), _user(), uuid.uuid4().hex,
+        return cls(socket.gethostname(), os.getpid(), _user(), os.urandom(16).hex(),
                    _iso(now), _iso(now + ttl), now + ttl)
 
     @classmethod
