@@ -182,20 +182,19 @@ class ApplyInterrupted(Exception):
     Its text is a few lines: why, what was done and what not (counts), how to go on.
     """
 
-    def __init__(self, cause: str, results: list[StepResult], total: int, *,
-                 server_lost: bool = False, result: ApplyResult | None = None) -> None:
+    def __init__(self, cause: str, result: ApplyResult, total: int, *,
+                 server_lost: bool = False) -> None:
         self.cause = cause
         self.server_lost = server_lost
-        self.results = results
-        self.result = result or ApplyResult(results)  # with its warnings
+        self.result = result  # what was done, with its warnings
+        self.results = result.results
         self.total = total
         self.notes: list[str] = []  # lines the caller adds (the CLI: a lock left behind)
         super().__init__(cause)
 
     def __str__(self) -> str:
-        done = ApplyResult(self.results)
-        counts = done.counts()
-        failed = len(done.failures)
+        counts = self.result.counts()
+        failed = len(self.result.failures)
         return "\n".join([
             f"apply stopped: {self.cause}",
             f"Done before it: {len(self.results) - failed:,} of {self.total:,} steps "
@@ -238,14 +237,12 @@ def apply_plan(
             run.phase(phase, phases[phase])
         run.write_ownership_records(plan.confirm, plan.forget)
     except TransportError as exc:
-        run.report_partial_writes()
-        raise ApplyInterrupted(f"lost the server: {exc}", run.result.results,
-                               len(plan.steps), server_lost=True, result=run.result) from None
+        raise ApplyInterrupted(f"lost the server: {exc}", run.result, len(plan.steps),
+                               server_lost=True) from None
     except _Stop as exc:
+        raise ApplyInterrupted(str(exc), run.result, len(plan.steps)) from None
+    finally:
         run.report_partial_writes()
-        raise ApplyInterrupted(str(exc), run.result.results, len(plan.steps),
-                               result=run.result) from None
-    run.report_partial_writes()
     if run.result.failures:
         raise ApplyError(run.result.results, run.result)
     return run.result
@@ -427,13 +424,12 @@ class _Run:
         False (every step failed) when the record cannot be written: documents
         written then could be orphaned by a crash.
         """
-        creates = {step.id or "": step for step in steps if step.action is Action.CREATE}
+        creates = [step.id or "" for step in steps if step.action is Action.CREATE]
         if not creates:
             return True
         self.guard()
         try:
-            self.records[database] = write_ahead(db, read_record(db), creates,
-                                                 w=self.w(database))
+            self.note_creating(database, db, creates)
         except TransportError:
             raise
         except (CouchError, PlanError) as exc:
@@ -441,20 +437,24 @@ class _Run:
             for step in steps:
                 self.finish(StepResult(step, False, error=reason))
             return False
-        self.intended[database] = set(creates)
         return True
 
     def write_ahead_more(self, database: str, db: Database, ids: list[str]) -> None:
         """Updates that became creates on a retry (their document was deleted meanwhile):
-        written ahead too, before they are sent."""
+        written ahead too, before they are sent. Failing that, the final record still
+        learns them; only a crash before it would lose them."""
         try:
-            record = self.records.get(database) or read_record(db)
-            if set(ids) - record.creating:
-                self.records[database] = write_ahead(db, record, ids, w=self.w(database))
+            self.note_creating(database, db, ids)
         except TransportError:
             raise
         except (CouchError, PlanError):
-            return  # the final record still learns them; only a crash now would lose them
+            return
+
+    def note_creating(self, database: str, db: Database, ids: list[str]) -> None:
+        """Write ``ids`` ahead into the record of ``database`` (read once per apply)."""
+        record = self.records.get(database) or read_record(db)
+        if set(ids) - record.creating:
+            self.records[database] = write_ahead(db, record, ids, w=self.w(database))
         self.intended.setdefault(database, set()).update(ids)
 
     def _hash(self, database: str, doc_id: str) -> str:
@@ -729,15 +729,18 @@ def _merge_record(db: Database, known: Record | None, written: dict[str, Managed
     """
     for attempt in range(CONFLICT_ROUNDS + 1):
         record = known if known is not None and attempt == 0 else read_record(db)
-        managed = dict(record.managed)  # as stored: a pending id does not count as created
-        for doc_id in record.creating - not_written - written.keys():
-            entry = managed.get(doc_id)
-            managed[doc_id] = (ManagedDoc("", "", True) if entry is None
-                               else entry._replace(rev=""))
+        managed = record.entries()  # ids written ahead as pending entries
+        if managed is record.managed:
+            managed = dict(managed)  # entries() copies only when there are such ids
+        for doc_id in not_written & record.creating:  # never created: back as stored
+            if doc_id in record.managed:
+                managed[doc_id] = record.managed[doc_id]
+            else:
+                del managed[doc_id]
         for doc_id in removed:
             managed.pop(doc_id, None)
         for doc_id, entry in written.items():
-            before = managed.get(doc_id)
+            before = record.managed.get(doc_id)  # as stored: a pending id was not created
             if before is not None and before.created and not entry.created:
                 entry = entry._replace(created=True)  # created by an earlier apply
             managed[doc_id] = entry  # the same tuple: a million entries are not copied

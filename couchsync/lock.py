@@ -51,7 +51,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from couchsync.client import Client, CouchError, Database, NotFound, PreconditionFailed
+from couchsync.client import (
+    BulkResults,
+    Client,
+    CouchError,
+    Database,
+    NotFound,
+    PreconditionFailed,
+)
 
 __all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "LockReader",
            "LockSet", "force_unlock", "read_locks"]
@@ -148,6 +155,11 @@ class _Lock:
 
 def lock_id(database: str) -> str:
     return "db:" + database
+
+
+def database_of(doc_id: str) -> str:
+    """The database whose lock document ``doc_id`` is (``lock_id``'s inverse)."""
+    return doc_id.removeprefix("db:")
 
 
 def read_locks(client: Client, databases: Iterable[str]) -> dict[str, _Lock]:
@@ -271,11 +283,10 @@ class LockSet:
         except NotFound:
             _create_lock_db(self.client)
             answers = db.bulk_docs(docs)
-        by_id = {answer.get("id"): answer for answer in answers}
-        taken = {name: answer["rev"] for name in names
-                 if "error" not in (answer := by_id.get(lock_id(name), {"error": "missing"}))}
-        refused = {name: by_id.get(lock_id(name), {}) for name in names if name not in taken
-                   and by_id.get(lock_id(name), {}).get("error") != "conflict"}
+        written, errors = answers.revs(), answers.errors()
+        taken = {name: written[lock_id(name)] for name in names if lock_id(name) in written}
+        refused = {name: errors.get(lock_id(name), {}) for name in names if name not in taken
+                   and errors.get(lock_id(name), {}).get("error") != "conflict"}
         if refused:  # not a race: no retry can help (a permission, say)
             self._give_back(taken)
             name, answer = sorted(refused.items())[0]
@@ -342,9 +353,7 @@ class LockSet:
             self.holder = self.holder.renewed(self.ttl)
             answers = self.client.database(LOCK_DB).bulk_docs(
                 [self._body(name, rev) for name, rev in self._revs.items()])
-            renewed: dict[str, str] = {
-                str(answer.get("id", "")).removeprefix("db:"): str(answer["rev"])
-                for answer in answers if "error" not in answer}
+            renewed = {database_of(doc_id): rev for doc_id, rev in answers.revs().items()}
             missed = set(self._revs) - renewed.keys()
             if missed:  # perhaps our own write whose answer was lost: read them back
                 for name, lock in read_locks(self.client, missed).items():
@@ -415,14 +424,15 @@ def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHold
                 bodies.append({"_id": lock_id(name), "_rev": lock.rev, "database": name,
                                "holder": None, "last": lock.holder.to_body(),
                                "forced": _iso(time.time())})
-        answers = db.bulk_docs(bodies) if bodies else []
-        pending = [str(answer.get("id", "")).removeprefix("db:") for answer in answers
-                   if answer.get("error") == "conflict"]
-        for answer in answers:
-            if "error" not in answer:
-                _drop_conflicts(db, str(answer["id"]))
-            elif answer["error"] != "conflict" or attempt == 3:
-                raise CouchError(f"could not free the lock {answer.get('id')}: "
+        answers = db.bulk_docs(bodies) if bodies else BulkResults()
+        for doc_id in answers.revs():
+            _drop_conflicts(db, doc_id)
+        errors = answers.errors()
+        pending = [database_of(doc_id) for doc_id, answer in errors.items()
+                   if answer["error"] == "conflict"]
+        for doc_id, answer in errors.items():
+            if answer["error"] != "conflict" or attempt == 3:
+                raise CouchError(f"could not free the lock {doc_id}: "
                                  f"{answer['error']}: {answer.get('reason', '')}",
                                  error=answer["error"], reason=answer.get("reason"))
         if not pending:

@@ -40,6 +40,14 @@ class BulkResults(list[dict[str, Any]]):
 
     accepted: bool = False
 
+    def revs(self) -> dict[str, str]:
+        """``{id: new rev}`` of the documents written."""
+        return {answer["id"]: answer["rev"] for answer in self if "error" not in answer}
+
+    def errors(self) -> dict[str, dict[str, Any]]:
+        """``{id: {"id", "error", "reason"}}`` of the documents refused."""
+        return {answer.get("id", ""): answer for answer in self if "error" in answer}
+
 
 def _key(value: str) -> str:
     return json.dumps(value)

@@ -243,9 +243,7 @@ def write_ahead(db: Database, record: Record, ids: Iterable[str], *,
               for index, start in enumerate(range(0, len(creating), CREATING_IDS))}
     revs = dict(record.revs)
     revs.update(_put(db, chunks, record.revs, w))
-    head = record.head or {"format": RECORD_FORMAT, "shards": 1,
-                           "digest": record_digest((), lambda doc_id: ("", "")), "managed": {}}
-    head = {**head, "creating": len(chunks)}
+    head = {**(record.head or record_bodies({})[RECORD_ID]), "creating": len(chunks)}
     revs.update(_put(db, {RECORD_ID: head}, record.revs, w))
     return Record(record.managed, record.shards, revs, None, record.complete, set(creating),
                   head, record.generation)
@@ -259,12 +257,10 @@ def _put(db: Database, bodies: Mapping[str, Mapping[str, Any]], revs: Mapping[st
         return {}
     docs = [{**body, "_id": doc_id, **({"_rev": revs[doc_id]} if doc_id in revs else {})}
             for doc_id, body in bodies.items()]
-    written: dict[str, str] = {}
-    for answer in db.bulk_docs(docs, w=w):
-        doc_id = answer.get("id", "")
-        if "error" not in answer:
-            written[doc_id] = answer["rev"]
-        elif answer["error"] == "conflict" and doc_id not in revs:
+    answers = db.bulk_docs(docs, w=w)
+    written = answers.revs()
+    for doc_id, answer in answers.errors().items():
+        if answer["error"] == "conflict" and doc_id not in revs:
             # A document the record did not name (a shard left by an interrupted
             # write): PouchDB Server wants its revision, looked up here.
             written[doc_id] = db.update(doc_id, {**bodies[doc_id], "_id": doc_id}, w=w)[1]

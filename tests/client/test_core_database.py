@@ -316,6 +316,13 @@ def test_bulk_docs_returns_item_errors(db: Database, copies: int) -> None:
     assert again[1]["id"] == "c" and "rev" in again[1]
 
 
+def test_bulk_results_sort_written_from_refused(db: Database, copies: int) -> None:
+    db.bulk_docs([{"_id": "a"}], w=copies)
+    results = db.bulk_docs([{"_id": "a"}, {"_id": "c"}], w=copies)
+    assert results.revs() == {"c": next(r["rev"] for r in results if r["id"] == "c")}
+    assert list(results.errors()) == ["a"] and results.errors()["a"]["error"] == "conflict"
+
+
 def test_bulk_docs_new_edits_false(db: Database) -> None:
     rev = "1-0123456789abcdef0123456789abcdef"
     db.bulk_docs([{"_id": "r", "_rev": rev, "n": 1}], new_edits=False)
