@@ -3,7 +3,8 @@
 Two halves, one package: a complete, typed CouchDB client (``Client``,
 ``Server``, ``Database``, ``Document``, ``IndexQuery``, ``FindQuery``) and the
 declarative sync tool built on it (``load_manifests`` → ``read_live_state`` →
-``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once).
+``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once, and
+``load_and_plan`` the first three, database by database, patterns included).
 
 Names are imported on first use (PEP 562) so that ``couchsync validate``
 starts without paying for httpx, and the client never pays for YAML.
@@ -54,9 +55,13 @@ _EXPORTS: dict[str, str] = {
     "Problem": "couchsync.manifest",
     "apply_plan": "couchsync.apply",
     "force_unlock": "couchsync.lock",
+    "discover": "couchsync.plan",
+    "expand_patterns": "couchsync.manifest",
+    "load_and_plan": "couchsync.plan",
     "load_and_read": "couchsync.plan",
     "load_manifests": "couchsync.manifest",
     "plan_changes": "couchsync.plan",
+    "plan_server": "couchsync.plan",
     "read_live_state": "couchsync.plan",
 }
 
@@ -104,5 +109,20 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Unauthorized,
     )
     from couchsync.lock import LockHeld, LockSet, force_unlock
-    from couchsync.manifest import DesiredState, ManifestError, Problem, load_manifests
-    from couchsync.plan import LiveState, Plan, load_and_read, plan_changes, read_live_state
+    from couchsync.manifest import (
+        DesiredState,
+        ManifestError,
+        Problem,
+        expand_patterns,
+        load_manifests,
+    )
+    from couchsync.plan import (
+        LiveState,
+        Plan,
+        discover,
+        load_and_plan,
+        load_and_read,
+        plan_changes,
+        plan_server,
+        read_live_state,
+    )

@@ -1,9 +1,10 @@
 """Apply: carry out a plan's steps on the server, in phases, with bulk writes.
 
-Phases, across all databases: create databases, delete databases, security,
-design docs, index deletes (``-`` and the first half of ``-/+``), index
-creates, documents, and last the ownership record of every database whose
-documents were written.
+Phases, per database: create the database (or delete it), security, design
+docs, index deletes (``-`` and the first half of ``-/+``), index creates,
+documents, and last its ownership record, if documents were written.
+Databases do not depend on each other: several are applied at once
+(``parallel``), and one database's failures do not stop the others.
 
 Documents and design docs go through ``_bulk_docs`` in batches, every item's
 result checked. A conflict means the document changed since the plan was
@@ -38,10 +39,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Any
 
 from couchsync._canonical import canonical_json
+from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import (
     BulkResults,
     Client,
@@ -217,30 +218,44 @@ def apply_plan(
     batch_size: int = 1000,
     on_progress: Progress | None = None,
     check_lock: Callable[[], None] | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    on_database: DatabaseProgress | None = None,
 ) -> ApplyResult:
     """Run ``plan`` (made from ``desired``) against the server behind ``client``.
 
-    ``on_progress(done, total)`` is called as steps complete. ``check_lock`` is
+    Databases are applied ``parallel`` at a time, each by itself in phase order
+    (databases do not depend on each other); one database's failures do not stop
+    the others. ``on_progress(done, total)`` is called as steps complete,
+    ``on_database(done, total, failed)`` as databases do. ``check_lock`` is
     called before each write and raises when this apply no longer holds its
     lock (``LockSet.check``). Raises ``ApplyError`` (with every step's outcome)
     if any step failed, ``ApplyInterrupted`` when the server was lost or the
-    lock taken (nothing more is written then).
+    lock taken (nothing more is written then, in any database).
     """
     _check_desired_covers(plan, desired)
     run = _Run(client, desired, batch_size, len(plan.steps), on_progress, check_lock)
-    phases: dict[int, list[Step]] = {}
+    run.copies.update({name: n if n > 1 else None for name, n in plan.copies.items()})
+    steps: dict[str, list[Step]] = {}
     for step in plan.steps:
-        for phase in _phases(step):
-            phases.setdefault(phase, []).append(step)
+        steps.setdefault(step.database, []).append(step)
+    names = plan.databases()
+
+    def apply_one(database: str) -> bool:
+        return run.database(database, steps.get(database, []), plan.confirm.get(database, {}),
+                            plan.forget.get(database, set()))
+
     try:
-        for phase in sorted(phases):
-            run.phase(phase, phases[phase])
-        run.write_ownership_records(plan.confirm, plan.forget)
-    except TransportError as exc:
-        raise ApplyInterrupted(f"lost the server: {exc}", run.result, len(plan.steps),
-                               server_lost=True) from None
-    except _Stop as exc:
-        raise ApplyInterrupted(str(exc), run.result, len(plan.steps)) from None
+        failed = 0
+        for done, ok in enumerate(ordered_map(apply_one, names, parallel), 1):
+            failed += not ok
+            if on_database is not None:
+                on_database(done, len(names), failed)
+    except (TransportError, _Stop) as exc:
+        cause = run.stopped or exc  # the first database to stop, not one stopped after it
+        if isinstance(cause, TransportError):
+            raise ApplyInterrupted(f"lost the server: {cause}", run.result, len(plan.steps),
+                                   server_lost=True) from None
+        raise ApplyInterrupted(str(cause), run.result, len(plan.steps)) from None
     finally:
         run.report_partial_writes()
     if run.result.failures:
@@ -300,16 +315,42 @@ class _Run:
         self.records: dict[str, Record] = {}  # db → its record as this apply last wrote it
         self.copies: dict[str, int | None] = {}  # db → n (shard copies), None off a cluster
         self.partial: dict[str, int] = {}  # db → writes answered 202
-        #: phase → db → what its reads must show before going on (wait_until_visible)
-        self.visible: dict[int, dict[str, Any]] = {}
+        self.failed: dict[str, int] = {}  # db → steps failed
+        #: db → phase → what its reads must show before going on (wait_until_visible)
+        self.visible: dict[str, dict[int, Any]] = {}
+        #: Why a database's work stopped (the server lost, the lock taken): every other
+        #: database stops at its next write.
+        self.stopped: TransportError | _Stop | None = None
 
     def guard(self) -> None:
-        """Before each write: stop if the lock was taken from this apply."""
+        """Before each write: stop if the lock was taken from this apply, or another
+        database's work stopped."""
+        if self.stopped is not None:
+            raise _Stop(f"stopped with another database: {self.stopped}")
         if self.check_lock is not None:
             try:
                 self.check_lock()
             except Exception as exc:
                 raise _Stop(str(exc)) from exc
+
+    def database(self, database: str, steps: list[Step], confirm: dict[str, ManagedDoc],
+                 forget: set[str]) -> bool:
+        """Apply one database's steps in phase order, then its ownership record; False
+        when some step failed."""
+        phases: dict[int, list[Step]] = {}
+        for step in steps:
+            for phase in _phases(step):
+                phases.setdefault(phase, []).append(step)
+        before = self.failed.get(database, 0)
+        try:
+            for phase in sorted(phases):
+                self.phase(phase, phases[phase])
+            self.write_ownership_record(database, confirm, forget)
+        except (TransportError, _Stop) as exc:
+            if self.stopped is None:
+                self.stopped = exc
+            raise
+        return self.failed.get(database, 0) == before
 
     def w(self, database: str) -> int | None:
         """The ``w`` for writes to ``database``: its ``n`` on a cluster (every copy)."""
@@ -322,9 +363,9 @@ class _Run:
         return self.copies[database]
 
     def phase(self, phase: int, steps: list[Step]) -> None:
+        """One phase of one database."""
         if phase in (_DESIGN, _DOCS):
-            for database, group in groupby(steps, key=lambda s: s.database):
-                self.write_documents(database, list(group), ahead=phase == _DOCS)
+            self.write_documents(steps[0].database, steps, ahead=phase == _DOCS)
             return
         for step in steps:
             if step.action is not Action.REPLACE:
@@ -333,9 +374,12 @@ class _Run:
                 self.delete_half_of_replace(step)
             elif step.address in self.replacing:  # else its failure is already recorded
                 self.run_one(step, phase)
-        self.wait_until_visible(phase)
+        self.wait_until_visible(steps[0].database, phase)
 
     def finish(self, result: StepResult, count: bool = True) -> None:
+        if not result.ok:
+            database = result.step.database
+            self.failed[database] = self.failed.get(database, 0) + 1
         self.result.results.append(result)
         if count and self.on_progress is not None:
             self.on_progress(len(self.result.results), self.total)
@@ -352,13 +396,13 @@ class _Run:
         except CouchError as exc:
             if phase == _CREATE_DB:
                 self.blocked.add(step.database)
-            self.finish(StepResult(step, False, error=_reason(exc)))
+            self.finish(StepResult(step, False, error=exc.brief))
         else:
+            visible = self.visible.setdefault(step.database, {})
             if phase == _INDEX_CREATE:
-                self.visible.setdefault(phase, {}).setdefault(step.database, set()).add(
-                    step.id or "")
+                visible.setdefault(phase, set()).add(step.id or "")
             elif phase == _SECURITY:
-                self.visible.setdefault(phase, {})[step.database] = step.after
+                visible[phase] = step.after
             self.finish(StepResult(step, True))
 
     def delete_half_of_replace(self, step: Step) -> None:
@@ -369,25 +413,28 @@ class _Run:
         except TransportError:
             raise
         except CouchError as exc:
-            self.finish(StepResult(step, False, error=f"deleting the old index: {_reason(exc)}"))
+            self.finish(StepResult(step, False, error=f"deleting the old index: {exc.brief}"))
         else:
             self.replacing.add(step.address)
 
-    def wait_until_visible(self, phase: int) -> None:
+    def wait_until_visible(self, database: str, phase: int) -> None:
         """Until every node shows what this phase wrote: the indexes listed, the
         ``_security`` read back as set. A cluster answers those reads from copies a
-        write may not have reached yet; a re-plan must not miss them."""
-        for database, expected in self.visible.pop(phase, {}).items():
-            db = self.client.database(database)
-            check = _VISIBLE[phase]
-            deadline = time.monotonic() + VISIBLE_SECONDS
-            while not _shown(check, db, expected):
-                if time.monotonic() > deadline:
-                    self.result.warnings.append(
-                        f"db:{database}: {_PHASE_NAMES[phase]} written but not yet shown by "
-                        f"every node after {VISIBLE_SECONDS:.0f} s")
-                    break
-                time.sleep(0.05)
+        write may not have reached yet; a re-plan must not miss them. A database of
+        one copy reads what was written: nothing to wait for."""
+        expected = self.visible.get(database, {}).pop(phase, None)
+        if expected is None or self.w(database) is None:
+            return
+        db = self.client.database(database)
+        check = _VISIBLE[phase]
+        deadline = time.monotonic() + VISIBLE_SECONDS
+        while not _shown(check, db, expected):
+            if time.monotonic() > deadline:
+                self.result.warnings.append(
+                    f"db:{database}: {_PHASE_NAMES[phase]} written but not yet shown by "
+                    f"every node after {VISIBLE_SECONDS:.0f} s")
+                break
+            time.sleep(0.05)
 
     def write_documents(self, database: str, steps: list[Step], *, ahead: bool) -> None:
         if database in self.blocked:
@@ -493,32 +540,29 @@ class _Run:
             created=step.action is Action.CREATE
         )
 
-    def write_ownership_records(self, confirm: dict[str, dict[str, ManagedDoc]],
-                                forget: dict[str, set[str]]) -> None:
-        for database in dict.fromkeys([*self.written, *self.removed, *self.intended,
-                                       *confirm, *forget]):
-            self.guard()
-            db = self.client.database(database)
-            written = {**confirm.get(database, {}), **self.written.get(database, {})}
-            not_written = self.intended.get(database, set()) - written.keys()
-            removed = self.removed.get(database, set()) | forget.get(database, set())
-            try:
-                _merge_record(db, self.records.get(database), written, removed, not_written,
-                              w=self.w(database))
-            except TransportError:
-                raise
-            except CouchError as exc:
-                step = Step(Action.UPDATE, StepKind.DOCUMENT, database, RECORD_ID,
-                            reason="ownership record")
-                self.finish(StepResult(step, False, error=_reason(exc)), count=False)
-            else:
-                self.result.confirmed += (len(confirm.get(database, {}))
-                                          + len(forget.get(database, set())))
-
-
-def _reason(exc: CouchError) -> str:
-    """The server's ``error: reason`` when it gave one, else the whole message."""
-    return f"{exc.error}: {exc.reason}" if exc.error and exc.reason else str(exc)
+    def write_ownership_record(self, database: str, confirm: dict[str, ManagedDoc],
+                               forget: set[str]) -> None:
+        """Fold what this apply wrote to ``database`` into its record, then forget it:
+        a finished database keeps nothing in memory."""
+        written = {**confirm, **self.written.pop(database, {})}
+        removed = self.removed.pop(database, set()) | forget
+        intended = self.intended.pop(database, set())
+        record = self.records.pop(database, None)
+        if not (written or removed or intended):
+            return
+        self.guard()
+        db = self.client.database(database)
+        try:
+            _merge_record(db, record, written, removed, intended - written.keys(),
+                          w=self.w(database))
+        except TransportError:
+            raise
+        except CouchError as exc:
+            step = Step(Action.UPDATE, StepKind.DOCUMENT, database, RECORD_ID,
+                        reason="ownership record")
+            self.finish(StepResult(step, False, error=exc.brief), count=False)
+        else:
+            self.result.confirmed += len(confirm) + len(forget)
 
 
 # -- one-request steps
@@ -644,7 +688,7 @@ def _write_batch(db: Database, batch: Sequence[Step],
         except CouchError as exc:
             for step in pending:
                 results[step.id or ""] = StepResult(origin[step.id or ""], False,
-                                                    error=_reason(exc))
+                                                    error=exc.brief)
             break
         if answers.accepted and on_partial is not None:
             on_partial()

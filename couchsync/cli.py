@@ -14,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
+
+from couchsync._parallel import DEFAULT_PARALLEL
 
 if TYPE_CHECKING:
     from couchsync.client import Client
@@ -62,8 +65,12 @@ Format = Annotated[
 ]
 Only = Annotated[
     list[str] | None,
-    typer.Option("--only", help="Limit to a database or one document: DB or DB/DOCID. "
-                 "Repeatable.", show_default=False),
+    typer.Option("--only", help="Limit to a database, a pattern of databases ('userdb-*') or "
+                 "one document (DB/DOCID). Repeatable.", show_default=False),
+]
+Parallel = Annotated[
+    int, typer.Option("--parallel", min=1, max=64, metavar="N",
+                      help="Databases read and written at once.")
 ]
 
 
@@ -121,15 +128,30 @@ def _load(paths: list[Path]) -> DesiredState:
     return load_manifests(paths)
 
 
-def _plan(client: Client, paths: list[Path], only: list[str] | None
+def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: int
           ) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan; the apply locks are read before the databases (see couchsync.lock)."""
     from couchsync.lock import LockReader
-    from couchsync.plan import load_and_read, plan_changes
+    from couchsync.plan import load_and_plan
 
     locks = LockReader(client)
-    desired, live = load_and_read(client, paths, only=only, before_read=locks)
-    return desired, plan_changes(desired, live, only=only), locks
+    with _progress("Planning") as bar:
+        desired, plan = load_and_plan(client, paths, only=only, before_read=locks,
+                                      parallel=parallel, on_database=bar.databases)
+    return desired, plan, locks
+
+
+def _unread(plan: Plan) -> str | None:
+    """The databases that could not be read, one per line (at most 20), or None."""
+    if not plan.errors:
+        return None
+    lines = [f"could not read {len(plan.errors):,} database"
+             f"{'s' if len(plan.errors) != 1 else ''}; nothing was planned for "
+             f"{'them' if len(plan.errors) != 1 else 'it'}:"]
+    lines += [f"  {name}: {reason}" for name, reason in list(plan.errors.items())[:20]]
+    if len(plan.errors) > 20:
+        lines.append(f"  … and {len(plan.errors) - 20:,} more (--format json lists every one)")
+    return "\n".join(lines)
 
 
 def _tell_locks(locks: LockReader) -> None:
@@ -145,13 +167,14 @@ def _tell_locks(locks: LockReader) -> None:
         typer.echo(f"Note: … and {len(held) - 10:,} more databases locked.", err=True)
 
 
-def _show(plan: Plan, fmt: str) -> None:
+def _show(plan: Plan, fmt: str, list_databases: bool = False) -> None:
     from couchsync.plan import render_json, render_text
 
     if fmt == "json":
         typer.echo(render_json(plan))
     else:
-        typer.echo(render_text(plan.view(), color=_color(sys.stdout)))
+        typer.echo(render_text(plan.view(), color=_color(sys.stdout),
+                               list_databases=list_databases))
 
 
 @app.command()
@@ -188,6 +211,11 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
     ] = False,
     only: Only = None,
+    parallel: Parallel = DEFAULT_PARALLEL,
+    list_databases: Annotated[
+        bool, typer.Option("--list-databases",
+                           help="Name every database a change shown once is made in.")
+    ] = False,
 ) -> None:
     """Show what apply would change on the server; writes nothing.
 
@@ -196,12 +224,14 @@ def plan(
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user) as client:
-            _, result, locks = _plan(client, paths, only)
+            _, result, locks = _plan(client, paths, only, parallel)
             _tell_locks(locks)
-        _show(result, fmt)
+        _show(result, fmt, list_databases)
         if fmt == "text" and result.record_updates():
             typer.echo(f"\nApply will also settle {result.record_updates():,} ownership-record "
                        "entries left pending by an interrupted apply.")
+        if (unread := _unread(result)) is not None:
+            _fail(unread)
     if detailed_exitcode and not result.is_empty:
         raise typer.Exit(2)
 
@@ -231,6 +261,7 @@ def apply(
     only: Only = None,
     lock_timeout: LockTimeout = 0.0,
     lock_ttl: LockTTL = 600.0,
+    parallel: Parallel = DEFAULT_PARALLEL,
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
 
@@ -241,23 +272,26 @@ def apply(
     """
     from couchsync.apply import ApplyError, ApplyInterrupted, ApplyResult, apply_plan
     from couchsync.lock import LockSet
-    from couchsync.plan import plan_changes, read_live_state, resolve_only
+    from couchsync.plan import plan_server
 
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user) as client:
-            desired, changes, locks = _plan(client, paths, only)
+            desired, changes, locks = _plan(client, paths, only, parallel)
+            unread = _unread(changes)
             if changes.is_empty and not changes.record_updates():
                 if fmt == "json":
                     typer.echo(ApplyResult().to_json(changes))
                 else:
                     _show(changes, fmt)  # "No changes. ..."
+                if unread is not None:
+                    _fail(unread)
                 return
             if fmt == "text" and not changes.is_empty:
                 _show(changes, fmt)
             if not yes and not changes.is_empty:
                 _confirm(changes, show=fmt == "json")
-            lockset = LockSet(client, sorted(resolve_only(desired, only)), locks.result(),
+            lockset = LockSet(client, changes.databases(), locks.result(),
                               ttl=lock_ttl, on_notice=lambda text: typer.echo(f"Note: {text}",
                                                                               err=True))
             try:
@@ -265,13 +299,15 @@ def apply(
                     lockset.acquire(lock_timeout)
                     if lockset.stale:  # another apply ran since the plan was read: again
                         shown = changes
-                        changes = plan_changes(desired, read_live_state(client, desired,
-                                                                        only=only), only=only)
+                        changes = plan_server(client, desired, only=changes.databases(),
+                                              parallel=parallel)
+                        unread = _unread(changes)
                         if changes.to_dict() != shown.to_dict():
                             _replanned(changes, fmt, yes)
-                    with _progress() as on_progress:
+                    with _progress("Applying") as bar:
                         result = apply_plan(client, changes, desired, batch_size=batch_size,
-                                            on_progress=on_progress, check_lock=lockset.check)
+                                            on_progress=bar.steps, check_lock=lockset.check,
+                                            parallel=parallel, on_database=bar.databases)
             except (ApplyError, ApplyInterrupted) as exc:
                 if fmt == "json":  # stdout holds the report either way; reasons go below
                     typer.echo(exc.result.to_json(changes))
@@ -294,6 +330,8 @@ def apply(
                            "an interrupted apply settled.")
             if not changes.is_empty:
                 typer.echo(result.summary())
+        if unread is not None:
+            _fail(unread)
 
 
 def _unreleased(databases: list[str], ttl: float) -> str:
@@ -329,23 +367,48 @@ def _confirm(changes: Plan, *, show: bool) -> None:
         _fail("apply cancelled")
 
 
+class _Bar:
+    """Progress callbacks; do nothing unless ``_progress`` shows a bar."""
+
+    def steps(self, done: int, total: int) -> None:
+        """Steps done of total (an apply of one database)."""
+
+    def databases(self, done: int, total: int, failed: int) -> None:
+        """Databases done of total, and how many failed (fleets)."""
+
+
 @contextlib.contextmanager
-def _progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr when it is a terminal; otherwise no callback."""
+def _progress(verb: str) -> Iterator[_Bar]:
+    """A progress bar on stderr when it is a terminal: databases done (with failures
+    and rate) when there are several, else steps. Without a terminal, no output."""
     if not sys.stderr.isatty():
-        yield None
+        yield _Bar()
         return
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     # On stderr: stdout carries the plan and the report (possibly JSON for a pipe).
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task("Applying", total=None)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[detail]}"), transient=True,
+                  console=Console(stderr=True)) as progress:
+        task = progress.add_task(verb, total=None, detail="")
+        started = time.monotonic()
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        class Shown(_Bar):
+            fleet = False
 
-        yield update
+            def steps(self, done: int, total: int) -> None:
+                if not self.fleet:
+                    progress.update(task, completed=done, total=total, detail="steps")
+
+            def databases(self, done: int, total: int, failed: int) -> None:
+                if total > 1:
+                    self.fleet = True
+                    rate = done / max(time.monotonic() - started, 1e-3)
+                    detail = f"databases · {failed:,} failed · {rate:,.0f}/s"
+                    progress.update(task, completed=done, total=total, detail=detail)
+
+        yield Shown()
 
 
 @app.command("force-unlock")

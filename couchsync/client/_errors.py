@@ -75,6 +75,11 @@ class CouchError(Exception):
         self.error = error
         self.reason = reason
 
+    @property
+    def brief(self) -> str:
+        """The server's ``error: reason`` when it gave one, else the whole message."""
+        return f"{self.error}: {self.reason}" if self.error and self.reason else self.message
+
 
 class TransportError(CouchError):
     """No HTTP response arrived: connection refused, timeout, TLS or protocol failure."""

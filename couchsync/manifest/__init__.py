@@ -7,6 +7,7 @@ each placed at ``file:line:col``.
 """
 
 from couchsync.manifest._load import iter_problems, load_manifests
+from couchsync.manifest._patterns import expand_patterns, matches
 from couchsync.manifest._problems import ManifestError, Problem
 from couchsync.manifest._schema import schema_text
 from couchsync.manifest._summary import summarize
@@ -28,8 +29,10 @@ __all__ = [
     "ManifestError",
     "Problem",
     "SourcePos",
+    "expand_patterns",
     "iter_problems",
     "load_manifests",
+    "matches",
     "schema_text",
     "summarize",
 ]

@@ -16,6 +16,7 @@ from couchsync._canonical import NotJSONNumber
 from couchsync.manifest import _rules
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
+from couchsync.manifest._patterns import is_pattern, matches, merge_spec, patterns_overlap
 from couchsync.manifest._problems import Path, Problem, format_path
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
@@ -62,9 +63,10 @@ class StateBuilder:
             pairs = value.items() if isinstance(value, dict) else enumerate(value)
             return [(key, entry) for key, entry in pairs if (section, key) not in skip]
 
-        db = self.state.databases.get(name)
+        specs = self.state.patterns if is_pattern(name) else self.state.databases
+        db = specs.get(name)
         if db is None:
-            db = self.state.databases[name] = DatabaseSpec(name=name, source=at(key=True))
+            db = specs[name] = DatabaseSpec(name=name, source=at(key=True))
         for setting in _SETTINGS:
             if setting in data and (setting,) not in skip:
                 value = int(data[setting]) if setting in ("q", "n") else data[setting]
@@ -155,8 +157,28 @@ class StateBuilder:
                           f"({data_file}): {exc.strerror or exc}", path)
 
     def finish(self) -> DesiredState:
-        """Apply the rules that need every file merged; problems land in ``.problems``."""
+        """Apply the rules that need every file merged; problems land in ``.problems``.
+
+        Patterns are merged into the named databases they match, and every two patterns
+        that some name matches both of are checked for conflicts (see ``_patterns``).
+        """
+        patterns = list(self.state.patterns.values())
         for db in self.state.databases.values():
+            if db.state == "absent":
+                continue  # deleted: what patterns declare for it does not apply
+            for pattern in patterns:
+                if matches(pattern.name, db.name):
+                    for where, clash in merge_spec(db, pattern):
+                        self._problem(where, clash)
+        for i, first in enumerate(patterns):
+            for second in patterns[i + 1:]:
+                if patterns_overlap(first.name, second.name):
+                    trial = DatabaseSpec(name=first.name, source=first.source)
+                    for _ in merge_spec(trial, first):
+                        pass
+                    for where, clash in merge_spec(trial, second):
+                        self._problem(where, clash)
+        for db in [*self.state.databases.values(), *patterns]:
             found = [*_rules.absent_database_problems(db), *_rules.ddoc_collision_problems(db)]
             if db.partitioned:
                 for doc in db.documents.values():

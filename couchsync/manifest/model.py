@@ -142,11 +142,21 @@ class DatabaseSpec:
     #: Where each setting given (state, partitioned, q, n, placement, security, prune) was
     #: written.
     sources: dict[str, SourcePos] = field(default_factory=dict)
+    #: For a database on the server that no manifest names: the pattern(s) matching it
+    #: (``"userdb-*"``). Such a database is never created.
+    matched_by: str | None = None
 
 
 @dataclass(slots=True)
 class DesiredState:
-    """Every database the manifests describe, by name, in first-seen order."""
+    """Every database the manifests name, by name, in first-seen order, and the patterns.
+
+    A pattern (a key holding ``*``, see ``couchsync.manifest._patterns``) is kept
+    apart, named by itself: the databases it matches are known only on the server
+    (``expand_patterns``). A named database that patterns match already holds what
+    they declare.
+    """
 
     databases: dict[str, DatabaseSpec] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # the manifest files read, in order
+    patterns: dict[str, DatabaseSpec] = field(default_factory=dict)

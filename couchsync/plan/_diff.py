@@ -26,7 +26,7 @@ from typing import Any
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
 from couchsync.plan._mango import normalize_selector
-from couchsync.plan._model import Action, Plan, Step, StepKind
+from couchsync.plan._model import Action, DatabasePlan, Plan, Step, StepKind
 from couchsync.plan._ownership import digest_if_current, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
@@ -49,22 +49,24 @@ def plan_changes(
 ) -> Plan:
     """The steps that make the server match ``desired``; no I/O.
 
-    ``only`` holds ``DB`` or ``DB/DOCID`` selectors; ``live`` must cover every
-    selected database (``read_live_state`` with the same ``only`` does).
+    ``only`` holds ``DB`` or ``DB/DOCID`` selectors (``DB`` may be a pattern);
+    ``live`` must cover every selected database (``read_live_state`` with the
+    same ``only`` does).
     """
-    steps: list[Step] = []
-    plan = Plan(steps)
+    plan = Plan()
     for name, scope in resolve_only(desired, only).items():
         current = live.databases.get(name)
         if current is None:
             raise ValueError(f"the live state does not cover database {name!r}")
-        record = _RecordUpdates()
-        steps.extend(_database_steps(desired.databases[name], current, scope, record))
-        if record.confirm:
-            plan.confirm[name] = record.confirm
-        if record.forget:
-            plan.forget[name] = record.forget
+        plan.add(plan_database(desired.databases[name], current, scope))
     return plan
+
+
+def plan_database(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> DatabasePlan:
+    """The steps for one database, and what its ownership record must learn; no I/O."""
+    record = _RecordUpdates()
+    steps = list(_database_steps(spec, live, scope, record))
+    return DatabasePlan(spec.name, steps, record.confirm, record.forget, live.copies)
 
 
 @dataclass(slots=True)
@@ -84,6 +86,8 @@ def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                        before={"doc_count": live.doc_count}, reason="state: absent")
         return
     if not live.exists:
+        if spec.matched_by is not None:
+            return  # matched on the server, deleted since: a pattern never creates
         # Also with a document-only scope: the document cannot exist without its database.
         yield Step(Action.CREATE, StepKind.DATABASE, name, after=_create_options(spec),
                    reason=NOT_ON_SERVER)

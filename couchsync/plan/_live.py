@@ -17,19 +17,23 @@ scan streams rows sequentially; per-key lookups cost more per row, so past
 that point the scan is cheaper). Then bodies, in batches of ``include_docs``
 lookups, only for documents the ownership record cannot prove unchanged — so
 re-planning a large unchanged database reads revisions only.
+
+A small template in a database a pattern matched (``SMALL_READ``: a fleet's
+thousands of databases each hold a few documents) is read the other way round: design docs and documents with
+their bodies in one request, and the record only if some document differs.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from couchsync.client import Client, CouchError, Database, NotFound
-from couchsync.manifest.model import DatabaseSpec, DesiredState
+from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan._batch import batched
-from couchsync.plan._model import PlanError
+from couchsync.plan._diff import content_step
+from couchsync.plan._model import PlanError, StepKind
 from couchsync.plan._ownership import (
     Record,
     digest_if_current,
@@ -37,8 +41,8 @@ from couchsync.plan._ownership import (
     read_head,
     read_shards,
 )
-from couchsync.plan._select import Scope, resolve_only
-from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState
+from couchsync.plan._select import Scope
+from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex
 
 #: Scan the whole database when the manifest lists more than 1/SCAN_RATIO of it.
 SCAN_RATIO = 10
@@ -46,39 +50,12 @@ SCAN_PAGE_SIZE = 10_000  # rows per _all_docs page when scanning (revisions only
 KEYS_BATCH_SIZE = 2_000  # ids per POST _all_docs revision lookup
 BODY_BATCH_SIZE = 500  # ids per include_docs lookup (bodies can be large)
 EARLY_SCANS = 8  # revisions scans prefetch sends off at once, each on its own connection
-
-
-def load_and_read(
-    client: Client, paths: Sequence[str | os.PathLike[str]], *,
-    only: Sequence[str] | None = None,
-    before_read: Callable[[Collection[str]], None] | None = None,
-) -> tuple[DesiredState, LiveState]:
-    """``load_manifests(paths)``, then ``read_live_state`` of it, in less time than both.
-
-    While the data files load, the server is already working on what the plan
-    will need (``prefetch``): its info, ownership record heads and revision
-    scans. What ``couchsync plan`` and ``apply`` do. With ``only`` the two
-    simply run one after the other (a selection needs the documents first).
-    ``before_read(names)`` is called with the databases to be read before any
-    of them is read (``couchsync`` reads their apply locks there).
-    """
-    from couchsync.manifest import load_manifests
-
-    ahead: dict[str, Prefetched] = {}
-
-    def declared(state: DesiredState) -> None:
-        if before_read is not None:
-            before_read(state.databases.keys())
-        ahead.update(prefetch(client, state))
-
-    try:
-        desired = load_manifests(paths, on_declared=None if only else declared)
-    except BaseException:
-        _close_scans(ahead)
-        raise
-    if only and before_read is not None:
-        before_read(resolve_only(desired, only).keys())
-    return desired, read_live_state(client, desired, only=only, prefetched=ahead)
+#: A database a pattern matched whose design docs and documents are this few (a fleet
+#: member's template) has them read with their bodies in one request; when every document
+#: holds what the manifests say, nothing is planned for them and the ownership record,
+#: which could only explain a difference, is not read. (A named database's record head
+#: is read while the manifests load, and so costs no wait.)
+SMALL_READ = 100
 
 
 @dataclass(slots=True)
@@ -108,7 +85,7 @@ def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
     for name, spec in declared.databases.items():
         db = client.database(name)
         try:
-            info = _info(db)
+            info = read_info(db)
         except CouchError as exc:
             found[name] = Prefetched(None, error=exc)
             break
@@ -129,33 +106,14 @@ def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
     return found
 
 
-def read_live_state(
-    client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
-    prefetched: Mapping[str, Prefetched] | None = None,
-) -> LiveState:
-    """Read what ``plan_changes(desired, live, only=only)`` needs; nothing is written.
-
-    ``prefetched``: what ``prefetch`` already asked for (its scans are read or closed).
-    """
-    ahead = prefetched or {}
-    try:
-        return LiveState({
-            name: _read_database(client.database(name), desired.databases[name], scope,
-                                 ahead.get(name))
-            for name, scope in resolve_only(desired, only).items()
-        })
-    finally:
-        _close_scans(ahead)  # read to the end already, or not needed
-
-
-def _close_scans(prefetched: Mapping[str, Prefetched]) -> None:
+def close_scans(prefetched: Mapping[str, Prefetched]) -> None:
     for ahead in prefetched.values():
         close = getattr(ahead.scan, "close", None)
         if close is not None:
             close()
 
 
-def _info(db: Database) -> dict[str, Any] | None:
+def read_info(db: Database) -> dict[str, Any] | None:
     """The database's info; None when it does not exist."""
     try:
         return db.info()
@@ -163,16 +121,17 @@ def _info(db: Database) -> dict[str, Any] | None:
         return None
 
 
-def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
+def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                    ahead: Prefetched | None) -> LiveDatabase:
     if ahead is None:
-        ahead = Prefetched(_info(db))
+        ahead = Prefetched(read_info(db))
     elif ahead.error is not None:
         raise ahead.error
     info = ahead.info
     if info is None:
         return LiveDatabase(db.name, exists=False)
-    live = LiveDatabase(db.name, exists=True, doc_count=int(info.get("doc_count", 0)))
+    live = LiveDatabase(db.name, exists=True, doc_count=int(info.get("doc_count", 0)),
+                        copies=(info.get("cluster") or {}).get("n"))
     if spec.state == "absent":
         return live
     if scope.whole and spec.security is not None:
@@ -180,15 +139,30 @@ def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     if scope.whole and spec.indexes:
         live.indexes = _read_indexes(db)
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
-    if design_ids:
-        live.design_docs = {
-            doc_id.removeprefix("_design/"): LiveDoc(body["_rev"], body)
-            for doc_id, body in read_bodies(db, design_ids).items()
-        }
+    doc_ids = [doc_id for doc_id in spec.documents if scope.covers(doc_id)]
+    small = (spec.matched_by is not None and ahead.head is None and not spec.prune
+             and 0 < len(design_ids) + len(doc_ids) <= SMALL_READ)
+    bodies = read_bodies(db, design_ids + doc_ids if small else design_ids)
+    live.design_docs = {
+        doc_id.removeprefix("_design/"): LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
+        for doc_id in design_ids if doc_id in bodies
+    }
+    if small:
+        documents = {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
+                     for doc_id in doc_ids if doc_id in bodies}
+        if all(_settled(spec.documents[doc_id], documents.get(doc_id)) for doc_id in doc_ids):
+            live.documents = documents  # no step to plan: the record has nothing to add
+            return live
     if spec.documents or spec.prune:
         live.documents = _read_documents(db, spec, scope, live, ahead.head or read_head(db),
                                          ahead.scan)
     return live
+
+
+def _settled(doc: DocumentSpec, live: LiveDoc | None) -> bool:
+    """The live document holds what the manifests say, as the planner compares them."""
+    return (live is not None and not doc.deleted
+            and content_step(StepKind.DOCUMENT, "", doc.id, doc.body, live, "") is None)
 
 
 def _read_indexes(db: Database) -> list[LiveIndex]:
@@ -246,7 +220,7 @@ def _read_revisions(db: Database, wanted: Collection[str], doc_count: int,
     ``scan``: a revisions scan of the whole database already under way, used
     if scanning is the way to read them.
     """
-    if not wanted:
+    if not wanted or doc_count == 0:  # an empty database (as its info said) holds none
         return {}
     if len(wanted) * SCAN_RATIO <= doc_count:
         return _lookup_revisions(db, wanted)

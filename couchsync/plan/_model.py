@@ -25,7 +25,8 @@ to users. Apply never reads the reason to decide anything.
         }
       ],
       "summary": {"create": 0, "update": 1, "delete": 0},
-      "record_updates": 0                     # pending ownership entries apply settles
+      "record_updates": 0,                    # pending ownership entries apply settles
+      "errors": {"userdb-x": "forbidden: ..."}  # databases that could not be read
     }
 
 Values per kind: documents and design docs hold the body without ``_id``,
@@ -119,6 +120,10 @@ class Step:
             return {k: v for k, v in self._after.body.items() if k != "_id"}
         return self._after
 
+    @after.setter
+    def after(self, value: Any) -> None:
+        self._after = value
+
     @property
     def spec(self) -> DocumentSpec | None:
         """The manifest document this step writes unchanged, when it was given as one."""
@@ -169,6 +174,17 @@ class Step:
 
 
 @dataclass(slots=True)
+class DatabasePlan:
+    """The plan of one database (``plan_database``): its steps and record updates."""
+
+    database: str
+    steps: list[Step]
+    confirm: dict[str, ManagedDoc]
+    forget: set[str]
+    copies: int | None = None  # the database's n, as read
+
+
+@dataclass(slots=True)
 class Plan:
     """The steps that bring the server to the desired state, in phase order per database."""
 
@@ -180,10 +196,30 @@ class Plan:
     #: Pending entries to drop, by database: their documents were never created and the
     #: manifests no longer want them (dropped with ``prune``, or ``_deleted: true``).
     forget: dict[str, set[str]] = field(default_factory=dict)
+    #: Databases that could not be read, with the reason: nothing is planned for them.
+    errors: dict[str, str] = field(default_factory=dict)
+    #: Each planned database's shard copies (its ``n``) as read: apply writes with
+    #: ``w`` = n without asking again. Not part of the machine format.
+    copies: dict[str, int] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
         return not self.steps
+
+    def add(self, part: DatabasePlan) -> None:
+        """Append one database's plan."""
+        self.steps.extend(part.steps)
+        if part.copies is not None and (part.steps or part.confirm or part.forget):
+            self.copies[part.database] = part.copies
+        if part.confirm:
+            self.confirm[part.database] = part.confirm
+        if part.forget:
+            self.forget[part.database] = part.forget
+
+    def databases(self) -> list[str]:
+        """The databases with steps or record updates, in plan order."""
+        return list(dict.fromkeys([*(step.database for step in self.steps), *self.confirm,
+                                   *self.forget]))
 
     def record_updates(self) -> int:
         """How many ownership-record entries ``confirm`` and ``forget`` change."""
@@ -204,6 +240,7 @@ class Plan:
             "steps": [step.to_dict() for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
+            "errors": dict(self.errors),
         }
 
     def view(self) -> dict[str, Any]:
@@ -214,6 +251,7 @@ class Plan:
             "steps": [StepView(step) for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
+            "errors": dict(self.errors),
         }
 
     @classmethod
@@ -221,7 +259,8 @@ class Plan:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise PlanError(f"unsupported plan format_version {version!r} (expected 1)")
-        return cls([Step.from_dict(step) for step in data["steps"]])
+        return cls([Step.from_dict(step) for step in data["steps"]],
+                   errors=dict(data.get("errors", {})))
 
 
 _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason")

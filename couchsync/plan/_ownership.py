@@ -19,13 +19,15 @@ is proven current without reading the shards: a no-op plan of a large
 database reads the small head, not a megabyte of entries per 10,000 documents.
 
 Before apply writes the first document it creates in a database, it notes
-their ids in ``_local/couchsync.creating.0`` … (up to ``CREATING_IDS`` ids
-each) and the head says how many such documents there are (``"creating": K``;
+their ids in the head itself when they are few (``"creating_ids": [...]``, at
+most ``INLINE_CREATING``: a fleet member's template costs one write), else in
+``_local/couchsync.creating.0`` … (up to ``CREATING_IDS`` ids each) and the
+head says how many such documents there are (``"creating": K``;
 ``write_ahead``): a process killed at any instant then leaves no document the
 record cannot name. Readers take those ids as *pending* entries (rev ``""``,
 ``Record.entries``), and the next ``write_record`` stores them as entries and
-drops the list. A head with ``creating`` proves nothing by its digest. An entry
-whose ``rev`` is ``""`` is pending too: its document is judged by its body.
+drops the list. A head with ids written ahead proves nothing by its digest. An
+entry whose ``rev`` is ``""`` is pending too: its document is judged by its body.
 
 When the number of shards changes, the new shards get new ids (a new
 ``generation``: ``_local/couchsync.G.I``), the head is written after them and
@@ -58,6 +60,7 @@ RECORD_ID = "_local/couchsync"  # the head
 RECORD_FORMAT = 1
 SHARD_ENTRIES = 5_000  # entries per shard document (~700 KB): far below max_document_size
 CREATING_IDS = 50_000  # ids written ahead per document (~1 MB at most)
+INLINE_CREATING = 1_000  # ids written ahead into the head itself, at most
 
 
 def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> bool:
@@ -201,7 +204,7 @@ def read_head(db: Database) -> Record:
         )
     shards = int(head.get("shards", 1))
     revs = {RECORD_ID: head["_rev"]}
-    creating: set[str] = set()
+    creating: set[str] = set(head.get("creating_ids", ()))
     for index in range(int(head.get("creating", 0))):
         body = _get(db, creating_doc_id(index))
         if body is not None:
@@ -233,17 +236,24 @@ def write_ahead(db: Database, record: Record, ids: Iterable[str], *,
     """Note ``ids`` as being created in ``db``'s record, before any of them is written;
     ``record`` (as read) with them added to its ``creating``.
 
-    The ids go into ``_local/couchsync.creating.N`` documents and the head says
-    how many (rewritten as it was, with that count): a process killed after this
-    leaves no document the record cannot name. Entries and shards are not
+    Up to ``INLINE_CREATING`` ids go into the head itself; more into
+    ``_local/couchsync.creating.N`` documents, and the head says how many
+    (rewritten as it was, with that count): a process killed after this leaves
+    no document the record cannot name. Entries and shards are not
     rewritten; ``write_record`` folds the ids in.
     """
     creating = sorted(record.creating | set(ids))
-    chunks = {creating_doc_id(index): {"ids": creating[start:start + CREATING_IDS]}
-              for index, start in enumerate(range(0, len(creating), CREATING_IDS))}
+    head = {key: value for key, value in (record.head or record_bodies({})[RECORD_ID]).items()
+            if key not in ("creating", "creating_ids")}
     revs = dict(record.revs)
-    revs.update(_put(db, chunks, record.revs, w))
-    head = {**(record.head or record_bodies({})[RECORD_ID]), "creating": len(chunks)}
+    if len(creating) <= INLINE_CREATING:
+        head["creating_ids"] = creating  # one write (creating documents left by an
+        # earlier write-ahead are in ``revs``: write_record deletes them)
+    else:
+        chunks = {creating_doc_id(index): {"ids": creating[start:start + CREATING_IDS]}
+                  for index, start in enumerate(range(0, len(creating), CREATING_IDS))}
+        revs.update(_put(db, chunks, record.revs, w))
+        head["creating"] = len(chunks)
     revs.update(_put(db, {RECORD_ID: head}, record.revs, w))
     return Record(record.managed, record.shards, revs, None, record.complete, set(creating),
                   head, record.generation)

@@ -27,6 +27,7 @@ from couchsync.plan._fielddiff import field_changes, key_path
 from couchsync.plan._model import Action, Plan
 
 NO_CHANGES = "No changes. The server matches the manifests."
+NO_CHANGES_READ = "No changes in the databases that could be read."
 HEADER = "couchsync will perform the following actions:"
 
 DETAIL_LIMIT = 100  # steps rendered in full; the rest are counted
@@ -45,37 +46,86 @@ Paint = Callable[[str, str], str]
 
 
 def render_text(
-    plan: Mapping[str, Any], *, color: bool = False, detail_limit: int | None = DETAIL_LIMIT
+    plan: Mapping[str, Any], *, color: bool = False, detail_limit: int | None = DETAIL_LIMIT,
+    list_databases: bool = False,
 ) -> str:
     """The human-readable plan, from ``Plan.to_dict()`` (or ``Plan.view()``) output.
 
-    The first ``detail_limit`` steps are shown in full (``None``: all); the rest
-    are counted per database, kind and action, so seeding a million documents
-    prints a screenful, not a million blocks. ANSI colors only if asked.
+    The same change in several databases (a fleet's new design doc) is one block,
+    ``~ design:app in 9,812 databases``; ``list_databases`` names them under it.
+    The first ``detail_limit`` blocks are shown in full (``None``: all); the rest
+    are counted per kind and action, so seeding a million documents prints a
+    screenful, not a million blocks. ANSI colors only if asked.
     """
     steps: Sequence[Mapping[str, Any]] = plan["steps"]
     if not steps:
-        return NO_CHANGES
+        return NO_CHANGES_READ if plan.get("errors") else NO_CHANGES
 
     def paint(style: str, text: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
 
-    shown = steps if detail_limit is None else steps[:detail_limit]
+    blocks = _blocks(steps)
+    shown = blocks if detail_limit is None else blocks[:detail_limit]
     lines = [HEADER, ""]
-    for step in shown:
-        lines.extend(_step_lines(step, paint))
+    for step, databases in shown:
+        lines.extend(_step_lines(step, databases, paint, list_databases))
         lines.append("")
-    rest = Counter((s["database"], s["kind"], s["action"]) for s in steps[len(shown):])
-    for (database, kind, action), count in rest.items():
+    rest: dict[tuple[str, str], list[str]] = {}
+    for step, databases in blocks[len(shown):]:
+        rest.setdefault((step["kind"], step["action"]), []).extend(databases)
+    for (kind, action), where in rest.items():
+        count, places = len(where), len(set(where))
+        target = (paint("bold", f"db:{where[0]}") if places == 1
+                  else f"{places:,} databases")
         what = f"{count:,} more {_NOUNS[kind][count != 1]} to {_VERBS[action]}"
-        lines.append(f"{paint(action, f'{action:>3}')} {what} in {paint('bold', f'db:{database}')}")
+        lines.append(f"{paint(action, f'{action:>3}')} {what} in {target}")
     if rest:
         lines += [_INDENT + paint("dim", "# not shown one by one; --format json lists every step"),
                   ""]
     summary = plan["summary"]
+    places = len({step["database"] for step in steps})
     lines.append(paint("bold", f"Plan: {summary['create']} to create, {summary['update']} "
-                               f"to update, {summary['delete']} to delete."))
+                               f"to update, {summary['delete']} to delete"
+                               + (f", in {places:,} databases." if places > 1 else ".")))
     return "\n".join(lines)
+
+
+_Block = tuple[Mapping[str, Any], list[str]]  # a step, and every database it is made in
+
+
+def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
+    """The steps, the same change in several databases made one block.
+
+    Only steps whose (kind, id, action) recurs are compared by value, so a
+    plan of a million document creates in one database encodes no JSON here.
+    """
+    recurring = Counter((s["kind"], s["id"], s["action"]) for s in steps)
+    # id(value) → (value, JSON): values shared across steps encode once; each value is
+    # kept, so that its id is not reused by another while this runs.
+    encoded: dict[int, tuple[Any, str]] = {}
+
+    def signature(step: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for key in ("before", "after"):
+            value = step[key]
+            if id(value) not in encoded:
+                encoded[id(value)] = (value, _json(value))
+            values.append(encoded[id(value)][1])
+        return (step["kind"], step["id"], step["action"], step["reason"], *values)
+
+    blocks: list[_Block] = []
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for step in steps:
+        if recurring[step["kind"], step["id"], step["action"]] < 2:
+            blocks.append((step, [step["database"]]))
+            continue
+        key = signature(step)
+        if key in groups:
+            groups[key].append(step["database"])
+        else:
+            groups[key] = [step["database"]]
+            blocks.append((step, groups[key]))
+    return blocks
 
 
 def render_json(plan: Plan) -> str:
@@ -83,10 +133,16 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _step_lines(step: Mapping[str, Any], paint: Paint) -> Iterator[str]:
+def _step_lines(step: Mapping[str, Any], databases: list[str], paint: Paint,
+                list_databases: bool) -> Iterator[str]:
     action = step["action"]
-    rev = f" (rev {step['rev']})" if step.get("rev") else ""
-    yield f"{paint(action, f'{action:>3}')} {paint('bold', step['address'])}{rev}"
+    if len(databases) == 1:
+        rev = f" (rev {step['rev']})" if step.get("rev") else ""
+        yield f"{paint(action, f'{action:>3}')} {paint('bold', step['address'])}{rev}"
+    else:
+        target = step["address"].removeprefix(f"db:{step['database']}").lstrip("/")
+        yield (f"{paint(action, f'{action:>3}')} {paint('bold', target or 'database')} "
+               f"in {len(databases):,} databases")
     if step.get("reason"):
         yield _INDENT + paint("dim", f"# {step['reason']}")
     before, after = step.get("before"), step.get("after")
@@ -102,6 +158,11 @@ def _step_lines(step: Mapping[str, Any], paint: Paint) -> Iterator[str]:
         yield from _listing("+", after, paint)
     else:
         yield from _listing("-", before, paint)
+    if len(databases) > 1:
+        if list_databases:
+            yield from (f"{_INDENT}  db:{name}" for name in databases)
+        else:
+            yield _INDENT + paint("dim", "# --list-databases names them")
 
 
 def _listing(op: str, value: Any, paint: Paint) -> Iterator[str]:

@@ -1,7 +1,8 @@
 """``only`` selectors: limit a plan (and what is read) to databases or documents.
 
-A selector is ``DB`` (the whole database) or ``DB/DOCID`` (one document;
-``DB/_design/NAME`` selects a design doc). Database names may themselves
+A selector is ``DB`` (the whole database), a pattern (``userdb-*``: every
+database it matches, named or found on the server) or ``DB/DOCID`` (one
+document; ``DB/_design/NAME`` selects a design doc). Database names may themselves
 contain ``/``, so a selector is matched against the names the manifests
 describe, longest first, rather than split at the first slash.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from couchsync.manifest._patterns import is_pattern, matches
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._model import PlanError
 
@@ -48,9 +50,18 @@ def resolve_only(desired: DesiredState, only: Sequence[str] | None) -> dict[str,
         if selector in desired.databases:
             whole.add(selector)
             continue
+        if is_pattern(selector):
+            found = [name for name in desired.databases if matches(selector, name)]
+            if not found:
+                raise PlanError(f"only: {selector!r} matches no database that the manifests "
+                                "describe or their patterns match on the server")
+            whole.update(found)
+            continue
         name = next((n for n in by_length if selector.startswith(n + "/")), None)
         if name is None:
-            raise PlanError(f"only: {selector!r} names no database that the manifests describe")
+            raise PlanError(f"only: {selector!r} names no database that the manifests describe"
+                            + (" (nor one their patterns match on the server)"
+                               if desired.patterns else ""))
         doc_id = selector[len(name) + 1 :]
         if doc_id:
             spec = desired.databases[name]

@@ -55,6 +55,7 @@ class LiveDatabase:
     name: str
     exists: bool
     doc_count: int = 0
+    copies: int | None = None  # the cluster's n for it, as its info says (None: not told)
     security: dict[str, Any] | None = None  # None: not read (the manifest leaves it alone)
     indexes: list[LiveIndex] = field(default_factory=list)
     design_docs: dict[str, LiveDoc] = field(default_factory=dict)  # by name, no _design/

@@ -49,6 +49,7 @@ def test_to_dict_is_the_documented_structure() -> None:
         }],
         "summary": {"create": 0, "update": 0, "delete": 1},
         "record_updates": 0,
+        "errors": {},
     }
 
 
@@ -59,7 +60,8 @@ def test_plan_round_trips_through_json() -> None:
 
 def test_render_json_is_sorted_and_indented() -> None:
     text = render_json(Plan(STEPS[:1]))
-    assert text.startswith('{\n  "format_version": 1,\n  "record_updates": 0,\n  "steps": [')
+    assert text.startswith(
+        '{\n  "errors": {},\n  "format_version": 1,\n  "record_updates": 0,\n  "steps": [')
     assert json.loads(text) == Plan(STEPS[:1]).to_dict()
 
 

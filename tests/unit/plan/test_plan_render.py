@@ -91,7 +91,7 @@ def test_steps_past_the_detail_limit_are_counted_per_database_kind_and_action() 
         "  - 2 more documents to delete in db:logs",
         "      # not shown one by one; --format json lists every step",
         "",
-        "Plan: 5 to create, 0 to update, 2 to delete.",
+        "Plan: 5 to create, 0 to update, 2 to delete, in 2 databases.",
     ]
 
 

@@ -1,0 +1,146 @@
+"""Database patterns: a ``databases:`` key holding ``*`` applies to every existing
+database whose name it matches (``"userdb-*"``: each ``couch_peruser`` database).
+
+CouchDB names cannot hold ``*``, so a key is a pattern exactly when it holds one;
+``*`` stands for any run of characters, nothing else is special. A pattern never
+matches a system database (``_users``...) nor couchsync's own ``couchsync-locks``.
+
+A database that several patterns match, or that is named and matched, gets all
+of them merged (``merge_spec``): settings must agree, and an index, design doc or
+document declared twice must be declared the same. The loader checks every pair
+of patterns that some name could match both of (``patterns_overlap``), so a
+conflict is found by ``validate``, not when a matching database first appears.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from couchsync._canonical import canonical_json
+from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, SourcePos
+
+#: couchsync's own database of apply locks (``couchsync.lock``): never a pattern's match.
+LOCK_DATABASE = "couchsync-locks"
+
+#: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
+#: are about creating a database, which a pattern never does.
+PATTERN_SETTINGS = ("security", "prune")
+
+
+def is_pattern(name: str) -> bool:
+    return "*" in name
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def matches(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` matches database ``name`` (never a system database or the locks)."""
+    return (not name.startswith("_") and name != LOCK_DATABASE
+            and _regex(pattern).fullmatch(name) is not None)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part before the first ``*``: every match starts with it."""
+    return pattern.split("*", 1)[0]
+
+
+def patterns_overlap(a: str, b: str) -> bool:
+    """Whether some name matches both patterns (``*``: any run of characters)."""
+
+    @functools.cache
+    def meet(i: int, j: int) -> bool:
+        if i == len(a):
+            return all(c == "*" for c in b[j:])
+        if j == len(b):
+            return all(c == "*" for c in a[i:])
+        if a[i] == "*" or b[j] == "*":
+            # A star ends here, or takes the other side's next character (or star).
+            return (a[i] == "*" and (meet(i + 1, j) or meet(i, j + 1))) or (
+                b[j] == "*" and (meet(i, j + 1) or meet(i + 1, j)))
+        return a[i] == b[j] and meet(i + 1, j + 1)
+
+    return meet(0, 0)
+
+
+def merge_spec(target: DatabaseSpec, source: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
+    """Add what pattern ``source`` declares to ``target``; yields each real conflict
+    (where, message), placed at ``source``'s declaration and naming ``target``'s."""
+    what = (f"{'pattern' if is_pattern(target.name) else 'database'} {target.name!r} "
+            f"and pattern {source.name!r}")
+    for setting in PATTERN_SETTINGS:
+        if setting not in source.sources:
+            continue
+        value, where = getattr(source, setting), source.sources[setting]
+        first = target.sources.get(setting)
+        if first is None:
+            setattr(target, setting, value)
+            target.sources[setting] = where
+        elif canonical_json(getattr(target, setting)) != canonical_json(value):
+            old = getattr(target, setting)
+            yield where, f"conflicting {setting} for {what}: {_values(value, old)} at {first}"
+    sections: tuple[tuple[str, str, Callable[[Any], object]], ...] = (
+        ("indexes", "index", _index_definition),
+        ("design_docs", "design doc", lambda design: canonical_json(design.body, drop=())),
+        ("documents", "document", lambda doc: doc.hash))
+    for section, kind, definition in sections:
+        mine, theirs = getattr(target, section), getattr(source, section)
+        for key, spec in theirs.items():
+            first = mine.get(key)
+            if first is None:
+                mine[key] = spec
+            elif definition(first) != definition(spec):
+                yield (spec.source, f"{kind} {key!r} of {what} is declared differently at "
+                       f"{first.source}")
+
+
+def _values(value: object, old: object) -> str:
+    if isinstance(value, dict):
+        return "differs from the one"
+    return f"{json.dumps(value)} here, {json.dumps(old)}"
+
+
+def _index_definition(index: IndexSpec) -> bytes:
+    return canonical_json([index.fields, index.ddoc, index.partial_filter_selector, index.type],
+                          drop=())
+
+
+def _combined(specs: list[DatabaseSpec]) -> DatabaseSpec:
+    """What patterns ``specs`` (checked for conflicts at load) declare together."""
+    if len(specs) == 1:
+        return specs[0]
+    combined = DatabaseSpec(name=" + ".join(spec.name for spec in specs), source=specs[0].source)
+    for spec in specs:
+        for _ in merge_spec(combined, spec):
+            pass  # StateBuilder.finish() reported every conflict
+    return combined
+
+
+def expand_patterns(desired: DesiredState, names: Iterable[str]) -> DesiredState:
+    """``desired`` with a database for each of ``names`` that a pattern matches and no
+    manifest names, in name order after the named ones.
+
+    ``names``: the databases on the server (``couchsync.plan.discover``). Databases that
+    the same patterns match share one spec's sections: 10,000 matches cost 10,000 small
+    objects, not 10,000 copies of the template.
+    """
+    if not desired.patterns:
+        return desired
+    combined: dict[tuple[str, ...], DatabaseSpec] = {}
+    databases = dict(desired.databases)
+    for name in sorted(names):
+        if name in databases:
+            continue
+        keys = tuple(pattern for pattern in desired.patterns if matches(pattern, name))
+        if keys:
+            if keys not in combined:
+                combined[keys] = _combined([desired.patterns[key] for key in keys])
+            databases[name] = replace(combined[keys], name=name, matched_by=", ".join(keys))
+    return DesiredState(databases, desired.files, desired.patterns)

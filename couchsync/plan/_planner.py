@@ -1,0 +1,227 @@
+"""Planning a whole server: find the databases patterns match, then read and plan
+database by database, ``parallel`` at a time.
+
+``load_and_plan`` is what ``couchsync plan`` and ``apply`` run:
+
+1. the manifests load; once every database and pattern is declared (before the
+   data files, the slow part), the server is asked meanwhile: which databases
+   the patterns match (``discover``: ``_all_dbs`` in pages, over each pattern's
+   literal prefix only), then ``before_read`` (the apply locks), then what the
+   named databases will need (``prefetch``);
+2. the patterns are expanded into one database each (``expand_patterns``);
+3. each database is read and planned by itself (``plan_server``), several at
+   once, and its live state dropped as soon as it is planned: a no-op plan over
+   10,000 databases holds 10,000 (empty) plans, not 10,000 live states. Database
+   info comes in batches (``POST /_dbs_info``). A database that cannot be read is
+   listed in ``Plan.errors`` with the server's reason; the others are planned.
+   Losing the server (``TransportError``) stops everything at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
+
+from couchsync._canonical import canonical_json
+from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
+from couchsync.client import Client, CouchError, TransportError, Unauthorized
+from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
+from couchsync.manifest.model import DesiredState
+from couchsync.plan._batch import batched
+from couchsync.plan._diff import plan_database
+from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
+from couchsync.plan._model import DatabasePlan, Plan, PlanError, Step
+from couchsync.plan._select import Scope, resolve_only
+from couchsync.plan._state import LiveState
+
+#: Names per ``_all_dbs`` page: 100,000 databases never come in one response.
+DISCOVERY_PAGE = 1000
+#: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
+INFO_BATCH = 100
+
+
+def discover(client: Client, desired: DesiredState) -> list[str]:
+    """The databases on the server that a pattern of ``desired`` matches and no manifest
+    names, sorted. One paged ``_all_dbs`` range per distinct literal prefix."""
+    if not desired.patterns:
+        return []
+    prefixes = sorted({literal_prefix(pattern) for pattern in desired.patterns})
+    # A prefix that starts with another prefix is inside that one's range.
+    ranges = [p for i, p in enumerate(prefixes) if not any(p.startswith(q) for q in prefixes[:i])]
+    found: set[str] = set()
+    for prefix in ranges:
+        names = client.server.iter_database_names(
+            start_key=prefix or None, end_key=prefix + "\ufff0" if prefix else None,
+            page_size=DISCOVERY_PAGE)
+        found.update(name for name in names if name not in desired.databases
+                     and any(matches(pattern, name) for pattern in desired.patterns))
+    return sorted(found)
+
+
+def load_and_read(
+    client: Client, paths: Sequence[str | os.PathLike[str]], *,
+    only: Sequence[str] | None = None,
+    before_read: Callable[[Collection[str]], None] | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+) -> tuple[DesiredState, LiveState]:
+    """``load_manifests(paths)``, patterns expanded, then ``read_live_state`` of it, in
+    less time than one after the other (see the module docstring).
+
+    ``before_read(names)`` is called with the databases to be read before any of
+    them is read (``couchsync`` reads their apply locks there).
+    """
+    desired, ahead = _load(client, paths, only, before_read)
+    return desired, read_live_state(client, desired, only=only, prefetched=ahead,
+                                    parallel=parallel)
+
+
+def load_and_plan(
+    client: Client, paths: Sequence[str | os.PathLike[str]], *,
+    only: Sequence[str] | None = None,
+    before_read: Callable[[Collection[str]], None] | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    on_database: DatabaseProgress | None = None,
+) -> tuple[DesiredState, Plan]:
+    """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
+    what ``couchsync plan`` and ``apply`` do."""
+    desired, ahead = _load(client, paths, only, before_read)
+    return desired, plan_server(client, desired, only=only, prefetched=ahead,
+                                parallel=parallel, on_database=on_database)
+
+
+def _load(client: Client, paths: Sequence[str | os.PathLike[str]],
+          only: Sequence[str] | None,
+          before_read: Callable[[Collection[str]], None] | None,
+          ) -> tuple[DesiredState, dict[str, Prefetched]]:
+    from couchsync.manifest import load_manifests
+
+    ahead: dict[str, Prefetched] = {}
+    matched: list[str] = []
+
+    def declared(state: DesiredState) -> None:
+        # With ``only``, resolving the selectors needs the documents: nothing early.
+        matched.extend(discover(client, state))
+        if before_read is not None:
+            before_read([*state.databases, *matched])
+        ahead.update(prefetch(client, state))
+
+    try:
+        desired = load_manifests(paths, on_declared=None if only else declared)
+        if only:
+            matched.extend(discover(client, desired))
+        desired = expand_patterns(desired, matched)
+        if only and before_read is not None:
+            before_read(resolve_only(desired, only).keys())
+    except BaseException:
+        close_scans(ahead)
+        raise
+    return desired, ahead
+
+
+def read_live_state(
+    client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
+    prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
+) -> LiveState:
+    """Read what ``plan_changes(desired, live, only=only)`` needs; nothing is written.
+
+    ``desired``'s patterns must be expanded already (``load_and_read`` does it).
+    ``prefetched``: what ``prefetch`` already asked for (its scans are read or
+    closed). Databases are read ``parallel`` at a time; the first error is raised.
+    """
+    scopes = resolve_only(desired, only)
+    ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
+    try:
+        names = list(scopes)
+        read = ordered_map(lambda name: read_database(client.database(name),
+                                                       desired.databases[name], scopes[name],
+                                                       ahead.get(name)),
+                           names, parallel)
+        return LiveState(dict(zip(names, read, strict=True)))
+    finally:
+        close_scans(ahead)
+
+
+def plan_server(
+    client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
+    prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
+    on_database: DatabaseProgress | None = None,
+) -> Plan:
+    """``plan_changes(desired, read_live_state(...))``, each database's live state
+    dropped once it is planned. A database that cannot be read goes to
+    ``Plan.errors``; ``TransportError`` (the server lost) and ``Unauthorized`` (wrong
+    credentials) are raised."""
+    scopes = resolve_only(desired, only)
+    ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
+    values = _SharedValues() if len(scopes) > 1 else None
+
+    def plan_one(name: str) -> DatabasePlan | str:
+        scope: Scope = scopes[name]
+        spec = desired.databases[name]
+        try:
+            live = read_database(client.database(name), spec, scope, ahead.pop(name, None))
+        except (TransportError, Unauthorized):
+            raise  # not about this database: every other one would fail the same way
+        except (CouchError, PlanError) as exc:
+            return exc.brief if isinstance(exc, CouchError) else str(exc)
+        part = plan_database(spec, live, scope)
+        if values is not None:
+            values.share(part.steps)
+        return part
+
+    plan = Plan()
+    try:
+        for done, (name, part) in enumerate(
+                zip(scopes, ordered_map(plan_one, list(scopes), parallel), strict=True), 1):
+            if isinstance(part, str):
+                plan.errors[name] = part
+            else:
+                plan.add(part)
+            if on_database is not None:
+                on_database(done, len(scopes), len(plan.errors))
+    finally:
+        close_scans(ahead)
+    return plan
+
+
+def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Prefetched],
+                parallel: int) -> dict[str, Prefetched]:
+    """``prefetched``, plus the info of every other database of ``names`` (``None``:
+    it does not exist), asked ``INFO_BATCH`` at a time through ``POST /_dbs_info``."""
+    for early in prefetched.values():
+        if isinstance(early.error, TransportError):
+            raise early.error  # a lost or hung server: no more asking, no second timeout
+    ahead = dict(prefetched)
+    missing = [name for name in names if name not in ahead]
+    if len(missing) <= 1:
+        return ahead  # read_database asks for it itself, with one request too
+
+    def infos(batch: Sequence[str]) -> list[dict[str, Any]]:
+        return client.server.dbs_info(*batch)
+
+    for rows in ordered_map(infos, list(batched(missing, INFO_BATCH)), parallel):
+        for row in rows:
+            info = row.get("info")
+            # Only what the reader uses: 10,000 databases' full info is megabytes.
+            ahead[row["key"]] = Prefetched(None if info is None else {
+                "doc_count": info.get("doc_count", 0), "cluster": info.get("cluster")})
+    return ahead
+
+
+class _SharedValues:
+    """Steps of many databases share one object per distinct value (a design doc's new
+    body in 10,000 databases is one dict): memory, and the text plan's grouping."""
+
+    def __init__(self) -> None:
+        self._values: dict[bytes, Any] = {}
+
+    def share(self, steps: list[Step]) -> None:
+        for step in steps:
+            if step.spec is None:  # a manifest document is shared already
+                step.before = self._shared(step.before)
+                step.after = self._shared(step.after)
+
+    def _shared(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return self._values.setdefault(canonical_json(value, drop=()), value)
