@@ -18,7 +18,9 @@ class Client(EngineOwner):
     """Entry point: ``Client(url, connection_engine=HttpxConnection, **engine_options)``.
 
     ``engine_options`` go to the engine factory (for HttpxConnection: ``user``,
-    ``password``, ``auth``, ``timeout``, ``verify``, ``retries``, ``transport``).
+    ``password``, ``auth``, ``timeout``, ``verify``, ``retries``, ``backoff``,
+    ``transport``, ``max_connections``). A Client with the default engine may be
+    used from many threads at once.
     Methods raise ServerError (plus the status class); use as a context manager or
     call ``close()``; a closed client raises ClientClosedError.
     """
@@ -95,6 +97,15 @@ class Client(EngineOwner):
     def list_database_names(self) -> list[str]:
         """Every database name (``GET /_all_dbs``)."""
         return self.server.list_database_names()
+
+    def iter_database_names(
+        self, *, start_key: str | None = None, end_key: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[str]:
+        """Database names from ``start_key`` to ``end_key`` (inclusive) in name order,
+        ``page_size`` per ``_all_dbs`` request: ``Server.iter_database_names``."""
+        return self.server.iter_database_names(
+            start_key=start_key, end_key=end_key, page_size=page_size)
 
     def __contains__(self, name: str) -> bool:
         """Whether database ``name`` exists (``HEAD /{db}``; False without a request for

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json as jsonlib
+from collections.abc import Callable, Iterator, Mapping
+from itertools import pairwise
 from typing import Any
 
 from ._errors import NotFound, ServerError, TransportError
@@ -92,11 +94,65 @@ class Server(EngineOwner):
             return {"key": key, "error": "not_found"}
 
     def list_database_names(self) -> list[str]:
-        """``GET /_all_dbs``: every database name, system databases included."""
+        """``GET /_all_dbs``: every database name, system databases included, in one
+        answer (``iter_database_names`` reads them page by page)."""
         result: list[str] = self._send("GET", "/_all_dbs").json()
         return result
+
+    def iter_database_names(
+        self, *, start_key: str | None = None, end_key: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[str]:
+        """The database names from ``start_key`` to ``end_key`` (both included; None: no
+        bound) in name order, read with ``GET /_all_dbs`` ``page_size`` (at least 1)
+        names per request, so that a server with 100,000 databases never sends them all
+        in one answer.
+
+        A server that ignores the paging parameters (PouchDB Server answers every name,
+        in creation order) is recognised by its answer (longer than the limit asked
+        for, out of order, or outside the range): the range is then taken from that
+        answer, sorted, and no further page is asked for.
+        """
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        return self._database_name_pages(start_key, end_key, page_size)
+
+    def _database_name_pages(
+        self, start_key: str | None, end_key: str | None, page_size: int
+    ) -> Iterator[str]:
+        if start_key is not None and end_key is not None and start_key > end_key:
+            return  # an empty range: nothing to ask for
+        # One name more than a page: it starts the next page (start_key is inclusive),
+        # so no skip is needed, and a database deleted meanwhile loses no other name.
+        limit = page_size + 1
+        params = {"limit": str(limit)}
+        if end_key is not None:
+            params["end_key"] = jsonlib.dumps(end_key)
+        low = start_key
+        while True:
+            if low is not None:
+                params["start_key"] = jsonlib.dumps(low)
+            names: list[str] = self._send("GET", "/_all_dbs", params=params).json()
+            if not _is_page(names, low, end_key, limit):  # every name: select here
+                yield from sorted(name for name in names if (low is None or name >= low)
+                                  and (end_key is None or name <= end_key))
+                return
+            if len(names) <= page_size:
+                yield from names
+                return
+            low = names[page_size]
+            yield from names[:page_size]
 
     def membership(self) -> dict[str, Any]:
         """``GET /_membership``: ``all_nodes`` and ``cluster_nodes``."""
         result: dict[str, Any] = self._send("GET", "/_membership").json()
         return result
+
+
+def _is_page(names: list[str], low: str | None, high: str | None, limit: int) -> bool:
+    """Whether ``names`` is what a server that pages ``_all_dbs`` answers: at most
+    ``limit`` names, strictly ascending, from ``low`` to ``high`` (both included)."""
+    if len(names) > limit or any(a >= b for a, b in pairwise(names)):
+        return False
+    return not names or (
+        (low is None or names[0] >= low) and (high is None or names[-1] <= high))

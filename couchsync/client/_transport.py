@@ -23,10 +23,11 @@ import json as jsonlib
 import re
 import socket
 import ssl
+import threading
 import time
 import weakref
 from base64 import b64encode
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
@@ -43,6 +44,7 @@ from ._errors import (
 from ._url import parse_server_url
 
 if TYPE_CHECKING:
+    import httpcore
     import httpx
 
 __all__ = [
@@ -174,8 +176,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLAIN_HOST = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _EARLY_METHODS = frozenset({"GET", "HEAD"})
-# httpx's defaults (httpx.Limits): idle keep-alive connections kept, and for how long.
-_MAX_IDLE = 20
+# How long an idle keep-alive connection is kept (httpx's default, httpx.Limits).
 _KEEPALIVE_EXPIRY = 5.0
 # Receive buffer of an early exchange's socket (the kernel caps it at net.core.rmem_max).
 # CouchDB streams an answer row by row as the client reads it: with the default buffer
@@ -253,14 +254,18 @@ class HttpxConnection:
     and DELETE are retried up to ``retries`` times with exponential backoff when the
     connection fails; nothing is retried once the server has answered.
 
-    With ``transport``, requests are ``httpx.Request`` objects handed to it. Without,
-    they go to httpcore (the engine under httpx) directly: ``httpx.Client``'s cookie,
-    auth-flow and redirect layers, the ``httpx.Request``/``httpx.Response`` wrapping
-    and even httpcore's connection pool (locks, events, a second response wrapper)
-    each cost more per request than a CouchDB call needs (see bench/PROFILE.md). Idle
-    keep-alive connections wait in a list, and are checked for expiry or a server
-    disconnect before reuse, as the pool does; TLS, timeouts and HTTP parsing are
-    httpcore's, and its errors become the httpx errors httpx would raise.
+    Safe to use from many threads at once. ``max_connections`` (default 16) bounds
+    the connections open to the server at a time: a request that finds them all busy
+    waits for one to be free, at most the request ``timeout`` (then it fails with
+    "timed out"). Idle keep-alive connections are kept for 5 s.
+
+    With ``transport``, requests are ``httpx.Request`` objects handed to it (which
+    does its own pooling; ``max_connections`` is unused). Without, they go to
+    httpcore's ``ConnectionPool`` (the pool and HTTP engine under httpx) directly:
+    ``httpx.Client``'s cookie, auth-flow and redirect layers and the
+    ``httpx.Request``/``httpx.Response`` wrapping cost more per request than a
+    CouchDB call needs (see bench/PROFILE.md). Pooling, TLS, timeouts and HTTP
+    parsing are httpcore's, and its errors become the httpx errors httpx would raise.
     """
 
     def __init__(
@@ -275,7 +280,10 @@ class HttpxConnection:
         retries: int = 2,
         backoff: float = 0.1,
         transport: httpx.BaseTransport | None = None,
+        max_connections: int = 16,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         if auth is not None:
             user, password = auth
         address = parse_server_url(url, user=user, password=password)
@@ -297,12 +305,12 @@ class HttpxConnection:
         self._backoff = backoff
         self._closed = False
         self._transport = transport
-        self._idle: list[Any] = []  # idle httpcore.HTTPConnection objects, last used last
         self._early: weakref.WeakSet[EarlyExchange] = weakref.WeakSet()  # sent, not yet read
+        self._early_lock = threading.Lock()  # guards _early: threads may send early at once
         if transport is None:
-            self._init_core(verify)
+            self._init_core(verify, max_connections)
 
-    def _init_core(self, verify: bool | ssl.SSLContext) -> None:
+    def _init_core(self, verify: bool | ssl.SSLContext, max_connections: int) -> None:
         import httpcore  # imported lazily, as httpx does: commands without a server skip it
 
         scheme, rest = self._base.split("://", 1)
@@ -328,9 +336,6 @@ class HttpxConnection:
             self._core_headers = httpx.Request("GET", base, headers=self._headers).headers.raw
         self._core_headers_no_body = [self._core_headers[0], (b"Content-Length", b"0"),
                                       *self._core_headers[1:]]
-        self._origin = httpcore.URL(
-            scheme=self._scheme, host=self._host, port=self._port, target=b"/"
-        ).origin
         # Loading the CA bundle costs ~20 ms per process; plain http never uses a context.
         self._ssl_context: ssl.SSLContext | None = None
         if self._scheme == b"https":
@@ -339,7 +344,9 @@ class HttpxConnection:
             self._ssl_context = httpx.create_ssl_context(verify=verify)
         self._core_request = httpcore.Request
         self._core_url = httpcore.URL
-        self._core_connection = httpcore.HTTPConnection
+        # httpx.HTTPTransport's pool (see _pool_class); a request waits for a free
+        # connection at most its "pool" timeout.
+        self._pool = _pool_class()(self._ssl_context, max_connections)
         self._core_errors: tuple[type[Exception], ...] = (
             httpcore.TimeoutException,
             httpcore.NetworkError,
@@ -456,6 +463,8 @@ class HttpxConnection:
                 ):
                     raise map_httpx_error(exc, method, self._url + path) from exc
             time.sleep(self._backoff * 2**attempt)
+            if self._closed:  # closed by another thread meanwhile: no new connection
+                raise ClientClosedError(f"the client for {self._url} is closed")
             attempt += 1
 
     def _send_transport(self, request: httpx.Request) -> httpx.Response:
@@ -465,38 +474,19 @@ class HttpxConnection:
         return response
 
     def _send_core(self, request: Any) -> Response:
-        """One exchange on an idle keep-alive connection, or a new one; httpx errors."""
-        idle = self._idle
-        connection: Any = None
-        while idle:
-            try:
-                candidate = idle.pop()
-            except IndexError:  # another thread took the last one
-                break
-            if candidate.is_idle() and not candidate.has_expired():
-                connection = candidate
-                break
-            candidate.close()
-        if connection is None:
-            connection = self._core_connection(
-                self._origin, ssl_context=self._ssl_context, keepalive_expiry=_KEEPALIVE_EXPIRY
-            )
+        """One exchange on a connection of httpcore's pool; httpcore errors become httpx's."""
         try:
-            response = connection.handle_request(request)
+            response = self._pool.handle_request(request)
+            stream: Any = response.stream  # a PoolByteStream (the sync pool's)
             try:
-                body = b"".join(response.stream)
+                body = b"".join(stream)
             finally:
-                response.stream.close()
+                stream.close()  # hands the connection back to the pool
         except self._core_errors as exc:
-            connection.close()
             raise _httpx_error(exc) from exc
-        except BaseException:
-            connection.close()
-            raise
-        if connection.is_idle() and not self._closed and len(idle) < _MAX_IDLE:
-            idle.append(connection)
-        else:
-            connection.close()
+        finally:
+            if self._closed:  # close() ran meanwhile: no connection may outlive it
+                self._pool.close()
         return _core_response(response.status, response.headers, body)
 
     def send_early(self, method: str, path: str, *,
@@ -517,24 +507,65 @@ class HttpxConnection:
             return None
         exchange = EarlyExchange(self, method, path, params,
                                  self._prefix + target.encode("ascii"))
-        self._early.add(exchange)
+        with self._early_lock:
+            self._early.add(exchange)
+        if self._closed:  # close() ran while it was being sent
+            exchange.close()
         return exchange
 
     def close(self) -> None:
-        """Close the pooled connections; later requests raise ClientClosedError."""
+        """Close the pooled connections and the early exchanges not yet read; later
+        requests raise ClientClosedError."""
         self._closed = True
-        for exchange in list(self._early):
+        with self._early_lock:
+            early = list(self._early)
+        for exchange in early:
             exchange.close()
-        while self._idle:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                break
         if self._transport is not None:
             self._transport.close()
+        else:
+            self._pool.close()
 
     def __repr__(self) -> str:
         return f"<HttpxConnection {self._url}>"
+
+
+@functools.cache
+def _pool_class() -> Callable[[ssl.SSLContext | None, int], httpcore.ConnectionPool]:
+    """httpcore's ConnectionPool, with one race of its thread-safety mended.
+
+    The pool decides under its lock which connections have expired, but a
+    connection's ``has_expired()`` (httpcore 1.0.9) reads "idle" and then "is the
+    socket readable" (a server disconnect) as two steps: when another thread starts
+    a request on that connection in between and the answer arrives, it counts as
+    disconnected, and the pool closes the socket under that thread's request ("Bad
+    file descriptor", or a hang until the read timeout). Seen here with 16 threads
+    on 4 connections; upstream: encode/httpcore#1110 (the same kind of race on the
+    pool's other closing paths) and #928 (moves the readability check under the
+    connection's lock). Here a connection has expired only if it is idle after
+    the check too; one that another thread took meanwhile is left to it.
+
+    Every connection may stay open as a keep-alive one (``max_keepalive_connections
+    = max_connections``): the pool's surplus-idle path, racy in the same way
+    (#1110), then never runs.
+    """
+    import httpcore
+
+    class Connection(httpcore.HTTPConnection):
+        def has_expired(self) -> bool:
+            return super().has_expired() and self.is_idle()
+
+    class Pool(httpcore.ConnectionPool):
+        def __init__(self, ssl_context: ssl.SSLContext | None, max_connections: int) -> None:
+            super().__init__(ssl_context=ssl_context, max_connections=max_connections,
+                             max_keepalive_connections=max_connections,
+                             keepalive_expiry=_KEEPALIVE_EXPIRY)
+            self._tls = ssl_context
+
+        def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+            return Connection(origin, ssl_context=self._tls, keepalive_expiry=_KEEPALIVE_EXPIRY)
+
+    return Pool
 
 
 def _core_response(status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
@@ -599,14 +630,15 @@ class EarlyExchange:
         if self._engine._closed:
             self.close()
             raise ClientClosedError(f"the client for {self._engine.url} is closed")
-        if self._stream is None:
+        stream = self._stream  # close() from another thread sets it to None
+        if stream is None:
             return self._engine.request(*self._request[:2], params=self._request[2])
         status, raw_headers, chunks = 0, [], []
         try:
             while True:
                 event = self._h11.next_event()
                 if event is h11.NEED_DATA:
-                    self._h11.receive_data(self._stream.read(
+                    self._h11.receive_data(stream.read(
                         1 << 18, timeout=self._engine._extensions["timeout"]["read"]))
                 elif isinstance(event, h11.Response):
                     status, raw_headers = event.status_code, list(event.headers.raw_items())

@@ -303,12 +303,38 @@ def test_default_engine_timeouts_and_refused_connections_are_transport_errors(
         conn.request("GET", "/x")
 
 
+def test_a_request_waits_for_a_free_connection_at_most_its_pool_timeout(
+    scripted: Any,
+) -> None:
+    server = scripted("hang", _answer(200, b"{}"))
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}", max_connections=1, retries=0,
+                           timeout=httpx.Timeout(2.0, pool=0.2))
+    first: list[BaseException] = []
+
+    def hanging() -> None:
+        try:
+            conn.request("GET", "/hangs")
+        except TransportError as exc:
+            first.append(exc)
+
+    thread = threading.Thread(target=hanging)
+    thread.start()
+    server.wait_for_requests(1)  # the only connection is busy now
+    with pytest.raises(TransportError, match=r"GET http://127\.0\.0\.1:\d+/x: timed out"):
+        conn.request("GET", "/x")
+    assert len(server.requests) == 1
+    conn.close()
+    thread.join(10)
+    assert first  # the hanging request failed too (closed, or its read timed out)
+
+
 # -- early exchanges: a request sent now on a connection of its own, its answer read later
 
 
 def test_an_early_exchange_sends_what_request_sends_and_answers_later(scripted: Any) -> None:
     server = scripted(_answer(200, b'{"rows":[]}'), _answer(200, b'{"rows":[]}'))
-    conn = HttpxConnection(f"http://u:p@127.0.0.1:{server.port}/pre")
+    # The pool's one connection stays open (keep-alive): the early exchange is not of it.
+    conn = HttpxConnection(f"http://u:p@127.0.0.1:{server.port}/pre", max_connections=1)
     conn.request("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
     early = conn.send_early("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
     assert early is not None
