@@ -1,8 +1,9 @@
 """Apply: carry out a plan's steps on the server, in phases, with bulk writes.
 
 Phases, per database: create the database (or delete it), security, design
-docs, index deletes (``-`` and the first half of ``-/+``), index creates,
-documents, and last its ownership record, if documents were written.
+docs (when one sets, changes or drops a ``validate_doc_update``; else they go
+with the documents), index deletes (``-`` and the first half of ``-/+``), index
+creates, documents, and last its ownership record, if documents were written.
 Databases do not depend on each other: several are applied at once
 (``parallel``), and one database's failures do not stop the others.
 
@@ -286,6 +287,14 @@ def _check_desired_covers(plan: Plan, desired: DesiredState) -> None:
 _CREATE_DB, _DELETE_DB, _SECURITY, _DESIGN, _INDEX_DELETE, _INDEX_CREATE, _DOCS = range(7)
 
 
+def _validates(step: Step) -> bool:
+    """Whether a design-doc step sets, changes or drops a ``validate_doc_update`` (a
+    delete reads no body: it may drop one)."""
+    return step.action is Action.DELETE or any(
+        isinstance(body, dict) and "validate_doc_update" in body
+        for body in (step.before, step.after))
+
+
 def _phases(step: Step) -> tuple[int, ...]:
     if step.kind is StepKind.DATABASE:
         return (_CREATE_DB,) if step.action is Action.CREATE else (_DELETE_DB,)
@@ -337,9 +346,14 @@ class _Run:
                  forget: set[str]) -> bool:
         """Apply one database's steps in phase order, then its ownership record; False
         when some step failed."""
+        # Design docs go with the documents, in the same requests, unless a
+        # validate_doc_update is set or dropped: it must be in force (or gone) first.
+        validating = any(step.kind is StepKind.DESIGN_DOC and _validates(step) for step in steps)
         phases: dict[int, list[Step]] = {}
         for step in steps:
             for phase in _phases(step):
+                if phase == _DESIGN and not validating:
+                    phase = _DOCS
                 phases.setdefault(phase, []).append(step)
         before = self.failed.get(database, 0)
         try:
@@ -471,7 +485,8 @@ class _Run:
         False (every step failed) when the record cannot be written: documents
         written then could be orphaned by a crash.
         """
-        creates = [step.id or "" for step in steps if step.action is Action.CREATE]
+        creates = [step.id or "" for step in steps
+                   if step.action is Action.CREATE and step.kind is StepKind.DOCUMENT]
         if not creates:
             return True
         self.guard()

@@ -19,8 +19,9 @@ lookups, only for documents the ownership record cannot prove unchanged — so
 re-planning a large unchanged database reads revisions only.
 
 A small template in a database a pattern matched (``SMALL_READ``: a fleet's
-thousands of databases each hold a few documents) is read the other way round: design docs and documents with
-their bodies in one request, and the record only if some document differs.
+thousands of databases each hold a few documents) is read the other way round:
+design docs and documents with their bodies in one request, and the record
+only if some document differs.
 """
 
 from __future__ import annotations

@@ -156,6 +156,7 @@ def test_ids_written_ahead_are_pending_until_the_record_is_written(
 ) -> None:
     monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)  # 120 entries → 4 shards
     monkeypatch.setattr(ownership, "CREATING_IDS", 2)  # 3 ids → 2 documents
+    monkeypatch.setattr(ownership, "INLINE_CREATING", 2)  # 3 ids: too many for the head
     write_record(db, read_record(db), entries(120), w=w)
     before = read_record(db)
 
@@ -184,6 +185,24 @@ def test_ids_written_ahead_are_pending_until_the_record_is_written(
     assert len({doc_id for doc_id in final.revs if final.revs[doc_id] != ahead.revs.get(
         doc_id)}) == 2
     assert read_record(db).managed == written
+
+
+def test_a_few_ids_are_written_ahead_into_the_head_alone(
+    db: Database, w: int | None
+) -> None:
+    write_record(db, read_record(db), entries(3), w=w)
+    before = read_record(db)
+    ahead = write_ahead(db, before, ["new-1", "doc-00001"], w=w)
+    assert set(ahead.revs) == {RECORD_ID}  # one write: no creating documents
+    assert db.get(RECORD_ID)["creating_ids"] == ["doc-00001", "new-1"]
+    again = read_record(db)
+    assert again.digest is None and again.creating == {"new-1", "doc-00001"}
+    assert again.entries()["new-1"] == ManagedDoc("", "", True)
+    written = {**again.managed, "new-1": ManagedDoc("1-n", "hash", True)}
+    write_record(db, ahead, written, w=w)
+    head = db.get(RECORD_ID)
+    assert "creating_ids" not in head and "creating" not in head
+    assert read_record(db).managed == written and not read_record(db).creating
 
 
 def test_a_record_that_changes_its_number_of_shards_writes_new_ones_before_the_head(
