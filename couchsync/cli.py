@@ -108,13 +108,16 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def _client(url: str | None, user: str | None) -> Client:
+def _client(url: str | None, user: str | None, parallel: int = 1) -> Client:
     from couchsync.client import Client
 
     password = os.environ.get("COUCHDB_PASSWORD")
     # A bad URL raises InvalidURL, a couchsync error like any other (its message never
-    # repeats the URL, nor so its password): _clean_errors() reports it.
-    return Client(url or DEFAULT_URL, user=user, password=password)
+    # repeats the URL, nor so its password): _clean_errors() reports it. Connections:
+    # each database worker may have a batch in flight beside its own request, and the
+    # lock's heartbeat needs one, so none waits for the pool.
+    return Client(url or DEFAULT_URL, user=user, password=password,
+                  max_connections=max(16, 2 * parallel + 2))
 
 
 def _color(stream: TextIO) -> bool:
@@ -223,7 +226,7 @@ def plan(
     """
     fmt = _check_format(fmt)
     with _clean_errors():
-        with _client(url, user) as client:
+        with _client(url, user, parallel) as client:
             _, result, locks = _plan(client, paths, only, parallel)
             _tell_locks(locks)
         _show(result, fmt, list_databases)
@@ -276,7 +279,7 @@ def apply(
 
     fmt = _check_format(fmt)
     with _clean_errors():
-        with _client(url, user) as client:
+        with _client(url, user, parallel) as client:
             desired, changes, locks = _plan(client, paths, only, parallel)
             unread = _unread(changes)
             if changes.is_empty and not changes.record_updates():
