@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ TARGET_RATIO = "≤ 0.6×"
 TARGET_RSS_MB = 150
 # A database holding the template: five documents, the design document, the index's.
 TEMPLATE_DOC_COUNT = len(fleet_raw.DOCUMENTS) + 2
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
 @dataclass
@@ -186,21 +188,30 @@ def write_manifest(prefix: str) -> Path:
 def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd`` to completion; return (wall seconds, peak RSS in MB).
 
-    As run.py's ``run_process``, but stderr goes to a file: over thousands of
-    databases a run's warnings could fill a pipe nobody reads before the exit,
-    and the process would hang on it.
+    As run.py's ``run_process``, with two differences. stderr goes to a file: over
+    thousands of databases a run's warnings could fill a pipe nobody reads before
+    the exit, and the process would hang on it. The peak RSS is GNU time's (also
+    ``wait4``'s ``ru_maxrss``, but of a child forked by time): Linux carries into a
+    child's ``ru_maxrss`` the high-water mark of the memory it replaces at
+    ``exec``, which for a child of this process is this process's own (about
+    32 MB, httpx imported); started from here, any run that stays below would
+    read as 32 MB.
     """
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode not in (0, 2):  # 2: plan --detailed-exitcode with changes
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): "
-                               f"{err.read().decode(errors='replace')[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    with tempfile.TemporaryDirectory() as tmp:
+        err_path, rss_path = Path(tmp, "stderr"), Path(tmp, "rss")
+        wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd] if GNU_TIME else cmd
+        with err_path.open("wb") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(wrapped, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            elapsed = time.perf_counter() - start
+        code = proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must know
+        if code not in (0, 2):  # 2: plan --detailed-exitcode with changes
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): "
+                               f"{err_path.read_text(errors='replace')[-2000:]}")
+        # time writes "Command exited with non-zero status N" first when N is not 0.
+        kib = int(rss_path.read_text().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return elapsed, kib / 1024
 
 
 def fleets_supported() -> bool:
@@ -402,6 +413,10 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def own_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def git_head() -> str:
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
@@ -425,6 +440,8 @@ def metadata(bench: FleetBench, args: argparse.Namespace, install: str,
         # and how many database files stay open.
         "server_q": bench.server.shards(db_names(NOOP_PREFIX, 0, 1)[0]),
         "server_max_dbs_open": bench.server.config("couchdb", "max_dbs_open", "500"),
+        "peak_rss_from": "GNU time (%M)" if GNU_TIME else
+        f"os.wait4, floored at this process's {own_peak_mb():.0f} MB",
         "options": vars(args),
         "warnings": bench.warnings,
     }
@@ -483,11 +500,13 @@ def main() -> int:
     given = contextlib.nullcontext(args.url.rstrip("/")) if args.url else None
     with given or bench_server("couchdb", PORT) as url:
         bench = FleetBench(url, args)
-        if not bench.fleets:
-            bench.warn("couchsync has no fleets yet (no --parallel): measuring the baselines only")
-        print(f"server: {server_name(url)}", file=sys.stderr, flush=True)
-        run_scenarios(bench, args)
-        meta = metadata(bench, args, install, load_before)
+        with bench.server.http:
+            if not bench.fleets:
+                bench.warn("couchsync has no fleets yet (no --parallel): "
+                           "measuring the baselines only")
+            print(f"server: {server_name(url)}", file=sys.stderr, flush=True)
+            run_scenarios(bench, args)
+            meta = metadata(bench, args, install, load_before)
     FLEET_OUT.mkdir(parents=True, exist_ok=True)
     report = {"meta": meta, "results": [r.as_json() for r in bench.results]}
     (FLEET_OUT / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
