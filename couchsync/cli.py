@@ -340,7 +340,8 @@ def apply(
 def _unreleased(databases: list[str], ttl: float) -> str:
     return (f"Its lock could not be freed: the next apply takes it over after {ttl:.0f} s, "
             "or run: couchsync force-unlock " + " ".join(databases[:3])
-            + (" …" if len(databases) > 3 else ""))
+            + (f" … ({len(databases):,} databases; a pattern such as 'tenant-*' names many)"
+               if len(databases) > 3 else ""))
 
 
 def _replanned(changes: Plan, fmt: str, yes: bool) -> None:
@@ -416,8 +417,9 @@ def _progress(verb: str) -> Iterator[_Bar]:
 
 @app.command("force-unlock")
 def force_unlock(
-    databases: Annotated[list[str], typer.Argument(help="Databases whose apply lock to free.",
-                                                   show_default=False)],
+    databases: Annotated[list[str], typer.Argument(
+        help="Databases whose apply lock to free; a pattern ('tenant-*') frees every "
+             "matching one.", show_default=False)],
     url: Url = None,
     user: User = None,
 ) -> None:

@@ -59,13 +59,14 @@ from couchsync.client import (
     NotFound,
     PreconditionFailed,
 )
+from couchsync.manifest._patterns import LOCK_DATABASE, is_pattern, matches
 
 __all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "LockReader",
            "LockSet", "force_unlock", "read_locks"]
 
 _N = TypeVar("_N", int, float)
 
-LOCK_DB = "couchsync-locks"
+LOCK_DB = LOCK_DATABASE  # "couchsync-locks": patterns never match it
 DEFAULT_TTL = 600.0  # seconds without a heartbeat after which a lock counts as abandoned
 POLL_SECONDS = 1.0  # between attempts while waiting (--lock-timeout), jittered
 RACED_ATTEMPTS = 20  # attempts in a row lost to revisions that moved, nobody holding a lock
@@ -407,10 +408,12 @@ class LockSet:
 def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHolder | None]:
     """Free the locks of ``databases`` whoever holds them; the holder each had (or None).
 
-    A holder that renews its lock meanwhile makes the write conflict: read again,
-    and free it again (a few times; then the conflict is raised).
+    A name holding ``*`` is a pattern: the locks of every database it matches (a
+    fleet's apply holds one per database). A holder that renews its lock meanwhile
+    makes the write conflict: read again, and free it again (a few times; then the
+    conflict is raised).
     """
-    names = sorted(set(databases))
+    names = _lock_names(client, databases)
     freed: dict[str, LockHolder | None] = {}
     db = client.database(LOCK_DB)
     pending = names
@@ -438,6 +441,20 @@ def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHold
         if not pending:
             break
     return freed
+
+
+def _lock_names(client: Client, databases: Iterable[str]) -> list[str]:
+    """``databases`` with each pattern replaced by the locked databases it matches."""
+    given = set(databases)
+    patterns = [name for name in given if is_pattern(name)]
+    names = given.difference(patterns)
+    if patterns:
+        try:
+            locked = [database_of(row["id"]) for row in client.database(LOCK_DB).iter_all_docs()]
+        except NotFound:  # no apply ever ran here
+            locked = []
+        names.update(name for name in locked if any(matches(p, name) for p in patterns))
+    return sorted(names)
 
 
 def _withdraw(client: Client, name: str, rev: str) -> None:

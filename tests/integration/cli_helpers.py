@@ -88,7 +88,7 @@ def pending_entries(url: str, db: str) -> int:
     shards = head.get("shards", 1)
     bodies = [head] + [httpx.get(f"{url}/{db}/_local/couchsync.{i}", timeout=10).json()
                        for i in range(shards) if shards > 1]
-    return len(head.get("creating", ())) + sum(
+    return len(head.get("creating_ids", ())) + int(head.get("creating", 0)) + sum(
         not entry[0] for body in bodies for entry in body.get("managed", {}).values())
 
 

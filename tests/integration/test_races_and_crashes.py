@@ -182,3 +182,46 @@ def test_an_apply_whose_lock_is_taken_stops_before_writing_more(
     assert finished.returncode == 0, finished.stderr
     assert doc_count(couch_url, db_name) == 20000
     prune_everything(couch_url, tmp_path, db_name)
+
+
+def test_a_server_stopped_mid_fleet_apply_stops_every_database_and_a_rerun_converges(
+    own_couchdb: OwnCouchDB, tmp_path: Path
+) -> None:
+    url = own_couchdb.url
+    names = [f"fleet-{i:03d}" for i in range(120)]
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for name in names:
+            http.put(f"/{name}").raise_for_status()
+    data = tmp_path / "template.jsonl"
+    data.write_text("".join(f'{{"_id": "t-{i:04d}", "n": {i}}}\n' for i in range(300)))
+    manifest = tmp_path / "fleet.yaml"
+    manifest.write_text('version: 1\ndatabases:\n  "fleet-*":\n    prune: true\n'
+                        '    documents_from: [template.jsonl]\n')
+    victim = couchsync(url, "apply", str(manifest), "--yes", "--parallel", "8",
+                       "--batch-size", "50")
+    wait_for(lambda: sum(httpx.get(f"{url}/{name}", timeout=10).json().get("doc_count", 0)
+                         > 0 for name in names[:12]) >= 4,
+             "the apply to be writing several databases", proc=victim)
+    own_couchdb.stop()
+    out, err = victim.communicate(timeout=180)
+
+    assert victim.returncode == 1
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) <= 7, err[:3000]
+    assert lines[0].startswith("Error: apply stopped: lost the server:")
+    assert "own-server-pw" not in out + err
+
+    own_couchdb.start()
+    freed = run(url, "force-unlock", "fleet-*")  # every database's lock, by pattern
+    assert freed.returncode == 0, freed.stderr
+    assert "fleet-000: " in freed.stdout
+    finished = run(url, "apply", str(manifest), "--yes")
+    assert finished.returncode == 0, finished.stderr
+    for name in names:
+        assert doc_count(url, name) == 300
+        assert pending_entries(url, name) == 0
+    # Nothing orphaned in any database: pruning the whole template leaves each empty.
+    manifest.write_text('version: 1\ndatabases:\n  "fleet-*":\n    prune: true\n')
+    assert run(url, "apply", str(manifest), "--yes").returncode == 0
+    assert all(doc_count(url, name) == 0 for name in names)
