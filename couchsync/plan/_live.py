@@ -21,7 +21,7 @@ re-planning a large unchanged database reads revisions only.
 A small template in a database a pattern matched (``SMALL_READ``: a fleet's
 thousands of databases each hold a few documents) is read the other way round:
 design docs and documents with their bodies in one request, and the record
-only if some document differs.
+only if some existing document differs.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ BODY_BATCH_SIZE = 500  # ids per include_docs lookup (bodies can be large)
 EARLY_SCANS = 8  # revisions scans prefetch sends off at once, each on its own connection
 #: A database a pattern matched whose design docs and documents are this few (a fleet
 #: member's template) has them read with their bodies in one request; when every document
-#: holds what the manifests say, nothing is planned for them and the ownership record,
-#: which could only explain a difference, is not read. (A named database's record head
+#: is missing or holds what the manifests say, the ownership record, which could only
+#: explain a difference, is not read. (A named database's record head
 #: is read while the manifests load, and so costs no wait.)
 SMALL_READ = 100
 
@@ -151,8 +151,9 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     if small:
         documents = {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
                      for doc_id in doc_ids if doc_id in bodies}
-        if all(_settled(spec.documents[doc_id], documents.get(doc_id)) for doc_id in doc_ids):
-            live.documents = documents  # no step to plan: the record has nothing to add
+        if not any(_needs_record(spec.documents[doc_id], documents.get(doc_id))
+                   for doc_id in doc_ids):
+            live.documents = documents  # the record would add nothing to the plan
             return live
     if spec.documents or spec.prune:
         live.documents = _read_documents(db, spec, scope, live, ahead.head or read_head(db),
@@ -160,10 +161,14 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     return live
 
 
-def _settled(doc: DocumentSpec, live: LiveDoc | None) -> bool:
-    """The live document holds what the manifests say, as the planner compares them."""
-    return (live is not None and not doc.deleted
-            and content_step(StepKind.DOCUMENT, "", doc.id, doc.body, live, "") is None)
+def _needs_record(doc: DocumentSpec, live: LiveDoc | None) -> bool:
+    """Whether the ownership record could change what is planned for ``doc``: why it
+    differs (the record tells who changed it), or a pending entry to forget (a document
+    marked deleted that is gone). A create, or an unchanged document, needs none."""
+    if live is None:
+        return doc.deleted
+    return doc.deleted or content_step(StepKind.DOCUMENT, "", doc.id, doc.body, live,
+                                       "") is not None
 
 
 def _read_indexes(db: Database) -> list[LiveIndex]:
