@@ -20,8 +20,10 @@ re-planning a large unchanged database reads revisions only.
 
 A small template in a database a pattern matched (``SMALL_READ``: a fleet's
 thousands of databases each hold a few documents) is read the other way round:
-design docs and documents with their bodies in one request, and the record
-only if some existing document differs.
+design docs and documents with their bodies in one request (a database of at
+most ``SMALL_READ`` documents is read whole, and its Mango indexes off their
+design docs: no ``_index`` request), and the record only if some existing
+document differs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from couchsync.client import Client, CouchError, Database, NotFound
+from couchsync.manifest._rules import normalise_fields
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step
@@ -137,13 +140,18 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         return live
     if scope.whole and spec.security is not None:
         live.security = db.get_security()
-    if scope.whole and spec.indexes:
-        live.indexes = _read_indexes(db)
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
     doc_ids = [doc_id for doc_id in spec.documents if scope.covers(doc_id)]
     small = (spec.matched_by is not None and ahead.head is None and not spec.prune
-             and 0 < len(design_ids) + len(doc_ids) <= SMALL_READ)
-    bodies = read_bodies(db, design_ids + doc_ids if small else design_ids)
+             and 0 < len(design_ids) + len(doc_ids) + len(spec.indexes) <= SMALL_READ)
+    # A small database is read whole, design docs included: its Mango indexes are
+    # read off their design docs, in the same request.
+    whole = small and scope.whole and live.doc_count <= SMALL_READ
+    bodies = (_all_bodies(db) if whole
+              else read_bodies(db, design_ids + doc_ids if small else design_ids))
+    if scope.whole and spec.indexes:
+        found = _mango_indexes(bodies.values()) if whole else None
+        live.indexes = _read_indexes(db) if found is None else found
     live.design_docs = {
         doc_id.removeprefix("_design/"): LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
         for doc_id in design_ids if doc_id in bodies
@@ -169,6 +177,34 @@ def _needs_record(doc: DocumentSpec, live: LiveDoc | None) -> bool:
         return doc.deleted
     return doc.deleted or content_step(StepKind.DOCUMENT, "", doc.id, doc.body, live,
                                        "") is not None
+
+
+def _all_bodies(db: Database) -> dict[str, dict[str, Any]]:
+    """``{id: body}`` of every document and design doc of a small database."""
+    return {row["id"]: row["doc"] for row in db.all_docs(include_docs=True)
+            if row.get("doc") is not None}
+
+
+def _mango_indexes(bodies: Iterable[dict[str, Any]]) -> list[LiveIndex] | None:
+    """The JSON Mango indexes as ``_index`` lists them, read off their design docs
+    (``language: query``, each view's ``options.def``); None when a design doc holds
+    something else (text or nouveau indexes, an unknown form): ask ``_index`` then."""
+    found = []
+    for body in bodies:
+        if body.get("language") != "query":
+            continue
+        views = body.get("views")
+        if set(body) - {"_id", "_rev", "language", "views"} or not isinstance(views, dict):
+            return None
+        for name, view in views.items():
+            definition = view.get("options", {}).get("def") if isinstance(view, dict) else None
+            if not isinstance(definition, dict) or not isinstance(definition.get("fields"), list):
+                return None
+            found.append(LiveIndex(
+                name=name, ddoc=body["_id"].removeprefix("_design/"),
+                fields=normalise_fields(definition["fields"]),
+                partial_filter_selector=definition.get("partial_filter_selector") or None))
+    return found
 
 
 def _read_indexes(db: Database) -> list[LiveIndex]:

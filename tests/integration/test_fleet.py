@@ -28,7 +28,10 @@ TEMPLATE: dict[str, Any] = {
                  "members": {"names": [], "roles": ["tenant"]}},
     "design_docs": {"app": {"views": {"by_type": {
         "map": "function (doc) { emit(doc.type, 1); }", "reduce": "_count"}}}},
-    "indexes": {"by-type": {"fields": ["type"]}},
+    "indexes": {"by-type": {"fields": ["type"]},
+                # Read off its design doc in a small database: the filter must round-trip.
+                "notes": {"fields": ["type", "text"], "ddoc": "idx",
+                          "partial_filter_selector": {"type": {"$eq": "note"}}}},
     "documents": [{"_id": "settings", "type": "settings", "theme": "dark"},
                   {"_id": "welcome", "type": "note", "text": "hello"}],
 }
@@ -98,12 +101,12 @@ def test_a_pattern_converges_a_fleet_and_finds_new_databases_next_time(
 
     applied = cli("apply", path, "--yes", "--parallel", "4")
     assert applied.exit_code == 0, applied.output
-    assert "Apply complete: 48 created, 12 updated, 0 deleted." in applied.stdout
+    assert "Apply complete: 60 created, 12 updated, 0 deleted." in applied.stdout
     for name in fleet.names:
         assert fleet.get(f"/{name}/_security") == TEMPLATE["security"]
         assert fleet.get(f"/{name}/settings")["theme"] == "dark"
         assert "by_type" in fleet.get(f"/{name}/_design/app")["views"]
-        assert "by-type" in {i["name"] for i in fleet.get(f"/{name}/_index")["indexes"]}
+        assert {"by-type", "notes"} <= {i["name"] for i in fleet.get(f"/{name}/_index")["indexes"]}
         record = fleet.get(f"/{name}/_local/couchsync")["managed"]
         assert sorted(record) == ["settings", "welcome"]  # each database's own record
     assert fleet.get(f"/{db_name}/_security") == untouched
@@ -115,7 +118,7 @@ def test_a_pattern_converges_a_fleet_and_finds_new_databases_next_time(
     new = fleet.create(2)
     plan = plan_json(cli, path)
     assert {step["database"] for step in plan["steps"]} == set(new)
-    assert plan["summary"] == {"create": 8, "update": 2, "delete": 0}
+    assert plan["summary"] == {"create": 10, "update": 2, "delete": 0}
 
 
 def test_the_text_plan_shows_a_change_once_for_all_databases(
