@@ -16,7 +16,13 @@ from couchsync._canonical import NotJSONNumber
 from couchsync.manifest import _rules
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
-from couchsync.manifest._patterns import is_pattern, matches, merge_spec, patterns_overlap
+from couchsync.manifest._patterns import (
+    combine,
+    is_pattern,
+    matches,
+    merge_spec,
+    patterns_overlap,
+)
 from couchsync.manifest._problems import Path, Problem, format_path
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
@@ -173,10 +179,7 @@ class StateBuilder:
         for i, first in enumerate(patterns):
             for second in patterns[i + 1:]:
                 if patterns_overlap(first.name, second.name):
-                    trial = DatabaseSpec(name=first.name, source=first.source)
-                    for _ in merge_spec(trial, first):
-                        pass
-                    for where, clash in merge_spec(trial, second):
+                    for where, clash in combine([first, second])[1]:
                         self._problem(where, clash)
         for db in [*self.state.databases.values(), *patterns]:
             found = [*_rules.absent_database_problems(db), *_rules.ddoc_collision_problems(db)]

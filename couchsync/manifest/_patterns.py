@@ -112,15 +112,15 @@ def _index_definition(index: IndexSpec) -> bytes:
                           drop=())
 
 
-def _combined(specs: list[DatabaseSpec]) -> DatabaseSpec:
-    """What patterns ``specs`` (checked for conflicts at load) declare together."""
+def combine(specs: list[DatabaseSpec]) -> tuple[DatabaseSpec, list[tuple[SourcePos, str]]]:
+    """What patterns ``specs`` declare together, and the conflicts between them (each
+    placed at a later pattern, naming the first): the loader reports those, expansion
+    uses patterns already checked."""
     if len(specs) == 1:
-        return specs[0]
-    combined = DatabaseSpec(name=" + ".join(spec.name for spec in specs), source=specs[0].source)
-    for spec in specs:
-        for _ in merge_spec(combined, spec):
-            pass  # StateBuilder.finish() reported every conflict
-    return combined
+        return specs[0], []
+    combined = DatabaseSpec(name=specs[0].name, source=specs[0].source)
+    conflicts = [clash for spec in specs for clash in merge_spec(combined, spec)]
+    return combined, conflicts
 
 
 def expand_patterns(desired: DesiredState, names: Iterable[str]) -> DesiredState:
@@ -141,6 +141,6 @@ def expand_patterns(desired: DesiredState, names: Iterable[str]) -> DesiredState
         keys = tuple(pattern for pattern in desired.patterns if matches(pattern, name))
         if keys:
             if keys not in combined:
-                combined[keys] = _combined([desired.patterns[key] for key in keys])
+                combined[keys] = combine([desired.patterns[key] for key in keys])[0]
             databases[name] = replace(combined[keys], name=name, matched_by=", ".join(keys))
     return DesiredState(databases, desired.files, desired.patterns)
