@@ -82,7 +82,9 @@ def test_export_of_a_design_doc_with_commonjs_view_modules_loads_and_re_plans_em
         },
     }
     client.create(db_name)
-    client.database(db_name).bulk_docs([design])
+    # On every shard copy (w = n on a cluster): export may read any copy.
+    copies = (client.database(db_name).info().get("cluster") or {}).get("n")
+    client.database(db_name).bulk_docs([design], w=copies)
 
     text, exported = export_and_load(client, [db_name], tmp_path)
     body = exported.databases[db_name].design_docs["shared"].body
