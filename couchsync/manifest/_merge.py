@@ -34,7 +34,7 @@ from couchsync.manifest.model import (
     SourcePos,
 )
 
-_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "prune")
+_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "prune", "design_deploy")
 #: Sections built entry by entry: a broken entry leaves out only itself.
 ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
 

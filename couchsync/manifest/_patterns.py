@@ -29,7 +29,7 @@ LOCK_DATABASE = "couchsync-locks"
 
 #: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
 #: are about creating a database, which a pattern never does.
-PATTERN_SETTINGS = ("security", "prune")
+PATTERN_SETTINGS = ("security", "prune", "design_deploy")
 
 
 def is_pattern(name: str) -> bool:

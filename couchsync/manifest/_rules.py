@@ -45,7 +45,7 @@ def absent_database_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]
     declared_at = db.sources.get("state", db.source)
     declared: list[tuple[str, SourcePos]] = [
         (name, db.sources[name])
-        for name in ("partitioned", "q", "n", "placement", "security", "prune")
+        for name in ("partitioned", "q", "n", "placement", "security", "prune", "design_deploy")
         if name in db.sources and not (name == "prune" and not db.prune)]
     sections: tuple[tuple[str, Mapping[str, _Sourced]], ...] = (
         ("indexes", db.indexes), ("design_docs", db.design_docs), ("documents", db.documents))

@@ -136,11 +136,14 @@ class DatabaseSpec:
     placement: str | None = None  # shard copies by zone, "zone-a:2,zone-b:1"
     security: dict[str, Any] | None = None  # None: left alone
     prune: bool = False
+    #: How index-rebuilding design changes are rolled out: "in_place" or "staged"
+    #: (built under a staging id first, then swapped in: ``couchsync._rollout``).
+    design_deploy: Literal["in_place", "staged"] = "in_place"
     indexes: dict[str, IndexSpec] = field(default_factory=dict)
     design_docs: dict[str, DesignDocSpec] = field(default_factory=dict)
     documents: dict[str, DocumentSpec] = field(default_factory=dict)  # by _id, manifest order
-    #: Where each setting given (state, partitioned, q, n, placement, security, prune) was
-    #: written.
+    #: Where each setting given (state, partitioned, q, n, placement, security, prune,
+    #: design_deploy) was written.
     sources: dict[str, SourcePos] = field(default_factory=dict)
     #: For a database on the server that no manifest names: the pattern(s) matching it
     #: (``"userdb-*"``). Such a database is never created.
