@@ -7,10 +7,17 @@ which the indexes already describe), and with ``with_docs`` every document
 without ``_rev``. Documents keep only ``_id`` of CouchDB's underscore fields,
 as the manifest format asks; attachments are not exported (apply keeps the
 ones on the server).
+
+The YAML is written for people and diffs: a multi-line string (a view's map
+function) is a literal block scalar (``|``, ``|-``, ``|+``) whenever that reads
+back exactly, else a double-quoted string with escapes. String values have each
+``${`` written as ``$${``, so the loader's ``${VAR}`` expansion gives back the
+text the server holds (a JavaScript template literal, a ``${...}`` in a document).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +32,9 @@ _DESIGN = "_design/"
 _SECURITY_GROUPS = ("admins", "members")  # what the manifest format's security holds
 # _all_docs sorts ids bytewise: every "_design/..." id lies between these ('0' follows '/').
 _DESIGN_RANGE = (_DESIGN, "_design0")
+# YAML 1.1 line breaks besides "\n": PyYAML writes them raw, even in single-quoted and
+# block scalars, and reads \x85 back as "\n". Only double quotes escape them.
+_OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
 def export_manifest(client: Client, names: Sequence[str], *, with_docs: bool = False) -> str:
@@ -33,9 +43,55 @@ def export_manifest(client: Client, names: Sequence[str], *, with_docs: bool = F
     Raises ``NotFound`` for a database that does not exist.
     """
     databases = {name: _export_database(client.get_db(name), with_docs) for name in names}
-    body = yaml.safe_dump({"version": 1, "databases": databases}, sort_keys=False,
-                          allow_unicode=True, width=100)
-    return "# Exported by couchsync export.\n" + body
+    return "# Exported by couchsync export.\n" + _dump_yaml(
+        {"version": 1, "databases": _literal_references(databases)})
+
+
+def _dump_yaml(data: Any) -> str:
+    """``data`` (JSON-like) as block-style YAML; multi-line strings as literal blocks
+    where that reads back exactly (see the module docstring)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """``SafeDumper`` whose strings use ``_string_style``."""
+
+
+def _string_style(text: str) -> str | None:
+    """``|`` for a multi-line string, ``"`` where a block or quotes would lose something,
+    None (PyYAML's choice, as before) for the rest.
+
+    A literal block asked for is written by PyYAML only when its own analysis
+    allows it (no trailing spaces on a line, no tabs, no control characters such as
+    a carriage return); else PyYAML falls back to double quotes. Refused here as
+    well: a first line starting with a space or a break (it would need an
+    indentation indicator, ``|2``, which few readers know), and ``_OTHER_BREAKS``,
+    in any string.
+    """
+    if _OTHER_BREAKS.search(text):
+        return '"'
+    if "\n" not in text:
+        return None
+    return '"' if text[0] in " \n" else "|"
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=_string_style(text))
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _literal_references(value: Any) -> Any:
+    """``value`` with ``${`` as ``$${`` in every string value (never in keys: the
+    loader expands values only), so that loading gives back ``value``."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {key: _literal_references(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal_references(item) for item in value]
+    return value
 
 
 def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:

@@ -38,6 +38,7 @@ VALID = [
     DB + "    design_docs: {d: {indexes: {s: {index: f, analyzer: standard}}}}\n",
     DB + "    design_docs: {d: {nouveau: {s: {index: f, default_analyzer: standard}}}}\n",
     DB + "    design_docs: {d: {_deleted: true}}\n",
+    DB + "    design_docs: {d: {unknown: 1, couchapp: {signatures: {}}, tags: [a], x: null}}\n",
     DB + "    design_docs: {d: {views: {lib: {util: 'exports.x = 1;', deep: {m: 'exports.y = 2;'}},"
          " v: {map: 'function (doc) { emit(require(\"views/lib/util\").x); }'}}}}\n",
     DB + "    design_docs: {d: {views: {lib: {}}}}\n",
@@ -69,7 +70,9 @@ INVALID = [
     DB + "    indexes: {i: {fields: [a], partial_filter_selector: [x]}}\n",
     DB + "    design_docs: {d: {views: {v: {reduce: _sum}}}}\n",
     DB + "    design_docs: {d: {views: {v: {map: 1}}}}\n",
-    DB + "    design_docs: {d: {unknown: 1}}\n",
+    DB + "    design_docs: {d: {_id: _design/d}}\n",
+    DB + "    design_docs: {d: {_attachments: {}}}\n",
+    DB + "    design_docs: {d: {_deleted: true, version: 3}}\n",
     DB + "    design_docs: {d: {filters: {f: 1}}}\n",
     DB + "    design_docs: {d: {_deleted: true, views: {}}}\n",
     DB + "    design_docs: {d: {_deleted: false}}\n",
@@ -152,6 +155,7 @@ _design = st.fixed_dictionaries({}, optional={
         lambda pair: pair[0] if pair[1] is None else {**pair[0], "lib": pair[1]}),
     "language": st.just("javascript"),
     "validate_doc_update": _mostly(st.just("function (doc) {}")),
+    "couchapp": _junk,  # a field of the user's own: any JSON value
     "_deleted": _mostly(st.just(True))})
 _deleted_design = st.just({"_deleted": True})
 _document = st.fixed_dictionaries({"_id": _mostly(st.sampled_from(["a", "b", "p:1", "", "_x",
