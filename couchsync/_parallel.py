@@ -28,14 +28,16 @@ _Result = TypeVar("_Result")
 
 
 def ordered_map(fn: Callable[[_Item], _Result], items: Sequence[_Item], parallel: int,
-                ) -> Iterator[_Result]:
+                *, on_interrupt: Callable[[], None] | None = None) -> Iterator[_Result]:
     """``fn(item)`` for each item, ``parallel`` at a time, results in ``items``' order.
 
     At most ``2 × parallel`` items are started ahead of the one being yielded,
     so memory stays flat however many items there are. The first exception
     (in item order) is raised: items not yet started never start, those running
     finish first. With ``parallel`` 1 or one item, everything runs in the
-    caller's thread.
+    caller's thread. ``on_interrupt`` is called when the caller is interrupted
+    (``KeyboardInterrupt``) while items run, before waiting for them: it should make
+    them stop soon.
     """
     if parallel <= 1 or len(items) <= 1:
         yield from map(fn, items)
@@ -52,6 +54,10 @@ def ordered_map(fn: Callable[[_Item], _Result], items: Sequence[_Item], parallel
                     yield window.popleft().result()
             while window:
                 yield window.popleft().result()
+        except KeyboardInterrupt:
+            if on_interrupt is not None:
+                on_interrupt()
+            raise
         finally:
             for future in window:
                 future.cancel()

@@ -3,7 +3,14 @@
 Phases, per database: create the database (or delete it), security, design
 docs (when one sets, changes or drops a ``validate_doc_update``; else they go
 with the documents), index deletes (``-`` and the first half of ``-/+``), index
-creates, documents, and last its ownership record, if documents were written.
+creates, documents, staged rollouts, and last its ownership record, if
+documents were written.
+
+A staged step (``Step.rebuild["staged"]``, from ``design_deploy: staged``) is a
+design doc or Mango index whose new index is built under a staging id first,
+then swapped in (``couchsync._rollout``); its phase comes after the documents,
+so that the build covers them. The live design doc is written only once the
+build is done everywhere: a timeout or an interruption leaves it as it was.
 Databases do not depend on each other: several are applied at once
 (``parallel``), and one database's failures do not stop the others.
 
@@ -42,6 +49,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from couchsync import _rollout
 from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import (
@@ -57,7 +65,7 @@ from couchsync.client import (
 )
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
-from couchsync.plan._diff import content_step
+from couchsync.plan._diff import content_step, staging_id
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
 from couchsync.plan._ownership import (
@@ -79,6 +87,8 @@ SHOWN_FAILURES = 20
 VISIBLE_SECONDS = 30.0
 
 Progress = Callable[[int, int], None]
+#: ``on_build(address, done, total)``: a staged build's changes indexed so far.
+BuildProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,8 @@ class ApplyResult:
     warnings: list[str] = field(default_factory=list)
     #: Ownership-record entries confirmed or forgotten (``Plan.confirm``, ``Plan.forget``).
     confirmed: int = 0
+    #: One line per staged rollout done: what was built, for how long.
+    staged: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[StepResult]:
@@ -140,12 +152,13 @@ class ApplyResult:
 
             {"format_version": 1, "ok": bool, "plan": plan.to_dict(),
              "results": [StepResult.to_dict(), ...], "summary": counts(),
-             "warnings": [str, ...], "confirmed": int}
+             "warnings": [str, ...], "confirmed": int, "staged": [str, ...]}
 
         ``plan`` is the plan that was applied; ``results`` hold every step run,
         failed ones with the server's reason in ``error``; ``warnings`` what was
         not plain success (writes answered 202); ``confirmed`` the ownership-record
-        entries left pending by an interrupted apply and now confirmed.
+        entries left pending by an interrupted apply and now confirmed; ``staged``
+        one line per staged rollout done.
         """
         return json.dumps(
             {"format_version": FORMAT_VERSION,
@@ -154,7 +167,8 @@ class ApplyResult:
              "results": [result.to_dict() for result in self.results],
              "summary": self.counts(),
              "warnings": self.warnings,
-             "confirmed": self.confirmed},
+             "confirmed": self.confirmed,
+             "staged": self.staged},
             indent=2, sort_keys=True, ensure_ascii=False,
         )
 
@@ -221,6 +235,8 @@ def apply_plan(
     check_lock: Callable[[], None] | None = None,
     parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
+    wait_timeout: float | None = None,
+    on_build: BuildProgress | None = None,
 ) -> ApplyResult:
     """Run ``plan`` (made from ``desired``) against the server behind ``client``.
 
@@ -232,9 +248,14 @@ def apply_plan(
     lock (``LockSet.check``). Raises ``ApplyError`` (with every step's outcome)
     if any step failed, ``ApplyInterrupted`` when the server was lost or the
     lock taken (nothing more is written then, in any database).
+
+    Staged builds are waited for at most ``wait_timeout`` seconds each (None: as
+    long as they take), their progress told to ``on_build``. Interrupted
+    (``KeyboardInterrupt``), every database stops at its next write or poll.
     """
     _check_desired_covers(plan, desired)
     run = _Run(client, desired, batch_size, len(plan.steps), on_progress, check_lock)
+    run.wait_timeout, run.on_build = wait_timeout, on_build
     run.copies.update({name: n if n > 1 else None for name, n in plan.copies.items()})
     steps: dict[str, list[Step]] = {}
     for step in plan.steps:
@@ -247,7 +268,8 @@ def apply_plan(
 
     try:
         failed = 0
-        for done, ok in enumerate(ordered_map(apply_one, names, parallel), 1):
+        for done, ok in enumerate(ordered_map(apply_one, names, parallel,
+                                              on_interrupt=run.interrupt), 1):
             failed += not ok
             if on_database is not None:
                 on_database(done, len(names), failed)
@@ -284,7 +306,7 @@ def _check_desired_covers(plan: Plan, desired: DesiredState) -> None:
 
 
 # Phase numbers; a replace is in both index phases (its delete half, then its create half).
-_CREATE_DB, _DELETE_DB, _SECURITY, _DESIGN, _INDEX_DELETE, _INDEX_CREATE, _DOCS = range(7)
+_CREATE_DB, _DELETE_DB, _SECURITY, _DESIGN, _INDEX_DELETE, _INDEX_CREATE, _DOCS, _STAGED = range(8)
 
 
 def _validates(step: Step) -> bool:
@@ -296,6 +318,8 @@ def _validates(step: Step) -> bool:
 
 
 def _phases(step: Step) -> tuple[int, ...]:
+    if step.rebuild is not None and step.rebuild["staged"]:
+        return (_STAGED,)
     if step.kind is StepKind.DATABASE:
         return (_CREATE_DB,) if step.action is Action.CREATE else (_DELETE_DB,)
     if step.kind is StepKind.INDEX:
@@ -330,6 +354,14 @@ class _Run:
         #: Why a database's work stopped (the server lost, the lock taken): every other
         #: database stops at its next write.
         self.stopped: TransportError | _Stop | None = None
+        self.wait_timeout: float | None = None
+        self.on_build: BuildProgress | None = None
+        self.rebuilt: set[str] = set()  # databases whose old index files to clean up
+
+    def interrupt(self) -> None:
+        """The caller was interrupted: every database stops at its next write or poll."""
+        if self.stopped is None:
+            self.stopped = _Stop("interrupted")
 
     def guard(self) -> None:
         """Before each write: stop if the lock was taken from this apply, or another
@@ -360,6 +392,7 @@ class _Run:
             for phase in sorted(phases):
                 self.phase(phase, phases[phase])
             self.write_ownership_record(database, confirm, forget)
+            self.clean_up_indexes(database)
         except (TransportError, _Stop) as exc:
             if self.stopped is None:
                 self.stopped = exc
@@ -378,6 +411,9 @@ class _Run:
 
     def phase(self, phase: int, steps: list[Step]) -> None:
         """One phase of one database."""
+        if phase == _STAGED:
+            self.roll_out(steps[0].database, steps)
+            return
         if phase in (_DESIGN, _DOCS):
             self.write_documents(steps[0].database, steps, ahead=phase == _DOCS)
             return
@@ -394,6 +430,8 @@ class _Run:
         if not result.ok:
             database = result.step.database
             self.failed[database] = self.failed.get(database, 0) + 1
+        elif result.step.rebuild is not None:
+            self.rebuilt.add(result.step.database)
         self.result.results.append(result)
         if count and self.on_progress is not None:
             self.on_progress(len(self.result.results), self.total)
@@ -418,6 +456,101 @@ class _Run:
             elif phase == _SECURITY:
                 visible[phase] = step.after
             self.finish(StepResult(step, True))
+
+    def roll_out(self, database: str, steps: list[Step]) -> None:
+        """Staged steps: every staging copy written first (their indexes build side by
+        side), then each waited for and swapped in."""
+        if database in self.blocked:
+            for step in steps:
+                self.finish(StepResult(step, False, error="skipped: the database was not created"))
+            return
+        db = self.client.database(database)
+        staged = []
+        for step in steps:
+            self.guard()
+            try:
+                staged.append((step, _rollout.stage(self.client, db, step, staging_id(step),
+                                                    w=self.w(database))))
+            except TransportError:
+                raise
+            except CouchError as exc:
+                self.finish(StepResult(step, False,
+                                       error=f"writing its staging copy: {exc.brief}"))
+        for step, view in staged:
+            started = time.monotonic()
+            try:
+                _rollout.wait_until_built(self.client, db, staging_id(step), view,
+                                          timeout=self.wait_timeout, check=self.guard,
+                                          on_progress=self.build_progress(step.address))
+            except TransportError:
+                raise
+            except (CouchError, _rollout.BuildTimeout) as exc:
+                brief = exc.brief if isinstance(exc, CouchError) else str(exc)
+                self.finish(StepResult(step, False, error=brief))
+                continue
+            self.guard()
+            if self.swap(db, step):
+                self.result.staged.append(
+                    f"{step.address}: built under {staging_id(step)} in "
+                    f"{time.monotonic() - started:.1f} s, then swapped in")
+        self.wait_until_visible(database, _INDEX_CREATE)
+
+    def build_progress(self, address: str) -> _rollout.BuildProgress | None:
+        on_build = self.on_build
+        if on_build is None:
+            return None
+        return lambda done, total: on_build(address, done, total)
+
+    def swap(self, db: Database, step: Step) -> bool:
+        """Write the staged body to the live id, check the build was reused, and delete
+        the staging copy; False when the write failed."""
+        w = self.w(db.name)
+        if step.kind is StepKind.DESIGN_DOC:
+            result = _write_batch(db, [step], w=w,
+                                  on_partial=lambda: self.count_partial(db.name))[0]
+            live_id = step.id or ""
+        else:
+            try:
+                live_id = _create_index(self.client, step)
+                if step.action is Action.REPLACE and f"_design/{step.before['ddoc']}" != live_id:
+                    _delete_index(self.client, step)  # the old index, in another design doc
+            except TransportError:
+                raise
+            except CouchError as exc:
+                result = StepResult(step, False, error=exc.brief)
+            else:
+                result = StepResult(step, True)
+                self.visible.setdefault(db.name, {}).setdefault(_INDEX_CREATE, set()).add(
+                    step.id or "")
+        self.finish(result)
+        if not result.ok:
+            return False
+        if not _rollout.same_index(db, staging_id(step), live_id):
+            self.result.warnings.append(
+                f"{step.address}: the live design doc's index is not the one built under "
+                f"{staging_id(step)}; queries of it wait for a rebuild")
+        try:
+            db.delete(staging_id(step), w=w)
+        except TransportError:
+            raise
+        except CouchError as exc:  # the next plan deletes it
+            self.result.warnings.append(
+                f"{step.address}: its staging copy could not be deleted: {exc.brief}")
+        return True
+
+    def clean_up_indexes(self, database: str) -> None:
+        """``_view_cleanup`` after indexes were rebuilt: the old index files stay on disk
+        until then."""
+        if database not in self.rebuilt:
+            return
+        self.rebuilt.discard(database)
+        try:
+            self.client.database(database).view_cleanup()
+        except TransportError:
+            raise
+        except CouchError as exc:
+            self.result.warnings.append(
+                f"db:{database}: old index files not cleaned up (_view_cleanup: {exc.brief})")
 
     def delete_half_of_replace(self, step: Step) -> None:
         """Delete the old index; its create half (and its result) come in the next phase."""
@@ -620,12 +753,13 @@ def _delete_index(client: Client, step: Step) -> None:
         client.database(step.database).delete_index(step.before["ddoc"], step.id or "")
 
 
-def _create_index(client: Client, step: Step) -> None:
+def _create_index(client: Client, step: Step) -> str:
+    """Create the index; returns its design doc's id."""
     after = step.after
-    client.database(step.database).set_index(IndexQuery(
+    return str(client.database(step.database).set_index(IndexQuery(
         fields=after["fields"], name=step.id or "", type=after["type"], ddoc=after.get("ddoc"),
         partial_filter_selector=after.get("partial_filter_selector"),
-    ))
+    )).get("id", ""))
 
 
 def _shown(check: Callable[[Database, Any], bool], db: Database, expected: Any) -> bool:
@@ -653,7 +787,7 @@ _VISIBLE: dict[int, Callable[[Database, Any], bool]] = {
 }
 _PHASE_NAMES = {_INDEX_CREATE: "new indexes", _SECURITY: "_security"}
 
-_SIMPLE: dict[int, Callable[[Client, Step], None]] = {
+_SIMPLE: dict[int, Callable[[Client, Step], object]] = {
     _CREATE_DB: _create_database,
     _DELETE_DB: _delete_database,
     _SECURITY: _set_security,

@@ -12,6 +12,7 @@ Exit codes: 0 success (and, with ``--detailed-exitcode``, no changes),
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import sys
 import time
@@ -50,7 +51,7 @@ Url = Annotated[
     typer.Option(
         "--url",
         envvar=["COUCHDB_URL", "COUCH_URL"],
-        help=f"Server URL, credentials may be included. [default: {DEFAULT_URL}]",
+        help=f"Server URL, credentials may be included. \\[default: {DEFAULT_URL}]",
         show_default=False,
         show_envvar=True,
     ),
@@ -74,9 +75,9 @@ Parallel = Annotated[
 ]
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 @contextlib.contextmanager
@@ -131,16 +132,18 @@ def _load(paths: list[Path]) -> DesiredState:
     return load_manifests(paths)
 
 
-def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: int
-          ) -> tuple[DesiredState, Plan, LockReader]:
+def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: int,
+          design_deploy: DesignDeployMode | None) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan; the apply locks are read before the databases (see couchsync.lock)."""
     from couchsync.lock import LockReader
     from couchsync.plan import load_and_plan
 
     locks = LockReader(client)
     with _progress("Planning") as bar:
-        desired, plan = load_and_plan(client, paths, only=only, before_read=locks,
-                                      parallel=parallel, on_database=bar.databases)
+        desired, plan = load_and_plan(
+            client, paths, only=only, before_read=locks, parallel=parallel,
+            on_database=bar.databases,
+            design_deploy=None if design_deploy is None else design_deploy.value)
     return desired, plan, locks
 
 
@@ -210,6 +213,7 @@ def plan(
     url: Url = None,
     user: User = None,
     fmt: Format = "text",
+    design_deploy: DesignDeploy = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
     ] = False,
@@ -227,7 +231,7 @@ def plan(
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user, parallel) as client:
-            _, result, locks = _plan(client, paths, only, parallel)
+            _, result, locks = _plan(client, paths, only, parallel, design_deploy)
             _tell_locks(locks)
         _show(result, fmt, list_databases)
         if fmt == "text" and result.record_updates():
@@ -239,10 +243,33 @@ def plan(
         raise typer.Exit(2)
 
 
+class DesignDeployMode(str, enum.Enum):
+    """``--design-deploy`` values: a database's ``design_deploy`` setting."""
+
+    in_place = "in_place"
+    staged = "staged"
+
+
+DesignDeploy = Annotated[
+    DesignDeployMode | None,
+    typer.Option("--design-deploy", case_sensitive=False, show_default=False,
+                 help="Roll out index-rebuilding design doc and index changes in_place or "
+                      "staged (built under a staging id, then swapped in: queries never "
+                      "wait), for every database of this run \\[default: each database's "
+                      "design_deploy, in_place unless set].")
+]
+WaitTimeout = Annotated[
+    float | None,
+    typer.Option("--wait-timeout", min=0, metavar="SECONDS", show_default=False,
+                 help="Wait at most this long for each staged build; then leave the live "
+                      "design doc as it was and exit 1 \\[default: as long as it takes].")
+]
+
+
 LockTimeout = Annotated[
     float, typer.Option("--lock-timeout", min=0, metavar="SECONDS",
                         help="Wait this long for another apply's lock on a database "
-                             "[default: 0, fail at once].", show_default=False)
+                             "\\[default: 0, fail at once].", show_default=False)
 ]
 LockTTL = Annotated[
     float, typer.Option("--lock-ttl", min=5, metavar="SECONDS",
@@ -265,6 +292,8 @@ def apply(
     lock_timeout: LockTimeout = 0.0,
     lock_ttl: LockTTL = 600.0,
     parallel: Parallel = DEFAULT_PARALLEL,
+    design_deploy: DesignDeploy = None,
+    wait_timeout: WaitTimeout = None,
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
 
@@ -280,7 +309,7 @@ def apply(
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user, parallel) as client:
-            desired, changes, locks = _plan(client, paths, only, parallel)
+            desired, changes, locks = _plan(client, paths, only, parallel, design_deploy)
             unread = _unread(changes)
             if changes.is_empty and not changes.record_updates():
                 if fmt == "json":
@@ -310,7 +339,8 @@ def apply(
                     with _progress("Applying") as bar:
                         result = apply_plan(client, changes, desired, batch_size=batch_size,
                                             on_progress=bar.steps, check_lock=lockset.check,
-                                            parallel=parallel, on_database=bar.databases)
+                                            parallel=parallel, on_database=bar.databases,
+                                            wait_timeout=wait_timeout, on_build=bar.build)
             except (ApplyError, ApplyInterrupted) as exc:
                 if fmt == "json":  # stdout holds the report either way; reasons go below
                     typer.echo(exc.result.to_json(changes))
@@ -321,6 +351,10 @@ def apply(
                 elif lockset.unreleased:
                     typer.echo(f"Note: {_unreleased(lockset.unreleased, lock_ttl)}", err=True)
                 raise
+            except KeyboardInterrupt:
+                _fail("apply interrupted: what was written stays, and the ownership records "
+                      "list it; design docs being staged are as they were (their staging "
+                      "copies go on building). Run the same apply again to finish.", code=130)
         for warning in result.warnings:
             typer.echo(f"Warning: {warning}", err=True)
         if lockset.unreleased:
@@ -331,6 +365,8 @@ def apply(
             if result.confirmed:
                 typer.echo(f"Ownership records: {result.confirmed:,} entries left pending by "
                            "an interrupted apply settled.")
+            for line in result.staged:
+                typer.echo(f"Staged: {line}")
             if not changes.is_empty:
                 typer.echo(result.summary())
         if unread is not None:
@@ -380,6 +416,9 @@ class _Bar:
     def databases(self, done: int, total: int, failed: int) -> None:
         """Databases done of total, and how many failed (fleets)."""
 
+    def build(self, address: str, done: int, total: int) -> None:
+        """A staged build: changes indexed of total."""
+
 
 @contextlib.contextmanager
 def _progress(verb: str) -> Iterator[_Bar]:
@@ -411,6 +450,11 @@ def _progress(verb: str) -> Iterator[_Bar]:
                     rate = done / max(time.monotonic() - started, 1e-3)
                     detail = f"databases · {failed:,} failed · {rate:,.0f}/s"
                     progress.update(task, completed=done, total=total, detail=detail)
+
+            def build(self, address: str, done: int, total: int) -> None:
+                if not self.fleet:
+                    progress.update(task, completed=done, total=total,
+                                    detail=f"changes indexed · {address} (staged)")
 
         yield Shown()
 

@@ -426,6 +426,31 @@ class Database:
         result: dict[str, Any] = self._send("GET", "/_index").json()
         return result
 
+    # -- design documents and views
+
+    def design_info(self, design: str) -> dict[str, Any]:
+        """``GET /{db}/_design/{design}/_info``: the view index's ``signature``, ``sizes``,
+        ``update_seq``, ``updater_running``, and on CouchDB 3 ``updates_pending``: the
+        changes not yet indexed by the shard copies that answered first."""
+        path = self._doc("_design/" + design.removeprefix("_design/"), "GET") + "/_info"
+        result: dict[str, Any] = self._send("GET", path).json()
+        return result
+
+    def query_view(self, design: str, view: str, **params: Any) -> dict[str, Any]:
+        """``GET /{db}/_design/{design}/_view/{view}``: ``{"rows", ...}``. Parameters
+        are sent JSON-encoded (``key="x"``, ``limit=0``, ``update="lazy"``)."""
+        path = (self._doc("_design/" + design.removeprefix("_design/"), "GET")
+                + "/_view/" + quote(view, safe=""))
+        query = {key: json.dumps(value) if not isinstance(value, str) or key.endswith("key")
+                 else value for key, value in params.items()}
+        result: dict[str, Any] = self._send("GET", path, params=query).json()
+        return result
+
+    def view_cleanup(self) -> dict[str, Any]:
+        """``POST /{db}/_view_cleanup``: remove index files no design doc uses any more."""
+        result: dict[str, Any] = self._send("POST", "/_view_cleanup", json={}).json()
+        return result
+
     def delete_index(self, design: str, name: str) -> dict[str, Any]:
         """Delete the json index ``name`` of design doc ``design`` (with or without ``_design/``).
 

@@ -15,6 +15,10 @@ Rules, per database the manifests describe (others are never touched):
   declared ddoc) differs is replaced: ``-/+``.
 - ``prune`` deletes documents couchsync created (ownership record) that no
   manifest lists any more; ``_deleted: true`` deletes a listed document.
+- A design doc or index step that builds an index says so (``Step.rebuild``),
+  and whether it is staged (``design_deploy: staged``; see ``_staging``). A
+  staging design doc that no staged step of this plan uses (left by an
+  interrupted apply) is deleted.
 """
 
 from __future__ import annotations
@@ -26,9 +30,16 @@ from typing import Any
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
 from couchsync.plan._mango import normalize_selector
-from couchsync.plan._model import Action, DatabasePlan, Plan, Step, StepKind
+from couchsync.plan._model import Action, DatabasePlan, Plan, Rebuild, Step, StepKind
 from couchsync.plan._ownership import digest_if_current, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
+from couchsync.plan._staging import (
+    changes_validation,
+    design_staging_id,
+    index_staging_id,
+    rebuilds_search,
+    rebuilds_views,
+)
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
 
 #: Fields left out of every document comparison.
@@ -37,9 +48,6 @@ IGNORED_FIELDS = SERVER_FIELDS | {"_id", "_attachments"}
 #: Fields a manifest cannot declare but an update must keep: the live attachment stubs are
 #: written back with the new body, so updating a document never drops its attachments.
 CARRIED_FIELDS = ("_attachments",)
-
-#: Design-doc fields that make up the view index signature: changing them rebuilds views.
-_VIEW_FIELDS = ("views", "language", "options")
 
 NOT_ON_SERVER = "not on the server"
 
@@ -93,8 +101,10 @@ def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                    reason=NOT_ON_SERVER)
     if scope.whole:
         yield from _security_steps(spec, live)
-        yield from _index_steps(spec, live)
-    yield from _design_doc_steps(spec, live, scope)
+    building = [*(_index_steps(spec, live) if scope.whole else ()),
+                *_design_doc_steps(spec, live, scope)]
+    yield from building
+    yield from _staging_cleanup(spec, live, scope, building)
     yield from _document_steps(spec, live, scope, record)
 
 
@@ -125,9 +135,9 @@ def _index_steps(spec: DatabaseSpec, live: LiveDatabase) -> Iterator[Step]:
         namesakes = [found for found in live.indexes if found.name == name]
         if not namesakes:
             yield Step(Action.CREATE, StepKind.INDEX, spec.name, name, after=wanted,
-                       reason=NOT_ON_SERVER)
+                       reason=NOT_ON_SERVER, rebuild=_rebuild(spec, live, None))
             continue
-        differences = [_index_differences(index, found) for found in namesakes]
+        differences = [index_differences(index, found) for found in namesakes]
         if any(not diff for diff in differences):
             continue
         # Replace the namesake in the declared ddoc when there is one, else the first.
@@ -142,7 +152,8 @@ def _index_steps(spec: DatabaseSpec, live: LiveDatabase) -> Iterator[Step]:
             found.type,
         )
         yield Step(Action.REPLACE, StepKind.INDEX, spec.name, name, before=before,
-                   after=wanted, reason=f"{', '.join(differences[pick])} changed")
+                   after=wanted, reason=f"{', '.join(differences[pick])} changed",
+                   rebuild=_rebuild(spec, live, f"_design/{found.ddoc}"))
 
 
 def _index_definition(
@@ -156,7 +167,7 @@ def _index_definition(
     return definition
 
 
-def _index_differences(index: IndexSpec, found: LiveIndex) -> list[str]:
+def index_differences(index: IndexSpec, found: LiveIndex) -> list[str]:
     """What about ``found`` differs from the declaration (empty: the same index)."""
     differences = []
     if index.ddoc is not None and index.ddoc != found.ddoc:
@@ -182,20 +193,45 @@ def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> I
                 yield _delete(StepKind.DESIGN_DOC, spec.name, design.id, current,
                               "marked _deleted: true in the manifests")
             continue
-        reason = _design_doc_reason(current, design.body)
         step = content_step(StepKind.DESIGN_DOC, spec.name, design.id, design.body, current,
-                             reason)
-        if step is not None:
-            yield step
+                             "differs from the manifests")
+        if step is None:
+            continue
+        if rebuilds_views(step.before, step.after):
+            step.rebuild = _rebuild(spec, live, design.id)
+            if step.rebuild["staged"] and changes_validation(step.before, step.after):
+                step.rebuild["staged"] = False
+                step.reason += ("; written in place, not staged: its validate_doc_update "
+                                "changes, and must be in force before the documents")
+        if rebuilds_search(step.before, step.after):
+            step.reason += "; search indexes rebuild in place (staging covers views only)"
+        yield step
 
 
-def _design_doc_reason(current: LiveDoc | None, desired: dict[str, Any]) -> str:
-    before = (current.body if current is not None else None) or {}
-    rebuild = any(
-        canonical_json(before.get(key), drop=()) != canonical_json(desired.get(key), drop=())
-        for key in _VIEW_FIELDS
-    )
-    return "differs from the manifests" + (" (views will rebuild)" if rebuild else "")
+def _rebuild(spec: DatabaseSpec, live: LiveDatabase, design_id: str | None) -> Rebuild:
+    """The cost of building an index in ``design_id`` (None: a new one), and whether
+    the database's ``design_deploy`` stages it."""
+    return Rebuild(documents=live.doc_count,
+                   index_bytes=None if design_id is None else live.index_sizes.get(design_id),
+                   staged=spec.design_deploy == "staged")
+
+
+def staging_id(step: Step) -> str:
+    """The staging design doc of a staged design doc or index step."""
+    if step.kind is StepKind.INDEX:
+        return index_staging_id(step.id or "")
+    return design_staging_id((step.id or "").removeprefix("_design/"))
+
+
+def _staging_cleanup(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
+                     building: list[Step]) -> Iterator[Step]:
+    """Deletes of the staging design docs an interrupted staged apply left that no
+    staged step of this plan goes on with."""
+    used = {staging_id(step) for step in building if step.rebuild and step.rebuild["staged"]}
+    for doc_id, current in sorted(live.staging.items()):
+        if doc_id not in used and scope.covers(doc_id):
+            yield _delete(StepKind.DESIGN_DOC, spec.name, doc_id, current,
+                          "staging copy left by an interrupted staged apply")
 
 
 def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,

@@ -36,7 +36,7 @@ from couchsync.client import Client, CouchError, Database, NotFound
 from couchsync.manifest._rules import normalise_fields
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan._batch import batched
-from couchsync.plan._diff import content_step
+from couchsync.plan._diff import content_step, index_differences
 from couchsync.plan._model import PlanError, StepKind
 from couchsync.plan._ownership import (
     Record,
@@ -46,6 +46,12 @@ from couchsync.plan._ownership import (
     read_shards,
 )
 from couchsync.plan._select import Scope
+from couchsync.plan._staging import (
+    design_staging_id,
+    index_staging_id,
+    is_staging_id,
+    rebuilds_views,
+)
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex
 
 #: Scan the whole database when the manifest lists more than 1/SCAN_RATIO of it.
@@ -141,6 +147,10 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     if scope.whole and spec.security is not None:
         live.security = db.get_security()
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
+    # The staging copies a staged apply may have left, asked for in the same request.
+    staging_ids = [design_staging_id(d.removeprefix("_design/")) for d in design_ids]
+    if scope.whole:
+        staging_ids += [index_staging_id(name) for name in spec.indexes]
     doc_ids = [doc_id for doc_id in spec.documents if scope.covers(doc_id)]
     small = (spec.matched_by is not None and ahead.head is None and not spec.prune
              and 0 < len(design_ids) + len(doc_ids) + len(spec.indexes) <= SMALL_READ)
@@ -148,7 +158,7 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     # read off their design docs, in the same request.
     whole = small and scope.whole and live.doc_count <= SMALL_READ
     bodies = (_all_bodies(db) if whole
-              else read_bodies(db, design_ids + doc_ids if small else design_ids))
+              else read_bodies(db, [*design_ids, *staging_ids, *(doc_ids if small else ())]))
     if scope.whole and spec.indexes:
         found = _mango_indexes(bodies.values()) if whole else None
         live.indexes = _read_indexes(db) if found is None else found
@@ -156,6 +166,9 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         doc_id.removeprefix("_design/"): LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
         for doc_id in design_ids if doc_id in bodies
     }
+    live.staging = {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
+                    for doc_id in staging_ids if doc_id in bodies}
+    live.index_sizes = _index_sizes(db, spec, live)
     if small:
         documents = {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
                      for doc_id in doc_ids if doc_id in bodies}
@@ -167,6 +180,29 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         live.documents = _read_documents(db, spec, scope, live, ahead.head or read_head(db),
                                          ahead.scan)
     return live
+
+
+def _index_sizes(db: Database, spec: DatabaseSpec, live: LiveDatabase) -> dict[str, int]:
+    """The size on disk of each index that a planned change rebuilds (the plan states
+    what a change costs); asked only for those, so a no-op plan asks nothing more."""
+    rebuilt = [
+        f"_design/{name}" for name, design in spec.design_docs.items()
+        if (current := live.design_docs.get(name)) is not None
+        and rebuilds_views(current.body, design.body)
+    ]
+    for name, index in spec.indexes.items():
+        namesakes = [found for found in live.indexes if found.name == name]
+        if namesakes and all(index_differences(index, found) for found in namesakes):
+            rebuilt.append(f"_design/{namesakes[0].ddoc}")
+    sizes = {}
+    for design_id in dict.fromkeys(rebuilt):
+        try:
+            size = db.design_info(design_id)["view_index"]["sizes"]["file"]
+        except (CouchError, KeyError, TypeError):  # PouchDB Server tells no sizes
+            continue
+        if isinstance(size, int):
+            sizes[design_id] = size
+    return sizes
 
 
 def _needs_record(doc: DocumentSpec, live: LiveDoc | None) -> bool:
@@ -191,7 +227,7 @@ def _mango_indexes(bodies: Iterable[dict[str, Any]]) -> list[LiveIndex] | None:
     something else (text or nouveau indexes, an unknown form): ask ``_index`` then."""
     found = []
     for body in bodies:
-        if body.get("language") != "query":
+        if body.get("language") != "query" or is_staging_id(body["_id"]):
             continue
         views = body.get("views")
         if set(body) - {"_id", "_rev", "language", "views"} or not isinstance(views, dict):
@@ -217,7 +253,8 @@ def _read_indexes(db: Database) -> list[LiveIndex]:
             type=index.get("type", "json"),
         )
         for index in db.get_indexes()["indexes"]
-        if index.get("ddoc")  # the special _all_docs index has none
+        # The special _all_docs index has no ddoc; staging copies are not indexes in use.
+        if index.get("ddoc") and not is_staging_id(index["ddoc"])
     ]
 
 

@@ -21,7 +21,12 @@ to users. Apply never reads the reason to decide anything.
           "before": {...} | null,             # live value (null: none, or not read)
           "after": {...} | null,              # desired value (null for deletes)
           "rev": "2-abc" | null,              # the _rev seen at plan time
-          "reason": "edited on the server since couchsync wrote it"
+          "reason": "edited on the server since couchsync wrote it",
+          "rebuild": null | {                 # design doc and index steps that build
+            "documents": 60000,               # an index: the database's documents,
+            "index_bytes": 2412544 | null,    # the index's size now (null: none yet),
+            "staged": true                    # built under a staging id, then swapped in
+          }
         }
       ],
       "summary": {"create": 0, "update": 1, "delete": 0},
@@ -43,7 +48,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypedDict
 
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
@@ -82,6 +87,14 @@ _ADDRESS_PART = {
 }
 
 
+class Rebuild(TypedDict):
+    """What a design doc or index step costs in index building (``Step.rebuild``)."""
+
+    documents: int  # the database's documents, all of which the new index reads
+    index_bytes: int | None  # the current index's size on disk; None: no index yet
+    staged: bool  # built under a staging id first, then swapped in (design_deploy)
+
+
 class Step:
     """One change to one target.
 
@@ -91,7 +104,8 @@ class Step:
     apply can send the spec's canonical bytes as they are.
     """
 
-    __slots__ = ("_after", "action", "before", "database", "id", "kind", "reason", "rev")
+    __slots__ = ("_after", "action", "before", "database", "id", "kind", "reason", "rebuild",
+                 "rev")
 
     def __init__(
         self,
@@ -103,6 +117,7 @@ class Step:
         after: Any = None,
         rev: str | None = None,
         reason: str = "",
+        rebuild: Rebuild | None = None,
     ) -> None:
         self.action = action
         self.kind = kind
@@ -112,6 +127,7 @@ class Step:
         self._after = after
         self.rev = rev
         self.reason = reason
+        self.rebuild = rebuild
 
     @property
     def after(self) -> Any:
@@ -131,7 +147,7 @@ class Step:
 
     def _key(self) -> tuple[Any, ...]:
         return (self.action, self.kind, self.database, self.id, self.before, self.after,
-                self.rev, self.reason)
+                self.rev, self.reason, self.rebuild)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Step) and self._key() == other._key()
@@ -141,7 +157,7 @@ class Step:
     def __repr__(self) -> str:
         return (f"Step({self.action!r}, {self.kind!r}, {self.database!r}, id={self.id!r}, "
                 f"before={self.before!r}, after={self.after!r}, rev={self.rev!r}, "
-                f"reason={self.reason!r})")
+                f"reason={self.reason!r}, rebuild={self.rebuild!r})")
 
     @property
     def address(self) -> str:
@@ -170,6 +186,7 @@ class Step:
             after=data.get("after"),
             rev=data.get("rev"),
             reason=data.get("reason", ""),
+            rebuild=data.get("rebuild"),
         )
 
 
@@ -263,7 +280,8 @@ class Plan:
                    errors=dict(data.get("errors", {})))
 
 
-_STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason")
+_STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason",
+              "rebuild")
 _ENUM_KEYS = frozenset({"action", "kind"})
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
@@ -82,10 +82,15 @@ def load_and_plan(
     before_read: Callable[[Collection[str]], None] | None = None,
     parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
+    design_deploy: Literal["in_place", "staged"] | None = None,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
-    what ``couchsync plan`` and ``apply`` do."""
+    what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
+    database's setting (``apply --design-deploy``)."""
     desired, ahead = _load(client, paths, only, before_read)
+    if design_deploy is not None:
+        for spec in desired.databases.values():
+            spec.design_deploy = design_deploy
     return desired, plan_server(client, desired, only=only, prefetched=ahead,
                                 parallel=parallel, on_database=on_database)
 

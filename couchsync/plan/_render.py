@@ -145,6 +145,8 @@ def _step_lines(step: Mapping[str, Any], databases: list[str], paint: Paint,
                f"in {len(databases):,} databases")
     if step.get("reason"):
         yield _INDENT + paint("dim", f"# {step['reason']}")
+    if step.get("rebuild"):
+        yield _INDENT + paint("dim", f"# {_rebuild_text(step['rebuild'], len(databases))}")
     before, after = step.get("before"), step.get("after")
     if action in (Action.UPDATE.value, Action.REPLACE.value):
         for change in field_changes(before, after):
@@ -163,6 +165,27 @@ def _step_lines(step: Mapping[str, Any], databases: list[str], paint: Paint,
             yield from (f"{_INDENT}  db:{name}" for name in databases)
         else:
             yield _INDENT + paint("dim", "# --list-databases names them")
+
+
+def _rebuild_text(rebuild: Mapping[str, Any], databases: int) -> str:
+    """What building the step's index costs, and how it is rolled out."""
+    if databases > 1:
+        text = "builds an index in each database"
+    else:
+        text = f"builds an index over {rebuild['documents']:,} documents"
+        if rebuild.get("index_bytes") is not None:
+            text += f" (the one it replaces: {_size(rebuild['index_bytes'])})"
+    if rebuild.get("staged"):
+        return text + "; staged: built under a staging id first, then swapped in"
+    return text + "; in place: queries of it wait until it is built"
+
+
+def _size(count: int) -> str:
+    units = ("bytes", "KB", "MB", "GB", "TB")
+    size, unit = float(count), 0
+    while size >= 1024 and unit < len(units) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{count:,} bytes" if unit == 0 else f"{size:,.1f} {units[unit]}"
 
 
 def _listing(op: str, value: Any, paint: Paint) -> Iterator[str]:

@@ -65,6 +65,11 @@ class LiveDatabase:
     #: unchanged and its entries were therefore not read (``managed`` lacks them); the
     #: planner checks the proof again against the desired state it is given.
     record_digest: str | None = None
+    #: Index size on disk (bytes, ``sizes.file``) by design doc id, for the design docs
+    #: whose index a planned change rebuilds (read only for those).
+    index_sizes: dict[str, int] = field(default_factory=dict)
+    #: Staging design docs (``_design/couchsync-staged…``) a staged rollout left, by id.
+    staging: dict[str, LiveDoc] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -20,8 +20,7 @@ from typer.testing import CliRunner
 from couchsync.cli import app
 from couchsync.client import Client
 from couchsync.lock import LockSet, read_locks
-from couchsync.plan import _planner, discover
-from couchsync.plan import load_and_plan
+from couchsync.plan import _planner, discover, load_and_plan
 
 TEMPLATE: dict[str, Any] = {
     "security": {"admins": {"names": [], "roles": []},

@@ -269,23 +269,117 @@ def test_design_doc_equal_apart_from_id_and_rev_is_no_change() -> None:
                         state).is_empty
 
 
-def test_design_doc_view_change_says_views_will_rebuild() -> None:
+def test_design_doc_view_change_states_the_rebuild_cost() -> None:
     server = {"_id": "_design/reports", "_rev": "2-x", "views": {"all": {"map": "old"}}}
-    state = live(existing(design_docs={"reports": LiveDoc("2-x", server)}))
+    state = live(existing(design_docs={"reports": LiveDoc("2-x", server)}, doc_count=60_000,
+                          index_sizes={"_design/reports": 2_000_000}))
     [step] = plan_changes(desired(database(design_docs=[design("reports", VIEWS)])),
                           state).steps
     assert (step.action, step.address, step.rev) == (
         Action.UPDATE, "db:users/design:reports", "2-x")
-    assert step.reason == "differs from the manifests (views will rebuild)"
+    assert step.reason == "differs from the manifests"
+    assert step.rebuild == {"documents": 60_000, "index_bytes": 2_000_000, "staged": False}
 
 
-def test_design_doc_change_outside_views_does_not_rebuild() -> None:
-    server = {"_id": "_design/reports", "_rev": "2-x", **VIEWS, "validate_doc_update": "old"}
+@pytest.mark.parametrize("field", ["language", "options"])
+def test_a_language_or_options_change_rebuilds_too(field: str) -> None:
+    server = {"_id": "_design/reports", "_rev": "2-x", **VIEWS}
     state = live(existing(design_docs={"reports": LiveDoc("2-x", server)}))
-    body = {**VIEWS, "validate_doc_update": "new"}
+    body = {**VIEWS, field: "erlang" if field == "language" else {"local_seq": True}}
     [step] = plan_changes(desired(database(design_docs=[design("reports", body)])),
                           state).steps
+    assert step.rebuild is not None
+
+
+@pytest.mark.parametrize("change", [
+    {"validate_doc_update": "new"}, {"filters": {"f": "function () {}"}},
+    {"updates": {"u": "function () {}"}}, {"couchapp": {"signatures": {}}},
+])
+def test_design_doc_change_outside_views_rebuilds_nothing_and_is_never_staged(
+        change: dict[str, Any]) -> None:
+    server = {"_id": "_design/reports", "_rev": "2-x", **VIEWS, "validate_doc_update": "old"}
+    state = live(existing(design_docs={"reports": LiveDoc("2-x", server)}))
+    body = {**VIEWS, "validate_doc_update": "old", **change}
+    [step] = plan_changes(desired(database(design_docs=[design("reports", body)],
+                                           design_deploy="staged")), state).steps
     assert step.reason == "differs from the manifests"
+    assert step.rebuild is None
+
+
+def test_staged_design_deploy_stages_new_and_changed_views() -> None:
+    server = {"_id": "_design/reports", "_rev": "2-x", "views": {"all": {"map": "old"}}}
+    state = live(existing(design_docs={"reports": LiveDoc("2-x", server)}, doc_count=5))
+    spec = database(design_docs=[design("reports", VIEWS), design("fresh", VIEWS)],
+                    design_deploy="staged")
+    steps = plan_changes(desired(spec), state).steps
+    assert [(s.action, s.address, s.rebuild) for s in steps] == [
+        (Action.UPDATE, "db:users/design:reports",
+         {"documents": 5, "index_bytes": None, "staged": True}),
+        (Action.CREATE, "db:users/design:fresh",
+         {"documents": 5, "index_bytes": None, "staged": True}),
+    ]
+
+
+def test_a_views_change_with_a_validate_doc_update_change_is_written_in_place() -> None:
+    server = {"_id": "_design/app", "_rev": "2-x", "views": {"all": {"map": "old"}},
+              "validate_doc_update": "old"}
+    state = live(existing(design_docs={"app": LiveDoc("2-x", server)}))
+    body = {**VIEWS, "validate_doc_update": "new"}
+    [step] = plan_changes(desired(database(design_docs=[design("app", body)],
+                                           design_deploy="staged")), state).steps
+    assert step.rebuild is not None and step.rebuild["staged"] is False
+    assert "not staged: its validate_doc_update changes" in step.reason
+
+
+def test_a_search_index_change_says_it_rebuilds_in_place() -> None:
+    server = {"_id": "_design/s", "_rev": "2-x", "indexes": {"i": {"index": "old"}}}
+    state = live(existing(design_docs={"s": LiveDoc("2-x", server)}))
+    body = {"indexes": {"i": {"index": "new"}}}
+    [step] = plan_changes(desired(database(design_docs=[design("s", body)],
+                                           design_deploy="staged")), state).steps
+    assert step.rebuild is None
+    assert "search indexes rebuild in place" in step.reason
+
+
+def test_staged_index_changes_name_the_replaced_index_size() -> None:
+    spec = database(indexes=[index("by-email", ["email", "name"]), index("new", ["x"])],
+                    design_deploy="staged")
+    state = live(existing(indexes=[live_index()], doc_count=9,
+                          index_sizes={"_design/idx": 4096}))
+    steps = plan_changes(desired(spec), state).steps
+    assert [(s.action, s.address, s.rebuild) for s in steps] == [
+        (Action.REPLACE, "db:users/index:by-email",
+         {"documents": 9, "index_bytes": 4096, "staged": True}),
+        (Action.CREATE, "db:users/index:new",
+         {"documents": 9, "index_bytes": None, "staged": True}),
+    ]
+
+
+STAGED_APP = "_design/couchsync-staged.app"
+
+
+def test_a_staging_copy_left_behind_is_deleted_when_no_staged_step_goes_on_with_it() -> None:
+    left = {STAGED_APP: LiveDoc("1-s", {"_id": STAGED_APP, **VIEWS}),
+            "_design/couchsync-staged-index.gone": LiveDoc("1-t", {})}
+    server = {"_id": "_design/app", "_rev": "2-x", **VIEWS}
+    state = live(existing(design_docs={"app": LiveDoc("2-x", server)}, staging=left))
+    plan = plan_changes(desired(database(design_docs=[design("app", VIEWS)])), state)
+    assert [(s.action, s.address, s.rev) for s in plan.steps] == [
+        (Action.DELETE, "db:users/design:couchsync-staged-index.gone", "1-t"),
+        (Action.DELETE, "db:users/design:couchsync-staged.app", "1-s"),
+    ]
+    assert all(s.reason == "staging copy left by an interrupted staged apply"
+               for s in plan.steps)
+
+
+def test_a_staging_copy_a_staged_step_goes_on_with_is_kept() -> None:
+    left = {STAGED_APP: LiveDoc("1-s", {"_id": STAGED_APP, **VIEWS})}
+    server = {"_id": "_design/app", "_rev": "2-x", "views": {"all": {"map": "old"}}}
+    state = live(existing(design_docs={"app": LiveDoc("2-x", server)}, staging=left))
+    plan = plan_changes(desired(database(design_docs=[design("app", VIEWS)],
+                                         design_deploy="staged")), state)
+    assert [(s.action, s.address) for s in plan.steps] == [
+        (Action.UPDATE, "db:users/design:app")]
 
 
 def test_design_doc_marked_deleted_is_deleted() -> None:

@@ -45,7 +45,7 @@ def test_to_dict_is_the_documented_structure() -> None:
         "steps": [{
             "action": "-", "kind": "document", "address": "db:users/doc:old/1",
             "database": "users", "id": "old/1", "before": None, "after": None,
-            "rev": "2-b", "reason": "prune",
+            "rev": "2-b", "reason": "prune", "rebuild": None,
         }],
         "summary": {"create": 0, "update": 0, "delete": 1},
         "record_updates": 0,

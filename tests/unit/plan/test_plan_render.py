@@ -101,3 +101,22 @@ def test_view_and_dict_render_the_same() -> None:
     plan = Plan(steps)
     assert render_text(plan.view()) == render_text(plan.to_dict())
     assert [dict(view) for view in plan.view()["steps"]] == plan.to_dict()["steps"]
+
+
+def test_a_rebuilding_step_states_its_cost_and_rollout() -> None:
+    views = {"views": {"all": {"map": "function (doc) { emit(doc.x); }"}}}
+    staged = Step(Action.UPDATE, StepKind.DESIGN_DOC, "orders", "_design/app",
+                  before={"views": {"all": {"map": "old"}}}, after=views, rev="3-a",
+                  reason="differs from the manifests",
+                  rebuild={"documents": 100_000, "index_bytes": 12_900_000, "staged": True})
+    in_place = Step(Action.CREATE, StepKind.INDEX, "orders", "by-x",
+                    after={"fields": [{"x": "asc"}], "type": "json"}, reason="not on the server",
+                    rebuild={"documents": 100_000, "index_bytes": None, "staged": False})
+    lines = render(staged, in_place).splitlines()
+    assert lines[3:5] == [
+        "      # differs from the manifests",
+        "      # builds an index over 100,000 documents (the one it replaces: 12.3 MB); "
+        "staged: built under a staging id first, then swapped in",
+    ]
+    assert ("      # builds an index over 100,000 documents; in place: queries of it wait "
+            "until it is built") in lines

@@ -1,0 +1,73 @@
+"""Staged rollouts, the pure part: which changes rebuild an index, and the staging ids.
+
+CouchDB names a view index by its signature, a hash of the design doc's
+``views``, ``language`` and ``options`` (not of its id, nor of its other
+fields). So a body built under another id first is found already built when
+the same body is written to the live id: that is a staged rollout
+(``couchsync._rollout`` does the I/O). Mango indexes are views of
+``language: query`` design docs, and are staged the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from couchsync._canonical import canonical_json
+
+#: Every staging design doc's id starts with this; nothing else of couchsync's does.
+STAGING_PREFIX = "_design/couchsync-staged"
+
+#: Design-doc fields that make up the view index's signature.
+VIEW_FIELDS = ("views", "language", "options")
+#: Design-doc fields holding search indexes (Clouseau, Nouveau): not staged.
+SEARCH_FIELDS = ("indexes", "nouveau")
+#: Fields a staging copy leaves out: not in the signature, and harmful there (a second
+#: validate_doc_update in force; attachment stubs of another document).
+UNSTAGED_FIELDS = ("validate_doc_update", "_attachments")
+
+
+def design_staging_id(name: str) -> str:
+    """The staging id of design doc ``name`` (without ``_design/``)."""
+    return f"{STAGING_PREFIX}.{name}"
+
+
+def index_staging_id(name: str) -> str:
+    """The staging id of Mango index ``name``."""
+    return f"{STAGING_PREFIX}-index.{name}"
+
+
+def is_staging_id(doc_id: str) -> bool:
+    return doc_id.startswith(STAGING_PREFIX)
+
+
+def has_views(body: dict[str, Any] | None) -> bool:
+    """Whether the design doc defines a view (``lib`` alone is none)."""
+    views = (body or {}).get("views")
+    return isinstance(views, dict) and any(name != "lib" for name in views)
+
+
+def _differs(before: dict[str, Any] | None, after: dict[str, Any], fields: tuple[str, ...]
+             ) -> bool:
+    before = before or {}
+    return any(canonical_json(before.get(key), drop=()) != canonical_json(after.get(key), drop=())
+               for key in fields)
+
+
+def rebuilds_views(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether writing ``after`` over ``before`` (None: a new design doc) builds a view
+    index: the new body has views, and its signature fields changed."""
+    return has_views(after) and _differs(before, after, VIEW_FIELDS)
+
+
+def rebuilds_search(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    return _differs(before, after, SEARCH_FIELDS) and any(after.get(key) for key in SEARCH_FIELDS)
+
+
+def changes_validation(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    return _differs(before, after, ("validate_doc_update",))
+
+
+def staging_body(body: dict[str, Any]) -> dict[str, Any]:
+    """What a staging copy of ``body`` holds: all that the index signature reads."""
+    return {key: value for key, value in body.items()
+            if key not in UNSTAGED_FIELDS and key not in ("_id", "_rev")}

@@ -1,0 +1,195 @@
+"""Staged design-doc rollouts (``design_deploy: staged``) on the real server.
+
+The claim: queries of the live view keep answering from the old index while the
+new one builds under a staging id, and the live design doc, once swapped in,
+finds its index already built. "Already built" is checked the way CouchDB tells
+it, not by timing: right after apply, a query that may not build anything
+(``update=false``) already answers with the new view's results, and ``_info``
+shows no changes left to index.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from cli_helpers import couchsync, run, wait_for
+from sync_helpers import plan, sync
+
+from couchsync.client import Client
+from couchsync.manifest import DesiredState
+
+STAGED_APP = "_design/couchsync-staged.app"
+
+
+def view(factor: int) -> dict[str, Any]:
+    return {"views": {"total": {"map": f"function (doc) {{ emit(doc.g, doc.v * {factor}); }}",
+                                "reduce": "_sum"}}}
+
+
+def seed(url: str, db: str, count: int) -> None:
+    """``count`` documents {g, v}, written straight to the server (not by couchsync)."""
+    with httpx.Client(timeout=120) as http:
+        assert http.put(f"{url}/{db}").status_code in (201, 202)
+        for start in range(0, count, 5_000):
+            docs = [{"_id": f"d{i:06d}", "g": i % 10, "v": i}
+                    for i in range(start, min(count, start + 5_000))]
+            http.post(f"{url}/{db}/_bulk_docs", json={"docs": docs}).raise_for_status()
+
+
+def total(url: str, db: str, **params: str) -> int:
+    answer = httpx.get(f"{url}/{db}/_design/app/_view/total", params=params, timeout=120)
+    answer.raise_for_status()
+    return int(answer.json()["rows"][0]["value"])
+
+
+def staging_ids(url: str, db: str) -> list[str]:
+    rows = httpx.get(f"{url}/{db}/_all_docs", params={
+        "startkey": json.dumps("_design/couchsync-staged"),
+        "endkey": json.dumps("_design/couchsync-staged\ufff0")}, timeout=30).json()["rows"]
+    return [row["id"] for row in rows]
+
+
+def write_manifest(path: Path, db: str, factor: int, **settings: Any) -> str:
+    path.write_text(yaml.safe_dump({"version": 1, "databases": {db: {
+        **settings, "design_docs": {"app": view(factor)}}}}))
+    return str(path)
+
+
+def test_a_staged_rollout_keeps_the_view_answering_and_swaps_in_a_built_index(
+        couch_url: str, client: Client, db_name: str, is_couchdb: bool,
+        manifest: Callable[[dict[str, Any]], DesiredState]) -> None:
+    count = 3_000
+    seed(couch_url, db_name, count)
+    sync(client, manifest({db_name: {"design_docs": {"app": view(1)}}}))
+    old = total(couch_url, db_name)  # builds the old index
+    new = 2 * old
+    answers: list[int | str] = []
+    done = threading.Event()
+
+    def query_all_along() -> None:
+        while not done.is_set():
+            try:
+                answers.append(total(couch_url, db_name))
+            except httpx.HTTPError as exc:
+                answers.append(f"{type(exc).__name__}: {exc}")
+
+    querier = threading.Thread(target=query_all_along)
+    querier.start()
+    try:
+        desired = manifest({db_name: {"design_deploy": "staged",
+                                      "design_docs": {"app": view(2)}}})
+        made, result = sync(client, desired)
+    finally:
+        done.set()
+        querier.join()
+    [step] = made.steps
+    assert step.rebuild is not None and step.rebuild["staged"]
+    assert step.rebuild["documents"] == count + 1  # the design doc is one of them
+    assert result.ok and len(result.staged) == 1
+    assert result.staged[0].startswith(f"db:{db_name}/design:app: built under {STAGED_APP}")
+    assert not result.warnings  # among them: "the live design doc's index is not the one built"
+    assert answers and set(answers) <= {old, new}, answers  # always answered, never an error
+    if is_couchdb:
+        # Built before the swap: a query that may not build answers with the new view,
+        # and no shard copy that answers has changes left to index.
+        assert total(couch_url, db_name, update="false") == new
+        info = httpx.get(f"{couch_url}/{db_name}/_design/app/_info", timeout=30).json()
+        assert info["view_index"]["updates_pending"]["total"] <= 100
+    assert total(couch_url, db_name) == new
+    assert staging_ids(couch_url, db_name) == []
+    assert plan(client, desired).is_empty
+
+
+@pytest.mark.couchdb_only("Mango indexes are views CouchDB builds; PouchDB's _find has "
+                          "no update=false")
+def test_a_staged_mango_index_change_is_built_before_it_is_in_place(
+        couch_url: str, client: Client, db_name: str,
+        manifest: Callable[[dict[str, Any]], DesiredState]) -> None:
+    seed(couch_url, db_name, 3_000)
+    sync(client, manifest({db_name: {"indexes": {"by-g": {"fields": ["g"], "ddoc": "idx"}}}}))
+    desired = manifest({db_name: {"design_deploy": "staged", "indexes": {
+        "by-g": {"fields": ["g", "v"], "ddoc": "idx"}}}})
+    made, result = sync(client, desired)
+    assert [(s.action.value, s.address) for s in made.steps] == [
+        ("-/+", f"db:{db_name}/index:by-g")]
+    assert result.ok and len(result.staged) == 1 and not result.warnings
+    [index] = [i for i in client.database(db_name).get_indexes()["indexes"]
+               if i["name"] == "by-g"]
+    assert (index["ddoc"], index["def"]["fields"]) == ("_design/idx", [{"g": "asc"}, {"v": "asc"}])
+    # Built already: a query that may not build finds every match.
+    found = httpx.post(f"{couch_url}/{db_name}/_find", timeout=60, json={
+        "selector": {"g": 3, "v": {"$gt": 0}}, "use_index": ["idx", "by-g"], "update": False,
+        "limit": 1000}).json()
+    assert len(found["docs"]) == 300
+    assert staging_ids(couch_url, db_name) == []
+    assert plan(client, desired).is_empty
+
+
+@pytest.mark.couchdb_only("PouchDB Server builds a view only when it is queried: there is "
+                          "no build to time out")
+def test_a_timed_out_staged_build_leaves_the_live_design_doc_and_a_rerun_completes(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    seed(couch_url, db_name, 20_000)
+    assert run(couch_url, "apply", write_manifest(tmp_path / "v1.yaml", db_name, 1),
+               "--yes").returncode == 0
+    live_rev = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()["_rev"]
+    old = total(couch_url, db_name)
+    v2 = write_manifest(tmp_path / "v2.yaml", db_name, 2)
+
+    timed_out = run(couch_url, "apply", v2, "--yes", "--design-deploy", "staged",
+                    "--wait-timeout", "0")
+    assert timed_out.returncode == 1
+    assert "Traceback" not in timed_out.stderr
+    assert "the staged build was not done after 0 s" in timed_out.stderr
+    assert "Run apply again to wait for it" in timed_out.stderr
+    after = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()
+    assert after["_rev"] == live_rev  # the live design doc as it was
+    assert staging_ids(couch_url, db_name) == [STAGED_APP]
+
+    again = run(couch_url, "apply", v2, "--yes", "--design-deploy", "staged")
+    assert again.returncode == 0, again.stderr
+    assert f"Staged: db:{db_name}/design:app: built under {STAGED_APP}" in again.stdout
+    assert staging_ids(couch_url, db_name) == []
+    assert total(couch_url, db_name, update="false") == 2 * old
+    replan = run(couch_url, "plan", v2, "--design-deploy", "staged")
+    assert "No changes." in replan.stdout
+
+
+@pytest.mark.couchdb_only("PouchDB Server builds a view only when it is queried: an apply "
+                          "cannot be caught waiting for a build")
+def test_an_interrupted_staged_apply_leaves_the_live_design_doc_and_in_place_cleans_up(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    seed(couch_url, db_name, 30_000)
+    assert run(couch_url, "apply", write_manifest(tmp_path / "v1.yaml", db_name, 1),
+               "--yes").returncode == 0
+    live_rev = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()["_rev"]
+    v2 = write_manifest(tmp_path / "v2.yaml", db_name, 2)
+
+    proc = couchsync(couch_url, "apply", v2, "--yes", "--design-deploy", "staged")
+    wait_for(lambda: staging_ids(couch_url, db_name) == [STAGED_APP],
+             "the staging copy to be written", proc=proc)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, while it waits for the build
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the build finished before the interrupt reached couchsync")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "apply interrupted" in err
+    after = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()
+    assert after["_rev"] == live_rev
+
+    # Written in place instead: the plan says the staging copy goes, and it does.
+    shown = run(couch_url, "plan", v2, "--design-deploy", "in_place")
+    assert f"- db:{db_name}/design:couchsync-staged.app" in shown.stdout
+    assert "staging copy left by an interrupted staged apply" in shown.stdout
+    done = run(couch_url, "apply", v2, "--yes", "--design-deploy", "in_place")
+    assert done.returncode == 0, done.stderr
+    assert staging_ids(couch_url, db_name) == []
+    assert "No changes." in run(couch_url, "plan", v2).stdout
