@@ -102,7 +102,7 @@ def _stage_index(db: Database, step: Step, staging_id: str, *, w: int | None) ->
     db.set_index(IndexQuery(
         fields=after["fields"], name=name, type=after["type"],
         ddoc=staging_id.removeprefix("_design/"),
-        partial_filter_selector=after.get("partial_filter_selector")))
+        partial_filter_selector=after.get("partial_filter_selector")), w=w)
     return name
 
 

@@ -442,7 +442,8 @@ class _Run:
             return
         self.guard()
         try:
-            _SIMPLE[phase](self.client, step)
+            w = None if phase in (_CREATE_DB, _DELETE_DB) else self.w(step.database)
+            _SIMPLE[phase](self.client, step, w)
         except TransportError:
             raise
         except CouchError as exc:
@@ -511,9 +512,9 @@ class _Run:
             live_id = step.id or ""
         else:
             try:
-                live_id = _create_index(self.client, step)
+                live_id = _create_index(self.client, step, w)
                 if step.action is Action.REPLACE and f"_design/{step.before['ddoc']}" != live_id:
-                    _delete_index(self.client, step)  # the old index, in another design doc
+                    _delete_index(self.client, step, w)  # the old one, in another design doc
             except TransportError:
                 raise
             except CouchError as exc:
@@ -556,7 +557,7 @@ class _Run:
         """Delete the old index; its create half (and its result) come in the next phase."""
         self.guard()
         try:
-            _delete_index(self.client, step)
+            _delete_index(self.client, step, self.w(step.database))
         except TransportError:
             raise
         except CouchError as exc:
@@ -716,7 +717,7 @@ class _Run:
 # -- one-request steps
 
 
-def _create_database(client: Client, step: Step) -> None:
+def _create_database(client: Client, step: Step, w: int | None = None) -> None:
     options = step.after or {}
     if options.get("n", 1) > 1:
         _check_copies(client, options["n"])
@@ -739,27 +740,28 @@ class _Refused(CouchError):
     """A step couchsync refuses before sending it (its text is the reason)."""
 
 
-def _delete_database(client: Client, step: Step) -> None:
+def _delete_database(client: Client, step: Step, w: int | None = None) -> None:
     with suppress(NotFound):  # already gone
         client.delete(step.database)
 
 
-def _set_security(client: Client, step: Step) -> None:
+def _set_security(client: Client, step: Step, w: int | None = None) -> None:
     client.database(step.database).set_security(step.after)
 
 
-def _delete_index(client: Client, step: Step) -> None:
+def _delete_index(client: Client, step: Step, w: int | None = None) -> None:
     with suppress(NotFound):  # already gone
-        client.database(step.database).delete_index(step.before["ddoc"], step.id or "")
+        client.database(step.database).delete_index(step.before["ddoc"], step.id or "", w=w)
 
 
-def _create_index(client: Client, step: Step) -> str:
-    """Create the index; returns its design doc's id."""
+def _create_index(client: Client, step: Step, w: int | None = None) -> str:
+    """Create the index (its design doc written to ``w`` copies); returns the design
+    doc's id."""
     after = step.after
     return str(client.database(step.database).set_index(IndexQuery(
         fields=after["fields"], name=step.id or "", type=after["type"], ddoc=after.get("ddoc"),
         partial_filter_selector=after.get("partial_filter_selector"),
-    )).get("id", ""))
+    ), w=w).get("id", ""))
 
 
 def _shown(check: Callable[[Database, Any], bool], db: Database, expected: Any) -> bool:
@@ -787,7 +789,7 @@ _VISIBLE: dict[int, Callable[[Database, Any], bool]] = {
 }
 _PHASE_NAMES = {_INDEX_CREATE: "new indexes", _SECURITY: "_security"}
 
-_SIMPLE: dict[int, Callable[[Client, Step], object]] = {
+_SIMPLE: dict[int, Callable[[Client, Step, int | None], object]] = {
     _CREATE_DB: _create_database,
     _DELETE_DB: _delete_database,
     _SECURITY: _set_security,

@@ -416,9 +416,14 @@ class Database:
                 skip += len(docs)
                 body["skip"] = skip
 
-    def set_index(self, index: IndexQuery) -> dict[str, Any]:
-        """Create a Mango index; ``{"result": "created"|"exists", "id", "name"}``."""
-        result: dict[str, Any] = self._send("POST", "/_index", json=index.to_dict()).json()
+    def set_index(self, index: IndexQuery, *, w: int | None = None) -> dict[str, Any]:
+        """Create a Mango index; ``{"result": "created"|"exists", "id", "name"}``.
+
+        ``w``: shard copies its design doc must be written to before the answer
+        (CouchDB's default is 2; a cluster's n makes the index seen at once by reads of
+        any copy)."""
+        body = index.to_dict() if w is None else {**index.to_dict(), "w": w}
+        result: dict[str, Any] = self._send("POST", "/_index", json=body).json()
         return result
 
     def get_indexes(self) -> dict[str, Any]:
@@ -451,13 +456,14 @@ class Database:
         result: dict[str, Any] = self._send("POST", "/_view_cleanup", json={}).json()
         return result
 
-    def delete_index(self, design: str, name: str) -> dict[str, Any]:
+    def delete_index(self, design: str, name: str, *, w: int | None = None) -> dict[str, Any]:
         """Delete the json index ``name`` of design doc ``design`` (with or without ``_design/``).
 
         The design doc id travels as one encoded segment (``_design%2Fx``): PouchDB
-        Server needs that and CouchDB accepts it.
+        Server needs that and CouchDB accepts it. ``w`` as for ``set_index``.
         """
         ddoc = quote("_design/" + design.removeprefix("_design/"), safe="")
         path = f"/_index/{ddoc}/json/{quote(name, safe='')}"
-        result: dict[str, Any] = self._send("DELETE", path).json()
+        params = None if w is None else {"w": str(w)}
+        result: dict[str, Any] = self._send("DELETE", path, params=params).json()
         return result

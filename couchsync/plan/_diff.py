@@ -199,7 +199,8 @@ def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> I
             continue
         if rebuilds_views(step.before, step.after):
             step.rebuild = _rebuild(spec, live, design.id)
-            if step.rebuild["staged"] and changes_validation(step.before, step.after):
+            if (step.rebuild is not None and step.rebuild["staged"]
+                    and changes_validation(step.before, step.after)):
                 step.rebuild["staged"] = False
                 step.reason += ("; written in place, not staged: its validate_doc_update "
                                 "changes, and must be in force before the documents")
@@ -208,9 +209,13 @@ def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> I
         yield step
 
 
-def _rebuild(spec: DatabaseSpec, live: LiveDatabase, design_id: str | None) -> Rebuild:
+def _rebuild(spec: DatabaseSpec, live: LiveDatabase, design_id: str | None
+             ) -> Rebuild | None:
     """The cost of building an index in ``design_id`` (None: a new one), and whether
-    the database's ``design_deploy`` stages it."""
+    the database's ``design_deploy`` stages it; None in a database apply creates
+    (nothing can query it before, nothing to stage)."""
+    if not live.exists:
+        return None
     return Rebuild(documents=live.doc_count,
                    index_bytes=None if design_id is None else live.index_sizes.get(design_id),
                    staged=spec.design_deploy == "staged")
@@ -227,7 +232,12 @@ def _staging_cleanup(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                      building: list[Step]) -> Iterator[Step]:
     """Deletes of the staging design docs an interrupted staged apply left that no
     staged step of this plan goes on with."""
-    used = {staging_id(step) for step in building if step.rebuild and step.rebuild["staged"]}
+    used = set()
+    for step in building:
+        if step.rebuild and step.rebuild["staged"]:
+            used.add(staging_id(step))
+            if staging_id(step) in live.staging:
+                step.reason += "; goes on with the staged build an earlier apply left"
     for doc_id, current in sorted(live.staging.items()):
         if doc_id not in used and scope.covers(doc_id):
             yield _delete(StepKind.DESIGN_DOC, spec.name, doc_id, current,

@@ -380,6 +380,8 @@ def test_a_staging_copy_a_staged_step_goes_on_with_is_kept() -> None:
                                          design_deploy="staged")), state)
     assert [(s.action, s.address) for s in plan.steps] == [
         (Action.UPDATE, "db:users/design:app")]
+    assert plan.steps[0].reason == ("differs from the manifests; goes on with the staged "
+                                    "build an earlier apply left")
 
 
 def test_design_doc_marked_deleted_is_deleted() -> None:
