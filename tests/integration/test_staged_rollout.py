@@ -193,3 +193,48 @@ def test_an_interrupted_staged_apply_leaves_the_live_design_doc_and_in_place_cle
     assert done.returncode == 0, done.stderr
     assert staging_ids(couch_url, db_name) == []
     assert "No changes." in run(couch_url, "plan", v2).stdout
+
+
+@pytest.mark.couchdb_only("PouchDB Server builds a view only when it is queried: an apply "
+                          "cannot be caught waiting for a build")
+def test_a_fleet_staged_by_its_pattern_stops_everywhere_on_ctrl_c_and_then_completes(
+        couch_url: str, db_name_factory: Callable[[], str], tmp_path: Path) -> None:
+    prefix = db_name_factory()
+    names = [f"{prefix}-{i}" for i in range(3)]
+    for name in names:
+        seed(couch_url, name, 15_000)
+    pattern = f"{prefix}-*"
+    try:
+        v1 = tmp_path / "v1.yaml"
+        v1.write_text(yaml.safe_dump({"version": 1, "databases": {
+            pattern: {"design_docs": {"app": view(1)}}}}))
+        assert run(couch_url, "apply", str(v1), "--yes").returncode == 0
+        revs = {name: httpx.get(f"{couch_url}/{name}/_design/app", timeout=30).json()["_rev"]
+                for name in names}
+        v2 = tmp_path / "v2.yaml"
+        v2.write_text(yaml.safe_dump({"version": 1, "databases": {
+            pattern: {"design_deploy": "staged", "design_docs": {"app": view(2)}}}}))
+
+        proc = couchsync(couch_url, "apply", str(v2), "--yes", "--parallel", "3")
+        wait_for(lambda: all(staging_ids(couch_url, name) for name in names),
+                 "every database's staging copy to be written", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            pytest.skip("the builds finished before the interrupt reached couchsync")
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        for name in names:  # not one swapped in after the interrupt
+            live = httpx.get(f"{couch_url}/{name}/_design/app", timeout=30).json()
+            assert live["_rev"] == revs[name]
+
+        done = run(couch_url, "apply", str(v2), "--yes")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("Staged: ") == 3
+        for name in names:
+            assert staging_ids(couch_url, name) == []
+            assert total(couch_url, name, update="false") == 2 * sum(range(15_000))
+        assert "No changes." in run(couch_url, "plan", str(v2)).stdout
+    finally:
+        for name in names:
+            httpx.delete(f"{couch_url}/{name}", timeout=30)
