@@ -837,29 +837,40 @@ def _write_batch(db: Database, batch: Sequence[Step],
         except TransportError:
             raise
         except CouchError as exc:
-            for step in pending:
-                results[step.id or ""] = StepResult(origin[step.id or ""], False,
-                                                    error=exc.brief)
-            break
+            if exc.error != "missing_stub":
+                for step in pending:
+                    results[step.id or ""] = StepResult(origin[step.id or ""], False,
+                                                        error=exc.brief)
+                break
+            # A whole request refused for one document's stubs (412): each is re-read
+            # and retried, as if each had been refused so.
+            answers = BulkResults({"id": step.id, "error": exc.error, "reason": exc.reason}
+                                  for step in pending)
         if answers.accepted and on_partial is not None:
             on_partial()
         # Matched by id, not position: PouchDB Server lists rejected items first.
         by_id = {answer.get("id"): answer for answer in answers}
         conflicted = []
+        lagging = False
         for step in pending:
             doc_id = step.id or ""
             answer = by_id.get(doc_id, {"error": "unknown", "reason": "no result for this id"})
             if "error" not in answer:
                 rev = None if step.action is Action.DELETE else answer["rev"]
                 results[doc_id] = StepResult(_as_written(origin[doc_id], step), True, rev=rev)
-            elif answer["error"] == "conflict" and round_ < CONFLICT_ROUNDS:
+            elif answer["error"] in _RETRIED and round_ < CONFLICT_ROUNDS:
                 conflicted.append(step)
+                lagging = lagging or answer["error"] == "missing_stub"
             else:
                 reason = f"{answer['error']}: {answer.get('reason', '')}"
                 if answer["error"] == "conflict":
                     reason += f" (still changing after {CONFLICT_ROUNDS} retries)"
+                elif answer["error"] in _RETRIED:
+                    reason += f" (still so after {CONFLICT_ROUNDS} retries)"
                 results[doc_id] = StepResult(origin[doc_id], False, error=reason)
         pending = []
+        if lagging:  # give the lagging copy a moment to catch up
+            time.sleep(_LAG_PAUSE * (round_ + 1))
         for step, redo, live_rev in _rediff(db, conflicted):
             if redo is None:  # the server already holds what the step wanted
                 rev = None if step.action is Action.DELETE else live_rev
@@ -874,6 +885,15 @@ def _write_batch(db: Database, batch: Sequence[Step],
         if not pending:
             break
     return [results[step.id or ""] for step in batch]
+
+
+#: Errors that mean "read it again and retry": ``conflict`` (changed since the plan),
+#: and on a cluster ``missing_stub``: a shard copy that has not yet received the
+#: revision whose attachments an update keeps (written a moment before with fewer than
+#: all copies) refuses the stubs, and CouchDB refuses the whole request (412) even
+#: though the other copies stored it; that copy catches up within moments.
+_RETRIED = ("conflict", "missing_stub")
+_LAG_PAUSE = 0.2  # seconds, times the round, before retrying after a missing_stub
 
 
 def _as_written(planned: Step, written: Step) -> Step:

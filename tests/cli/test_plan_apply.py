@@ -85,7 +85,8 @@ def test_apply_json_is_one_document_with_the_plan_and_every_step(
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == {
         "format_version": 1, "ok": True, "plan": Plan().to_dict(), "results": [],
-        "summary": {"create": 0, "update": 0, "delete": 0}, "warnings": [], "confirmed": 0}
+        "summary": {"create": 0, "update": 0, "delete": 0}, "warnings": [], "confirmed": 0,
+        "staged": []}
 
 
 def test_apply_json_on_a_terminal_asks_on_stderr_and_keeps_stdout_one_document(
