@@ -16,7 +16,7 @@ import enum
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
@@ -27,7 +27,7 @@ from couchsync._parallel import DEFAULT_PARALLEL
 if TYPE_CHECKING:
     from couchsync.client import Client
     from couchsync.lock import LockReader
-    from couchsync.manifest import DesiredState
+    from couchsync.manifest import DatabaseNames, DesiredState
     from couchsync.plan import Plan
 
 DEFAULT_URL = "http://localhost:5984"
@@ -68,6 +68,28 @@ Only = Annotated[
     list[str] | None,
     typer.Option("--only", help="Limit to a database, a pattern of databases ('userdb-*') or "
                  "one document (DB/DOCID). Repeatable.", show_default=False),
+]
+Vars = Annotated[
+    list[str] | None,
+    typer.Option("--var", metavar="KEY=VALUE", show_default=False,
+                 help="A value for ${KEY} in the manifests, before the environment's. "
+                      "Repeatable."),
+]
+VarFiles = Annotated[
+    list[Path] | None,
+    typer.Option("--var-file", metavar="FILE", show_default=False,
+                 help="Values for ${KEY}: a YAML mapping (.yaml, .yml, .json) or KEY=VALUE "
+                      "lines (.env). Repeatable; a later file wins, --var wins over files."),
+]
+DbPrefix = Annotated[
+    str, typer.Option("--db-prefix", metavar="TEXT", show_default=False,
+                      help="Put TEXT before every database name the manifests declare "
+                           "(patterns and --only too): --db-prefix pr-123- plans "
+                           "pr-123-orders for orders.")
+]
+DbSuffix = Annotated[
+    str, typer.Option("--db-suffix", metavar="TEXT", show_default=False,
+                      help="Put TEXT after every database name the manifests declare.")
 ]
 Parallel = Annotated[
     int, typer.Option("--parallel", min=1, max=64, metavar="N",
@@ -126,14 +148,31 @@ def _color(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
-def _load(paths: list[Path]) -> DesiredState:
+def _environ(assignments: list[str] | None, files: list[Path] | None) -> Mapping[str, str]:
+    """What ``${KEY}`` reads: ``--var``, then ``--var-file``, then the environment."""
+    from couchsync.manifest import variables
+
+    return variables(assignments or [], files or [])
+
+
+def _names(prefix: str, suffix: str) -> DatabaseNames:
+    from couchsync.manifest import DatabaseNames
+
+    try:
+        return DatabaseNames(prefix, suffix)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _load(paths: list[Path], environ: Mapping[str, str]) -> DesiredState:
     from couchsync.manifest import load_manifests
 
-    return load_manifests(paths)
+    return load_manifests(paths, environ=environ)
 
 
 def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: int,
-          design_deploy: DesignDeployMode | None) -> tuple[DesiredState, Plan, LockReader]:
+          design_deploy: DesignDeployMode | None, environ: Mapping[str, str],
+          names: DatabaseNames) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan; the apply locks are read before the databases (see couchsync.lock)."""
     from couchsync.lock import LockReader
     from couchsync.plan import load_and_plan
@@ -142,7 +181,7 @@ def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: i
     with _progress("Planning") as bar:
         desired, plan = load_and_plan(
             client, paths, only=only, before_read=locks, parallel=parallel,
-            on_database=bar.databases,
+            on_database=bar.databases, environ=environ, names=names,
             design_deploy=None if design_deploy is None else design_deploy.value)
     return desired, plan, locks
 
@@ -184,7 +223,7 @@ def _show(plan: Plan, fmt: str, list_databases: bool = False) -> None:
 
 
 @app.command()
-def validate(paths: Paths) -> None:
+def validate(paths: Paths, var: Vars = None, var_file: VarFiles = None) -> None:
     """Check manifests without contacting any server.
 
     Example: couchsync validate manifests/
@@ -192,7 +231,7 @@ def validate(paths: Paths) -> None:
     from couchsync.manifest import summarize
 
     with _clean_errors():
-        desired = _load(paths)
+        desired = _load(paths, _environ(var, var_file))
         typer.echo(f"OK: {summarize(desired)}")
 
 
@@ -214,6 +253,10 @@ def plan(
     user: User = None,
     fmt: Format = "text",
     design_deploy: DesignDeploy = None,
+    var: Vars = None,
+    var_file: VarFiles = None,
+    db_prefix: DbPrefix = "",
+    db_suffix: DbSuffix = "",
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
     ] = False,
@@ -231,7 +274,8 @@ def plan(
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user, parallel) as client:
-            _, result, locks = _plan(client, paths, only, parallel, design_deploy)
+            _, result, locks = _plan(client, paths, only, parallel, design_deploy,
+                                     _environ(var, var_file), _names(db_prefix, db_suffix))
             _tell_locks(locks)
         _show(result, fmt, list_databases)
         if fmt == "text" and result.record_updates():
@@ -294,6 +338,10 @@ def apply(
     parallel: Parallel = DEFAULT_PARALLEL,
     design_deploy: DesignDeploy = None,
     wait_timeout: WaitTimeout = None,
+    var: Vars = None,
+    var_file: VarFiles = None,
+    db_prefix: DbPrefix = "",
+    db_suffix: DbSuffix = "",
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
 
@@ -309,7 +357,9 @@ def apply(
     fmt = _check_format(fmt)
     with _clean_errors():
         with _client(url, user, parallel) as client:
-            desired, changes, locks = _plan(client, paths, only, parallel, design_deploy)
+            desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
+                                            _environ(var, var_file),
+                                            _names(db_prefix, db_suffix))
             unread = _unread(changes)
             if changes.is_empty and not changes.record_updates():
                 if fmt == "json":

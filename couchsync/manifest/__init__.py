@@ -7,10 +7,12 @@ each placed at ``file:line:col``.
 """
 
 from couchsync.manifest._load import iter_problems, load_manifests
+from couchsync.manifest._naming import DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, matches
 from couchsync.manifest._problems import ManifestError, Problem
 from couchsync.manifest._schema import schema_text
 from couchsync.manifest._summary import summarize
+from couchsync.manifest._variables import variables
 from couchsync.manifest.model import (
     DatabaseSpec,
     DesignDocSpec,
@@ -21,6 +23,7 @@ from couchsync.manifest.model import (
 )
 
 __all__ = [
+    "DatabaseNames",
     "DatabaseSpec",
     "DesignDocSpec",
     "DesiredState",
@@ -35,4 +38,5 @@ __all__ = [
     "matches",
     "schema_text",
     "summarize",
+    "variables",
 ]

@@ -74,7 +74,8 @@ def expand_string(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]
         if default is not None and not found:
             return default
         if found is None:
-            problems.append(f"environment variable {name} is not set (and has no default)")
+            problems.append(f"variable {name} is not set (by --var, --var-file or the "
+                            "environment) and has no default")
             return match.group(0)
         return found
 

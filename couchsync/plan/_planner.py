@@ -20,12 +20,13 @@ database by database, ``parallel`` at a time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import Client, CouchError, TransportError, Unauthorized
+from couchsync.manifest._naming import NO_MAPPING, DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
@@ -64,14 +65,19 @@ def load_and_read(
     only: Sequence[str] | None = None,
     before_read: Callable[[Collection[str]], None] | None = None,
     parallel: int = DEFAULT_PARALLEL,
+    environ: Mapping[str, str] | None = None,
+    names: DatabaseNames = NO_MAPPING,
 ) -> tuple[DesiredState, LiveState]:
     """``load_manifests(paths)``, patterns expanded, then ``read_live_state`` of it, in
     less time than one after the other (see the module docstring).
 
     ``before_read(names)`` is called with the databases to be read before any of
-    them is read (``couchsync`` reads their apply locks there).
+    them is read (``couchsync`` reads their apply locks there). ``environ`` supplies
+    ``${VAR}`` (default ``os.environ``); ``names`` maps the declared database names
+    to the real ones (``--db-prefix``), ``only`` being in declared names.
     """
-    desired, ahead = _load(client, paths, only, before_read)
+    desired, ahead = _load(client, paths, only, before_read, environ, names)
+    only = _real(only, names)
     return desired, read_live_state(client, desired, only=only, prefetched=ahead,
                                     parallel=parallel)
 
@@ -83,11 +89,15 @@ def load_and_plan(
     parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
     design_deploy: Literal["in_place", "staged"] | None = None,
+    environ: Mapping[str, str] | None = None,
+    names: DatabaseNames = NO_MAPPING,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
-    database's setting (``apply --design-deploy``)."""
-    desired, ahead = _load(client, paths, only, before_read)
+    database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
+    ``load_and_read``."""
+    desired, ahead = _load(client, paths, only, before_read, environ, names)
+    only = _real(only, names)
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
@@ -95,24 +105,33 @@ def load_and_plan(
                                 parallel=parallel, on_database=on_database)
 
 
+def _real(only: Sequence[str] | None, names: DatabaseNames) -> Sequence[str] | None:
+    return None if only is None else [names.selector(text) for text in only]
+
+
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]],
           only: Sequence[str] | None,
           before_read: Callable[[Collection[str]], None] | None,
+          environ: Mapping[str, str] | None, names: DatabaseNames,
           ) -> tuple[DesiredState, dict[str, Prefetched]]:
     from couchsync.manifest import load_manifests
 
     ahead: dict[str, Prefetched] = {}
     matched: list[str] = []
 
+    only = _real(only, names)
+
     def declared(state: DesiredState) -> None:
         # With ``only``, resolving the selectors needs the documents: nothing early.
+        state = names.apply(state)
         matched.extend(discover(client, state))
         if before_read is not None:
             before_read([*state.databases, *matched])
         ahead.update(prefetch(client, state))
 
     try:
-        desired = load_manifests(paths, on_declared=None if only else declared)
+        desired = names.apply(load_manifests(paths, environ=environ,
+                                             on_declared=None if only else declared))
         if only:
             matched.extend(discover(client, desired))
         desired = expand_patterns(desired, matched)

@@ -99,7 +99,7 @@ def test_validate_reads_the_environment(tmp_path: Path, monkeypatch: pytest.Monk
                         "    documents: [{_id: k, key: '${COUCHSYNC_TEST_SECRET}'}]\n")
     missing = runner.invoke(app, ["validate", str(manifest)])
     assert missing.exit_code == 1
-    assert "environment variable COUCHSYNC_TEST_SECRET is not set" in missing.stderr
+    assert "variable COUCHSYNC_TEST_SECRET is not set" in missing.stderr
     given = runner.invoke(app, ["validate", str(manifest)],
                           env={"COUCHSYNC_TEST_SECRET": "s3cret"})
     assert given.exit_code == 0, given.output

@@ -26,7 +26,8 @@ def test_exported_names() -> None:
     assert set(manifest.__all__) == {
         "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec", "IndexSpec",
         "ManifestError", "Problem", "SourcePos", "iter_problems", "load_manifests",
-        "schema_text", "summarize", "expand_patterns", "matches"}
+        "schema_text", "summarize", "expand_patterns", "matches",
+        "DatabaseNames", "variables"}
 
 
 def test_problem_is_a_frozen_value_printed_as_file_line_col() -> None:

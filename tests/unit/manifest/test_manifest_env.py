@@ -10,6 +10,8 @@ from couchsync.manifest._env import expand, expand_string
 
 ENV = {"USER": "ada", "EMPTY": "", "PORT": "5984"}
 
+UNSET = "(by --var, --var-file or the environment) and has no default"
+
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("plain", "plain"),
@@ -32,7 +34,7 @@ def test_expand_string(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
-    ("${MISSING}", "environment variable MISSING is not set"),
+    ("${MISSING}", "variable MISSING is not set"),
     ("${doc.field}", "invalid variable reference '${doc.field}'"),
     ("${}", "invalid variable reference '${}'"),
     ("${UNCLOSED", "invalid variable reference '${UNCLOSED'"),
@@ -62,8 +64,8 @@ def test_every_missing_variable_is_named_where_used(write: Write, collect: Colle
                 url: "https://${HOST}:${PORT:-443}/"
         """)
     assert collect("m.yaml") == [
-        ("m.yaml", 6, 14, "environment variable API_KEY is not set (and has no default)"),
-        ("m.yaml", 7, 14, "environment variable HOST is not set (and has no default)"),
+        ("m.yaml", 6, 14, f"variable API_KEY is not set {UNSET}"),
+        ("m.yaml", 7, 14, f"variable HOST is not set {UNSET}"),
     ]
 
 

@@ -197,7 +197,7 @@ CASES = [
     # --- environment -------------------------------------------------------------------
     Case("env-missing",
          {"m.yaml": V + "databases:\n  s:\n    documents: [{_id: a, k: '${API_KEY}'}]\n"},
-         [("m.yaml", 4, 29, "environment variable API_KEY is not set")]),
+         [("m.yaml", 4, 29, "variable API_KEY is not set")]),
     Case("env-invalid-reference",
          {"m.yaml": V + "databases:\n  s:\n    documents: [{_id: a, k: 'x${a.b}'}]\n"},
          [("m.yaml", 4, 29, "invalid variable reference '${a.b}'")]),
