@@ -49,7 +49,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from couchsync import _rollout
+from couchsync import __version__, _rollout
 from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import (
@@ -144,13 +144,14 @@ class ApplyResult:
     def summary(self) -> str:
         """``Apply complete: N created, M updated, K deleted.``"""
         done = self.counts()
-        return (f"Apply complete: {done['create']} created, {done['update']} updated, "
-                f"{done['delete']} deleted.")
+        return (f"Apply complete: {done['create']:,} created, {done['update']:,} updated, "
+                f"{done['delete']:,} deleted.")
 
     def to_json(self, plan: Plan) -> str:
         """The one JSON document ``apply --format json`` prints, indented::
 
-            {"format_version": 1, "ok": bool, "plan": plan.to_dict(),
+            {"format_version": 1, "couchsync_version": str, "ok": bool,
+             "plan": plan.to_dict(),
              "results": [StepResult.to_dict(), ...], "summary": counts(),
              "warnings": [str, ...], "confirmed": int, "staged": [str, ...]}
 
@@ -162,6 +163,7 @@ class ApplyResult:
         """
         return json.dumps(
             {"format_version": FORMAT_VERSION,
+             "couchsync_version": __version__,
              "ok": self.ok,
              "plan": plan.to_dict(),
              "results": [result.to_dict() for result in self.results],

@@ -89,7 +89,7 @@ class LockHeld(Exception):
                  + (f" (waited {self.waited:.0f} s)" if self.waited >= 1 else "") + ":"]
         lines += [f"  {name}: {self.held[name].describe()}" for name in names[:10]]
         if len(names) > 10:
-            lines.append(f"  … and {len(names) - 10} more")
+            lines.append(f"  … and {len(names) - 10:,} more")
         lines.append("Wait for it (--lock-timeout SECONDS), or, if that process is gone, "
                      "run: couchsync force-unlock " + " ".join(names[:3])
                      + (" …" if len(names) > 3 else ""))

@@ -46,7 +46,7 @@ class ManifestError(Exception):
     def summary(self) -> str:
         """``"N problems in manifests"`` with the right plural."""
         count = len(self.problems)
-        return f"{count} problem{'' if count == 1 else 's'} in manifests"
+        return f"{count:,} problem{'' if count == 1 else 's'} in manifests"
 
 
 def format_path(path: Path) -> str:

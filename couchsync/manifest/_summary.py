@@ -17,4 +17,4 @@ def summarize(desired: DesiredState) -> str:
         (sum(len(db.indexes) for db in dbs), "index", "indexes"),
         (sum(len(db.design_docs) for db in dbs), "design doc", "design docs"),
     )
-    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
+    return ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in counts)

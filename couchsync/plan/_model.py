@@ -10,6 +10,7 @@ to users. Apply never reads the reason to decide anything.
 
     {
       "format_version": 1,
+      "couchsync_version": "0.1.0",           # the couchsync that made the plan
       "steps": [
         {
           "action": "~",                      # "+" | "~" | "-" | "-/+"
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypedDict
 
+from couchsync import __version__
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
 
@@ -254,6 +256,7 @@ class Plan:
         """The documented machine format (see the module docstring)."""
         return {
             "format_version": FORMAT_VERSION,
+            "couchsync_version": __version__,
             "steps": [step.to_dict() for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
@@ -265,6 +268,7 @@ class Plan:
         when read: the text renderer reads only the steps it shows in full."""
         return {
             "format_version": FORMAT_VERSION,
+            "couchsync_version": __version__,
             "steps": [StepView(step) for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),

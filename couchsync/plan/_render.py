@@ -84,8 +84,8 @@ def render_text(
                   ""]
     summary = plan["summary"]
     places = len({step["database"] for step in steps})
-    lines.append(paint("bold", f"Plan: {summary['create']} to create, {summary['update']} "
-                               f"to update, {summary['delete']} to delete"
+    lines.append(paint("bold", f"Plan: {summary['create']:,} to create, {summary['update']:,} "
+                               f"to update, {summary['delete']:,} to delete"
                                + (f", in {places:,} databases." if places > 1 else ".")))
     return "\n".join(lines)
 
@@ -198,7 +198,7 @@ def _listing(op: str, value: Any, paint: Paint) -> Iterator[str]:
     for key in keys[:MAX_LISTED_FIELDS]:
         yield f"{_INDENT}{paint(op, op)} {key_path('', key)}: {_short(value[key])}"
     if len(keys) > MAX_LISTED_FIELDS:
-        yield f"{_INDENT}  … ({len(keys) - MAX_LISTED_FIELDS} more fields)"
+        yield f"{_INDENT}  … ({len(keys) - MAX_LISTED_FIELDS:,} more fields)"
 
 
 def _json(value: Any) -> str:

@@ -14,6 +14,7 @@ import typer.testing
 import yaml
 from typer.testing import CliRunner
 
+import couchsync
 from couchsync.cli import app
 from couchsync.client import Client
 from couchsync.plan import Plan
@@ -84,7 +85,8 @@ def test_apply_json_is_one_document_with_the_plan_and_every_step(
     again = run("apply", path, "--yes", "--format", "json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == {
-        "format_version": 1, "ok": True, "plan": Plan().to_dict(), "results": [],
+        "format_version": 1, "couchsync_version": couchsync.__version__, "ok": True,
+        "plan": Plan().to_dict(), "results": [],
         "summary": {"create": 0, "update": 0, "delete": 0}, "warnings": [], "confirmed": 0,
         "staged": []}
 

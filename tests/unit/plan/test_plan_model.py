@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import couchsync
 from couchsync.plan import Action, Plan, Step, StepKind, render_json
 
 STEPS = [
@@ -42,6 +43,7 @@ def test_to_dict_is_the_documented_structure() -> None:
     data = Plan(STEPS[-1:]).to_dict()
     assert data == {
         "format_version": 1,
+        "couchsync_version": couchsync.__version__,
         "steps": [{
             "action": "-", "kind": "document", "address": "db:users/doc:old/1",
             "database": "users", "id": "old/1", "before": None, "after": None,
@@ -61,7 +63,8 @@ def test_plan_round_trips_through_json() -> None:
 def test_render_json_is_sorted_and_indented() -> None:
     text = render_json(Plan(STEPS[:1]))
     assert text.startswith(
-        '{\n  "errors": {},\n  "format_version": 1,\n  "record_updates": 0,\n  "steps": [')
+        '{\n  "couchsync_version": "' + couchsync.__version__ + '",\n  "errors": {},\n'
+        '  "format_version": 1,\n  "record_updates": 0,\n  "steps": [')
     assert json.loads(text) == Plan(STEPS[:1]).to_dict()
 
 
