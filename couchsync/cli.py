@@ -83,6 +83,10 @@ User = Annotated[
 Format = Annotated[
     str, typer.Option("--format", help="Output format: text or json.", case_sensitive=False)
 ]
+PlanFormat = Annotated[
+    str, typer.Option("--format", case_sensitive=False,
+                      help="Output format: text, json, or markdown (a pull-request comment).")
+]
 Only = Annotated[
     list[str] | None,
     typer.Option("--only", help="Limit to a database, a pattern of databases ('userdb-*') or "
@@ -143,10 +147,10 @@ def _clean_errors() -> Iterator[None]:
         raise
 
 
-def _check_format(fmt: str) -> str:
+def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
     fmt = fmt.lower()
-    if fmt not in ("text", "json"):
-        _fail(f"unknown --format {fmt!r}: use text or json")
+    if fmt not in allowed:
+        _fail(f"unknown --format {fmt!r}: use {', '.join(allowed[:-1])} or {allowed[-1]}")
     return fmt
 
 
@@ -232,10 +236,12 @@ def _tell_locks(locks: LockReader) -> None:
 
 
 def _show(plan: Plan, fmt: str, list_databases: bool = False) -> None:
-    from couchsync.plan import render_json, render_text
+    from couchsync.plan import render_json, render_markdown, render_text
 
     if fmt == "json":
         typer.echo(render_json(plan))
+    elif fmt == "markdown":
+        typer.echo(render_markdown(plan.view()), nl=False)
     else:
         typer.echo(render_text(plan.view(), color=_color(sys.stdout),
                                list_databases=list_databases))
@@ -270,7 +276,7 @@ def plan(
     paths: Paths,
     url: Url = None,
     user: User = None,
-    fmt: Format = "text",
+    fmt: PlanFormat = "text",
     design_deploy: DesignDeploy = None,
     var: Vars = None,
     var_file: VarFiles = None,
@@ -290,7 +296,7 @@ def plan(
 
     Example: couchsync plan manifests/ --url http://localhost:5984
     """
-    fmt = _check_format(fmt)
+    fmt = _check_format(fmt, ("text", "json", "markdown"))
     with _clean_errors():
         with _client(url, user, parallel) as client:
             _, result, locks = _plan(client, paths, only, parallel, design_deploy,

@@ -10,7 +10,7 @@ from couchsync.plan._planner import (
     plan_server,
     read_live_state,
 )
-from couchsync.plan._render import render_json, render_text
+from couchsync.plan._render import render_json, render_markdown, render_text
 from couchsync.plan._select import resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
 
@@ -36,6 +36,7 @@ __all__ = [
     "prefetch",
     "read_live_state",
     "render_json",
+    "render_markdown",
     "render_text",
     "resolve_only",
 ]

@@ -19,6 +19,7 @@ only the revision).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -82,12 +83,16 @@ def render_text(
     if rest:
         lines += [_INDENT + paint("dim", "# not shown one by one; --format json lists every step"),
                   ""]
-    summary = plan["summary"]
-    places = len({step["database"] for step in steps})
-    lines.append(paint("bold", f"Plan: {summary['create']:,} to create, {summary['update']:,} "
-                               f"to update, {summary['delete']:,} to delete"
-                               + (f", in {places:,} databases." if places > 1 else ".")))
+    lines.append(paint("bold", _summary_line(plan["summary"], steps)))
     return "\n".join(lines)
+
+
+def _summary_line(summary: Mapping[str, int], steps: Sequence[Mapping[str, Any]]) -> str:
+    """``Plan: 1 to create, 4 to update, 4 to delete, in 4 databases.``"""
+    places = len({step["database"] for step in steps})
+    return (f"Plan: {summary['create']:,} to create, {summary['update']:,} to update, "
+            f"{summary['delete']:,} to delete"
+            + (f", in {places:,} databases." if places > 1 else "."))
 
 
 _Block = tuple[Mapping[str, Any], list[str]]  # a step, and every database it is made in
@@ -126,6 +131,75 @@ def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
             groups[key] = [step["database"]]
             blocks.append((step, groups[key]))
     return blocks
+
+
+#: A database section with more blocks than this is folded (``<details>``) in markdown.
+FOLD_OVER = 10
+
+
+def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAIL_LIMIT,
+                    fold_over: int = FOLD_OVER) -> str:
+    """The plan as a pull-request comment (GitHub-flavoured markdown), from
+    ``Plan.to_dict()`` (or ``Plan.view()``) output.
+
+    The summary comes first (one line, and a table of changes per database), then
+    each database's steps, in the text plan's wording, in a fenced ``diff`` block;
+    a section of more than ``fold_over`` blocks is folded (``<details>``), and
+    blocks past ``detail_limit`` are counted, as in the text plan.
+    """
+    steps: Sequence[Mapping[str, Any]] = plan["steps"]
+    errors: Mapping[str, str] = plan.get("errors") or {}
+    lines = ["### couchsync plan", ""]
+    if not steps:
+        lines.append(NO_CHANGES_READ if errors else NO_CHANGES)
+    else:
+        lines += [f"**{_summary_line(plan['summary'], steps)}**", "",
+                  "| Database | Create | Update | Delete |", "|---|---:|---:|---:|"]
+        per_database: dict[str, Counter[str]] = {}
+        for step in steps:
+            counts = per_database.setdefault(step["database"], Counter())
+            for verb in _COUNTED[step["action"]]:
+                counts[verb] += 1
+        lines += [f"| `{name}` | {c['create']:,} | {c['update']:,} | {c['delete']:,} |"
+                  for name, c in per_database.items()]
+    if errors:
+        lines += ["", f"**Could not read {len(errors):,} database"
+                      f"{'s' if len(errors) != 1 else ''}**; nothing was planned for "
+                      f"{'them' if len(errors) != 1 else 'it'}:", ""]
+        lines += [f"- `{name}`: {reason}" for name, reason in errors.items()]
+    blocks = _blocks(steps)
+    shown = blocks if detail_limit is None else blocks[:detail_limit]
+    sections: dict[str, list[_Block]] = {}
+    for block in shown:
+        place = block[1][0] if len(block[1]) == 1 else ""  # "": in several databases
+        sections.setdefault(place, []).append(block)
+    for place, section in sections.items():
+        title = f"`db:{place}`" if place else "The same change in several databases"
+        body = []
+        for step, databases in section:
+            body += [line.strip() for line in _step_lines(step, databases, _plain, True)]
+            body.append("")
+        # A fence longer than any run of backticks inside (a function's template literal).
+        fence = "`" * max([3, *(len(run) + 1 for line in body
+                                for run in re.findall("`+", line))])
+        body = [f"{fence}diff", *body[:-1], fence]
+        lines += ["", f"#### {title}", ""]
+        if len(section) > fold_over:
+            lines += ["<details>", f"<summary>{len(section):,} changes</summary>", "", *body,
+                      "", "</details>"]
+        else:
+            lines += body
+    if len(shown) < len(blocks):
+        lines += ["", f"… and {len(blocks) - len(shown):,} more changes, not shown one by "
+                      "one (`couchsync plan --format json` lists every step)."]
+    return "\n".join(lines) + "\n"
+
+
+_COUNTED = {"+": ("create",), "~": ("update",), "-": ("delete",), "-/+": ("delete", "create")}
+
+
+def _plain(style: str, text: str) -> str:
+    return text
 
 
 def render_json(plan: Plan) -> str:

@@ -35,6 +35,7 @@ from couchsync.plan import (
     ManagedDoc,
     plan_changes,
     render_json,
+    render_markdown,
     render_text,
 )
 
@@ -83,3 +84,4 @@ def test_golden_plan(case: str) -> None:
     plan = plan_changes(desired, load_live(folder / "live.json"), only=only)
     check(folder / "plan.json", render_json(plan) + "\n")
     check(folder / "plan.txt", render_text(plan.to_dict()) + "\n")
+    check(folder / "plan.md", render_markdown(plan.to_dict(), fold_over=3))

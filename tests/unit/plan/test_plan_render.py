@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from couchsync.plan import Action, Plan, Step, StepKind, render_text
+from couchsync.plan import Action, Plan, Step, StepKind, render_markdown, render_text
 
 
 def render(*steps: Step, color: bool = False) -> str:
@@ -120,3 +120,13 @@ def test_a_rebuilding_step_states_its_cost_and_rollout() -> None:
     ]
     assert ("      # builds an index over 100,000 documents; in place: queries of it wait "
             "until it is built") in lines
+
+
+def test_markdown_fences_outgrow_the_backticks_inside() -> None:
+    step = Step(Action.CREATE, StepKind.DOCUMENT, "docs", "readme",
+                after={"text": "use ```js blocks``` and `x`"}, reason="not on the server")
+    text = render_markdown(Plan([step]).to_dict())
+    assert "\n````diff\n+ db:docs/doc:readme\n" in text
+    assert text.endswith('+ text: "use ```js blocks``` and `x`"\n````\n')
+    assert text.startswith("### couchsync plan\n\n**Plan: 1 to create, 0 to update, "
+                           "0 to delete.**\n")
