@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from couchsync.lock import LockReader
     from couchsync.manifest import DatabaseNames, DesiredState
     from couchsync.plan import Plan
+    from couchsync.saved_plan import SavedPlan
 
 DEFAULT_URL = "http://localhost:5984"
 
@@ -63,6 +64,12 @@ def _root(
 Paths = Annotated[
     list[Path],
     typer.Argument(help="Manifest files or directories (every *.yaml/*.yml below, sorted).",
+                   show_default=False),
+]
+OptionalPaths = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Manifest files or directories (every *.yaml/*.yml below, sorted); "
+                        "with --plan, those the plan was made from by default.",
                    show_default=False),
 ]
 Url = Annotated[
@@ -291,17 +298,26 @@ def plan(
         bool, typer.Option("--list-databases",
                            help="Name every database a change shown once is made in.")
     ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", show_default=False,
+                                  help="Also save the plan to FILE, for apply --plan FILE.")
+    ] = None,
 ) -> None:
-    """Show what apply would change on the server; writes nothing.
+    """Show what apply would change on the server; writes nothing (but --out FILE).
 
     Example: couchsync plan manifests/ --url http://localhost:5984
     """
     fmt = _check_format(fmt, ("text", "json", "markdown"))
     with _clean_errors():
+        environ = _environ(var, var_file)
         with _client(url, user, parallel) as client:
-            _, result, locks = _plan(client, paths, only, parallel, design_deploy,
-                                     _environ(var, var_file), _names(db_prefix, db_suffix))
+            desired, result, locks = _plan(client, paths, only, parallel, design_deploy,
+                                           environ, _names(db_prefix, db_suffix))
             _tell_locks(locks)
+            if out is not None:
+                settings = {"only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
+                            "design_deploy": design_deploy and design_deploy.value}
+                _save_plan(out, result, desired, client, url, user, paths, settings, environ)
         _show(result, fmt, list_databases)
         if fmt == "text" and result.record_updates():
             typer.echo(f"\nApply will also settle {result.record_updates():,} ownership-record "
@@ -310,6 +326,65 @@ def plan(
             _fail(unread)
     if detailed_exitcode and not result.is_empty:
         raise typer.Exit(2)
+
+
+def _server(client: Client, url: str | None, user: str | None) -> tuple[str, str | None]:
+    """The server's URL (password masked) and ``uuid`` (None when it tells none)."""
+    from couchsync.client._url import parse_server_url
+
+    uuid = client.server.info().get("uuid")
+    masked = parse_server_url(url or DEFAULT_URL, user=user).masked
+    return masked, uuid if isinstance(uuid, str) else None
+
+
+def _save_plan(out: Path, plan: Plan, desired: DesiredState, client: Client, url: str | None,
+               user: str | None, paths: list[Path], settings: dict[str, Any],
+               environ: Mapping[str, str]) -> None:
+    """Write the saved plan whole or not at all (a new file renamed over ``out``)."""
+    from couchsync.saved_plan import SavedPlan
+
+    masked, uuid = _server(client, url, user)
+    text = SavedPlan.of(plan, desired, server_url=masked, server_uuid=uuid,
+                        paths=[str(path) for path in paths], settings=settings
+                        ).to_json(environ)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _fail(f"cannot write the plan to {out}: {exc.strerror or exc}")
+    typer.echo(f"Saved the plan to {out}: apply it with couchsync apply --plan {out}",
+               err=True)
+
+
+def _read_saved(path: Path) -> SavedPlan:
+    from couchsync.saved_plan import SavedPlan
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read the plan {path}: "
+              f"{getattr(exc, 'strerror', None) or exc}")
+    return SavedPlan.from_json(text, str(path))
+
+
+def _saved_settings(saved: SavedPlan, given: dict[str, Any]) -> dict[str, Any]:
+    """The saved plan's settings; a setting given again must be the same."""
+    settings = dict(saved.settings)
+    for name, value in given.items():
+        if value not in (None, "", []) and value != settings.get(name):
+            _fail(f"--{name.replace('_', '-')} differs from the saved plan's "
+                  f"({settings.get(name)!r}): a saved plan is applied as it was made")
+    return settings
+
+
+def _check_saved(saved: SavedPlan, fresh: Plan, desired: DesiredState, client: Client,
+                 url: str | None, user: str | None) -> None:
+    masked, uuid = _server(client, url, user)
+    refusal = saved.refusal(fresh, desired, server_url=masked, server_uuid=uuid)
+    if refusal is not None:
+        _fail(f"refusing the saved plan: {refusal}")
 
 
 class DesignDeployMode(str, enum.Enum):
@@ -349,7 +424,7 @@ LockTTL = Annotated[
 
 @app.command()
 def apply(
-    paths: Paths,
+    paths: OptionalPaths = None,
     url: Url = None,
     user: User = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
@@ -367,6 +442,13 @@ def apply(
     var_file: VarFiles = None,
     db_prefix: DbPrefix = "",
     db_suffix: DbSuffix = "",
+    saved_plan: Annotated[
+        Path | None, typer.Option("--plan", metavar="FILE", show_default=False,
+                                  help="Apply exactly the plan that plan --out FILE saved, "
+                                       "without asking; refused, with nothing written, if "
+                                       "the server, the manifests or their variables moved "
+                                       "since.")
+    ] = None,
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
 
@@ -381,10 +463,25 @@ def apply(
 
     fmt = _check_format(fmt)
     with _clean_errors():
+        saved = None if saved_plan is None else _read_saved(saved_plan)
+        if saved is not None:
+            settings = _saved_settings(saved, {
+                "only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
+                "design_deploy": design_deploy and design_deploy.value})
+            only, db_prefix, db_suffix = (settings.get("only"), settings.get("db_prefix", ""),
+                                          settings.get("db_suffix", ""))
+            deploy = settings.get("design_deploy")
+            design_deploy = None if deploy is None else DesignDeployMode(deploy)
+            paths = paths or [Path(path) for path in saved.paths]
+            yes = True  # the saved plan was reviewed: it is applied only if unchanged
+        elif not paths:
+            _fail("give the manifests to apply (PATH...), or a saved plan (--plan FILE)")
         with _client(url, user, parallel) as client:
             desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
                                             _environ(var, var_file),
                                             _names(db_prefix, db_suffix))
+            if saved is not None:
+                _check_saved(saved, changes, desired, client, url, user)
             unread = _unread(changes)
             if changes.is_empty and not changes.record_updates():
                 if fmt == "json":
@@ -409,6 +506,8 @@ def apply(
                         changes = plan_server(client, desired, only=changes.databases(),
                                               parallel=parallel)
                         unread = _unread(changes)
+                        if saved is not None:
+                            _check_saved(saved, changes, desired, client, url, user)
                         if changes.to_dict() != shown.to_dict():
                             _replanned(changes, fmt, yes)
                     with _progress("Applying") as bar:
