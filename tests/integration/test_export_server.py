@@ -91,3 +91,27 @@ def test_export_of_a_design_doc_with_commonjs_view_modules_loads_and_re_plans_em
     assert body["views"]["lib"] == design["views"]["lib"]  # type: ignore[index]
     assert "lib:" in text
     assert plan(client, exported).is_empty
+
+
+def test_export_of_a_design_doc_with_fields_of_its_own_and_multi_line_functions(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    design = {
+        "_id": "_design/app",
+        "couchapp": {"name": "App", "signatures": {}},
+        "version": 3,
+        "language": "javascript",
+        "views": {"by_type": {"map": "function (doc) {\n  if (doc.type) {\n    emit(doc.type);"
+                                     "\n  }\n}\n", "reduce": "_count"}},
+        "validate_doc_update": "function (newDoc) {\n  if (!newDoc.type) {\n"
+                               "    throw({forbidden: 'a type'});\n  }\n}",
+    }
+    client.create(db_name)
+    copies = (client.database(db_name).info().get("cluster") or {}).get("n")
+    client.database(db_name).bulk_docs([design], w=copies)
+
+    text, exported = export_and_load(client, [db_name], tmp_path)
+    assert "map: |\n" in text and "validate_doc_update: |-\n" in text  # block scalars
+    body = exported.databases[db_name].design_docs["app"].body
+    assert body == {key: value for key, value in design.items() if key != "_id"}
+    assert plan(client, exported).is_empty
