@@ -1,4 +1,5 @@
-"""Proxies: the default engine reads no proxy variables; a proxy is given as its transport.
+"""Proxies given as the transport; with ``trust_env=False`` no proxy variable is read.
+(The proxy variables and ``proxy=``: test_core_env_proxy.py.)
 
 A local HTTP proxy that answers by itself stands in for the proxy and the server
 both: the server's host does not resolve, so an answer proves the proxy was used.
@@ -61,7 +62,7 @@ def test_a_proxy_is_used_when_given_as_the_transport(
     assert authorization is not None and authorization.startswith("Basic ")
 
 
-def test_proxy_environment_variables_are_not_read(
+def test_proxy_environment_variables_are_not_read_without_trust_env(
     proxy: tuple[str, list[tuple[str, str, str | None]]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     proxy_url, seen = proxy
@@ -69,7 +70,7 @@ def test_proxy_environment_variables_are_not_read(
         monkeypatch.setenv(name, proxy_url)
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    with Client("http://couch.invalid:5984", retries=0) as client, \
+    with Client("http://couch.invalid:5984", retries=0, trust_env=False) as client, \
             pytest.raises(TransportError):
         client.server.info()  # straight to the unresolvable host, not to the proxy
     assert seen == []

@@ -1,0 +1,106 @@
+"""How the default engine authenticates: Basic, a cookie session, or a bearer token.
+
+- **Basic** (``user``/``password``, or in the URL): the credentials on every request.
+  CouchDB 3.5 checks them against a PBKDF2-SHA256 hash of 600,000 iterations, but
+  only once: it then keeps a 5-iteration hash in memory (``[couch_passwords_cache]``)
+  and checks later requests against that. The default (docs/client.md has the figures).
+- **Session** (``session=True``): one ``POST /_session`` with the name and password,
+  then the ``AuthSession`` cookie instead of the credentials. The cookie the server
+  refreshes on the way (``Set-Cookie``) is taken up; one that has expired (401, or
+  its ``Max-Age`` passed) is renewed by a new login, once for all threads. A login
+  the server refuses is not repeated: every later request answers with that refusal,
+  so a wrong password cannot lock the account (CouchDB locks it after 5 failures).
+- **Bearer** (``token=``): ``Authorization: Bearer <token>``, for servers with
+  ``jwt_authentication_handler``; the token is sent as given, never renewed.
+
+Nothing here puts a secret in a repr, a log record or an error message.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Session", "basic_header", "bearer_header", "session_cookie"]
+
+# A header value must not hold control characters (a CR or LF would start a new header).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_AUTH_SESSION = re.compile(r"(?:^|[;,]\s*)AuthSession=([^;,\s]*)", re.IGNORECASE)
+_MAX_AGE = re.compile(r";\s*Max-Age=(\d+)", re.IGNORECASE)
+
+
+def basic_header(user: str, password: str | None) -> str:
+    """The ``Authorization`` value for Basic credentials (UTF-8, as CouchDB reads them)."""
+    token = f"{user}:{password or ''}".encode()
+    return "Basic " + b64encode(token).decode("ascii")
+
+
+def bearer_header(token: str) -> str:
+    """The ``Authorization`` value for a bearer token; ValueError (not naming the token)
+    when it cannot travel in a header."""
+    if not isinstance(token, str) or not _HEADER_SAFE.fullmatch(token):
+        raise ValueError("the token must be a non-empty string of printable ASCII characters "
+                         "without spaces (a JWT is)")
+    return "Bearer " + token
+
+
+def session_cookie(response: Any) -> tuple[str, int | None] | None:
+    """The ``AuthSession`` cookie a response sets, and its ``Max-Age``; None if it sets
+    none (or clears it)."""
+    for header in _set_cookie_headers(response):
+        match = _AUTH_SESSION.search(header)
+        if match and match.group(1):
+            age = _MAX_AGE.search(header)
+            return match.group(1), None if age is None else int(age.group(1))
+    return None
+
+
+def _set_cookie_headers(response: Any) -> list[str]:
+    raw = getattr(response, "_raw_headers", None)  # a CoreResponse: repeated headers apart
+    if raw is not None:
+        return [value.decode("latin-1") for name, value in raw
+                if len(name) == 10 and name.lower() == b"set-cookie"]
+    headers: Mapping[str, str] = response.headers
+    get_list = getattr(headers, "get_list", None)  # httpx.Headers
+    if get_list is not None:
+        found: list[str] = get_list("set-cookie")
+        return found
+    value = headers.get("set-cookie")
+    return [] if value is None else [value]
+
+
+class Session:
+    """The state of a cookie session: who logs in, the cookie's expiry, a refusal.
+
+    ``lock`` serialises logins: the thread that holds it logs in, the others wait and
+    then use the cookie it got.
+    """
+
+    __slots__ = ("expires", "lock", "password", "refused", "user")
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user = user
+        self.password = password
+        self.lock = threading.Lock()
+        self.expires: float | None = None  # time.monotonic() when to log in again
+        self.refused: Any = None  # the answer of a refused login, given to every request
+
+    def set_expiry(self, max_age: int | None) -> None:
+        """The cookie was set now with ``max_age`` seconds to live: renew a little before."""
+        if max_age is None:
+            self.expires = None
+        else:
+            self.expires = time.monotonic() + max_age - min(30.0, max_age * 0.1)
+
+    def expiring(self) -> bool:
+        return self.expires is not None and time.monotonic() >= self.expires
+
+    def login_body(self) -> dict[str, str]:
+        return {"name": self.user, "password": self.password}
+
+    def __repr__(self) -> str:
+        return f"<Session {self.user!r}>"

@@ -1,0 +1,266 @@
+"""Loopback stand-ins for what sits between couchsync and a real server: an HTTP proxy
+(forward or reverse, which may answer some requests itself), a TLS terminator, and a
+certificate authority made with the ``openssl`` command.
+
+Every one runs on 127.0.0.1 in threads of the test process and passes requests on to
+the real server under test, so the client talks to a real CouchDB (or PouchDB
+Server) through them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+#: An answer the proxy gives itself: (status, headers, body).
+Answer = tuple[int, dict[str, str], bytes]
+#: Called with (method, path without the query string): an Answer, or None to pass on.
+Script = Callable[[str, str], Answer | None]
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
+               "trailer", "transfer-encoding", "upgrade", "content-length"}
+
+
+@dataclass
+class Seen:
+    """One request the proxy received."""
+
+    method: str
+    target: str  # as on the request line: absolute through a forward proxy
+    headers: dict[str, str] = field(repr=False)
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    upstream: tuple[str, int]
+    seen: list[Seen]
+    script: Script | None
+    lock: threading.Lock
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        with self.server.lock:
+            self.server.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+        answer = None if self.server.script is None else self.server.script(
+            self.command, parts.path)
+        if answer is None:
+            upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
+            try:
+                upstream.request(self.command, path, body=body or None, headers={
+                    name: value for name, value in self.headers.items()
+                    if name.lower() not in _HOP_BY_HOP})
+                response = upstream.getresponse()
+                data = response.read()
+                headers = [(name, value) for name, value in response.getheaders()
+                           if name.lower() not in _HOP_BY_HOP]
+                length_header = response.getheader("Content-Length")
+                status = response.status
+            finally:
+                upstream.close()
+        else:
+            status, extra, data = answer
+            headers = list(extra.items())
+            length_header = None
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if self.command == "HEAD":
+            self.send_header("Content-Length", length_header or "0")
+            self.end_headers()
+        else:
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_COPY = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class Proxy:
+    """An HTTP proxy on loopback in front of ``upstream`` (host, port): a forward proxy
+    to clients that send it absolute URLs, a reverse proxy to those that send paths.
+    ``script`` may answer a request itself (a 503, say) instead of passing it on.
+    ``seen`` lists every request received; ``url`` is where it listens."""
+
+    def __init__(self, upstream: tuple[str, int], script: Script | None = None) -> None:
+        self._server = _ProxyServer(("127.0.0.1", 0), _Handler)
+        self._server.upstream = upstream
+        self._server.seen = []
+        self._server.script = script
+        self._server.lock = threading.Lock()
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def seen(self) -> list[Seen]:
+        return self._server.seen
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def upstream_of(url: str) -> tuple[str, int]:
+    """(host, port) of a server URL."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    return parts.hostname, parts.port or 5984
+
+
+class TLSTerminator:
+    """A TLS server on loopback that decrypts each connection and passes its bytes on to
+    ``upstream`` (plain TCP): the real server, reached over TLS. ``peer_certs`` holds
+    the client certificate of each connection (``{}`` when none was asked for),
+    ``failures`` the handshakes that failed."""
+
+    def __init__(self, upstream: tuple[str, int], context: ssl.SSLContext) -> None:
+        self._upstream = upstream
+        self._context = context
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.peer_certs: list[dict[str, Any]] = []
+        self.failures: list[BaseException] = []
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(raw,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(30)
+        try:
+            tls = self._context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.failures.append(exc)
+            raw.close()
+            return
+        try:
+            self.peer_certs.append(tls.getpeercert() or {})
+            with socket.create_connection(self._upstream, timeout=30) as up:
+                other = threading.Thread(target=self._copy, args=(up, tls), daemon=True)
+                other.start()
+                self._copy(tls, up)
+                other.join()
+        except (ssl.SSLError, OSError) as exc:  # the client refused to go on, say
+            self.failures.append(exc)
+        finally:
+            tls.close()
+
+    @staticmethod
+    def _copy(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                target.sendall(data)
+        except (OSError, ValueError):
+            pass
+        for sock in (source, target):  # one side ended: end both
+            with contextlib.suppress(OSError, ValueError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self._thread.join()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def __enter__(self) -> TLSTerminator:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+@dataclass
+class Issued:
+    """A certificate and its key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
+class CertificateAuthority:
+    """A CA made for the test with the ``openssl`` command (skips the test without it)."""
+
+    def __init__(self, directory: Path, name: str = "couchsync test CA") -> None:
+        if shutil.which("openssl") is None:
+            pytest.skip("no openssl command to make test certificates")
+        self._dir = directory
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._serial = 0
+        slug = name.replace(" ", "-")
+        self.cert = directory / f"{slug}.pem"
+        self.key = directory / f"{slug}.key"
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-keyout", self.key, "-out", self.cert, "-subj", f"/CN={name}",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-addext", "subjectKeyIdentifier=hash")
+
+    def issue(self, name: str, *, client: bool = False) -> Issued:
+        """A certificate for ``name`` signed by this CA: a server's for localhost and
+        127.0.0.1, or (``client``) a client's."""
+        self._serial += 1
+        base = self._dir / f"{name}-{self._serial}"
+        key, csr, cert, ext = (base.with_suffix(s) for s in (".key", ".csr", ".pem", ".ext"))
+        ext.write_text(
+            "basicConstraints=CA:FALSE\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+            + ("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n" if client
+               else "extendedKeyUsage=serverAuth\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1\n"))
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                 "-subj", f"/CN={name}")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+                 "-set_serial", str(self._serial), "-days", "2", "-out", cert,
+                 "-extfile", ext)
+        return Issued(cert=cert, key=key)
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
