@@ -63,6 +63,15 @@ def write_manifest(path: Path, db: str, factor: int, **settings: Any) -> str:
     return str(path)
 
 
+def at_v1(url: str, db: str, tmp_path: Path, count: int) -> tuple[str, str]:
+    """``count`` documents and the first view applied; the live design doc's revision,
+    and a manifest of the second view."""
+    seed(url, db, count)
+    assert run(url, "apply", write_manifest(tmp_path / "v1.yaml", db, 1), "--yes").returncode == 0
+    live_rev = httpx.get(f"{url}/{db}/_design/app", timeout=30).json()["_rev"]
+    return live_rev, write_manifest(tmp_path / "v2.yaml", db, 2)
+
+
 def test_a_staged_rollout_keeps_the_view_answering_and_swaps_in_a_built_index(
         couch_url: str, client: Client, db_name: str, is_couchdb: bool,
         manifest: Callable[[dict[str, Any]], DesiredState]) -> None:
@@ -137,12 +146,8 @@ def test_a_staged_mango_index_change_is_built_before_it_is_in_place(
                           "no build to time out")
 def test_a_timed_out_staged_build_leaves_the_live_design_doc_and_a_rerun_completes(
         couch_url: str, db_name: str, tmp_path: Path) -> None:
-    seed(couch_url, db_name, 20_000)
-    assert run(couch_url, "apply", write_manifest(tmp_path / "v1.yaml", db_name, 1),
-               "--yes").returncode == 0
-    live_rev = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()["_rev"]
+    live_rev, v2 = at_v1(couch_url, db_name, tmp_path, 20_000)
     old = total(couch_url, db_name)
-    v2 = write_manifest(tmp_path / "v2.yaml", db_name, 2)
 
     timed_out = run(couch_url, "apply", v2, "--yes", "--design-deploy", "staged",
                     "--wait-timeout", "0")
@@ -167,11 +172,7 @@ def test_a_timed_out_staged_build_leaves_the_live_design_doc_and_a_rerun_complet
                           "cannot be caught waiting for a build")
 def test_an_interrupted_staged_apply_leaves_the_live_design_doc_and_in_place_cleans_up(
         couch_url: str, db_name: str, tmp_path: Path) -> None:
-    seed(couch_url, db_name, 30_000)
-    assert run(couch_url, "apply", write_manifest(tmp_path / "v1.yaml", db_name, 1),
-               "--yes").returncode == 0
-    live_rev = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()["_rev"]
-    v2 = write_manifest(tmp_path / "v2.yaml", db_name, 2)
+    live_rev, v2 = at_v1(couch_url, db_name, tmp_path, 30_000)
 
     proc = couchsync(couch_url, "apply", v2, "--yes", "--design-deploy", "staged")
     wait_for(lambda: staging_ids(couch_url, db_name) == [STAGED_APP],
