@@ -160,9 +160,12 @@ class TLSTerminator:
         self._thread.start()
 
     def _accept(self) -> None:
+        self._listener.settimeout(0.1)  # closing a socket does not wake up its accept()
         while not self._closed:
             try:
                 raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             thread = threading.Thread(target=self._serve, args=(raw,), daemon=True)
@@ -202,8 +205,8 @@ class TLSTerminator:
 
     def close(self) -> None:
         self._closed = True
-        self._listener.close()
         self._thread.join()
+        self._listener.close()
         for thread in self._threads:
             thread.join(timeout=10)
 
