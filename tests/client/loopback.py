@@ -96,6 +96,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_COPY = _handle
 
+    def do_CONNECT(self) -> None:
+        """A tunnel (for https:// through the proxy) to the host:port asked for."""
+        with self.server.lock:
+            self.server.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+        host, _, port = self.path.rpartition(":")
+        try:
+            upstream = socket.create_connection((host, int(port)), timeout=30)
+        except OSError:
+            self.send_error(502)
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        with upstream:
+            other = threading.Thread(target=TLSTerminator._copy,
+                                     args=(upstream, self.connection), daemon=True)
+            other.start()
+            TLSTerminator._copy(self.connection, upstream)
+            other.join()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -114,7 +134,8 @@ class Proxy:
         self._server.lock = threading.Lock()
         self.port = int(self._server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     @property
