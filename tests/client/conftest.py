@@ -103,3 +103,25 @@ def handler_client() -> Callable[[Handler], Client]:
         return Client(MOCK_URL, transport=httpx.MockTransport(handler), retries=0)
 
     return make
+
+
+@pytest.fixture
+def user_factory(couch_url: str) -> Iterator[Callable[[str], str]]:
+    """Make users in ``_users`` with the password given (a unique name each, returned);
+    every one is deleted afterwards. CouchDB and PouchDB Server both have ``_users``."""
+    import uuid
+
+    made: list[str] = []
+    with Client(couch_url) as admin:
+        users = admin.database("_users")
+
+        def make(password: str) -> str:
+            name = f"cstest-{uuid.uuid4().hex[:10]}"
+            users.add({"_id": f"org.couchdb.user:{name}", "name": name, "password": password,
+                       "roles": [], "type": "user"})
+            made.append(name)
+            return name
+
+        yield make
+        for name in made:
+            users.delete(f"org.couchdb.user:{name}")
