@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from couchsync.client import Client, HttpxConnection  # noqa: E402
+from couchsync.client import Client, HttpxConnection
 
 DB = "bench_auth"
 DEFAULTS = {  # CouchDB 3.5.2's defaults (rel/overlay/etc/default.ini)
