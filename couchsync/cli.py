@@ -17,11 +17,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
+from couchsync._connect import DEFAULT_URL
 from couchsync._parallel import DEFAULT_PARALLEL
 
 if TYPE_CHECKING:
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
     from couchsync.plan import Plan
     from couchsync.saved_plan import SavedPlan
 
-DEFAULT_URL = "http://localhost:5984"
 
 app = typer.Typer(
     name="couchsync",
@@ -85,7 +86,36 @@ Url = Annotated[
 User = Annotated[
     str | None,
     typer.Option("--user", envvar="COUCHDB_USER", show_envvar=True, show_default=False,
-                 help="User name (the password comes from COUCHDB_PASSWORD only)."),
+                 help="User name; the password comes from COUCHDB_PASSWORD or the file "
+                      "COUCHDB_PASSWORD_FILE names (a bearer token: COUCHDB_TOKEN[_FILE]), "
+                      "never from the command line."),
+]
+Auth = Annotated[
+    str | None,
+    typer.Option("--auth", metavar="basic|session", show_default=False,
+                 help="basic: credentials with every request; session: one login "
+                      "(_session), then a cookie, renewed when it expires "
+                      "\\[default: COUCHDB_AUTH, else basic]."),
+]
+CACert = Annotated[
+    Path | None,
+    typer.Option("--cacert", metavar="FILE", show_default=False,
+                 help="CA bundle to trust for an https:// server \\[default: COUCHDB_CACERT, "
+                      "else the system's]."),
+]
+Cert = Annotated[
+    Path | None,
+    typer.Option("--cert", metavar="FILE", show_default=False,
+                 help="Client certificate (PEM) to present; its key too, unless --key."),
+]
+Key = Annotated[
+    Path | None,
+    typer.Option("--key", metavar="FILE", show_default=False,
+                 help="Private key of the --cert client certificate."),
+]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Tell retries, logins and the proxy used, "
+                                               "on stderr.")
 ]
 Format = Annotated[
     str, typer.Option("--format", help="Output format: text or json.", case_sensitive=False)
@@ -161,16 +191,29 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
     return fmt
 
 
-def _client(url: str | None, user: str | None, parallel: int = 1) -> Client:
-    from couchsync.client import Client
+@dataclass(frozen=True)
+class _Connection:
+    """The connection options every command that talks to a server takes."""
 
-    password = os.environ.get("COUCHDB_PASSWORD")
-    # A bad URL raises InvalidURL, a couchsync error like any other (its message never
-    # repeats the URL, nor so its password): _clean_errors() reports it. Connections:
-    # each database worker may have a batch in flight beside its own request, and the
-    # lock's heartbeat needs one, so none waits for the pool.
-    return Client(url or DEFAULT_URL, user=user, password=password,
-                  max_connections=max(16, 2 * parallel + 2))
+    url: str | None = None
+    user: str | None = None
+    auth: str | None = None
+    cacert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    verbose: bool = False
+
+
+def _client(conn: _Connection, parallel: int = 1) -> Client:
+    from couchsync._connect import open_client
+
+    # A bad URL or setting raises a couchsync error whose message never repeats a
+    # secret: _clean_errors() reports it. Connections: each database worker may have a
+    # batch in flight beside its own request, and the lock's heartbeat needs one, so
+    # none waits for the pool.
+    return open_client(conn.url, user=conn.user, auth_mode=conn.auth, cacert=conn.cacert,
+                       cert=conn.cert, key=conn.key, verbose=conn.verbose,
+                       max_connections=max(16, 2 * parallel + 2))
 
 
 def _color(stream: TextIO) -> bool:
@@ -283,6 +326,11 @@ def plan(
     paths: Paths,
     url: Url = None,
     user: User = None,
+    auth: Auth = None,
+    cacert: CACert = None,
+    cert: Cert = None,
+    key: Key = None,
+    verbose: Verbose = False,
     fmt: PlanFormat = "text",
     design_deploy: DesignDeploy = None,
     var: Vars = None,
@@ -310,7 +358,8 @@ def plan(
     fmt = _check_format(fmt, ("text", "json", "markdown"))
     with _clean_errors():
         environ = _environ(var, var_file)
-        with _client(url, user, parallel) as client:
+        with _client(_Connection(url, user, auth, cacert, cert, key, verbose),
+                     parallel) as client:
             desired, result, locks = _plan(client, paths, only, parallel, design_deploy,
                                            environ, _names(db_prefix, db_suffix))
             _tell_locks(locks)
@@ -427,6 +476,11 @@ def apply(
     paths: OptionalPaths = None,
     url: Url = None,
     user: User = None,
+    auth: Auth = None,
+    cacert: CACert = None,
+    cert: Cert = None,
+    key: Key = None,
+    verbose: Verbose = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     fmt: Format = "text",
     batch_size: Annotated[
@@ -476,7 +530,8 @@ def apply(
             yes = True  # the saved plan was reviewed: it is applied only if unchanged
         elif not paths:
             _fail("give the manifests to apply (PATH...), or a saved plan (--plan FILE)")
-        with _client(url, user, parallel) as client:
+        with _client(_Connection(url, user, auth, cacert, cert, key, verbose),
+                     parallel) as client:
             desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
                                             _environ(var, var_file),
                                             _names(db_prefix, db_suffix))
@@ -640,6 +695,11 @@ def force_unlock(
              "matching one.", show_default=False)],
     url: Url = None,
     user: User = None,
+    auth: Auth = None,
+    cacert: CACert = None,
+    cert: Cert = None,
+    key: Key = None,
+    verbose: Verbose = False,
 ) -> None:
     """Free apply locks left by a process that is gone (it must really be gone).
 
@@ -647,7 +707,8 @@ def force_unlock(
     """
     from couchsync.lock import force_unlock as free
 
-    with _clean_errors(), _client(url, user) as client:
+    with _clean_errors(), _client(_Connection(url, user, auth, cacert, cert, key,
+                                                   verbose)) as client:
         for name, holder in free(client, databases).items():
             if holder is None:
                 typer.echo(f"{name}: not locked")
@@ -660,6 +721,11 @@ def export(
     db: Annotated[list[str], typer.Option("--db", help="Database to export. Repeatable.")],
     url: Url = None,
     user: User = None,
+    auth: Auth = None,
+    cacert: CACert = None,
+    cert: Cert = None,
+    key: Key = None,
+    verbose: Verbose = False,
     with_docs: Annotated[
         bool, typer.Option("--with-docs", help="Include the documents (without _rev).")
     ] = False,
@@ -670,7 +736,8 @@ def export(
     """
     from couchsync.export import export_manifest
 
-    with _clean_errors(), _client(url, user) as client:
+    with _clean_errors(), _client(_Connection(url, user, auth, cacert, cert, key,
+                                                   verbose)) as client:
         typer.echo(export_manifest(client, db, with_docs=with_docs), nl=False)
 
 
