@@ -18,7 +18,8 @@ class Client(EngineOwner):
     """Entry point: ``Client(url, connection_engine=HttpxConnection, **engine_options)``.
 
     ``engine_options`` go to the engine factory (for HttpxConnection: ``user``,
-    ``password``, ``auth``, ``timeout``, ``verify``, ``retries``, ``backoff``,
+    ``password``, ``auth``, ``session``, ``token``, ``timeout``, ``verify``, ``cert``,
+    ``key``, ``proxy``, ``trust_env``, ``retries``, ``backoff``, ``retry_budget``,
     ``transport``, ``max_connections``). A Client with the default engine may be
     used from many threads at once.
     Methods raise ServerError (plus the status class); use as a context manager or

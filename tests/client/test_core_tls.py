@@ -70,8 +70,7 @@ def test_another_ca_is_refused_with_a_clear_error(
             client.server.info()
         message = str(caught.value)
         assert "TLS certificate was not accepted" in message
-        assert "unable to get local issuer certificate" in message
-        assert "CA bundle" in message
+        assert "CA bundle" in message  # and OpenSSL's reason, which varies
 
 
 def test_a_client_certificate_is_presented_when_the_server_requires_one(
