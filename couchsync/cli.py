@@ -729,16 +729,30 @@ def export(
     with_docs: Annotated[
         bool, typer.Option("--with-docs", help="Include the documents (without _rev).")
     ] = False,
+    var: Annotated[
+        list[str] | None,
+        typer.Option("--var", metavar="KEY=VALUE", show_default=False,
+                     help="Write ${KEY} wherever a string value is VALUE (repeatable): "
+                          "the manifest then needs --var KEY=VALUE to apply."),
+    ] = None,
+    var_file: Annotated[
+        list[Path] | None,
+        typer.Option("--var-file", metavar="FILE", show_default=False,
+                     help="As --var, for each variable of FILE (as plan and apply read it)."),
+    ] = None,
 ) -> None:
     """Write the live state of databases as a manifest (YAML on stdout).
 
     Example: couchsync export --db users --with-docs > manifests/users.yaml
     """
     from couchsync.export import export_manifest
+    from couchsync.manifest import variables
 
-    with _clean_errors(), _client(_Connection(url, user, auth, cacert, cert, key,
-                                                   verbose)) as client:
-        typer.echo(export_manifest(client, db, with_docs=with_docs), nl=False)
+    with _clean_errors():
+        given = dict(variables(var or [], var_file or [], environ={}))
+        with _client(_Connection(url, user, auth, cacert, cert, key, verbose)) as client:
+            text = export_manifest(client, db, with_docs=with_docs, placeholders=given)
+        typer.echo(text, nl=False)
 
 
 def main() -> None:

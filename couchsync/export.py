@@ -13,18 +13,24 @@ function) is a literal block scalar (``|``, ``|-``, ``|+``) whenever that reads
 back exactly, else a double-quoted string with escapes. String values have each
 ``${`` written as ``$${``, so the loader's ``${VAR}`` expansion gives back the
 text the server holds (a JavaScript template literal, a ``${...}`` in a document).
+
+``placeholders`` (``export --var``/``--var-file``) turns every string value equal
+to a variable's value into ``${KEY}``: applied with the same variables, the
+manifest re-plans empty, and the value (a host name, a credential) stays out
+of the file. couchsync's staging design docs are never exported.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from couchsync.client import Client, Database
 from couchsync.plan._live import SCAN_PAGE_SIZE
+from couchsync.plan._staging import is_staging_id
 
 __all__ = ["export_manifest"]
 
@@ -37,14 +43,20 @@ _DESIGN_RANGE = (_DESIGN, "_design0")
 _OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
-def export_manifest(client: Client, names: Sequence[str], *, with_docs: bool = False) -> str:
-    """Manifest YAML (version 1) describing databases ``names`` as they are now.
+def export_manifest(client: Client, names: Sequence[str], *, with_docs: bool = False,
+                    placeholders: Mapping[str, str] | None = None) -> str:
+    """Manifest YAML (version 1) describing databases ``names`` as they are now; string
+    values equal to a ``placeholders`` value are written as ``${KEY}``.
 
     Raises ``NotFound`` for a database that does not exist.
     """
     databases = {name: _export_database(client.get_db(name), with_docs) for name in names}
+    references: dict[str, str] = {}
+    for key, value in sorted((placeholders or {}).items()):
+        if value:
+            references.setdefault(value, "${" + key + "}")
     return "# Exported by couchsync export.\n" + _dump_yaml(
-        {"version": 1, "databases": _literal_references(databases)})
+        {"version": 1, "databases": _literal_references(databases, references)})
 
 
 def _dump_yaml(data: Any) -> str:
@@ -82,15 +94,16 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _literal_references(value: Any) -> Any:
-    """``value`` with ``${`` as ``$${`` in every string value (never in keys: the
-    loader expands values only), so that loading gives back ``value``."""
+def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
+    """``value`` with each string value that ``references`` names replaced by its
+    ``${KEY}``, and ``${`` as ``$${`` in the others (never in keys: the loader expands
+    values only), so that loading with those variables gives back ``value``."""
     if isinstance(value, str):
-        return value.replace("${", "$${")
+        return references.get(value) or value.replace("${", "$${")
     if isinstance(value, dict):
-        return {key: _literal_references(item) for key, item in value.items()}
+        return {key: _literal_references(item, references) for key, item in value.items()}
     if isinstance(value, list):
-        return [_literal_references(item) for item in value]
+        return [_literal_references(item, references) for item in value]
     return value
 
 
@@ -103,7 +116,8 @@ def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:
     indexes = {
         index["name"]: _export_index(index)
         for index in db.get_indexes()["indexes"]
-        if index.get("ddoc")  # not the special _all_docs index
+        # Not the special _all_docs index, nor a staged rollout's copy.
+        if index.get("ddoc") and not is_staging_id(index["ddoc"])
     }
     if indexes:
         spec["indexes"] = indexes
@@ -111,7 +125,8 @@ def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:
         row["id"].removeprefix(_DESIGN): _without_underscores(row["doc"], keep_id=False)
         for row in db.all_docs(start_key=_DESIGN_RANGE[0], end_key=_DESIGN_RANGE[1],
                                include_docs=True)
-        if row["doc"].get("language") != "query"  # Mango index ddocs: exported as indexes
+        # Mango index ddocs are exported as indexes; staging copies not at all.
+        if row["doc"].get("language") != "query" and not is_staging_id(row["id"])
     }
     if design_docs:
         spec["design_docs"] = design_docs

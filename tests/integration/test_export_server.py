@@ -115,3 +115,25 @@ def test_export_of_a_design_doc_with_fields_of_its_own_and_multi_line_functions(
     body = exported.databases[db_name].design_docs["app"].body
     assert body == {key: value for key, value in design.items() if key != "_id"}
     assert plan(client, exported).is_empty
+
+
+def test_export_writes_placeholders_for_given_values_and_leaves_staging_copies_out(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    client.create(db_name)
+    copies = (client.database(db_name).info().get("cluster") or {}).get("n")
+    client.database(db_name).bulk_docs([
+        {"_id": "cfg", "host": "db.internal.example", "note": "at db.internal.example"},
+        {"_id": "_design/couchsync-staged.app", "views": {"v": {"map": "function (d) {}"}}},
+    ], w=copies)
+
+    text = export_manifest(client, [db_name], with_docs=True,
+                           placeholders={"DB_HOST": "db.internal.example", "EMPTY": ""})
+    assert "host: ${DB_HOST}" in text
+    assert "note: at db.internal.example" in text  # whole values only
+    assert "couchsync-staged" not in text
+    path = tmp_path / "exported.yaml"
+    path.write_text(text)
+    exported = load_manifests([path], environ={"DB_HOST": "db.internal.example"})
+    assert exported.databases[db_name].documents["cfg"].body["host"] == "db.internal.example"
+    assert plan(client, exported).is_empty
