@@ -38,8 +38,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(port: int | None = None, dist: Path | None = None) -> Iterator[str]:
-    """Yield the URL (with admin credentials) of a fresh single-node CouchDB."""
+def running_server(port: int | None = None, dist: Path | None = None, *,
+                   nodes: int = 1) -> Iterator[str]:
+    """Yield the URL (with admin credentials) of a fresh CouchDB of ``nodes`` nodes
+    (ports ``port`` … ``port + nodes - 1``), stopped and removed afterwards."""
     dist = dist or find_dist()
     if dist is None:
         raise RuntimeError("CouchDB dist not found: set COUCHDB_DIST or use --server pouchdb")
@@ -47,7 +49,7 @@ def running_server(port: int | None = None, dist: Path | None = None) -> Iterato
     try:
         url = subprocess.run(
             [str(dist / "start"), "--dir", workdir, "--port", str(port or _free_port()),
-             "--admin", ADMIN],
+             "--nodes", str(nodes), "--admin", ADMIN],
             check=True, stdout=subprocess.PIPE, text=True,
         ).stdout.strip()
         try:

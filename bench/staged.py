@@ -55,13 +55,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+import couchdb_server
 from run import COUCHSYNC, OUT, ROOT, server_name
 
 STAGED_OUT = OUT / "staged"
@@ -81,32 +81,10 @@ TARGET_APPLY_RATIO = 1.3
 # ---------------------------------------------------------------- server
 
 
-def find_dist() -> Path:
-    env = os.environ.get("COUCHDB_DIST")
-    dist = Path(env) if env else ROOT.parent / "shared" / "couchdb"
-    if not (dist / "start").is_file():
-        sys.exit(f"CouchDB dist not found in {dist}: set COUCHDB_DIST or pass --url")
-    return dist.resolve()
-
-
-@contextlib.contextmanager
-def own_server(nodes: int, port: int) -> Iterator[str]:
+def own_server(nodes: int, port: int) -> contextlib.AbstractContextManager[str]:
     """A fresh bundled CouchDB (``nodes`` nodes from ``port``), stopped and removed after."""
-    dist = find_dist()
-    workdir = tempfile.mkdtemp(prefix="couchsync-bench-staged-")
-    print(f"starting CouchDB ({nodes} node(s), port {port}) in {workdir} ...",
-          file=sys.stderr, flush=True)
-    try:
-        url = subprocess.run([str(dist / "start"), "--nodes", str(nodes), "--port", str(port),
-                              "--dir", workdir],
-                             check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
-        try:
-            yield url.rstrip("/")
-        finally:
-            subprocess.run([str(dist / "stop"), workdir], check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"starting CouchDB ({nodes} node(s), port {port}) ...", file=sys.stderr, flush=True)
+    return couchdb_server.running_server(port, nodes=nodes)
 
 
 # ---------------------------------------------------------------- data

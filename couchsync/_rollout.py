@@ -52,7 +52,9 @@ __all__ = ["CAUGHT_UP", "BuildTimeout", "same_index", "stage", "wait_until_built
 #: built: a query then waits for those few (milliseconds), and a database written
 #: to all the while would otherwise never be "built".
 CAUGHT_UP = 100
+#: Polls come quickly at first (a small index is built in a moment), then every this.
 POLL_SECONDS = 0.5
+FIRST_POLL_SECONDS = 0.05
 
 #: ``on_progress(done, total)``: changes indexed so far, of those there were to index.
 BuildProgress = Callable[[int, int], None]
@@ -135,6 +137,7 @@ def wait_until_built(client: Client, db: Database, staging_id: str, view: str, *
     tasks: bool = True  # whether _active_tasks may be read (server admins)
     total = 0
     built_before = False
+    pause = FIRST_POLL_SECONDS
     while True:
         if check is not None:
             check()
@@ -160,8 +163,9 @@ def wait_until_built(client: Client, db: Database, staging_id: str, view: str, *
         built_before = built
         if timeout is not None and time.monotonic() - started >= timeout:
             raise BuildTimeout(staging_id, timeout, total - pending, total)
-        time.sleep(POLL_SECONDS if timeout is None
-                   else max(0.0, min(POLL_SECONDS, started + timeout - time.monotonic())))
+        time.sleep(pause if timeout is None
+                   else max(0.0, min(pause, started + timeout - time.monotonic())))
+        pause = min(POLL_SECONDS, pause * 2)
 
 
 def _start_builds(db: Database, staging_id: str, view: str) -> None:
