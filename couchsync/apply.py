@@ -79,6 +79,8 @@ from couchsync.plan._state import LiveDoc, ManagedDoc
 
 __all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply_plan"]
 
+#: A staged rollout's warning when the swapped-in design doc did not reuse the build.
+NOT_REUSED = "the live design doc's index is not the one built under"
 #: How many times a document that conflicted is re-read and written again.
 CONFLICT_ROUNDS = 3
 #: Failures the text of ApplyError lists one by one; JSON output lists all.
@@ -530,8 +532,8 @@ class _Run:
             return False
         if not _rollout.same_index(db, staging_id(step), live_id):
             self.result.warnings.append(
-                f"{step.address}: the live design doc's index is not the one built under "
-                f"{staging_id(step)}; queries of it wait for a rebuild")
+                f"{step.address}: {NOT_REUSED} {staging_id(step)}; queries of it wait for a "
+                "rebuild")
         try:
             db.delete(staging_id(step), w=w)
         except TransportError:

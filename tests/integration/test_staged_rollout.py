@@ -23,6 +23,7 @@ import yaml
 from cli_helpers import couchsync, run, wait_for
 from sync_helpers import plan, sync
 
+from couchsync.apply import NOT_REUSED
 from couchsync.client import Client
 from couchsync.manifest import DesiredState
 
@@ -104,7 +105,8 @@ def test_a_staged_rollout_keeps_the_view_answering_and_swaps_in_a_built_index(
     assert step.rebuild["documents"] == count + 1  # the design doc is one of them
     assert result.ok and len(result.staged) == 1
     assert result.staged[0].startswith(f"db:{db_name}/design:app: built under {STAGED_APP}")
-    assert not result.warnings  # among them: "the live design doc's index is not the one built"
+    # The build was reused (a 202 on a busy cluster may be warned of, though).
+    assert not [text for text in result.warnings if NOT_REUSED in text]
     assert answers and set(answers) <= {old, new}, answers  # always answered, never an error
     if is_couchdb:
         # Built before the swap: a query that may not build answers with the new view,
@@ -129,7 +131,8 @@ def test_a_staged_mango_index_change_is_built_before_it_is_in_place(
     made, result = sync(client, desired)
     assert [(s.action.value, s.address) for s in made.steps] == [
         ("-/+", f"db:{db_name}/index:by-g")]
-    assert result.ok and len(result.staged) == 1 and not result.warnings
+    assert result.ok and len(result.staged) == 1
+    assert not [text for text in result.warnings if NOT_REUSED in text]
     [index] = [i for i in client.database(db_name).get_indexes()["indexes"]
                if i["name"] == "by-g"]
     assert (index["ddoc"], index["def"]["fields"]) == ("_design/idx", [{"g": "asc"}, {"v": "asc"}])
