@@ -65,7 +65,7 @@ from couchsync.client import (
 )
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
-from couchsync.plan._diff import content_step, staging_id
+from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
 from couchsync.plan._ownership import (
@@ -75,6 +75,7 @@ from couchsync.plan._ownership import (
     write_ahead,
     write_record,
 )
+from couchsync.plan._staging import staging_id
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
 __all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply_plan"]

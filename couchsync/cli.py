@@ -366,7 +366,7 @@ def plan(
             if out is not None:
                 settings = {"only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
                             "design_deploy": design_deploy and design_deploy.value}
-                _save_plan(out, result, desired, client, url, user, paths, settings, environ)
+                _save_plan(out, result, desired, client, paths, settings, environ)
         _show(result, fmt, list_databases)
         if fmt == "text" and result.record_updates():
             typer.echo(f"\nApply will also settle {result.record_updates():,} ownership-record "
@@ -377,22 +377,19 @@ def plan(
         raise typer.Exit(2)
 
 
-def _server(client: Client, url: str | None, user: str | None) -> tuple[str, str | None]:
+def _server(client: Client) -> tuple[str, str | None]:
     """The server's URL (password masked) and ``uuid`` (None when it tells none)."""
-    from couchsync.client._url import parse_server_url
-
     uuid = client.server.info().get("uuid")
-    masked = parse_server_url(url or DEFAULT_URL, user=user).masked
-    return masked, uuid if isinstance(uuid, str) else None
+    return client.url, uuid if isinstance(uuid, str) else None
 
 
-def _save_plan(out: Path, plan: Plan, desired: DesiredState, client: Client, url: str | None,
-               user: str | None, paths: list[Path], settings: dict[str, Any],
+def _save_plan(out: Path, plan: Plan, desired: DesiredState, client: Client,
+               paths: list[Path], settings: dict[str, Any],
                environ: Mapping[str, str]) -> None:
     """Write the saved plan whole or not at all (a new file renamed over ``out``)."""
     from couchsync.saved_plan import SavedPlan
 
-    masked, uuid = _server(client, url, user)
+    masked, uuid = _server(client)
     text = SavedPlan.of(plan, desired, server_url=masked, server_uuid=uuid,
                         paths=[str(path) for path in paths], settings=settings
                         ).to_json(environ)
@@ -428,9 +425,9 @@ def _saved_settings(saved: SavedPlan, given: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _check_saved(saved: SavedPlan, fresh: Plan, desired: DesiredState, client: Client,
-                 url: str | None, user: str | None) -> None:
-    masked, uuid = _server(client, url, user)
+def _check_saved(saved: SavedPlan, fresh: Plan, desired: DesiredState,
+                 client: Client) -> None:
+    masked, uuid = _server(client)
     refusal = saved.refusal(fresh, desired, server_url=masked, server_uuid=uuid)
     if refusal is not None:
         _fail(f"refusing the saved plan: {refusal}")
@@ -536,7 +533,7 @@ def apply(
                                             _environ(var, var_file),
                                             _names(db_prefix, db_suffix))
             if saved is not None:
-                _check_saved(saved, changes, desired, client, url, user)
+                _check_saved(saved, changes, desired, client)
             unread = _unread(changes)
             if changes.is_empty and not changes.record_updates():
                 if fmt == "json":
@@ -562,7 +559,7 @@ def apply(
                                               parallel=parallel)
                         unread = _unread(changes)
                         if saved is not None:
-                            _check_saved(saved, changes, desired, client, url, user)
+                            _check_saved(saved, changes, desired, client)
                         if changes.to_dict() != shown.to_dict():
                             _replanned(changes, fmt, yes)
                     with _progress("Applying") as bar:

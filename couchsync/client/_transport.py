@@ -1039,6 +1039,11 @@ class EngineOwner:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._conn.url}>"
 
+    @property
+    def url(self) -> str:
+        """The server's URL, any password masked."""
+        return self._conn.url
+
     def __enter__(self: _Owner) -> _Owner:
         return self
 

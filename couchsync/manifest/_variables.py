@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
 
 from couchsync.manifest._problems import ManifestError, Problem
 
@@ -45,26 +46,7 @@ def variables(assignments: Sequence[str] = (), files: Sequence[str | os.PathLike
         problems.extend(trouble)
     if problems:
         raise ManifestError(problems)
-    return _Layers((given, from_files, os.environ if environ is None else environ))
-
-
-class _Layers(Mapping[str, str]):
-    """The first of several mappings that has a key (a read-only ``ChainMap``)."""
-
-    def __init__(self, layers: Sequence[Mapping[str, str]]) -> None:
-        self._layers = layers
-
-    def __getitem__(self, key: str) -> str:
-        for layer in self._layers:
-            if key in layer:
-                return layer[key]
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key for layer in self._layers for key in layer))
-
-    def __len__(self) -> int:
-        return len(set().union(*self._layers))
+    return ChainMap(given, from_files, dict(os.environ if environ is None else environ))
 
 
 def _shown(text: str) -> str:

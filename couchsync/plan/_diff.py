@@ -35,10 +35,9 @@ from couchsync.plan._ownership import digest_if_current, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._staging import (
     changes_validation,
-    design_staging_id,
-    index_staging_id,
     rebuilds_search,
     rebuilds_views,
+    staging_id,
 )
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
 
@@ -219,13 +218,6 @@ def _rebuild(spec: DatabaseSpec, live: LiveDatabase, design_id: str | None
     return Rebuild(documents=live.doc_count,
                    index_bytes=None if design_id is None else live.index_sizes.get(design_id),
                    staged=spec.design_deploy == "staged")
-
-
-def staging_id(step: Step) -> str:
-    """The staging design doc of a staged design doc or index step."""
-    if step.kind is StepKind.INDEX:
-        return index_staging_id(step.id or "")
-    return design_staging_id((step.id or "").removeprefix("_design/"))
 
 
 def _staging_cleanup(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,

@@ -147,10 +147,9 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     if scope.whole and spec.security is not None:
         live.security = db.get_security()
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
-    # The staging copies a staged apply may have left, asked for in the same request.
+    # The staging copies of design docs a staged apply may have left: asked for in the
+    # same request as the design docs (those of indexes show in _index, below).
     staging_ids = [design_staging_id(d.removeprefix("_design/")) for d in design_ids]
-    if scope.whole:
-        staging_ids += [index_staging_id(name) for name in spec.indexes]
     doc_ids = [doc_id for doc_id in spec.documents if scope.covers(doc_id)]
     small = (spec.matched_by is not None and ahead.head is None and not spec.prune
              and 0 < len(design_ids) + len(doc_ids) + len(spec.indexes) <= SMALL_READ)
@@ -161,7 +160,15 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
               else read_bodies(db, [*design_ids, *staging_ids, *(doc_ids if small else ())]))
     if scope.whole and spec.indexes:
         found = _mango_indexes(bodies.values()) if whole else None
-        live.indexes = _read_indexes(db) if found is None else found
+        listed: set[str] = set(bodies)  # staging design docs seen
+        if found is None:
+            found, listed = _read_indexes(db)
+        live.indexes = found
+        left = [index_staging_id(name) for name in spec.indexes]
+        staging_ids += left
+        # Read only when _index shows one: a plan without leftovers asks nothing more.
+        bodies.update(read_bodies(db, [doc_id for doc_id in left
+                                       if doc_id in listed and doc_id not in bodies]))
     live.design_docs = {
         doc_id.removeprefix("_design/"): LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
         for doc_id in design_ids if doc_id in bodies
@@ -243,7 +250,11 @@ def _mango_indexes(bodies: Iterable[dict[str, Any]]) -> list[LiveIndex] | None:
     return found
 
 
-def _read_indexes(db: Database) -> list[LiveIndex]:
+def _read_indexes(db: Database) -> tuple[list[LiveIndex], set[str]]:
+    """The Mango indexes ``_index`` lists, and the staging design docs it shows (their
+    indexes are not in use: left out)."""
+    listed = db.get_indexes()["indexes"]
+    staging = {index["ddoc"] for index in listed if is_staging_id(index.get("ddoc") or "")}
     return [
         LiveIndex(
             name=index["name"],
@@ -252,10 +263,10 @@ def _read_indexes(db: Database) -> list[LiveIndex]:
             partial_filter_selector=index["def"].get("partial_filter_selector") or None,
             type=index.get("type", "json"),
         )
-        for index in db.get_indexes()["indexes"]
-        # The special _all_docs index has no ddoc; staging copies are not indexes in use.
-        if index.get("ddoc") and not is_staging_id(index["ddoc"])
-    ]
+        for index in listed
+        # The special _all_docs index has no ddoc.
+        if index.get("ddoc") and index["ddoc"] not in staging
+    ], staging
 
 
 def _read_documents(

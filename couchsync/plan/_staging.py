@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from couchsync._canonical import canonical_json
+from couchsync.plan._model import Step, StepKind
 
 #: Every staging design doc's id starts with this; nothing else of couchsync's does.
 STAGING_PREFIX = "_design/couchsync-staged"
@@ -34,6 +35,13 @@ def design_staging_id(name: str) -> str:
 def index_staging_id(name: str) -> str:
     """The staging id of Mango index ``name``."""
     return f"{STAGING_PREFIX}-index.{name}"
+
+
+def staging_id(step: Step) -> str:
+    """The staging design doc of a staged design doc or index step."""
+    if step.kind is StepKind.INDEX:
+        return index_staging_id(step.id or "")
+    return design_staging_id((step.id or "").removeprefix("_design/"))
 
 
 def is_staging_id(doc_id: str) -> bool:
