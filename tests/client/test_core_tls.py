@@ -93,7 +93,9 @@ def test_a_client_certificate_is_presented_when_the_server_requires_one(
             client.server.info()
         assert "refused the TLS connection" in str(caught.value)
         assert "client certificate" in str(caught.value)
-        assert len(terminator.failures) == 1  # not retried
+    # Counted once the terminator has joined its threads: with TLS 1.3 the client can
+    # read the server's alert before the server's thread has recorded the failure.
+    assert len(terminator.failures) == 1  # not retried
 
 
 def test_certificate_files_that_cannot_be_used_are_named(
