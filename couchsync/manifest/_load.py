@@ -12,6 +12,7 @@ from couchsync.manifest._env import expand
 from couchsync.manifest._merge import ENTRY_SECTIONS, StateBuilder
 from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name
 from couchsync.manifest._schema import schema_issues
+from couchsync.manifest._server import SERVER_SECTIONS
 from couchsync.manifest._yaml import parse_yaml
 from couchsync.manifest.model import DesiredState
 
@@ -132,6 +133,8 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder) -> 
             skip = {part[2:] for part in broken if part[:2] == ("databases", name)}
             if () not in skip:
                 builder.add_database(file, name, data, positions, skip)
+    if any(isinstance(expansion.value.get(section), dict) for section in SERVER_SECTIONS):
+        builder.server.add(file, expansion.value, positions, broken)
     return problems
 
 

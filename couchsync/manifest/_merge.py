@@ -24,6 +24,7 @@ from couchsync.manifest._patterns import (
     patterns_overlap,
 )
 from couchsync.manifest._problems import Path, Problem, format_path
+from couchsync.manifest._server import ServerSections
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
     DatabaseSpec,
@@ -49,6 +50,9 @@ class StateBuilder:
         # In manifest order: a document, or a data file (path, as written, where).
         self._documents: list[tuple[DatabaseSpec, DocumentSpec | tuple[str, str, SourcePos],
                                     Path]] = []
+        #: config, users, replications, prune (users and replications are documents)
+        self.server = ServerSections(self.state, self.problems,
+                                     lambda db, doc, path: self._documents.append((db, doc, path)))
 
     def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
         self.problems.append(Problem(where.file, where.line, where.col, message, format_path(path)))
@@ -152,6 +156,10 @@ class StateBuilder:
 
     def _add_documents_from(self, db: DatabaseSpec, data_file: str, relative: str,
                             where: SourcePos, path: Path) -> None:
+        if "\0" in relative:  # open() would raise ValueError: no file can be named so
+            self._problem(where, f"documents_from file {relative!r}: a file name cannot hold "
+                          "a NUL character", path)
+            return
         try:
             for item in read_documents(data_file, self.cache):
                 if isinstance(item, Problem):

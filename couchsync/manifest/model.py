@@ -49,6 +49,10 @@ class DocumentSpec:
     inline: bytes | None = None  # canonical JSON, when held in memory
     offset: int = -1  # else: where its JSON is in ``file``
     length: int = 0
+    #: It holds a secret the server stores only as a hash (a ``users:`` password): the
+    #: ownership record cannot vouch for it, so every plan reads and checks it, and its
+    #: ``hash`` (``digest``) leaves the secret out.
+    secret: bool = False
 
     @classmethod
     def from_body(
@@ -150,6 +154,14 @@ class DatabaseSpec:
     matched_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigSetting:
+    """One ``config:`` key: the string the server is to hold, and where it was written."""
+
+    value: str
+    source: SourcePos
+
+
 @dataclass(slots=True)
 class DesiredState:
     """Every database the manifests name, by name, in first-seen order, and the patterns.
@@ -163,3 +175,7 @@ class DesiredState:
     databases: dict[str, DatabaseSpec] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # the manifest files read, in order
     patterns: dict[str, DatabaseSpec] = field(default_factory=dict)
+    #: ``config:``, section → key → setting, for every node of the cluster.
+    config: dict[str, dict[str, ConfigSetting]] = field(default_factory=dict)
+    #: ``prune: {config: true}``: keys couchsync set that no manifest declares are deleted.
+    prune_config: bool = False

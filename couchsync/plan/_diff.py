@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
+from couchsync.manifest._server import USERS_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import Action, DatabasePlan, Plan, Rebuild, Step, StepKind
@@ -40,6 +41,7 @@ from couchsync.plan._staging import (
     staging_id,
 )
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
+from couchsync.plan._system import hash_fields, password_matches, server_written
 
 #: Fields left out of every document comparison.
 IGNORED_FIELDS = SERVER_FIELDS | {"_id", "_attachments"}
@@ -262,7 +264,7 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                        reason=NOT_ON_SERVER)
             continue
         entry = live.managed.get(doc_id)
-        if proven or is_unchanged(doc, current.rev, entry):
+        if (proven and not doc.secret) or is_unchanged(doc, current.rev, entry):
             continue
         step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
                              _drift_reason(doc, current, entry))
@@ -302,16 +304,33 @@ def content_step(
     current: LiveDoc | None,
     reason: str,
 ) -> Step | None:
-    """Create, update (explained by ``reason``) or nothing, for a document or design doc."""
-    after = _comparable(desired)
+    """Create, update (explained by ``reason``) or nothing, for a document or design doc.
+
+    In ``_users`` and ``_replicator`` the fields the server writes are not compared; a
+    user's ``password`` is checked against the stored hash (``_system``), and an update
+    keeps the stored hash unless the password changed.
+    """
+    ignored = IGNORED_FIELDS | server_written(database)
+    after = _comparable(desired, ignored)
     if current is None:
         return Step(Action.CREATE, kind, database, doc_id, after=after, reason=NOT_ON_SERVER)
     if current.body is None:
         raise ValueError(f"the live state lacks the body of {doc_id!r} in {database!r}")
-    before = _comparable(current.body)
-    if canonical_json(before) == canonical_json(after):
+    before = _comparable(current.body, ignored)
+    password = after.pop("password", None) if database == USERS_DB else None
+    same_password = password is None or password_matches(password, current.body)
+    if same_password and canonical_json(before) == canonical_json(after):
         return None
     carried = {key: current.body[key] for key in CARRIED_FIELDS if key in current.body}
+    if password is not None:
+        if same_password:
+            carried.update(hash_fields(current.body))
+        elif canonical_json(before) == canonical_json(after):
+            reason = "the password differs from the manifests'"
+            after["password"] = password
+        else:
+            reason += "; and the password differs"
+            after["password"] = password
     return Step(Action.UPDATE, kind, database, doc_id, before={**before, **carried},
                 after={**after, **carried}, rev=current.rev, reason=reason)
 
@@ -320,5 +339,6 @@ def _delete(kind: StepKind, database: str, doc_id: str, current: LiveDoc, reason
     return Step(Action.DELETE, kind, database, doc_id, rev=current.rev, reason=reason)
 
 
-def _comparable(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if key not in IGNORED_FIELDS}
+def _comparable(body: dict[str, Any], ignored: frozenset[str] = IGNORED_FIELDS
+                ) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in ignored}

@@ -285,7 +285,8 @@ def _read_documents(
         )
     revs = _read_revisions(db, wanted, live.doc_count, scan)
     if not record.complete:
-        if record.digest == digest_if_current(spec, revs):
+        if record.digest == digest_if_current(spec, revs) and not any(
+                spec.documents[doc_id].secret for doc_id in revs if doc_id in spec.documents):
             live.record_digest = record.digest  # the planner checks it again, itself
             return {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
         live.managed = read_shards(db, record).entries()

@@ -54,6 +54,7 @@ from typing import Any, TypedDict
 from couchsync import __version__
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
+from couchsync.plan._system import SERVER_WRITTEN, shown
 
 FORMAT_VERSION = 1
 
@@ -157,8 +158,9 @@ class Step:
     __hash__ = None  # type: ignore[assignment]  # mutable values inside: not hashable
 
     def __repr__(self) -> str:
+        view = StepView(self)  # secrets masked
         return (f"Step({self.action!r}, {self.kind!r}, {self.database!r}, id={self.id!r}, "
-                f"before={self.before!r}, after={self.after!r}, rev={self.rev!r}, "
+                f"before={view['before']!r}, after={view['after']!r}, rev={self.rev!r}, "
                 f"reason={self.reason!r}, rebuild={self.rebuild!r})")
 
     @property
@@ -287,6 +289,7 @@ class Plan:
 _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason",
               "rebuild")
 _ENUM_KEYS = frozenset({"action", "kind"})
+_SIDES = {"before": "after", "after": "before"}  # each masked against the other
 
 
 class StepView(Mapping[str, Any]):
@@ -303,6 +306,9 @@ class StepView(Mapping[str, Any]):
             return getattr(self._step, key).value
         if key not in _STEP_KEYS:
             raise KeyError(key)
+        if key in _SIDES and self._step.database in SERVER_WRITTEN:  # _users, _replicator
+            return shown(self._step.database, getattr(self._step, key),
+                         getattr(self._step, _SIDES[key]))
         return getattr(self._step, key)
 
     def __iter__(self) -> Iterator[str]:

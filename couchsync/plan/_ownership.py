@@ -64,8 +64,10 @@ INLINE_CREATING = 1_000  # ids written ahead into the head itself, at most
 
 
 def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> bool:
-    """True when the record proves the live document equals the manifest's, body unread."""
-    return entry is not None and entry.rev == live_rev and entry.hash == doc.hash
+    """True when the record proves the live document equals the manifest's, body unread
+    (never for a document holding a secret: the record has no trace of the secret)."""
+    return (entry is not None and entry.rev == live_rev and entry.hash == doc.hash
+            and not doc.secret)
 
 
 @dataclass(slots=True)

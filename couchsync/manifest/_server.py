@@ -1,0 +1,152 @@
+"""The whole-server sections of a manifest: ``config``, ``users``, ``replications``, ``prune``.
+
+``users`` and ``replications`` are documents of the system databases ``_users``
+and ``_replicator``: they become those databases' ``DatabaseSpec`` (so they are
+planned, locked, written ahead, owned and pruned like any seed document), with
+the comparison rules of ``couchsync.plan._system``. ``config`` is not a
+database: it stays in ``DesiredState.config``, section → key → string.
+
+A user's password is part of the document's JSON (apply writes it; the server
+turns it into a hash), but not of its ``hash``: the ownership record never
+holds anything derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Set
+from typing import Any
+
+from couchsync._canonical import canonical_json, hash_canonical
+from couchsync.manifest._problems import Path, Problem, format_path
+from couchsync.manifest._yaml import Positions
+from couchsync.manifest.model import (
+    ConfigSetting,
+    DatabaseSpec,
+    DesiredState,
+    DocumentSpec,
+    SourcePos,
+)
+
+USERS_DB = "_users"
+REPLICATOR_DB = "_replicator"
+USER_PREFIX = "org.couchdb.user:"
+#: The top-level sections this module builds (the loader hands them over).
+SERVER_SECTIONS = ("config", "users", "replications", "prune")
+
+
+def config_string(value: str | bool | int | float) -> str:
+    """The string the server stores for a manifest's config value: strings as written,
+    ``true``/``false`` for booleans, numbers as JSON writes them (``8``, ``0.5``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value)
+
+
+class ServerSections:
+    """Builds the server sections of each manifest file into ``state``, merging files:
+    one key, user or replication is defined once; ``prune`` flags must agree."""
+
+    def __init__(self, state: DesiredState, problems: list[Problem],
+                 add_document: Callable[[DatabaseSpec, DocumentSpec, Path], None]) -> None:
+        self.state = state
+        self.problems = problems
+        self._add_document = add_document  # documents go in once every file is declared
+        self._prune: dict[str, tuple[bool, SourcePos]] = {}
+
+    def _problem(self, where: SourcePos, message: str, path: Path) -> None:
+        self.problems.append(Problem(where.file, where.line, where.col, message,
+                                     format_path(path)))
+
+    def add(self, file: str, data: dict[str, Any], positions: Positions,
+            broken: Set[Path]) -> None:
+        """Merge one schema-valid file's server sections, leaving out every entry with a
+        problem (a path of ``broken`` inside it)."""
+
+        def at(path: Path, key: bool = False) -> SourcePos:
+            return SourcePos(file, *(positions.key(path) if key else positions.value(path)))
+
+        def fine(path: Path) -> bool:
+            return not any(part[:len(path)] == path or path[:len(part)] == part
+                           for part in broken)
+
+        def entries(*path: str) -> list[tuple[str, Any]]:
+            value = data
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            if not isinstance(value, dict) or not fine(path):
+                return []
+            return [(key, entry) for key, entry in value.items() if fine((*path, key))]
+
+        for section, _keys in entries("config"):
+            for key, value in entries("config", section):
+                path = ("config", section, key)
+                self._add_config(section, key, config_string(value), at(path), path)
+        for name, fields in entries("users"):
+            self._add_user(file, name, fields, at(("users", name), key=True))
+        for doc_id, body in entries("replications"):
+            where = at(("replications", doc_id), key=True)
+            self._add_document(self._database(REPLICATOR_DB, where), DocumentSpec.from_body(
+                {**body, "_id": doc_id}, where), ("replications", doc_id))
+        for section, value in entries("prune"):
+            self._set_prune(section, value, at(("prune", section)))
+
+    def _add_config(self, section: str, key: str, value: str, where: SourcePos,
+                    path: Path) -> None:
+        keys = self.state.config.setdefault(section, {})
+        first = keys.get(key)
+        if first is None:
+            keys[key] = ConfigSetting(value, where)
+        elif first.value != value:
+            self._problem(where, f"conflicting config {section}/{key}: {json.dumps(value)} "
+                          f"here, {json.dumps(first.value)} at {first.source}", path)
+
+    def _add_user(self, file: str, name: str, fields: dict[str, Any],
+                  where: SourcePos) -> None:
+        body: dict[str, Any] = {"roles": [], **fields, "_id": USER_PREFIX + name,
+                                "name": name, "type": "user"}
+        password_file = body.pop("password_file", None)
+        if password_file is not None:
+            path = os.path.join(os.path.dirname(file), password_file)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    body["password"] = handle.readline().rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                self._problem(where, f"cannot read password_file {password_file!r} of user "
+                              f"{name!r} ({path}): {reason or exc}", ("users", name))
+                return
+            if not body["password"]:
+                self._problem(where, f"password_file {password_file!r} of user {name!r} "
+                              "is empty", ("users", name))
+                return
+        spec = DocumentSpec.from_body(body, where)
+        if "password" in body:
+            without = {key: value for key, value in body.items() if key != "password"}
+            spec.digest, spec.secret = hash_canonical(canonical_json(without)), True
+        self._add_document(self._database(USERS_DB, where), spec, ("users", name))
+
+    def _set_prune(self, section: str, value: bool, where: SourcePos) -> None:
+        first = self._prune.get(section)
+        if first is not None and first[0] != value:
+            self._problem(where, f"conflicting prune.{section}: {json.dumps(value)} here, "
+                          f"{json.dumps(first[0])} at {first[1]}", ("prune", section))
+            return
+        self._prune[section] = (value, where)
+        if section == "config":
+            self.state.prune_config = value
+        else:
+            db = self._database(USERS_DB if section == "users" else REPLICATOR_DB, where)
+            db.prune = value
+            db.sources.setdefault("prune", where)
+
+    def _database(self, name: str, where: SourcePos) -> DatabaseSpec:
+        db = self.state.databases.get(name)
+        if db is None:
+            db = self.state.databases[name] = DatabaseSpec(name=name, source=where)
+        return db

@@ -1,0 +1,105 @@
+"""How documents of the system databases ``_users`` and ``_replicator`` compare and show.
+
+- Fields the server writes are never drift: a user's password hash (rewritten,
+  with a new salt or more iterations, whenever the server likes) and a
+  replication's state, statistics and owner.
+- A user's password is compared with the stored hash here, by computing the
+  hash (PBKDF2 or the legacy salted SHA-1, as the document says). Not by a
+  login: CouchDB counts a refused login against the account, and after 5 it
+  refuses the right password too for 5 minutes; a plan run in CI after every
+  push would lock a production account out.
+- Secrets never show: ``shown`` masks passwords, credentials in URLs and
+  ``Authorization``/``Cookie`` headers in every value a plan prints or saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+
+from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+
+#: What the server writes into documents of each system database.
+SERVER_WRITTEN = {
+    USERS_DB: frozenset({"password_scheme", "pbkdf2_prf", "salt", "iterations", "derived_key",
+                         "password_sha"}),
+    REPLICATOR_DB: frozenset({"owner", "_replication_state", "_replication_state_time",
+                              "_replication_state_reason", "_replication_stats",
+                              "_replication_id", "_replication_start_time"}),
+}
+NONE: frozenset[str] = frozenset()
+
+MASK = "***"
+CHANGED = "(changed)"
+_SECRET_KEYS = frozenset({"password", "authorization", "cookie", "token", "secret"})
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):([^/@]*)@", re.IGNORECASE)
+
+
+def server_written(database: str) -> frozenset[str]:
+    """The fields the server writes into documents of ``database`` (none for others)."""
+    return SERVER_WRITTEN.get(database, NONE)
+
+
+def password_matches(password: str, stored: dict[str, Any]) -> bool:
+    """Whether ``password`` is the one whose hash the user document ``stored`` holds.
+
+    False when it holds none, or one of a scheme couchsync does not know (then the
+    password is written again, and the server stores it in its own scheme).
+    """
+    scheme = stored.get("password_scheme")
+    try:
+        if scheme == "pbkdf2":
+            derived = str(stored["derived_key"]).lower()
+            digest = hashlib.pbkdf2_hmac(str(stored.get("pbkdf2_prf", "sha1")),
+                                         password.encode(), str(stored["salt"]).encode(),
+                                         int(stored["iterations"]), len(derived) // 2)
+            return hmac.compare_digest(digest.hex(), derived)
+        if scheme == "simple":
+            digest_text = hashlib.sha1((password + str(stored["salt"])).encode()).hexdigest()
+            return hmac.compare_digest(digest_text, str(stored["password_sha"]).lower())
+    except (KeyError, TypeError, ValueError):
+        return False  # a malformed hash: written again
+    return False
+
+
+def hash_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """The password-hash fields of a stored user document, to keep them in an update."""
+    return {key: value for key, value in stored.items() if key in SERVER_WRITTEN[USERS_DB]}
+
+
+def shown(database: str, value: Any, other: Any = None) -> Any:
+    """``value`` (a step's ``before`` or ``after``) as a plan may print or save it.
+
+    In ``_users`` and ``_replicator`` documents: secrets become ``***``, or
+    ``(changed)`` where ``other`` (the step's other side) holds another value
+    there, and a user's hash fields are left out. Other databases' values are
+    returned as they are: seed documents are the user's data, shown in full.
+    """
+    if database not in SERVER_WRITTEN or not isinstance(value, dict):
+        return value
+    if database == USERS_DB:
+        value = {key: item for key, item in value.items() if key not in SERVER_WRITTEN[USERS_DB]}
+        if "password" in value:  # an update writes it only when it changed
+            value["password"] = MASK if other is None else CHANGED
+    return _masked(value, other)
+
+
+def _masked(value: Any, other: Any, secret: bool = False) -> Any:
+    if isinstance(value, dict):
+        return {key: _masked(item, other.get(key) if isinstance(other, dict) else None,
+                             key.lower() in _SECRET_KEYS)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, other[i] if isinstance(other, list) and i < len(other) else None)
+                for i, item in enumerate(value)]
+    if isinstance(value, str) and (secret or _URL_PASSWORD.match(value)):
+        if secret:
+            return value if value in (MASK, CHANGED) else _mark(value, other)
+        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{_mark(value, other)}@", value)
+    return value
+
+
+def _mark(value: str, other: Any) -> str:
+    return MASK if other is None or other == value else CHANGED
