@@ -63,8 +63,11 @@ from couchsync.client import (
     PreconditionFailed,
     TransportError,
 )
+from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
+from couchsync.plan._config import CONFIG, RECORD_KEY, RECORD_SECTION, record_value
+from couchsync.plan._config import entries as config_entries
 from couchsync.plan._diff import content_step
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
@@ -272,12 +275,14 @@ def apply_plan(
                             plan.forget.get(database, set()))
 
     try:
-        failed = 0
-        for done, ok in enumerate(ordered_map(apply_one, names, parallel,
-                                              on_interrupt=run.interrupt), 1):
-            failed += not ok
-            if on_database is not None:
-                on_database(done, len(names), failed)
+        done = failed = 0
+        if CONFIG in steps:  # node settings first: the rest may depend on them
+            done, failed = 1, int(not run.config(steps[CONFIG]))
+        for group in _in_run_order([name for name in names if name != CONFIG]):
+            for ok in ordered_map(apply_one, group, parallel, on_interrupt=run.interrupt):
+                done, failed = done + 1, failed + (not ok)
+                if on_database is not None:
+                    on_database(done, len(names), failed)
     except (TransportError, _Stop) as exc:
         cause = run.stopped or exc  # the first database to stop, not one stopped after it
         if isinstance(cause, TransportError):
@@ -289,6 +294,16 @@ def apply_plan(
     if run.result.failures:
         raise ApplyError(run.result.results, run.result)
     return run.result
+
+
+def _in_run_order(names: list[str]) -> list[list[str]]:
+    """The databases in groups applied one after the other: every ordinary database
+    (in parallel), then ``_users``, then ``_replicator``, so that a replication's
+    source and target exist before its job starts."""
+    last = (USERS_DB, REPLICATOR_DB)
+    groups = [[name for name in names if name not in last],
+              *([name] for name in last if name in names)]
+    return [group for group in groups if group]
 
 
 class _Stop(Exception):
@@ -403,6 +418,48 @@ class _Run:
                 self.stopped = exc
             raise
         return self.failed.get(database, 0) == before
+
+    def config(self, steps: list[Step]) -> bool:
+        """Config steps, node by node: each node that differs gets the key recorded
+        (``couchsync/managed``) ahead of its value, or deleted then unrecorded. False
+        when some step failed."""
+        server = self.client.server
+        records: dict[str, set[str]] = {}
+
+        def record(node: str, entry: str, add: bool) -> None:
+            if node not in records:
+                records[node] = set(config_entries(server.config_section(
+                    node, RECORD_SECTION).get(RECORD_KEY)))
+            if (entry in records[node]) != add:
+                records[node] ^= {entry}
+                self.guard()
+                server.set_config(node, RECORD_SECTION, RECORD_KEY,
+                                  record_value(records[node]))
+
+        ok = True
+        for step in steps:
+            section, key = (step.id or "").split("/", 1)
+            before, after = step.before or {}, step.after or {}
+            try:
+                for node in sorted({*before, *after}):
+                    if after.get(node) == before.get(node):
+                        continue
+                    if node in after:
+                        record(node, step.id or "", add=True)
+                        self.guard()
+                        server.set_config(node, section, key, after[node])
+                    else:
+                        self.guard()
+                        server.delete_config(node, section, key)
+                        record(node, step.id or "", add=False)
+            except TransportError:
+                raise
+            except CouchError as exc:
+                ok = False
+                self.finish(StepResult(step, False, error=exc.brief))
+            else:
+                self.finish(StepResult(step, True))
+        return ok
 
     def w(self, database: str) -> int | None:
         """The ``w`` for writes to ``database``: its ``n`` on a cluster (every copy)."""

@@ -6,6 +6,7 @@ import json as jsonlib
 from collections.abc import Callable, Iterator, Mapping
 from itertools import pairwise
 from typing import Any
+from urllib.parse import quote
 
 from ._errors import NotFound, ServerError, TransportError
 from ._transport import ConnectionEngine, EngineOwner, HttpxConnection, Reply, send
@@ -143,10 +144,49 @@ class Server(EngineOwner):
             low = names[page_size]
             yield from names[:page_size]
 
+    def config(self) -> dict[str, dict[str, str]]:
+        """The configuration of the node this client talks to, ``{section: {key: value}}``
+        (server admins only): ``GET /_node/_local/_config``, or PouchDB Server's
+        ``GET /_config`` where there is no ``/_node/_local``. Values are strings; keys
+        left at their built-in default are not listed."""
+        try:
+            result: dict[str, dict[str, str]] = self._send("GET", "/_node/_local/_config").json()
+        except NotFound:
+            result = self._send("GET", "/_config").json()
+        return result
+
     def membership(self) -> dict[str, Any]:
         """``GET /_membership``: ``all_nodes`` and ``cluster_nodes``."""
         result: dict[str, Any] = self._send("GET", "/_membership").json()
         return result
+
+    def config_section(self, node: str, section: str) -> dict[str, str]:
+        """``GET /_node/{node}/_config/{section}``: the section's keys and values on
+        ``node`` (``_local``: the node answering); ``{}`` when it has none. Nodes of a
+        cluster do not share their configuration."""
+        result: dict[str, str] = self._send(
+            "GET", f"/_node/{quote(node, safe='')}/_config/{quote(section, safe='')}").json()
+        return result
+
+    def set_config(self, node: str, section: str, key: str, value: str) -> str | None:
+        """``PUT /_node/{node}/_config/{section}/{key}``: set ``value``; returns the old
+        value (None: the key was new)."""
+        old: str = self._send("PUT", _config_path(node, section, key), json=value).json()
+        return old or None
+
+    def delete_config(self, node: str, section: str, key: str) -> str | None:
+        """``DELETE /_node/{node}/_config/{section}/{key}``; returns the old value
+        (None: there was no such key)."""
+        try:
+            old: str = self._send("DELETE", _config_path(node, section, key)).json()
+        except NotFound:
+            return None
+        return old
+
+
+def _config_path(node: str, section: str, key: str) -> str:
+    return "/_node/{}/_config/{}/{}".format(*(quote(part, safe="") for part in
+                                             (node, section, key)))
 
 
 def _is_page(names: list[str], low: str | None, high: str | None, limit: int) -> bool:

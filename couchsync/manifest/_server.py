@@ -76,7 +76,7 @@ class ServerSections:
                            for part in broken)
 
         def entries(*path: str) -> list[tuple[str, Any]]:
-            value = data
+            value: Any = data
             for part in path:
                 value = value.get(part) if isinstance(value, dict) else None
             if not isinstance(value, dict) or not fine(path):

@@ -81,6 +81,7 @@ class StepKind(str, Enum):
     DESIGN_DOC = "design_doc"
     INDEX = "index"
     DOCUMENT = "document"
+    CONFIG = "config"  # a node config key, on every node (database: "_config")
 
 
 _ADDRESS_PART = {
@@ -165,7 +166,10 @@ class Step:
 
     @property
     def address(self) -> str:
-        """``db:NAME``, ``db:NAME/security`` or ``db:NAME/{doc|design|index}:ID``."""
+        """``db:NAME``, ``db:NAME/security``, ``db:NAME/{doc|design|index}:ID`` or
+        ``config:SECTION/KEY``."""
+        if self.kind is StepKind.CONFIG:
+            return f"config:{self.id}"
         base = f"db:{self.database}"
         if self.kind is StepKind.DATABASE:
             return base

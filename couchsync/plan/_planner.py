@@ -30,6 +30,7 @@ from couchsync.manifest._naming import NO_MAPPING, DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
+from couchsync.plan._config import CONFIG, plan_config, read_config
 from couchsync.plan._diff import plan_database
 from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.plan._model import DatabasePlan, Plan, PlanError, Step
@@ -126,7 +127,8 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]],
         state = names.apply(state)
         matched.extend(discover(client, state))
         if before_read is not None:
-            before_read([*state.databases, *matched])
+            configured = [CONFIG] if state.config or state.prune_config else []
+            before_read([*configured, *state.databases, *matched])
         ahead.update(prefetch(client, state))
 
     try:
@@ -174,8 +176,16 @@ def plan_server(
     """``plan_changes(desired, read_live_state(...))``, each database's live state
     dropped once it is planned. A database that cannot be read goes to
     ``Plan.errors``; ``TransportError`` (the server lost) and ``Unauthorized`` (wrong
-    credentials) are raised."""
-    scopes = resolve_only(desired, only)
+    credentials) are raised.
+
+    The node config (``config:``) is planned first, when ``only`` is None or holds
+    ``_config`` (``CONFIG``; apply's re-plan under the lock names it so)."""
+    databases = None if only is None else [name for name in only if name != CONFIG]
+    scopes = resolve_only(desired, databases) if databases != [] else {}
+    plan = Plan()
+    if only is None or CONFIG in only:
+        plan.add(DatabasePlan(CONFIG, plan_config(desired, read_config(client, desired)),
+                              {}, set()))
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
     values = _SharedValues() if len(scopes) > 1 else None
 
@@ -193,7 +203,6 @@ def plan_server(
             values.share(part.steps)
         return part
 
-    plan = Plan()
     try:
         for done, (name, part) in enumerate(
                 zip(scopes, ordered_map(plan_one, list(scopes), parallel), strict=True), 1):

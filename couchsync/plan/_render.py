@@ -40,7 +40,7 @@ _COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "bold": "1", "dim": "2"
 
 _NOUNS = {"document": ("document", "documents"), "design_doc": ("design doc", "design docs"),
           "index": ("index", "indexes"), "security": ("security object", "security objects"),
-          "database": ("database", "databases")}
+          "database": ("database", "databases"), "config": ("config key", "config keys")}
 _VERBS = {"+": "create", "~": "update", "-": "delete", "-/+": "replace"}
 
 Paint = Callable[[str, str], str]
@@ -89,7 +89,7 @@ def render_text(
 
 def _summary_line(summary: Mapping[str, int], steps: Sequence[Mapping[str, Any]]) -> str:
     """``Plan: 1 to create, 4 to update, 4 to delete, in 4 databases.``"""
-    places = len({step["database"] for step in steps})
+    places = len({step["database"] for step in steps if step["kind"] != "config"})
     return (f"Plan: {summary['create']:,} to create, {summary['update']:,} to update, "
             f"{summary['delete']:,} to delete"
             + (f", in {places:,} databases." if places > 1 else "."))

@@ -1,0 +1,112 @@
+"""``config:``: node settings, read from and planned for every node of the cluster.
+
+Nodes of a CouchDB cluster do not share their configuration, so each declared
+key is read on every node in ``_membership`` (``cluster_nodes``) and a step
+shows the value each node holds (``before``: node → value, None where unset;
+``after``: node → value):
+drift on one node shows as such, and apply writes only the nodes that differ.
+
+What couchsync set is recorded on each node itself, in the config key
+``couchsync/managed`` (a JSON list of ``section/key``), written before the
+value (a kill in between leaves a recorded key that may not be set: harmless,
+a later prune deletes nothing there). With ``prune: {config: true}`` a recorded
+key no manifest declares any more is deleted, on the nodes that hold it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from couchsync.client import Client
+from couchsync.manifest.model import DesiredState
+from couchsync.plan._model import Action, Step, StepKind
+
+#: The pseudo-database of config steps (``Step.database``): its apply lock is
+#: ``db:_config``, and no real database can have a name starting with ``_config``.
+CONFIG = "_config"
+#: Where each node records the keys couchsync set there.
+RECORD_SECTION, RECORD_KEY = "couchsync", "managed"
+
+
+@dataclass(slots=True)
+class LiveConfig:
+    """What the nodes hold of the sections the manifests (and the records) name."""
+
+    nodes: list[str]
+    #: node → section → key → value, for the sections read
+    values: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    #: node → the ``section/key`` couchsync recorded there
+    managed: dict[str, set[str]] = field(default_factory=dict)
+
+    def value(self, node: str, section: str, key: str) -> str | None:
+        return self.values.get(node, {}).get(section, {}).get(key)
+
+
+def config_step_id(section: str, key: str) -> str:
+    return f"{section}/{key}"
+
+
+def read_config(client: Client, desired: DesiredState) -> LiveConfig | None:
+    """Every node's values of the declared sections and of the recorded keys; None when
+    the manifests declare no config (and do not prune it)."""
+    if not desired.config and not desired.prune_config:
+        return None
+    server = client.server
+    live = LiveConfig(nodes=sorted(server.membership()["cluster_nodes"]))
+    for node in live.nodes:
+        record = server.config_section(node, RECORD_SECTION).get(RECORD_KEY)
+        live.managed[node] = set(entries(record))
+        sections = set(desired.config) | {entry.split("/", 1)[0]
+                                          for entry in live.managed[node]}
+        live.values[node] = {section: server.config_section(node, section)
+                             for section in sorted(sections)}
+    return live
+
+
+def entries(record: str | None) -> list[str]:
+    try:
+        value = json.loads(record) if record else []
+    except ValueError:
+        return []  # not ours to read: nothing recorded
+    return [entry for entry in value if isinstance(entry, str) and "/" in entry] \
+        if isinstance(value, list) else []
+
+
+def record_value(entries: set[str]) -> str:
+    return json.dumps(sorted(entries), separators=(",", ":"))
+
+
+def plan_config(desired: DesiredState, live: LiveConfig | None) -> list[Step]:
+    """The config steps: a key set (``+``) or changed (``~``) on the nodes that differ,
+    and with prune a recorded key no manifest declares deleted (``-``); no I/O."""
+    if live is None:
+        return []
+    return list(_steps(desired, live))
+
+
+def _steps(desired: DesiredState, live: LiveConfig) -> Iterator[Step]:
+    for section, keys in desired.config.items():
+        for key, setting in keys.items():
+            held = {node: live.value(node, section, key) for node in live.nodes}
+            wrong = sorted(node for node, value in held.items() if value != setting.value)
+            if not wrong:
+                continue
+            unset = all(value is None for value in held.values())
+            reason = "not set on any node" if unset else (
+                f"differs on {len(wrong)} of {len(live.nodes)} nodes")
+            yield Step(Action.CREATE if unset else Action.UPDATE, StepKind.CONFIG, CONFIG,
+                       config_step_id(section, key), before=None if unset else held,
+                       after=dict.fromkeys(live.nodes, setting.value), reason=reason)
+    if not desired.prune_config:
+        return
+    recorded = sorted(set().union(*live.managed.values())) if live.managed else []
+    for entry in recorded:
+        section, key = entry.split("/", 1)
+        if key in desired.config.get(section, {}):
+            continue
+        held = {node: live.value(node, section, key) for node in live.nodes}
+        if any(value is not None for value in held.values()):
+            yield Step(Action.DELETE, StepKind.CONFIG, CONFIG, entry, before=held,
+                       reason="set by couchsync, no longer in the manifests (prune: config)")
