@@ -493,6 +493,12 @@ def apply(
     var_file: VarFiles = None,
     db_prefix: DbPrefix = "",
     db_suffix: DbSuffix = "",
+    wait_for_server: Annotated[
+        float, typer.Option("--wait-for-server", min=0, metavar="SECONDS",
+                            help="Wait this long for the server to answer /_up (a server "
+                                 "still starting) before planning \[default: 0, at once].",
+                            show_default=False)
+    ] = 0.0,
     saved_plan: Annotated[
         Path | None, typer.Option("--plan", metavar="FILE", show_default=False,
                                   help="Apply exactly the plan that plan --out FILE saved, "
@@ -529,6 +535,8 @@ def apply(
             _fail("give the manifests to apply (PATH...), or a saved plan (--plan FILE)")
         with _client(_Connection(url, user, auth, cacert, cert, key, verbose),
                      parallel) as client:
+            if wait_for_server:
+                _wait_for_server(client, wait_for_server)
             desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
                                             _environ(var, var_file),
                                             _names(db_prefix, db_suffix))
@@ -597,6 +605,16 @@ def apply(
                 typer.echo(result.summary())
         if unread is not None:
             _fail(unread)
+
+
+def _wait_for_server(client: Client, seconds: float) -> None:
+    """Poll ``/_up`` until the server is up, at most ``seconds``; fail naming the wait."""
+    deadline = time.monotonic() + seconds
+    while not client.server.is_up():
+        if time.monotonic() >= deadline:
+            _fail(f"the server at {client.url} was not up after {seconds:g} s "
+                  "(--wait-for-server): /_up did not answer ok")
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def _unreleased(databases: list[str], ttl: float) -> str:

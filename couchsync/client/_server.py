@@ -160,6 +160,16 @@ class Server(EngineOwner):
         result: dict[str, Any] = self._send("GET", "/_membership").json()
         return result
 
+    def scheduler_docs(self, database: str = "_replicator") -> dict[str, dict[str, Any]]:
+        """``GET /_scheduler/docs/{database}``: the replication scheduler's view of each
+        replication document (its ``state``: running, pending, crashing, completed,
+        failed, error...), by document id; ``{}`` on a server without a scheduler."""
+        try:
+            result = self._send("GET", f"/_scheduler/docs/{quote(database, safe='')}").json()
+        except NotFound:
+            return {}
+        return {row["doc_id"]: row for row in result.get("docs", []) if "doc_id" in row}
+
     def config_section(self, node: str, section: str) -> dict[str, str]:
         """``GET /_node/{node}/_config/{section}``: the section's keys and values on
         ``node`` (``_local``: the node answering); ``{}`` when it has none. Nodes of a

@@ -27,13 +27,14 @@ from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import Client, CouchError, TransportError, Unauthorized
 from couchsync.manifest._naming import NO_MAPPING, DatabaseNames
+from couchsync.manifest._server import REPLICATOR_DB
 from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._config import CONFIG, plan_config, read_config
 from couchsync.plan._diff import plan_database
 from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
-from couchsync.plan._model import DatabasePlan, Plan, PlanError, Step
+from couchsync.plan._model import Action, DatabasePlan, Plan, PlanError, Step
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveState
 
@@ -214,7 +215,22 @@ def plan_server(
                 on_database(done, len(scopes), len(plan.errors))
     finally:
         close_scans(ahead)
+    _tell_job_states(client, plan)
     return plan
+
+
+def _tell_job_states(client: Client, plan: Plan) -> None:
+    """Each replication step's reason says its job's state (``_scheduler/docs``), so a
+    reviewer sees what the change restarts or stops."""
+    changed = [step for step in plan.steps
+               if step.database == REPLICATOR_DB and step.action is not Action.CREATE]
+    if not changed:
+        return
+    jobs = client.server.scheduler_docs(REPLICATOR_DB)
+    for step in changed:
+        job = jobs.get(step.id or "")
+        if job is not None and job.get("state"):
+            step.reason += f"; its job is {job['state']}"
 
 
 def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Prefetched],
