@@ -322,15 +322,12 @@ def content_step(
     if same_password and canonical_json(before) == canonical_json(after):
         return None
     carried = {key: current.body[key] for key in CARRIED_FIELDS if key in current.body}
-    if password is not None:
-        if same_password:
-            carried.update(hash_fields(current.body))
-        elif canonical_json(before) == canonical_json(after):
-            reason = "the password differs from the manifests'"
-            after["password"] = password
-        else:
-            reason += "; and the password differs"
-            after["password"] = password
+    if database == USERS_DB and same_password:  # declared or not: the stored hash stays
+        carried.update(hash_fields(current.body))
+    if password is not None and not same_password:
+        only_password = canonical_json(before) == canonical_json(after)
+        reason = "the password differs" if only_password else reason + "; and the password"
+        after["password"] = password
     return Step(Action.UPDATE, kind, database, doc_id, before={**before, **carried},
                 after={**after, **carried}, rev=current.rev, reason=reason)
 
