@@ -326,7 +326,7 @@ def content_step(
         carried.update(hash_fields(current.body))
     if password is not None and not same_password:
         only_password = canonical_json(before) == canonical_json(after)
-        reason = "the password differs" if only_password else reason + "; and the password"
+        reason = "the password differs" if only_password else reason + "; so does the password"
         after["password"] = password
     return Step(Action.UPDATE, kind, database, doc_id, before={**before, **carried},
                 after={**after, **carried}, rev=current.rev, reason=reason)
