@@ -1,0 +1,316 @@
+"""The whole server in git (issue 12): ``config``, ``users``, ``replications`` and
+``prune``, applied through the real ``couchsync`` command against the real server.
+
+Config is per node (``/_node/{node}/_config``): Apache CouchDB only. Users never try
+a wrong password against an account: CouchDB locks one out after 5 refused logins.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from cli_helpers import OwnCouchDB, couchdb_dist, doc_count, run
+
+from couchsync.manifest._server import USER_PREFIX
+
+
+def _write(path: Path, manifest: dict[str, Any]) -> str:
+    path.write_text(json.dumps({"version": 1, **manifest}, indent=1))
+    return str(path)
+
+
+def _bare(url: str) -> str:
+    """The server's URL without credentials."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}"
+
+
+def _nodes(url: str) -> list[str]:
+    return sorted(httpx.get(f"{url}/_membership", timeout=10).json()["cluster_nodes"])
+
+
+def _section(url: str, node: str, section: str) -> dict[str, str]:
+    answer: dict[str, str] = httpx.get(f"{url}/_node/{node}/_config/{section}",
+                                       timeout=10).json()
+    return answer
+
+
+def _login(url: str, name: str, password: str) -> httpx.Response:
+    return httpx.post(f"{_bare(url)}/_session", json={"name": name, "password": password},
+                      timeout=30)
+
+
+@pytest.fixture
+def section(couch_url: str) -> Iterator[str]:
+    """A config section of the test's own, removed from every node afterwards."""
+    name = f"couchsync_test_{uuid.uuid4().hex[:8]}"
+    yield name
+    for node in _nodes(couch_url):
+        for key in _section(couch_url, node, name):
+            httpx.delete(f"{couch_url}/_node/{node}/_config/{name}/{key}", timeout=10)
+
+
+@pytest.fixture
+def user_name(couch_url: str) -> Iterator[str]:
+    name = f"couchsync-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    doc = httpx.get(f"{couch_url}/_users/{USER_PREFIX}{name}", timeout=10)
+    if doc.status_code == 200:
+        httpx.delete(f"{couch_url}/_users/{USER_PREFIX}{name}",
+                     params={"rev": doc.json()["_rev"]}, timeout=10)
+
+
+@pytest.mark.couchdb_only("node config is per node (/_node/{node}/_config); PouchDB Server "
+                          "has no _membership")
+def test_config_is_set_compared_and_pruned_on_every_node(
+    couch_url: str, section: str, tmp_path: Path,
+) -> None:
+    manifest = _write(tmp_path / "config.yaml", {
+        "config": {section: {"flag": True, "limit": 8, "half": 0.5, "name": "first"}},
+        "prune": {"config": True}})
+    applied = run(couch_url, "apply", manifest, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    nodes = _nodes(couch_url)
+    for node in nodes:  # YAML scalars written as the documented strings, on every node
+        assert _section(couch_url, node, section) == {
+            "flag": "true", "limit": "8", "half": "0.5", "name": "first"}
+    assert run(couch_url, "plan", manifest, "--detailed-exitcode").returncode == 0
+
+    # Drift on one node shows as such, and only that node is written.
+    drifted = nodes[-1]
+    httpx.put(f"{couch_url}/_node/{drifted}/_config/{section}/name", json="changed by hand",
+              timeout=10).raise_for_status()
+    planned = run(couch_url, "plan", manifest, "--detailed-exitcode")
+    assert planned.returncode == 2, planned.stderr
+    assert f"~ config:{section}/name" in planned.stdout
+    assert f"differs on 1 of {len(nodes)} nodes" in planned.stdout
+    assert f'["{drifted}"]: "changed by hand" → "first"' in planned.stdout
+    assert all(f'["{node}"]' not in planned.stdout for node in nodes[:-1])
+    assert run(couch_url, "apply", manifest, "--yes").returncode == 0
+    assert _section(couch_url, drifted, section)["name"] == "first"
+
+    # A key dropped from the manifests is deleted (prune: config) on every node.
+    smaller = _write(tmp_path / "config.yaml", {
+        "config": {section: {"flag": True, "half": 0.5, "name": "first"}},
+        "prune": {"config": True}})
+    planned = run(couch_url, "plan", smaller)
+    assert f"- config:{section}/limit" in planned.stdout
+    assert "no longer in the manifests (prune: config)" in planned.stdout
+    assert run(couch_url, "apply", smaller, "--yes").returncode == 0
+    for node in nodes:
+        assert "limit" not in _section(couch_url, node, section)
+        managed = json.loads(_section(couch_url, node, "couchsync")["managed"])
+        assert f"{section}/name" in managed and f"{section}/limit" not in managed
+    assert run(couch_url, "plan", smaller, "--detailed-exitcode").returncode == 0
+
+
+def test_the_admins_section_and_bad_values_are_refused_with_their_place(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "admins.yaml"
+    manifest.write_text("version: 1\nconfig:\n  admins:\n    root: secret\n"
+                        "  cors:\n    origins: [a, b]\n")
+    checked = run("http://127.0.0.1:9", "validate", str(manifest))
+    assert checked.returncode == 1
+    assert f"{manifest}:3:" in checked.stderr and "admins section is refused" in checked.stderr
+    assert f"{manifest}:6:" in checked.stderr and "config value" in checked.stderr
+    assert "secret" not in checked.stderr.replace("admins section is refused", "")
+    assert "Traceback" not in checked.stderr
+
+
+def test_a_user_logs_in_replans_empty_and_gets_a_new_password_never_printed(
+    couch_url: str, user_name: str, tmp_path: Path,
+) -> None:
+    first, second = f"first-{uuid.uuid4().hex}", f"second-{uuid.uuid4().hex}"
+    manifest = _write(tmp_path / "users.yaml", {"users": {user_name: {
+        "password": "${TEST_USER_PASSWORD}", "roles": ["staff"], "team": "blue"}}})
+
+    def couchsync(password: str, *args: str) -> Any:
+        done = run(couch_url, *args, env={"TEST_USER_PASSWORD": password})
+        assert first not in done.stdout + done.stderr
+        assert second not in done.stdout + done.stderr
+        return done
+
+    applied = couchsync(first, "apply", manifest, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    login = _login(couch_url, user_name, first)
+    assert login.status_code == 200, login.text
+    assert login.json()["roles"] == ["staff"]
+    assert couchsync(first, "plan", manifest, "--detailed-exitcode").returncode == 0
+
+    planned = couchsync(second, "plan", manifest, "--detailed-exitcode")
+    assert planned.returncode == 2
+    assert f"~ db:_users/doc:{USER_PREFIX}{user_name}" in planned.stdout
+    assert "# the password differs" in planned.stdout
+    assert '+ password: "(changed)"' in planned.stdout
+    as_json = json.loads(couchsync(second, "plan", manifest, "--format", "json").stdout)
+    [step] = as_json["steps"]
+    assert step["after"]["password"] == "(changed)"
+    assert not {"derived_key", "salt"} & (set(step["after"]) | set(step["before"]))
+    assert couchsync(second, "apply", manifest, "--yes").returncode == 0
+    assert _login(couch_url, user_name, second).status_code == 200
+
+    # Roles change, the password stays: the stored hash is kept.
+    more = _write(tmp_path / "users.yaml", {"users": {user_name: {
+        "password": "${TEST_USER_PASSWORD}", "roles": ["staff", "ops"], "team": "blue"}}})
+    planned = couchsync(second, "plan", more)
+    assert "password" not in planned.stdout and '"ops"' in planned.stdout
+    assert couchsync(second, "apply", more, "--yes").returncode == 0
+    login = _login(couch_url, user_name, second)
+    assert login.status_code == 200 and login.json()["roles"] == ["staff", "ops"]
+    assert couchsync(second, "plan", more, "--detailed-exitcode").returncode == 0
+
+
+@pytest.mark.couchdb_only("PouchDB Server has no _scheduler and runs no _replicator jobs")
+def test_a_replication_copies_its_source_after_the_databases_and_replans_empty(
+    couch_url: str, db_name_factory: Any, tmp_path: Path,
+) -> None:
+    source, target = db_name_factory(), db_name_factory()
+    rep_id = f"couchsync-test-{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(couch_url)
+    secret = parts.password or ""
+    endpoint = {"auth": {"basic": {"username": parts.username,
+                                   "password": "${TEST_REPLICATION_PASSWORD}"}}}
+    manifest = _write(tmp_path / "replication.yaml", {
+        "databases": {source: {"documents": [{"_id": f"d{i}", "n": i} for i in range(5)]}},
+        "replications": {rep_id: {
+            "source": {"url": f"{_bare(couch_url)}/{source}", **endpoint},
+            "target": {"url": f"{_bare(couch_url)}/{target}", **endpoint},
+            "create_target": True}}})
+    env = {"TEST_REPLICATION_PASSWORD": secret}
+    try:
+        planned = run(couch_url, "plan", manifest, env=env)
+        assert '"password": "***"' in planned.stdout
+        # One apply: the source is created and seeded before the job is written.
+        applied = run(couch_url, "apply", manifest, "--yes", env=env)
+        assert applied.returncode == 0, applied.stderr
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if httpx.get(f"{couch_url}/{target}", timeout=10).status_code == 200 \
+                    and doc_count(couch_url, target) == 5:
+                break
+            time.sleep(0.5)
+        assert doc_count(couch_url, target) == 5
+        stored = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10).json()
+        assert "owner" in stored  # a field the server writes: not drift
+        replanned = run(couch_url, "plan", manifest, "--detailed-exitcode", env=env)
+        assert replanned.returncode == 0, replanned.stdout
+
+        # A changed job is an update that says what the job is doing now.
+        changed = json.loads(Path(manifest).read_text())
+        changed["replications"][rep_id]["continuous"] = True
+        Path(manifest).write_text(json.dumps(changed))
+        planned = run(couch_url, "plan", manifest, env=env)
+        assert f"~ db:_replicator/doc:{rep_id}" in planned.stdout
+        assert "its job is" in planned.stdout
+    finally:
+        doc = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10)
+        if doc.status_code == 200:
+            httpx.delete(f"{couch_url}/_replicator/{rep_id}",
+                         params={"rev": doc.json()["_rev"]}, timeout=10)
+
+
+def test_no_secret_reaches_any_output(
+    couch_url: str, db_name: str, user_name: str, tmp_path: Path, is_couchdb: bool,
+) -> None:
+    """Every command, with distinctive secrets in the manifests, variables and URL."""
+    user_secret = f"user-pw-{uuid.uuid4().hex}"
+    replication_secret = f"repl-pw-{uuid.uuid4().hex}"
+    url_secret = f"url-pw-{uuid.uuid4().hex}"  # in the URL of a server that is not there
+    real = urlsplit(couch_url)
+    # The server's own password too, where it is distinctive (not "admin" of admin:admin).
+    secrets = [user_secret, replication_secret, url_secret,
+               *([real.password] if real.password and len(real.password) >= 8
+                 and real.password not in (real.username or "") else [])]
+    rep_id = f"couchsync-secret-{uuid.uuid4().hex[:8]}"
+    sections: dict[str, Any] = {
+        "databases": {db_name: {"documents": [{"_id": "a"}]}},
+        "users": {user_name: {"password": "${TEST_USER_PASSWORD}", "roles": []}},
+        "replications": {rep_id: {
+            "source": f"http://someone:{replication_secret}@127.0.0.1:9/nowhere",
+            "target": {"url": "http://127.0.0.1:9/elsewhere",
+                       "headers": {"Authorization": f"Basic {replication_secret}"}}}},
+    }
+    manifest = _write(tmp_path / "secrets.yaml", sections)
+    env = {"TEST_USER_PASSWORD": user_secret}
+    saved = tmp_path / "saved.json"
+    outputs = []
+    try:
+        for args in (["validate", manifest],
+                     ["plan", manifest], ["plan", manifest, "--format", "json"],
+                     ["plan", manifest, "--format", "markdown"],
+                     ["plan", manifest, "--out", str(saved)],
+                     ["apply", "--plan", str(saved), "-v"],
+                     ["plan", manifest, "--detailed-exitcode"],
+                     ["apply", manifest, "--yes", "--format", "json"],
+                     ["apply", manifest],  # refused: no terminal
+                     ["apply", manifest, "--yes", "--url", "http://admin:" + url_secret
+                      + "@127.0.0.1:9", "--wait-for-server", "0.5"]):
+            done = run(couch_url, *args, env=env)
+            outputs.append((args, done.stdout + done.stderr))
+        assert _login(couch_url, user_name, user_secret).status_code == 200
+        assert saved.exists()
+        outputs.append((["saved plan file"], saved.read_text()))
+        for args, text in outputs:
+            for secret in secrets:
+                assert secret not in text, f"{secret!r} in the output of {args}"
+    finally:
+        doc = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10)
+        if doc.status_code == 200:
+            httpx.delete(f"{couch_url}/_replicator/{rep_id}",
+                         params={"rev": doc.json()["_rev"]}, timeout=10)
+
+
+def test_a_brand_new_cluster_is_set_up_in_one_apply(tmp_path: Path,
+                                                    tmp_path_factory: pytest.TempPathFactory,
+                                                    ) -> None:
+    """config → system databases → databases → security → documents → users →
+    replications, on a cluster that lacks _users and _replicator, in one apply."""
+    dist = couchdb_dist()
+    if dist is None:
+        pytest.skip("needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) "
+                    "to start a brand-new cluster of its own")
+    cluster = OwnCouchDB(dist, tmp_path_factory.mktemp("new-cluster"), nodes=3)
+    url = cluster.start()
+    try:
+        for system in ("_users", "_replicator"):
+            httpx.delete(f"{url}/{system}", timeout=30).raise_for_status()
+        manifest = _write(tmp_path / "server.yaml", {
+            "config": {"couch_peruser": {"enable": False},
+                       "cors": {"origins": "https://app.example.com"}},
+            "databases": {"orders": {
+                "security": {"members": {"names": ["app"], "roles": []}},
+                "documents": [{"_id": f"o{i}"} for i in range(3)]}},
+            "users": {"app": {"password": "${APP_PASSWORD}", "roles": ["app"]}},
+            "replications": {"orders-copy": {
+                "source": {"url": f"{_bare(url)}/orders", "auth": {"basic": {
+                    "username": "admin", "password": "${ADMIN_PASSWORD}"}}},
+                "target": {"url": f"{_bare(url)}/orders-copy", "auth": {"basic": {
+                    "username": "admin", "password": "${ADMIN_PASSWORD}"}}},
+                "create_target": True}}})
+        env = {"APP_PASSWORD": "app-pw-123", "ADMIN_PASSWORD": "own-server-pw"}
+        applied = run(url, "apply", manifest, "--yes", "--wait-for-server", "60", env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "+ db:_users" in applied.stdout and "+ db:_replicator" in applied.stdout
+        for node in _nodes(url):
+            assert _section(url, node, "cors")["origins"] == "https://app.example.com"
+        assert _login(url, "app", "app-pw-123").status_code == 200
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if httpx.get(f"{url}/orders-copy", timeout=10).status_code == 200 \
+                    and doc_count(url, "orders-copy") == 3:
+                break
+            time.sleep(0.5)
+        assert doc_count(url, "orders-copy") == 3
+        replanned = run(url, "plan", manifest, "--detailed-exitcode", env=env)
+        assert replanned.returncode == 0, replanned.stdout
+    finally:
+        cluster.stop()
