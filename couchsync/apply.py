@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from couchsync import __version__, _rollout
@@ -65,10 +66,11 @@ from couchsync.client import (
 )
 from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DesiredState
-from couchsync.plan._batch import batched
+from couchsync.plan._batch import batched_within
 from couchsync.plan._config import CONFIG, RECORD_KEY, RECORD_SECTION, record_value
 from couchsync.plan._config import entries as config_entries
 from couchsync.plan._diff import content_step
+from couchsync.plan._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
 from couchsync.plan._live import read_bodies
 from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
 from couchsync.plan._ownership import (
@@ -356,6 +358,7 @@ class _Run:
         self.client = client
         self.desired = desired
         self.batch_size = batch_size
+        self.limits = LimitsReader(client)  # batches stay within the server's request size
         self.total = total
         self.on_progress = on_progress
         self.check_lock = check_lock
@@ -658,14 +661,19 @@ class _Run:
         # One batch in flight ahead: while the server writes a batch, this thread
         # checks the answers to the one before and prepares the next. The sender is
         # one thread, so batches still reach the server one at a time, in order.
+        # Batches are bounded by bytes too (each body and its comma): over the server's
+        # request size, the whole batch would be refused.
+        batches = batched_within(((step, encoded(step)) for step in steps), self.batch_size,
+                                 self.limits().request - BULK_ENVELOPE,
+                                 lambda item: len(item[1]) + 1)
         with ThreadPoolExecutor(1, thread_name_prefix="couchsync-bulk-docs") as sender:
             in_flight: tuple[Sequence[Step], Future[BulkResults]] | None = None
-            for batch in [*batched(steps, self.batch_size), None]:
+            for batch in chain(batches, [None]):
                 if batch is not None:
                     self.guard()
                 sent = None if batch is None else (
-                    batch, sender.submit(db.bulk_docs, [_bulk_body(step) for step in batch],
-                                         w=w))
+                    [step for step, _ in batch],
+                    sender.submit(db.bulk_docs, [body for _, body in batch], w=w))
                 try:
                     if in_flight is not None:
                         self._finish_batch(database, db, *in_flight)
@@ -863,17 +871,6 @@ _SIMPLE: dict[int, Callable[[Client, Step, int | None], object]] = {
 # -- documents and design docs
 
 
-def _bulk_body(step: Step) -> dict[str, Any] | bytes:
-    if step.action is Action.DELETE:
-        return {"_id": step.id, "_rev": step.rev, "_deleted": True}
-    if step.spec is not None and not step.rev:  # a new document: its JSON as loaded
-        return step.spec.json
-    body = {**step.after, "_id": step.id}
-    if step.rev:
-        body["_rev"] = step.rev
-    return body
-
-
 def _write_batch(db: Database, batch: Sequence[Step],
                  sent: Callable[[], BulkResults] | None = None, *, w: int | None = None,
                  on_partial: Callable[[], None] | None = None,
@@ -895,7 +892,7 @@ def _write_batch(db: Database, batch: Sequence[Step],
             if round_ == 0 and sent is not None:
                 answers = sent()
             else:
-                answers = db.bulk_docs([_bulk_body(step) for step in pending], w=w)
+                answers = db.bulk_docs([bulk_body(step) for step in pending], w=w)
         except TransportError:
             raise
         except CouchError as exc:

@@ -29,8 +29,9 @@ from typing import Any
 import yaml
 
 from couchsync.client import Client, Database
-from couchsync.plan._live import SCAN_PAGE_SIZE
+from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
 from couchsync.plan._staging import is_staging_id
+from couchsync.plan._unreadable import UnreadableDocument, check_bodies
 
 __all__ = ["export_manifest"]
 
@@ -50,7 +51,7 @@ def export_manifest(client: Client, names: Sequence[str], *, with_docs: bool = F
 
     Raises ``NotFound`` for a database that does not exist.
     """
-    databases = {name: _export_database(client.get_db(name), with_docs) for name in names}
+    databases = {name: _export_checked(client.get_db(name), with_docs) for name in names}
     references: dict[str, str] = {}
     for key, value in sorted((placeholders or {}).items()):
         if value:
@@ -107,6 +108,19 @@ def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
     return value
 
 
+def _export_checked(db: Database, with_docs: bool) -> dict[str, Any]:
+    """``_export_database``; a document whose values a manifest cannot hold is an
+    ``UnreadableDocument`` naming it (the manifest would not load back)."""
+    try:
+        spec = _export_database(db, with_docs)
+        check_bodies([*((f"_design/{name}", body)
+                        for name, body in spec.get("design_docs", {}).items()),
+                      *((body["_id"], body) for body in spec.get("documents", []))])
+    except UnreadableDocument as exc:
+        raise UnreadableDocument(exc.doc_id, exc.problem, db.name) from None
+    return spec
+
+
 def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if db.info().get("props", {}).get("partitioned"):
@@ -131,11 +145,15 @@ def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:
     if design_docs:
         spec["design_docs"] = design_docs
     if with_docs:
-        documents = [
-            _without_underscores(row["doc"], keep_id=True)
-            for row in db.iter_all_docs(include_docs=True, page_size=SCAN_PAGE_SIZE)
-            if not row["id"].startswith(_DESIGN)
-        ]
+        try:
+            documents = [
+                _without_underscores(row["doc"], keep_id=True)
+                for row in db.iter_all_docs(include_docs=True, page_size=SCAN_PAGE_SIZE)
+                if not row["id"].startswith(_DESIGN)
+            ]
+        except RecursionError:  # a body too deep to decode: read by id, which names it
+            read_bodies(db, [row["id"] for row in db.iter_all_docs(page_size=SCAN_PAGE_SIZE)])
+            raise
         if documents:
             spec["documents"] = documents
     return spec

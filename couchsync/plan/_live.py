@@ -28,7 +28,7 @@ document differs.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ from couchsync.plan._staging import (
     rebuilds_views,
 )
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex
+from couchsync.plan._unreadable import fetch_decodable
 
 #: Scan the whole database when the manifest lists more than 1/SCAN_RATIO of it.
 SCAN_RATIO = 10
@@ -156,8 +157,10 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     # A small database is read whole, design docs included: its Mango indexes are
     # read off their design docs, in the same request.
     whole = small and scope.whole and live.doc_count <= SMALL_READ
-    bodies = (_all_bodies(db) if whole
-              else read_bodies(db, [*design_ids, *staging_ids, *(doc_ids if small else ())]))
+    bodies = _all_bodies(db) if whole else None
+    if bodies is None:  # not whole, or some body there too deep to decode: by id
+        whole = False
+        bodies = read_bodies(db, [*design_ids, *staging_ids, *(doc_ids if small else ())])
     if scope.whole and spec.indexes:
         found = _mango_indexes(bodies.values()) if whole else None
         listed: set[str] = set(bodies)  # staging design docs seen
@@ -222,10 +225,14 @@ def _needs_record(doc: DocumentSpec, live: LiveDoc | None) -> bool:
                                        "") is not None
 
 
-def _all_bodies(db: Database) -> dict[str, dict[str, Any]]:
-    """``{id: body}`` of every document and design doc of a small database."""
-    return {row["id"]: row["doc"] for row in db.all_docs(include_docs=True)
-            if row.get("doc") is not None}
+def _all_bodies(db: Database) -> dict[str, dict[str, Any]] | None:
+    """``{id: body}`` of every document and design doc of a small database; None when
+    one is too deep to decode (maybe one the manifests do not list)."""
+    try:
+        return {row["id"]: row["doc"] for row in db.all_docs(include_docs=True)
+                if row.get("doc") is not None}
+    except RecursionError:
+        return None
 
 
 def _mango_indexes(bodies: Iterable[dict[str, Any]]) -> list[LiveIndex] | None:
@@ -339,10 +346,14 @@ def _lookup_revisions(db: Database, ids: Collection[str]) -> dict[str, str]:
 
 
 def read_bodies(db: Database, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``{id: body}`` of those ``ids`` that exist, ``BODY_BATCH_SIZE`` per request."""
-    return {
-        row["id"]: row["doc"]
-        for batch in batched(ids, BODY_BATCH_SIZE)
-        for row in db.all_docs(keys=batch, include_docs=True)
-        if row.get("doc") is not None
-    }
+    """``{id: body}`` of those ``ids`` that exist, ``BODY_BATCH_SIZE`` per request.
+
+    Raises ``UnreadableDocument`` naming a body too deep to decode (found by halving
+    the batch whose answer was).
+    """
+    def fetch(batch: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {row["id"]: row["doc"] for row in db.all_docs(keys=batch, include_docs=True)
+                if row.get("doc") is not None}
+
+    return {doc_id: body for batch in batched(ids, BODY_BATCH_SIZE)
+            for doc_id, body in fetch_decodable(fetch, batch).items()}

@@ -32,11 +32,12 @@ from couchsync.manifest._patterns import expand_patterns, literal_prefix, matche
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._config import CONFIG, plan_config, read_config
-from couchsync.plan._diff import plan_database
+from couchsync.plan._limits import LimitsReader, too_large
 from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.plan._model import Action, DatabasePlan, Plan, PlanError, Step
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveState
+from couchsync.plan._unreadable import UnreadableDocument, plan_checked
 
 #: Names per ``_all_dbs`` page: 100,000 databases never come in one response.
 DISCOVERY_PAGE = 1000
@@ -189,17 +190,22 @@ def plan_server(
                               {}, set()))
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
     values = _SharedValues() if len(scopes) > 1 else None
+    limits = LimitsReader(client)
 
     def plan_one(name: str) -> DatabasePlan | str:
         scope: Scope = scopes[name]
         spec = desired.databases[name]
         try:
             live = read_database(client.database(name), spec, scope, ahead.pop(name, None))
+            part = plan_checked(spec, live, scope)
         except (TransportError, Unauthorized):
             raise  # not about this database: every other one would fail the same way
+        except UnreadableDocument as exc:
+            return exc.naming(spec)
         except (CouchError, PlanError) as exc:
             return exc.brief if isinstance(exc, CouchError) else str(exc)
-        part = plan_database(spec, live, scope)
+        if (refused := too_large(part.steps, spec, limits)) is not None:
+            return refused  # the server would refuse it, and its whole batch
         if values is not None:
             values.share(part.steps)
         return part

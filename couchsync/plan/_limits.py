@@ -1,0 +1,223 @@
+"""The server's size limits: read once, checked at plan time, kept by apply's batches.
+
+Apache CouchDB refuses a document whose body is over ``[couchdb]
+max_document_size`` (default 8,000,000 bytes) and a request over ``[chttpd]
+max_http_request_size`` (default 4 GiB). Either refusal of a ``_bulk_docs``
+fails the whole request (413), so one large document would fail the batch of a
+thousand around it. PouchDB Server has a single limit, the request body's,
+which it calls ``[couchdb] max_document_size`` (default 4 GiB).
+
+CouchDB measures a document as ``couch_ejson_size:encoded_size`` does: its body
+without ``_id``, ``_rev``, ``_attachments`` and the other fields it takes out,
+strings counted decoded, floats estimated (``couchdb_size``). Inline attachments
+count towards the request, not the document. The limits are read from the
+node's configuration (server admins only); a user who may not read it gets the
+defaults. Plan checks every document it writes (``too_large``): a database with
+one that the server would refuse is not planned (``Plan.errors``), with each such
+document named by its id and manifest position; the other databases are.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from couchsync.client import Client, CouchError, TransportError
+from couchsync.client._transport import encode_json
+from couchsync.manifest.model import DatabaseSpec
+from couchsync.plan._model import Action, Step, StepKind
+
+#: CouchDB 3.5's built-in defaults (``couch_doc.erl``, ``chttpd.erl``).
+COUCHDB_MAX_DOCUMENT = 8_000_000
+COUCHDB_MAX_REQUEST = 4_294_967_296
+#: PouchDB Server's default body limit (express-pouchdb's ``maxDocumentSizeDefault``).
+POUCHDB_MAX_REQUEST = 4 * 1024**3
+#: ``{"docs":[`` and ``]}`` around a ``_bulk_docs`` request's documents.
+BULK_ENVELOPE = len(b'{"docs":[]}')
+#: Fields CouchDB takes out of a document before measuring it (``transfer_fields``).
+_NOT_BODY = frozenset({"_id", "_rev", "_attachments", "_revisions", "_deleted", "_revs_info",
+                       "_local_seq", "_conflicts", "_deleted_conflicts"})
+SHOWN = 5  # documents a too_large message names
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """``document``: CouchDB's limit on one document's body (None: the server has none
+    of its own: PouchDB Server); ``request``: on one request's body, in bytes."""
+
+    document: int | None
+    request: int
+    document_setting: str = "[couchdb] max_document_size"
+    request_setting: str = "[chttpd] max_http_request_size"
+
+
+def read_limits(client: Client) -> ServerLimits:
+    """The limits of the node ``client`` talks to, or the defaults when its configuration
+    cannot be read (a user who is not a server admin)."""
+    couchdb = "couchdb" in client.server.info()
+    try:
+        config = client.server.config()
+    except TransportError:
+        raise
+    except CouchError:
+        config = {}
+    if not couchdb:
+        request = config.get("couchdb", {}).get("max_document_size")
+        return ServerLimits(None, _integer(request, POUCHDB_MAX_REQUEST),
+                            request_setting="[couchdb] max_document_size (PouchDB Server)")
+    return ServerLimits(
+        _integer(config.get("couchdb", {}).get("max_document_size"), COUCHDB_MAX_DOCUMENT),
+        _integer(config.get("chttpd", {}).get("max_http_request_size"), COUCHDB_MAX_REQUEST))
+
+
+def _integer(text: str | None, default: int) -> int:
+    try:
+        return int(str(text).split(";")[0].strip()) if text is not None else default
+    except ValueError:  # CouchDB reads an unreadable setting as its default too
+        return default
+
+
+class LimitsReader:
+    """``read_limits`` once, when first needed, for any number of threads: a plan that
+    writes nothing asks nothing."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._limits: ServerLimits | None = None
+
+    def __call__(self) -> ServerLimits:
+        with self._lock:
+            if self._limits is None:
+                self._limits = read_limits(self._client)
+            return self._limits
+
+
+def bulk_body(step: Step) -> dict[str, Any] | bytes:
+    """What apply sends to ``_bulk_docs`` for a document or design doc step."""
+    if step.action is Action.DELETE:
+        return {"_id": step.id, "_rev": step.rev, "_deleted": True}
+    if step.spec is not None and not step.rev:  # a new document: its JSON as loaded
+        return step.spec.json
+    body = {**step.after, "_id": step.id}
+    if step.rev:
+        body["_rev"] = step.rev
+    return body
+
+
+def encoded(step: Step) -> bytes:
+    """``bulk_body(step)`` as the bytes sent."""
+    body = bulk_body(step)
+    return body if isinstance(body, bytes) else encode_json(body)
+
+
+def _sent_size(step: Step) -> int:
+    spec = step.spec
+    if spec is not None and not step.rev:  # its length is known without reading its file
+        return len(spec.inline) if spec.inline is not None else spec.length
+    return len(encoded(step))
+
+
+def too_large(steps: Iterable[Step], spec: DatabaseSpec,
+              limits: LimitsReader) -> str | None:
+    """Why the server would refuse some document or design doc ``steps`` write (each
+    named, with where the manifests declare it), or None. ``limits`` is asked only
+    when there is something to write."""
+    found: list[str] = []
+    known: ServerLimits | None = None
+    for step in steps:
+        if step.kind not in (StepKind.DOCUMENT, StepKind.DESIGN_DOC) or step.action not in (
+                Action.CREATE, Action.UPDATE):
+            continue
+        known = known or limits()
+        reason = _refusal(step, _sent_size(step), known)
+        if reason is not None:
+            found.append(f"{_named(step, spec)} {reason}")
+    if not found:
+        return None
+    more = f"; … and {len(found) - SHOWN:,} more" if len(found) > SHOWN else ""
+    return (f"{len(found):,} document{'s' if len(found) != 1 else ''} larger than the server "
+            f"accepts: " + "; ".join(found[:SHOWN]) + more)
+
+
+def _refusal(step: Step, size: int, limits: ServerLimits) -> str | None:
+    if size + BULK_ENVELOPE > limits.request:
+        return (f"is {size:,} bytes of JSON, more than one request may carry "
+                f"({limits.request_setting} = {limits.request:,})")
+    # The JSON sent is never shorter than CouchDB's estimate of the body in it (it holds
+    # _id too); only a document longer than the limit is measured CouchDB's way.
+    if limits.document is None or size <= limits.document:
+        return None
+    body = step.spec.body if step.spec is not None and not step.rev else step.after
+    measured = couchdb_size({k: v for k, v in body.items() if k not in _NOT_BODY})
+    if measured <= limits.document:
+        return None
+    return (f"is {measured:,} bytes as CouchDB measures a document body, over "
+            f"{limits.document_setting} = {limits.document:,}")
+
+
+def _named(step: Step, spec: DatabaseSpec) -> str:
+    doc_id = step.id or ""
+    if step.kind is StepKind.DESIGN_DOC:
+        design = spec.design_docs.get(doc_id.removeprefix("_design/"))
+        where = None if design is None else design.source
+    else:
+        document = spec.documents.get(doc_id)
+        where = None if document is None else document.source
+    return step.address + (f" ({where})" if where is not None else "")
+
+
+def couchdb_size(value: Any) -> int:
+    """The size CouchDB gives a decoded JSON value (``couch_ejson_size:encoded_size``),
+    walked without recursion: a body may be nested thousands of levels deep."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            # {"k":v,...}: 1 + each pair's key, value, ':' and ','; {} is 2.
+            total += 1 + sum(_string_size(key) + 2 for key in item) if item else 2
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            total += 1 + len(item) if item else 2
+            stack.extend(item)
+        elif isinstance(item, str):
+            total += _string_size(item)
+        elif item is None or item is True:
+            total += 4
+        elif item is False:
+            total += 5
+        elif isinstance(item, int):
+            total += _integer_size(item)
+        elif isinstance(item, float):
+            total += _float_size(item)
+        else:
+            raise TypeError(f"not a JSON value: {type(item).__name__}")
+    return total
+
+
+def _string_size(text: str) -> int:
+    return 2 + len(text.encode("utf-8", "surrogatepass"))
+
+
+def _integer_size(number: int) -> int:
+    if number < 0:
+        return 1 + _integer_size(-number)
+    if number < 10_000:
+        return len(str(number))
+    # CouchDB takes log10 of the integer as a double: 10^16 - 1 counts 17 digits.
+    return math.trunc(math.log10(float(number))) + 1
+
+
+def _float_size(number: float) -> int:
+    if number < 0.0:
+        return 1 + _float_size(-number)
+    if number < 1.0:
+        for bound, size in ((1e-300, 3), (1e-100, 6), (1e-10, 5), (0.01, 4)):
+            if number <= bound:
+                return size
+        return 3
+    return 5 if number >= 1e100 else 4 if number >= 1e10 else 3
