@@ -54,7 +54,8 @@ CASES = [
          [("m.yaml", 3, 6, "not valid UTF-8 text")]),
     # --- schema: unknown keys, types, values --------------------------------
     Case("unknown-top-key", {"m.yaml": V + "databses: {}\n"},
-         [("m.yaml", 1, 1, "missing required key 'databases'"),
+         [("m.yaml", 1, 1, "a manifest must declare at least one of databases, config, users, "
+                           "replications"),
           ("m.yaml", 2, 1, "unknown key 'databses' at the top level (did you mean 'databases'?)")]),
     Case("unknown-db-key", {"m.yaml": V + "databases:\n  users:\n    indxes: {}\n"},
          [("m.yaml", 4, 5,
