@@ -71,17 +71,18 @@ class ServerSections:
         def at(path: Path, key: bool = False) -> SourcePos:
             return SourcePos(file, *(positions.key(path) if key else positions.value(path)))
 
-        def fine(path: Path) -> bool:
-            return not any(part[:len(path)] == path or path[:len(part)] == part
-                           for part in broken)
+        def within_broken(path: Path) -> bool:
+            return any(path[:len(part)] == part for part in broken)
 
         def entries(*path: str) -> list[tuple[str, Any]]:
+            """The entries of the mapping at ``path``, but those holding a problem."""
             value: Any = data
             for part in path:
                 value = value.get(part) if isinstance(value, dict) else None
-            if not isinstance(value, dict) or not fine(path):
+            if not isinstance(value, dict) or within_broken(path):
                 return []
-            return [(key, entry) for key, entry in value.items() if fine((*path, key))]
+            return [(key, entry) for key, entry in value.items()
+                    if not any(part[:len(path) + 1] == (*path, key) for part in broken)]
 
         for section, _keys in entries("config"):
             for key, value in entries("config", section):

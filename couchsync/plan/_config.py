@@ -19,9 +19,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from couchsync.client import Client
+from couchsync.client import Client, NotFound
 from couchsync.manifest.model import DesiredState
-from couchsync.plan._model import Action, Step, StepKind
+from couchsync.plan._model import Action, PlanError, Step, StepKind
 
 #: The pseudo-database of config steps (``Step.database``): its apply lock is
 #: ``db:_config``, and no real database can have a name starting with ``_config``.
@@ -54,9 +54,15 @@ def read_config(client: Client, desired: DesiredState) -> LiveConfig | None:
     if not desired.config and not desired.prune_config:
         return None
     server = client.server
-    live = LiveConfig(nodes=sorted(server.membership()["cluster_nodes"]))
+    try:
+        live = LiveConfig(nodes=sorted(server.membership()["cluster_nodes"]))
+        records = {node: server.config_section(node, RECORD_SECTION) for node in live.nodes}
+    except NotFound as exc:
+        raise PlanError("config: this server has no per-node configuration API "
+                        f"(/_membership, /_node/{{node}}/_config: {exc.brief}); the config "
+                        "section needs Apache CouchDB") from None
     for node in live.nodes:
-        record = server.config_section(node, RECORD_SECTION).get(RECORD_KEY)
+        record = records[node].get(RECORD_KEY)
         live.managed[node] = set(entries(record))
         sections = set(desired.config) | {entry.split("/", 1)[0]
                                           for entry in live.managed[node]}

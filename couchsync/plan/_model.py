@@ -293,7 +293,7 @@ class Plan:
 _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason",
               "rebuild")
 _ENUM_KEYS = frozenset({"action", "kind"})
-_SIDES = {"before": "after", "after": "before"}  # each masked against the other
+_SIDES = frozenset({"before", "after"})
 
 
 class StepView(Mapping[str, Any]):
@@ -311,8 +311,9 @@ class StepView(Mapping[str, Any]):
         if key not in _STEP_KEYS:
             raise KeyError(key)
         if key in _SIDES and self._step.database in SERVER_WRITTEN:  # _users, _replicator
+            # A secret shows as "***" before and as "(changed)" after, when it changes.
             return shown(self._step.database, getattr(self._step, key),
-                         getattr(self._step, _SIDES[key]))
+                         self._step.before if key == "after" else None)
         return getattr(self._step, key)
 
     def __iter__(self) -> Iterator[str]:
