@@ -112,6 +112,20 @@ def test_config_is_set_compared_and_pruned_on_every_node(
     assert run(couch_url, "plan", smaller, "--detailed-exitcode").returncode == 0
 
 
+def test_config_on_a_server_without_per_node_config_is_one_clear_error(
+    couch_url: str, is_couchdb: bool, tmp_path: Path,
+) -> None:
+    if is_couchdb:
+        pytest.skip("Apache CouchDB has the per-node config API; PouchDB Server lacks it")
+    manifest = _write(tmp_path / "config.yaml", {"config": {"cors": {"origins": "x"}}})
+    for args in (["plan", manifest], ["apply", manifest, "--yes"]):
+        done = run(couch_url, *args)
+        assert done.returncode == 1
+        assert done.stderr.startswith("Error: config: this server has no per-node "
+                                      "configuration API"), done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
 def test_the_admins_section_and_bad_values_are_refused_with_their_place(
     tmp_path: Path,
 ) -> None:
