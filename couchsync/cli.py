@@ -733,7 +733,8 @@ def force_unlock(
 
 @app.command()
 def export(
-    db: Annotated[list[str], typer.Option("--db", help="Database to export. Repeatable.")],
+    db: Annotated[list[str] | None,
+                  typer.Option("--db", help="Database to export. Repeatable.")] = None,
     url: Url = None,
     user: User = None,
     auth: Auth = None,
@@ -744,6 +745,20 @@ def export(
     with_docs: Annotated[
         bool, typer.Option("--with-docs", help="Include the documents (without _rev).")
     ] = False,
+    users: Annotated[
+        bool, typer.Option("--users", help="Export every user of _users (never a password).")
+    ] = False,
+    replications: Annotated[
+        bool, typer.Option("--replications",
+                           help="Export every replication of _replicator (credentials as "
+                                "${VAR}, named on stderr).")
+    ] = False,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", metavar="SECTION", show_default=False,
+                     help="Export a config section as the cluster's nodes hold it "
+                          "(repeatable; not admins).")
+    ] = None,
     var: Annotated[
         list[str] | None,
         typer.Option("--var", metavar="KEY=VALUE", show_default=False,
@@ -756,7 +771,8 @@ def export(
                      help="As --var, for each variable of FILE (as plan and apply read it)."),
     ] = None,
 ) -> None:
-    """Write the live state of databases as a manifest (YAML on stdout).
+    """Write the live state of databases and server sections as a manifest (YAML on
+    stdout; notes, such as the variables it needs, on stderr).
 
     Example: couchsync export --db users --with-docs > manifests/users.yaml
     """
@@ -766,7 +782,10 @@ def export(
     with _clean_errors():
         given = dict(variables(var or [], var_file or [], environ={}))
         with _client(_Connection(url, user, auth, cacert, cert, key, verbose)) as client:
-            text = export_manifest(client, db, with_docs=with_docs, placeholders=given)
+            text = export_manifest(client, db or (), with_docs=with_docs, users=users,
+                                   replications=replications, config=config or (),
+                                   placeholders=given,
+                                   notes=lambda message: typer.echo(message, err=True))
         typer.echo(text, nl=False)
 
 

@@ -18,22 +18,38 @@ text the server holds (a JavaScript template literal, a ``${...}`` in a document
 to a variable's value into ``${KEY}``: applied with the same variables, the
 manifest re-plans empty, and the value (a host name, a credential) stays out
 of the file. couchsync's staging design docs are never exported.
+
+The server sections: ``users`` (every account of ``_users``, without its
+password or hash: a manifest user without password keeps the stored one),
+``replications`` (every document of ``_replicator``) and ``config`` (the named
+sections, as the nodes of ``_membership`` hold them; where they disagree, the
+first node's value and a note). Fields the server writes are left out.
+Credentials, the values plan masks (a password, an ``Authorization`` or
+``Cookie`` header, a password in a URL) and secret-looking config keys, are
+written as ``${VAR}`` placeholders named after where they were (for instance
+``REPLICATION_<ID>_SOURCE_PASSWORD``), or as the ``placeholders`` key holding
+that value; ``notes`` hears which variables the manifest then needs.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from couchsync.client import Client, Database
+from couchsync.client import Client, Database, NotFound, Server
+from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB
+from couchsync.plan._config import RECORD_SECTION
 from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
 from couchsync.plan._staging import is_staging_id
+from couchsync.plan._system import SECRET_KEYS, SERVER_WRITTEN, URL_PASSWORD
 from couchsync.plan._unreadable import UnreadableDocument, check_bodies
 
-__all__ = ["export_manifest"]
+__all__ = ["ExportError", "export_manifest"]
 
 _DESIGN = "_design/"
 _SECURITY_GROUPS = ("admins", "members")  # what the manifest format's security holds
@@ -42,22 +58,80 @@ _DESIGN_RANGE = (_DESIGN, "_design0")
 # YAML 1.1 line breaks besides "\n": PyYAML writes them raw, even in single-quoted and
 # block scalars, and reads \x85 back as "\n". Only double quotes escape them.
 _OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
+# What the manifest format accepts as a config section and a user name (the schema's rules).
+_CONFIG_SECTION = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
+# Config (section/key) whose value is a credential: the keys plan masks, JWT signing keys.
+_CONFIG_SECRET = re.compile("|".join((*sorted(SECRET_KEYS), "jwt_keys/", "private")),
+                            re.IGNORECASE)
+# A user's fields never exported: the password, its hash, and what couchsync writes.
+_USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
 
 
-def export_manifest(client: Client, names: Sequence[str], *, with_docs: bool = False,
-                    placeholders: Mapping[str, str] | None = None) -> str:
-    """Manifest YAML (version 1) describing databases ``names`` as they are now; string
-    values equal to a ``placeholders`` value are written as ``${KEY}``.
+class ExportError(Exception):
+    """What was asked cannot be exported (nothing, or a refused config section)."""
 
-    Raises ``NotFound`` for a database that does not exist.
+
+def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: bool = False,
+                    users: bool = False, replications: bool = False,
+                    config: Sequence[str] = (), placeholders: Mapping[str, str] | None = None,
+                    notes: Callable[[str], None] | None = None) -> str:
+    """Manifest YAML (version 1) describing databases ``names``, with ``users`` the
+    accounts, with ``replications`` the replication jobs, and the ``config`` sections, as
+    they are now; string values equal to a ``placeholders`` value are written as
+    ``${KEY}``, credentials as ``${VAR}`` (see the module docstring). ``notes`` hears
+    what the user should know: the variables to set, nodes that disagree, what was left
+    out.
+
+    Raises ``NotFound`` for a database that does not exist, ``ExportError`` when
+    nothing is asked or a config section is refused.
     """
-    databases = {name: _export_checked(client.get_db(name), with_docs) for name in names}
+    _check_request(names, users, replications, config)
+    note = notes or (lambda _message: None)
     references: dict[str, str] = {}
     for key, value in sorted((placeholders or {}).items()):
         if value:
-            references.setdefault(value, "${" + key + "}")
+            references.setdefault(value, key)
+    variables = _Variables(references)
+    manifest: dict[str, Any] = {"version": 1}
+    if config:
+        try:
+            manifest["config"] = _export_config(client.server, config, variables, note)
+        except NotFound as exc:  # PouchDB Server: no /_node/{node}/_config
+            raise ExportError("--config: this server has no per-node configuration API "
+                              f"({exc.brief}); it needs Apache CouchDB") from None
+    if names:
+        manifest["databases"] = {name: _export_checked(client.get_db(name), with_docs)
+                                 for name in names}
+    if users:
+        manifest["users"] = _export_users(client.get_db(USERS_DB), variables, note)
+    if replications:
+        manifest["replications"] = _export_replications(client.get_db(REPLICATOR_DB),
+                                                        variables)
+    if variables.made:
+        note("the manifest needs these variables, each set to the credential the server "
+             "holds (a URL's password as written there, percent-encoded): "
+             + ", ".join(sorted(variables.made)))
     return "# Exported by couchsync export.\n" + _dump_yaml(
-        {"version": 1, "databases": _literal_references(databases, references)})
+        _literal_references(manifest, references))
+
+
+def _check_request(names: Sequence[str], users: bool, replications: bool,
+                   config: Sequence[str]) -> None:
+    if not (names or users or replications or config):
+        raise ExportError("nothing to export: name databases (--db), --users, "
+                          "--replications or --config SECTION")
+    for section in config:
+        if section == "admins":
+            raise ExportError("config section 'admins' refused: server admins' passwords "
+                              "never go through couchsync (create admins with the server's "
+                              "own setup)")
+        if section == RECORD_SECTION:
+            raise ExportError(f"config section {section!r} refused: it is couchsync's own "
+                              "record of the config it set")
+        if not _CONFIG_SECTION.match(section):
+            raise ExportError(f"invalid config section name {section!r}: letters, digits "
+                              "and _ . - only")
 
 
 def _dump_yaml(data: Any) -> str:
@@ -95,12 +169,64 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
+@dataclass(frozen=True, slots=True)
+class _Secret:
+    """A string value holding a credential: ``before``, variable ``name``'s value, ``after``."""
+
+    name: str
+    before: str = ""
+    after: str = ""
+
+
+class _Variables:
+    """Names the variables that stand for credentials: the ``placeholders`` key holding the
+    value, else one made from ``wanted`` (``_2``, ``_3``... when two values would share it)."""
+
+    def __init__(self, references: Mapping[str, str]) -> None:
+        self.references = references  # value → KEY
+        self._taken = set(references.values())
+        self.made: dict[str, str] = {}  # name → value
+
+    def secret(self, wanted: str, value: str, before: str = "", after: str = "") -> _Secret:
+        name = self.references.get(value)
+        if name is None:
+            wanted = re.sub("[^A-Z0-9]", "_", wanted.upper())
+            name, number = wanted, 1
+            while name in self._taken or self.made.get(name, value) != value:
+                number += 1
+                name = f"{wanted}_{number}"
+            self.made[name] = value
+        return _Secret(name, before, after)
+
+
+def _credentials_out(value: Any, stem: str, variables: _Variables, *, top: bool = False
+                     ) -> Any:
+    """``value`` with what plan masks in it (``_system.shown``) as ``_Secret``s named
+    ``STEM_KEY``, with ``top`` ``STEM_FIELD_KEY`` (the field of ``value`` it lies in)."""
+    if isinstance(value, dict):
+        return {key: variables.secret(f"{stem}_{key}", item)
+                if key.lower() in SECRET_KEYS and isinstance(item, str) and item
+                else _credentials_out(item, f"{stem}_{key}" if top else stem, variables)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_credentials_out(item, stem, variables) for item in value]
+    if (isinstance(value, str) and value not in variables.references  # all of it a ${KEY}
+            and (match := URL_PASSWORD.match(value)) and match[2]):
+        return variables.secret(f"{stem}_PASSWORD", match[2], match[1] + ":",
+                                value[match.end() - 1:])
+    return value
+
+
 def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
-    """``value`` with each string value that ``references`` names replaced by its
-    ``${KEY}``, and ``${`` as ``$${`` in the others (never in keys: the loader expands
-    values only), so that loading with those variables gives back ``value``."""
+    """``value`` with each string value that ``references`` holds written as ``${KEY}``,
+    each ``_Secret`` with its ``${NAME}``, and ``${`` as ``$${`` in the rest (never in
+    keys: the loader expands values only), so that loading with those variables gives
+    back what the server holds."""
+    if isinstance(value, _Secret):
+        return _escaped(value.before) + "${" + value.name + "}" + _escaped(value.after)
     if isinstance(value, str):
-        return references.get(value) or value.replace("${", "$${")
+        key = references.get(value)
+        return _escaped(value) if key is None else "${" + key + "}"
     if isinstance(value, dict):
         return {key: _literal_references(item, references) for key, item in value.items()}
     if isinstance(value, list):
@@ -119,6 +245,83 @@ def _export_checked(db: Database, with_docs: bool) -> dict[str, Any]:
     except UnreadableDocument as exc:
         raise UnreadableDocument(exc.doc_id, exc.problem, db.name) from None
     return spec
+
+
+def _escaped(text: str) -> str:
+    return text.replace("${", "$${")
+
+
+def _export_config(server: Server, sections: Sequence[str], variables: _Variables,
+                   note: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    nodes = sorted(server.membership()["cluster_nodes"])
+    exported: dict[str, dict[str, Any]] = {}
+    for section in sections:
+        held = {node: server.config_section(node, section) for node in nodes}
+        keys: dict[str, Any] = {}
+        for key in sorted(set().union(*held.values())):
+            values = {node: held[node].get(key) for node in nodes}
+            first = next(node for node in nodes if values[node] is not None)
+            secret = bool(_CONFIG_SECRET.search(f"{section}/{key}"))
+            if len(set(values.values())) > 1:
+                note(_disagreement(f"{section}/{key}", values, first, secret))
+            value = values[first]
+            keys[key] = variables.secret(f"CONFIG_{section}_{key}", value) \
+                if secret and value else value
+        if keys:
+            exported[section] = keys
+        else:  # the manifest format has no empty section
+            note(f"config section {section!r} holds no key on any node: not exported")
+    return exported
+
+
+def _disagreement(entry: str, values: Mapping[str, str | None], first: str,
+                  secret: bool) -> str:
+    """The note on a config key the nodes disagree on; a secret's values never shown."""
+    if secret:
+        held = "differs on " + ", ".join(node for node, value in values.items()
+                                        if value != values[first])
+    else:
+        held = "; ".join(f"{node}: {'unset' if value is None else json.dumps(value)}"
+                         for node, value in values.items())
+    return (f"warning: config {entry} is not the same on every node ({held}); exported "
+            f"the value of {first}, and plan will show the others as differing")
+
+
+def _export_users(db: Database, variables: _Variables,
+                  note: Callable[[str], None]) -> dict[str, Any]:
+    users: dict[str, Any] = {}
+    for doc in _documents(db, USER_PREFIX, USER_PREFIX[:-1] + ";"):  # ';' follows ':'
+        name = doc["_id"].removeprefix(USER_PREFIX)
+        if not _USER_NAME.match(name):
+            note(f"user {name!r} not exported: the manifest format cannot name it")
+            continue
+        fields = {key: value for key, value in doc.items()
+                  if not key.startswith("_") and key not in _USER_LEFT_OUT}
+        users[name] = _credentials_out(fields, f"USER_{name}", variables, top=True)
+    return users
+
+
+def _export_replications(db: Database, variables: _Variables) -> dict[str, Any]:
+    left_out = SERVER_WRITTEN[REPLICATOR_DB]
+    return {
+        doc["_id"]: _credentials_out({key: value for key, value in doc.items()
+                                      if not key.startswith("_") and key not in left_out},
+                                     f"REPLICATION_{doc['_id']}", variables, top=True)
+        for doc in _documents(db)
+        if not doc["_id"].startswith(_DESIGN)
+    }
+
+
+def _documents(db: Database, start_key: str | None = None,
+               end_key: str | None = None) -> Iterator[dict[str, Any]]:
+    """The documents of system database ``db`` (between the keys); none when the server
+    has no such database."""
+    try:
+        for row in db.iter_all_docs(include_docs=True, start_key=start_key, end_key=end_key,
+                                    page_size=SCAN_PAGE_SIZE):
+            yield row["doc"]
+    except NotFound:
+        return
 
 
 def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:

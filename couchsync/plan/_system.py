@@ -33,8 +33,10 @@ NONE: frozenset[str] = frozenset()
 
 MASK = "***"
 CHANGED = "(changed)"
-_SECRET_KEYS = frozenset({"password", "authorization", "cookie", "token", "secret"})
-_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):([^/@]*)@", re.IGNORECASE)
+#: Keys (any letter case) whose string values are secrets: masked here, taken out by export.
+SECRET_KEYS = frozenset({"password", "authorization", "cookie", "token", "secret"})
+#: A URL with a password in its userinfo: group 1 up to the ':', group 2 the password.
+URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):([^/@]*)@", re.IGNORECASE)
 
 
 def server_written(database: str) -> frozenset[str]:
@@ -89,15 +91,15 @@ def shown(database: str, value: Any, other: Any = None) -> Any:
 def _masked(value: Any, other: Any, secret: bool = False) -> Any:
     if isinstance(value, dict):
         return {key: _masked(item, other.get(key) if isinstance(other, dict) else None,
-                             key.lower() in _SECRET_KEYS)
+                             key.lower() in SECRET_KEYS)
                 for key, item in value.items()}
     if isinstance(value, list):
         return [_masked(item, other[i] if isinstance(other, list) and i < len(other) else None)
                 for i, item in enumerate(value)]
-    if isinstance(value, str) and (secret or _URL_PASSWORD.match(value)):
+    if isinstance(value, str) and (secret or URL_PASSWORD.match(value)):
         if secret:
             return value if value in (MASK, CHANGED) else _mark(value, other)
-        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{_mark(value, other)}@", value)
+        return URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{_mark(value, other)}@", value)
     return value
 
 
