@@ -496,7 +496,7 @@ def apply(
     wait_for_server: Annotated[
         float, typer.Option("--wait-for-server", min=0, metavar="SECONDS",
                             help="Wait this long for the server to answer /_up (a server "
-                                 "still starting) before planning \[default: 0, at once].",
+                                 "still starting) before planning \\[default: 0, at once].",
                             show_default=False)
     ] = 0.0,
     saved_plan: Annotated[
