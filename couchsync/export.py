@@ -46,7 +46,7 @@ from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB
 from couchsync.plan._config import RECORD_SECTION
 from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
 from couchsync.plan._staging import is_staging_id
-from couchsync.plan._system import SECRET_KEYS, SERVER_WRITTEN, URL_PASSWORD
+from couchsync.plan._system import CONFIG_SECRET, SECRET_KEYS, SERVER_WRITTEN, URL_PASSWORD
 from couchsync.plan._unreadable import UnreadableDocument, check_bodies
 
 __all__ = ["ExportError", "export_manifest"]
@@ -61,9 +61,6 @@ _OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
 # What the manifest format accepts as a config section and a user name (the schema's rules).
 _CONFIG_SECTION = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
-# Config (section/key) whose value is a credential: the keys plan masks, JWT signing keys.
-_CONFIG_SECRET = re.compile("|".join((*sorted(SECRET_KEYS), "jwt_keys/", "private")),
-                            re.IGNORECASE)
 # A user's fields never exported: the password, its hash, and what couchsync writes.
 _USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
 
@@ -261,7 +258,7 @@ def _export_config(server: Server, sections: Sequence[str], variables: _Variable
         for key in sorted(set().union(*held.values())):
             values = {node: held[node].get(key) for node in nodes}
             first = next(node for node in nodes if values[node] is not None)
-            secret = bool(_CONFIG_SECRET.search(f"{section}/{key}"))
+            secret = bool(CONFIG_SECRET.search(f"{section}/{key}"))
             if len(set(values.values())) > 1:
                 note(_disagreement(f"{section}/{key}", values, first, secret))
             value = values[first]

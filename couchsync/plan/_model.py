@@ -54,7 +54,7 @@ from typing import Any, TypedDict
 from couchsync import __version__
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
-from couchsync.plan._system import SERVER_WRITTEN, shown
+from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config
 
 FORMAT_VERSION = 1
 
@@ -294,6 +294,8 @@ _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", 
               "rebuild")
 _ENUM_KEYS = frozenset({"action", "kind"})
 _SIDES = frozenset({"before", "after"})
+#: Where values may hold secrets: _users, _replicator, and the node config ("_config").
+_SECRETS_SHOWN = frozenset({*SERVER_WRITTEN, "_config"})
 
 
 class StepView(Mapping[str, Any]):
@@ -310,10 +312,12 @@ class StepView(Mapping[str, Any]):
             return getattr(self._step, key).value
         if key not in _STEP_KEYS:
             raise KeyError(key)
-        if key in _SIDES and self._step.database in SERVER_WRITTEN:  # _users, _replicator
+        if key in _SIDES and self._step.database in _SECRETS_SHOWN:
             # A secret shows as "***" before and as "(changed)" after, when it changes.
-            return shown(self._step.database, getattr(self._step, key),
-                         self._step.before if key == "after" else None)
+            other = self._step.before if key == "after" else None
+            if self._step.kind is StepKind.CONFIG:
+                return shown_config(self._step.id or "", getattr(self._step, key), other)
+            return shown(self._step.database, getattr(self._step, key), other)
         return getattr(self._step, key)
 
     def __iter__(self) -> Iterator[str]:

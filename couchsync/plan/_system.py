@@ -39,6 +39,22 @@ SECRET_KEYS = frozenset({"password", "authorization", "cookie", "token", "secret
 URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):([^/@]*)@", re.IGNORECASE)
 
 
+#: A config ``section/key`` whose value is a credential: the words above, JWT signing keys.
+CONFIG_SECRET = re.compile("|".join((*sorted(SECRET_KEYS), "jwt_keys/", "private")),
+                           re.IGNORECASE)
+
+
+def shown_config(section_key: str, value: Any, other: Any = None) -> Any:
+    """A config step's ``before``/``after`` (node → value) as a plan may print or save
+    it: the values of a secret-looking key (``chttpd_auth/secret``, ``jwt_keys/…``)
+    masked, as ``shown`` masks document secrets."""
+    if not isinstance(value, dict) or not CONFIG_SECRET.search(section_key):
+        return value
+    return {node: None if item is None else _mark(item, other.get(node)
+                                                  if isinstance(other, dict) else None)
+            for node, item in value.items()}
+
+
 def server_written(database: str) -> frozenset[str]:
     """The fields the server writes into documents of ``database`` (none for others)."""
     return SERVER_WRITTEN.get(database, NONE)

@@ -183,3 +183,14 @@ def test_users_and_replications_load_as_system_database_documents(tmp_path: Path
     assert other.databases[USERS_DB].documents[bob.id].hash == bob.hash
     assert state.databases[REPLICATOR_DB].documents["r1"].body == {
         "_id": "r1", "source": "http://h/a", "target": "http://h/b"}
+
+
+def test_secret_looking_config_keys_are_masked_in_plans() -> None:
+    step = Step(Action.UPDATE, StepKind.CONFIG, CONFIG, "chttpd_auth/secret",
+                before={"n1@h": "s2", "n2@h": "s1"}, after={"n1@h": "s1", "n2@h": "s1"})
+    assert step.to_dict()["before"] == {"n1@h": MASK, "n2@h": MASK}
+    assert step.to_dict()["after"] == {"n1@h": CHANGED, "n2@h": MASK}
+    assert "s1" not in repr(step) and "s2" not in repr(step)
+    plain = Step(Action.UPDATE, StepKind.CONFIG, CONFIG, "cors/origins",
+                 before={"n1@h": "a"}, after={"n1@h": "b"})
+    assert plain.to_dict()["after"] == {"n1@h": "b"}
