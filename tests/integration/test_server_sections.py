@@ -248,11 +248,12 @@ def test_no_secret_reaches_any_output(
     sections: dict[str, Any] = {
         "databases": {db_name: {"documents": [{"_id": "a"}]}},
         "users": {user_name: {"password": "${TEST_USER_PASSWORD}", "roles": []}},
-        "replications": {rep_id: {
+    }
+    if is_couchdb:  # PouchDB Server's replicator crashes the server on an unreachable source
+        sections["replications"] = {rep_id: {
             "source": f"http://someone:{replication_secret}@127.0.0.1:9/nowhere",
             "target": {"url": "http://127.0.0.1:9/elsewhere",
-                       "headers": {"Authorization": f"Basic {replication_secret}"}}}},
-    }
+                       "headers": {"Authorization": f"Basic {replication_secret}"}}}}
     manifest = _write(tmp_path / "secrets.yaml", sections)
     env = {"TEST_USER_PASSWORD": user_secret}
     saved = tmp_path / "saved.json"
@@ -267,7 +268,8 @@ def test_no_secret_reaches_any_output(
                      ["apply", manifest, "--yes", "--format", "json"],
                      ["apply", manifest],  # refused: no terminal
                      ["apply", manifest, "--yes", "--url", "http://admin:" + url_secret
-                      + "@127.0.0.1:9", "--wait-for-server", "0.5"]):
+                      + "@127.0.0.1:9", "--wait-for-server", "0.5"],
+                     ["export", "--users", "--replications", "--db", db_name]):
             done = run(couch_url, *args, env=env)
             outputs.append((args, done.stdout + done.stderr))
         assert _login(couch_url, user_name, user_secret).status_code == 200
