@@ -33,8 +33,10 @@ from typing import Any
 
 from couchsync import __version__
 from couchsync._canonical import canonical_json
+from couchsync.manifest._server import REPLICATOR_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._model import Plan
+from couchsync.plan._system import shown, shown_config
 
 __all__ = ["SavedPlan", "SavedPlanError", "fingerprint", "plan_moves"]
 
@@ -146,6 +148,11 @@ def fingerprint(desired: DesiredState) -> str:
     digest = hashlib.sha256()
     for name in sorted(desired.databases):
         digest.update(canonical_json([name, _declared(desired.databases[name])], drop=()))
+    if desired.config or desired.prune_config:  # so a saved plan of databases only keeps
+        digest.update(canonical_json(["config", desired.prune_config, {  # its fingerprint
+            section: {key: shown_config(f"{section}/{key}", {"": setting.value})
+                      for key, setting in keys.items()}
+            for section, keys in desired.config.items()}], drop=()))
     return digest.hexdigest()
 
 
@@ -156,7 +163,10 @@ def _declared(spec: DatabaseSpec) -> dict[str, Any]:
         "indexes": {name: [index.ddoc, index.fields, index.partial_filter_selector, index.type]
                     for name, index in spec.indexes.items()},
         "design_docs": {name: design.body for name, design in spec.design_docs.items()},
-        "documents": {doc_id: doc.hash for doc_id, doc in spec.documents.items()},
+        # Secrets never go into the file, not even hashed (a guessable password would be
+        # found by hashing guesses): a replication is taken as plans show it, masked.
+        "documents": {doc_id: doc.hash if spec.name != REPLICATOR_DB else shown(
+            REPLICATOR_DB, doc.body) for doc_id, doc in spec.documents.items()},
     }
 
 

@@ -99,6 +99,27 @@ def test_fingerprints_differ_when_any_declared_thing_does() -> None:
     assert fingerprint(state) != fingerprint(desired())
 
 
+def test_fingerprints_follow_config_and_replications_but_never_their_secrets() -> None:
+    from couchsync.manifest._server import REPLICATOR_DB
+    from couchsync.manifest.model import ConfigSetting
+
+    def server(origins: str, secret: str, target: str) -> DesiredState:
+        state = desired()
+        state.config = {"cors": {"origins": ConfigSetting(origins, POS)},
+                        "chttpd_auth": {"secret": ConfigSetting(secret, POS)}}
+        replicator = state.databases[REPLICATOR_DB] = DatabaseSpec(REPLICATOR_DB, POS)
+        replicator.documents["r"] = DocumentSpec.from_body(
+            {"_id": "r", "source": f"http://u:{secret}@h/a", "target": target}, POS)
+        return state
+
+    base = fingerprint(server("https://a", "s3cret-1", "http://h/b"))
+    assert base != fingerprint(desired())
+    assert base != fingerprint(server("https://b", "s3cret-1", "http://h/b"))
+    assert base != fingerprint(server("https://a", "s3cret-1", "http://h/c"))
+    # A secret is re-read at apply time: the fingerprint holds no trace of it.
+    assert base == fingerprint(server("https://a", "another-2", "http://h/b"))
+
+
 def test_the_file_holds_no_secret() -> None:
     plan = Plan([Step(Action.CREATE, StepKind.DOCUMENT, "shop", "smtp",
                       after={"password": "correct horse"})])
