@@ -13,6 +13,8 @@ environment lookups. What it reads, each only when the option is not given:
 ``COUCHDB_TOKEN_FILE``     a file holding the token
 ``COUCHDB_CACERT``         a CA bundle to trust for an ``https://`` server
 ``COUCHDB_AUTH``           ``basic`` (default) or ``session``
+``COUCHDB_TIMEOUT``        seconds to wait to connect, and for each read and write
+                           (default 30)
 =========================  =====================================================
 
 Plus what the engine itself reads: ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``.
@@ -57,6 +59,7 @@ def open_client(
     key: str | os.PathLike[str] | None = None,
     verbose: bool = False,
     max_connections: int = 16,
+    timeout: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Client:
     """A Client for ``url`` (else ``COUCHDB_URL``, ``COUCH_URL``, ``http://localhost:5984``).
@@ -67,8 +70,10 @@ def open_client(
     ``COUCHDB_TOKEN_FILE``. ``auth_mode`` (else ``COUCHDB_AUTH``): ``"basic"`` sends the
     credentials with every request, ``"session"`` logs in once and sends a cookie.
     ``cacert`` (else ``COUCHDB_CACERT``): the CA bundle to trust; ``cert`` and ``key``:
-    a client certificate (PEM) and its key, if not in the same file. ``verbose``: log
-    retries, logins and the proxy used on stderr (the ``couchsync.client`` logger).
+    a client certificate (PEM) and its key, if not in the same file. ``timeout`` (else
+    ``COUCHDB_TIMEOUT``, else 30): seconds to wait to connect, and for each read and
+    write of a request. ``verbose``: log retries, logins and the proxy used on stderr
+    (the ``couchsync.client`` logger).
 
     Raises ConnectionSettingsError for settings that cannot be used, InvalidURL for a
     URL that cannot be (neither repeats a secret); nothing is sent to the server here.
@@ -98,6 +103,10 @@ def open_client(
     if verbose:
         _log_to_stderr()
     options: dict[str, Any] = {"max_connections": max_connections}
+    if timeout is None and env.get("COUCHDB_TIMEOUT"):
+        timeout = _seconds("COUCHDB_TIMEOUT", env["COUCHDB_TIMEOUT"])
+    if timeout is not None:
+        options["timeout"] = timeout
     if cacert is not None:
         options["verify"] = os.fspath(cacert)
     if cert is not None:
@@ -118,6 +127,18 @@ def open_client(
         if type(exc).__module__.startswith("couchsync."):  # InvalidURL: already clear
             raise
         raise ConnectionSettingsError(str(exc)) from None
+
+
+def _seconds(variable: str, text: str) -> float:
+    """A positive number of seconds from ``$variable``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConnectionSettingsError(f"{variable} must be a positive number of seconds, "
+                                      f"not {text!r}")
+    return value
 
 
 def _secret(what: str, path: str | os.PathLike[str] | None, env: Mapping[str, str],

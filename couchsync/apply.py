@@ -194,10 +194,18 @@ class ApplyError(Exception):
 
     def __str__(self) -> str:
         lines = [f"apply failed for {len(self.failures):,} of {len(self.results):,} steps:"]
-        lines += [f"  {failure.address}: {failure.error}"
-                  for failure in self.failures[:SHOWN_FAILURES]]
-        if len(self.failures) > SHOWN_FAILURES:
-            lines.append(f"  … and {len(self.failures) - SHOWN_FAILURES:,} more "
+        # A batch the server refused as a whole (a 500, a 429) fails each of its steps
+        # with the same error: one line for them, not one per document.
+        same: dict[str | None, list[str]] = {}
+        for failure in self.failures:
+            same.setdefault(failure.error, []).append(failure.address)
+        shown = 0
+        for error, addresses in list(same.items())[:SHOWN_FAILURES]:
+            more = f" and {len(addresses) - 1:,} more" if len(addresses) > 1 else ""
+            lines.append(f"  {addresses[0]}{more}: {error}")
+            shown += len(addresses)
+        if len(self.failures) > shown:
+            lines.append(f"  … and {len(self.failures) - shown:,} more "
                          "(--format json lists every one)")
         return "\n".join(lines)
 
@@ -666,6 +674,20 @@ class _Run:
         batches = batched_within(((step, encoded(step)) for step in steps), self.batch_size,
                                  self.limits().request - BULK_ENVELOPE,
                                  lambda item: len(item[1]) + 1)
+        lost: list[TransportError] = []  # set by the sender: the server was lost
+
+        def send(bodies: list[bytes]) -> BulkResults:
+            # The next batch is queued before the answer to this one is read, and
+            # cancel() comes too late once the sender has picked it up: after a lost
+            # server it must not go out (apply stops, reporting all that was written).
+            if lost:
+                raise lost[0]
+            try:
+                return db.bulk_docs(bodies, w=w)
+            except TransportError as exc:
+                lost.append(exc)
+                raise
+
         with ThreadPoolExecutor(1, thread_name_prefix="couchsync-bulk-docs") as sender:
             in_flight: tuple[Sequence[Step], Future[BulkResults]] | None = None
             for batch in chain(batches, [None]):
@@ -673,7 +695,7 @@ class _Run:
                     self.guard()
                 sent = None if batch is None else (
                     [step for step, _ in batch],
-                    sender.submit(db.bulk_docs, [body for _, body in batch], w=w))
+                    sender.submit(send, [body for _, body in batch]))
                 try:
                     if in_flight is not None:
                         self._finish_batch(database, db, *in_flight)

@@ -56,6 +56,7 @@ from couchsync.client import (
     Client,
     CouchError,
     Database,
+    HTTPStatusError,
     NotFound,
     PreconditionFailed,
 )
@@ -243,7 +244,14 @@ class LockSet:
         raced = 0
         fresh = False  # ``locks`` read now, not the plan's snapshot
         while True:
-            held = self._attempt(locks)
+            try:
+                held = self._attempt(locks)
+            except HTTPStatusError as exc:  # a 500, a 429 still there after the retries
+                names = sorted(locks)
+                raise CouchError(
+                    f"could not take the apply lock{'s' if len(names) > 1 else ''} of "
+                    f"{', '.join(names[:3])}{' …' if len(names) > 3 else ''}: {exc}",
+                    status=exc.status, error=exc.error, reason=exc.reason) from exc
             if held is None:
                 break
             waited = time.monotonic() - started

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback import Answer, Proxy
+from loopback import Answer, Fault, Proxy
 
 from couchsync._connect import DEFAULT_URL, ConnectionSettingsError, open_client
-from couchsync.client import InvalidURL
+from couchsync.client import InvalidURL, TransportError
 
 WELCOME = json.dumps({"couchdb": "Welcome", "version": "3.5.2"}).encode()
 
@@ -96,6 +96,9 @@ def test_a_password_file_wins_over_the_environment(
     ({"COUCHDB_AUTH": "session"}, "needs a user name"),
     ({"COUCHDB_CACERT": "/nonexistent/ca.pem", "COUCHDB_URL": "https://h"},
      "cannot read the CA bundle: No such file or directory: '/nonexistent/ca.pem'"),
+    ({"COUCHDB_TIMEOUT": "soon"}, "COUCHDB_TIMEOUT must be a positive number of seconds"),
+    ({"COUCHDB_TIMEOUT": "-1"}, "COUCHDB_TIMEOUT must be a positive number of seconds"),
+    ({"COUCHDB_TIMEOUT": "nan"}, "COUCHDB_TIMEOUT must be a positive number of seconds"),
 ])
 def test_settings_that_cannot_be_used_are_named(environ: dict[str, str],
                                                 message: str) -> None:
@@ -163,3 +166,16 @@ def test_verbose_shows_retries_on_stderr_without_secrets(
     assert "couchsync: retrying GET / after 503 Service Unavailable (retry 1 of 3, in 0.00 s)" \
         in err
     assert "Verbose-Secret" not in err
+
+
+@pytest.mark.parametrize("fault", [Fault("stall"), Fault("trickle", pieces=2, pause=2.0)],
+                         ids=["no-answer", "answer-in-pieces-too-far-apart"])
+def test_couchdb_timeout_bounds_the_wait_for_an_answer(
+    fake: tuple[Proxy, FakeServer], fault: Fault,
+) -> None:
+    proxy, _ = fake
+    proxy.faults.append(fault)
+    with open_client(proxy.url, environ={"COUCHDB_TIMEOUT": "0.2"}) as client, (
+            pytest.raises(TransportError, match=r"GET .*/: timed out")):
+        client.server.info()
+    assert fault.hits == 1  # not repeated: the server may still be at work on it

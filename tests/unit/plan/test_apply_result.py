@@ -49,3 +49,26 @@ def test_apply_error_names_each_failed_document_and_the_servers_reason() -> None
         "apply failed for 1 of 3 steps:\n"
         "  db:users/doc:b: forbidden: type is required"
     )
+
+
+
+def _failed(doc_id: str, error: str) -> StepResult:
+    return StepResult(Step(Action.CREATE, StepKind.DOCUMENT, "users", doc_id, after={}),
+                      False, error=error)
+
+
+def test_apply_error_gives_one_line_to_the_steps_that_failed_alike() -> None:
+    batch = [_failed(f"d-{i}", "unknown_error: the batch failed") for i in range(10)]
+    assert str(ApplyError([*batch, _failed("x", "forbidden: type is required"),
+                           *results()])) == (
+        "apply failed for 12 of 14 steps:\n"
+        "  db:users/doc:d-0 and 9 more: unknown_error: the batch failed\n"
+        "  db:users/doc:x and 1 more: forbidden: type is required")
+
+
+def test_apply_error_lists_20_reasons_then_counts_the_rest() -> None:
+    failures = [_failed(f"d-{i:02d}", f"forbidden: reason {i}") for i in range(25)]
+    lines = str(ApplyError(failures)).splitlines()
+    assert len(lines) == 22
+    assert lines[20] == "  db:users/doc:d-19: forbidden: reason 19"
+    assert lines[21] == "  … and 5 more (--format json lists every one)"
