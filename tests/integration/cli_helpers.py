@@ -31,14 +31,17 @@ def seed_manifest(path: Path, db: str, docs: range | list[str], *, prune: bool =
     return str(path)
 
 
-def couchsync(url: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "COUCHDB_URL": url, "NO_COLOR": "1"}
+def couchsync(url: str, *args: str, env: dict[str, str] | None = None,
+              **popen: Any) -> subprocess.Popen[str]:
+    """``couchsync ARGS`` started on ``url``, with ``env`` added to the environment."""
+    env = {**os.environ, "COUCHDB_URL": url, "NO_COLOR": "1", **(env or {})}
     return subprocess.Popen([COUCHSYNC, *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
-def run(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = couchsync(url, *args)
+def run(url: str, *args: str, timeout: float = 300,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = couchsync(url, *args, env=env)
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
