@@ -89,6 +89,8 @@ __all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply
 NOT_REUSED = "the live design doc's index is not the one built under"
 #: How many times a document that conflicted is re-read and written again.
 CONFLICT_ROUNDS = 3
+#: Steps failed with one error from which ApplyError's text gives them one line.
+GROUPED_FROM = 4
 #: Failures the text of ApplyError lists one by one; JSON output lists all.
 SHOWN_FAILURES = 20
 #: How long apply waits for a new index or _security to show on every node (clusters).
@@ -201,8 +203,10 @@ class ApplyError(Exception):
             same.setdefault(failure.error, []).append(failure.address)
         shown = 0
         for error, addresses in list(same.items())[:SHOWN_FAILURES]:
-            more = f" and {len(addresses) - 1:,} more" if len(addresses) > 1 else ""
-            lines.append(f"  {addresses[0]}{more}: {error}")
+            if len(addresses) <= GROUPED_FROM - 1:  # a few: each named
+                lines += [f"  {address}: {error}" for address in addresses]
+            else:
+                lines.append(f"  {addresses[0]} and {len(addresses) - 1:,} more: {error}")
             shown += len(addresses)
         if len(self.failures) > shown:
             lines.append(f"  … and {len(self.failures) - shown:,} more "

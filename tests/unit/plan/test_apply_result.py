@@ -63,7 +63,8 @@ def test_apply_error_gives_one_line_to_the_steps_that_failed_alike() -> None:
                            *results()])) == (
         "apply failed for 12 of 14 steps:\n"
         "  db:users/doc:d-0 and 9 more: unknown_error: the batch failed\n"
-        "  db:users/doc:x and 1 more: forbidden: type is required")
+        "  db:users/doc:x: forbidden: type is required\n"  # a few: each named
+        "  db:users/doc:b: forbidden: type is required")
 
 
 def test_apply_error_lists_20_reasons_then_counts_the_rest() -> None:
