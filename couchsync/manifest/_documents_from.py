@@ -22,7 +22,13 @@ from typing import IO, Any
 from couchsync._canonical import NotJSONNumber, canonical_decoder, canonical_json, hash_canonical
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._datafiles import remember
-from couchsync.manifest._problems import Problem, format_path
+from couchsync.manifest._problems import (
+    MAX_DEPTH,
+    TOO_DEEP,
+    Problem,
+    format_path,
+    surrogate_problem,
+)
 from couchsync.manifest._schema import DOCUMENT_UNDERSCORE_KEYS, document_issues
 from couchsync.manifest.model import DocumentSpec, SourcePos
 
@@ -31,6 +37,10 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 class _DuplicateKey(ValueError):
+    pass
+
+
+class _TooDeep(ValueError):
     pass
 
 
@@ -62,7 +72,7 @@ def read_documents(path: str, cache: DataFileCache = NO_CACHE) -> Iterator[Docum
                 for item in _json_array(handle):
                     yield item if isinstance(item, Problem) else _document(path, *item)
             except UnicodeDecodeError as exc:
-                yield Problem(path, 0, 0, f"not valid UTF-8 text ({exc.reason})")
+                yield Problem(path, *_utf8_error_at(path), f"not valid UTF-8 text ({exc.reason})")
         return
     with open(path, "rb") as binary:
         remember(path, binary)
@@ -95,6 +105,8 @@ def _document(path: str, body: Any, line: int, col: int,
                                       numbers_canonical=True)
     except NotJSONNumber as exc:
         return Problem(path, line, col, str(exc))
+    except UnicodeEncodeError as exc:
+        return Problem(path, line, col, _unencodable(exc))
 
 
 def _json_lines(
@@ -130,7 +142,7 @@ def _json_lines(
         except json.JSONDecodeError as exc:
             yield Problem(path, number, exc.colno, _json_message(exc))
             continue
-        except (_DuplicateKey, NotJSONNumber) as exc:
+        except (_DuplicateKey, NotJSONNumber, _TooDeep) as exc:
             yield Problem(path, number, 1, str(exc))
             continue
         if type(body) is dict:
@@ -143,6 +155,9 @@ def _json_lines(
                 except NotJSONNumber as exc:
                     yield Problem(path, number, 1, str(exc))
                     continue
+                except UnicodeEncodeError as exc:
+                    yield Problem(path, number, 1, _unencodable(exc))
+                    continue
                 yield spec(doc_id, path, number, 1, hash_canonical(canonical), deleted,
                            offset=start, length=len(raw))
                 continue
@@ -150,13 +165,61 @@ def _json_lines(
 
 
 def _decode_line(text: str) -> Any:
-    try:  # the usual line, one value and nothing around it: one call into the C scanner
-        value, end = _DECODER.raw_decode(text)
-        if end == len(text):
-            return value
-    except json.JSONDecodeError:
-        pass
-    return _DECODER.decode(text)  # whitespace around the value, or the error as decode words it
+    try:
+        try:  # the usual line, one value and nothing around it: one call into the C scanner
+            value, end = _DECODER.raw_decode(text)
+        except json.JSONDecodeError:
+            end = -1
+        if end != len(text):  # whitespace around the value, or the error as decode words it
+            value = _DECODER.decode(text)
+    except RecursionError:  # json's answer to 10^5 "[": far deeper than MAX_DEPTH
+        raise _TooDeep(TOO_DEEP) from None
+    _check_depth(value, text)
+    return value
+
+
+def _check_depth(value: Any, text: str, start: int = 0, end: int | None = None) -> None:
+    """Raise ``_TooDeep`` when ``value``, decoded from ``text[start:end]``, nests deeper
+    than ``MAX_DEPTH``: what reads it later (canonical JSON, plan diffs) recurses."""
+    # Each level opens a bracket: the usual document has fewer brackets than levels
+    # allowed, and counting them (in C) is all it costs.
+    if text.count("[", start, end) + text.count("{", start, end) <= MAX_DEPTH:
+        return
+    level = [value] if type(value) in (dict, list) else []
+    for _ in range(MAX_DEPTH):  # breadth first, a level at a time: no recursion
+        level = [child for item in level for child in (item.values() if type(item) is dict
+                                                         else item)
+                 if type(child) in (dict, list)]
+    if level:
+        raise _TooDeep(TOO_DEEP)
+
+
+def _unencodable(exc: UnicodeEncodeError) -> str:
+    # A lone surrogate from a "\ud800" escape: canonical JSON cannot encode it as UTF-8.
+    return surrogate_problem(exc.object) or f"not encodable as UTF-8 ({exc.reason})"
+
+
+def _utf8_error_at(path: str) -> tuple[int, int]:
+    """Line and column of the first bytes of ``path`` that are not UTF-8 (the text
+    reader's error does not say where). Read again, a line at a time: an error path."""
+    line, rest = 1, b""
+    with open(path, "rb") as binary:
+        while True:
+            chunk = binary.read(_CHUNK)
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1 if chunk else len(data)  # whole lines: whole characters
+            whole, rest = data[:cut], data[cut:]
+            try:
+                whole.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line += whole.count(b"\n", 0, exc.start)
+                begin = whole.rfind(b"\n", 0, exc.start) + 1
+                if line == 1 and whole.startswith(codecs.BOM_UTF8):
+                    begin += len(codecs.BOM_UTF8)
+                return line, len(whole[begin:exc.start].decode("utf-8", "replace")) + 1
+            line += whole.count(b"\n")
+            if not chunk:
+                return 1, 1  # changed since it failed to decode: the file, at its start
 
 
 def _json_message(exc: json.JSONDecodeError) -> str:
@@ -177,7 +240,9 @@ class _Chunks:
 
     def more(self) -> bool:
         """Append the next chunk, dropping what was consumed; False at end of file."""
-        chunk = "" if self.eof else self.handle.read(_CHUNK)
+        # As large as what is kept: a document of 10^6 characters is decoded again a
+        # few times, not 10^6 / _CHUNK times (quadratic).
+        chunk = "" if self.eof else self.handle.read(max(_CHUNK, len(self.buf) - self.pos))
         if not chunk:
             self.eof = True
             return False
@@ -212,11 +277,14 @@ class _Chunks:
                 # A number cut by the chunk boundary decodes as a shorter number:
                 # only a value followed by more text (or the end of file) is whole.
                 if end < len(self.buf) or self.eof:
+                    _check_depth(value, self.buf, self.pos, end)
                     self.advance(end)
                     return value
             except json.JSONDecodeError:
                 if self.eof:
                     raise
+            except RecursionError:  # json's answer to 10^5 "[": far deeper than MAX_DEPTH
+                raise _TooDeep(TOO_DEEP) from None
             self.more()
 
 
@@ -242,7 +310,7 @@ def _json_array(handle: IO[str]) -> Iterator[tuple[Any, int, int] | Problem]:
         except json.JSONDecodeError as exc:
             yield problem(_json_message(exc), exc.pos)
             return
-        except (_DuplicateKey, NotJSONNumber) as exc:
+        except (_DuplicateKey, NotJSONNumber, _TooDeep) as exc:
             yield Problem(handle.name, line, col, str(exc))
             return
         following = chunks.peek()

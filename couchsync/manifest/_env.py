@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from couchsync.manifest._problems import Path
+from couchsync.manifest._problems import Path, surrogate_problem
 
 # "$${" first so that an escaped reference is never expanded; an unclosed or
 # malformed "${" is matched by the last branch so it can be reported.
@@ -76,6 +76,11 @@ def expand_string(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]
         if found is None:
             problems.append(f"variable {name} is not set (by --var, --var-file or the "
                             "environment) and has no default")
+            return match.group(0)
+        if surrogate_problem(found) is not None:
+            # Bytes of the environment that are not UTF-8 reach Python as lone surrogates,
+            # which no JSON sent to CouchDB can hold. The value may be secret: not shown.
+            problems.append(f"the value of variable {name} is not valid UTF-8 text")
             return match.group(0)
         return found
 

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Set
 from typing import Any
 
-from couchsync._canonical import canonical_json, hash_canonical
+from couchsync._canonical import NotJSONNumber, canonical_json, hash_canonical
 from couchsync.manifest._problems import Path, Problem, format_path
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
@@ -92,8 +92,10 @@ class ServerSections:
             self._add_user(file, name, fields, at(("users", name), key=True))
         for doc_id, body in entries("replications"):
             where = at(("replications", doc_id), key=True)
-            self._add_document(self._database(REPLICATOR_DB, where), DocumentSpec.from_body(
-                {**body, "_id": doc_id}, where), ("replications", doc_id))
+            spec = self._spec({**body, "_id": doc_id}, where, ("replications", doc_id))
+            if spec is not None:
+                self._add_document(self._database(REPLICATOR_DB, where), spec,
+                                   ("replications", doc_id))
         for section, value in entries("prune"):
             self._set_prune(section, value, at(("prune", section)))
 
@@ -112,6 +114,10 @@ class ServerSections:
         body: dict[str, Any] = {"roles": [], **fields, "_id": USER_PREFIX + name,
                                 "name": name, "type": "user"}
         password_file = body.pop("password_file", None)
+        if password_file is not None and "\0" in password_file:  # open() would raise ValueError
+            self._problem(where, f"password_file {password_file!r} of user {name!r}: a file "
+                          "name cannot hold a NUL character", ("users", name))
+            return
         if password_file is not None:
             path = os.path.join(os.path.dirname(file), password_file)
             try:
@@ -126,11 +132,20 @@ class ServerSections:
                 self._problem(where, f"password_file {password_file!r} of user {name!r} "
                               "is empty", ("users", name))
                 return
-        spec = DocumentSpec.from_body(body, where)
+        spec = self._spec(body, where, ("users", name))
+        if spec is None:
+            return
         if "password" in body:
             without = {key: value for key, value in body.items() if key != "password"}
             spec.digest, spec.secret = hash_canonical(canonical_json(without)), True
         self._add_document(self._database(USERS_DB, where), spec, ("users", name))
+
+    def _spec(self, body: dict[str, Any], where: SourcePos, path: Path) -> DocumentSpec | None:
+        try:
+            return DocumentSpec.from_body(body, where)
+        except NotJSONNumber as exc:  # an integer past a double's range: the schema allows it
+            self._problem(where, str(exc), path)
+            return None
 
     def _set_prune(self, section: str, value: bool, where: SourcePos) -> None:
         first = self._prune.get(section)

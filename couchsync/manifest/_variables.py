@@ -114,8 +114,10 @@ def _unquote(value: str) -> tuple[str, str | None]:
 def _read_yaml(path: str, text: str) -> tuple[dict[str, str], list[Problem]]:
     import yaml
 
+    from couchsync.manifest._yaml import compose
+
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)  # nesting limited: 10^5 "[" is a problem, not a RecursionError
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)

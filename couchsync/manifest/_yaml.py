@@ -15,7 +15,15 @@ from typing import Any
 
 import yaml
 
-from couchsync.manifest._problems import Path, Problem, format_path, type_name
+from couchsync.manifest._problems import (
+    MAX_DEPTH,
+    TOO_DEEP,
+    Path,
+    Problem,
+    format_path,
+    surrogate_problem,
+    type_name,
+)
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -30,8 +38,27 @@ _ALIAS_GROWTH = 10
 _ALIAS_SLACK = 10_000
 
 
+class _TooDeep(yaml.MarkedYAMLError):
+    pass
+
+
 class _Loader(yaml.SafeLoader):
-    """``SafeLoader`` that keeps timestamps as the text written (JSON has no dates)."""
+    """``SafeLoader`` that keeps timestamps as the text written (JSON has no dates) and
+    refuses nesting deeper than ``MAX_DEPTH`` as it composes."""
+
+    _depth = 0  # compose_node calls under way: the level a collection composed now gets - 1
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # PyYAML composes recursively: 10^5 "[" would end in a RecursionError.
+        if self._depth >= MAX_DEPTH and self.check_event(yaml.SequenceStartEvent,
+                                                         yaml.MappingStartEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise _TooDeep(problem=TOO_DEEP, problem_mark=mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
@@ -105,6 +132,12 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
     return ParsedYaml(value, converter.positions, converter.problems, converter.failed)
 
 
+def compose(text: str) -> yaml.Node | None:
+    """The node tree of ``text`` (one document), nested at most ``MAX_DEPTH`` levels;
+    raises ``yaml.YAMLError``. For YAML read without positions (``--var-file``)."""
+    return yaml.compose(text, Loader=_Loader)
+
+
 def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
     line = text.count("\n", 0, exc.position) + 1
     col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -115,6 +148,8 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "invalid YAML"
     if "'\\t'" in problem:
         return "tab character here: YAML indentation must use spaces"
+    if isinstance(exc, _TooDeep):
+        return problem
     if exc.context == "expected a single document in the stream":
         return "a manifest file holds one YAML document, but a second one starts here"
     return f"invalid YAML: {problem}" + (f" ({exc.context})" if exc.context else "")
@@ -151,6 +186,9 @@ class _Converter:
         if id(node) in self._active:
             self._problem(node, "recursive YAML alias: this value contains itself", path)
             return None
+        if len(path) >= MAX_DEPTH:  # aliases can nest what the composer saw unnested
+            self._problem(node, TOO_DEEP, path)
+            return None
         expected = _MAP if isinstance(node, yaml.MappingNode) else _SEQ
         if node.tag != expected:
             self._problem(node, f"unsupported YAML tag {node.tag!r}", path)
@@ -169,12 +207,19 @@ class _Converter:
             return None
         try:
             value = self.loader.construct_object(node)
-        except (yaml.YAMLError, ValueError, KeyError):
+        except (yaml.YAMLError, ValueError, LookupError):  # "!!float ''": PyYAML's IndexError
             self._problem(node, f"invalid {node.tag.rsplit(':', 1)[-1]} value {node.value!r}", path)
             return None
         if isinstance(value, float) and not math.isfinite(value):
             self._problem(node, f"{node.value!r} is not a number JSON can hold", path)
             return None
+        problem = surrogate_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            try:  # a pair written as two escapes, as JSON does ("\ud83d\ude00"): one character
+                return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+            except UnicodeDecodeError:
+                self._problem(node, problem, path)
+                return None
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
