@@ -119,6 +119,17 @@ def free_ports(count: int) -> int:
         return first
 
 
+def couchdb_of_its_own(factory: Any, why: str, nodes: int = 1) -> OwnCouchDB:
+    """A CouchDB of the test's own (not started); the test is skipped, saying ``why`` it
+    needs one, where the bundled release is missing. ``factory``: tmp_path_factory."""
+    dist = couchdb_dist()
+    if dist is None:
+        import pytest
+
+        pytest.skip(f"needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) {why}")
+    return OwnCouchDB(dist, factory.mktemp("own-couchdb"), nodes=nodes)
+
+
 class OwnCouchDB:
     """A CouchDB of the test's own (``nodes`` nodes) from the bundled release."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import OwnCouchDB, couchdb_dist, doc_count, run, seed_manifest
+from cli_helpers import couchdb_of_its_own, doc_count, run, seed_manifest
 
 
 def test_n_above_the_node_count_is_a_clear_error(
@@ -35,11 +35,8 @@ def test_n_above_the_node_count_is_a_clear_error(
 def test_a_cluster_with_a_node_down_reports_writes_short_of_every_copy(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    dist = couchdb_dist()
-    if dist is None:
-        pytest.skip("needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) "
-                    "to start a cluster of its own and stop one of its nodes")
-    cluster = OwnCouchDB(dist, tmp_path_factory.mktemp("own-cluster"), nodes=3)
+    cluster = couchdb_of_its_own(
+        tmp_path_factory, "to start a cluster of its own and stop one of its nodes", nodes=3)
     url = cluster.start()
     try:
         seed = seed_manifest(tmp_path / "seed.yaml", "degraded", range(300))

@@ -22,7 +22,7 @@ import pytest
 from cli_helpers import (
     OwnCouchDB,
     apply_holding_the_lock,
-    couchdb_dist,
+    couchdb_of_its_own,
     couchsync,
     doc_count,
     lock_holder,
@@ -124,11 +124,7 @@ def test_force_unlock_frees_a_lock_left_by_a_killed_apply(
 
 @pytest.fixture
 def own_couchdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCouchDB]:
-    dist = couchdb_dist()
-    if dist is None:
-        pytest.skip("needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) "
-                    "to start and stop a server of its own")
-    server = OwnCouchDB(dist, tmp_path_factory.mktemp("own-couchdb"))
+    server = couchdb_of_its_own(tmp_path_factory, "to start and stop a server of its own")
     server.start()
     try:
         yield server

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cli_helpers import OwnCouchDB, couchdb_dist, doc_count, run
+from cli_helpers import couchdb_of_its_own, doc_count, run
 
 from couchsync.manifest._server import USER_PREFIX
 
@@ -48,6 +48,23 @@ def _login(url: str, name: str, password: str) -> httpx.Response:
                       timeout=30)
 
 
+def _wait_for_copies(url: str, db: str, count: int) -> None:
+    """Until the replication target ``db`` holds ``count`` documents (2 minutes at most)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/{db}", timeout=10).status_code == 200 \
+                and doc_count(url, db) == count:
+            return
+        time.sleep(0.5)
+    assert doc_count(url, db) == count
+
+
+def _delete(url: str, db: str, doc_id: str) -> None:
+    doc = httpx.get(f"{url}/{db}/{doc_id}", timeout=10)
+    if doc.status_code == 200:
+        httpx.delete(f"{url}/{db}/{doc_id}", params={"rev": doc.json()["_rev"]}, timeout=10)
+
+
 @pytest.fixture
 def section(couch_url: str) -> Iterator[str]:
     """A config section of the test's own, removed from every node afterwards."""
@@ -62,10 +79,7 @@ def section(couch_url: str) -> Iterator[str]:
 def user_name(couch_url: str) -> Iterator[str]:
     name = f"couchsync-test-{uuid.uuid4().hex[:8]}"
     yield name
-    doc = httpx.get(f"{couch_url}/_users/{USER_PREFIX}{name}", timeout=10)
-    if doc.status_code == 200:
-        httpx.delete(f"{couch_url}/_users/{USER_PREFIX}{name}",
-                     params={"rev": doc.json()["_rev"]}, timeout=10)
+    _delete(couch_url, "_users", USER_PREFIX + name)
 
 
 @pytest.mark.couchdb_only("node config is per node (/_node/{node}/_config); PouchDB Server "
@@ -206,13 +220,7 @@ def test_a_replication_copies_its_source_after_the_databases_and_replans_empty(
         # One apply: the source is created and seeded before the job is written.
         applied = run(couch_url, "apply", manifest, "--yes", env=env)
         assert applied.returncode == 0, applied.stderr
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if httpx.get(f"{couch_url}/{target}", timeout=10).status_code == 200 \
-                    and doc_count(couch_url, target) == 5:
-                break
-            time.sleep(0.5)
-        assert doc_count(couch_url, target) == 5
+        _wait_for_copies(couch_url, target, 5)
         stored = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10).json()
         assert "owner" in stored  # a field the server writes: not drift
         replanned = run(couch_url, "plan", manifest, "--detailed-exitcode", env=env)
@@ -226,10 +234,7 @@ def test_a_replication_copies_its_source_after_the_databases_and_replans_empty(
         assert f"~ db:_replicator/doc:{rep_id}" in planned.stdout
         assert "its job is" in planned.stdout
     finally:
-        doc = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10)
-        if doc.status_code == 200:
-            httpx.delete(f"{couch_url}/_replicator/{rep_id}",
-                         params={"rev": doc.json()["_rev"]}, timeout=10)
+        _delete(couch_url, "_replicator", rep_id)
 
 
 def test_no_secret_reaches_any_output(
@@ -279,10 +284,7 @@ def test_no_secret_reaches_any_output(
             for secret in secrets:
                 assert secret not in text, f"{secret!r} in the output of {args}"
     finally:
-        doc = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10)
-        if doc.status_code == 200:
-            httpx.delete(f"{couch_url}/_replicator/{rep_id}",
-                         params={"rev": doc.json()["_rev"]}, timeout=10)
+        _delete(couch_url, "_replicator", rep_id)
 
 
 def test_a_brand_new_cluster_is_set_up_in_one_apply(tmp_path: Path,
@@ -290,11 +292,8 @@ def test_a_brand_new_cluster_is_set_up_in_one_apply(tmp_path: Path,
                                                     ) -> None:
     """config → system databases → databases → security → documents → users →
     replications, on a cluster that lacks _users and _replicator, in one apply."""
-    dist = couchdb_dist()
-    if dist is None:
-        pytest.skip("needs the bundled Apache CouchDB (../shared/couchdb or COUCHDB_DIST) "
-                    "to start a brand-new cluster of its own")
-    cluster = OwnCouchDB(dist, tmp_path_factory.mktemp("new-cluster"), nodes=3)
+    cluster = couchdb_of_its_own(tmp_path_factory, "to start a brand-new cluster of its own",
+                                 nodes=3)
     url = cluster.start()
     try:
         for system in ("_users", "_replicator"):
@@ -319,13 +318,7 @@ def test_a_brand_new_cluster_is_set_up_in_one_apply(tmp_path: Path,
         for node in _nodes(url):
             assert _section(url, node, "cors")["origins"] == "https://app.example.com"
         assert _login(url, "app", "app-pw-123").status_code == 200
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if httpx.get(f"{url}/orders-copy", timeout=10).status_code == 200 \
-                    and doc_count(url, "orders-copy") == 3:
-                break
-            time.sleep(0.5)
-        assert doc_count(url, "orders-copy") == 3
+        _wait_for_copies(url, "orders-copy", 3)
         replanned = run(url, "plan", manifest, "--detailed-exitcode", env=env)
         assert replanned.returncode == 0, replanned.stdout
     finally:
