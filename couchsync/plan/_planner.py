@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
-from couchsync.client import Client, CouchError, TransportError, Unauthorized
+from couchsync.client import Client, CouchError, NotFound, TransportError, Unauthorized
 from couchsync.manifest._naming import NO_MAPPING, DatabaseNames
-from couchsync.manifest._server import REPLICATOR_DB
 from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
+from couchsync.manifest._server import REPLICATOR_DB
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._config import CONFIG, plan_config, read_config
@@ -234,9 +234,17 @@ def _tell_job_states(client: Client, plan: Plan) -> None:
         return
     jobs = client.server.scheduler_docs(REPLICATOR_DB)
     for step in changed:
-        job = jobs.get(step.id or "")
-        if job is not None and job.get("state"):
-            step.reason += f"; its job is {job['state']}"
+        state = (jobs.get(step.id or "") or {}).get("state")
+        if not state:
+            # A cluster's scheduler tells of a finished job only on the node that ran it;
+            # the server wrote its end into the document.
+            try:
+                state = client.database(REPLICATOR_DB).get(step.id or "").get(
+                    "_replication_state")
+            except NotFound:
+                state = None
+        if state:
+            step.reason += f"; its job is {state}"
 
 
 def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Prefetched],

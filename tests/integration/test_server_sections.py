@@ -221,8 +221,14 @@ def test_a_replication_copies_its_source_after_the_databases_and_replans_empty(
         applied = run(couch_url, "apply", manifest, "--yes", env=env)
         assert applied.returncode == 0, applied.stderr
         _wait_for_copies(couch_url, target, 5)
-        stored = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10).json()
-        assert "owner" in stored  # a field the server writes: not drift
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the server writes the job's end into the doc
+            stored = httpx.get(f"{couch_url}/_replicator/{rep_id}", timeout=10).json()
+            if stored.get("_replication_state") == "completed":
+                break
+            time.sleep(0.5)
+        # Fields the server writes, none of them drift:
+        assert {"owner", "_replication_state", "_replication_stats"} <= set(stored)
         replanned = run(couch_url, "plan", manifest, "--detailed-exitcode", env=env)
         assert replanned.returncode == 0, replanned.stdout
 
