@@ -128,7 +128,9 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder) -> 
         problems.append(Problem(file, *where, issue.message, format_path(issue.path)))
         broken.add(_broken_part(issue.path))
     databases = expansion.value.get("databases")
-    if isinstance(databases, dict):
+    # Broken itself: its value failed to convert, and a second "databases:" stands in for
+    # it unchecked (failed values' schema issues are not reported: see above).
+    if isinstance(databases, dict) and ("databases",) not in broken:
         for name, data in databases.items():
             skip = {part[2:] for part in broken if part[:2] == ("databases", name)}
             if () not in skip:

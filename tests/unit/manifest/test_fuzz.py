@@ -179,6 +179,26 @@ def test_duplicate_keys_at_every_depth(write: Write, collect: Collect) -> None:
     assert collect("m.yaml") == [("d.jsonl", 1, 1, "duplicate key 'z' in a JSON object")]
 
 
+TAGGED = "!!python/object:os.system {}"
+
+
+@pytest.mark.parametrize("text", [
+    f"databases: {TAGGED}\nversion: 1\ndatabases:\n  orders: ''\n",
+    HEAD.replace("app:\n", f"app: {TAGGED}\n  app: ''\n"),
+    HEAD + f"    indexes: {TAGGED}\n    indexes: x\n    q: {TAGGED}\n    q: x\n"
+           f"    documents: [{{_id: {TAGGED}, _id: 1}}]\n",
+    f"version: 1\nusers: {TAGGED}\nusers: x\nreplications: {{r: {TAGGED}, r: 1}}\n",
+])
+def test_a_key_twice_whose_first_value_failed(write: Write, collect: Collect,
+                                              text: str) -> None:
+    # Found by the fuzz: the second "databases:" stood in for the failed first one
+    # unchecked, and its database '' was built (AttributeError).
+    write("m.yaml", text)
+    found = collect("m.yaml")
+    assert found and {message.split(" ")[0] for *_, message in found} == {"unsupported",
+                                                                          "duplicate"}
+
+
 # -------------------------------------------------------------------- bytes and encodings
 
 
