@@ -160,7 +160,7 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
             counts = per_database.setdefault(step["database"], Counter())
             for verb in _COUNTED[step["action"]]:
                 counts[verb] += 1
-        lines += [f"| `{name}` | {c['create']:,} | {c['update']:,} | {c['delete']:,} |"
+        lines += [f"| {_place(name)} | {c['create']:,} | {c['update']:,} | {c['delete']:,} |"
                   for name, c in per_database.items()]
     if errors:
         lines += ["", f"**Could not read {len(errors):,} database"
@@ -174,7 +174,8 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
         place = block[1][0] if len(block[1]) == 1 else ""  # "": in several databases
         sections.setdefault(place, []).append(block)
     for place, section in sections.items():
-        title = f"`db:{place}`" if place else "The same change in several databases"
+        title = (_place(place, "db:") if place
+                 else "The same change in several databases")
         body = []
         for step, databases in section:
             body += [line.strip() for line in _step_lines(step, databases, _plain, True)]
@@ -196,6 +197,12 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
 
 
 _COUNTED = {"+": ("create",), "~": ("update",), "-": ("delete",), "-/+": ("delete", "create")}
+_CONFIG_PLACE = "_config"  # config steps' pseudo-database (plan._config.CONFIG)
+
+
+def _place(name: str, prefix: str = "") -> str:
+    """A database as a markdown plan names it; config steps are the nodes' config."""
+    return "node config (every node)" if name == _CONFIG_PLACE else f"`{prefix}{name}`"
 
 
 def _plain(style: str, text: str) -> str:

@@ -194,3 +194,13 @@ def test_secret_looking_config_keys_are_masked_in_plans() -> None:
     plain = Step(Action.UPDATE, StepKind.CONFIG, CONFIG, "cors/origins",
                  before={"n1@h": "a"}, after={"n1@h": "b"})
     assert plain.to_dict()["after"] == {"n1@h": "b"}
+
+
+def test_a_markdown_plan_names_the_node_config_as_such() -> None:
+    from couchsync.plan import Plan, render_markdown
+
+    step = Step(Action.UPDATE, StepKind.CONFIG, CONFIG, "cors/origins",
+                before={"n1@h": "*"}, after={"n1@h": "x"}, reason="differs on 1 of 1 nodes")
+    text = render_markdown(Plan([step]).view())
+    assert "| node config (every node) | 0 | 1 | 0 |" in text
+    assert "#### node config (every node)" in text and "db:_config" not in text
