@@ -20,7 +20,7 @@ database by database, ``parallel`` at a time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from couchsync._canonical import canonical_json
@@ -28,15 +28,16 @@ from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import Client, CouchError, NotFound, TransportError, Unauthorized
 from couchsync.manifest._naming import NO_MAPPING, DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
-from couchsync.manifest._server import REPLICATOR_DB
-from couchsync.manifest.model import DesiredState
+from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._config import CONFIG, plan_config, read_config
 from couchsync.plan._limits import LimitsReader, too_large
 from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.plan._model import Action, DatabasePlan, Plan, PlanError, Step
 from couchsync.plan._select import Scope, resolve_only
-from couchsync.plan._state import LiveState
+from couchsync.plan._state import LiveDatabase, LiveState
+from couchsync.plan._system import check_passwords
 from couchsync.plan._unreadable import UnreadableDocument, plan_checked
 
 #: Names per ``_all_dbs`` page: 100,000 databases never come in one response.
@@ -197,6 +198,8 @@ def plan_server(
         spec = desired.databases[name]
         try:
             live = read_database(client.database(name), spec, scope, ahead.pop(name, None))
+            if name == USERS_DB:  # each password against its stored hash, on every core
+                check_passwords(_user_passwords(spec, live), parallel)
             part = plan_checked(spec, live, scope)
         except (TransportError, Unauthorized):
             raise  # not about this database: every other one would fail the same way
@@ -223,6 +226,17 @@ def plan_server(
         close_scans(ahead)
     _tell_job_states(client, plan)
     return plan
+
+
+def _user_passwords(spec: DatabaseSpec, live: LiveDatabase
+                    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(declared password, stored user document) of each declared user on the server."""
+    for doc_id, doc in spec.documents.items():
+        current = live.documents.get(doc_id)
+        if doc.secret and current is not None and current.body is not None:
+            password = doc.body.get("password")
+            if isinstance(password, str):
+                yield password, current.body
 
 
 def _tell_job_states(client: Client, plan: Plan) -> None:

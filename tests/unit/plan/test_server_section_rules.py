@@ -204,3 +204,14 @@ def test_a_markdown_plan_names_the_node_config_as_such() -> None:
     text = render_markdown(Plan([step]).view())
     assert "| node config (every node) | 0 | 1 | 0 |" in text
     assert "#### node config (every node)" in text and "db:_config" not in text
+
+
+def test_passwords_checked_ahead_in_parallel_are_remembered_for_the_planner() -> None:
+    from couchsync.plan._system import _matches, check_passwords
+
+    stored = [_pbkdf2(f"pw-{i}", "sha256", f"salt-{i}", 2000, 32) for i in range(6)]
+    check_passwords([(f"pw-{i}", doc) for i, doc in enumerate(stored)], parallel=3)
+    before = _matches.cache_info()
+    assert all(password_matches(f"pw-{i}", doc) for i, doc in enumerate(stored))
+    after = _matches.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (6, 0)
