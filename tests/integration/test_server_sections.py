@@ -8,6 +8,7 @@ a wrong password against an account: CouchDB locks one out after 5 refused login
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cli_helpers import couchdb_of_its_own, doc_count, run
+from cli_helpers import couchdb_of_its_own, couchsync, doc_count, run, wait_for
 
 from couchsync.manifest._server import USER_PREFIX
 
@@ -124,6 +125,37 @@ def test_config_is_set_compared_and_pruned_on_every_node(
         managed = json.loads(_section(couch_url, node, "couchsync")["managed"])
         assert f"{section}/name" in managed and f"{section}/limit" not in managed
     assert run(couch_url, "plan", smaller, "--detailed-exitcode").returncode == 0
+
+
+@pytest.mark.couchdb_only("node config is per node (/_node/{node}/_config); PouchDB Server "
+                          "has no _membership")
+def test_a_config_apply_killed_midway_leaves_every_key_it_set_known(
+    couch_url: str, section: str, tmp_path: Path,
+) -> None:
+    keys = {f"k{i:03d}": f"v{i}" for i in range(300)}
+    manifest = _write(tmp_path / "config.yaml", {"config": {section: keys}})
+    nodes = _nodes(couch_url)
+    proc = couchsync(couch_url, "apply", manifest, "--yes", "--lock-ttl", "5",
+                     "--lock-timeout", "60")
+    wait_for(lambda: len(_section(couch_url, nodes[0], section)) >= 10, "keys to be set",
+             proc=proc)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-way, not finished
+    for node in nodes:  # written ahead: every key set there is recorded there
+        recorded = set(json.loads(_section(couch_url, node, "couchsync")["managed"]))
+        assert {f"{section}/{key}" for key in _section(couch_url, node, section)} <= recorded
+    assert len(_section(couch_url, nodes[0], section)) < len(keys)
+    # The next apply waits out the killed one's lock and converges.
+    again = run(couch_url, "apply", manifest, "--yes", "--lock-timeout", "60")
+    assert again.returncode == 0, again.stderr
+    assert run(couch_url, "plan", manifest, "--detailed-exitcode").returncode == 0
+    for node in nodes:
+        assert _section(couch_url, node, section) == keys
+    # And every key it set is its to prune.
+    pruned = _write(tmp_path / "config.yaml", {"config": {}, "prune": {"config": True}})
+    assert run(couch_url, "apply", pruned, "--yes").returncode == 0
+    assert all(_section(couch_url, node, section) == {} for node in nodes)
 
 
 def test_config_on_a_server_without_per_node_config_is_one_clear_error(
