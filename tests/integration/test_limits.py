@@ -200,13 +200,7 @@ def test_a_lone_surrogate_on_the_server_is_named(
     assert answer.status_code == 201
     path = write_manifest(tmp_path, {odd: {"documents": [{"_id": "s", "v": "x"}]},
                                      fine: {"documents": [{"_id": "a"}]}})
-    _, made = plan_of(client, path)
-    assert set(made.errors) == {odd}
-    assert made.errors[odd].startswith(f"doc:s (declared at {path}:")
-    assert "lone UTF-16 surrogate" in made.errors[odd]
-    assert f"db:{fine}/doc:a" in [step.address for step in made.steps]
-    with pytest.raises(UnreadableDocument, match=f"db:{odd}/doc:s: .*surrogate"):
-        export_manifest(client, [odd], with_docs=True)
+    _named_and_alone(client, path, odd, fine, "s", "lone UTF-16 surrogate")
 
 
 @pytest.mark.couchdb_only("PouchDB Server refuses a body nested 10,000 deep (RangeError)")
@@ -223,11 +217,18 @@ def test_a_deeply_nested_document_on_the_server_is_named(
         odd: {"documents": [{"_id": f"n{i}", "v": 1} for i in range(20)]
               + [{"_id": "deep", "v": 1}]},
         fine: {"documents": [{"_id": "a"}]}})
+    _named_and_alone(client, path, odd, fine, "deep", "nested")
+
+
+def _named_and_alone(client: Client, path: Path, odd: str, fine: str, doc_id: str,
+                     why: str) -> None:
+    """The plan names ``doc_id`` of ``odd`` (``why``) and still plans ``fine``; export
+    names it too."""
     _, made = plan_of(client, path)
     assert set(made.errors) == {odd}
-    assert made.errors[odd].startswith(f"doc:deep (declared at {path}:")
-    assert "nested" in made.errors[odd]
+    assert made.errors[odd].startswith(f"doc:{doc_id} (declared at {path}:")
+    assert why in made.errors[odd]
     assert f"db:{fine}/doc:a" in [step.address for step in made.steps]
-    with pytest.raises(UnreadableDocument, match=f"db:{odd}/doc:deep: .*nested"):
+    with pytest.raises(UnreadableDocument, match=f"db:{odd}/doc:{doc_id}: .*{why}"):
         export_manifest(client, [odd], with_docs=True)
 
