@@ -67,12 +67,20 @@ from couchsync.client import (
 from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._batch import batched_within
-from couchsync.plan._config import CONFIG, RECORD_KEY, RECORD_SECTION, record_value
+from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, record_value
 from couchsync.plan._config import entries as config_entries
 from couchsync.plan._diff import content_step
 from couchsync.plan._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
 from couchsync.plan._live import read_bodies
-from couchsync.plan._model import FORMAT_VERSION, Action, Plan, PlanError, Step, StepKind
+from couchsync.plan._model import (
+    CONFIG,
+    FORMAT_VERSION,
+    Action,
+    Plan,
+    PlanError,
+    Step,
+    StepKind,
+)
 from couchsync.plan._ownership import (
     RECORD_ID,
     Record,

@@ -21,11 +21,8 @@ from dataclasses import dataclass, field
 
 from couchsync.client import Client, NotFound
 from couchsync.manifest.model import DesiredState
-from couchsync.plan._model import Action, PlanError, Step, StepKind
+from couchsync.plan._model import CONFIG, Action, PlanError, Step, StepKind
 
-#: The pseudo-database of config steps (``Step.database``): its apply lock is
-#: ``db:_config``, and no real database can have a name starting with ``_config``.
-CONFIG = "_config"
 #: Where each node records the keys couchsync set there.
 RECORD_SECTION, RECORD_KEY = "couchsync", "managed"
 

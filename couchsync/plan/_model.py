@@ -73,6 +73,11 @@ class Action(str, Enum):
     REPLACE = "-/+"  # delete, then create (an index whose definition changed)
 
 
+#: The pseudo-database of config steps (``Step.database``): its apply lock is
+#: ``db:_config``, and no real database name starts with ``_config``.
+CONFIG = "_config"
+
+
 class StepKind(str, Enum):
     """What a step acts on."""
 
@@ -294,8 +299,8 @@ _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", 
               "rebuild")
 _ENUM_KEYS = frozenset({"action", "kind"})
 _SIDES = frozenset({"before", "after"})
-#: Where values may hold secrets: _users, _replicator, and the node config ("_config").
-_SECRETS_SHOWN = frozenset({*SERVER_WRITTEN, "_config"})
+#: Where values may hold secrets: _users, _replicator, and the node config.
+_SECRETS_SHOWN = frozenset({*SERVER_WRITTEN, CONFIG})
 
 
 class StepView(Mapping[str, Any]):

@@ -31,10 +31,10 @@ from couchsync.manifest._patterns import expand_patterns, literal_prefix, matche
 from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
-from couchsync.plan._config import CONFIG, plan_config, read_config
+from couchsync.plan._config import plan_config, read_config
 from couchsync.plan._limits import LimitsReader, too_large
 from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
-from couchsync.plan._model import Action, DatabasePlan, Plan, PlanError, Step
+from couchsync.plan._model import CONFIG, Action, DatabasePlan, Plan, PlanError, Step
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveState
 from couchsync.plan._system import check_passwords

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from couchsync.plan._fielddiff import field_changes, key_path
-from couchsync.plan._model import Action, Plan
+from couchsync.plan._model import CONFIG, Action, Plan
 
 NO_CHANGES = "No changes. The server matches the manifests."
 NO_CHANGES_READ = "No changes in the databases that could be read."
@@ -197,12 +197,11 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
 
 
 _COUNTED = {"+": ("create",), "~": ("update",), "-": ("delete",), "-/+": ("delete", "create")}
-_CONFIG_PLACE = "_config"  # config steps' pseudo-database (plan._config.CONFIG)
 
 
 def _place(name: str, prefix: str = "") -> str:
     """A database as a markdown plan names it; config steps are the nodes' config."""
-    return "node config (every node)" if name == _CONFIG_PLACE else f"`{prefix}{name}`"
+    return "node config (every node)" if name == CONFIG else f"`{prefix}{name}`"
 
 
 def _plain(style: str, text: str) -> str:
