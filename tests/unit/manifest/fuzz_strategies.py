@@ -206,27 +206,21 @@ def flow(node: Node, as_json: bool = False) -> str:
 def block(node: Node, indent: int = 0) -> list[str]:
     """YAML block style, a line per key or item (flow inside for empty collections)."""
     pad = " " * indent
-    if isinstance(node, Map) and node.pairs:
-        lines = []
-        for key, value in node.pairs:
-            if isinstance(value, (Map, Seq)) and (value.pairs if isinstance(value, Map)
-                                                   else value.items):
-                lines.append(f"{pad}{_key(key, False)}:")
-                lines.extend(block(value, indent + 2))
-            else:
-                lines.append(f"{pad}{_key(key, False)}: {flow(value)}")
-        return lines
-    if isinstance(node, Seq) and node.items:
-        lines = []
-        for item in node.items:
-            if isinstance(item, (Map, Seq)) and (item.pairs if isinstance(item, Map)
-                                                 else item.items):
-                lines.append(f"{pad}-")
-                lines.extend(block(item, indent + 2))
-            else:
-                lines.append(f"{pad}- {flow(item)}")
-        return lines
-    return [pad + flow(node)]
+    # Each entry's head ("key:" or "-") and value; a non-empty collection goes below it.
+    entries = ([(f"{_key(key, False)}:", value) for key, value in node.pairs]
+               if isinstance(node, Map) else
+               [("-", item) for item in node.items] if isinstance(node, Seq) else [])
+    if not entries:
+        return [pad + flow(node)]
+    lines = []
+    for head, value in entries:
+        if isinstance(value, (Map, Seq)) and (value.pairs if isinstance(value, Map)
+                                               else value.items):
+            lines.append(f"{pad}{head}")
+            lines.extend(block(value, indent + 2))
+        else:
+            lines.append(f"{pad}{head} {flow(value)}")
+    return lines
 
 
 def _handles(node: Node) -> Iterator[tuple[list[Any], int]]:
