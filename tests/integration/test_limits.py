@@ -62,10 +62,12 @@ def plan_of(client: Client, path: Path) -> tuple[DesiredState, Plan]:
 
 
 def put_raw(url: str, db: str, doc_id: str, body: bytes) -> httpx.Response:
-    """Write a document from raw JSON bytes: values Python's json would never write."""
+    """Write a document from raw JSON bytes: values Python's json would never write.
+    On every shard copy (w = n): a plan right after may read any copy."""
     with httpx.Client(base_url=url, timeout=60) as http:
         http.put(f"/{db}")
-        return http.put(f"/{db}/{doc_id}", content=body,
+        copies = (http.get(f"/{db}").json().get("cluster") or {}).get("n", 1)
+        return http.put(f"/{db}/{doc_id}", content=body, params={"w": str(copies)},
                         headers={"Content-Type": "application/json"})
 
 
