@@ -56,8 +56,8 @@ class DatabaseNames:
             return {self.real(name): replace(spec, name=self.real(name))
                     for name, spec in specs.items()}
 
-        return DesiredState(databases=mapped(state.databases), files=state.files,
-                            patterns=mapped(state.patterns))
+        return replace(state, databases=mapped(state.databases),
+                       patterns=mapped(state.patterns))
 
 
 #: The identity: every database under its declared name.

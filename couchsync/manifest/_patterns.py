@@ -143,4 +143,5 @@ def expand_patterns(desired: DesiredState, names: Iterable[str]) -> DesiredState
             if keys not in combined:
                 combined[keys] = combine([desired.patterns[key] for key in keys])[0]
             databases[name] = replace(combined[keys], name=name, matched_by=", ".join(keys))
-    return DesiredState(databases, desired.files, desired.patterns)
+    # Every other section (config, prune_config, ...) is the manifests' as they are.
+    return replace(desired, databases=databases)
