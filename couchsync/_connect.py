@@ -5,7 +5,9 @@ environment, so that every command connects alike and the library stays free of
 environment lookups. What it reads, each only when the option is not given:
 
 =========================  =====================================================
-``COUCHDB_URL``            the server (also ``COUCH_URL``); default ``http://localhost:5984``
+``COUCHDB_URL``            the server (also ``COUCH_URL``); required when ``--url`` is not
+                           given (no default: a forgotten setting must not act on
+                           whatever server answers on localhost)
 ``COUCHDB_USER``           the user name (a name in the URL counts too)
 ``COUCHDB_PASSWORD``       the password
 ``COUCHDB_PASSWORD_FILE``  a file holding the password (trailing newline dropped)
@@ -35,9 +37,11 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 if TYPE_CHECKING:
     from couchsync.client import Client
 
-__all__ = ["AUTH_MODES", "DEFAULT_URL", "ConnectionSettingsError", "open_client"]
+__all__ = ["AUTH_MODES", "NO_URL", "ConnectionSettingsError", "open_client"]
 
-DEFAULT_URL = "http://localhost:5984"
+#: There is no default server: a forgotten setting must not plan or apply against
+#: whatever answers on localhost.
+NO_URL = "no server given: pass --url URL or set COUCHDB_URL (e.g. http://localhost:5984)"
 AUTH_MODES = ("basic", "session")
 AuthMode = Literal["basic", "session"]
 
@@ -62,7 +66,7 @@ def open_client(
     timeout: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Client:
-    """A Client for ``url`` (else ``COUCHDB_URL``, ``COUCH_URL``, ``http://localhost:5984``).
+    """A Client for ``url`` (else ``COUCHDB_URL``, else ``COUCH_URL``; one is required).
 
     Credentials: ``user`` (else ``COUCHDB_USER``, else the URL's) with the password of
     ``password_file``, else ``COUCHDB_PASSWORD``, else ``COUCHDB_PASSWORD_FILE``, else
@@ -75,13 +79,14 @@ def open_client(
     write of a request. ``verbose``: log retries, logins and the proxy used on stderr
     (the ``couchsync.client`` logger).
 
-    Raises ConnectionSettingsError for settings that cannot be used, InvalidURL for a
-    URL that cannot be (neither repeats a secret); nothing is sent to the server here.
+    Raises ConnectionSettingsError for settings that cannot be used (no URL at all among
+    them), InvalidURL for a URL that cannot be (neither repeats a secret); nothing is
+    sent to the server here.
     """
     from couchsync.client import Client
 
     env = os.environ if environ is None else environ
-    url = url or env.get("COUCHDB_URL") or env.get("COUCH_URL") or DEFAULT_URL
+    url = url or env.get("COUCHDB_URL") or env.get("COUCH_URL")
     user = user or env.get("COUCHDB_USER") or None
     mode = (auth_mode or env.get("COUCHDB_AUTH") or "basic").lower()
     if mode not in AUTH_MODES:
@@ -100,6 +105,8 @@ def open_client(
     if key is not None and cert is None:
         raise ConnectionSettingsError("--key is the private key of a client certificate: "
                                       "give --cert too")
+    if not url:
+        raise ConnectionSettingsError(NO_URL)
     if verbose:
         _log_to_stderr()
     options: dict[str, Any] = {"max_connections": max_connections}

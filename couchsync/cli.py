@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
-from couchsync._connect import DEFAULT_URL
 from couchsync._parallel import DEFAULT_PARALLEL
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ Url = Annotated[
     typer.Option(
         "--url",
         envvar=["COUCHDB_URL", "COUCH_URL"],
-        help=f"Server URL, credentials may be included. \\[default: {DEFAULT_URL}]",
+        help="Server URL, credentials may be included (required: no default server).",
         show_default=False,
         show_envvar=True,
     ),

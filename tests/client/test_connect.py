@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from loopback import Answer, Fault, Proxy
 
-from couchsync._connect import DEFAULT_URL, ConnectionSettingsError, open_client
+from couchsync._connect import NO_URL, ConnectionSettingsError, open_client
 from couchsync.client import InvalidURL, TransportError
 
 WELCOME = json.dumps({"couchdb": "Welcome", "version": "3.5.2"}).encode()
@@ -65,9 +65,13 @@ def test_options_come_first_then_the_environment(
         _basic("opt-user", "env-pw"), _basic("env-user", "env-pw"), _basic("u", "")]
 
 
-def test_the_default_url() -> None:
-    with open_client(environ={}) as client:
-        assert client._conn.url == DEFAULT_URL
+def test_no_url_is_refused_rather_than_localhost() -> None:
+    # Issue 19: a forgotten COUCHDB_URL used to plan anonymously against localhost:5984.
+    for environ in ({}, {"COUCHDB_URL": "", "COUCH_URL": ""}):
+        with pytest.raises(ConnectionSettingsError) as caught:
+            open_client(environ=environ)
+        assert str(caught.value) == NO_URL
+        assert "--url" in NO_URL and "COUCHDB_URL" in NO_URL
 
 
 def test_a_password_file_wins_over_the_environment(
@@ -103,7 +107,7 @@ def test_a_password_file_wins_over_the_environment(
 def test_settings_that_cannot_be_used_are_named(environ: dict[str, str],
                                                 message: str) -> None:
     with pytest.raises(ConnectionSettingsError) as caught:
-        open_client(environ=environ)
+        open_client(environ={"COUCHDB_URL": "http://h", **environ})
     assert message in str(caught.value)
     assert "Secret" not in str(caught.value)
 
