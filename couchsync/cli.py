@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from couchsync.lock import LockReader
     from couchsync.manifest import DatabaseNames, DesiredState
     from couchsync.plan import Plan
-    from couchsync.saved_plan import SavedPlan
+    from couchsync.saved_plan import ReadVariables, SavedPlan
 
 
 app = typer.Typer(
@@ -227,6 +227,13 @@ def _environ(assignments: list[str] | None, files: list[Path] | None) -> Mapping
     return variables(assignments or [], files or [])
 
 
+def _given(assignments: list[str] | None, files: list[Path] | None) -> Mapping[str, str]:
+    """``--var`` and ``--var-file`` alone, without the environment."""
+    from couchsync.manifest import variables
+
+    return variables(assignments or [], files or [], environ={})
+
+
 def _names(prefix: str, suffix: str) -> DatabaseNames:
     from couchsync.manifest import DatabaseNames
 
@@ -355,8 +362,10 @@ def plan(
     Example: couchsync plan manifests/ --url http://localhost:5984
     """
     fmt = _check_format(fmt, ("text", "json", "markdown"))
+    from couchsync.saved_plan import ReadVariables
+
     with _clean_errors():
-        environ = _environ(var, var_file)
+        environ = ReadVariables(_environ(var, var_file))  # a saved plan keeps what was read
         with _client(_Connection(url, user, auth, cacert, cert, key, verbose),
                      parallel) as client:
             desired, result, locks = _plan(client, paths, only, parallel, design_deploy,
@@ -383,15 +392,14 @@ def _server(client: Client) -> tuple[str, str | None]:
 
 
 def _save_plan(out: Path, plan: Plan, desired: DesiredState, client: Client,
-               paths: list[Path], settings: dict[str, Any],
-               environ: Mapping[str, str]) -> None:
+               paths: list[Path], settings: dict[str, Any], environ: ReadVariables) -> None:
     """Write the saved plan whole or not at all (a new file renamed over ``out``)."""
     from couchsync.saved_plan import SavedPlan
 
     masked, uuid = _server(client)
     text = SavedPlan.of(plan, desired, server_url=masked, server_uuid=uuid,
-                        paths=[str(path) for path in paths], settings=settings
-                        ).to_json(environ)
+                        paths=[str(path) for path in paths], settings=settings,
+                        read=environ.read).to_json(environ)
     partial = out.with_name(out.name + ".partial")
     try:
         partial.write_text(text, encoding="utf-8")
@@ -536,9 +544,10 @@ def apply(
                      parallel) as client:
             if wait_for_server:
                 _wait_for_server(client, wait_for_server)
+            environ = _environ(var, var_file) if saved is None else saved.environ(
+                _given(var, var_file), os.environ)  # the plan's variables, secrets anew
             desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
-                                            _environ(var, var_file),
-                                            _names(db_prefix, db_suffix))
+                                            environ, _names(db_prefix, db_suffix))
             if saved is not None:
                 _check_saved(saved, changes, desired, client)
             unread = _unread(changes)

@@ -16,9 +16,17 @@ before writing anything, when
 The comparison is of the objects the plan read, not of a state serial: what
 moved is named. The fresh plan, being equal, is the one applied.
 
+Variables: a saved plan carries every ``${VAR}`` value the manifests read when
+it was made (from ``--var``, ``--var-file`` or the environment; a variable that
+was unset stays unset), so ``apply --plan`` needs none of them again. Only
+secrets (a variable whose name says so: ``*PASS*``, ``*SECRET*``, ``*TOKEN*``,
+``*KEY*``, ``*CREDENTIAL*``, ``*AUTH*``) are kept by name alone and read again
+from the environment (or ``--var``) at apply, which names any that is missing.
+A refusal names what moved: the database, document, index, design doc or
+config key, the manifest file and the variable whose value differs.
+
 Secrets: a saved plan holds the values it writes. A plan holding the value
-of a variable whose name says it is a secret (``*PASSWORD*``, ``*SECRET*``,
-``*TOKEN*``, ``*KEY*``, ``*CREDENTIAL*``) is not saved (``SavedPlanError``).
+of a secret variable is not saved (``SavedPlanError``).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import datetime
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,20 +46,52 @@ from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._model import Plan
 from couchsync.plan._system import shown, shown_config
 
-__all__ = ["SavedPlan", "SavedPlanError", "fingerprint", "plan_moves"]
+__all__ = ["ReadVariables", "SavedPlan", "SavedPlanError", "fingerprint", "plan_moves"]
 
 KIND = "couchsync-saved-plan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: variables, and what the manifests declare item by item
 #: Variable names whose values must never be written to a file.
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 #: Shorter values are not looked for (they would be found everywhere by chance).
 SECRET_MIN_LENGTH = 4
 #: Moves listed one by one in the refusal; the rest are counted.
 SHOWN_MOVES = 20
+#: Hex digits kept of each declared item's digest (a saved plan of 10^5 documents
+#: stays a few MB; 64 bits tell a changed item from an unchanged one).
+PART_DIGITS = 16
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether a variable's name says its value is a secret (never written to a file)."""
+    return SECRET_NAME.search(name) is not None
 
 
 class SavedPlanError(Exception):
     """A saved plan cannot be written, read, or applied (its text says why)."""
+
+
+class ReadVariables(Mapping[str, str]):
+    """``environ`` as the manifests read it: remembers each name asked for and the value
+    it gave (None: unset), for the saved plan to carry."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.read: dict[str, str | None] = {}
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            value = self._environ[name]
+        except KeyError:
+            self.read.setdefault(name, None)
+            raise
+        self.read[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
 
 
 @dataclass(slots=True)
@@ -66,6 +106,15 @@ class SavedPlan:
     settings: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     couchsync_version: str = __version__
+    #: What the manifests declared, item by item (``declared``), and the manifest files'
+    #: SHA-256: a refusal names what changed.
+    declared: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    #: The variables read, but secrets: name → value (None: it was unset).
+    variables: dict[str, str | None] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)  # secret variables read (names only)
+    #: Set by ``environ``: variables given at apply with another value than the plan's.
+    overridden: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_json(self, environ: Mapping[str, str] | None = None) -> str:
         """The file's text; refuses (``SavedPlanError``) when it would hold a secret
@@ -74,11 +123,13 @@ class SavedPlan:
             "kind": KIND, "format_version": FORMAT_VERSION,
             "couchsync_version": self.couchsync_version, "created": self.created,
             "server": {"url": self.server_url, "uuid": self.server_uuid},
-            "manifests": {"paths": self.paths, "fingerprint": self.fingerprint},
+            "manifests": {"paths": self.paths, "fingerprint": self.fingerprint,
+                          "files": self.files, "declared": self.declared},
+            "variables": {"values": self.variables, "secrets": self.secrets},
             "settings": self.settings, "plan": self.plan,
         }, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         for name, value in sorted((environ or {}).items()):
-            if (SECRET_NAME.search(name) and len(value) >= SECRET_MIN_LENGTH
+            if (is_secret_variable(name) and len(value) >= SECRET_MIN_LENGTH
                     and value in text):
                 raise SavedPlanError(
                     f"the plan holds the value of ${{{name}}}, which its name says is a "
@@ -98,26 +149,62 @@ class SavedPlan:
         if data.get("format_version") != FORMAT_VERSION:
             raise SavedPlanError(f"{source}: a saved plan of format "
                                  f"{data.get('format_version')!r}; this couchsync reads "
-                                 f"{FORMAT_VERSION}")
+                                 f"{FORMAT_VERSION} (make the plan again)")
         try:
+            manifests, variables = data["manifests"], data["variables"]
             return cls(plan=data["plan"], server_url=data["server"]["url"],
-                       server_uuid=data["server"]["uuid"], paths=data["manifests"]["paths"],
-                       fingerprint=data["manifests"]["fingerprint"],
-                       settings=data["settings"], created=data["created"],
-                       couchsync_version=data["couchsync_version"])
+                       server_uuid=data["server"]["uuid"], paths=manifests["paths"],
+                       fingerprint=manifests["fingerprint"], settings=data["settings"],
+                       created=data["created"], couchsync_version=data["couchsync_version"],
+                       declared=manifests["declared"], files=manifests["files"],
+                       variables=variables["values"], secrets=variables["secrets"])
         except (KeyError, TypeError) as exc:
             raise SavedPlanError(f"{source}: a saved plan with a part missing "
                                  f"({exc})") from None
 
     @classmethod
     def of(cls, plan: Plan, desired: DesiredState, *, server_url: str,
-           server_uuid: str | None, paths: Sequence[str], settings: Mapping[str, Any]
-           ) -> SavedPlan:
+           server_uuid: str | None, paths: Sequence[str], settings: Mapping[str, Any],
+           read: Mapping[str, str | None] | None = None) -> SavedPlan:
+        """The saved plan of ``plan``; ``read``: the variables the manifests read
+        (``ReadVariables.read``)."""
+        read = read or {}
+        declared = declared_items(desired)
         return cls(plan=plan.to_dict(), server_url=server_url, server_uuid=server_uuid,
-                   paths=list(paths), fingerprint=fingerprint(desired),
+                   paths=list(paths), fingerprint=fingerprint(desired, declared),
                    settings=dict(settings),
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                       timespec="seconds"))
+                       timespec="seconds"),
+                   declared=declared, files=_file_digests(desired.files),
+                   variables={name: value for name, value in sorted(read.items())
+                              if value is None or not is_secret_variable(name)},
+                   secrets=sorted(name for name, value in read.items()
+                                  if value is not None and is_secret_variable(name)))
+
+    def environ(self, given: Mapping[str, str], environ: Mapping[str, str]
+                ) -> dict[str, str]:
+        """What ``${VAR}`` reads at apply: the values the plan was made with, secrets from
+        ``environ``; ``given`` (``--var``, ``--var-file``) over both (a value that differs
+        from the plan's makes the refusal name it). Raises ``SavedPlanError`` naming the
+        secret variables that are set nowhere."""
+        values = dict(environ)
+        for name, value in self.variables.items():
+            if value is None:
+                values.pop(name, None)
+            else:
+                values[name] = value
+        values.update(given)
+        missing = [name for name in self.secrets if name not in values]
+        if missing:
+            many = len(missing) > 1
+            raise SavedPlanError(
+                f"the saved plan needs the secret variable{'s' if many else ''} "
+                f"{', '.join(missing)}, which {'are' if many else 'is'} not set: a saved "
+                "plan keeps every variable but secrets; set "
+                f"{'them' if many else 'it'} in the environment (or --var NAME=VALUE)")
+        self.overridden = {name: value for name, value in given.items()
+                       if name in self.variables and self.variables[name] != value}
+        return values
 
     def refusal(self, fresh: Plan, desired: DesiredState, *, server_url: str,
                 server_uuid: str | None) -> str | None:
@@ -128,46 +215,105 @@ class SavedPlan:
                     f"at {self.server_url}); this one is {server_uuid} ({server_url})")
         if not (self.server_uuid or server_uuid) and self.server_url != server_url:
             return f"the plan was made against {self.server_url}, not {server_url}"
-        if fingerprint(desired) != self.fingerprint:
-            return ("the manifests, or their variables, declare something else than when "
-                    "the plan was made: make a new plan")
+        declared = declared_items(desired)
+        if fingerprint(desired, declared) != self.fingerprint:
+            return _listed("the manifests, or their variables, declare something else than "
+                           "when the plan was made", self._declaration_moves(declared, desired))
         moves = plan_moves(self.plan, fresh.to_dict())
         if moves:
-            lines = [f"the server moved since the plan was made ({len(moves):,} "
-                     f"change{'s' if len(moves) != 1 else ''}); nothing was written:"]
-            lines += [f"  {move}" for move in moves[:SHOWN_MOVES]]
-            if len(moves) > SHOWN_MOVES:
-                lines.append(f"  … and {len(moves) - SHOWN_MOVES:,} more")
-            lines.append("Make a new plan and review it.")
-            return "\n".join(lines)
+            return _listed(f"the server moved since the plan was made ({len(moves):,} "
+                           f"change{'s' if len(moves) != 1 else ''})", moves)
         return None
 
+    def _declaration_moves(self, declared: Mapping[str, str], desired: DesiredState
+                           ) -> list[str]:
+        """What the manifests declare differently now, one line each: files, variables,
+        then items (in address order)."""
+        files = _file_digests(desired.files)
+        moves = [f"manifest file {path}: " + ("changed since the plan was made"
+                                              if path in self.files and path in files
+                                              else "read now, not when the plan was made"
+                                              if path in files else "no longer read")
+                 for path in sorted(self.files.keys() | files.keys())
+                 if self.files.get(path) != files.get(path)]
+        moves += [f"variable {name}: {self.variables[name]!r} in the plan, given "
+                  f"{value!r} now" for name, value in sorted(self.overridden.items())]
+        moves += [f"{address}: {_changed(self.declared.get(address), declared.get(address))}"
+                  for address in sorted(self.declared.keys() | declared.keys())
+                  if self.declared.get(address) != declared.get(address)]
+        return moves
 
-def fingerprint(desired: DesiredState) -> str:
-    """A digest of everything ``desired`` declares (documents by their manifest hash)."""
-    digest = hashlib.sha256()
+
+def _changed(before: str | None, now: str | None) -> str:
+    if before is None:
+        return "declared now, not when the plan was made"
+    if now is None:
+        return "no longer declared (it was when the plan was made)"
+    return "declared differently since the plan was made"
+
+
+def _listed(headline: str, moves: list[str]) -> str:
+    lines = [f"{headline}; nothing was written:"]
+    lines += [f"  {move}" for move in moves[:SHOWN_MOVES]]
+    if len(moves) > SHOWN_MOVES:
+        lines.append(f"  … and {len(moves) - SHOWN_MOVES:,} more")
+    lines.append("Make a new plan and review it.")
+    return "\n".join(lines)
+
+
+def _file_digests(files: Sequence[str]) -> dict[str, str]:
+    digests = {}
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                digests[path] = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            continue  # gone: the load names it
+    return digests
+
+
+def fingerprint(desired: DesiredState, declared: Mapping[str, str] | None = None) -> str:
+    """A digest of everything ``desired`` declares (``declared_items``)."""
+    items = declared_items(desired) if declared is None else declared
+    return hashlib.sha256(canonical_json(sorted(items.items()), drop=())).hexdigest()
+
+
+def declared_items(desired: DesiredState) -> dict[str, str]:
+    """Plan address → a short digest of what ``desired`` declares there (documents by
+    their manifest hash; a database's own settings under ``db:NAME``)."""
+    items: dict[str, str] = {}
     for name in sorted(desired.databases):
-        digest.update(canonical_json([name, _declared(desired.databases[name])], drop=()))
-    if desired.config or desired.prune_config:  # so a saved plan of databases only keeps
-        digest.update(canonical_json(["config", desired.prune_config, {  # its fingerprint
-            section: {key: shown_config(f"{section}/{key}", {"": setting.value})
-                      for key, setting in keys.items()}
-            for section, keys in desired.config.items()}], drop=()))
-    return digest.hexdigest()
+        for address, value in _declared(desired.databases[name]):
+            items[address] = hashlib.sha256(
+                canonical_json(value, drop=())).hexdigest()[:PART_DIGITS]
+    for section, keys in desired.config.items():
+        for key, setting in keys.items():
+            shown_value = shown_config(f"{section}/{key}", {"": setting.value})
+            items[f"config:{section}/{key}"] = hashlib.sha256(
+                canonical_json(shown_value, drop=())).hexdigest()[:PART_DIGITS]
+    if desired.prune_config:
+        items["prune:config"] = "true"
+    return items
 
 
-def _declared(spec: DatabaseSpec) -> dict[str, Any]:
-    return {
-        "settings": [spec.state, spec.partitioned, spec.q, spec.n, spec.placement,
-                     spec.security, spec.prune, spec.design_deploy],
-        "indexes": {name: [index.ddoc, index.fields, index.partial_filter_selector, index.type]
-                    for name, index in spec.indexes.items()},
-        "design_docs": {name: design.body for name, design in spec.design_docs.items()},
+def _declared(spec: DatabaseSpec) -> Iterator[tuple[str, Any]]:
+    base = f"db:{spec.name}"
+    yield base, [spec.state, spec.partitioned, spec.q, spec.n, spec.placement, spec.prune,
+                 spec.design_deploy, spec.create_only, list(spec.ignore)]
+    if spec.security is not None:
+        yield f"{base}/security", spec.security
+    for name, index in spec.indexes.items():
+        yield f"{base}/index:{name}", [index.ddoc, index.fields,
+                                       index.partial_filter_selector, index.type,
+                                       index.partitioned]
+    for name, design in spec.design_docs.items():
+        yield f"{base}/design:{name}", design.body
+    for doc_id, doc in spec.documents.items():
         # Secrets never go into the file, not even hashed (a guessable password would be
         # found by hashing guesses): a replication is taken as plans show it, masked.
-        "documents": {doc_id: doc.hash if spec.name != REPLICATOR_DB else shown(
-            REPLICATOR_DB, doc.body) for doc_id, doc in spec.documents.items()},
-    }
+        # The hash covers the document's seed rule (create_only, ignore) too.
+        yield f"{base}/doc:{doc_id}", (spec.record_hash(doc) if spec.name != REPLICATOR_DB
+                                       else shown(REPLICATOR_DB, doc.body))
 
 
 #: Step keys that say what a step does (``rebuild`` only informs: a document count).

@@ -4,6 +4,7 @@ is applied exactly, or refused with nothing written and what moved named."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -94,3 +95,87 @@ def test_a_plan_holding_a_secret_is_not_saved(couch_url: str, db_name: str,
     assert "the plan holds the value of ${SMTP_PASSWORD}" in refused.stderr
     assert not saved.exists() and not list(tmp_path.glob("*.partial"))
     assert "hunter2-xyzzy" not in refused.stderr
+
+
+def test_a_saved_plan_keeps_the_variables_it_was_made_with(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    """--var, --var-file and environment values travel in the plan; an unset variable
+    stays unset (its default holds) whatever the environment says at apply."""
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump({"version": 1, "databases": {db_name: {"documents": [
+        {"_id": "ui", "stage": "${STAGE}", "region": "${REGION}", "home": "${HOMEPAGE}",
+         "mode": "${MODE:-standard}"}]}}}))
+    (tmp_path / "vars.env").write_text("REGION=eu-west\n")
+    saved = tmp_path / "plan.json"
+    made = run(couch_url, "plan", str(manifest), "--var", "STAGE=blue", "--var-file",
+               str(tmp_path / "vars.env"), "--out", str(saved),
+               env={"HOMEPAGE": "https://blue.example.com"})
+    assert made.returncode == 0, made.stderr
+
+    done = run(couch_url, "apply", "--plan", str(saved),
+               env={"MODE": "turbo", "HOMEPAGE": "https://other.example.com"})
+    assert done.returncode == 0, done.stderr
+    assert "Apply complete: 2 created" in done.stdout
+    ui = doc(couch_url, db_name, "ui")
+    assert (ui["stage"], ui["region"], ui["home"], ui["mode"]) == (
+        "blue", "eu-west", "https://blue.example.com", "standard")
+
+
+def test_a_saved_plan_asks_again_only_for_secrets(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    user = f"couchsync-test-{db_name[-8:]}"
+    password = f"pw-{uuid.uuid4().hex}"
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "version": 1, "users": {user: {"password": "${APP_USER_PASSWORD}", "roles": []}},
+        "databases": {db_name: {"documents": [{"_id": "ui", "stage": "${STAGE}"}]}}}))
+    saved = tmp_path / "plan.json"
+    made = run(couch_url, "plan", str(manifest), "--var", "STAGE=blue", "--out", str(saved),
+               env={"APP_USER_PASSWORD": password})
+    assert made.returncode == 0, made.stderr
+    assert password not in saved.read_text() and password[3:] not in saved.read_text()
+    try:
+        missing = run(couch_url, "apply", "--plan", str(saved))
+        assert missing.returncode == 1
+        assert ("Error: the saved plan needs the secret variable APP_USER_PASSWORD, which is "
+                "not set") in missing.stderr
+        assert httpx.get(f"{couch_url}/{db_name}", timeout=30).status_code == 404
+
+        done = run(couch_url, "apply", "--plan", str(saved),
+                   env={"APP_USER_PASSWORD": password})
+        assert done.returncode == 0, done.stderr
+        assert password not in done.stdout + done.stderr
+        assert doc(couch_url, db_name, "ui")["stage"] == "blue"
+        login = httpx.post(f"{couch_url.split('@')[0].rsplit('//', 1)[0]}//"
+                           f"{couch_url.split('@')[1]}/_session", timeout=30,
+                           json={"name": user, "password": password})
+        assert login.status_code == 200, login.text
+    finally:
+        live = httpx.get(f"{couch_url}/_users/org.couchdb.user:{user}", timeout=30)
+        if live.status_code == 200:
+            httpx.delete(f"{couch_url}/_users/org.couchdb.user:{user}", timeout=30,
+                         params={"rev": live.json()["_rev"]})
+
+
+def test_the_refusal_names_the_file_the_item_and_the_variable_that_changed(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    manifest = write(tmp_path / "m.yaml", db_name)
+    saved = tmp_path / "plan.json"
+    assert run(couch_url, "plan", str(manifest), "--var", "THEME=dark",
+               "--out", str(saved)).returncode == 0
+
+    other_value = run(couch_url, "apply", "--plan", str(saved), "--var", "THEME=light")
+    assert other_value.returncode == 1
+    assert "variable THEME: 'dark' in the plan, given 'light' now" in other_value.stderr
+    assert (f"db:{db_name}/doc:ui: declared differently since the plan was made"
+            in other_value.stderr)
+
+    manifest.write_text(manifest.read_text().replace("help@example.com", "ops@example.com"))
+    edited = run(couch_url, "apply", "--plan", str(saved))
+    assert edited.returncode == 1
+    assert f"manifest file {manifest}: changed since the plan was made" in edited.stderr
+    assert (f"db:{db_name}/doc:support: declared differently since the plan was made"
+            in edited.stderr)
+    assert f"db:{db_name}/doc:ui" not in edited.stderr
+    assert "nothing was written" in edited.stderr
+    assert httpx.get(f"{couch_url}/{db_name}", timeout=30).status_code == 404
