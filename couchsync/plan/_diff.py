@@ -29,10 +29,12 @@ from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest._server import USERS_DB
-from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
+from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec
+from couchsync.plan._designdoc import with_server_fields
+from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import Action, DatabasePlan, Plan, Rebuild, Step, StepKind
-from couchsync.plan._ownership import digest_if_current, is_unchanged
+from couchsync.plan._ownership import digest_if_current, expected_entry, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._staging import (
     changes_validation,
@@ -194,7 +196,8 @@ def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> I
                 yield _delete(StepKind.DESIGN_DOC, spec.name, design.id, current,
                               "marked _deleted: true in the manifests")
             continue
-        step = content_step(StepKind.DESIGN_DOC, spec.name, design.id, design.body, current,
+        body = with_server_fields(design.body, current.body if current else None)
+        step = content_step(StepKind.DESIGN_DOC, spec.name, design.id, body, current,
                              "differs from the manifests")
         if step is None:
             continue

@@ -1,0 +1,49 @@
+"""Fields CouchDB writes into design documents itself, and how plans treat them.
+
+CouchDB 3.5 adds ``lucene_version`` to every Nouveau index of a design doc it
+creates (``src/nouveau/src/nouveau_plugin_couch_db.erl``: new documents only,
+with or without Nouveau enabled), and its index upgrader
+(``nouveau_index_upgrader``) raises the value once it has rebuilt an index with a
+newer Lucene. An index without the field is a legacy (Lucene 9) one, and an
+update that drops the field turns the index back into one: CouchDB adds it to
+new design docs only.
+
+So a manifest's ``lucene_version`` is a floor, not a value to enforce: an index
+that omits it, or declares a lower one, takes the server's. The comparison then
+finds no drift where only the server moved, and an update written for another
+change carries the server's value, never downgrading the index. A higher value
+in the manifest is an upgrade, planned like any change. No other CouchDB 3.x
+module writes into a design doc (``mem3_bdu`` and ``couch_mrview`` only check it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LUCENE_VERSION = "lucene_version"
+
+
+def with_server_fields(desired: dict[str, Any], live: dict[str, Any] | None
+                       ) -> dict[str, Any]:
+    """``desired`` (a design doc's body) with each Nouveau index's ``lucene_version``
+    raised to ``live``'s where the manifest omits it or declares a lower one; a new
+    dict where anything changed, ``desired`` itself otherwise."""
+    wanted, held = desired.get("nouveau"), (live or {}).get("nouveau")
+    if not isinstance(wanted, dict) or not isinstance(held, dict):
+        return desired
+    indexes = {name: _raised(index, held.get(name)) for name, index in wanted.items()}
+    if all(indexes[name] is wanted[name] for name in wanted):
+        return desired
+    return {**desired, "nouveau": indexes}
+
+
+def _raised(index: Any, stored: Any) -> Any:
+    if not isinstance(index, dict) or not isinstance(stored, dict):
+        return index
+    server = stored.get(LUCENE_VERSION)
+    if not isinstance(server, int) or isinstance(server, bool):
+        return index
+    declared = index.get(LUCENE_VERSION)
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared >= server:
+        return index
+    return {**index, LUCENE_VERSION: server}
