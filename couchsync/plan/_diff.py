@@ -29,12 +29,11 @@ from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest._server import USERS_DB
-from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec
+from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
 from couchsync.plan._designdoc import with_server_fields
-from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import Action, DatabasePlan, Plan, Rebuild, Step, StepKind
-from couchsync.plan._ownership import digest_if_current, expected_entry, is_unchanged
+from couchsync.plan._ownership import digest_if_current, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._staging import (
     changes_validation,
