@@ -251,12 +251,15 @@ def _load(paths: list[Path], environ: Mapping[str, str]) -> DesiredState:
 
 def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: int,
           design_deploy: DesignDeployMode | None, environ: Mapping[str, str],
-          names: DatabaseNames) -> tuple[DesiredState, Plan, LockReader]:
-    """Load and plan; the apply locks are read before the databases (see couchsync.lock)."""
+          names: DatabaseNames, wait: float | None = None
+          ) -> tuple[DesiredState, Plan, LockReader]:
+    """Load and plan; the apply locks are read before the databases (see couchsync.lock),
+    and with ``wait`` (apply) waited for up to that long, or refused, before planning."""
     from couchsync.lock import LockReader
     from couchsync.plan import load_and_plan
 
-    locks = LockReader(client)
+    locks = LockReader(client, wait=wait,
+                       on_wait=lambda text: typer.echo(f"Note: {text}", err=True))
     with _progress("Planning") as bar:
         desired, plan = load_and_plan(
             client, paths, only=only, before_read=locks, parallel=parallel,
@@ -547,7 +550,8 @@ def apply(
             environ = _environ(var, var_file) if saved is None else saved.environ(
                 _given(var, var_file), os.environ)  # the plan's variables, secrets anew
             desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
-                                            environ, _names(db_prefix, db_suffix))
+                                            environ, _names(db_prefix, db_suffix),
+                                            wait=lock_timeout)
             if saved is not None:
                 _check_saved(saved, changes, desired, client)
             unread = _unread(changes)

@@ -31,10 +31,16 @@ the lock counts as held.
 
 A holder keeps its lock alive by rewriting it every ``ttl / 3`` seconds (a
 heartbeat thread). A lock whose ``expires_at`` has passed was left by a process
-that died: the next apply takes it over (and says so). ``couchsync
-force-unlock`` frees a lock at once. Expiry compares the holder's clock with
-the taker's: hosts whose clocks differ by more than the TTL must not share a
-server.
+that died: the next apply takes it over (and says so). A lock whose holder ran
+on this host (same host name) under a PID that no longer exists is taken over
+at once, without waiting for its TTL (a PID reused since by another process
+keeps the lock until the TTL: safe, only slower). ``couchsync force-unlock``
+frees a lock at once. Expiry compares the holder's clock with the taker's:
+hosts whose clocks differ by more than the TTL must not share a server.
+
+``apply`` reads the locks before it reads the databases (``LockReader`` with
+``wait``): a lock another live apply holds is reported, and waited for, before
+anything is planned.
 """
 
 from __future__ import annotations
@@ -137,6 +143,28 @@ class LockHolder:
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at < (time.time() if now is None else now)
 
+    def gone(self) -> bool:
+        """Its process ran on this host and exists no more (no PID to signal)."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's live process
+            return False
+        return False
+
+    def abandoned(self, now: float | None = None) -> bool:
+        """Free to take over: expired, or its process is gone."""
+        return self.expired(now) or self.gone()
+
+    def left(self) -> str:
+        """Why an abandoned lock may be taken over (``took over the lock … left by``)."""
+        if self.gone():
+            return f"{self.describe()}: its process {self.pid} on this host is gone"
+        return f"{self.describe()}: it expired (not renewed for its TTL)"
+
     def to_body(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "user": self.user, "run": self.run,
                 "since": self.since, "expires": self.expires, "expires_at": self.expires_at}
@@ -145,6 +173,12 @@ class LockHolder:
         state = "expired" if self.expired() else "expires"
         return (f"{self.user}@{self.host} (pid {self.pid}) since {self.since}, "
                 f"{state} {self.expires}")
+
+    def waiting_note(self, databases: Iterable[str]) -> str:
+        names = sorted(databases)
+        return (f"waiting for the lock held by {self.host}/{self.pid} ({self.user}) since "
+                f"{self.since} on {', '.join(names[:3])}"
+                + (f" and {len(names) - 3:,} more" if len(names) > 3 else ""))
 
 
 @dataclass(slots=True)
@@ -188,17 +222,51 @@ class LockReader:
 
     A failure is kept in ``error`` (the load goes on, so that problems in the
     manifests are reported first) and raised by ``result()``.
+
+    ``wait`` (apply's ``--lock-timeout``; None for plan, which only reads): a lock
+    that another live apply holds is waited for, up to ``wait`` seconds, before
+    the databases are read, ``on_wait`` hearing once per holder who is waited
+    for; ``LockHeld`` when it is still held then (at once with ``wait`` 0).
     """
 
     client: Client
     seen: dict[str, _Lock] = field(default_factory=dict)
     error: CouchError | None = None
+    wait: float | None = None
+    on_wait: Callable[[str], None] | None = None
+    clock: Callable[[], float] = time.monotonic  # tests give a fake clock
+    sleep: Callable[[float], None] = time.sleep
 
     def __call__(self, databases: Iterable[str]) -> None:
+        names = list(databases)
         try:
-            self.seen = read_locks(self.client, databases)
+            self.seen = read_locks(self.client, names)
+            if self.wait is not None:
+                self._wait_until_free(names, self.wait)
         except CouchError as exc:
             self.error = exc
+
+    def _wait_until_free(self, names: list[str], wait: float) -> None:
+        started = self.clock()
+        told: set[str] = set()
+        while held := self.live():
+            waited = self.clock() - started
+            if waited >= wait:
+                raise LockHeld(held, waited)
+            for run in sorted({holder.run for holder in held.values()} - told):
+                holder = next(h for h in held.values() if h.run == run)
+                if self.on_wait is not None:
+                    self.on_wait(holder.waiting_note(
+                        name for name, other in held.items() if other.run == run))
+                told.add(run)
+            self.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), wait - waited))
+            self.seen = read_locks(self.client, names)
+
+    def live(self) -> dict[str, LockHolder]:
+        """The locks held by an apply that is alive (neither expired nor gone)."""
+        now = time.time()
+        return {name: holder for name, holder in self.held().items()
+                if not holder.abandoned(now)}
 
     def result(self) -> dict[str, _Lock]:
         if self.error is not None:
@@ -225,7 +293,8 @@ class LockSet:
     databases: list[str]
     seen: dict[str, _Lock] = field(default_factory=dict)
     ttl: float = DEFAULT_TTL
-    on_notice: Callable[[str], None] | None = None  # "took over an expired lock of …"
+    on_notice: Callable[[str], None] | None = None  # "took over the lock on … left by …"
+    clock: Callable[[], float] = time.time  # what expiry is judged by (tests: a fake clock)
     holder: LockHolder | None = None
     stale: bool = False
     unreleased: list[str] = field(default_factory=list)
@@ -270,8 +339,7 @@ class LockSet:
             self.stale = True  # another apply ran after plan read the locks
         for name, lock in sorted(locks.items()):
             if lock.holder is not None:
-                self._notice(f"took over the expired lock on {name} left by "
-                             f"{lock.holder.describe()}")
+                self._notice(f"took over the lock on {name} left by {lock.holder.left()}")
         self._beat = threading.Thread(target=self._heartbeat, name="couchsync-lock",
                                       daemon=True)
         self._beat.start()
@@ -279,9 +347,9 @@ class LockSet:
     def _attempt(self, locks: Mapping[str, _Lock]) -> dict[str, LockHolder] | None:
         """Try once to take every lock in ``locks``: None when taken; else the live holders
         that stand in the way (empty: nobody holds them now, a revision had only moved)."""
-        now = time.time()
+        now = self.clock()
         held = {name: lock.holder for name, lock in locks.items()
-                if lock.holder is not None and not lock.holder.expired(now)}
+                if lock.holder is not None and not lock.holder.abandoned(now)}
         if held:
             return held
         names = sorted(locks)
@@ -308,10 +376,10 @@ class LockSet:
             self._revs = taken
             return None
         self._give_back(taken)  # all or nothing
-        now = time.time()
+        now = self.clock()
         return {name: lock.holder for name, lock in read_locks(self.client, names).items()
                 if name not in taken and lock.holder is not None
-                and lock.holder.run != self._run() and not lock.holder.expired(now)}
+                and lock.holder.run != self._run() and not lock.holder.abandoned(now)}
 
     def _run(self) -> str:
         assert self.holder is not None

@@ -1,13 +1,20 @@
-"""The apply lock (couchsync.lock) against the real server, two holders in one process."""
+"""The apply lock (couchsync.lock) against the real server: holders in this process, and in
+processes of their own (killed, or holding while an apply waits)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from cli_helpers import COUCHSYNC, lock_holder, run
 
 from couchsync.client import Client
 from couchsync.lock import (
@@ -74,15 +81,20 @@ def test_a_lock_freed_while_waiting_is_taken_and_the_plan_marked_stale(
 def test_an_expired_lock_is_taken_over_and_its_holder_named(
     client: Client, names: list[str]
 ) -> None:
-    gone = LockSet(client, names, read_locks(client, names), ttl=0.3)
+    gone = LockSet(client, names, read_locks(client, names), ttl=60)
     gone.acquire()
     gone._stop.set()  # a killed process renews nothing
-    time.sleep(0.5)
     notices: list[str] = []
-    taker = LockSet(client, names, read_locks(client, names), on_notice=notices.append)
+    later = LockSet(client, names, read_locks(client, names), on_notice=notices.append,
+                    clock=lambda: time.time() + 61)  # its TTL has passed (a fake clock)
+    now = LockSet(client, names, read_locks(client, names))
+    with pytest.raises(LockHeld):  # but not before: this process is alive
+        now.acquire(timeout=0)
+    taker = later
     taker.acquire(timeout=0)
     try:
-        assert len(notices) == 2 and all("took over the expired lock" in n for n in notices)
+        assert len(notices) == 2
+        assert all(": it expired (not renewed for its TTL)" in n for n in notices), notices
         with pytest.raises(LockLost, match="taken over"):
             gone._renew()
             gone.check()
@@ -141,3 +153,90 @@ def test_a_renewal_whose_answer_was_lost_is_recognised_as_its_own(
     finally:
         holder.release()
     assert read_locks(client, names[:1])[names[0]].holder is None
+
+
+# A process of its own that takes the locks of argv[2:] on argv[1], says "locked", and
+# frees them when a line comes on stdin (unless it is killed first).
+_HOLDER = """
+import sys
+from couchsync.client import Client
+from couchsync.lock import LockSet, read_locks
+names = sys.argv[2:]
+with Client(sys.argv[1]) as client:
+    locks = LockSet(client, names, read_locks(client, names))
+    locks.acquire()
+    print("locked", flush=True)
+    sys.stdin.readline()
+    locks.release()
+"""
+
+
+def _holder(url: str, names: list[str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, url, *names], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    return proc
+
+
+def _manifest(path: Path, db: str) -> str:
+    path.write_text(yaml.safe_dump({"version": 1, "databases": {db: {"documents": [
+        {"_id": "settings", "theme": "dark"}]}}}))
+    return str(path)
+
+
+def test_a_lock_left_by_a_killed_process_on_this_host_is_taken_over_at_once(
+    couch_url: str, client: Client, db_name: str, tmp_path: Path
+) -> None:
+    holder = _holder(couch_url, [db_name])
+    with pytest.raises(LockHeld):  # alive: its lock holds
+        LockSet(client, [db_name], read_locks(client, [db_name])).acquire(timeout=0)
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate()
+    assert holder.returncode == -signal.SIGKILL
+    assert read_locks(client, [db_name])[db_name].holder is not None  # left behind
+
+    done = run(couch_url, "apply", _manifest(tmp_path / "m.yaml", db_name), "--yes")
+    assert done.returncode == 0, done.stderr  # at once: the TTL is 600 s
+    assert (f"Note: took over the lock on {db_name} left by " in done.stderr
+            and f"(pid {holder.pid})" in done.stderr
+            and f": its process {holder.pid} on this host is gone" in done.stderr), done.stderr
+    assert read_locks(client, [db_name])[db_name].holder is None
+
+
+def test_a_locked_apply_says_so_before_planning_and_plans_once_the_lock_is_free(
+    couch_url: str, db_name: str, tmp_path: Path
+) -> None:
+    manifest = _manifest(tmp_path / "m.yaml", db_name)
+    holder = _holder(couch_url, [db_name])
+    try:
+        refused = run(couch_url, "apply", manifest, "--yes")
+        assert refused.returncode == 1
+        assert f"{db_name}: " in refused.stderr and f"(pid {holder.pid})" in refused.stderr
+        assert refused.stdout == ""  # no plan shown: nothing was planned
+
+        waiting = subprocess.Popen(  # stderr with stdout: the order of the lines shows
+            [COUCHSYNC, "apply", manifest, "--yes", "--lock-timeout", "600"], text=True,
+            env={**os.environ, "COUCHDB_URL": couch_url, "NO_COLOR": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert waiting.stdout is not None
+        lines = []
+        for line in waiting.stdout:  # the events of the run, in order
+            lines.append(line)
+            if "waiting for the lock" in line:
+                break
+        assert lines[-1].startswith(
+            f"Note: waiting for the lock held by {socket.gethostname()}/{holder.pid} ("), lines
+        assert f"since {_since(couch_url, db_name)} on {db_name}" in lines[-1]
+        assert not any(f"db:{db_name}" in line for line in lines)  # planned nothing yet
+    finally:
+        holder.communicate("free\n")
+    rest, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, rest
+    assert f"+ db:{db_name}/doc:settings" in rest  # planned once the lock was free
+    assert "Apply complete: 2 created" in rest
+
+
+def _since(url: str, db: str) -> str:
+    holder = lock_holder(url, db)
+    assert holder is not None
+    return str(holder["since"])
