@@ -212,8 +212,13 @@ class Database:
         latest: bool = False,
         rev: str = "",
         revs: bool = False,
+        r: int | None = None,
     ) -> dict[str, Any]:
-        """Fetch a document, sending every option given. Raises NotFound if missing or deleted."""
+        """Fetch a document, sending every option given. Raises NotFound if missing or deleted.
+
+        ``r``: how many of a cluster's copies answer before the server does (the newest
+        of them wins); its default is a quorum, which may all be copies a write has not
+        reached yet."""
         path = self._doc(doc_id, "GET")
         params: dict[str, str] = {}
         if attachments:
@@ -232,6 +237,8 @@ class Database:
             params["rev"] = rev
         if revs:
             params["revs"] = "true"
+        if r is not None:
+            params["r"] = str(r)
         result: dict[str, Any] = self._send("GET", path, params=params).json()
         return result
 

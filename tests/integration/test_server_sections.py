@@ -20,7 +20,10 @@ import httpx
 import pytest
 from cli_helpers import couchdb_of_its_own, couchsync, doc_count, run, wait_for
 
+from couchsync.client import Client
+from couchsync.manifest import load_manifests
 from couchsync.manifest._server import USER_PREFIX
+from couchsync.plan import plan_server
 
 
 def _write(path: Path, manifest: dict[str, Any]) -> str:
@@ -260,6 +263,7 @@ def test_a_replication_copies_its_source_after_the_databases_and_replans_empty(
                 break
             time.sleep(0.5)
         # Fields the server writes, none of them drift:
+        assert stored.get("_replication_state") == "completed", stored
         assert {"owner", "_replication_state", "_replication_stats"} <= set(stored)
         replanned = run(couch_url, "plan", manifest, "--detailed-exitcode", env=env)
         assert replanned.returncode == 0, replanned.stdout
@@ -270,9 +274,48 @@ def test_a_replication_copies_its_source_after_the_databases_and_replans_empty(
         Path(manifest).write_text(json.dumps(changed))
         planned = run(couch_url, "plan", manifest, env=env)
         assert f"~ db:_replicator/doc:{rep_id}" in planned.stdout
-        assert "its job is" in planned.stdout
+        # The job's end, written into one copy of the document, is read on a cluster
+        # too, where the scheduler has forgotten the job and a quorum may lag.
+        assert "its job is completed" in planned.stdout
     finally:
         _delete(couch_url, "_replicator", rep_id)
+
+
+@pytest.mark.couchdb_only("PouchDB Server has no _scheduler and runs no _replicator jobs")
+def test_a_finished_jobs_state_shows_in_a_plan_made_the_moment_it_ends(
+    couch_url: str, db_name: str, tmp_path: Path,
+) -> None:
+    """On a cluster the scheduler forgets a finished job at once, and the end the server
+    writes into the job's document reaches one copy first: a quorum read right after
+    missed it in 22 of 125 plans (measured on 3.5.2). Each plan here is made as soon as
+    one read shows the end, in process, to land in that moment; on a single node it
+    is a plain check of the state shown."""
+    httpx.put(f"{couch_url}/{db_name}", timeout=10)
+    httpx.put(f"{couch_url}/{db_name}/d", json={}, timeout=10)
+    endpoint = {"auth": {"basic": {"username": urlsplit(couch_url).username,
+                                   "password": urlsplit(couch_url).password}}}
+    jobs = [f"couchsync-ended-{uuid.uuid4().hex[:8]}" for _ in range(6)]
+    stored = {job: {"source": {"url": f"{_bare(couch_url)}/{db_name}", **endpoint},
+                    "target": {"url": f"{_bare(couch_url)}/{db_name}-{job}", **endpoint},
+                    "create_target": True} for job in jobs}
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(json.dumps({"version": 1, "replications": {
+        job: {**body, "continuous": True} for job, body in stored.items()}}))
+    desired = load_manifests([manifest], environ={})
+    try:
+        with Client(couch_url) as client:
+            for job in jobs:
+                httpx.put(f"{couch_url}/_replicator/{job}", json=stored[job], timeout=10)
+                wait_for(lambda job=job: httpx.get(f"{couch_url}/_replicator/{job}", timeout=10)
+                         .json().get("_replication_state") == "completed", f"{job} to end")
+                for _ in range(3):
+                    step, = [step for step in plan_server(client, desired, only=["_replicator"])
+                             .steps if step.id == job]
+                    assert step.reason.endswith("; its job is completed"), step.reason
+    finally:
+        for job in jobs:
+            _delete(couch_url, "_replicator", job)
+            httpx.delete(f"{couch_url}/{db_name}-{job}", timeout=10)
 
 
 def test_no_secret_reaches_any_output(
