@@ -4,7 +4,9 @@ Phases, per database: create the database (or delete it), security, design
 docs (when one sets, changes or drops a ``validate_doc_update``; else they go
 with the documents), index deletes (``-`` and the first half of ``-/+``), index
 creates, documents, staged rollouts, and last its ownership record, if
-documents were written.
+documents were written. When the design docs go first and one is refused
+(a reduce that does not compile), none of the database's documents is written:
+they would go in without the ``validate_doc_update`` meant to check them.
 
 A staged step (``Step.rebuild["staged"]``, from ``design_deploy: staged``) is a
 design doc or Mango index whose new index is built under a staging id first,
@@ -384,6 +386,8 @@ class _Run:
         self.check_lock = check_lock
         self.result = ApplyResult()
         self.blocked: set[str] = set()  # databases that could not be created
+        #: db → the first design doc refused before its documents (see ``phase``)
+        self.refused_design: dict[str, StepResult] = {}
         self.replacing: set[str] = set()  # addresses of replaces whose delete half succeeded
         self.written: dict[str, dict[str, ManagedDoc]] = {}  # db → id → new record entry
         self.removed: dict[str, set[str]] = {}  # db → ids deleted
@@ -499,6 +503,14 @@ class _Run:
         if phase == _STAGED:
             self.roll_out(steps[0].database, steps)
             return
+        if phase == _DOCS and (refused := self.refused_design.get(steps[0].database)):
+            # Design docs go first only to put a validate_doc_update in force: one
+            # refused leaves the documents unchecked, so none is written.
+            error = (f"not written: {refused.step.id} was refused ({refused.error}), and "
+                     "the design docs must be in force before the documents")
+            for step in steps:
+                self.finish(StepResult(step, False, error=error))
+            return
         if phase in (_DESIGN, _DOCS):
             self.write_documents(steps[0].database, steps, ahead=phase == _DOCS)
             return
@@ -515,6 +527,8 @@ class _Run:
         if not result.ok:
             database = result.step.database
             self.failed[database] = self.failed.get(database, 0) + 1
+            if result.step.kind is StepKind.DESIGN_DOC:
+                self.refused_design.setdefault(database, result)
         elif result.step.rebuild is not None:
             self.rebuilt.add(result.step.database)
         self.result.results.append(result)
