@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal
+
+from couchsync._stderr import StderrHandler
 
 if TYPE_CHECKING:
     from couchsync.client import Client
@@ -195,23 +196,11 @@ def _without_credentials(url: str) -> tuple[str, bool]:
     return urlunsplit(parts._replace(netloc=host)), ":" in userinfo
 
 
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it)."""
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass
-
-
 def _log_to_stderr() -> None:
     """Show the client's INFO records (retries, logins, the proxy) on stderr, once."""
     logger = logging.getLogger("couchsync.client")
     logger.setLevel(logging.INFO)
-    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
-        handler = _StderrHandler()
+    if not any(isinstance(handler, StderrHandler) for handler in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("couchsync: %(message)s"))
         logger.addHandler(handler)

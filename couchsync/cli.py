@@ -59,6 +59,9 @@ def _root(
         help="Print couchsync's version and exit.")] = False,
 ) -> None:
     """Keep CouchDB servers in the state your YAML manifests declare."""
+    from couchsync.manifest._warnings import show_warnings_on_stderr
+
+    show_warnings_on_stderr()
 
 
 Paths = Annotated[

@@ -149,12 +149,18 @@ def _translate_alternatives(error: ValidationError, path: Path,
     yield Issue(path, f"expected {wanted}, got {type_name(error.instance)}")
 
 
+#: What YAML 1.1 read as booleans and YAML 1.2 (the manifests' YAML) reads as text.
+_YAML11_BOOLS = frozenset(("yes", "no", "on", "off", "y", "n"))
+
+
 def _value_message(error: ValidationError, schema: dict[str, Any], expanded: bool) -> str:
     kind, instance, expected = error.validator, error.instance, error.validator_value
     if kind == "type":
         wanted = " or ".join(_A_TYPE[t] for t in ([expected] if isinstance(expected, str)
                                                   else expected))
         hint = " (a ${...} reference always gives a string)" if expanded else ""
+        if "boolean" in expected and str(instance).lower() in _YAML11_BOOLS:
+            hint = f" {instance!r} (only true and false are booleans)"
         return f"expected {wanted}, got {type_name(instance)}{hint}"
     if kind == "enum":
         choices = ", ".join(repr(c) for c in expected)

@@ -10,6 +10,7 @@ timestamps stay the strings the user wrote.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from couchsync.manifest._problems import (
     surrogate_problem,
     type_name,
 )
+from couchsync.manifest._warnings import warn
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -66,6 +68,26 @@ def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+# YAML 1.2 booleans and numbers, not YAML 1.1's: `country: NO`, `on: push` and `1:20`
+# stay the text written, not false, true and 80. Plain scalars read as anything but a
+# string are: true/false (True/TRUE/False/FALSE), null (~, Null, NULL, nothing),
+# decimal integers without a leading zero (`0123` stays text, like a zip code), 0x
+# integers, and decimals with a point (`1.5`, `2.`, `1.0e+3`). Each of these PyYAML's
+# YAML 1.1 resolver reads as the same type, so what `export` writes (with PyYAML's
+# dumper, which quotes any string 1.1 would not read as one) reads back the same.
+_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float"))
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Loader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    _FLOAT, re.compile(r"^(?:[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?|\.[0-9]+(?:[eE][-+][0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
 
 
 @dataclass(slots=True)
@@ -155,6 +177,13 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     return f"invalid YAML: {problem}" + (f" ({exc.context})" if exc.context else "")
 
 
+def _number_text_lost(node: yaml.ScalarNode, value: Any) -> bool:
+    """A plain scalar read as a number that does not write back as the text (``1.10``
+    read as 1.1, a version number; ``0x1F`` as 31): the user may have meant the text."""
+    return (node.style is None and isinstance(value, int | float)
+            and not isinstance(value, bool) and repr(value) != node.value)
+
+
 class _Converter:
     def __init__(self, loader: _Loader, file: str) -> None:
         self.loader = loader
@@ -182,7 +211,13 @@ class _Converter:
             raise _TooLarge
         self.positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, path)
+            value = self._scalar(node, path)
+            if _number_text_lost(node, value):
+                mark = node.start_mark
+                warn(Problem(self.file, mark.line + 1, mark.column + 1,
+                             f"{node.value} is read as the number {value!r}; quote it "
+                             f"('{node.value}') to keep the text", format_path(path)))
+            return value
         if id(node) in self._active:
             self._problem(node, "recursive YAML alias: this value contains itself", path)
             return None

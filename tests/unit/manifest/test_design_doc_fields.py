@@ -99,7 +99,8 @@ def test_the_known_fields_keep_their_rules_beside_custom_ones(
     assert collect("m.yaml") == [
         ("m.yaml", 7, 22, "missing required key 'map' under "
                           "databases.app.design_docs.reports.views.all"),
-        ("m.yaml", 8, 30, "expected a boolean (true or false), got string"),
+        ("m.yaml", 8, 30, "expected a boolean (true or false), got string 'yes' (only true "
+                          "and false are booleans)"),
         ("m.yaml", 9, 19, "expected a string, got integer"),
         ("m.yaml", 11, 9, "a design doc marked _deleted: true is deleted, "
                           "so it cannot declare anything else"),

@@ -113,7 +113,8 @@ def test_bad_lines_are_named_and_good_ones_kept(write: Write, collect: Collect) 
         ("seeds/d.jsonl", 5, 1, "expected a string, got integer"),
         ("seeds/d.jsonl", 6, 1,
          "_id: design documents go under design_docs, not documents (got '_design/v')"),
-        ("seeds/d.jsonl", 7, 1, "expected a boolean (true or false), got string"),
+        ("seeds/d.jsonl", 7, 1, "expected a boolean (true or false), got string 'yes' (only "
+                                "true and false are booleans)"),
         ("seeds/d.jsonl", 8, 15, "invalid JSON: Expecting ',' delimiter"),
     ]
 
