@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Set
 from typing import Any
 
@@ -29,6 +30,8 @@ from couchsync.manifest.model import (
     SourcePos,
 )
 
+#: What CouchDB accepts as a database name (shown in a message: it cannot be a password).
+_DATABASE_NAME = re.compile(r"[a-z][a-z0-9_$()+/-]*")
 USERS_DB = "_users"
 REPLICATOR_DB = "_replicator"
 USER_PREFIX = "org.couchdb.user:"
@@ -46,6 +49,22 @@ def config_string(value: str | bool | int | float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return json.dumps(value)
+
+
+def endpoint_problem(side: str, endpoint: object) -> str | None:
+    """Why CouchDB 3 would refuse a replication's ``source`` or ``target``: it takes only
+    ``http://`` and ``https://`` URLs (exactly so written), as a string or ``{url: ...}``.
+    A bare database name is "local_endpoints_not_supported" since 3.0."""
+    url = endpoint.get("url") if isinstance(endpoint, dict) else endpoint
+    if not isinstance(url, str) or url.startswith(("http://", "https://")):
+        return None  # not a string: the schema says so
+    if _DATABASE_NAME.fullmatch(url):
+        return (f"{side} {url!r} is a database name, and CouchDB 3 refuses local "
+                f"endpoints (local_endpoints_not_supported): give its URL, "
+                f"e.g. http://HOST:5984/{url}")
+    # Not shown: a URL written wrong may still hold a password.
+    return (f"{side} is not an http:// or https:// URL (written so, in lower case): "
+            "CouchDB refuses it (local_endpoints_not_supported)")
 
 
 class ServerSections:
@@ -92,6 +111,14 @@ class ServerSections:
             self._add_user(file, name, fields, at(("users", name), key=True))
         for doc_id, body in entries("replications"):
             where = at(("replications", doc_id), key=True)
+            refused = [(side, message) for side in ("source", "target")
+                       if (message := endpoint_problem(side, body.get(side))) is not None]
+            for side, message in refused:
+                place = ("replications", doc_id, side,
+                         *(("url",) if isinstance(body[side], dict) else ()))
+                self._problem(at(place), f"replication {doc_id!r}: {message}", place)
+            if refused:
+                continue
             spec = self._spec({**body, "_id": doc_id}, where, ("replications", doc_id))
             if spec is not None:
                 self._add_document(self._database(REPLICATOR_DB, where), spec,
