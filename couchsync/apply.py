@@ -67,7 +67,7 @@ from couchsync.client import (
     TransportError,
 )
 from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
-from couchsync.manifest.model import DesiredState
+from couchsync.manifest.model import DEFAULT_RULE, DesiredState, SeedRule
 from couchsync.plan._batch import batched_within
 from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, record_value
 from couchsync.plan._config import entries as config_entries
@@ -86,6 +86,7 @@ from couchsync.plan._model import (
 from couchsync.plan._ownership import (
     RECORD_ID,
     Record,
+    expected_entry,
     read_record,
     write_ahead,
     write_record,
@@ -771,12 +772,14 @@ class _Run:
             self.records[database] = write_ahead(db, record, ids, w=self.w(database))
         self.intended.setdefault(database, set()).update(ids)
 
-    def _hash(self, database: str, doc_id: str) -> str:
-        return self.desired.databases[database].documents[doc_id].hash
+    def rule(self, database: str) -> Callable[[str], SeedRule]:
+        """The seed rule of a document of ``database`` by id (the conflict re-diff's)."""
+        return self.desired.databases[database].rule
 
     def _finish_batch(self, database: str, db: Database, batch: Sequence[Step],
                       answers: Future[BulkResults]) -> None:
         for result in _write_batch(db, batch, answers.result, w=self.w(database),
+                                   rule=self.rule(database),
                                    on_partial=lambda: self.count_partial(database),
                                    before_create=lambda ids: self.write_ahead_more(
                                        database, db, ids)):
@@ -802,10 +805,9 @@ class _Run:
         if result.rev is None:  # deleted (or found already gone)
             self.removed.setdefault(database, set()).add(doc_id)
             return
-        self.written.setdefault(database, {})[doc_id] = ManagedDoc(
-            rev=result.rev, hash=self._hash(database, doc_id),
-            created=step.action is Action.CREATE
-        )
+        spec = self.desired.databases[database]
+        self.written.setdefault(database, {})[doc_id] = expected_entry(
+            spec, spec.documents[doc_id], result.rev, created=step.action is Action.CREATE)
 
     def write_ownership_record(self, database: str, confirm: dict[str, ManagedDoc],
                                forget: set[str]) -> None:
@@ -921,12 +923,14 @@ _SIMPLE: dict[int, Callable[[Client, Step, int | None], object]] = {
 
 def _write_batch(db: Database, batch: Sequence[Step],
                  sent: Callable[[], BulkResults] | None = None, *, w: int | None = None,
+                 rule: Callable[[str], SeedRule] = lambda doc_id: DEFAULT_RULE,
                  on_partial: Callable[[], None] | None = None,
                  before_create: Callable[[list[str]], None] | None = None
                  ) -> list[StepResult]:
     """Write one batch; conflicts are re-read, re-diffed and retried. One result per step.
 
-    ``sent``: the batch was already sent; this gives the server's answers.
+    ``sent``: the batch was already sent; this gives the server's answers. ``rule``:
+    each document's seed rule, for the re-diff.
     ``on_partial`` is called for each answer ``202 Accepted``; ``before_create``
     with the ids of documents a retry creates (an update whose document was
     deleted meanwhile), before it is sent. A lost server (TransportError) is
@@ -978,7 +982,7 @@ def _write_batch(db: Database, batch: Sequence[Step],
         pending = []
         if lagging:  # give the lagging copy a moment to catch up
             time.sleep(_LAG_PAUSE * (round_ + 1))
-        for step, redo, live_rev in _rediff(db, conflicted):
+        for step, redo, live_rev in _rediff(db, conflicted, rule):
             if redo is None:  # the server already holds what the step wanted
                 rev = None if step.action is Action.DELETE else live_rev
                 results[step.id or ""] = StepResult(origin[step.id or ""], True, rev=rev)
@@ -1012,9 +1016,13 @@ def _as_written(planned: Step, written: Step) -> Step:
 
 
 def _rediff(
-    db: Database, steps: Iterable[Step]
+    db: Database, steps: Iterable[Step], rule: Callable[[str], SeedRule]
 ) -> list[tuple[Step, Step | None, str | None]]:
-    """Each conflicted step, what it still needs now (``None``: nothing), and the live rev."""
+    """Each conflicted step, what it still needs now (``None``: nothing), and the live rev.
+
+    A create_only document created meanwhile needs nothing (the application's now); an
+    update keeps the ignored fields as the server now has them, not as the plan read them.
+    """
     steps = list(steps)
     if not steps:
         return []
@@ -1023,12 +1031,15 @@ def _rediff(
     for step in steps:
         body = current.get(step.id or "")
         live = None if body is None else LiveDoc(body["_rev"], body)
+        kept = rule(step.id or "") if step.kind is StepKind.DOCUMENT else DEFAULT_RULE
         if step.action is Action.DELETE:
             again = None if live is None else Step(
                 Action.DELETE, step.kind, step.database, step.id, rev=live.rev)
+        elif kept.create_only and live is not None:
+            again = None
         else:
             again = content_step(step.kind, step.database, step.id or "", step.after, live,
-                                 step.reason)
+                                 step.reason, ignore=kept.ignore)
         redone.append((step, again, None if live is None else live.rev))
     return redone
 

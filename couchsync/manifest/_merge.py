@@ -30,12 +30,15 @@ from couchsync.manifest.model import (
     DatabaseSpec,
     DesignDocSpec,
     DesiredState,
+    DocumentRule,
     DocumentSpec,
     IndexSpec,
     SourcePos,
+    ignored_fields,
 )
 
-_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "prune", "design_deploy")
+_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "prune", "design_deploy",
+             "create_only", "ignore")
 #: Sections built entry by entry: a broken entry leaves out only itself.
 ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
 
@@ -79,8 +82,13 @@ class StateBuilder:
             db = specs[name] = DatabaseSpec(name=name, source=at(key=True))
         for setting in _SETTINGS:
             if setting in data and (setting,) not in skip:
-                value = int(data[setting]) if setting in ("q", "n") else data[setting]
+                value = (int(data[setting]) if setting in ("q", "n")
+                         else ignored_fields(data[setting]) if setting == "ignore"
+                         else data[setting])
                 self._set(db, setting, value, at(setting), (*base, setting))
+        for doc_id, rule in entries("document_rules"):
+            self._add_document_rule(db, doc_id, rule, at("document_rules", doc_id, key=True),
+                                    (*base, "document_rules", doc_id))
         for index_name, definition in entries("indexes"):
             self._add_index(db, index_name, definition, at("indexes", index_name, key=True),
                             (*base, "indexes", index_name))
@@ -127,6 +135,18 @@ class StateBuilder:
                       else f"{json.dumps(value)} here, {json.dumps(old)}")
             self._problem(where, f"conflicting {setting} for database {db.name!r}: "
                           f"{values} at {first}", path)
+
+    def _add_document_rule(self, db: DatabaseSpec, doc_id: str, rule: dict[str, Any],
+                           where: SourcePos, path: Path) -> None:
+        ignore = rule.get("ignore")
+        spec = DocumentRule(where, rule.get("create_only"),
+                            None if ignore is None else ignored_fields(ignore))
+        first = db.document_rules.get(doc_id)
+        if first is None:
+            db.document_rules[doc_id] = spec
+        elif (first.create_only, first.ignore) != (spec.create_only, spec.ignore):
+            self._problem(where, f"document rule {doc_id!r} of database {db.name!r} differs "
+                          f"from the one at {first.source}", path)
 
     def _add_index(self, db: DatabaseSpec, name: str, definition: dict[str, Any],
                    where: SourcePos, path: Path) -> None:
@@ -190,7 +210,8 @@ class StateBuilder:
                     for where, clash in combine([first, second])[1]:
                         self._problem(where, clash)
         for db in [*self.state.databases.values(), *patterns]:
-            found = [*_rules.absent_database_problems(db), *_rules.ddoc_collision_problems(db)]
+            found = [*_rules.absent_database_problems(db), *_rules.ddoc_collision_problems(db),
+                     *_rules.seed_rule_problems(db)]
             if db.partitioned:
                 for doc in db.documents.values():
                     message = _rules.partition_id_problem(doc.id, db.name)

@@ -29,7 +29,7 @@ LOCK_DATABASE = "couchsync-locks"
 
 #: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
 #: are about creating a database, which a pattern never does.
-PATTERN_SETTINGS = ("security", "prune", "design_deploy")
+PATTERN_SETTINGS = ("security", "prune", "design_deploy", "create_only", "ignore")
 
 
 def is_pattern(name: str) -> bool:
@@ -89,7 +89,8 @@ def merge_spec(target: DatabaseSpec, source: DatabaseSpec) -> Iterator[tuple[Sou
     sections: tuple[tuple[str, str, Callable[[Any], object]], ...] = (
         ("indexes", "index", _index_definition),
         ("design_docs", "design doc", lambda design: canonical_json(design.body, drop=())),
-        ("documents", "document", lambda doc: doc.hash))
+        ("documents", "document", lambda doc: doc.hash),
+        ("document_rules", "document rule", lambda rule: (rule.create_only, rule.ignore)))
     for section, kind, definition in sections:
         mine, theirs = getattr(target, section), getattr(source, section)
         for key, spec in theirs.items():

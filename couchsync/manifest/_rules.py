@@ -70,3 +70,22 @@ def ddoc_collision_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]
 def _collision(index: IndexSpec, where: SourcePos) -> str:
     return (f"index {index.name!r} is kept in design document {index.ddoc!r}, which "
             f"design_docs also defines (at {where}); both would overwrite _design/{index.ddoc}")
+
+
+def seed_rule_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
+    """``document_rules`` name listed, live documents; ``ignore`` means something."""
+    if db.create_only and db.ignore:
+        yield (db.sources["ignore"], f"ignore has no effect: every seed document of database "
+               f"{db.name!r} is create_only (at {db.sources['create_only']}), never updated")
+    for doc_id, override in db.document_rules.items():
+        doc = db.documents.get(doc_id)
+        if doc is None:
+            yield (override.source, f"document_rules names {doc_id!r}, which no manifest "
+                   f"lists among the documents of database {db.name!r}")
+        elif doc.deleted:
+            yield (override.source, f"document {doc_id!r} is marked _deleted: true (at "
+                   f"{doc.source}): couchsync deletes it, so create_only and ignore cannot "
+                   "apply to it")
+        elif override.create_only and override.ignore:  # the database's may have both
+            yield (override.source, f"ignore has no effect: document {doc_id!r} is "
+                   "create_only, never updated")

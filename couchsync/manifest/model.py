@@ -9,6 +9,7 @@ which matters for seed files with hundreds of thousands of documents.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -127,6 +128,55 @@ class DesignDocSpec:
         return f"_design/{self.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class SeedRule:
+    """How couchsync keeps a seed document the application edits later.
+
+    ``create_only``: created when missing (again when deleted), never updated once it
+    exists. ``ignore``: fields (dotted paths into nested objects) neither compared nor
+    overwritten; an update keeps the server's values (``couchsync.plan._ignore``).
+    """
+
+    create_only: bool = False
+    ignore: tuple[str, ...] = ()  # sorted, without repeats
+    key: bytes = b""  # the rule as hashed into record hashes (made by ``seed_rule``)
+
+    def record_hash(self, content_hash: str) -> str:
+        """The hash the ownership record keeps for a document of ``content_hash`` under
+        this rule: the content hash itself for the default rule, so that a change of rule
+        is seen as a change of the manifests (the document is judged again)."""
+        if not self.key:
+            return content_hash
+        return hash_canonical(content_hash.encode() + self.key)
+
+
+DEFAULT_RULE = SeedRule()
+
+
+def ignored_fields(paths: list[str]) -> tuple[str, ...]:
+    """An ``ignore:`` list as rules keep it: sorted, each path once (order means nothing)."""
+    return tuple(sorted(set(paths)))
+
+
+@functools.lru_cache(maxsize=1024)
+def seed_rule(create_only: bool, ignore: tuple[str, ...]) -> SeedRule:
+    """The one ``SeedRule`` of these settings (``DEFAULT_RULE`` for the defaults): rules
+    are looked up per document, a million times in a large seed."""
+    if not create_only and not ignore:
+        return DEFAULT_RULE
+    return SeedRule(create_only, ignore,
+                    b"\0" + canonical_json([create_only, list(ignore)], drop=()))
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRule:
+    """``document_rules.<id>``: the settings one document overrides (None: the database's)."""
+
+    source: SourcePos
+    create_only: bool | None = None
+    ignore: tuple[str, ...] | None = None
+
+
 @dataclass(slots=True)
 class DatabaseSpec:
     """One database as the manifests (possibly several files, merged) declare it."""
@@ -146,12 +196,33 @@ class DatabaseSpec:
     indexes: dict[str, IndexSpec] = field(default_factory=dict)
     design_docs: dict[str, DesignDocSpec] = field(default_factory=dict)
     documents: dict[str, DocumentSpec] = field(default_factory=dict)  # by _id, manifest order
+    #: The seed rule of every document (``SeedRule``), but those ``document_rules`` name:
+    #: documents stay small, a database holds its rule once.
+    create_only: bool = False
+    ignore: tuple[str, ...] = ()
+    document_rules: dict[str, DocumentRule] = field(default_factory=dict)  # by _id, sparse
     #: Where each setting given (state, partitioned, q, n, placement, security, prune,
-    #: design_deploy) was written.
+    #: design_deploy, create_only, ignore) was written.
     sources: dict[str, SourcePos] = field(default_factory=dict)
     #: For a database on the server that no manifest names: the pattern(s) matching it
     #: (``"userdb-*"``). Such a database is never created.
     matched_by: str | None = None
+
+    def rule(self, doc_id: str) -> SeedRule:
+        """How document ``doc_id`` is kept: its ``document_rules`` entry over the
+        database's ``create_only`` and ``ignore``."""
+        override = self.document_rules.get(doc_id) if self.document_rules else None
+        if override is None:
+            if not (self.create_only or self.ignore):
+                return DEFAULT_RULE  # most databases: no lookup per document
+            return seed_rule(self.create_only, self.ignore)
+        return seed_rule(
+            self.create_only if override.create_only is None else override.create_only,
+            self.ignore if override.ignore is None else override.ignore)
+
+    def record_hash(self, doc: DocumentSpec) -> str:
+        """What the ownership record keeps for ``doc``: its content under its rule."""
+        return self.rule(doc.id).record_hash(doc.hash)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from couchsync.plan._planner import (
     plan_server,
     read_live_state,
 )
-from couchsync.plan._render import render_json, render_markdown, render_text
+from couchsync.plan._render import render_ignored, render_json, render_markdown, render_text
 from couchsync.plan._select import resolve_only
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
 
@@ -35,6 +35,7 @@ __all__ = [
     "plan_server",
     "prefetch",
     "read_live_state",
+    "render_ignored",
     "render_json",
     "render_markdown",
     "render_text",

@@ -29,11 +29,12 @@ from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest._server import USERS_DB
-from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, IndexSpec
+from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec
 from couchsync.plan._designdoc import with_server_fields
+from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import Action, DatabasePlan, Plan, Rebuild, Step, StepKind
-from couchsync.plan._ownership import digest_if_current, is_unchanged
+from couchsync.plan._ownership import digest_if_current, expected_entry, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._staging import (
     changes_validation,
@@ -76,7 +77,8 @@ def plan_database(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Datab
     """The steps for one database, and what its ownership record must learn; no I/O."""
     record = _RecordUpdates()
     steps = list(_database_steps(spec, live, scope, record))
-    return DatabasePlan(spec.name, steps, record.confirm, record.forget, live.copies)
+    return DatabasePlan(spec.name, steps, record.confirm, record.forget, live.copies,
+                        record.ignored, record.kept)
 
 
 @dataclass(slots=True)
@@ -85,6 +87,10 @@ class _RecordUpdates:
 
     confirm: dict[str, ManagedDoc] = field(default_factory=dict)
     forget: set[str] = field(default_factory=set)
+    #: For ``-v``: ignored fields whose values the server keeps, by document; how many
+    #: create_only documents exist (left as they are, not compared).
+    ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    kept: int = 0
 
 
 def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
@@ -263,17 +269,33 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
             continue
         if current is None:  # the common case when seeding: no body decoded, none stored
             yield Step(Action.CREATE, StepKind.DOCUMENT, spec.name, doc_id, after=doc,
-                       reason=NOT_ON_SERVER)
+                       reason=NOT_ON_SERVER)  # create_only or not: Terraform recreates too
             continue
         entry = live.managed.get(doc_id)
-        if (proven and not doc.secret) or is_unchanged(doc, current.rev, entry):
+        rule = spec.rule(doc_id)
+        if rule.create_only:  # exists: the application's now; the record says so
+            record.kept += 1
+            if entry is not None and entry != (
+                    now := expected_entry(spec, doc, current.rev, entry.created)):
+                record.confirm[doc_id] = now
             continue
-        step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
-                             _drift_reason(doc, current, entry))
+        if (proven and not doc.secret) or is_unchanged(spec, doc, current.rev, entry):
+            continue
+        body = doc.body
+        step = content_step(StepKind.DOCUMENT, spec.name, doc_id, body, current,
+                            _drift_reason(spec.record_hash(doc), current, entry),
+                            ignore=rule.ignore)
+        if rule.ignore and current.body is not None and (
+                kept := differing(body, current.body, rule.ignore)):
+            record.ignored[doc_id] = kept
         if step is not None:
             yield step
-        elif entry is not None and entry.pending:
-            record.confirm[doc_id] = ManagedDoc(current.rev, doc.hash, entry.created)
+        elif entry is not None and entry != (
+                now := expected_entry(spec, doc, current.rev, entry.created)):
+            # It holds what the manifests say (its ignored fields edited, or an apply
+            # interrupted before recording it): apply notes the revision, so that the
+            # next plan is proven by the record without reading the body.
+            record.confirm[doc_id] = now
     if spec.prune:  # every entry's document was looked up (see the reader)
         for doc_id in sorted(live.managed):
             if doc_id in spec.documents or not scope.covers(doc_id):
@@ -286,11 +308,11 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                 record.forget.add(doc_id)
 
 
-def _drift_reason(doc: DocumentSpec, current: LiveDoc | None, entry: ManagedDoc | None) -> str:
+def _drift_reason(record_hash: str, current: LiveDoc | None, entry: ManagedDoc | None) -> str:
     if current is None or entry is None or entry.pending:
         return "differs from the manifests"
     edited_on_server = current.rev != entry.rev
-    changed_in_manifest = doc.hash != entry.hash
+    changed_in_manifest = record_hash != entry.hash
     if edited_on_server and changed_in_manifest:
         return "changed in the manifests and edited on the server"
     if edited_on_server:
@@ -305,12 +327,15 @@ def content_step(
     desired: dict[str, Any],
     current: LiveDoc | None,
     reason: str,
+    *,
+    ignore: Sequence[str] = (),
 ) -> Step | None:
     """Create, update (explained by ``reason``) or nothing, for a document or design doc.
 
     In ``_users`` and ``_replicator`` the fields the server writes are not compared; a
     user's ``password`` is checked against the stored hash (``_system``), and an update
-    keeps the stored hash unless the password changed.
+    keeps the stored hash unless the password changed. ``ignore``: fields the update
+    keeps as the server has them (``_ignore``); a create writes the manifests' values.
     """
     ignored = IGNORED_FIELDS | server_written(database)
     after = _comparable(desired, ignored)
@@ -319,6 +344,8 @@ def content_step(
     if current.body is None:
         raise ValueError(f"the live state lacks the body of {doc_id!r} in {database!r}")
     before = _comparable(current.body, ignored)
+    if ignore:
+        after = keep_server_values(after, before, ignore)
     password = after.pop("password", None) if database == USERS_DB else None
     same_password = password is None or password_matches(password, current.body)
     if same_password and canonical_json(before) == canonical_json(after):

@@ -301,7 +301,8 @@ def _read_documents(
         doc_id for doc_id, rev in revs.items()
         if (doc := spec.documents.get(doc_id)) is not None
         and not doc.deleted
-        and not is_unchanged(doc, rev, live.managed.get(doc_id))
+        and not spec.rule(doc_id).create_only  # never compared once it exists
+        and not is_unchanged(spec, doc, rev, live.managed.get(doc_id))
     ]
     documents = {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
     for doc_id in unproven:

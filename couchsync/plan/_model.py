@@ -31,8 +31,12 @@ to users. Apply never reads the reason to decide anything.
         }
       ],
       "summary": {"create": 0, "update": 1, "delete": 0},
-      "record_updates": 0,                    # pending ownership entries apply settles
-      "errors": {"userdb-x": "forbidden: ..."}  # databases that could not be read
+      "record_updates": 0,                    # ownership entries apply settles
+      "errors": {"userdb-x": "forbidden: ..."},  # databases that could not be read
+      "ignored": {                            # only when a database has any:
+        "crm": {"fields": {"acme": ["seats"]},  # ignored fields whose values differ
+                "create_only_existing": 3}    # create_only documents left as they are
+      }
     }
 
 Values per kind: documents and design docs hold the body without ``_id``,
@@ -212,6 +216,8 @@ class DatabasePlan:
     confirm: dict[str, ManagedDoc]
     forget: set[str]
     copies: int | None = None  # the database's n, as read
+    ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)  # see Plan.ignored
+    kept: int = 0  # see Plan.kept
 
 
 @dataclass(slots=True)
@@ -231,6 +237,11 @@ class Plan:
     #: Each planned database's shard copies (its ``n``) as read: apply writes with
     #: ``w`` = n without asking again. Not part of the machine format.
     copies: dict[str, int] = field(default_factory=dict)
+    #: Seed documents the application owns parts of (``-v`` shows them; not steps): by
+    #: database, the ignored fields of each document read whose values differ (an
+    #: update keeps the server's), and how many create_only documents exist.
+    ignored: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -245,6 +256,19 @@ class Plan:
             self.confirm[part.database] = part.confirm
         if part.forget:
             self.forget[part.database] = part.forget
+        if part.ignored:
+            self.ignored[part.database] = part.ignored
+        if part.kept:
+            self.kept[part.database] = part.kept
+
+    def ignored_dict(self) -> dict[str, Any]:
+        """``ignored`` and ``kept`` as the machine format's ``"ignored"`` value."""
+        return {database: {**({"fields": {doc_id: list(paths) for doc_id, paths
+                                          in self.ignored[database].items()}}
+                              if database in self.ignored else {}),
+                           **({"create_only_existing": self.kept[database]}
+                              if database in self.kept else {})}
+                for database in dict.fromkeys([*self.ignored, *self.kept])}
 
     def databases(self) -> list[str]:
         """The databases with steps or record updates, in plan order."""
@@ -272,6 +296,7 @@ class Plan:
             "summary": self.counts(),
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
+            **({"ignored": self.ignored_dict()} if self.ignored or self.kept else {}),
         }
 
     def view(self) -> dict[str, Any]:
@@ -284,6 +309,7 @@ class Plan:
             "summary": self.counts(),
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
+            **({"ignored": self.ignored_dict()} if self.ignored or self.kept else {}),
         }
 
     @classmethod

@@ -36,7 +36,14 @@ record whole.
 
 An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
 manifest body that was written (``couchsync._canonical.hash_canonical``),
-``rev`` the revision the write produced.
+under the document's seed rule when it has one (``SeedRule.record_hash``:
+a new rule is a change of the manifests), ``rev`` the revision the write
+produced, or the last revision a plan found holding what the manifests say
+(``Plan.confirm``: a document whose ignored fields the application edits
+is proven by the record again once apply has noted the new revision). A
+create_only document's ``rev`` is ``"*"`` (``CREATE_ONLY_REV``): it is never
+compared once it exists, so the application's edits cost no read and keep
+the digest's proof.
 Together they make the fast no-op: a document whose live revision is still
 ``rev`` and whose manifest hash is still ``hash`` is unchanged without reading
 its body. ``created`` is true when couchsync created the document; ``prune``
@@ -54,7 +61,7 @@ from typing import Any
 from couchsync.client import Conflict, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DocumentSpec
 from couchsync.plan._model import PlanError
-from couchsync.plan._state import ManagedDoc
+from couchsync.plan._state import CREATE_ONLY_REV, ManagedDoc
 
 RECORD_ID = "_local/couchsync"  # the head
 RECORD_FORMAT = 1
@@ -63,11 +70,21 @@ CREATING_IDS = 50_000  # ids written ahead per document (~1 MB at most)
 INLINE_CREATING = 1_000  # ids written ahead into the head itself, at most
 
 
-def is_unchanged(doc: DocumentSpec, live_rev: str, entry: ManagedDoc | None) -> bool:
+def is_unchanged(spec: DatabaseSpec, doc: DocumentSpec, live_rev: str,
+                 entry: ManagedDoc | None) -> bool:
     """True when the record proves the live document equals the manifest's, body unread
     (never for a document holding a secret: the record has no trace of the secret)."""
-    return (entry is not None and entry.rev == live_rev and entry.hash == doc.hash
-            and not doc.secret)
+    return (entry is not None and entry.rev == live_rev and not doc.secret
+            and entry.hash == spec.record_hash(doc))
+
+
+def expected_entry(spec: DatabaseSpec, doc: DocumentSpec, live_rev: str,
+                   created: bool) -> ManagedDoc:
+    """The entry that vouches for ``doc`` as it is now at ``live_rev``: a create_only
+    document's entry holds ``CREATE_ONLY_REV``, whatever the application wrote since."""
+    rule = spec.rule(doc.id)
+    return ManagedDoc(CREATE_ONLY_REV if rule.create_only else live_rev,
+                      rule.record_hash(doc.hash), created)
 
 
 @dataclass(slots=True)
@@ -134,7 +151,8 @@ def digest_if_current(spec: DatabaseSpec, revs: Mapping[str, str]) -> str:
     listed = spec.documents
     return record_digest((doc_id for doc_id in revs
                           if doc_id in listed and not listed[doc_id].deleted),
-                         lambda doc_id: (revs[doc_id], listed[doc_id].hash))
+                         lambda doc_id: expected_entry(spec, listed[doc_id], revs[doc_id],
+                                                       False)[:2])
 
 
 def shard_count(entries: int) -> int:

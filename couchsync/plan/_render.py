@@ -288,3 +288,28 @@ def _json(value: Any) -> str:
 def _short(value: Any) -> str:
     text = _json(value)
     return text if len(text) <= MAX_LISTED_VALUE else text[: MAX_LISTED_VALUE - 1] + "…"
+
+
+def render_ignored(plan: Mapping[str, Any], *, markdown: bool = False) -> str:
+    """What ``-v`` adds: the ignored fields whose values the server keeps, by document,
+    and the create_only documents left as they are (``Plan.ignored``); "" when none."""
+    ignored: Mapping[str, Mapping[str, Any]] = plan.get("ignored") or {}
+    code: Callable[[str], str] = (lambda text: f"`{text}`") if markdown else (lambda text: text)
+    lines = []
+    for database, notes in ignored.items():
+        for doc_id, paths in notes.get("fields", {}).items():
+            lines.append(f"{code(f'db:{database}/doc:{doc_id}')}: "
+                         + ", ".join(code(path) for path in paths))
+        if notes.get("create_only_existing"):
+            lines.append(f"{code(f'db:{database}')}: "
+                         + _documents(notes["create_only_existing"])
+                         + " on the server, not compared")
+    if not lines:
+        return ""
+    head = ("**Ignored** (the server's values kept, not compared):" if markdown
+            else "Ignored (the server's values kept, not compared):")
+    return "\n".join([head, *(f"- {line}" if markdown else f"  {line}" for line in lines)])
+
+
+def _documents(count: int) -> str:
+    return f"{count:,} create_only document{'' if count == 1 else 's'}"

@@ -31,6 +31,10 @@ class LiveIndex:
     type: str = "json"
 
 
+#: The ``rev`` of a create_only document's entry: any revision is what the manifests want.
+CREATE_ONLY_REV = "*"
+
+
 class ManagedDoc(NamedTuple):
     """One entry of the ownership record: what couchsync last wrote to a document.
 
