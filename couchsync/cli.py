@@ -237,11 +237,11 @@ def _given(assignments: list[str] | None, files: list[Path] | None) -> Mapping[s
     return variables(assignments or [], files or [], environ={})
 
 
-def _names(prefix: str, suffix: str) -> DatabaseNames:
+def _names(prefix: str, suffix: str, client: Client) -> DatabaseNames:
     from couchsync.manifest import DatabaseNames
 
-    try:
-        return DatabaseNames(prefix, suffix)
+    try:  # the server's URL: replication endpoints on it are mapped too
+        return DatabaseNames(prefix, suffix, client.url)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -375,7 +375,7 @@ def plan(
         with _client(_Connection(url, user, auth, cacert, cert, key, verbose),
                      parallel) as client:
             desired, result, locks = _plan(client, paths, only, parallel, design_deploy,
-                                           environ, _names(db_prefix, db_suffix))
+                                           environ, _names(db_prefix, db_suffix, client))
             _tell_locks(locks)
             if out is not None:
                 settings = {"only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
@@ -553,7 +553,7 @@ def apply(
             environ = _environ(var, var_file) if saved is None else saved.environ(
                 _given(var, var_file), os.environ)  # the plan's variables, secrets anew
             desired, changes, locks = _plan(client, paths, only, parallel, design_deploy,
-                                            environ, _names(db_prefix, db_suffix),
+                                            environ, _names(db_prefix, db_suffix, client),
                                             wait=lock_timeout)
             if saved is not None:
                 _check_saved(saved, changes, desired, client)
@@ -749,7 +749,9 @@ def force_unlock(
 @app.command()
 def export(
     db: Annotated[list[str] | None,
-                  typer.Option("--db", help="Database to export. Repeatable.")] = None,
+                  typer.Option("--db", help="Database to export, or a pattern ('userdb-*'): "
+                               "what all its databases share, once, as a pattern entry "
+                               "(the differences are named on stderr). Repeatable.")] = None,
     url: Url = None,
     user: User = None,
     auth: Auth = None,

@@ -19,8 +19,18 @@ to a variable's value into ``${KEY}``: applied with the same variables, the
 manifest re-plans empty, and the value (a host name, a credential) stays out
 of the file. couchsync's staging design docs are never exported.
 
-The server sections: ``users`` (every account of ``_users``, without its
-password or hash: a manifest user without password keeps the stored one),
+``names`` may hold patterns (``userdb-*``): a pattern is exported once, as a
+pattern entry holding what all the databases it matches share (the security
+object when it is the same in all, each index, design doc and document that
+all hold alike). What differs between them is left out of the manifest and
+named on stderr: a pattern leaves alone what it does not declare, so the
+manifest still re-plans empty, and nothing is written per database. A name
+that is no database, or a pattern that matches none, is an ``ExportError``.
+
+The server sections: ``users`` (every account of ``_users``, its password as a
+``${COUCHDB_USER_<NAME>_PASSWORD}`` placeholder when it has one: the server
+keeps only a hash, so the user sets each to the password, and plan checks it
+against that hash; never the hash),
 ``replications`` (every document of ``_replicator``) and ``config`` (the named
 sections, as the nodes of ``_membership`` hold them; where they disagree, the
 first node's value and a note). Fields the server writes are left out.
@@ -42,6 +52,7 @@ from typing import Any
 import yaml
 
 from couchsync.client import Client, Database, NotFound, Server
+from couchsync.manifest._patterns import is_pattern, literal_prefix, matches
 from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB
 from couchsync.plan._config import RECORD_SECTION
 from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
@@ -63,6 +74,10 @@ _CONFIG_SECTION = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
 # A user's fields never exported: the password, its hash, and what couchsync writes.
 _USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
+#: Fields of a user document that hold its password's hash (either scheme).
+_USER_HASHES = ("derived_key", "password_sha")
+#: Database names per page of ``_all_dbs`` while matching a pattern.
+_NAMES_PAGE = 1000
 
 
 class ExportError(Exception):
@@ -80,8 +95,8 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
     what the user should know: the variables to set, nodes that disagree, what was left
     out.
 
-    Raises ``NotFound`` for a database that does not exist, ``ExportError`` when
-    nothing is asked or a config section is refused.
+    Raises ``ExportError`` when nothing is asked, a database does not exist, a pattern
+    matches none, or a config section is refused.
     """
     _check_request(names, users, replications, config)
     note = notes or (lambda _message: None)
@@ -98,8 +113,10 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
             raise ExportError("--config: this server has no per-node configuration API "
                               f"({exc.brief}); it needs Apache CouchDB") from None
     if names:
+        matched = _matched(client, names)  # a pattern: every database it matches
         manifest["databases"] = {name: _export_checked(client.get_db(name), with_docs)
-                                 for name in names}
+                                 for name in dict.fromkeys(_flat(matched))}
+        manifest["databases"] = _shared_by_patterns(manifest["databases"], matched, note)
     if users:
         manifest["users"] = _export_users(client.get_db(USERS_DB), variables, note)
     if replications:
@@ -111,6 +128,95 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
              + ", ".join(sorted(variables.made)))
     return "# Exported by couchsync export.\n" + _dump_yaml(
         _literal_references(manifest, references))
+
+
+def _matched(client: Client, names: Sequence[str]) -> dict[str, list[str]]:
+    """Each name asked for, with the databases it stands for (a pattern: its matches)."""
+    matched: dict[str, list[str]] = {}
+    for name in names:
+        if not is_pattern(name):
+            if not client.database(name).exists():
+                raise ExportError(f"database {name!r} does not exist")
+            matched[name] = [name]
+            continue
+        prefix = literal_prefix(name)
+        found = [real for real in client.server.iter_database_names(
+                     start_key=prefix or None, end_key=prefix + "\ufff0" if prefix else None,
+                     page_size=_NAMES_PAGE)
+                 if matches(name, real)]
+        if not found:
+            raise ExportError(f"no database matches the pattern {name!r}")
+        matched[name] = found
+    return matched
+
+
+def _flat(matched: Mapping[str, list[str]]) -> Iterator[str]:
+    for names in matched.values():
+        yield from names
+
+
+def _shared_by_patterns(exported: Mapping[str, dict[str, Any]],
+                        matched: Mapping[str, list[str]], note: Callable[[str], None]
+                        ) -> dict[str, dict[str, Any]]:
+    """The manifest's databases: each name asked for as exported, each pattern as what
+    its matches share (``_shared``)."""
+    return {name: _shared(name, [exported[real] for real in reals], note)
+            if is_pattern(name) else exported[name] for name, reals in matched.items()}
+
+
+#: The sections of an exported database whose entries a pattern keeps when all share them.
+_SHARED_SECTIONS = (("indexes", "index"), ("design_docs", "design doc"))
+
+
+def _shared(pattern: str, specs: list[dict[str, Any]], note: Callable[[str], None]
+            ) -> dict[str, Any]:
+    """What every exported database of ``specs`` holds alike, as pattern ``pattern``'s
+    entry; ``note`` names what was left out (it differs, or some lack it)."""
+    total = len(specs)
+    shared: dict[str, Any] = {}
+    left: list[str] = []
+    securities = {json.dumps(spec.get("security"), sort_keys=True) for spec in specs}
+    if len(securities) == 1:
+        if "security" in specs[0]:
+            shared["security"] = specs[0]["security"]
+    else:
+        left.append(f"security ({len(securities)} different objects)")
+    partitioned = sum(bool(spec.get("partitioned")) for spec in specs)
+    if partitioned:  # a pattern never creates a database, so it has no such setting
+        left.append(f"partitioned ({partitioned} of {total})")
+    for section, kind in _SHARED_SECTIONS:
+        entries = [spec.get(section, {}) for spec in specs]
+        kept, dropped = _common(entries, kind)
+        if kept:
+            shared[section] = kept
+        left += dropped
+    documents = [{doc["_id"]: doc for doc in spec.get("documents", [])} for spec in specs]
+    kept, dropped = _common(documents, "document")
+    if kept:
+        shared["documents"] = list(kept.values())
+    left += dropped
+    if left:
+        note(f"pattern {pattern!r} ({total:,} database{'s' if total != 1 else ''}): exported "
+             "what they all share; left out, and so left as each database has it: "
+             + "; ".join(left[:10]) + (f"; … and {len(left) - 10:,} more" if len(left) > 10
+                                       else ""))
+    return shared
+
+
+def _common(entries: list[dict[str, Any]], kind: str) -> tuple[dict[str, Any], list[str]]:
+    """The entries (by key) every mapping of ``entries`` holds alike, and a line for each
+    of the others."""
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key in dict.fromkeys(key for entry in entries for key in entry):
+        holders = [entry[key] for entry in entries if key in entry]
+        if len(holders) < len(entries):
+            dropped.append(f"{kind} {key!r} (in {len(holders):,} of {len(entries):,})")
+        elif any(holder != holders[0] for holder in holders[1:]):
+            dropped.append(f"{kind} {key!r} (differs)")
+        else:
+            kept[key] = holders[0]
+    return kept, dropped
 
 
 def _check_request(names: Sequence[str], users: bool, replications: bool,
@@ -183,17 +289,30 @@ class _Variables:
         self.references = references  # value → KEY
         self._taken = set(references.values())
         self.made: dict[str, str] = {}  # name → value
+        self.unknowns: list[str] = []  # names of secrets the server does not give back
 
     def secret(self, wanted: str, value: str, before: str = "", after: str = "") -> _Secret:
         name = self.references.get(value)
         if name is None:
-            wanted = re.sub("[^A-Z0-9]", "_", wanted.upper())
-            name, number = wanted, 1
-            while name in self._taken or self.made.get(name, value) != value:
-                number += 1
-                name = f"{wanted}_{number}"
+            name = self._free(wanted, value)
             self.made[name] = value
         return _Secret(name, before, after)
+
+    def unknown(self, wanted: str) -> _Secret:
+        """A variable for a secret the server keeps only a hash of (a user's password)."""
+        name = self._free(wanted, None)
+        self.unknowns.append(name)
+        self._taken.add(name)
+        return _Secret(name)
+
+    def _free(self, wanted: str, value: str | None) -> str:
+        """``wanted`` made a variable name, numbered if another value has it."""
+        wanted = re.sub("[^A-Z0-9]", "_", wanted.upper())
+        name, number = wanted, 1
+        while name in self._taken or self.made.get(name, value) != value:
+            number += 1
+            name = f"{wanted}_{number}"
+        return name
 
 
 def _credentials_out(value: Any, stem: str, variables: _Variables, *, top: bool = False
@@ -294,7 +413,14 @@ def _export_users(db: Database, variables: _Variables,
             continue
         fields = {key: value for key, value in doc.items()
                   if not key.startswith("_") and key not in _USER_LEFT_OUT}
-        users[name] = _credentials_out(fields, f"USER_{name}", variables, top=True)
+        user = _credentials_out(fields, f"USER_{name}", variables, top=True)
+        if any(doc.get(key) for key in _USER_HASHES):  # the server keeps a hash, not it
+            user = {"password": variables.unknown(f"COUCHDB_USER_{name}_PASSWORD"), **user}
+        users[name] = user
+    if variables.unknowns:
+        note("users' passwords cannot be read (the server keeps a hash): set "
+             + ", ".join(variables.unknowns) + " to each user's password; plan checks "
+             "each against the stored hash and shows a change (masked) where it differs")
     return users
 
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from cli_helpers import run
 from sync_helpers import plan, sync
 
-from couchsync.client import Client, NotFound
+from couchsync.client import Client
 from couchsync.export import export_manifest
 from couchsync.manifest import DesiredState, load_manifests
 
@@ -64,9 +64,52 @@ def test_export_without_docs_leaves_documents_out(client: Client, db_name: str,
     assert plan(client, exported).is_empty
 
 
-def test_export_of_a_missing_database_raises_not_found(client: Client, db_name: str) -> None:
-    with pytest.raises(NotFound):
-        export_manifest(client, [db_name])
+def test_export_of_a_missing_database_names_it_plainly(couch_url: str, db_name: str) -> None:
+    done = run(couch_url, "export", "--db", db_name)
+    assert done.returncode == 1 and not done.stdout
+    assert done.stderr == f"Error: database {db_name!r} does not exist\n"
+    pattern = run(couch_url, "export", "--db", f"{db_name}-*")
+    assert pattern.returncode == 1
+    assert pattern.stderr == f"Error: no database matches the pattern '{db_name}-*'\n"
+
+
+def test_a_pattern_is_exported_once_as_what_its_databases_share(
+    client: Client, couch_url: str, db_name: str, tmp_path: Path,
+) -> None:
+    base = db_name
+    names = [f"{base}-{tail}" for tail in ("a", "b", "c")]
+    shared_doc = {"_id": "settings", "theme": "dark"}
+    for i, name in enumerate(names):
+        databases = {name: {
+            "security": {"members": {"names": [f"user{i // 2}"], "roles": []}},  # 2 kinds
+            "indexes": SPEC["indexes"], "design_docs": {**SPEC["design_docs"], **(
+                {"extra": {"views": {"x": {"map": "function (doc) {}"}}}} if i == 2 else {})},
+            "documents": [shared_doc, {"_id": "own", "n": i}]}}
+        path = tmp_path / f"seed{i}.yaml"
+        path.write_text(yaml.safe_dump({"version": 1, "databases": databases}))
+        sync(client, load_manifests([path], environ={}))
+    try:
+        done = run(couch_url, "export", "--db", f"{base}-*", "--with-docs")
+        assert done.returncode == 0, done.stderr
+        exported = yaml.safe_load(done.stdout)["databases"]
+        assert list(exported) == [f"{base}-*"]  # once, as a pattern
+        entry = exported[f"{base}-*"]
+        assert set(entry) == {"indexes", "design_docs", "documents"}  # no security
+        assert set(entry["indexes"]) == set(SPEC["indexes"])
+        assert set(entry["design_docs"]) == {"reports"}
+        assert entry["documents"] == [shared_doc]
+        note = next(line for line in done.stderr.splitlines() if "pattern" in line)
+        assert note.startswith(f"pattern '{base}-*' (3 databases): exported what they all "
+                               "share; left out, and so left as each database has it: ")
+        assert "security (2 different objects)" in note
+        assert "design doc 'extra' (in 1 of 3)" in note and "document 'own' (differs)" in note
+
+        path = tmp_path / "exported.yaml"
+        path.write_text(done.stdout)
+        assert plan(client, load_manifests([path], environ={})).is_empty
+    finally:
+        for name in names:
+            client.delete(name)
 
 
 def test_export_of_a_design_doc_with_commonjs_view_modules_loads_and_re_plans_empty(

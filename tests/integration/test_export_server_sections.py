@@ -73,33 +73,45 @@ def needed(stderr: str) -> set[str]:
     return set(line.rsplit(": ", 1)[1].split(", "))
 
 
-def test_users_export_without_password_and_keep_it(
+def test_users_export_with_a_password_placeholder_and_keep_it(
     couch_url: str, http: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
     name = unique
     path = f"/_users/org.couchdb.user:{name}"
     put_doc(http, path, {"name": name, "type": "user", "roles": ["staff"],
                          "password": SECRETS[0], "email": "${not-a-var}"})
+    variable = "COUCHDB_USER_" + re.sub("[^A-Z0-9]", "_", name.upper()) + "_PASSWORD"
     try:
-        exported, text, _ = export(couch_url, "--users")
+        exported, text, stderr = export(couch_url, "--users")
         user = exported["users"][name]
-        assert user == {"roles": ["staff"], "email": "$${not-a-var}"}  # loads back as is
+        assert user == {"password": f"${{{variable}}}", "roles": ["staff"],
+                        "email": "$${not-a-var}"}  # loads back as is
         assert "derived_key" not in text and "org.couchdb.user" not in text
+        assert ("users' passwords cannot be read (the server keeps a hash): set "
+                in stderr and variable in stderr)
         mine = {"version": 1, "users": {name: user}}
-        plan_is_empty(couch_url, mine, tmp_path, {})
+        plan_is_empty(couch_url, mine, tmp_path, {variable: SECRETS[0]})
+        wrong = tmp_path / "wrong.yaml"
+        wrong.write_text(yaml.safe_dump(mine))
+        changed = run(couch_url, "plan", str(wrong), "--var", f"{variable}=not-it",
+                      "--detailed-exitcode")
+        assert changed.returncode == 2, changed.stdout + changed.stderr
+        assert f"~ db:_users/doc:org.couchdb.user:{name}" in changed.stdout
+        assert "not-it" not in changed.stdout + changed.stderr
 
         # Adopted: a role added in the manifest; the stored password must survive it.
         stored = http.get(path).json()
         mine["users"][name]["roles"].append("reports")
         path_file = tmp_path / "roles.yaml"
         path_file.write_text(yaml.safe_dump(mine))
-        applied = run(couch_url, "apply", str(path_file), "--yes")
+        applied = run(couch_url, "apply", str(path_file), "--yes",
+                      "--var", f"{variable}={SECRETS[0]}")
         assert applied.returncode == 0, applied.stdout + applied.stderr
         after = http.get(path).json()
         assert after["roles"] == ["staff", "reports"]
         assert {key: after.get(key) for key in ("salt", "derived_key", "password_scheme")} \
             == {key: stored.get(key) for key in ("salt", "derived_key", "password_scheme")}
-        plan_is_empty(couch_url, mine, tmp_path, {})
+        plan_is_empty(couch_url, mine, tmp_path, {variable: SECRETS[0]})
     finally:
         delete_doc(http, path)
 
