@@ -3,28 +3,50 @@ on the server, e.g. one set of databases per pull request (``pr-123-orders``).
 
 Every declared name and pattern is mapped (``orders`` → ``pr-123-orders``,
 ``tenant-*`` → ``pr-123-tenant-*``), and ``--only`` selectors the same way, so a plan
-shows the real names. System databases (``_users``) are never mapped.
+shows the real names. System databases keep their names, so what the manifests
+declare in them is isolated as well, or refused:
+
+- replications (``_replicator``) get mapped ids (``pr-123-nightly``), and their
+  endpoints that are databases of this server (a URL with the server's host and
+  port, ``localhost``, ``127.0.0.1`` and ``[::1]`` being one host) are mapped
+  too: a pull request's replication copies its own databases, never
+  production's. ``prune: {replications: true}`` is refused: ``_replicator`` is
+  shared, and pruning it would judge every environment's replications.
+- users (``_users``, shared by every prefix) are refused, with where they are
+  declared: a prefixed run never edits production's accounts.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+import urllib.parse
+from dataclasses import dataclass, field, replace
 
-from couchsync.manifest.model import DatabaseSpec, DesiredState
+from couchsync._canonical import canonical_json
+from couchsync.manifest._problems import ManifestError, Problem
+from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 
 __all__ = ["NO_MAPPING", "DatabaseNames"]
 
 #: What CouchDB allows in a database name after its first letter.
 _NAME_CHARS = re.compile(r"[a-z0-9_$()+/-]*\Z")
+#: Host names that all mean "this machine" (as the server sees a replication endpoint).
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The fields of a replication document that name a database.
+_ENDPOINTS = ("source", "target")
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseNames:
-    """A mapping of declared database names to real ones: ``prefix + name + suffix``."""
+    """A mapping of declared database names to real ones: ``prefix + name + suffix``.
+
+    ``server``: the URL of the server planned (replication endpoints on it are mapped).
+    """
 
     prefix: str = ""
     suffix: str = ""
+    server: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         for option, value in (("--db-prefix", self.prefix), ("--db-suffix", self.suffix)):
@@ -45,19 +67,92 @@ class DatabaseNames:
     def selector(self, text: str) -> str:
         """An ``--only`` selector (``DB``, ``DB/DOCID``, a pattern) with its database mapped."""
         database, slash, rest = text.partition("/")
+        if database == REPLICATOR_DB and rest:
+            return f"{database}/{self.prefix}{rest}{self.suffix}"
         return self.real(database) + slash + rest
 
     def apply(self, state: DesiredState) -> DesiredState:
-        """``state`` with every database and pattern under its real name."""
+        """``state`` with every database and pattern under its real name, replications
+        isolated; raises ``ManifestError`` where it declares users or prunes
+        replications (see the module docstring)."""
         if not self:
             return state
+        self._refuse(state)
 
         def mapped(specs: dict[str, DatabaseSpec]) -> dict[str, DatabaseSpec]:
-            return {self.real(name): replace(spec, name=self.real(name))
-                    for name, spec in specs.items()}
+            return {self.real(name): self._mapped_spec(spec) for name, spec in specs.items()}
 
         return replace(state, databases=mapped(state.databases),
                        patterns=mapped(state.patterns))
+
+    def _options(self) -> str:
+        return " ".join(f"{option} {value}" for option, value in
+                        (("--db-prefix", self.prefix), ("--db-suffix", self.suffix)) if value)
+
+    def _refuse(self, state: DesiredState) -> None:
+        problems = []
+        users = state.databases.get(USERS_DB)
+        if users is not None:
+            where = next(iter(users.documents.values())).source if users.documents \
+                else users.source
+            problems.append(Problem(*where, f"users refused with {self._options()}: _users "
+                                    "is shared by every prefix, and a prefixed run never "
+                                    "edits production's accounts; plan users without the "
+                                    "option, from a manifest of their own"))
+        replications = state.databases.get(REPLICATOR_DB)
+        if replications is not None and replications.prune:
+            where = replications.sources.get("prune", replications.source)
+            problems.append(Problem(*where, f"prune.replications refused with "
+                                    f"{self._options()}: _replicator is shared by every "
+                                    "prefix, so pruning it would judge production's "
+                                    "replications too"))
+        if problems:
+            raise ManifestError(problems)
+
+    def _mapped_spec(self, spec: DatabaseSpec) -> DatabaseSpec:
+        if spec.name != REPLICATOR_DB:
+            return replace(spec, name=self.real(spec.name))
+        documents = {}
+        for doc in spec.documents.values():
+            new = self._replication(doc)
+            documents[new.id] = new
+        return replace(spec, documents=documents)
+
+    def _replication(self, doc: DocumentSpec) -> DocumentSpec:
+        """Replication ``doc`` with its id and its endpoints on this server mapped."""
+        body = doc.body
+        body["_id"] = f"{self.prefix}{doc.id}{self.suffix}"
+        for key in _ENDPOINTS:
+            endpoint = body.get(key)
+            if isinstance(endpoint, str):
+                body[key] = self._endpoint(endpoint)
+            elif isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
+                endpoint["url"] = self._endpoint(endpoint["url"])
+        canonical = canonical_json(body)
+        return replace(doc, id=body["_id"], inline=canonical, digest=None, offset=-1,
+                       length=0)
+
+    def _endpoint(self, url: str) -> str:
+        """``url`` with its database mapped when it is a database of this server."""
+        server, endpoint = urllib.parse.urlsplit(self.server), urllib.parse.urlsplit(url)
+        try:
+            same = (_host(endpoint) == _host(server) and endpoint.port == server.port
+                    and endpoint.scheme == server.scheme)
+        except ValueError:  # a port that is no number: not this server's URL
+            return url
+        base = server.path.rstrip("/") + "/"
+        if not same or not endpoint.path.startswith(base):
+            return url
+        database = urllib.parse.unquote(endpoint.path[len(base):].rstrip("/"))
+        if not database or database.startswith("_"):
+            return url
+        path = base + urllib.parse.quote(self.real(database), safe="")
+        return urllib.parse.urlunsplit(endpoint._replace(path=path))
+
+
+def _host(url: urllib.parse.SplitResult) -> str | None:
+    host = url.hostname
+    return "localhost" if host in _LOOPBACK else host
 
 
 #: The identity: every database under its declared name.
