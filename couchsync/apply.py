@@ -55,6 +55,7 @@ from typing import Any
 from couchsync import __version__, _rollout
 from couchsync._canonical import canonical_json
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
+from couchsync._words import counted
 from couchsync.client import (
     BulkResults,
     Client,
@@ -91,6 +92,18 @@ from couchsync.plan._ownership import (
     write_ahead,
     write_record,
 )
+from couchsync.plan._phases import (
+    CREATE_DB,
+    DELETE_DB,
+    DESIGN,
+    DOCS,
+    INDEX_CREATE,
+    INDEX_DELETE,
+    SECURITY,
+    STAGED,
+    validates,
+)
+from couchsync.plan._phases import phases as step_phases
 from couchsync.plan._staging import staging_id
 from couchsync.plan._state import LiveDoc, ManagedDoc
 
@@ -206,7 +219,8 @@ class ApplyError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        lines = [f"apply failed for {len(self.failures):,} of {len(self.results):,} steps:"]
+        lines = [f"apply failed for {len(self.failures):,} of "
+                 f"{counted(len(self.results), 'step')}:"]
         # A batch the server refused as a whole (a 500, a 429) fails each of its steps
         # with the same error: one line for them, not one per document.
         same: dict[str | None, list[str]] = {}
@@ -246,7 +260,7 @@ class ApplyInterrupted(Exception):
         failed = len(self.result.failures)
         return "\n".join([
             f"apply stopped: {self.cause}",
-            f"Done before it: {len(self.results) - failed:,} of {self.total:,} steps "
+            f"Done before it: {len(self.results) - failed:,} of {counted(self.total, 'step')} "
             f"({counts['create']:,} created, {counts['update']:,} updated, "
             f"{counts['delete']:,} deleted)" + (f", {failed:,} refused" if failed else "")
             + f"; not done: {self.total - len(self.results):,}.",
@@ -350,29 +364,6 @@ def _check_desired_covers(plan: Plan, desired: DesiredState) -> None:
         raise PlanError(f"the plan writes documents the desired state lacks: {strays[:5]}")
 
 
-# Phase numbers; a replace is in both index phases (its delete half, then its create half).
-_CREATE_DB, _DELETE_DB, _SECURITY, _DESIGN, _INDEX_DELETE, _INDEX_CREATE, _DOCS, _STAGED = range(8)
-
-
-def _validates(step: Step) -> bool:
-    """Whether a design-doc step sets, changes or drops a ``validate_doc_update`` (a
-    delete reads no body: it may drop one)."""
-    return step.action is Action.DELETE or any(
-        isinstance(body, dict) and "validate_doc_update" in body
-        for body in (step.before, step.after))
-
-
-def _phases(step: Step) -> tuple[int, ...]:
-    if step.rebuild is not None and step.rebuild["staged"]:
-        return (_STAGED,)
-    if step.kind is StepKind.DATABASE:
-        return (_CREATE_DB,) if step.action is Action.CREATE else (_DELETE_DB,)
-    if step.kind is StepKind.INDEX:
-        return {Action.CREATE: (_INDEX_CREATE,), Action.DELETE: (_INDEX_DELETE,),
-                Action.REPLACE: (_INDEX_DELETE, _INDEX_CREATE)}[step.action]
-    return ({StepKind.SECURITY: _SECURITY, StepKind.DESIGN_DOC: _DESIGN}.get(step.kind, _DOCS),)
-
-
 class _Run:
     """The state of one apply: results so far, progress, and what the record must learn."""
 
@@ -428,12 +419,13 @@ class _Run:
         when some step failed."""
         # Design docs go with the documents, in the same requests, unless a
         # validate_doc_update is set or dropped: it must be in force (or gone) first.
-        validating = any(step.kind is StepKind.DESIGN_DOC and _validates(step) for step in steps)
+        validating = any(step.kind is StepKind.DESIGN_DOC
+                         and validates(step.kind, step.action, step.before, step.after)
+                         for step in steps)
         phases: dict[int, list[Step]] = {}
         for step in steps:
-            for phase in _phases(step):
-                if phase == _DESIGN and not validating:
-                    phase = _DOCS
+            staged = step.rebuild is not None and step.rebuild["staged"]
+            for phase in step_phases(step.kind, step.action, staged, validating):
                 phases.setdefault(phase, []).append(step)
         before = self.failed.get(database, 0)
         try:
@@ -501,10 +493,10 @@ class _Run:
 
     def phase(self, phase: int, steps: list[Step]) -> None:
         """One phase of one database."""
-        if phase == _STAGED:
+        if phase == STAGED:
             self.roll_out(steps[0].database, steps)
             return
-        if phase == _DOCS and (refused := self.refused_design.get(steps[0].database)):
+        if phase == DOCS and (refused := self.refused_design.get(steps[0].database)):
             # Design docs go first only to put a validate_doc_update in force: one
             # refused leaves the documents unchecked, so none is written.
             error = (f"not written: {refused.step.id} was refused ({refused.error}), and "
@@ -512,13 +504,13 @@ class _Run:
             for step in steps:
                 self.finish(StepResult(step, False, error=error))
             return
-        if phase in (_DESIGN, _DOCS):
-            self.write_documents(steps[0].database, steps, ahead=phase == _DOCS)
+        if phase in (DESIGN, DOCS):
+            self.write_documents(steps[0].database, steps, ahead=phase == DOCS)
             return
         for step in steps:
             if step.action is not Action.REPLACE:
                 self.run_one(step, phase)
-            elif phase == _INDEX_DELETE:
+            elif phase == INDEX_DELETE:
                 self.delete_half_of_replace(step)
             elif step.address in self.replacing:  # else its failure is already recorded
                 self.run_one(step, phase)
@@ -542,19 +534,19 @@ class _Run:
             return
         self.guard()
         try:
-            w = None if phase in (_CREATE_DB, _DELETE_DB) else self.w(step.database)
+            w = None if phase in (CREATE_DB, DELETE_DB) else self.w(step.database)
             _SIMPLE[phase](self.client, step, w)
         except TransportError:
             raise
         except CouchError as exc:
-            if phase == _CREATE_DB:
+            if phase == CREATE_DB:
                 self.blocked.add(step.database)
             self.finish(StepResult(step, False, error=exc.brief))
         else:
             visible = self.visible.setdefault(step.database, {})
-            if phase == _INDEX_CREATE:
+            if phase == INDEX_CREATE:
                 visible.setdefault(phase, set()).add(step.id or "")
-            elif phase == _SECURITY:
+            elif phase == SECURITY:
                 visible[phase] = step.after
             self.finish(StepResult(step, True))
 
@@ -594,7 +586,7 @@ class _Run:
                 self.result.staged.append(
                     f"{step.address}: built under {staging_id(step)} in "
                     f"{time.monotonic() - started:.1f} s, then swapped in")
-        self.wait_until_visible(database, _INDEX_CREATE)
+        self.wait_until_visible(database, INDEX_CREATE)
 
     def build_progress(self, address: str) -> _rollout.BuildProgress | None:
         on_build = self.on_build
@@ -621,7 +613,7 @@ class _Run:
                 result = StepResult(step, False, error=exc.brief)
             else:
                 result = StepResult(step, True)
-                self.visible.setdefault(db.name, {}).setdefault(_INDEX_CREATE, set()).add(
+                self.visible.setdefault(db.name, {}).setdefault(INDEX_CREATE, set()).add(
                     step.id or "")
         self.finish(result)
         if not result.ok:
@@ -793,7 +785,7 @@ class _Run:
     def report_partial_writes(self) -> None:
         for database, count in sorted(self.partial.items()):
             self.result.warnings.append(
-                f"db:{database}: {count:,} write request{'s' if count != 1 else ''} stored "
+                f"db:{database}: {counted(count, 'write request')} stored "
                 f"on fewer than all {self.copies.get(database) or 'its'} copies "
                 "(202 Accepted: is a node down?). They reach the other copies when it is "
                 "back; until then a plan may not see them.")
@@ -904,17 +896,17 @@ def _security_shown(db: Database, security: Any) -> bool:
 
 
 _VISIBLE: dict[int, Callable[[Database, Any], bool]] = {
-    _INDEX_CREATE: _indexes_listed,
-    _SECURITY: _security_shown,
+    INDEX_CREATE: _indexes_listed,
+    SECURITY: _security_shown,
 }
-_PHASE_NAMES = {_INDEX_CREATE: "new indexes", _SECURITY: "_security"}
+_PHASE_NAMES = {INDEX_CREATE: "new indexes", SECURITY: "_security"}
 
 _SIMPLE: dict[int, Callable[[Client, Step, int | None], object]] = {
-    _CREATE_DB: _create_database,
-    _DELETE_DB: _delete_database,
-    _SECURITY: _set_security,
-    _INDEX_DELETE: _delete_index,
-    _INDEX_CREATE: _create_index,
+    CREATE_DB: _create_database,
+    DELETE_DB: _delete_database,
+    SECURITY: _set_security,
+    INDEX_DELETE: _delete_index,
+    INDEX_CREATE: _create_index,
 }
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 import typer
 
 from couchsync._parallel import DEFAULT_PARALLEL
+from couchsync._words import counted
 
 if TYPE_CHECKING:
     from couchsync.client import Client
@@ -175,7 +176,7 @@ def _clean_errors() -> Iterator[None]:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         count = len(exc.problems)
-        _fail(f"{count:,} problem{'s' if count != 1 else ''} in manifests")
+        _fail(f"{counted(count, 'problem')} in manifests")
     except typer.Exit:
         raise
     except Exception as exc:
@@ -275,8 +276,7 @@ def _unread(plan: Plan) -> str | None:
     """The databases that could not be read, one per line (at most 20), or None."""
     if not plan.errors:
         return None
-    lines = [f"could not read {len(plan.errors):,} database"
-             f"{'s' if len(plan.errors) != 1 else ''}; nothing was planned for "
+    lines = [f"could not read {counted(len(plan.errors), 'database')}; nothing was planned for "
              f"{'them' if len(plan.errors) != 1 else 'it'}:"]
     lines += [f"  {name}: {reason}" for name, reason in list(plan.errors.items())[:20]]
     if len(plan.errors) > 20:
@@ -297,13 +297,17 @@ def _tell_locks(locks: LockReader) -> None:
         typer.echo(f"Note: … and {len(held) - 10:,} more databases locked.", err=True)
 
 
-def _show(plan: Plan, fmt: str, list_databases: bool = False) -> None:
+def _show(plan: Plan, fmt: str, list_databases: bool = False, *,
+          saved: Path | None = None) -> None:
+    """Print ``plan``; ``saved``: where the plan was saved (a markdown plan too long for
+    a comment points there)."""
     from couchsync.plan import render_json, render_markdown, render_text
 
     if fmt == "json":
         typer.echo(render_json(plan))
     elif fmt == "markdown":
-        typer.echo(render_markdown(plan.view()), nl=False)
+        typer.echo(render_markdown(plan.view(), full_plan=None if saved is None else str(saved)),
+                   nl=False)
     else:
         typer.echo(render_text(plan.view(), color=_color(sys.stdout),
                                list_databases=list_databases))
@@ -381,10 +385,12 @@ def plan(
                 settings = {"only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
                             "design_deploy": design_deploy and design_deploy.value}
                 _save_plan(out, result, desired, client, paths, settings, environ)
-        _show(result, fmt, list_databases)
+        _show(result, fmt, list_databases, saved=out)
         if fmt == "text" and result.record_updates():
-            typer.echo(f"\nApply will also settle {result.record_updates():,} ownership-record "
-                       "entries left pending by an interrupted apply.")
+            entries = counted(result.record_updates(), "ownership-record entry",
+                              "ownership-record entries")
+            typer.echo(f"\nApply will also settle {entries} left pending by an interrupted "
+                       "apply.")
         if (unread := _unread(result)) is not None:
             _fail(unread)
     if detailed_exitcode and not result.is_empty:
@@ -612,8 +618,9 @@ def apply(
             typer.echo(result.to_json(changes))
         else:
             if result.confirmed:
-                typer.echo(f"Ownership records: {result.confirmed:,} entries left pending by "
-                           "an interrupted apply settled.")
+                settled = counted(result.confirmed, "entry", "entries")
+                typer.echo(f"Ownership records: {settled} left pending by an interrupted "
+                           "apply settled.")
             for line in result.staged:
                 typer.echo(f"Staged: {line}")
             if not changes.is_empty:

@@ -34,24 +34,22 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync import __version__
 from couchsync._canonical import canonical_json
+from couchsync.manifest._env import is_secret_variable
 from couchsync.manifest._server import REPLICATOR_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._model import Plan
-from couchsync.plan._system import shown, shown_config
+from couchsync.plan._system import shown, shown_config, shown_secrets
 
 __all__ = ["ReadVariables", "SavedPlan", "SavedPlanError", "fingerprint", "plan_moves"]
 
 KIND = "couchsync-saved-plan"
 FORMAT_VERSION = 2  # 2: variables, and what the manifests declare item by item
-#: Variable names whose values must never be written to a file.
-SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 #: Shorter values are not looked for (they would be found everywhere by chance).
 SECRET_MIN_LENGTH = 4
 #: Moves listed one by one in the refusal; the rest are counted.
@@ -59,11 +57,6 @@ SHOWN_MOVES = 20
 #: Hex digits kept of each declared item's digest (a saved plan of 10^5 documents
 #: stays a few MB; 64 bits tell a changed item from an unchanged one).
 PART_DIGITS = 16
-
-
-def is_secret_variable(name: str) -> bool:
-    """Whether a variable's name says its value is a secret (never written to a file)."""
-    return SECRET_NAME.search(name) is not None
 
 
 class SavedPlanError(Exception):
@@ -286,6 +279,8 @@ def declared_items(desired: DesiredState) -> dict[str, str]:
         for address, value in _declared(desired.databases[name]):
             items[address] = hashlib.sha256(
                 canonical_json(value, drop=())).hexdigest()[:PART_DIGITS]
+        if desired.secrets:
+            items.update(_secrets_masked(desired.databases[name], desired.secrets))
     for section, keys in desired.config.items():
         for key, setting in keys.items():
             shown_value = shown_config(f"{section}/{key}", {"": setting.value})
@@ -294,6 +289,23 @@ def declared_items(desired: DesiredState) -> dict[str, str]:
     if desired.prune_config:
         items["prune:config"] = "true"
     return items
+
+
+def _secrets_masked(spec: DatabaseSpec, secrets: frozenset[str]) -> dict[str, str]:
+    """The items of ``spec`` that hold a value of ``secrets``, digested as plans show them
+    (masked, ``shown_secrets``): a guessable secret would be found by hashing guesses."""
+    base = f"db:{spec.name}"
+    values = [(f"{base}/security", spec.security),
+              *((f"{base}/design:{name}", design.body)
+                for name, design in spec.design_docs.items()),
+              *((f"{base}/doc:{doc_id}", doc.body) for doc_id, doc in spec.documents.items())]
+    found = {}
+    for address, value in values:
+        masked = shown_secrets(value, None, secrets, after=False)
+        if masked != value:
+            found[address] = hashlib.sha256(
+                canonical_json(masked, drop=())).hexdigest()[:PART_DIGITS]
+    return found
 
 
 def _declared(spec: DatabaseSpec) -> Iterator[tuple[str, Any]]:

@@ -5,6 +5,10 @@ must read the same in every environment. ``$${`` writes a literal ``${``. As in
 the shell, ``:-`` uses the default when the variable is unset *or* empty. The
 result is always a string: ``q: ${SHARDS}`` is a string, and the schema says
 so, rather than a value whose type depends on the environment.
+
+Secrets: a variable whose name says it holds a secret (``is_secret_variable``)
+gives a value that plans mask wherever they show or save it (text, markdown,
+JSON, ``--out``): expansion collects those values (``Expansion.secrets``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from couchsync.manifest._problems import Path, surrogate_problem
+
+#: Variable names whose values are secrets: masked in plans, never written to a file.
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether a variable's name says its value is a secret (``*PASS*``, ``*SECRET*``,
+    ``*TOKEN*``, ``*KEY*``, ``*CREDENTIAL*``, ``*AUTH*``, any letter case)."""
+    return SECRET_NAME.search(name) is not None
+
 
 # "$${" first so that an escaped reference is never expanded; an unclosed or
 # malformed "${" is matched by the last branch so it can be reported.
@@ -27,17 +41,20 @@ _TOKEN = re.compile(
 
 @dataclass(slots=True)
 class Expansion:
-    """The expanded value, the problems found, and which paths held references."""
+    """The expanded value, the problems found, which paths held references, and the
+    (non-empty) values that secret variables gave."""
 
     value: Any
     problems: list[tuple[Path, str]]
     expanded: set[Path]
+    secrets: set[str]
 
 
 def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
     """Expand every string value inside ``value`` (a JSON-like tree)."""
     problems: list[tuple[Path, str]] = []
     expanded: set[Path] = set()
+    secrets: set[str] = set()
 
     def walk(value: Any, path: Path) -> Any:
         if isinstance(value, dict):
@@ -45,18 +62,20 @@ def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
-            text, found = expand_string(value, environ)
+            text, found = expand_string(value, environ, secrets)
             problems.extend((path, message) for message in found)
             if text != value:
                 expanded.add(path)
             return text
         return value
 
-    return Expansion(walk(value, ()), problems, expanded)
+    return Expansion(walk(value, ()), problems, expanded, secrets)
 
 
-def expand_string(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Expand the references in one string; returns the text and problem messages."""
+def expand_string(text: str, environ: Mapping[str, str], secrets: set[str] | None = None
+                  ) -> tuple[str, list[str]]:
+    """Expand the references in one string; returns the text and problem messages.
+    ``secrets`` collects the values given by secret variables."""
     problems: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -82,6 +101,8 @@ def expand_string(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]
             # which no JSON sent to CouchDB can hold. The value may be secret: not shown.
             problems.append(f"the value of variable {name} is not valid UTF-8 text")
             return match.group(0)
+        if secrets is not None and found and is_secret_variable(name):
+            secrets.add(found)
         return found
 
     return _TOKEN.sub(replace, text), problems

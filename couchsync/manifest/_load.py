@@ -85,18 +85,22 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
     files, problems = manifest_files(paths)
     # The cache is the process's setting, not a manifest variable: os.environ, always.
     builder = StateBuilder(DataFileCache(cache_directory(os.environ)))
+    secrets: set[str] = set()
     for file in files:
-        problems.extend(_load_file(file, environ, builder))
+        problems.extend(_load_file(file, environ, builder, secrets))
     if on_declared is not None and not problems and not builder.problems:
         builder.state.files = files
         on_declared(builder.state)
     builder.add_documents()
     state = builder.finish()
     state.files = files
+    state.secrets = frozenset(secrets)
     return state, _limit(problems + builder.problems)
 
 
-def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder) -> list[Problem]:
+def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
+               secrets: set[str]) -> list[Problem]:
+    """Load one file into ``builder``; ``secrets`` collects what secret variables gave."""
     text_or_problem = _read_text(file)
     if isinstance(text_or_problem, Problem):
         return [text_or_problem]
@@ -113,6 +117,7 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder) -> 
         return [*problems, Problem(file, line, col, "a manifest must be a mapping with 'version'"
                                    f" and 'databases', got {type_name(value)}")]
     expansion = expand(value, environ)
+    secrets |= expansion.secrets
     # Values that failed to parse are not schema-checked, and the parts of a database
     # with problems are not built (see _broken_part): either would only add follow-on
     # noise. The rest of each database is built, so that its own problems (duplicate

@@ -250,3 +250,6 @@ class DesiredState:
     config: dict[str, dict[str, ConfigSetting]] = field(default_factory=dict)
     #: ``prune: {config: true}``: keys couchsync set that no manifest declares are deleted.
     prune_config: bool = False
+    #: Values that secret variables gave the manifests (``is_secret_variable``): plans
+    #: mask every value holding one.
+    secrets: frozenset[str] = frozenset()

@@ -2,11 +2,14 @@
 
 Used by the text renderer to show an update as the fields that changed
 (``~ profile.email``, ``+ tags[2]``, ``- legacy``) instead of two whole bodies.
-Leaves compare canonically, like documents do: ``1`` equals ``1.0``.
+Leaves compare canonically, like documents do: ``1`` equals ``1.0``. A changed
+multi-line string (a view's map function, a ``validate_doc_update``) is shown
+as a unified line diff (``line_diff``) rather than as two one-line JSON strings.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterator
@@ -16,6 +19,8 @@ from typing import Any
 from couchsync._canonical import canonical_json
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
+#: Unchanged lines shown around each changed run of a line diff.
+DIFF_CONTEXT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,14 @@ def field_changes(before: Any, after: Any, path: str = "") -> Iterator[FieldChan
                 yield from field_changes(before[index], after[index], sub)
     elif canonical_json(before, drop=()) != canonical_json(after, drop=()):
         yield FieldChange("~", path, before=before, after=after)
+
+
+def line_diff(before: Any, after: Any) -> list[str]:
+    """A unified diff (``@@`` hunks, lines starting with ``-``, ``+`` or a space) of two
+    strings either of which spans several lines; empty for anything else."""
+    if not (isinstance(before, str) and isinstance(after, str)
+            and ("\n" in before or "\n" in after)):
+        return []
+    lines = list(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="",
+                                      n=DIFF_CONTEXT))
+    return lines[2:]  # past the "---"/"+++" file names

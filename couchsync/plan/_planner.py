@@ -185,7 +185,7 @@ def plan_server(
     ``_config`` (``CONFIG``; apply's re-plan under the lock names it so)."""
     databases = None if only is None else [name for name in only if name != CONFIG]
     scopes = resolve_only(desired, databases) if databases != [] else {}
-    plan = Plan()
+    plan = Plan(secrets=desired.secrets)
     if only is None or CONFIG in only:
         plan.add(DatabasePlan(CONFIG, plan_config(desired, read_config(client, desired)),
                               {}, set()))

@@ -9,7 +9,9 @@
   refuses the right password too for 5 minutes; a plan run in CI after every
   push would lock a production account out.
 - Secrets never show: ``shown`` masks passwords, credentials in URLs and
-  ``Authorization``/``Cookie`` headers in every value a plan prints or saves.
+  ``Authorization``/``Cookie`` headers in every value a plan prints or saves;
+  ``shown_secrets`` masks, in any database, every string holding a value that a
+  secret variable gave the manifests (``couchsync.manifest._env``).
 """
 
 from __future__ import annotations
@@ -142,3 +144,27 @@ def _masked(value: Any, other: Any, secret: bool = False) -> Any:
 
 def _mark(value: str, other: Any) -> str:
     return MASK if other is None or other == value else CHANGED
+
+
+def shown_secrets(value: Any, other: Any, secrets: frozenset[str], after: bool) -> Any:
+    """``value`` (a step's ``before``, or its ``after`` when ``after``) with every string
+    that holds one of ``secrets``, or whose counterpart at the same path in ``other``
+    (the step's other side) does, masked: ``***``, or ``(changed)`` on the after side
+    where it differs from before. Masking both sides at such a path hides the old value
+    of a secret too, which couchsync does not know to be one."""
+    if isinstance(value, dict):
+        return {key: shown_secrets(item, other.get(key) if isinstance(other, dict) else None,
+                                   secrets, after)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [shown_secrets(item, other[i] if isinstance(other, list) and i < len(other)
+                              else None, secrets, after)
+                for i, item in enumerate(value)]
+    if isinstance(value, str) and (_holds(value, secrets) or (
+            isinstance(other, str) and _holds(other, secrets))):
+        return _mark(value, other) if after else MASK
+    return value
+
+
+def _holds(text: str, secrets: frozenset[str]) -> bool:
+    return any(secret in text for secret in secrets)

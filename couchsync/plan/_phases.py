@@ -1,0 +1,43 @@
+"""The order apply runs a database's steps in: its phases. One definition, read by
+apply (which runs them) and by the renderers (which list steps in that order).
+
+Per database: create the database (or delete it), security, design docs that
+set, change or drop a ``validate_doc_update`` (the others go with the
+documents), index deletes (``-`` and the first half of ``-/+``), index creates,
+documents, staged rollouts last (their build covers the documents).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from couchsync.plan._model import Action, StepKind
+
+# A replace is in both index phases (its delete half, then its create half).
+CREATE_DB, DELETE_DB, SECURITY, DESIGN, INDEX_DELETE, INDEX_CREATE, DOCS, STAGED = range(8)
+
+
+def validates(kind: StepKind, action: Action, before: Any, after: Any) -> bool:
+    """Whether a design-doc step sets, changes or drops a ``validate_doc_update`` (a
+    delete reads no body: it may drop one)."""
+    return kind is StepKind.DESIGN_DOC and (action is Action.DELETE or any(
+        isinstance(body, dict) and "validate_doc_update" in body for body in (before, after)))
+
+
+def phases(kind: StepKind, action: Action, staged: bool, validating: bool
+           ) -> tuple[int, ...]:
+    """The phases a step runs in; ``validating``: some design-doc step of its database
+    ``validates`` (then design docs go before the indexes, else with the documents)."""
+    if staged:
+        return (STAGED,)
+    if kind is StepKind.DATABASE:
+        return (CREATE_DB,) if action is Action.CREATE else (DELETE_DB,)
+    if kind is StepKind.INDEX:
+        return {Action.CREATE: (INDEX_CREATE,), Action.DELETE: (INDEX_DELETE,),
+                Action.REPLACE: (INDEX_DELETE, INDEX_CREATE)}[action]
+    if kind is StepKind.SECURITY:
+        return (SECURITY,)
+    if kind is StepKind.DESIGN_DOC and validating:
+        return (DESIGN,)
+    return (DOCS,)
+
