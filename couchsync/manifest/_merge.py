@@ -16,6 +16,7 @@ from couchsync._canonical import NotJSONNumber
 from couchsync.manifest import _rules
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
+from couchsync.manifest._javascript import javascript_problems
 from couchsync.manifest._patterns import (
     combine,
     is_pattern,
@@ -100,6 +101,10 @@ class StateBuilder:
                               f"defined at {first.source}", (*base, "design_docs", ddoc_name))
             else:
                 db.design_docs[ddoc_name] = DesignDocSpec(ddoc_name, body, where)
+            for inside, message in javascript_problems(body):
+                path = (*base, "design_docs", ddoc_name, *inside)
+                self._problem(at("design_docs", ddoc_name, *inside),
+                              f"{'.'.join(inside)} of design doc {ddoc_name!r}: {message}", path)
         # Documents are added by add_documents(), once every file is declared: data
         # files are the slow part, and the server can be read meanwhile.
         for i, body in entries("documents"):

@@ -33,7 +33,16 @@ from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec
 from couchsync.plan._designdoc import with_server_fields
 from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
-from couchsync.plan._model import Action, DatabasePlan, Plan, Rebuild, Step, StepKind
+from couchsync.plan._model import (
+    CREATE_ONLY_EXISTING,
+    IGNORING_UNREAD,
+    Action,
+    DatabasePlan,
+    Plan,
+    Rebuild,
+    Step,
+    StepKind,
+)
 from couchsync.plan._ownership import digest_if_current, expected_entry, is_unchanged
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._staging import (
@@ -64,7 +73,7 @@ def plan_changes(
     ``live`` must cover every selected database (``read_live_state`` with the
     same ``only`` does).
     """
-    plan = Plan(secrets=desired.secrets)
+    plan = Plan()
     for name, scope in resolve_only(desired, only).items():
         current = live.databases.get(name)
         if current is None:
@@ -78,7 +87,7 @@ def plan_database(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Datab
     record = _RecordUpdates()
     steps = list(_database_steps(spec, live, scope, record))
     return DatabasePlan(spec.name, steps, record.confirm, record.forget, live.copies,
-                        record.ignored, record.kept)
+                        record.ignored, record.unread)
 
 
 @dataclass(slots=True)
@@ -88,9 +97,9 @@ class _RecordUpdates:
     confirm: dict[str, ManagedDoc] = field(default_factory=dict)
     forget: set[str] = field(default_factory=set)
     #: For ``-v``: ignored fields whose values the server keeps, by document; how many
-    #: create_only documents exist (left as they are, not compared).
+    #: documents were not read (see ``Plan.unread``).
     ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    kept: int = 0
+    unread: dict[str, int] = field(default_factory=dict)
 
 
 def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
@@ -274,12 +283,14 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
         entry = live.managed.get(doc_id)
         rule = spec.rule(doc_id)
         if rule.create_only:  # exists: the application's now; the record says so
-            record.kept += 1
+            record.unread[CREATE_ONLY_EXISTING] = record.unread.get(CREATE_ONLY_EXISTING, 0) + 1
             if entry is not None and entry != (
                     now := expected_entry(spec, doc, current.rev, entry.created)):
                 record.confirm[doc_id] = now
             continue
         if (proven and not doc.secret) or is_unchanged(spec, doc, current.rev, entry):
+            if rule.ignore:  # its ignored fields are as the last apply left them
+                record.unread[IGNORING_UNREAD] = record.unread.get(IGNORING_UNREAD, 0) + 1
             continue
         body = doc.body
         step = content_step(StepKind.DOCUMENT, spec.name, doc_id, body, current,

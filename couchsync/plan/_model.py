@@ -35,8 +35,9 @@ to users. Apply never reads the reason to decide anything.
       "errors": {"userdb-x": "forbidden: ..."},  # databases that could not be read
       "ignored": {                            # only when a database has any:
         "crm": {"fields": {"acme": ["seats"]},  # ignored fields whose values differ
-                "create_only_existing": 3}    # create_only documents left as they are
-      }
+                "create_only_existing": 3,    # create_only documents left as they are
+                "ignoring_unread": 2}         # documents with ignored fields the record
+      }                                       # proved unchanged since the last apply
     }
 
 Values per kind: documents and design docs hold the body without ``_id``,
@@ -58,7 +59,7 @@ from typing import Any, TypedDict
 from couchsync import __version__
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
-from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config, shown_secrets
+from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config
 
 FORMAT_VERSION = 1
 
@@ -207,6 +208,11 @@ class Step:
         )
 
 
+#: ``Plan.unread`` keys: documents left unread, by why.
+CREATE_ONLY_EXISTING = "create_only_existing"
+IGNORING_UNREAD = "ignoring_unread"
+
+
 @dataclass(slots=True)
 class DatabasePlan:
     """The plan of one database (``plan_database``): its steps and record updates."""
@@ -217,7 +223,7 @@ class DatabasePlan:
     forget: set[str]
     copies: int | None = None  # the database's n, as read
     ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)  # see Plan.ignored
-    kept: int = 0  # see Plan.kept
+    unread: dict[str, int] = field(default_factory=dict)  # see Plan.unread
 
 
 @dataclass(slots=True)
@@ -237,14 +243,13 @@ class Plan:
     #: Each planned database's shard copies (its ``n``) as read: apply writes with
     #: ``w`` = n without asking again. Not part of the machine format.
     copies: dict[str, int] = field(default_factory=dict)
-    #: Values secret variables gave the manifests (``DesiredState.secrets``): masked in
-    #: ``to_dict()`` and ``view()``, so in every format a plan is shown or saved in.
-    secrets: frozenset[str] = frozenset()
     #: Seed documents the application owns parts of (``-v`` shows them; not steps): by
     #: database, the ignored fields of each document read whose values differ (an
-    #: update keeps the server's), and how many create_only documents exist.
+    #: update keeps the server's); and, by database, how many documents were not read:
+    #: create_only ones that exist (``CREATE_ONLY_EXISTING``), ones with ignored fields
+    #: the record proved unchanged since the last apply (``IGNORING_UNREAD``).
     ignored: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-    kept: dict[str, int] = field(default_factory=dict)
+    unread: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -261,17 +266,16 @@ class Plan:
             self.forget[part.database] = part.forget
         if part.ignored:
             self.ignored[part.database] = part.ignored
-        if part.kept:
-            self.kept[part.database] = part.kept
+        if part.unread:
+            self.unread[part.database] = part.unread
 
     def ignored_dict(self) -> dict[str, Any]:
-        """``ignored`` and ``kept`` as the machine format's ``"ignored"`` value."""
+        """``ignored`` and ``unread`` as the machine format's ``"ignored"`` value."""
         return {database: {**({"fields": {doc_id: list(paths) for doc_id, paths
                                           in self.ignored[database].items()}}
                               if database in self.ignored else {}),
-                           **({"create_only_existing": self.kept[database]}
-                              if database in self.kept else {})}
-                for database in dict.fromkeys([*self.ignored, *self.kept])}
+                           **self.unread.get(database, {})}
+                for database in dict.fromkeys([*self.ignored, *self.unread])}
 
     def databases(self) -> list[str]:
         """The databases with steps or record updates, in plan order."""
@@ -295,11 +299,11 @@ class Plan:
         return {
             "format_version": FORMAT_VERSION,
             "couchsync_version": __version__,
-            "steps": [dict(StepView(step, self.secrets)) for step in self.steps],
+            "steps": [step.to_dict() for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
-            **({"ignored": self.ignored_dict()} if self.ignored or self.kept else {}),
+            **({"ignored": self.ignored_dict()} if self.ignored or self.unread else {}),
         }
 
     def view(self) -> dict[str, Any]:
@@ -308,11 +312,11 @@ class Plan:
         return {
             "format_version": FORMAT_VERSION,
             "couchsync_version": __version__,
-            "steps": [StepView(step, self.secrets) for step in self.steps],
+            "steps": [StepView(step) for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
-            **({"ignored": self.ignored_dict()} if self.ignored or self.kept else {}),
+            **({"ignored": self.ignored_dict()} if self.ignored or self.unread else {}),
         }
 
     @classmethod
@@ -333,14 +337,12 @@ _SECRETS_SHOWN = frozenset({*SERVER_WRITTEN, CONFIG})
 
 
 class StepView(Mapping[str, Any]):
-    """A step as the mapping ``Step.to_dict()`` returns, computed key by key; secrets
-    masked (those of the system databases and config, and the values of ``secrets``)."""
+    """A step as the mapping ``Step.to_dict()`` returns, computed key by key."""
 
-    __slots__ = ("_secrets", "_step")
+    __slots__ = ("_step",)
 
-    def __init__(self, step: Step, secrets: frozenset[str] = frozenset()) -> None:
+    def __init__(self, step: Step) -> None:
         self._step = step
-        self._secrets = secrets
 
     def __getitem__(self, key: str) -> Any:
         # Read three times per step by the text renderer's counts: kept cheap.
@@ -348,23 +350,13 @@ class StepView(Mapping[str, Any]):
             return getattr(self._step, key).value
         if key not in _STEP_KEYS:
             raise KeyError(key)
-        if key in _SIDES and self._secrets:
-            other = self._step.after if key == "before" else self._step.before
-            value = shown_secrets(getattr(self._step, key), other, self._secrets,
-                                  key == "after")
-            return self._system_masked(key, value)
-        if key in _SIDES:
-            return self._system_masked(key, getattr(self._step, key))
+        if key in _SIDES and self._step.database in _SECRETS_SHOWN:
+            # A secret shows as "***" before and as "(changed)" after, when it changes.
+            other = self._step.before if key == "after" else None
+            if self._step.kind is StepKind.CONFIG:
+                return shown_config(self._step.id or "", getattr(self._step, key), other)
+            return shown(self._step.database, getattr(self._step, key), other)
         return getattr(self._step, key)
-
-    def _system_masked(self, key: str, value: Any) -> Any:
-        if self._step.database not in _SECRETS_SHOWN:
-            return value
-        # A secret shows as "***" before and as "(changed)" after, when it changes.
-        other = self._step.before if key == "after" else None
-        if self._step.kind is StepKind.CONFIG:
-            return shown_config(self._step.id or "", value, other)
-        return shown(self._step.database, value, other)
 
     def __iter__(self) -> Iterator[str]:
         return iter(_STEP_KEYS)

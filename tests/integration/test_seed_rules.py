@@ -78,7 +78,9 @@ def test_the_app_edits_an_ignored_field_and_plans_say_no_change_while_apply_keep
     apply_plan(client, noted, desired)
     live = read_live_state(client, desired)
     assert live.bodies_read() == 0
-    assert plan(client, desired).record_updates() == 0
+    proven = plan(client, desired)
+    assert proven.record_updates() == 0 and not proven.ignored
+    assert proven.unread == {db_name: {"create_only_existing": 1, "ignoring_unread": 1}}
 
 
 def test_a_create_only_document_is_the_apps_once_it_exists_and_is_recreated_when_deleted(
@@ -90,7 +92,7 @@ def test_a_create_only_document_is_the_apps_once_it_exists_and_is_recreated_when
     assert live.bodies_read() == 0  # never compared: not even read
     quiet = plan(client, desired)
     assert quiet.is_empty and quiet.record_updates() == 0
-    assert quiet.kept == {db_name: 1}
+    assert quiet.unread[db_name]["create_only_existing"] == 1
 
     # Deleted by the app: created again, as the manifests have it (Terraform recreates).
     rev = httpx.get(f"{couch_url}/{db_name}/settings", timeout=30).json()["_rev"]
@@ -147,6 +149,9 @@ def test_plan_v_names_the_ignored_fields_and_a_saved_plan_carries_the_rules(
             f"  db:{db_name}/doc:acme: seats\n"
             f"  db:{db_name}: 1 create_only document on the server, not compared\n"
             ) in told.stdout
+    markdown = run(couch_url, "plan", str(path), "-v", "--format", "markdown").stdout
+    assert (f"- `db:{db_name}/doc:acme`: `seats`\n"
+            f"- `db:{db_name}`: 1 create_only document on the server, not compared") in markdown
     machine = json.loads(run(couch_url, "plan", str(path), "--format", "json").stdout)
     assert machine["ignored"] == {db_name: {"fields": {"acme": ["seats"]},
                                             "create_only_existing": 1}}

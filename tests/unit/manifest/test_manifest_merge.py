@@ -14,7 +14,7 @@ V = "version: 1\n"
 def test_one_database_split_over_files(write: Write, tmp_path: Path) -> None:
     write("a.yaml", V + "databases:\n  app:\n    q: 8\n    indexes: {by-x: {fields: [x]}}\n")
     write("b.yaml", V + "databases:\n  app:\n    q: 8\n    prune: true\n"
-                        "    design_docs: {r: {views: {v: {map: f}}}}\n"
+                        "    design_docs: {r: {views: {v: {map: 'function (doc) {}'}}}}\n"
                         "    documents: [{_id: d1}]\n")
     desired = load_manifests([tmp_path], environ={})
     app = desired.databases["app"]

@@ -22,6 +22,7 @@ from couchsync.manifest import ManifestError, load_manifests, schema_text
 VALIDATOR = Draft202012Validator(json.loads(schema_text()))
 
 DB = "version: 1\ndatabases:\n  app:\n"
+F = "'function (doc) {}'"  # design-doc functions compile (couchsync checks them)
 VALID = [
     "version: 1\ndatabases: {}\n",
     DB + "    state: absent\n",
@@ -33,10 +34,13 @@ VALID = [
     DB + "    indexes: {i: {fields: [a], partial_filter_selector: {x: {$gt: 1}}}}\n",
     DB + "    design_docs: {d: {views: {v: {map: 'function (doc) {}', reduce: _count}}}}\n",
     DB + "    design_docs: {d: {language: javascript, options: {local_seq: true}, "
-         "validate_doc_update: f, filters: {f: f}, updates: {u: u}, autoupdate: false}}\n",
-    DB + "    design_docs: {d: {shows: {s: s}, lists: {l: l}, rewrites: [{from: a, to: b}]}}\n",
-    DB + "    design_docs: {d: {indexes: {s: {index: f, analyzer: standard}}}}\n",
-    DB + "    design_docs: {d: {nouveau: {s: {index: f, default_analyzer: standard}}}}\n",
+         f"validate_doc_update: {F}, filters: {{f: {F}}}, updates: {{u: {F}}}, "
+         "autoupdate: false}}\n",
+    DB + f"    design_docs: {{d: {{shows: {{s: {F}}}, lists: {{l: {F}}}, "
+         "rewrites: [{from: a, to: b}]}}\n",
+    DB + f"    design_docs: {{d: {{indexes: {{s: {{index: {F}, analyzer: standard}}}}}}}}\n",
+    DB + f"    design_docs: {{d: {{nouveau: {{s: {{index: {F}, "
+         "default_analyzer: standard}}}}\n",
     DB + "    design_docs: {d: {_deleted: true}}\n",
     DB + "    design_docs: {d: {unknown: 1, couchapp: {signatures: {}}, tags: [a], x: null}}\n",
     DB + "    design_docs: {d: {views: {lib: {util: 'exports.x = 1;', deep: {m: 'exports.y = 2;'}},"
