@@ -118,7 +118,8 @@ Key = Annotated[
 ]
 Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="Tell retries, logins and the proxy used, "
-                                               "on stderr.")
+                                               "on stderr; plans also list the ignored "
+                                               "fields of seed documents.")
 ]
 Format = Annotated[
     str, typer.Option("--format", help="Output format: text or json.", case_sensitive=False)
@@ -298,10 +299,11 @@ def _tell_locks(locks: LockReader) -> None:
 
 
 def _show(plan: Plan, fmt: str, list_databases: bool = False, *,
-          saved: Path | None = None) -> None:
+          saved: Path | None = None, verbose: bool = False) -> None:
     """Print ``plan``; ``saved``: where the plan was saved (a markdown plan too long for
-    a comment points there)."""
-    from couchsync.plan import render_json, render_markdown, render_text
+    a comment points there); ``verbose``: text and markdown also list what was ignored
+    (JSON always carries it)."""
+    from couchsync.plan import render_ignored, render_json, render_markdown, render_text
 
     if fmt == "json":
         typer.echo(render_json(plan))
@@ -311,6 +313,9 @@ def _show(plan: Plan, fmt: str, list_databases: bool = False, *,
     else:
         typer.echo(render_text(plan.view(), color=_color(sys.stdout),
                                list_databases=list_databases))
+    if verbose and fmt != "json" and (ignored := render_ignored(
+            plan.view(), markdown=fmt == "markdown")):
+        typer.echo(f"\n{ignored}")
 
 
 @app.command()
@@ -385,12 +390,13 @@ def plan(
                 settings = {"only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
                             "design_deploy": design_deploy and design_deploy.value}
                 _save_plan(out, result, desired, client, paths, settings, environ)
-        _show(result, fmt, list_databases, saved=out)
+        _show(result, fmt, list_databases, saved=out, verbose=verbose)
         if fmt == "text" and result.record_updates():
             entries = counted(result.record_updates(), "ownership-record entry",
                               "ownership-record entries")
-            typer.echo(f"\nApply will also settle {entries} left pending by an interrupted "
-                       "apply.")
+            typer.echo(f"\nApply will also settle {entries} whose documents hold what the "
+                       "manifests say (left pending by an interrupted apply, or their "
+                       "ignored fields edited).")
         if (unread := _unread(result)) is not None:
             _fail(unread)
     if detailed_exitcode and not result.is_empty:
@@ -568,12 +574,12 @@ def apply(
                 if fmt == "json":
                     typer.echo(ApplyResult().to_json(changes))
                 else:
-                    _show(changes, fmt)  # "No changes. ..."
+                    _show(changes, fmt, verbose=verbose)  # "No changes. ..."
                 if unread is not None:
                     _fail(unread)
                 return
             if fmt == "text" and not changes.is_empty:
-                _show(changes, fmt)
+                _show(changes, fmt, verbose=verbose)
             if not yes and not changes.is_empty:
                 _confirm(changes, show=fmt == "json")
             lockset = LockSet(client, changes.databases(), locks.result(),
@@ -619,8 +625,8 @@ def apply(
         else:
             if result.confirmed:
                 settled = counted(result.confirmed, "entry", "entries")
-                typer.echo(f"Ownership records: {settled} left pending by an interrupted "
-                           "apply settled.")
+                typer.echo(f"Ownership records: {settled} settled (documents that hold "
+                           "what the manifests say).")
             for line in result.staged:
                 typer.echo(f"Staged: {line}")
             if not changes.is_empty:

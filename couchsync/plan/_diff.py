@@ -73,7 +73,7 @@ def plan_changes(
     ``live`` must cover every selected database (``read_live_state`` with the
     same ``only`` does).
     """
-    plan = Plan()
+    plan = Plan(secrets=desired.secrets)
     for name, scope in resolve_only(desired, only).items():
         current = live.databases.get(name)
         if current is None:

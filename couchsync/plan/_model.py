@@ -59,7 +59,7 @@ from typing import Any, TypedDict
 from couchsync import __version__
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
-from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config
+from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config, shown_secrets
 
 FORMAT_VERSION = 1
 
@@ -243,6 +243,9 @@ class Plan:
     #: Each planned database's shard copies (its ``n``) as read: apply writes with
     #: ``w`` = n without asking again. Not part of the machine format.
     copies: dict[str, int] = field(default_factory=dict)
+    #: Values secret variables gave the manifests (``DesiredState.secrets``): masked in
+    #: ``to_dict()`` and ``view()``, so in every format a plan is shown or saved in.
+    secrets: frozenset[str] = frozenset()
     #: Seed documents the application owns parts of (``-v`` shows them; not steps): by
     #: database, the ignored fields of each document read whose values differ (an
     #: update keeps the server's); and, by database, how many documents were not read:
@@ -299,7 +302,7 @@ class Plan:
         return {
             "format_version": FORMAT_VERSION,
             "couchsync_version": __version__,
-            "steps": [step.to_dict() for step in self.steps],
+            "steps": [dict(StepView(step, self.secrets)) for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
@@ -312,7 +315,7 @@ class Plan:
         return {
             "format_version": FORMAT_VERSION,
             "couchsync_version": __version__,
-            "steps": [StepView(step) for step in self.steps],
+            "steps": [StepView(step, self.secrets) for step in self.steps],
             "summary": self.counts(),
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
@@ -337,12 +340,14 @@ _SECRETS_SHOWN = frozenset({*SERVER_WRITTEN, CONFIG})
 
 
 class StepView(Mapping[str, Any]):
-    """A step as the mapping ``Step.to_dict()`` returns, computed key by key."""
+    """A step as the mapping ``Step.to_dict()`` returns, computed key by key; secrets
+    masked (those of the system databases and config, and the values of ``secrets``)."""
 
-    __slots__ = ("_step",)
+    __slots__ = ("_secrets", "_step")
 
-    def __init__(self, step: Step) -> None:
+    def __init__(self, step: Step, secrets: frozenset[str] = frozenset()) -> None:
         self._step = step
+        self._secrets = secrets
 
     def __getitem__(self, key: str) -> Any:
         # Read three times per step by the text renderer's counts: kept cheap.
@@ -350,13 +355,23 @@ class StepView(Mapping[str, Any]):
             return getattr(self._step, key).value
         if key not in _STEP_KEYS:
             raise KeyError(key)
-        if key in _SIDES and self._step.database in _SECRETS_SHOWN:
-            # A secret shows as "***" before and as "(changed)" after, when it changes.
-            other = self._step.before if key == "after" else None
-            if self._step.kind is StepKind.CONFIG:
-                return shown_config(self._step.id or "", getattr(self._step, key), other)
-            return shown(self._step.database, getattr(self._step, key), other)
+        if key in _SIDES and self._secrets:
+            other = self._step.after if key == "before" else self._step.before
+            value = shown_secrets(getattr(self._step, key), other, self._secrets,
+                                  key == "after")
+            return self._system_masked(key, value)
+        if key in _SIDES:
+            return self._system_masked(key, getattr(self._step, key))
         return getattr(self._step, key)
+
+    def _system_masked(self, key: str, value: Any) -> Any:
+        if self._step.database not in _SECRETS_SHOWN:
+            return value
+        # A secret shows as "***" before and as "(changed)" after, when it changes.
+        other = self._step.before if key == "after" else None
+        if self._step.kind is StepKind.CONFIG:
+            return shown_config(self._step.id or "", value, other)
+        return shown(self._step.database, value, other)
 
     def __iter__(self) -> Iterator[str]:
         return iter(_STEP_KEYS)

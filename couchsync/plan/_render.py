@@ -12,8 +12,10 @@ Text layout, one block per step::
     Plan: 0 to create, 1 to update, 0 to delete.
 
 Creates list the new value's first fields, updates and replaces only the
-paths that differ, deletes what was read before (a document delete reads
-only the revision).
+paths that differ (a changed multi-line string, such as a view's map function,
+as a unified line diff under its path), deletes what was read before (a
+document delete reads only the revision). Each database's steps are listed in
+the order apply runs them (``couchsync.plan._phases``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from couchsync.plan._fielddiff import field_changes, key_path
-from couchsync.plan._model import CONFIG, Action, Plan
+from couchsync._words import counted
+from couchsync.plan._fielddiff import field_changes, key_path, line_diff
+from couchsync.plan._model import CONFIG, Action, Plan, StepKind
+from couchsync.plan._phases import phases, validates
 
 NO_CHANGES = "No changes. The server matches the manifests."
 NO_CHANGES_READ = "No changes in the databases that could be read."
@@ -44,6 +49,9 @@ _NOUNS = {"document": ("document", "documents"), "design_doc": ("design doc", "d
 _VERBS = {"+": "create", "~": "update", "-": "delete", "-/+": "replace"}
 
 Paint = Callable[[str, str], str]
+#: A rendered line: the renderer's own indentation, and the text. Markdown drops the
+#: indentation (its diff blocks start each line with the change's symbol).
+Line = tuple[str, str]
 
 
 def render_text(
@@ -68,16 +76,15 @@ def render_text(
     blocks = _blocks(steps)
     shown = blocks if detail_limit is None else blocks[:detail_limit]
     lines = [HEADER, ""]
-    for step, databases in shown:
-        lines.extend(_step_lines(step, databases, paint, list_databases))
+    for block in shown:
+        lines.extend(indent + text for indent, text in
+                     _step_lines(block, paint, list_databases))
         lines.append("")
-    rest: dict[tuple[str, str], list[str]] = {}
-    for step, databases in blocks[len(shown):]:
-        rest.setdefault((step["kind"], step["action"]), []).extend(databases)
+    rest = _counted_blocks(blocks[len(shown):])
     for (kind, action), where in rest.items():
         count, places = len(where), len(set(where))
         target = (paint("bold", f"db:{where[0]}") if places == 1
-                  else f"{places:,} databases")
+                  else counted(places, "database"))
         what = f"{count:,} more {_NOUNS[kind][count != 1]} to {_VERBS[action]}"
         lines.append(f"{paint(action, f'{action:>3}')} {what} in {target}")
     if rest:
@@ -85,6 +92,15 @@ def render_text(
                   ""]
     lines.append(paint("bold", _summary_line(plan["summary"], steps)))
     return "\n".join(lines)
+
+
+def _counted_blocks(blocks: Sequence[_Block]) -> dict[tuple[str, str], list[str]]:
+    """(kind, action) → the database of each step the blocks stand for."""
+    counts: dict[tuple[str, str], list[str]] = {}
+    for block in blocks:
+        counts.setdefault((block.step["kind"], block.step["action"]), []).extend(
+            block.databases)
+    return counts
 
 
 def _summary_line(summary: Mapping[str, int], steps: Sequence[Mapping[str, Any]]) -> str:
@@ -95,15 +111,56 @@ def _summary_line(summary: Mapping[str, int], steps: Sequence[Mapping[str, Any]]
             + (f", in {places:,} databases." if places > 1 else "."))
 
 
-_Block = tuple[Mapping[str, Any], list[str]]  # a step, and every database it is made in
+@dataclass(slots=True)
+class _Block:
+    """A step, every database it is made in, and in how many of them it builds an
+    index over documents (an empty database's build reads nothing)."""
+
+    step: Mapping[str, Any]
+    databases: list[str]
+    building: int
+
+
+def _builds(step: Mapping[str, Any]) -> int:
+    rebuild = step["rebuild"]
+    return 1 if rebuild is not None and rebuild["documents"] > 0 else 0
+
+
+def in_apply_order(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The steps, each database's in the order apply runs them (``_phases``); the
+    databases in plan order."""
+    ordered: list[Mapping[str, Any]] = []
+    start = 0
+    while start < len(steps):
+        database = steps[start]["database"]
+        end = start
+        while end < len(steps) and steps[end]["database"] == database:
+            end += 1
+        part = steps[start:end]
+        kinds = [(StepKind(step["kind"]), Action(step["action"])) for step in part]
+        validating = any(kind is StepKind.DESIGN_DOC
+                         and validates(kind, action, step["before"], step["after"])
+                         for (kind, action), step in zip(kinds, part, strict=True))
+
+        def first_phase(index: int, kinds: list[tuple[StepKind, Action]] = kinds,
+                        part: Sequence[Mapping[str, Any]] = part,
+                        validating: bool = validating) -> int:
+            rebuild = part[index]["rebuild"]
+            staged = rebuild is not None and bool(rebuild["staged"])
+            return phases(*kinds[index], staged, validating)[0]
+
+        ordered += [part[index] for index in sorted(range(len(part)), key=first_phase)]
+        start = end
+    return ordered
 
 
 def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
-    """The steps, the same change in several databases made one block.
+    """The steps in apply order, the same change in several databases made one block.
 
     Only steps whose (kind, id, action) recurs are compared by value, so a
     plan of a million document creates in one database encodes no JSON here.
     """
+    steps = in_apply_order(steps)
     recurring = Counter((s["kind"], s["id"], s["action"]) for s in steps)
     # id(value) → (value, JSON): values shared across steps encode once; each value is
     # kept, so that its id is not reused by another while this runs.
@@ -119,81 +176,157 @@ def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
         return (step["kind"], step["id"], step["action"], step["reason"], *values)
 
     blocks: list[_Block] = []
-    groups: dict[tuple[Any, ...], list[str]] = {}
+    groups: dict[tuple[Any, ...], _Block] = {}
     for step in steps:
         if recurring[step["kind"], step["id"], step["action"]] < 2:
-            blocks.append((step, [step["database"]]))
+            blocks.append(_Block(step, [step["database"]], _builds(step)))
             continue
         key = signature(step)
         if key in groups:
-            groups[key].append(step["database"])
+            groups[key].databases.append(step["database"])
+            groups[key].building += _builds(step)
         else:
-            groups[key] = [step["database"]]
-            blocks.append((step, groups[key]))
+            groups[key] = _Block(step, [step["database"]], _builds(step))
+            blocks.append(groups[key])
     return blocks
 
 
 #: A database section with more blocks than this is folded (``<details>``) in markdown.
 FOLD_OVER = 10
+#: Characters a markdown plan keeps under: GitHub refuses comments over 65,536, and
+#: leaves room for a bot's own words around the plan.
+MARKDOWN_BUDGET = 60_000
+#: Databases listed by name in a markdown plan summarised to fit its budget.
+SUMMARY_DATABASES = 20
 
 
 def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAIL_LIMIT,
-                    fold_over: int = FOLD_OVER) -> str:
+                    fold_over: int = FOLD_OVER, budget: int = MARKDOWN_BUDGET,
+                    full_plan: str | None = None) -> str:
     """The plan as a pull-request comment (GitHub-flavoured markdown), from
     ``Plan.to_dict()`` (or ``Plan.view()``) output.
 
     The summary comes first (one line, and a table of changes per database), then
     each database's steps, in the text plan's wording, in a fenced ``diff`` block;
-    a section of more than ``fold_over`` blocks is folded (``<details>``), and
+    the same change in several databases is one block, as in the text plan; a
+    section of more than ``fold_over`` blocks is folded (``<details>``), and
     blocks past ``detail_limit`` are counted, as in the text plan.
+
+    A comment longer than ``budget`` characters is summarised instead: changes
+    counted per kind and action, the first databases named, as many blocks as
+    fit, and where the full plan is (``full_plan``, e.g. the ``--out`` file;
+    else ``couchsync plan --format json``).
     """
-    steps: Sequence[Mapping[str, Any]] = plan["steps"]
-    errors: Mapping[str, str] = plan.get("errors") or {}
-    lines = ["### couchsync plan", ""]
-    if not steps:
-        lines.append(NO_CHANGES_READ if errors else NO_CHANGES)
-    else:
-        lines += [f"**{_summary_line(plan['summary'], steps)}**", "",
-                  "| Database | Create | Update | Delete |", "|---|---:|---:|---:|"]
-        per_database: dict[str, Counter[str]] = {}
-        for step in steps:
-            counts = per_database.setdefault(step["database"], Counter())
-            for verb in _COUNTED[step["action"]]:
-                counts[verb] += 1
-        lines += [f"| {_place(name)} | {c['create']:,} | {c['update']:,} | {c['delete']:,} |"
-                  for name, c in per_database.items()]
-    if errors:
-        lines += ["", f"**Could not read {len(errors):,} database"
-                      f"{'s' if len(errors) != 1 else ''}**; nothing was planned for "
-                      f"{'them' if len(errors) != 1 else 'it'}:", ""]
-        lines += [f"- `{name}`: {reason}" for name, reason in errors.items()]
-    blocks = _blocks(steps)
+    blocks = _blocks(plan["steps"])
     shown = blocks if detail_limit is None else blocks[:detail_limit]
-    sections: dict[str, list[_Block]] = {}
-    for block in shown:
-        place = block[1][0] if len(block[1]) == 1 else ""  # "": in several databases
-        sections.setdefault(place, []).append(block)
-    for place, section in sections.items():
-        title = (_place(place, "db:") if place
-                 else "The same change in several databases")
-        body = []
-        for step, databases in section:
-            body += [line.strip() for line in _step_lines(step, databases, _plain, True)]
-            body.append("")
-        # A fence longer than any run of backticks inside (a function's template literal).
-        fence = "`" * max([3, *(len(run) + 1 for line in body
-                                for run in re.findall("`+", line))])
-        body = [f"{fence}diff", *body[:-1], fence]
-        lines += ["", f"#### {title}", ""]
-        if len(section) > fold_over:
-            lines += ["<details>", f"<summary>{len(section):,} changes</summary>", "", *body,
-                      "", "</details>"]
+    per_database: dict[str, Counter[str]] = {}
+    for step in plan["steps"]:
+        counts = per_database.setdefault(step["database"], Counter())
+        for verb in _COUNTED[step["action"]]:
+            counts[verb] += 1
+    parts = _Markdown(plan, _summary_line(plan["summary"], plan["steps"]), blocks,
+                      _counted_blocks(blocks), per_database, fold_over, full_plan)
+    full = parts.render(shown)
+    if len(full) <= budget:
+        return full
+    # Summarised, with as many blocks as fit (found by halving: each try renders it all).
+    parts.summarised = len(full)
+    low, high = 0, len(shown)
+    text = parts.render([])
+    while low < high:
+        middle = (low + high + 1) // 2
+        attempt = parts.render(shown[:middle])
+        if len(attempt) <= budget:
+            low, text = middle, attempt
         else:
-            lines += body
-    if len(shown) < len(blocks):
-        lines += ["", f"… and {len(blocks) - len(shown):,} more changes, not shown one by "
-                      "one (`couchsync plan --format json` lists every step)."]
-    return "\n".join(lines) + "\n"
+            high = middle - 1
+    return text
+
+
+_TITLE = "### couchsync plan"
+
+
+def _too_long(length: int, full_plan: str | None) -> str:
+    where = (f"the full plan is saved in `{full_plan}`" if full_plan
+             else "the full plan: run `couchsync plan --format json`")
+    return (f"_This plan is too long for one comment ({length:,} characters): it is "
+            f"summarised here; {where}._")
+
+
+@dataclass(slots=True)
+class _Markdown:
+    """One plan's markdown, rendered with a chosen set of blocks in full."""
+
+    plan: Mapping[str, Any]
+    summary: str  # _summary_line
+    blocks: list[_Block]
+    counts: dict[tuple[str, str], list[str]]  # _counted_blocks(blocks)
+    per_database: dict[str, Counter[str]]  # database → create/update/delete counts
+    fold_over: int
+    full_plan: str | None
+    summarised: int = 0  # the full comment's length, when it is summarised
+
+    def render(self, shown: Sequence[_Block]) -> str:
+        steps: Sequence[Mapping[str, Any]] = self.plan["steps"]
+        errors: Mapping[str, str] = self.plan.get("errors") or {}
+        at_most = SUMMARY_DATABASES if self.summarised else None
+        lines = [_TITLE, ""]
+        if not steps:
+            lines.append(NO_CHANGES_READ if errors else NO_CHANGES)
+        else:
+            lines.append(f"**{self.summary}**")
+            if self.summarised:
+                lines += ["", _too_long(self.summarised, self.full_plan), "",
+                          "| Change | Steps | Databases |", "|---|---:|---:|"]
+                for (kind, action), where in self.counts.items():
+                    lines.append(f"| {action} {_NOUNS[kind][1]} to {_VERBS[action]} | "
+                                 f"{len(where):,} | {len(set(where)):,} |")
+            listed = list(self.per_database.items())[:at_most]
+            lines += ["", "| Database | Create | Update | Delete |", "|---|---:|---:|---:|"]
+            lines += [f"| {_place(name)} | {c['create']:,} | {c['update']:,} | "
+                      f"{c['delete']:,} |" for name, c in listed]
+            if len(listed) < len(self.per_database):
+                more = counted(len(self.per_database) - len(listed), "more database")
+                lines.append(f"| … and {more} | | | |")
+        if errors:
+            listed_errors = list(errors.items())[:at_most]
+            lines += ["", f"**Could not read {counted(len(errors), 'database')}**; nothing "
+                          f"was planned for {'them' if len(errors) != 1 else 'it'}:", ""]
+            lines += [f"- `{name}`: {reason}" for name, reason in listed_errors]
+            if len(listed_errors) < len(errors):
+                lines.append(f"- … and {len(errors) - len(listed_errors):,} more")
+        lines += self.sections(shown)
+        if steps and len(shown) < len(self.blocks):
+            more = counted(len(self.blocks) - len(shown), "more change")
+            lines += ["", f"… and {more}, not shown one by one (`couchsync plan --format "
+                          "json` lists every step)."]
+        return "\n".join(lines) + "\n"
+
+    def sections(self, shown: Sequence[_Block]) -> Iterator[str]:
+        """The blocks, by database (those made in several databases together), each
+        section a fenced ``diff`` block, folded past ``fold_over`` blocks."""
+        sections: dict[str, list[_Block]] = {}
+        for block in shown:
+            # "": in several databases
+            place = block.databases[0] if len(block.databases) == 1 else ""
+            sections.setdefault(place, []).append(block)
+        for place, section in sections.items():
+            title = (_place(place, "db:") if place
+                     else "The same change in several databases")
+            body = []
+            for block in section:
+                body += [text for _, text in _step_lines(block, _plain, not self.summarised)]
+                body.append("")
+            # A fence longer than any run of backticks inside (a template literal).
+            fence = "`" * max([3, *(len(run) + 1 for line in body
+                                    for run in re.findall("`+", line))])
+            body = [f"{fence}diff", *body[:-1], fence]
+            yield from ["", f"#### {title}", ""]
+            if len(section) > self.fold_over:
+                yield from ["<details>", f"<summary>{counted(len(section), 'change')}"
+                            "</summary>", "", *body, "", "</details>"]
+            else:
+                yield from body
 
 
 _COUNTED = {"+": ("create",), "~": ("update",), "-": ("delete",), "-/+": ("delete", "create")}
@@ -213,46 +346,62 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _step_lines(step: Mapping[str, Any], databases: list[str], paint: Paint,
-                list_databases: bool) -> Iterator[str]:
+#: A changed multi-line string's diff lines go this far under its path.
+_DIFF_INDENT = _INDENT + " " * 4
+
+
+def _step_lines(block: _Block, paint: Paint, list_databases: bool) -> Iterator[Line]:
+    step, databases = block.step, block.databases
     action = step["action"]
+    symbol = paint(action, action)
+    pad = " " * (3 - len(action))
     if len(databases) == 1:
         rev = f" (rev {step['rev']})" if step.get("rev") else ""
-        yield f"{paint(action, f'{action:>3}')} {paint('bold', step['address'])}{rev}"
+        yield pad, f"{symbol} {paint('bold', step['address'])}{rev}"
     else:
         target = step["address"].removeprefix(f"db:{step['database']}").lstrip("/")
-        yield (f"{paint(action, f'{action:>3}')} {paint('bold', target or 'database')} "
-               f"in {len(databases):,} databases")
+        yield pad, (f"{symbol} {paint('bold', target or 'database')} "
+                    f"in {len(databases):,} databases")
     if step.get("reason"):
-        yield _INDENT + paint("dim", f"# {step['reason']}")
-    if step.get("rebuild"):
-        yield _INDENT + paint("dim", f"# {_rebuild_text(step['rebuild'], len(databases))}")
+        yield _INDENT, paint("dim", f"# {step['reason']}")
+    if step.get("rebuild") and block.building:
+        yield _INDENT, paint("dim", f"# {_rebuild_text(step['rebuild'], block)}")
     before, after = step.get("before"), step.get("after")
     if action in (Action.UPDATE.value, Action.REPLACE.value):
         for change in field_changes(before, after):
+            if change.op == "~" and (diff := line_diff(change.before, change.after)):
+                yield _INDENT, f"{paint('~', '~')} {change.path}:"
+                for line in diff:
+                    style = {"+": "+", "-": "-"}.get(line[:1], "dim")
+                    yield _DIFF_INDENT, line if line[:1] == " " else paint(style, line)
+                continue
             if change.op == "~":
                 text = f"{change.path}: {_json(change.before)} → {_json(change.after)}"
             else:
                 value = change.after if change.op == "+" else change.before
                 text = f"{change.path}: {_json(value)}"
-            yield f"{_INDENT}{paint(change.op, change.op)} {text}"
+            yield _INDENT, f"{paint(change.op, change.op)} {text}"
     elif action == Action.CREATE.value:
         yield from _listing("+", after, paint)
     else:
         yield from _listing("-", before, paint)
     if len(databases) > 1:
         if list_databases:
-            yield from (f"{_INDENT}  db:{name}" for name in databases)
+            yield from ((_INDENT, f"  db:{name}") for name in databases)
         else:
-            yield _INDENT + paint("dim", "# --list-databases names them")
+            yield _INDENT, paint("dim", "# --list-databases names them")
 
 
-def _rebuild_text(rebuild: Mapping[str, Any], databases: int) -> str:
-    """What building the step's index costs, and how it is rolled out."""
+def _rebuild_text(rebuild: Mapping[str, Any], block: _Block) -> str:
+    """What building the step's index costs, and how it is rolled out (only said where
+    the build reads documents: an empty database's builds nothing)."""
+    databases = len(block.databases)
     if databases > 1:
-        text = "builds an index in each database"
+        text = ("builds an index in each database" if block.building == databases
+                else f"builds an index in the {block.building:,} of these {databases:,} "
+                     "databases that hold documents")
     else:
-        text = f"builds an index over {rebuild['documents']:,} documents"
+        text = f"builds an index over {counted(rebuild['documents'], 'document')}"
         if rebuild.get("index_bytes") is not None:
             text += f" (the one it replaces: {_size(rebuild['index_bytes'])})"
     if rebuild.get("staged"):
@@ -268,17 +417,17 @@ def _size(count: int) -> str:
     return f"{count:,} bytes" if unit == 0 else f"{size:,.1f} {units[unit]}"
 
 
-def _listing(op: str, value: Any, paint: Paint) -> Iterator[str]:
+def _listing(op: str, value: Any, paint: Paint) -> Iterator[Line]:
     """The first fields of a created or deleted value, each on its own line."""
     if not isinstance(value, dict):
         if value is not None:
-            yield f"{_INDENT}{paint(op, op)} {_short(value)}"
+            yield _INDENT, f"{paint(op, op)} {_short(value)}"
         return
     keys = sorted(value)
     for key in keys[:MAX_LISTED_FIELDS]:
-        yield f"{_INDENT}{paint(op, op)} {key_path('', key)}: {_short(value[key])}"
+        yield _INDENT, f"{paint(op, op)} {key_path('', key)}: {_short(value[key])}"
     if len(keys) > MAX_LISTED_FIELDS:
-        yield f"{_INDENT}  … ({len(keys) - MAX_LISTED_FIELDS:,} more fields)"
+        yield _INDENT + "  ", f"… ({counted(len(keys) - MAX_LISTED_FIELDS, 'more field')})"
 
 
 def _json(value: Any) -> str:
