@@ -394,7 +394,7 @@ def plan(
         if fmt == "text" and result.record_updates():
             entries = counted(result.record_updates(), "ownership-record entry",
                               "ownership-record entries")
-            typer.echo(f"\nApply will also settle {entries} whose documents hold what the "
+            typer.echo(f"\nApply will also settle {entries}: documents that hold what the "
                        "manifests say (left pending by an interrupted apply, or their "
                        "ignored fields edited).")
         if (unread := _unread(result)) is not None:
