@@ -244,7 +244,19 @@ def _dump_yaml(data: Any) -> str:
 
 
 class _Dumper(yaml.SafeDumper):
-    """``SafeDumper`` whose strings use ``_string_style``."""
+    """``SafeDumper`` whose strings use ``_string_style``, and whose literal blocks may
+    hold tabs."""
+
+    def analyze_scalar(self, scalar: str) -> Any:
+        # PyYAML rules out a block for any tab, though YAML reads a tab inside a block's
+        # lines back as it is (code indented with tabs). Each is analysed as a space, so
+        # a trailing one still rules the block out, as a trailing space does (editors
+        # strip them).
+        if "\n" not in scalar or "\t" not in scalar:
+            return super().analyze_scalar(scalar)
+        analysis = super().analyze_scalar(scalar.replace("\t", " "))
+        analysis.scalar = scalar
+        return analysis
 
 
 def _string_style(text: str) -> str | None:
@@ -252,8 +264,9 @@ def _string_style(text: str) -> str | None:
     None (PyYAML's choice, as before) for the rest.
 
     A literal block asked for is written by PyYAML only when its own analysis
-    allows it (no trailing spaces on a line, no tabs, no control characters such as
-    a carriage return); else PyYAML falls back to double quotes. Refused here as
+    allows it (no trailing spaces or tabs on a line, no control characters such as
+    a carriage return; tabs elsewhere are allowed by ``_Dumper``); else PyYAML
+    falls back to double quotes. Refused here as
     well: a first line starting with a space or a break (it would need an
     indentation indicator, ``|2``, which few readers know), and ``_OTHER_BREAKS``,
     in any string.
