@@ -57,7 +57,10 @@ def test_a_secret_variable_is_masked_in_every_plan_format_and_saved_plan(
         shown = check(2, "plan", path, "--var", "REGION=eu", "--format", fmt,
                       "--detailed-exitcode", token=other)
         assert "(changed)" in shown
-    check(0, "apply", path, "--var", "REGION=eu", "--yes", token=other)
+    applied = check(0, "apply", path, "--var", "REGION=eu", "--yes", "--format", "json",
+                    token=other)
+    steps = {step["id"]: step for step in json.loads(applied)["plan"]["steps"]}
+    assert steps["mailer"]["after"]["api_key"] == "(changed)"
     assert httpx.get(f"{couch_url}/{db_name}/mailer", timeout=30).json()["api_key"] == other
 
     for text in seen:
