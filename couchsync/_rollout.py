@@ -98,13 +98,22 @@ def _stage_index(db: Database, step: Step, staging_id: str, *, w: int | None) ->
         seed = staging_body(target)
         seed["views"] = {key: view for key, view in (seed.get("views") or {}).items()
                          if key != name}
+    # CouchDB adds an index only to a design doc of its own partitioned setting.
+    options = {key: value for key, value in (seed.get("options") or {}).items()
+               if key != "partitioned"}
+    if after.get("partitioned") is not None:
+        options["partitioned"] = after["partitioned"]
+    seed = {key: value for key, value in seed.items() if key != "options"}
+    if options:
+        seed["options"] = options
     current = _get(db, staging_id)
     if current is None or not _holds(current, seed, name):
         db.update(staging_id, seed, current["_rev"] if current else "", w=w)
     db.set_index(IndexQuery(
         fields=after["fields"], name=name, type=after["type"],
         ddoc=staging_id.removeprefix("_design/"),
-        partial_filter_selector=after.get("partial_filter_selector")), w=w)
+        partial_filter_selector=after.get("partial_filter_selector"),
+        partitioned=after.get("partitioned")), w=w)
     return name
 
 

@@ -862,17 +862,33 @@ def _set_security(client: Client, step: Step, w: int | None = None) -> None:
 
 
 def _delete_index(client: Client, step: Step, w: int | None = None) -> None:
+    db = client.database(step.database)
     with suppress(NotFound):  # already gone
-        client.database(step.database).delete_index(step.before["ddoc"], step.id or "", w=w)
+        db.delete_index(step.before["ddoc"], step.id or "", w=w)
+    if step.after and step.before.get("partitioned") != step.after.get("partitioned"):
+        _delete_emptied_design(db, step.before["ddoc"], w)
+
+
+def _delete_emptied_design(db: Database, ddoc: str, w: int | None) -> None:
+    """CouchDB keeps a design doc whose last index went when it has a ``partitioned``
+    option, and refuses to add an index of the other kind to it: an index that changes
+    kind in its design doc needs that husk gone."""
+    with suppress(NotFound):  # gone with its last index, or never there
+        body = db.get(f"_design/{ddoc}")
+        if not body.get("views") and set(body) <= {"_id", "_rev", "language", "options",
+                                                    "views"}:
+            db.delete(body["_id"], body["_rev"], w=w)
 
 
 def _create_index(client: Client, step: Step, w: int | None = None) -> str:
-    """Create the index (its design doc written to ``w`` copies); returns the design
-    doc's id."""
+    """Create the index (its design doc written to ``w`` copies) from the definition
+    as the manifest writes it, so that CouchDB stores what a ``POST /_index`` of that
+    definition stores; returns the design doc's id."""
     after = step.after
     return str(client.database(step.database).set_index(IndexQuery(
         fields=after["fields"], name=step.id or "", type=after["type"], ddoc=after.get("ddoc"),
         partial_filter_selector=after.get("partial_filter_selector"),
+        partitioned=after.get("partitioned"),
     ), w=w).get("id", ""))
 
 

@@ -800,6 +800,11 @@ def export(
         typer.Option("--var-file", metavar="FILE", show_default=False,
                      help="As --var, for each variable of FILE (as plan and apply read it)."),
     ] = None,
+    skip_unsupported: Annotated[
+        bool, typer.Option("--skip-unsupported",
+                           help="Export what a manifest can hold and leave out the rest "
+                                "(named on stderr; without this option export then fails).")
+    ] = False,
 ) -> None:
     """Write the live state of databases and server sections as a manifest (YAML on
     stdout; notes, such as the variables it needs, on stderr).
@@ -814,7 +819,7 @@ def export(
         with _client(_Connection(url, user, auth, cacert, cert, key, verbose)) as client:
             text = export_manifest(client, db or (), with_docs=with_docs, users=users,
                                    replications=replications, config=config or (),
-                                   placeholders=given,
+                                   placeholders=given, skip_unsupported=skip_unsupported,
                                    notes=lambda message: typer.echo(message, err=True))
         typer.echo(text, nl=False)
 

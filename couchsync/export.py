@@ -1,12 +1,14 @@
 """Export: live databases → manifest YAML that re-plans empty against the same server.
 
 Per database: ``partitioned`` when it is, the ``_security`` object, the Mango
-indexes (each with its ddoc, so the manifest pins them where they are), the
-design docs (except the ``language: query`` ones that hold Mango indexes,
-which the indexes already describe), and with ``with_docs`` every document
-without ``_rev``. Documents keep only ``_id`` of CouchDB's underscore fields,
-as the manifest format asks; attachments are not exported (apply keeps the
-ones on the server).
+indexes read off their ``language: query`` design docs (each as it was sent to
+``POST /_index``, with its ``partitioned`` setting and its ddoc unless CouchDB
+generated the name, so that apply stores it as it is stored now), the other
+design docs, and with ``with_docs`` every document without ``_rev``. Documents
+keep only ``_id`` of CouchDB's underscore fields, as the manifest format asks;
+attachments are not exported (apply keeps the ones on the server). What a
+manifest cannot hold (a text index) is named, and fails the export unless
+``skip_unsupported``.
 
 The YAML is written for people and diffs: a multi-line string (a view's map
 function) is a literal block scalar (``|``, ``|-``, ``|+``) whenever that reads
@@ -55,6 +57,7 @@ from couchsync.client import Client, Database, NotFound, Server
 from couchsync.manifest._patterns import is_pattern, literal_prefix, matches
 from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB
 from couchsync.plan._config import RECORD_SECTION
+from couchsync.plan._index_ddocs import GENERATED_DDOC, read_index_ddoc
 from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
 from couchsync.plan._staging import is_staging_id
 from couchsync.plan._system import CONFIG_SECRET, SECRET_KEYS, SERVER_WRITTEN, URL_PASSWORD
@@ -87,7 +90,8 @@ class ExportError(Exception):
 def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: bool = False,
                     users: bool = False, replications: bool = False,
                     config: Sequence[str] = (), placeholders: Mapping[str, str] | None = None,
-                    notes: Callable[[str], None] | None = None) -> str:
+                    notes: Callable[[str], None] | None = None,
+                    skip_unsupported: bool = False) -> str:
     """Manifest YAML (version 1) describing databases ``names``, with ``users`` the
     accounts, with ``replications`` the replication jobs, and the ``config`` sections, as
     they are now; string values equal to a ``placeholders`` value are written as
@@ -95,6 +99,8 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
     what the user should know: the variables to set, nodes that disagree, what was left
     out.
 
+    What the manifest format cannot hold (a text index, a Mango design doc's fields of
+    its own) is named in ``notes``; then ``ExportError``, unless ``skip_unsupported``.
     Raises ``ExportError`` when nothing is asked, a database does not exist, a pattern
     matches none, or a config section is refused.
     """
@@ -113,9 +119,19 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
             raise ExportError("--config: this server has no per-node configuration API "
                               f"({exc.brief}); it needs Apache CouchDB") from None
     if names:
+        left_out: list[str] = []
+
+        def leave_out(what: str) -> None:
+            left_out.append(what)
+            note(f"not exported: {what}")
+
         matched = _matched(client, names)  # a pattern: every database it matches
-        manifest["databases"] = {name: _export_checked(client.get_db(name), with_docs)
+        manifest["databases"] = {name: _export_checked(client.get_db(name), with_docs,
+                                                       note, leave_out)
                                  for name in dict.fromkeys(_flat(matched))}
+        if left_out and not skip_unsupported:
+            raise ExportError("a manifest cannot hold what the 'not exported:' lines name; "
+                              "--skip-unsupported exports the rest without it")
         manifest["databases"] = _shared_by_patterns(manifest["databases"], matched, note)
     if users:
         manifest["users"] = _export_users(client.get_db(USERS_DB), variables, note)
@@ -363,11 +379,12 @@ def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
     return value
 
 
-def _export_checked(db: Database, with_docs: bool) -> dict[str, Any]:
+def _export_checked(db: Database, with_docs: bool, note: Callable[[str], None],
+                    left_out: Callable[[str], None]) -> dict[str, Any]:
     """``_export_database``; a document whose values a manifest cannot hold is an
     ``UnreadableDocument`` naming it (the manifest would not load back)."""
     try:
-        spec = _export_database(db, with_docs)
+        spec = _export_database(db, with_docs, note, left_out)
         check_bodies([*((f"_design/{name}", body)
                         for name, body in spec.get("design_docs", {}).items()),
                       *((body["_id"], body) for body in spec.get("documents", []))])
@@ -460,26 +477,25 @@ def _documents(db: Database, start_key: str | None = None,
         return
 
 
-def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:
+def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
+                     left_out: Callable[[str], None]) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if db.info().get("props", {}).get("partitioned"):
         spec["partitioned"] = True
     security = db.get_security()
     spec["security"] = {key: security[key] for key in _SECURITY_GROUPS if key in security}
-    indexes = {
-        index["name"]: _export_index(index)
-        for index in db.get_indexes()["indexes"]
-        # Not the special _all_docs index, nor a staged rollout's copy.
-        if index.get("ddoc") and not is_staging_id(index["ddoc"])
-    }
+    designs = [row["doc"] for row in db.all_docs(start_key=_DESIGN_RANGE[0],
+                                                 end_key=_DESIGN_RANGE[1], include_docs=True)
+               if not is_staging_id(row["id"])]  # a staged rollout's copies: never
+    # Mango index ddocs (language: query) are exported as indexes.
+    indexes = _export_indexes([body for body in designs if body.get("language") == "query"],
+                              lambda what: left_out(f"database {db.name!r}: {what}"),
+                              lambda what: note(f"database {db.name!r}: {what}"))
     if indexes:
         spec["indexes"] = indexes
     design_docs = {
-        row["id"].removeprefix(_DESIGN): _without_underscores(row["doc"], keep_id=False)
-        for row in db.all_docs(start_key=_DESIGN_RANGE[0], end_key=_DESIGN_RANGE[1],
-                               include_docs=True)
-        # Mango index ddocs are exported as indexes; staging copies not at all.
-        if row["doc"].get("language") != "query" and not is_staging_id(row["id"])
+        body["_id"].removeprefix(_DESIGN): _without_underscores(body, keep_id=False)
+        for body in designs if body.get("language") != "query"
     }
     if design_docs:
         spec["design_docs"] = design_docs
@@ -498,14 +514,35 @@ def _export_database(db: Database, with_docs: bool) -> dict[str, Any]:
     return spec
 
 
-def _export_index(index: dict[str, Any]) -> dict[str, Any]:
-    definition = index["def"]
-    exported: dict[str, Any] = {
-        "fields": definition["fields"],
-        "ddoc": index["ddoc"].removeprefix(_DESIGN),
-    }
-    if definition.get("partial_filter_selector"):
-        exported["partial_filter_selector"] = definition["partial_filter_selector"]
+def _export_indexes(bodies: list[dict[str, Any]], left_out: Callable[[str], None],
+                    note: Callable[[str], None]) -> dict[str, Any]:
+    """The json indexes of the ``language: query`` design docs ``bodies``, each as the
+    ``POST /_index`` definition CouchDB stored it from; ``left_out`` hears what the
+    manifest format cannot hold, ``note`` an index exported in another form than it is
+    stored in (apply will store CouchDB's current form of it)."""
+    exported: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for body in bodies:
+        indexes, others = read_index_ddoc(body)
+        for other in others:
+            left_out(f"{body['_id']}: {other}")
+        for index in indexes:
+            if index.name in exported:
+                left_out(f"index {index.name!r} of {body['_id']}: the manifest names indexes "
+                         f"by name, and {where[index.name]} has one of that name too")
+                continue
+            if not index.exact:
+                note(f"index {index.name!r} of {body['_id']} is stored in a form that POST "
+                     "/_index does not write (a legacy selector, or made by hand): exported "
+                     "by what it means; apply stores CouchDB's current form of it")
+            definition = dict(index.definition)
+            # A design doc name CouchDB generated means no choice: a manifest naming it
+            # would pin a hash of another request's options.
+            if len(indexes) > 1 or not GENERATED_DDOC.match(index.ddoc):
+                definition["ddoc"] = index.ddoc
+            if index.partitioned is not None:
+                definition["partitioned"] = index.partitioned
+            exported[index.name], where[index.name] = definition, body["_id"]
     return exported
 
 

@@ -23,6 +23,9 @@ class IndexQuery:
     type: str = "json"
     ddoc: str | None = None
     partial_filter_selector: dict[str, Any] | None = None
+    #: In a partitioned database, a partitioned (True) or global (False) index; None:
+    #: the database's kind. CouchDB keeps it as its design doc's ``options.partitioned``.
+    partitioned: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The request body; ``ddoc`` is sent without its ``_design/`` prefix."""
@@ -34,6 +37,8 @@ class IndexQuery:
             body["name"] = self.name
         if self.ddoc:
             body["ddoc"] = self.ddoc.removeprefix(_DESIGN)
+        if self.partitioned is not None:
+            body["partitioned"] = self.partitioned
         return body
 
 

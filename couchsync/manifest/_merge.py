@@ -162,12 +162,12 @@ class StateBuilder:
             return
         db.indexes[name] = IndexSpec(
             name=name,
-            fields=_rules.normalise_fields(definition["fields"]),
+            fields=list(definition["fields"]),
             source=where,
             ddoc=definition.get("ddoc"),
-            # CouchDB stores an empty selector as none at all; so does the model.
-            partial_filter_selector=definition.get("partial_filter_selector") or None,
+            partial_filter_selector=definition.get("partial_filter_selector"),
             type=definition.get("type", "json"),
+            partitioned=definition.get("partitioned"),
         )
 
     def _add_document(self, db: DatabaseSpec, doc: DocumentSpec, path: Path = ()) -> None:
@@ -216,7 +216,7 @@ class StateBuilder:
                         self._problem(where, clash)
         for db in [*self.state.databases.values(), *patterns]:
             found = [*_rules.absent_database_problems(db), *_rules.ddoc_collision_problems(db),
-                     *_rules.seed_rule_problems(db)]
+                     *_rules.seed_rule_problems(db), *_rules.index_partition_problems(db)]
             if db.partitioned:
                 for doc in db.documents.values():
                     message = _rules.partition_id_problem(doc.id, db.name)

@@ -109,8 +109,8 @@ def _values(value: object, old: object) -> str:
 
 
 def _index_definition(index: IndexSpec) -> bytes:
-    return canonical_json([index.fields, index.ddoc, index.partial_filter_selector, index.type],
-                          drop=())
+    return canonical_json([index.fields, index.ddoc, index.partial_filter_selector, index.type,
+                           index.partitioned], drop=())
 
 
 def combine(specs: list[DatabaseSpec]) -> tuple[DatabaseSpec, list[tuple[SourcePos, str]]]:

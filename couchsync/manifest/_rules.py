@@ -33,11 +33,6 @@ def partition_id_problem(doc_id: str, database: str) -> str | None:
             "'partition:id' (a partition not starting with '_')")
 
 
-def normalise_fields(fields: list[str | dict[str, str]]) -> list[dict[str, str]]:
-    """Index fields as ``[{name: "asc"|"desc"}]``: a bare name sorts ascending."""
-    return [{field: "asc"} if isinstance(field, str) else dict(field) for field in fields]
-
-
 def absent_database_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
     """A database declared absent must not also declare content or settings."""
     if db.state != "absent":
@@ -70,6 +65,30 @@ def ddoc_collision_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]
 def _collision(index: IndexSpec, where: SourcePos) -> str:
     return (f"index {index.name!r} is kept in design document {index.ddoc!r}, which "
             f"design_docs also defines (at {where}); both would overwrite _design/{index.ddoc}")
+
+
+def index_partition_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
+    """A partitioned index needs a partitioned database, and the indexes of one design
+    doc one ``partitioned`` setting: CouchDB keeps it per design doc and refuses an index
+    whose setting differs from its design doc's."""
+    first_in: dict[str, IndexSpec] = {}
+    for index in db.indexes.values():
+        if index.partitioned and not db.partitioned:
+            yield (index.source, f"index {index.name!r} is partitioned, but database "
+                   f"{db.name!r} is not declared partitioned: true (CouchDB refuses "
+                   "partitioned indexes in a global database)")
+        if index.ddoc is None:
+            continue  # a design doc of its own, named by CouchDB
+        first = first_in.setdefault(index.ddoc, index)
+        if first.partitioned != index.partitioned:
+            yield (index.source, f"index {index.name!r} has partitioned: "
+                   f"{_setting(index.partitioned)} but index {first.name!r} (at {first.source}) "
+                   f"in the same design doc {index.ddoc!r} has {_setting(first.partitioned)}; "
+                   "CouchDB keeps one setting per design doc")
+
+
+def _setting(partitioned: bool | None) -> str:
+    return "unset" if partitioned is None else str(partitioned).lower()
 
 
 def seed_rule_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:

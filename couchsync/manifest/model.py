@@ -105,14 +105,29 @@ class DocumentSpec:
 
 @dataclass(frozen=True, slots=True)
 class IndexSpec:
-    """A Mango index. ``fields`` is normalised to ``[{name: "asc"|"desc"}, ...]``."""
+    """A Mango index. ``fields`` and ``partial_filter_selector`` are as written: apply
+    sends them so, and CouchDB keeps what ``POST /_index`` was sent (the design doc's
+    ``options.def``); plans compare them by meaning (``sort_fields``, the selector's
+    normal form)."""
 
     name: str
-    fields: list[dict[str, str]]
+    fields: list[str | dict[str, str]]  # a name (ascending) or {name: "asc"|"desc"}
     source: SourcePos
     ddoc: str | None = None  # without the "_design/" prefix
-    partial_filter_selector: dict[str, Any] | None = None
+    partial_filter_selector: dict[str, Any] | None = None  # None: not given ({} kept)
     type: str = "json"
+    #: A partitioned (True) or global (False) index; None: the database's kind.
+    partitioned: bool | None = None
+
+    @property
+    def sort_fields(self) -> list[dict[str, str]]:
+        """``fields`` as ``[{name: "asc"|"desc"}, ...]``: what they mean."""
+        return sort_fields(self.fields)
+
+
+def sort_fields(fields: list[str | dict[str, str]]) -> list[dict[str, str]]:
+    """Mango index fields as ``[{name: "asc"|"desc"}, ...]``: a bare name sorts ascending."""
+    return [{field: "asc"} if isinstance(field, str) else dict(field) for field in fields]
 
 
 @dataclass(frozen=True, slots=True)

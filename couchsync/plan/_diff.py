@@ -29,7 +29,7 @@ from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest._server import USERS_DB
-from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec
+from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, sort_fields
 from couchsync.plan._designdoc import with_server_fields
 from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
@@ -147,49 +147,60 @@ def _security_steps(spec: DatabaseSpec, live: LiveDatabase) -> Iterator[Step]:
 
 def _index_steps(spec: DatabaseSpec, live: LiveDatabase) -> Iterator[Step]:
     for name, index in spec.indexes.items():
+        # The definition as written: apply sends it so, and CouchDB keeps it so.
         wanted = _index_definition(index.ddoc, index.fields, index.partial_filter_selector,
-                                   index.type)
+                                   index.type, index.partitioned)
         namesakes = [found for found in live.indexes if found.name == name]
         if not namesakes:
             yield Step(Action.CREATE, StepKind.INDEX, spec.name, name, after=wanted,
                        reason=NOT_ON_SERVER, rebuild=_rebuild(spec, live, None))
             continue
-        differences = [index_differences(index, found) for found in namesakes]
+        differences = [index_differences(index, found, live.partitioned) for found in namesakes]
         if any(not diff for diff in differences):
             continue
         # Replace the namesake in the declared ddoc when there is one, else the first.
         pick = next((i for i, f in enumerate(namesakes) if f.ddoc == index.ddoc), 0)
-        found = namesakes[pick]
-        same_filter = "partial filter" not in differences[pick]
+        found, changed = namesakes[pick], differences[pick]
+        # What means the same is shown in the manifest's wording, so the diff shows only
+        # what really differs.
         before = _index_definition(
-            found.ddoc, found.fields,
-            # Show an equivalent live filter in the manifest's wording, so the diff
-            # shows only what really differs.
-            index.partial_filter_selector if same_filter else found.partial_filter_selector,
-            found.type,
-        )
+            found.ddoc, _worded_as(found.fields, index.fields),
+            found.partial_filter_selector if "partial filter" in changed
+            else index.partial_filter_selector,
+            found.type, found.partitioned if "partitioned" in changed else index.partitioned)
         yield Step(Action.REPLACE, StepKind.INDEX, spec.name, name, before=before,
-                   after=wanted, reason=f"{', '.join(differences[pick])} changed",
+                   after=wanted, reason=f"{', '.join(changed)} changed",
                    rebuild=_rebuild(spec, live, f"_design/{found.ddoc}"))
 
 
+def _worded_as(fields: list[dict[str, str]], written: list[Any]) -> list[Any]:
+    """Live index ``fields``, each written as the manifest writes the field at its place
+    when that means the same (``"a"`` for ``{"a": "asc"}``)."""
+    return [written[i] if i < len(written) and sort_fields(written[i:i + 1]) == [field]
+            else field for i, field in enumerate(fields)]
+
+
 def _index_definition(
-    ddoc: str | None, fields: list[dict[str, str]], selector: dict[str, Any] | None, kind: str
+    ddoc: str | None, fields: list[Any], selector: dict[str, Any] | None, kind: str,
+    partitioned: bool | None,
 ) -> dict[str, Any]:
     definition: dict[str, Any] = {"fields": fields, "type": kind}
     if ddoc is not None:
         definition["ddoc"] = ddoc
-    if selector:
+    if selector is not None:
         definition["partial_filter_selector"] = selector
+    if partitioned is not None:
+        definition["partitioned"] = partitioned
     return definition
 
 
-def index_differences(index: IndexSpec, found: LiveIndex) -> list[str]:
-    """What about ``found`` differs from the declaration (empty: the same index)."""
+def index_differences(index: IndexSpec, found: LiveIndex, partitioned: bool) -> list[str]:
+    """What about ``found`` differs from the declaration, by meaning (empty: the same
+    index); ``partitioned``: the database's kind, an index's default."""
     differences = []
     if index.ddoc is not None and index.ddoc != found.ddoc:
         differences.append("design doc")
-    if canonical_json(index.fields, drop=()) != canonical_json(found.fields, drop=()):
+    if index.sort_fields != found.fields:
         differences.append("fields")
     if normalize_selector(index.partial_filter_selector) != normalize_selector(
         found.partial_filter_selector
@@ -197,6 +208,8 @@ def index_differences(index: IndexSpec, found: LiveIndex) -> list[str]:
         differences.append("partial filter")
     if index.type != found.type:
         differences.append("type")
+    if (partitioned if index.partitioned is None else index.partitioned) != found.partitioned:
+        differences.append("partitioned")
     return differences
 
 

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from couchsync.client import Client, CouchError, Database, NotFound
-from couchsync.manifest._rules import normalise_fields
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan._batch import batched
 from couchsync.plan._diff import content_step, index_differences
+from couchsync.plan._index_ddocs import read_index_ddoc
 from couchsync.plan._model import PlanError, StepKind
 from couchsync.plan._ownership import (
     Record,
@@ -142,7 +142,8 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     if info is None:
         return LiveDatabase(db.name, exists=False)
     live = LiveDatabase(db.name, exists=True, doc_count=int(info.get("doc_count", 0)),
-                        copies=(info.get("cluster") or {}).get("n"))
+                        copies=(info.get("cluster") or {}).get("n"),
+                        partitioned=(info.get("props") or {}).get("partitioned") is True)
     if spec.state == "absent":
         return live
     if scope.whole and spec.security is not None:
@@ -162,10 +163,10 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         whole = False
         bodies = read_bodies(db, [*design_ids, *staging_ids, *(doc_ids if small else ())])
     if scope.whole and spec.indexes:
-        found = _mango_indexes(bodies.values()) if whole else None
+        found = _mango_indexes(bodies.values(), live.partitioned) if whole else None
         listed: set[str] = set(bodies)  # staging design docs seen
         if found is None:
-            found, listed = _read_indexes(db)
+            found, listed = _read_indexes(db, live.partitioned)
         live.indexes = found
         left = [index_staging_id(name) for name in spec.indexes]
         staging_ids += left
@@ -202,7 +203,8 @@ def _index_sizes(db: Database, spec: DatabaseSpec, live: LiveDatabase) -> dict[s
     ]
     for name, index in spec.indexes.items():
         namesakes = [found for found in live.indexes if found.name == name]
-        if namesakes and all(index_differences(index, found) for found in namesakes):
+        if namesakes and all(index_differences(index, found, live.partitioned)
+                             for found in namesakes):
             rebuilt.append(f"_design/{namesakes[0].ddoc}")
     sizes = {}
     for design_id in dict.fromkeys(rebuilt):
@@ -235,31 +237,30 @@ def _all_bodies(db: Database) -> dict[str, dict[str, Any]] | None:
         return None
 
 
-def _mango_indexes(bodies: Iterable[dict[str, Any]]) -> list[LiveIndex] | None:
-    """The JSON Mango indexes as ``_index`` lists them, read off their design docs
-    (``language: query``, each view's ``options.def``); None when a design doc holds
-    something else (text or nouveau indexes, an unknown form): ask ``_index`` then."""
+def _mango_indexes(bodies: Iterable[dict[str, Any]], partitioned: bool
+                   ) -> list[LiveIndex] | None:
+    """The json Mango indexes of ``language: query`` design docs (in a database of
+    kind ``partitioned``); None when a design doc holds something else (text or Nouveau
+    indexes, an unknown form): ask ``_index`` then."""
     found = []
     for body in bodies:
         if body.get("language") != "query" or is_staging_id(body["_id"]):
             continue
-        views = body.get("views")
-        if set(body) - {"_id", "_rev", "language", "views"} or not isinstance(views, dict):
+        indexes, left = read_index_ddoc(body)
+        if left:
             return None
-        for name, view in views.items():
-            definition = view.get("options", {}).get("def") if isinstance(view, dict) else None
-            if not isinstance(definition, dict) or not isinstance(definition.get("fields"), list):
-                return None
-            found.append(LiveIndex(
-                name=name, ddoc=body["_id"].removeprefix("_design/"),
-                fields=normalise_fields(definition["fields"]),
-                partial_filter_selector=definition.get("partial_filter_selector") or None))
+        found += [LiveIndex(name=index.name, ddoc=index.ddoc, fields=index.fields,
+                            partial_filter_selector=index.partial_filter_selector,
+                            partitioned=partitioned if index.partitioned is None
+                            else index.partitioned)
+                  for index in indexes]
     return found
 
 
-def _read_indexes(db: Database) -> tuple[list[LiveIndex], set[str]]:
+def _read_indexes(db: Database, partitioned: bool) -> tuple[list[LiveIndex], set[str]]:
     """The Mango indexes ``_index`` lists, and the staging design docs it shows (their
-    indexes are not in use: left out)."""
+    indexes are not in use: left out). ``partitioned``: the database's kind, which
+    PouchDB Server (it has no partitions) does not tell per index."""
     listed = db.get_indexes()["indexes"]
     staging = {index["ddoc"] for index in listed if is_staging_id(index.get("ddoc") or "")}
     return [
@@ -267,8 +268,11 @@ def _read_indexes(db: Database) -> tuple[list[LiveIndex], set[str]]:
             name=index["name"],
             ddoc=index["ddoc"].removeprefix("_design/"),
             fields=index["def"]["fields"],
-            partial_filter_selector=index["def"].get("partial_filter_selector") or None,
+            # A legacy selector of a design doc written by hand is its partial filter.
+            partial_filter_selector=index["def"].get("partial_filter_selector")
+            or index["def"].get("selector") or None,
             type=index.get("type", "json"),
+            partitioned=index.get("partitioned", partitioned) is True,
         )
         for index in listed
         # The special _all_docs index has no ddoc.

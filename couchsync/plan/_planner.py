@@ -284,7 +284,8 @@ def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Pref
             info = row.get("info")
             # Only what the reader uses: 10,000 databases' full info is megabytes.
             ahead[row["key"]] = Prefetched(None if info is None else {
-                "doc_count": info.get("doc_count", 0), "cluster": info.get("cluster")})
+                "doc_count": info.get("doc_count", 0), "cluster": info.get("cluster"),
+                "props": info.get("props")})
     return ahead
 
 

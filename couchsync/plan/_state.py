@@ -29,6 +29,7 @@ class LiveIndex:
     fields: list[dict[str, str]]
     partial_filter_selector: dict[str, Any] | None = None
     type: str = "json"
+    partitioned: bool = False  # in effect: its design doc's setting, else the database's
 
 
 #: The ``rev`` of a create_only document's entry: any revision is what the manifests want.
@@ -60,6 +61,7 @@ class LiveDatabase:
     exists: bool
     doc_count: int = 0
     copies: int | None = None  # the cluster's n for it, as its info says (None: not told)
+    partitioned: bool = False  # as its info says
     security: dict[str, Any] | None = None  # None: not read (the manifest leaves it alone)
     indexes: list[LiveIndex] = field(default_factory=list)
     design_docs: dict[str, LiveDoc] = field(default_factory=dict)  # by name, no _design/

@@ -70,12 +70,16 @@ databases:
 """)
     app = load_manifests([path], environ={}).databases["app"]
     assert app.q == 4 and isinstance(app.q, int)
-    assert app.indexes["plain"].fields == [{"a": "asc"}, {"b.c": "asc"}]
+    # Index definitions are kept as written (CouchDB stores them so); sort_fields is
+    # what they mean.
+    assert app.indexes["plain"].fields == ["a", "b.c"]
+    assert app.indexes["plain"].sort_fields == [{"a": "asc"}, {"b.c": "asc"}]
     assert app.indexes["plain"].ddoc is None and app.indexes["plain"].type == "json"
-    assert app.indexes["sorted"].fields == [{"a": "desc"}, {"b": "desc"}]
+    assert app.indexes["plain"].partitioned is None
+    assert app.indexes["sorted"].sort_fields == [{"a": "desc"}, {"b": "desc"}]
     assert app.indexes["sorted"].ddoc == "idx"
     assert app.indexes["sorted"].partial_filter_selector == {"t": 1}
-    assert app.indexes["empty-selector"].partial_filter_selector is None
+    assert app.indexes["empty-selector"].partial_filter_selector == {}
     # canonical bytes: sorted keys, integral floats as ints, dates kept as written
     assert app.documents["d"].canonical == (
         b'{"_id":"d","n":1,"nested":{"a":[1.5,"x"],"b":2},"when":"2024-01-02"}')

@@ -90,7 +90,7 @@ def test_declaring_the_same_thing_twice_is_not_a_conflict(tmp_path: Path) -> Non
             "design_docs": {"app": {"views": {"v": {"map": "function(d){}"}}}},
             "documents": [{"_id": "s", "x": 1}]}
     desired = load(tmp_path, {"user*": same, "*db-*": same, "userdb-1": same})
-    assert desired.databases["userdb-1"].indexes["i"].fields == [{"a": "asc"}]
+    assert desired.databases["userdb-1"].indexes["i"].fields == ["a"]
 
 
 def test_real_conflicts_name_both_places(tmp_path: Path) -> None:
