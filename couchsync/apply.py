@@ -67,7 +67,6 @@ from couchsync.client import (
     PreconditionFailed,
     TransportError,
 )
-from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DEFAULT_RULE, DesiredState, SeedRule
 from couchsync.plan._batch import batched_within
 from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, record_value
@@ -101,6 +100,7 @@ from couchsync.plan._phases import (
     INDEX_DELETE,
     SECURITY,
     STAGED,
+    run_order,
     validates,
 )
 from couchsync.plan._phases import phases as step_phases
@@ -317,7 +317,7 @@ def apply_plan(
         done = failed = 0
         if CONFIG in steps:  # node settings first: the rest may depend on them
             done, failed = 1, int(not run.config(steps[CONFIG]))
-        for group in _in_run_order([name for name in names if name != CONFIG]):
+        for group in run_order([name for name in names if name != CONFIG]):
             for ok in ordered_map(apply_one, group, parallel, on_interrupt=run.interrupt):
                 done, failed = done + 1, failed + (not ok)
                 if on_database is not None:
@@ -333,16 +333,6 @@ def apply_plan(
     if run.result.failures:
         raise ApplyError(run.result.results, run.result)
     return run.result
-
-
-def _in_run_order(names: list[str]) -> list[list[str]]:
-    """The databases in groups applied one after the other: every ordinary database
-    (in parallel), then ``_users``, then ``_replicator``, so that a replication's
-    source and target exist before its job starts."""
-    last = (USERS_DB, REPLICATOR_DB)
-    groups = [[name for name in names if name not in last],
-              *([name] for name in last if name in names)]
-    return [group for group in groups if group]
 
 
 class _Stop(Exception):

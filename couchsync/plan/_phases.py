@@ -1,8 +1,12 @@
-"""The order apply runs a database's steps in: its phases. One definition, read by
-apply (which runs them) and by the renderers (which list steps in that order).
+"""The order apply runs a plan in. One definition, read by apply (which runs it) and
+by the renderers (which list steps in that order).
 
-Per database: create the database (or delete it), security, design docs that
-set, change or drop a ``validate_doc_update`` (the others go with the
+Databases (``run_order``): the node config first, then every ordinary database (in
+parallel), then ``_users``, then ``_replicator``, so that a replication's source
+and target exist before its job starts.
+
+Phases, per database: create the database (or delete it), security, design docs
+that set, change or drop a ``validate_doc_update`` (the others go with the
 documents), index deletes (``-`` and the first half of ``-/+``), index creates,
 documents, staged rollouts last (their build covers the documents).
 """
@@ -11,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from couchsync.plan._model import Action, StepKind
+from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+from couchsync.plan._model import CONFIG, Action, StepKind
 
 # A replace is in both index phases (its delete half, then its create half).
 CREATE_DB, DELETE_DB, SECURITY, DESIGN, INDEX_DELETE, INDEX_CREATE, DOCS, STAGED = range(8)
@@ -41,3 +46,11 @@ def phases(kind: StepKind, action: Action, staged: bool, validating: bool
         return (DESIGN,)
     return (DOCS,)
 
+
+def run_order(databases: list[str]) -> list[list[str]]:
+    """``databases`` in the groups apply runs one after the other (see above)."""
+    last = (USERS_DB, REPLICATOR_DB)
+    groups = [[name for name in databases if name == CONFIG],
+              [name for name in databases if name not in (CONFIG, *last)],
+              *([name] for name in last if name in databases)]
+    return [group for group in groups if group]

@@ -30,7 +30,7 @@ from typing import Any
 from couchsync._words import counted
 from couchsync.plan._fielddiff import field_changes, key_path, line_diff
 from couchsync.plan._model import CONFIG, Action, Plan, StepKind
-from couchsync.plan._phases import phases, validates
+from couchsync.plan._phases import phases, run_order, validates
 
 NO_CHANGES = "No changes. The server matches the manifests."
 NO_CHANGES_READ = "No changes in the databases that could be read."
@@ -127,16 +127,14 @@ def _builds(step: Mapping[str, Any]) -> int:
 
 
 def in_apply_order(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The steps, each database's in the order apply runs them (``_phases``); the
-    databases in plan order."""
+    """The steps in the order apply runs them (``_phases``): the databases in its groups
+    (the node config, the others in plan order, ``_users``, ``_replicator``), each
+    database's steps in its phases."""
+    chunks: dict[str, list[Mapping[str, Any]]] = {}
+    for step in steps:
+        chunks.setdefault(step["database"], []).append(step)
     ordered: list[Mapping[str, Any]] = []
-    start = 0
-    while start < len(steps):
-        database = steps[start]["database"]
-        end = start
-        while end < len(steps) and steps[end]["database"] == database:
-            end += 1
-        part = steps[start:end]
+    for part in (chunks[name] for group in run_order(list(chunks)) for name in group):
         kinds = [(StepKind(step["kind"]), Action(step["action"])) for step in part]
         validating = any(kind is StepKind.DESIGN_DOC
                          and validates(kind, action, step["before"], step["after"])
@@ -150,7 +148,6 @@ def in_apply_order(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
             return phases(*kinds[index], staged, validating)[0]
 
         ordered += [part[index] for index in sorted(range(len(part)), key=first_phase)]
-        start = end
     return ordered
 
 

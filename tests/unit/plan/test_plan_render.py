@@ -318,3 +318,24 @@ def test_steps_are_listed_in_the_order_apply_runs_them() -> None:
     # A design doc without a validate_doc_update goes with the documents.
     assert order(plain, index, document) == [
         "db:app/index:by-x", "db:app/design:views", "db:app/doc:d"]
+
+
+def test_databases_are_listed_in_the_order_apply_runs_them() -> None:
+    """The node config first, then the ordinary databases in plan order, then _users,
+    then _replicator (a replication's source and target exist before its job)."""
+    replication = Step(Action.CREATE, StepKind.DOCUMENT, "_replicator", "copy",
+                       after={"source": "http://h/a", "target": "http://h/b"})
+    user = Step(Action.CREATE, StepKind.DOCUMENT, "_users", "org.couchdb.user:app",
+                after={"name": "app", "type": "user", "roles": []})
+    config = Step(Action.CREATE, StepKind.CONFIG, "_config", "couch_peruser/enable",
+                  after={"node1": "true"})
+    first = Step(Action.CREATE, StepKind.DATABASE, "b-first", after={"q": 1})
+    second = Step(Action.CREATE, StepKind.DATABASE, "a-second", after={"q": 2})
+    lines = render(replication, user, first, config, second).splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("  +")] == [
+        "config:couch_peruser/enable", "db:b-first", "db:a-second",
+        "db:_users/doc:org.couchdb.user:app", "db:_replicator/doc:copy"]
+    markdown = render_markdown(Plan([replication, user, first, config, second]).to_dict())
+    headings = [line for line in markdown.splitlines() if line.startswith("#### ")]
+    assert headings == ["#### node config (every node)", "#### `db:b-first`",
+                        "#### `db:a-second`", "#### `db:_users`", "#### `db:_replicator`"]
