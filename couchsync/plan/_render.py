@@ -384,7 +384,7 @@ def _step_lines(block: _Block, paint: Paint, list_databases: bool) -> Iterator[L
         yield from _listing("-", before, paint)
     if len(databases) > 1:
         if list_databases:
-            yield from ((_INDENT, f"  db:{name}") for name in databases)
+            yield from ((_INDENT + "  ", f"db:{name}") for name in databases)
         else:
             yield _INDENT, paint("dim", "# --list-databases names them")
 
