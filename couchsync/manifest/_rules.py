@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
+from couchsync.manifest._patterns import is_pattern
 from couchsync.manifest.model import DatabaseSpec, IndexSpec, SourcePos
 
 
@@ -68,12 +69,13 @@ def _collision(index: IndexSpec, where: SourcePos) -> str:
 
 
 def index_partition_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
-    """A partitioned index needs a partitioned database, and the indexes of one design
-    doc one ``partitioned`` setting: CouchDB keeps it per design doc and refuses an index
-    whose setting differs from its design doc's."""
+    """A partitioned index needs a partitioned database (a pattern cannot declare one: the
+    server judges its databases), and the indexes of one design doc one ``partitioned``
+    setting: CouchDB keeps it per design doc and refuses an index whose setting differs
+    from its design doc's."""
     first_in: dict[str, IndexSpec] = {}
     for index in db.indexes.values():
-        if index.partitioned and not db.partitioned:
+        if index.partitioned and not db.partitioned and not is_pattern(db.name):
             yield (index.source, f"index {index.name!r} is partitioned, but database "
                    f"{db.name!r} is not declared partitioned: true (CouchDB refuses "
                    "partitioned indexes in a global database)")

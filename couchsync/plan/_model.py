@@ -42,7 +42,8 @@ to users. Apply never reads the reason to decide anything.
 
 Values per kind: documents and design docs hold the body without ``_id``,
 ``_rev`` and server-managed fields; an index holds ``{ddoc?, fields, type,
-partial_filter_selector?}``; security holds the ``_security`` object; a
+partial_filter_selector?, partitioned?}`` (as the manifest writes them: apply sends
+them so); security holds the ``_security`` object; a
 created database holds its create-time options, a deleted one
 ``{"doc_count": N}``. Document deletes carry ``before: null``: only the
 revision is read for them, never the body.

@@ -26,8 +26,8 @@ from sync_helpers import plan, sync
 from couchsync._canonical import canonical_json
 from couchsync.client import Client
 from couchsync.export import export_manifest
-from couchsync.manifest import DesiredState, load_manifests
-from couchsync.plan import Action
+from couchsync.manifest import DesiredState, expand_patterns, load_manifests
+from couchsync.plan import Action, discover
 
 REAL_WORLD = Path(__file__).parents[1] / "data" / "real-world" / "mango" / "couchdb-3.5.2.json"
 
@@ -192,6 +192,32 @@ def test_drift_in_an_index_partitioned_setting_shows_and_apply_mends_it(
     listed = [index for index in client.database(db_name).get_indexes()["indexes"]
               if index["name"] == "i"]
     assert [index["partitioned"] for index in listed] == [declared is not False]
+    assert plan(client, desired).is_empty
+
+
+@pytest.mark.couchdb_only("partitioned databases and legacy selectors are CouchDB's")
+def test_a_small_database_matched_by_a_pattern_reads_its_indexes_off_their_design_docs(
+    client: Client, couch_url: str, db_name_factory: Callable[[], str],
+    manifest: Callable[[dict[str, Any]], DesiredState],
+) -> None:
+    # A fleet's small databases are read whole: their indexes come from the design docs
+    # (not _index), where the partitioned setting and a legacy selector must be read too.
+    name = db_name_factory()
+    _create(client, name, partitioned=True)
+    _post_index(couch_url, client, name, {"index": {"fields": ["some"]}, "name": "global",
+                                          "ddoc": "global"})
+    _put_design(couch_url, client, name, "_design/oldschool", OLD_SCHOOL)
+    indexes = {"global": {"fields": ["some"], "ddoc": "global", "partitioned": False},
+               "oldschool": {"fields": ["location"], "ddoc": "oldschool", "partitioned": True,
+                             "partial_filter_selector": {"location": {"$gte": "FRA"}}}}
+    fleet = manifest({name[:-3] + "*": {"indexes": indexes}})
+    desired = expand_patterns(fleet, discover(client, fleet))
+    assert desired.databases[name].matched_by is not None
+
+    made_plan, result = sync(client, desired)
+    assert [(step.id, step.reason) for step in made_plan.steps] == [
+        ("global", "partitioned changed")]
+    assert result.ok, result.failures
     assert plan(client, desired).is_empty
 
 
