@@ -20,6 +20,8 @@ the order apply runs them (``couchsync.plan._phases``).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import re
 from collections import Counter
@@ -135,20 +137,22 @@ def in_apply_order(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
         chunks.setdefault(step["database"], []).append(step)
     ordered: list[Mapping[str, Any]] = []
     for part in (chunks[name] for group in run_order(list(chunks)) for name in group):
-        kinds = [(StepKind(step["kind"]), Action(step["action"])) for step in part]
-        validating = any(kind is StepKind.DESIGN_DOC
-                         and validates(kind, action, step["before"], step["after"])
-                         for (kind, action), step in zip(kinds, part, strict=True))
-
-        def first_phase(index: int, kinds: list[tuple[StepKind, Action]] = kinds,
-                        part: Sequence[Mapping[str, Any]] = part,
-                        validating: bool = validating) -> int:
-            rebuild = part[index]["rebuild"]
-            staged = rebuild is not None and bool(rebuild["staged"])
-            return phases(*kinds[index], staged, validating)[0]
-
-        ordered += [part[index] for index in sorted(range(len(part)), key=first_phase)]
+        read = [(step["kind"], step["action"], step["rebuild"]) for step in part]
+        validating = any(kind == StepKind.DESIGN_DOC.value and validates(
+            StepKind.DESIGN_DOC, Action(action), step["before"], step["after"])
+            for (kind, action, _), step in zip(read, part, strict=True))
+        keys = [_first_phase(kind, action, bool(rebuild and rebuild["staged"]), validating)
+                for kind, action, rebuild in read]
+        if all(a <= b for a, b in itertools.pairwise(keys)):  # a million creates: no sort
+            ordered += part
+        else:
+            ordered += [part[i] for i in sorted(range(len(part)), key=keys.__getitem__)]
     return ordered
+
+
+@functools.cache
+def _first_phase(kind: str, action: str, staged: bool, validating: bool) -> int:
+    return phases(StepKind(kind), Action(action), staged, validating)[0]
 
 
 def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
