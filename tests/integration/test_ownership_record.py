@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from json import loads
+from typing import Any
+from urllib.parse import unquote
+
 import pytest
+from sync_helpers import CountingEngine
 
 from couchsync.client import Client, Conflict, Database, NotFound
 from couchsync.plan import ManagedDoc, PlanError
@@ -205,14 +211,44 @@ def test_a_few_ids_are_written_ahead_into_the_head_alone(
     assert read_record(db).managed == written and not read_record(db).creating
 
 
+class WritesSeen(CountingEngine):
+    """Each document id written, in the order the requests reach the server: those of a
+    ``_bulk_docs`` (in the body's order), those a ``PUT`` or ``DELETE`` names."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.written: list[tuple[str, str]] = []  # (method, document id)
+
+    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                json: Any = None, content: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> Any:
+        if path.endswith("/_bulk_docs"):
+            body = json if content is None else loads(content)
+            self.written += [("POST", doc["_id"]) for doc in body["docs"]]
+        elif method in ("PUT", "DELETE"):
+            self.written.append((method, unquote(path.split("/", 2)[2])))
+        return super().request(method, path, params=params, json=json, content=content,
+                               headers=headers)
+
+
 def test_a_record_that_changes_its_number_of_shards_writes_new_ones_before_the_head(
-    db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
+    couch_url: str, db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
 ) -> None:
     monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)
     write_record(db, read_record(db), entries(120), w=w)  # 4 shards, first generation
     first = read_record(db)
     assert first.generation == 0 and shard_doc_id(0) in first.revs
-    write_record(db, first, entries(250), w=w)  # 8 shards: under new ids, the 4 kept
+    engines: list[WritesSeen] = []
+    with Client(couch_url, connection_engine=lambda url, **options: engines.append(
+            WritesSeen(url, **options)) or engines[-1]) as seeing:
+        write_record(seeing.database(db.name), first, entries(250), w=w)  # 8 new shards
+    # Every new shard is written before the head names it; the old ones go after it.
+    new_shards = [("POST", shard_doc_id(i, 1)) for i in range(8)]
+    old_shards = [("DELETE", shard_doc_id(i)) for i in range(4)]
+    written = engines[0].written
+    assert sorted(written) == sorted([*new_shards, ("POST", RECORD_ID), *old_shards])
+    head = written.index(("POST", RECORD_ID))
+    assert set(written[:head]) == set(new_shards) and set(written[head + 1:]) == set(old_shards)
     grown = read_record(db)
     assert grown.generation == 1 and grown.managed == entries(250)
     assert set(grown.revs) == {RECORD_ID, *(shard_doc_id(i, 1) for i in range(8))}
