@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -161,3 +162,24 @@ class OwnCouchDB:
     def stop(self) -> None:
         subprocess.run([str(self.dist / "stop"), str(self.dir)], capture_output=True,
                        timeout=60)
+
+
+def killed_at_request(url: str, method: str, path: str, nth: int, *args: str) -> None:
+    """``couchsync ARGS`` on ``url`` through a loopback proxy (tests/client/loopback.py)
+    that holds, unanswered, its ``nth`` ``method`` request whose path ends with ``path``,
+    SIGKILLed once that request is held: a kill at a chosen point of its writes, not at
+    a random instant. Fails when it ended before that request."""
+    if str(ROOT / "tests" / "client") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / "client"))
+    from loopback import Fault, Proxy, upstream_of
+
+    held = Fault("stall", method=method, path=path, nth=nth, times=1)
+    parts = urlsplit(url)
+    with Proxy(upstream_of(url), faults=[held]) as proxy:
+        through = f"http://{parts.username}:{parts.password}@127.0.0.1:{proxy.port}" \
+            if parts.username else proxy.url
+        proc = couchsync(through, *args)
+        wait_for(lambda: held.hits > 0, f"its {method} {path} number {nth}", proc=proc)
+        proc.kill()
+        proc.communicate(timeout=60)
+    assert proc.returncode == -9, "killed while its chosen request was held"
