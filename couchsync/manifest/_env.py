@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync.manifest._problems import Path, surrogate_problem
@@ -39,6 +39,12 @@ _TOKEN = re.compile(
 )
 
 
+#: ``$NAME`` without braces, as a shell would expand it: the value keeps it literally,
+#: which is seldom what was meant (``password: $WORKER_PASSWORD``). Upper case only, the
+#: convention of environment variables: ``$eq`` or jQuery's ``$`` in code are not meant.
+_BARE = re.compile(r"(?<!\$)\$(?P<name>[A-Z_][A-Z0-9_]*)(?![A-Za-z0-9_{])")
+
+
 @dataclass(slots=True)
 class Expansion:
     """The expanded value, the problems found, which paths held references, and the
@@ -48,6 +54,8 @@ class Expansion:
     problems: list[tuple[Path, str]]
     expanded: set[Path]
     secrets: set[str]
+    #: ``$NAME`` written without braces (``bare_references``), by path.
+    warnings: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
@@ -55,6 +63,7 @@ def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
     problems: list[tuple[Path, str]] = []
     expanded: set[Path] = set()
     secrets: set[str] = set()
+    warnings: list[tuple[Path, str]] = []
 
     def walk(value: Any, path: Path) -> Any:
         if isinstance(value, dict):
@@ -62,6 +71,8 @@ def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
+            secret = bool(path) and is_secret_variable(str(path[-1]))
+            warnings.extend((path, message) for message in bare_references(value, secret))
             text, found = expand_string(value, environ, secrets)
             problems.extend((path, message) for message in found)
             if text != value:
@@ -69,7 +80,19 @@ def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
             return text
         return value
 
-    return Expansion(walk(value, ()), problems, expanded, secrets)
+    return Expansion(walk(value, ()), problems, expanded, secrets, warnings)
+
+
+def bare_references(text: str, secret: bool = False) -> list[str]:
+    """A warning for each ``$NAME`` in ``text`` that is not a ``${NAME}`` reference. It
+    names the reference only, never the rest of the value, and not even that in a
+    ``secret`` value (under a key like ``password``: a real password may hold ``$AB``)."""
+    return [(f"${name} is not a variable reference and is kept as written; write "
+             f"${{{name}}} to use the variable") if not secret else
+            ("a $NAME in this secret value (not shown) is kept as written, not "
+             "expanded: write ${NAME} to use a variable")
+            for name in (match.group("name") for match in _BARE.finditer(_TOKEN.sub("", text)))
+            if any(c.isalpha() for c in name)]
 
 
 def expand_string(text: str, environ: Mapping[str, str], secrets: set[str] | None = None

@@ -13,6 +13,7 @@ from couchsync.manifest._merge import ENTRY_SECTIONS, StateBuilder
 from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name
 from couchsync.manifest._schema import schema_issues
 from couchsync.manifest._server import SERVER_SECTIONS
+from couchsync.manifest._warnings import warn
 from couchsync.manifest._yaml import parse_yaml
 from couchsync.manifest.model import DesiredState
 
@@ -126,6 +127,8 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
     for path, message in expansion.problems:
         problems.append(Problem(file, *positions.value(path), message, format_path(path)))
         broken.add(_broken_part(path))
+    for path, message in expansion.warnings:
+        warn(Problem(file, *positions.value(path), message, format_path(path)))
     for issue in schema_issues(expansion.value, expansion.expanded):
         if any(issue.path[: len(failed)] == failed for failed in parsed.failed):
             continue
