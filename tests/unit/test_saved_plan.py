@@ -38,9 +38,11 @@ def test_a_saved_plan_round_trips_through_its_file() -> None:
     ("{", "plan.json: not a saved plan (not JSON: "),
     ("[]", "plan.json: not a saved plan (couchsync plan --out writes them)"),
     ('{"kind": "couchsync-saved-plan", "format_version": 9}',
-     "plan.json: a saved plan of format 9; this couchsync reads 1"),
+     "plan.json: a saved plan of format 9; this couchsync reads 2"),
     ('{"kind": "couchsync-saved-plan", "format_version": 1}',
-     "plan.json: a saved plan with a part missing ('plan')"),
+     "plan.json: a saved plan of format 1; this couchsync reads 2 (make the plan again)"),
+    ('{"kind": "couchsync-saved-plan", "format_version": 2}',
+     "plan.json: a saved plan with a part missing ('manifests')"),
 ])
 def test_what_is_not_a_saved_plan_is_said_so(text: str, message: str) -> None:
     with pytest.raises(SavedPlanError) as exc:
