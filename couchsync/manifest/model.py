@@ -205,9 +205,6 @@ class DatabaseSpec:
     n: int | None = None
     placement: str | None = None  # shard copies by zone, "zone-a:2,zone-b:1"
     security: dict[str, Any] | None = None  # None: left alone
-    #: The manifest means the database to be open to anyone (a security with no members):
-    #: plan and apply do not warn of it.
-    public: bool = False
     prune: bool = False
     #: How index-rebuilding design changes are rolled out: "in_place" or "staged"
     #: (built under a staging id first, then swapped in: ``couchsync._rollout``).
