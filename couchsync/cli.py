@@ -270,7 +270,16 @@ def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: i
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
             design_deploy=None if design_deploy is None else design_deploy.value)
+    _warn_public(desired)
     return desired, plan, locks
+
+
+def _warn_public(desired: DesiredState) -> None:
+    """Loudly, before the plan is shown or applied: databases open to anyone."""
+    from couchsync.plan._public import public_warnings
+
+    for line in public_warnings(desired):
+        typer.echo(f"WARNING: {line}", err=True)
 
 
 def _unread(plan: Plan) -> str | None:

@@ -38,8 +38,8 @@ from couchsync.manifest.model import (
     ignored_fields,
 )
 
-_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "prune", "design_deploy",
-             "create_only", "ignore")
+_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "public", "prune",
+             "design_deploy", "create_only", "ignore")
 #: Sections built entry by entry: a broken entry leaves out only itself.
 ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
 

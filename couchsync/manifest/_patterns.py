@@ -29,7 +29,7 @@ LOCK_DATABASE = "couchsync-locks"
 
 #: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
 #: are about creating a database, which a pattern never does.
-PATTERN_SETTINGS = ("security", "prune", "design_deploy", "create_only", "ignore")
+PATTERN_SETTINGS = ("security", "public", "prune", "design_deploy", "create_only", "ignore")
 
 
 def is_pattern(name: str) -> bool:

@@ -8,10 +8,12 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cli_helpers import COUCHSYNC
+from cli_helpers import COUCHSYNC, run
 
 from couchsync.manifest._server import endpoint_problem
 
@@ -50,3 +52,51 @@ def test_the_endpoint_rule_is_the_servers(couch_url: str,
         assert answer.status_code == 403, answer.text
     assert (endpoint_problem("source", endpoint) is None) == (answer.status_code != 403), \
         answer.text
+
+
+OPEN = ("will be readable and writable by anyone: its security (at {}) names no members; "
+        "add members, or public: true if that is meant")
+
+
+@pytest.mark.couchdb_only("checks that anonymous clients can write the database, which "
+                          "is CouchDB's security model")
+def test_a_database_open_to_anyone_is_warned_of_before_anything_is_sent(
+    couch_url: str, db_name_factory: Any, tmp_path: Path,
+) -> None:
+    opened, meant, closed, matched = (db_name_factory() for _ in range(4))
+    httpx.put(f"{couch_url}/{matched}-1", timeout=30).raise_for_status()
+    try:
+        manifest = tmp_path / "m.yaml"
+        manifest.write_text(f"""\
+version: 1
+databases:
+  {opened}:
+    security: {{admins: {{names: [bob]}}, members: {{names: [], roles: []}}}}
+  {meant}:
+    public: true
+    security: {{}}
+  {closed}:
+    security: {{members: {{roles: [staff]}}}}
+  "{matched}-*":
+    security: {{}}
+""")
+        warnings = {f"WARNING: database {opened!r} " + OPEN.format(f"{manifest}:4:15"),
+                    f"WARNING: 1 database matched by '{matched}-*' "
+                    + OPEN.format(f"{manifest}:11:15").replace("its security", "the security")}
+        planned = run(couch_url, "plan", str(manifest))
+        assert planned.returncode == 0, planned.stderr
+        assert set(planned.stderr.splitlines()) == warnings
+        applied = run(couch_url, "apply", str(manifest), "--yes")
+        assert applied.returncode == 0, applied.stderr
+        assert set(applied.stderr.splitlines()) == warnings
+        # Still said when nothing changes: the database is open.
+        again = run(couch_url, "plan", str(manifest), "--detailed-exitcode")
+        assert again.returncode == 0 and set(again.stderr.splitlines()) == warnings
+        anonymous = urlsplit(couch_url)._replace(netloc=f"{urlsplit(couch_url).hostname}:"
+                                                        f"{urlsplit(couch_url).port}").geturl()
+        for name, open_to_anyone in ((opened, True), (meant, True), (closed, False),
+                                     (f"{matched}-1", True)):
+            written = httpx.put(f"{anonymous}/{name}/anon", json={"a": 1}, timeout=30)
+            assert (written.status_code == 201) == open_to_anyone, (name, written.text)
+    finally:
+        httpx.delete(f"{couch_url}/{matched}-1", timeout=30)
