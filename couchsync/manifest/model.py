@@ -154,15 +154,15 @@ class SeedRule:
 
     create_only: bool = False
     ignore: tuple[str, ...] = ()  # sorted, without repeats
-    key: bytes = b""  # the rule as hashed into record hashes (made by ``seed_rule``)
+    tag: str = ""  # "~" and a digest of the rule (made by ``seed_rule``)
 
     def record_hash(self, content_hash: str) -> str:
         """The hash the ownership record keeps for a document of ``content_hash`` under
-        this rule: the content hash itself for the default rule, so that a change of rule
-        is seen as a change of the manifests (the document is judged again)."""
-        if not self.key:
-            return content_hash
-        return hash_canonical(content_hash.encode() + self.key)
+        this rule: the content hash, followed by the rule's tag unless it is the default,
+        so that a change of rule is seen as a change of the manifests (the document is
+        judged again). A tag, not a hash of both: a no-op plan works this out for every
+        document, twice."""
+        return content_hash + self.tag
 
 
 DEFAULT_RULE = SeedRule()
@@ -180,7 +180,8 @@ def seed_rule(create_only: bool, ignore: tuple[str, ...]) -> SeedRule:
     if not create_only and not ignore:
         return DEFAULT_RULE
     return SeedRule(create_only, ignore,
-                    b"\0" + canonical_json([create_only, list(ignore)], drop=()))
+                    "~" + hash_canonical(canonical_json([create_only, list(ignore)],
+                                                        drop=()))[:8])
 
 
 @dataclass(frozen=True, slots=True)
