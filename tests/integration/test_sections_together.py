@@ -4,7 +4,7 @@ state without ``config`` and ``prune.config``, so ``plan server.yaml fleet.yaml`
 showed no config step and "No changes" while the node lacked the key.
 
 The pure property test (every section, generated manifests) is
-``tests/unit/manifest/test_sections_together.py``; this is the same on a real server,
+``tests/unit/manifest/test_sections_planned_together.py``; this is the same on a real server,
 through the real command.
 """
 
