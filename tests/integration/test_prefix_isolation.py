@@ -30,14 +30,15 @@ def _steps(done: Any) -> dict[str, dict[str, Any]]:
 def test_a_replication_gets_its_id_and_its_local_endpoints_mapped(
         couch_url: str, db_name: str, tmp_path: Path, option: str, real: str) -> None:
     server = httpx.URL(couch_url)
-    local = f"http://admin:${{REPL_PASSWORD}}@localhost:{server.port}"  # this server, too
+    local = f"http://localhost:{server.port}"  # this server, too
+    auth = {"basic": {"username": "admin", "password": "${REPL_PASSWORD}"}}
     remote = "https://backup.example.com:6984"
     manifest = _write(tmp_path / "m.yaml", {
         "databases": {db_name: {}, f"{db_name}-archive": {}},
         "replications": {f"{db_name}-nightly": {
-            "source": f"{local}/{db_name}",
+            "source": {"url": f"{local}/{db_name}", "auth": auth},
             "target": {"url": f"{server.scheme}://{server.host}:{server.port}/"
-                              f"{db_name}-archive", "headers": {"X-Env": "pr"}},
+                              f"{db_name}-archive", "auth": auth},
             "continuous": True},
             f"{db_name}-offsite": {"source": f"{local}/{db_name}",
                                    "target": f"{remote}/{db_name}"}}})
@@ -48,12 +49,12 @@ def test_a_replication_gets_its_id_and_its_local_endpoints_mapped(
     assert value not in done.stdout + done.stderr
     steps = _steps(done)
     nightly = steps[f"db:_replicator/doc:{real.format(db_name + '-nightly')}"]["after"]
-    assert nightly["source"] == (f"http://admin:***@localhost:{server.port}/"
-                                 f"{real.format(db_name)}")
+    assert nightly["source"]["url"] == f"{local}/{real.format(db_name)}"
     assert nightly["target"]["url"] == (f"{server.scheme}://{server.host}:{server.port}/"
                                         f"{real.format(db_name + '-archive')}")
     offsite = steps[f"db:_replicator/doc:{real.format(db_name + '-offsite')}"]["after"]
     assert offsite["target"] == f"{remote}/{db_name}"  # another server: as written
+    assert offsite["source"] == f"{local}/{real.format(db_name)}"
     assert not [address for address in steps if address.startswith("db:_replicator/doc:")
                 and db_name + "-nightly" in address and real.format("") not in address]
 
