@@ -32,7 +32,8 @@ the lock counts as held.
 A holder keeps its lock alive by rewriting it every ``ttl / 3`` seconds (a
 heartbeat thread). A lock whose ``expires_at`` has passed was left by a process
 that died: the next apply takes it over (and says so). A lock whose holder ran
-on this host (same host name) under a PID that no longer exists is taken over
+on this host (same host name and PID namespace: containers sharing a host name
+do not see each other's processes) under a PID that no longer exists is taken over
 at once, without waiting for its TTL (a PID reused since by another process
 keeps the lock until the TTL: safe, only slower). ``couchsync force-unlock``
 frees a lock at once. Expiry compares the holder's clock with the taker's:
@@ -118,12 +119,13 @@ class LockHolder:
     since: str
     expires: str
     expires_at: float
+    pid_ns: str = ""  # the holder's PID namespace ("" when its lock does not say)
 
     @classmethod
     def this_process(cls, ttl: float) -> LockHolder:
         now = time.time()
         return cls(socket.gethostname(), os.getpid(), _user(), os.urandom(16).hex(),
-                   _iso(now), _iso(now + ttl), now + ttl)
+                   _iso(now), _iso(now + ttl), now + ttl, _pid_namespace())
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> LockHolder | None:
@@ -133,19 +135,21 @@ class LockHolder:
         return cls(str(holder.get("host", "?")), _number(holder.get("pid"), int),
                    str(holder.get("user", "?")), str(holder.get("run", "")),
                    str(holder.get("since", "?")), str(holder.get("expires", "?")),
-                   _number(holder.get("expires_at"), float))
+                   _number(holder.get("expires_at"), float), str(holder.get("pid_ns", "")))
 
     def renewed(self, ttl: float) -> LockHolder:
         now = time.time()
         return LockHolder(self.host, self.pid, self.user, self.run, self.since,
-                          _iso(now + ttl), now + ttl)
+                          _iso(now + ttl), now + ttl, self.pid_ns)
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at < (time.time() if now is None else now)
 
     def gone(self) -> bool:
-        """Its process ran on this host and exists no more (no PID to signal)."""
-        if self.host != socket.gethostname() or self.pid <= 0:
+        """Its process ran on this host, where this one runs, and exists no more (no PID to
+        signal). A lock that names no PID namespace (an older couchsync's) waits its TTL."""
+        if (self.host != socket.gethostname() or self.pid <= 0 or not self.pid_ns
+                or self.pid_ns != _pid_namespace()):
             return False
         try:
             os.kill(self.pid, 0)
@@ -167,7 +171,8 @@ class LockHolder:
 
     def to_body(self) -> dict[str, Any]:
         return {"host": self.host, "pid": self.pid, "user": self.user, "run": self.run,
-                "since": self.since, "expires": self.expires, "expires_at": self.expires_at}
+                "since": self.since, "expires": self.expires, "expires_at": self.expires_at,
+                "pid_ns": self.pid_ns}
 
     def describe(self) -> str:
         state = "expired" if self.expired() else "expires"
@@ -564,6 +569,14 @@ def _number(value: Any, kind: type[_N]) -> _N:
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace on Linux (its inode), "host" where there is none."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "host"
 
 
 def _user() -> str:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from couchsync.client import Client
 from couchsync.lock import (
     LOCK_DB,
     LockHeld,
+    LockHolder,
     LockLost,
     LockSet,
     force_unlock,
@@ -240,3 +242,29 @@ def _since(url: str, db: str) -> str:
     holder = lock_holder(url, db)
     assert holder is not None
     return str(holder["since"])
+
+
+def test_a_dead_pid_of_another_pid_namespace_keeps_its_lock_until_the_ttl(
+    client: Client, db_name: str
+) -> None:
+    """Containers may share a host name without seeing each other's processes: only a PID
+    of this process's namespace is known to be gone."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(ended.stdout)  # a PID that no longer exists (reaped)
+    own = LockHolder.this_process(600)
+    for pid_ns, taken in (("4026531836-elsewhere", False), (own.pid_ns, True)):
+        locks = read_locks(client, [db_name])
+        holder = replace(own, pid=dead, run=os.urandom(16).hex(), pid_ns=pid_ns)
+        body: dict[str, object] = {"_id": lock_id(db_name), "database": db_name,
+                                   "holder": holder.to_body()}
+        if locks[db_name].rev:
+            body["_rev"] = locks[db_name].rev
+        client.database(LOCK_DB).bulk_docs([body])
+        taker = LockSet(client, [db_name], read_locks(client, [db_name]))
+        if taken:
+            taker.acquire(timeout=0)
+            taker.release()
+        else:
+            with pytest.raises(LockHeld):
+                taker.acquire(timeout=0)
