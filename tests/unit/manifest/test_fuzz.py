@@ -238,7 +238,8 @@ def test_server_sections_with_numbers_and_names_no_server_can_hold(
         write: Write, collect: Collect) -> None:
     # Found by the fuzz in users:/replications: (each was a traceback).
     huge = "9" * 400
-    write("m.yaml", f"version: 1\nreplications:\n  r1:\n    source: a\n    target: b\n"
+    write("m.yaml", "version: 1\nreplications:\n  r1:\n    source: http://h/a\n"
+                    f"    target: http://h/b\n"
                     f"    n: {huge}\nusers:\n  bob:\n    password_file: \"p\\0.txt\"\n"
                     f"  ann:\n    password: x\n    n: {huge}\n")
     too_large = "an integer too large for a JSON number (beyond a double's range, about 1.8e308)"

@@ -88,7 +88,8 @@ def test_summarize(counts: tuple[int, int, int, int], expected: str) -> None:
 def test_summarize_counts_users_and_replications_apart_from_databases(tmp_path: Path) -> None:
     manifest = tmp_path / "server.yaml"
     manifest.write_text("version: 1\nconfig: {cors: {origins: x, credentials: true}}\n"
-                        "users: {a: {}, b: {}}\nreplications: {r: {source: s, target: t}}\n"
+                        "users: {a: {}, b: {}}\n"
+                        "replications: {r: {source: 'http://h/s', target: 'http://h/t'}}\n"
                         "databases: {orders: {}}\n")
     assert summarize(load_manifests([manifest], environ={})) == (
         "1 database, 0 documents, 0 indexes, 0 design docs, 2 config keys, 2 users, "
