@@ -147,11 +147,11 @@ def _mark(value: str, other: Any) -> str:
 
 
 def shown_secrets(value: Any, other: Any, secrets: frozenset[str], after: bool) -> Any:
-    """``value`` (a step's ``before``, or its ``after`` when ``after``) with every string
-    that holds one of ``secrets``, or whose counterpart at the same path in ``other``
-    (the step's other side) does, masked: ``***``, or ``(changed)`` on the after side
-    where it differs from before. Masking both sides at such a path hides the old value
-    of a secret too, which couchsync does not know to be one."""
+    """``value`` (a step's ``before``, or its ``after`` when ``after``) with each of
+    ``secrets`` inside its strings replaced by ``***``. A ``before`` string whose
+    counterpart in ``after`` (``other``, same path) holds a secret is ``***`` whole: it
+    may hold the old value of that secret, which couchsync cannot know; an ``after``
+    string that would then read the same as its ``before`` is ``(changed)``."""
     if isinstance(value, dict):
         return {key: shown_secrets(item, other.get(key) if isinstance(other, dict) else None,
                                    secrets, after)
@@ -160,10 +160,24 @@ def shown_secrets(value: Any, other: Any, secrets: frozenset[str], after: bool) 
         return [shown_secrets(item, other[i] if isinstance(other, list) and i < len(other)
                               else None, secrets, after)
                 for i, item in enumerate(value)]
-    if isinstance(value, str) and (_holds(value, secrets) or (
-            isinstance(other, str) and _holds(other, secrets))):
-        return _mark(value, other) if after else MASK
-    return value
+    if not isinstance(value, str):
+        return value
+    if not after:
+        return (_replaced(value, secrets) if _holds(value, secrets)
+                else MASK if isinstance(other, str) and _holds(other, secrets) else value)
+    if not _holds(value, secrets):
+        return value
+    masked = _replaced(value, secrets)
+    if isinstance(other, str) and other != value and masked == shown_secrets(
+            other, value, secrets, after=False):
+        return CHANGED
+    return masked
+
+
+def _replaced(text: str, secrets: frozenset[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first
+        text = text.replace(secret, MASK)
+    return text
 
 
 def _holds(text: str, secrets: frozenset[str]) -> bool:
