@@ -308,10 +308,10 @@ def _tell_locks(locks: LockReader) -> None:
 
 
 def _show(plan: Plan, fmt: str, list_databases: bool = False, *,
-          saved: Path | None = None, verbose: bool = False) -> None:
-    """Print ``plan``; ``saved``: where the plan was saved (a markdown plan too long for
-    a comment points there); ``verbose``: text and markdown also list what was ignored
-    (JSON always carries it)."""
+          verbose: bool = False, saved: Path | None = None) -> None:
+    """Print ``plan``; ``verbose``: text and markdown also list what was ignored (JSON
+    always carries it); ``saved``: where the plan was saved (a markdown plan too long
+    for a comment points there)."""
     from couchsync.plan import render_ignored, render_json, render_markdown, render_text
 
     if fmt == "json":
@@ -399,7 +399,7 @@ def plan(
                 settings = {"only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
                             "design_deploy": design_deploy and design_deploy.value}
                 _save_plan(out, result, desired, client, paths, settings, environ)
-        _show(result, fmt, list_databases, saved=out, verbose=verbose)
+        _show(result, fmt, list_databases, verbose=verbose, saved=out)
         if fmt == "text" and result.record_updates():
             entries = counted(result.record_updates(), "ownership-record entry",
                               "ownership-record entries")

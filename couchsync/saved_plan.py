@@ -311,18 +311,20 @@ def _secrets_masked(spec: DatabaseSpec, secrets: frozenset[str]) -> dict[str, st
 def _declared(spec: DatabaseSpec) -> Iterator[tuple[str, Any]]:
     base = f"db:{spec.name}"
     yield base, [spec.state, spec.partitioned, spec.q, spec.n, spec.placement, spec.prune,
-                 spec.design_deploy]
+                 spec.design_deploy, spec.create_only, list(spec.ignore)]
     if spec.security is not None:
         yield f"{base}/security", spec.security
     for name, index in spec.indexes.items():
         yield f"{base}/index:{name}", [index.ddoc, index.fields,
-                                       index.partial_filter_selector, index.type]
+                                       index.partial_filter_selector, index.type,
+                                       index.partitioned]
     for name, design in spec.design_docs.items():
         yield f"{base}/design:{name}", design.body
     for doc_id, doc in spec.documents.items():
         # Secrets never go into the file, not even hashed (a guessable password would be
         # found by hashing guesses): a replication is taken as plans show it, masked.
-        yield f"{base}/doc:{doc_id}", (doc.hash if spec.name != REPLICATOR_DB
+        # The hash covers the document's seed rule (create_only, ignore) too.
+        yield f"{base}/doc:{doc_id}", (spec.record_hash(doc) if spec.name != REPLICATOR_DB
                                        else shown(REPLICATOR_DB, doc.body))
 
 
