@@ -270,15 +270,15 @@ def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: i
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
             design_deploy=None if design_deploy is None else design_deploy.value)
-    _warn_public(desired)
+    _warn_public(desired, plan)
     return desired, plan, locks
 
 
-def _warn_public(desired: DesiredState) -> None:
+def _warn_public(desired: DesiredState, plan: Plan) -> None:
     """Loudly, before the plan is shown or applied: databases open to anyone."""
     from couchsync.plan._public import public_warnings
 
-    for line in public_warnings(desired):
+    for line in public_warnings(desired, plan):
         typer.echo(f"WARNING: {line}", err=True)
 
 

@@ -44,6 +44,7 @@ from couchsync.plan._model import (
     StepKind,
 )
 from couchsync.plan._ownership import digest_if_current, expected_entry, is_unchanged
+from couchsync.plan._public import is_open_to_anyone
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._staging import (
     changes_validation,
@@ -87,7 +88,9 @@ def plan_database(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Datab
     record = _RecordUpdates()
     steps = list(_database_steps(spec, live, scope, record))
     return DatabasePlan(spec.name, steps, record.confirm, record.forget, live.copies,
-                        record.ignored, record.unread)
+                        record.ignored, record.unread,
+                        open_to_anyone=spec.security is None and live.security is not None
+                        and is_open_to_anyone(live.security))
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """The live-state reader: what the planner needs from the server, in few requests.
 
 Per database of the desired state (or of the ``only`` selection): its info
-(existence, document count), ``_security`` when the manifest sets it, the
+(existence, document count), ``_security`` when the manifest sets it (or, for a named
+database, when it could already be open to anyone), the
 Mango indexes when it declares any, the declared design docs, the ownership
 record, and the managed documents.
 
@@ -28,7 +29,8 @@ document differs.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,8 +134,19 @@ def read_info(db: Database) -> dict[str, Any] | None:
         return None
 
 
+def guards_like_couchdb(client: Client) -> Callable[[], bool]:
+    """Whether the server is Apache CouchDB, asked once when first needed: only its
+    databases can be told open to anyone by their ``_security`` (CouchDB 3 creates them
+    admin-only; PouchDB Server's are all open, a test server's, and warning of each
+    would only teach ``public: true`` to manifests that production reads too)."""
+    return functools.cache(lambda: "couchdb" in client.server.info())
+
+
 def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
-                   ahead: Prefetched | None) -> LiveDatabase:
+                  ahead: Prefetched | None,
+                  guards: Callable[[], bool] = lambda: False) -> LiveDatabase:
+    """``guards``: ``guards_like_couchdb``'s answer (the default reads no ``_security``
+    the manifests do not declare)."""
     if ahead is None:
         ahead = Prefetched(read_info(db))
     elif ahead.error is not None:
@@ -146,7 +159,7 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                         partitioned=(info.get("props") or {}).get("partitioned") is True)
     if spec.state == "absent":
         return live
-    if scope.whole and spec.security is not None:
+    if scope.whole and (spec.security is not None or (_may_be_open(spec) and guards())):
         live.security = db.get_security()
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
     # The staging copies of design docs a staged apply may have left: asked for in the
@@ -191,6 +204,15 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         live.documents = _read_documents(db, spec, scope, live, ahead.head or read_head(db),
                                          ahead.scan)
     return live
+
+
+def _may_be_open(spec: DatabaseSpec) -> bool:
+    """A named database that declares no security, and does not say it is public, has
+    its ``_security`` read to warn if it is already open to anyone (``_public``). Not a
+    database a pattern matched: that would add a request per database of a fleet, where
+    couch_peruser sets members; the pattern's declared security is what is checked. Not
+    a system database either: CouchDB guards ``_users`` and ``_replicator`` per document."""
+    return spec.matched_by is None and not spec.public and not spec.name.startswith("_")
 
 
 def _index_sizes(db: Database, spec: DatabaseSpec, live: LiveDatabase) -> dict[str, int]:

@@ -37,8 +37,9 @@ to users. Apply never reads the reason to decide anything.
         "crm": {"fields": {"acme": ["seats"]},  # ignored fields whose values differ
                 "create_only_existing": 3,    # create_only documents left as they are
                 "ignoring_unread": 2}         # documents with ignored fields the record
-      }                                       # proved unchanged since the last apply
-    }
+      },                                      # proved unchanged since the last apply
+      "open_to_anyone": ["crm"]               # only when any: declared databases already
+    }                                         # open to anyone that the plan leaves so
 
 Values per kind: documents and design docs hold the body without ``_id``,
 ``_rev`` and server-managed fields; an index holds ``{ddoc?, fields, type,
@@ -225,6 +226,7 @@ class DatabasePlan:
     copies: int | None = None  # the database's n, as read
     ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)  # see Plan.ignored
     unread: dict[str, int] = field(default_factory=dict)  # see Plan.unread
+    open_to_anyone: bool = False  # see Plan.open_to_anyone
 
 
 @dataclass(slots=True)
@@ -254,6 +256,10 @@ class Plan:
     #: the record proved unchanged since the last apply (``IGNORING_UNREAD``).
     ignored: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     unread: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Declared databases already readable and writable by anyone (their ``_security``
+    #: names no members) that the plan leaves so: the manifests declare no security for
+    #: them and do not say ``public: true``. Warned of; not steps.
+    open_to_anyone: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -272,6 +278,8 @@ class Plan:
             self.ignored[part.database] = part.ignored
         if part.unread:
             self.unread[part.database] = part.unread
+        if part.open_to_anyone:
+            self.open_to_anyone.append(part.database)
 
     def ignored_dict(self) -> dict[str, Any]:
         """``ignored`` and ``unread`` as the machine format's ``"ignored"`` value."""
@@ -308,6 +316,7 @@ class Plan:
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
             **({"ignored": self.ignored_dict()} if self.ignored or self.unread else {}),
+            **({"open_to_anyone": list(self.open_to_anyone)} if self.open_to_anyone else {}),
         }
 
     def view(self) -> dict[str, Any]:
@@ -321,6 +330,7 @@ class Plan:
             "record_updates": self.record_updates(),
             "errors": dict(self.errors),
             **({"ignored": self.ignored_dict()} if self.ignored or self.unread else {}),
+            **({"open_to_anyone": list(self.open_to_anyone)} if self.open_to_anyone else {}),
         }
 
     @classmethod
@@ -329,7 +339,8 @@ class Plan:
         if version != FORMAT_VERSION:
             raise PlanError(f"unsupported plan format_version {version!r} (expected 1)")
         return cls([Step.from_dict(step) for step in data["steps"]],
-                   errors=dict(data.get("errors", {})))
+                   errors=dict(data.get("errors", {})),
+                   open_to_anyone=list(data.get("open_to_anyone", [])))
 
 
 _STEP_KEYS = ("action", "kind", "address", "database", "id", "before", "after", "rev", "reason",

@@ -2,9 +2,10 @@
 or roles, or an empty object) lets every client, logged in or not, read and write the
 database (CouchDB 3 creates databases admin-only; writing such a security opens them).
 
-Plan and apply warn of every database whose declared security is so, before anything
-is sent, unless its manifest says ``public: true``. Databases that the same pattern
-matches are warned of once, by the pattern.
+Plan and apply warn of every database whose declared security is so, and of every
+named database already so on the server that the manifests leave so (they declare no
+security), before anything is sent, unless its manifest says ``public: true``.
+Databases that the same pattern matches are warned of once, by the pattern.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from couchsync.manifest.model import DatabaseSpec, DesiredState
+from couchsync.plan._model import Plan
 
 __all__ = ["is_open_to_anyone", "public_warnings"]
 
@@ -26,9 +28,10 @@ def _unmeant(spec: DatabaseSpec) -> bool:
     return spec.security is not None and not spec.public and is_open_to_anyone(spec.security)
 
 
-def public_warnings(desired: DesiredState) -> list[str]:
+def public_warnings(desired: DesiredState, plan: Plan) -> list[str]:
     """One line per database (or pattern) the manifests make readable and writable by
-    anyone without saying they mean it."""
+    anyone without saying they mean it, and per declared database ``plan`` found
+    already so and leaves so (``Plan.open_to_anyone``)."""
     named = [spec for spec in desired.databases.values()
              if spec.matched_by is None and spec.state == "present" and _unmeant(spec)]
     matched = Counter(spec.matched_by for spec in desired.databases.values()
@@ -42,4 +45,8 @@ def public_warnings(desired: DesiredState) -> list[str]:
               f"readable and writable by anyone: the security (at {where[pattern]}) names "
               "no members; add members, or public: true if that is meant"
               for pattern, count in matched.items()]
+    lines += [f"database {name!r} is readable and writable by anyone: its security on the "
+              f"server names no members, and the manifests (at "
+              f"{desired.databases[name].source}) declare none; add security with members, "
+              "or public: true if that is meant" for name in plan.open_to_anyone]
     return lines

@@ -4,6 +4,7 @@ said so before anything is sent."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -100,3 +101,37 @@ databases:
             assert (written.status_code == 201) == open_to_anyone, (name, written.text)
     finally:
         httpx.delete(f"{couch_url}/{matched}-1", timeout=30)
+
+
+@pytest.mark.couchdb_only("a new database is admin-only on CouchDB 3; PouchDB Server's are "
+                          "all open")
+def test_a_declared_database_already_open_to_anyone_is_warned_of(
+    couch_url: str, db_name_factory: Any, tmp_path: Path,
+) -> None:
+    """Opened on the server long ago (``_security`` of ``{}``, as CouchDB 2 created them);
+    a manifest that declares no security leaves it open: said, unless ``public: true``."""
+    opened, meant, closed = (db_name_factory() for _ in range(3))
+    for name in (opened, meant, closed):
+        httpx.put(f"{couch_url}/{name}", timeout=30).raise_for_status()
+    for name in (opened, meant):
+        httpx.put(f"{couch_url}/{name}/_security", json={}, timeout=30).raise_for_status()
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(f"version: 1\ndatabases:\n  {opened}: {{}}\n  {meant}: "
+                        f"{{public: true}}\n  {closed}: {{}}\n")
+    warning = (f"WARNING: database {opened!r} is readable and writable by anyone: its "
+               f"security on the server names no members, and the manifests (at "
+               f"{manifest}:3:3) declare none; add security with members, or public: true "
+               "if that is meant")
+    planned = run(couch_url, "plan", str(manifest), "--detailed-exitcode")
+    assert planned.returncode == 0, planned.stdout + planned.stderr  # nothing to change
+    assert planned.stderr.splitlines() == [warning]
+    as_json = run(couch_url, "plan", str(manifest), "--format", "json")
+    assert json.loads(as_json.stdout)["open_to_anyone"] == [opened]
+    applied = run(couch_url, "apply", str(manifest), "--yes")
+    assert applied.returncode == 0 and applied.stderr.splitlines() == [warning]
+    # Declaring members is the fix: the plan shows the change, and warns no more.
+    manifest.write_text(f"version: 1\ndatabases:\n  {opened}:\n    security: "
+                        "{members: {roles: [staff]}}\n")
+    fixed = run(couch_url, "plan", str(manifest))
+    assert fixed.returncode == 0 and fixed.stderr == "", fixed.stderr
+    assert f"~ db:{opened}/security" in fixed.stdout
