@@ -13,6 +13,7 @@ holds anything derived from it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -67,6 +68,37 @@ def endpoint_problem(side: str, endpoint: object) -> str | None:
             "CouchDB refuses it (local_endpoints_not_supported)")
 
 
+#: Standard base64, padded (what CouchDB's ``base64:decode`` reads; it skips whitespace).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def basic_header_problem(side: str, endpoint: object) -> tuple[str, str] | None:
+    """The header name and why, when an endpoint's ``Authorization: Basic ...`` header
+    is not base64 of ``user:password``. CouchDB 3 reads such a header's credentials
+    (scheme in any case, then one space) to move them into ``auth.basic``: characters
+    outside base64 make it refuse the document (``forbidden: {error,badarg}``); missing
+    padding, or no ``:``, makes it drop them and replicate without credentials."""
+    headers = endpoint.get("headers") if isinstance(endpoint, dict) else None
+    if not isinstance(headers, dict):
+        return None
+    for name, value in headers.items():
+        if not (isinstance(name, str) and name.lower() == "authorization"
+                and isinstance(value, str)):
+            continue
+        scheme, space, credentials = value.partition(" ")
+        if scheme.lower() != "basic" or not space:
+            continue  # another scheme (Bearer ...): the server passes it on as written
+        token = re.sub(r"[ \t\r\n]", "", credentials)
+        decoded = base64.b64decode(token) if _BASE64.fullmatch(token) else b""
+        if b":" not in decoded:
+            # Not shown: it is a credential.
+            return name, (f"{side}'s {name} header is not Basic base64 of user:password: "
+                          "CouchDB refuses the document (forbidden: {error,badarg}) or "
+                          "replicates without the credentials; write base64 of "
+                          "user:password, or auth: {basic: {username, password}}")
+    return None
+
+
 class ServerSections:
     """Builds the server sections of each manifest file into ``state``, merging files:
     one key, user or replication is defined once; ``prune`` flags must agree."""
@@ -117,6 +149,11 @@ class ServerSections:
                 place = ("replications", doc_id, side,
                          *(("url",) if isinstance(body[side], dict) else ()))
                 self._problem(at(place), f"replication {doc_id!r}: {message}", place)
+            for side in ("source", "target"):
+                if (header := basic_header_problem(side, body.get(side))) is not None:
+                    place = ("replications", doc_id, side, "headers", header[0])
+                    self._problem(at(place), f"replication {doc_id!r}: {header[1]}", place)
+                    refused.append((side, header[1]))
             if refused:
                 continue
             spec = self._spec({**body, "_id": doc_id}, where, ("replications", doc_id))
