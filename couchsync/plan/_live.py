@@ -29,8 +29,7 @@ document differs.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,19 +133,8 @@ def read_info(db: Database) -> dict[str, Any] | None:
         return None
 
 
-def guards_like_couchdb(client: Client) -> Callable[[], bool]:
-    """Whether the server is Apache CouchDB, asked once when first needed: only its
-    databases can be told open to anyone by their ``_security`` (CouchDB 3 creates them
-    admin-only; PouchDB Server's are all open, a test server's, and warning of each
-    would only teach ``public: true`` to manifests that production reads too)."""
-    return functools.cache(lambda: "couchdb" in client.server.info())
-
-
 def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
-                  ahead: Prefetched | None,
-                  guards: Callable[[], bool] = lambda: False) -> LiveDatabase:
-    """``guards``: ``guards_like_couchdb``'s answer (the default reads no ``_security``
-    the manifests do not declare)."""
+                  ahead: Prefetched | None) -> LiveDatabase:
     if ahead is None:
         ahead = Prefetched(read_info(db))
     elif ahead.error is not None:
@@ -159,7 +147,7 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                         partitioned=(info.get("props") or {}).get("partitioned") is True)
     if spec.state == "absent":
         return live
-    if scope.whole and (spec.security is not None or (_may_be_open(spec) and guards())):
+    if scope.whole and (spec.security is not None or (_may_be_open(spec) and "cluster" in info)):
         live.security = db.get_security()
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
     # The staging copies of design docs a staged apply may have left: asked for in the
@@ -211,7 +199,10 @@ def _may_be_open(spec: DatabaseSpec) -> bool:
     its ``_security`` read to warn if it is already open to anyone (``_public``). Not a
     database a pattern matched: that would add a request per database of a fleet, where
     couch_peruser sets members; the pattern's declared security is what is checked. Not
-    a system database either: CouchDB guards ``_users`` and ``_replicator`` per document."""
+    a system database either: CouchDB guards ``_users`` and ``_replicator`` per document.
+    And only on Apache CouchDB (its database info tells the ``cluster``): CouchDB 3
+    creates databases admin-only, while every PouchDB Server database is open, and
+    warning of each would only teach ``public: true`` to manifests production reads."""
     return spec.matched_by is None and not spec.public and not spec.name.startswith("_")
 
 

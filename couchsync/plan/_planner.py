@@ -33,13 +33,7 @@ from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._batch import batched
 from couchsync.plan._config import plan_config, read_config
 from couchsync.plan._limits import LimitsReader, too_large
-from couchsync.plan._live import (
-    Prefetched,
-    close_scans,
-    guards_like_couchdb,
-    prefetch,
-    read_database,
-)
+from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.plan._model import CONFIG, Action, DatabasePlan, Plan, PlanError, Step
 from couchsync.plan._select import Scope, resolve_only
 from couchsync.plan._state import LiveDatabase, LiveState
@@ -166,12 +160,11 @@ def read_live_state(
     """
     scopes = resolve_only(desired, only)
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
-    guards = guards_like_couchdb(client)
     try:
         names = list(scopes)
         read = ordered_map(lambda name: read_database(client.database(name),
                                                        desired.databases[name], scopes[name],
-                                                       ahead.get(name), guards),
+                                                       ahead.get(name)),
                            names, parallel)
         return LiveState(dict(zip(names, read, strict=True)))
     finally:
@@ -199,14 +192,12 @@ def plan_server(
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
     values = _SharedValues() if len(scopes) > 1 else None
     limits = LimitsReader(client)
-    guards = guards_like_couchdb(client)
 
     def plan_one(name: str) -> DatabasePlan | str:
         scope: Scope = scopes[name]
         spec = desired.databases[name]
         try:
-            live = read_database(client.database(name), spec, scope, ahead.pop(name, None),
-                                 guards)
+            live = read_database(client.database(name), spec, scope, ahead.pop(name, None))
             if name == USERS_DB:  # each password against its stored hash, on every core
                 check_passwords(_user_passwords(spec, live), parallel)
             part = plan_checked(spec, live, scope)

@@ -46,6 +46,13 @@ class CountingEngine:
         self.bytes_received += len(response.content)
         return response
 
+    @property
+    def document_reads(self) -> list[tuple[str, str, dict[str, str]]]:
+        """``requests`` less the ``_security`` read of a named database that declares
+        none (on CouchDB, to warn if it is open to anyone: test_safe_defaults): what the
+        tests of how documents are read count."""
+        return [request for request in self.requests if not request[1].endswith("/_security")]
+
     def send_early(self, method: str, path: str, *,
                    params: Mapping[str, str] | None = None) -> Any:
         """An early exchange of the inner engine, recorded as a request marked "early"."""

@@ -58,7 +58,7 @@ def test_the_data_files_load_while_the_scan_is_under_way(
         desired, live = load_and_read(counting, [manifest])
     # info and the record head before the documents are known; the scan sent early
     # and read after; then the one body the record cannot vouch for.
-    assert paths(engine.requests) == [f"GET {db_name}", "GET couchsync",
+    assert paths(engine.document_reads) == [f"GET {db_name}", "GET couchsync",
                                       "GET _all_docs early", "POST _all_docs"]
     sequential = read_live_state(client, load_manifests([manifest]))
     assert live == sequential
@@ -74,7 +74,7 @@ def test_a_scan_not_needed_after_all_is_dropped_and_the_few_ids_looked_up(
     counting, engine = counting_client(couch_url)
     with counting:
         desired, live = load_and_read(counting, [fewer])
-    assert paths(engine.requests) == [f"GET {db_name}", "GET couchsync",
+    assert paths(engine.document_reads) == [f"GET {db_name}", "GET couchsync",
                                       "GET _all_docs early", "POST _all_docs",
                                       "POST _all_docs"]  # revisions, then 5 bodies
     assert live == read_live_state(client, load_manifests([fewer]))

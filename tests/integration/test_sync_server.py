@@ -272,7 +272,7 @@ def test_a_large_database_re_plans_reading_revisions_only(
     assert not any("include_docs" in params for _, _, params in engine.requests)
     all_docs = [r for r in engine.requests if r[1].endswith("/_all_docs")]
     assert len(all_docs) == 1  # one revisions-only scan
-    assert len(engine.requests) == 3  # info, the ownership record, the scan
+    assert len(engine.document_reads) == 3  # info, the ownership record, the scan
     assert plan(client, desired).is_empty
 
 
@@ -289,7 +289,7 @@ def test_a_sharded_record_is_proven_current_by_its_digest_without_its_shards(
         counting, engine = counting_client(couch_url)
         with counting:
             live = read_live_state(counting, desired)
-        return live, [p.rsplit("/", 1)[-1] for _, p, _ in engine.requests]
+        return live, [p.rsplit("/", 1)[-1] for _, p, _ in engine.document_reads]
 
     live, paths = read()
     assert live.databases[db_name].record_digest and live.bodies_read() == 0
@@ -323,7 +323,7 @@ def test_a_few_documents_in_a_big_database_are_looked_up_by_key(
     counting, engine = counting_client(couch_url)
     with counting:
         assert read_live_state(counting, desired).bodies_read() == 0
-    assert [(m, p.rsplit("/", 1)[-1]) for m, p, _ in engine.requests] == [
+    assert [(m, p.rsplit("/", 1)[-1]) for m, p, _ in engine.document_reads] == [
         ("GET", db_name), ("GET", "couchsync"), ("POST", "_all_docs")]
 
 
