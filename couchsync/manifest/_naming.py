@@ -13,7 +13,8 @@ declare in them is isolated as well, or refused:
   production's. ``prune: {replications: true}`` is refused: ``_replicator`` is
   shared, and pruning it would judge every environment's replications.
 - users (``_users``, shared by every prefix) are refused, with where they are
-  declared: a prefixed run never edits production's accounts.
+  declared: a prefixed run never edits production's accounts; ``config`` (and
+  ``prune: {config: true}``) too: the node config is every prefix's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from couchsync._canonical import canonical_json
 from couchsync.manifest._problems import ManifestError, Problem
 from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
-from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
+from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, SourcePos
 
 __all__ = ["NO_MAPPING", "DatabaseNames"]
 
@@ -73,7 +74,7 @@ class DatabaseNames:
 
     def apply(self, state: DesiredState) -> DesiredState:
         """``state`` with every database and pattern under its real name, replications
-        isolated; raises ``ManifestError`` where it declares users or prunes
+        isolated; raises ``ManifestError`` where it declares users or config or prunes
         replications (see the module docstring)."""
         if not self:
             return state
@@ -106,6 +107,13 @@ class DatabaseNames:
                                     f"{self._options()}: _replicator is shared by every "
                                     "prefix, so pruning it would judge production's "
                                     "replications too"))
+        if state.config or state.prune_config:
+            settings = [setting for keys in state.config.values() for setting in keys.values()]
+            where = settings[0].source if settings else SourcePos(state.files[0], 0, 0)
+            problems.append(Problem(*where, f"config refused with {self._options()}: the "
+                                    "node config is shared by every prefix, and a prefixed "
+                                    "run never edits production's; plan config without the "
+                                    "option, from a manifest of its own"))
         if problems:
             raise ManifestError(problems)
 

@@ -78,3 +78,22 @@ def test_users_and_pruned_replications_are_refused_with_a_prefix(
     assert "Traceback" not in done.stderr and "pw-app-123" not in done.stderr
     unprefixed = run(couch_url, "plan", manifest, env={"APP_PASSWORD": "pw-app-123"})
     assert unprefixed.returncode == 0, unprefixed.stderr  # the same manifest, unprefixed
+
+
+def test_node_config_is_refused_with_a_prefix(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    """The node config is every prefix's: a pull request's run never edits it."""
+    manifest = _write(tmp_path / "m.yaml", {
+        "databases": {db_name: {}},
+        "config": {"couchdb": {"max_document_size": "8000000"}}})
+    done = run(couch_url, "plan", manifest, "--db-suffix", "-pr7")
+    assert done.returncode == 1 and not done.stdout
+    assert done.stderr.splitlines()[0] == (
+        f"{manifest}:6:24: config refused with --db-suffix -pr7: the node config is shared "
+        "by every prefix, and a prefixed run never edits production's; plan config without "
+        "the option, from a manifest of its own")
+    pruning = _write(tmp_path / "p.yaml", {"databases": {db_name: {}},
+                                           "prune": {"config": True}})
+    done = run(couch_url, "plan", pruning, "--db-prefix", "pr7-")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"{pruning}: config refused with --db-prefix pr7-")

@@ -193,8 +193,8 @@ def test_planning_files_together_is_the_union_of_planning_them_apart(
     manifests, data, existing = manifest_set
     names = DatabaseNames(prefix, "")
     if prefix and any(section in m or section in m.get("prune", {})
-                      for m in manifests for section in ("users", "replications")):
-        names = DatabaseNames("", "")  # --db-prefix refuses _users/_replicator entries
+                      for m in manifests for section in ("users", "replications", "config")):
+        names = DatabaseNames("", "")  # --db-prefix refuses users, config, pruned replications
     with tempfile.TemporaryDirectory(prefix="helperC-") as directory:
         paths = _write(Path(directory), manifests, data)
         together = _steps(paths, existing, names)
