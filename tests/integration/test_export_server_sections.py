@@ -10,6 +10,7 @@ meanwhile.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,10 @@ import pytest
 import yaml
 from cli_helpers import run
 
-SECRETS = ("pw-Xq7", "Basic dG9rZW4=", "signing-9z")
+#: A header's Basic credentials (base64 of user:password, as CouchDB requires).
+HEADER_PASSWORD = "tok-5Rv2"
+HEADER_BASIC = base64.b64encode(f"exporter:{HEADER_PASSWORD}".encode()).decode()
+SECRETS = ("pw-Xq7", f"Basic {HEADER_BASIC}", "signing-9z")
 
 
 @pytest.fixture
@@ -46,13 +50,23 @@ def delete_doc(http: httpx.Client, path: str) -> None:
         http.delete(path, params={"rev": found.json()["_rev"]})
 
 
-def export(couch_url: str, *args: str) -> tuple[dict[str, Any], str, str]:
-    """``couchsync export ARGS``: the manifest, its text and stderr; no secret in either."""
-    done = run(couch_url, "export", *args)
-    assert done.returncode == 0, done.stderr
-    for secret in (*SECRETS, f":{httpx.URL(couch_url).password}@"):  # the admin's, in a URL
-        assert secret not in done.stdout + done.stderr
-    return yaml.safe_load(done.stdout), done.stdout, done.stderr
+Export = Callable[..., tuple[dict[str, Any], str, str]]
+
+
+@pytest.fixture
+def export(couch_url: str, admin_password: str) -> Export:
+    """``couchsync export ARGS``: the manifest, its text and stderr; no secret anywhere in
+    either: neither the test's nor the server's admin password (in the URL export reads
+    with, and in replications that name the server with it)."""
+
+    def export(*args: str) -> tuple[dict[str, Any], str, str]:
+        done = run(couch_url, "export", *args)
+        assert done.returncode == 0, done.stderr
+        for secret in (*SECRETS, HEADER_BASIC, HEADER_PASSWORD, admin_password):
+            assert secret not in done.stdout + done.stderr, f"a secret in export {args[0]}"
+        return yaml.safe_load(done.stdout), done.stdout, done.stderr
+
+    return export
 
 
 def plan_is_empty(couch_url: str, manifest: dict[str, Any], tmp_path: Path,
@@ -74,7 +88,7 @@ def needed(stderr: str) -> set[str]:
 
 
 def test_users_export_with_a_password_placeholder_and_keep_it(
-    couch_url: str, http: httpx.Client, unique: str, tmp_path: Path
+    couch_url: str, http: httpx.Client, unique: str, tmp_path: Path, export: Export,
 ) -> None:
     name = unique
     path = f"/_users/org.couchdb.user:{name}"
@@ -82,7 +96,7 @@ def test_users_export_with_a_password_placeholder_and_keep_it(
                          "password": SECRETS[0], "email": "${not-a-var}"})
     variable = "COUCHDB_USER_" + re.sub("[^A-Z0-9]", "_", name.upper()) + "_PASSWORD"
     try:
-        exported, text, stderr = export(couch_url, "--users")
+        exported, text, stderr = export("--users")
         user = exported["users"][name]
         assert user == {"password": f"${{{variable}}}", "roles": ["staff"],
                         "email": "$${not-a-var}"}  # loads back as is
@@ -138,7 +152,7 @@ def target_url(couch_url: str, unique: str) -> str:
 
 def test_replication_url_password_becomes_a_variable(
     couch_url: str, http: httpx.Client, unique: str, replications: list[str],
-    db_name_factory: Callable[[], str], tmp_path: Path
+    db_name_factory: Callable[[], str], tmp_path: Path, export: Export,
 ) -> None:
     # Databases that exist, reached with the admin's credentials: PouchDB Server's
     # replicator crashes the whole server on a replication that fails.
@@ -147,7 +161,7 @@ def test_replication_url_password_becomes_a_variable(
         assert httpx.put(url, timeout=30).status_code in (201, 202)
     stem = put_replication(http, replications, unique, {
         "source": source, "target": target, "note": "${literal}"})
-    exported, _, stderr = export(couch_url, "--replications", f"--var=TARGET={target}")
+    exported, _, stderr = export("--replications", f"--var=TARGET={target}")
     password = httpx.URL(couch_url).password
     assert exported["replications"][unique] == {
         "source": source.replace(f":{password}@", f":${{{stem}_SOURCE_PASSWORD}}@"),
@@ -161,7 +175,8 @@ def test_replication_url_password_becomes_a_variable(
 @pytest.mark.couchdb_only("pouchdb-replicator takes source and target as URLs only: an "
                           "{url, auth, headers} endpoint crashes the whole server")
 def test_replication_endpoint_credentials_become_variables(
-    couch_url: str, http: httpx.Client, unique: str, replications: list[str], tmp_path: Path
+    couch_url: str, http: httpx.Client, unique: str, replications: list[str], tmp_path: Path,
+    export: Export,
 ) -> None:
     target = target_url(couch_url, unique)
     stem = put_replication(http, replications, unique, {
@@ -171,7 +186,7 @@ def test_replication_endpoint_credentials_become_variables(
                                                      "password": SECRETS[0]}}},
     })
     # The target's password is given as --var SHARED_PW: written as ${SHARED_PW}.
-    exported, _, stderr = export(couch_url, "--replications", f"--var=SHARED_PW={SECRETS[0]}")
+    exported, _, stderr = export("--replications", f"--var=SHARED_PW={SECRETS[0]}")
     assert exported["replications"][unique] == {
         "source": {"url": f"http://127.0.0.1:9/{unique}-source",
                    "headers": {"Authorization": f"${{{stem}_SOURCE_AUTHORIZATION}}"}},
@@ -207,13 +222,13 @@ def set_config(http: httpx.Client, node: str, section: str, key: str, value: str
 
 @pytest.mark.couchdb_only("no per-node config: /_node/{node}/_config answers 404")
 def test_config_section_re_plans_empty(couch_url: str, http: httpx.Client, nodes: list[str],
-                                       section: str, tmp_path: Path) -> None:
+                                       section: str, tmp_path: Path, export: Export) -> None:
     for node in nodes:
         set_config(http, node, section, "max_jobs", "8")
         set_config(http, node, section, "enabled", "true")
         set_config(http, node, section, "template", "${user}")
         set_config(http, node, section, "secret", SECRETS[2])
-    exported, _, stderr = export(couch_url, "--config", section)
+    exported, _, stderr = export("--config", section)
     variable = f"CONFIG_{section.upper()}_SECRET"
     assert exported["config"] == {section: {"enabled": "true", "max_jobs": "8",
                                             "secret": f"${{{variable}}}",
@@ -225,7 +240,8 @@ def test_config_section_re_plans_empty(couch_url: str, http: httpx.Client, nodes
 
 @pytest.mark.couchdb_only("no per-node config: /_node/{node}/_config answers 404")
 def test_config_nodes_disagreeing_are_named(couch_url: str, http: httpx.Client,
-                                            nodes: list[str], section: str) -> None:
+                                            nodes: list[str], section: str,
+                                            export: Export) -> None:
     if len(nodes) < 2:
         pytest.skip("one node: nothing to disagree with")
     first, *others = nodes
@@ -233,7 +249,7 @@ def test_config_nodes_disagreeing_are_named(couch_url: str, http: httpx.Client,
     set_config(http, first, section, "secret", SECRETS[2])
     for node in others:
         set_config(http, node, section, "secret", SECRETS[2] + "-other")
-    exported, _, stderr = export(couch_url, "--config", section)
+    exported, _, stderr = export("--config", section)
     assert exported["config"][section]["limit"] == "8"
     warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2

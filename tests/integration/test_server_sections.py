@@ -7,6 +7,7 @@ a wrong password against an account: CouchDB locks one out after 5 refused login
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -315,54 +316,102 @@ def test_a_finished_jobs_state_shows_in_a_plan_made_the_moment_it_ends(
             httpx.delete(f"{couch_url}/{db_name}-{job}", timeout=10)
 
 
+#: Passwords of every length up to 13, from letters and digits (fit for a URL's userinfo):
+#: users' (given by secret variables, so also masked wherever they occur) and
+#: replications' (written in the manifest), none inside another's.
+USER_PASSWORDS = ["Zq7Xw9Vk3Jm5R"[:length] for length in range(1, 14)]
+REPLICATION_PASSWORDS = ["Kp4Yt8Hn2Wc6G"[:length] for length in range(1, 14)]
+
+
+def _leaks(password: str, user: str) -> list[str]:
+    """What shows a password in any output, for passwords too short to look for alone:
+    the password in its places (quoted, a URL's userinfo, a YAML value, an assignment)
+    and the Basic credentials of ``user:password`` (long enough to look for alone)."""
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return [f'"{password}"', f"'{password}'", f":{password}@", f": {password}\n",
+            f"={password}", basic]
+
+
 def test_no_secret_reaches_any_output(
     couch_url: str, db_name: str, user_name: str, tmp_path: Path, is_couchdb: bool,
+    admin_password: str,
 ) -> None:
-    """Every command, with distinctive secrets in the manifests, variables and URL."""
+    """Every command, with secrets in the manifests, variables and URL, exits as it should
+    (a command that crashed would print no secret either) and prints none: distinctive
+    ones anywhere, and passwords of every length 1-13 (users' and, on CouchDB,
+    replications' URL and Basic header) in every place one could show."""
     user_secret = f"user-pw-{uuid.uuid4().hex}"
     replication_secret = f"repl-pw-{uuid.uuid4().hex}"
     url_secret = f"url-pw-{uuid.uuid4().hex}"  # in the URL of a server that is not there
-    real = urlsplit(couch_url)
-    # The server's own password too, where it is distinctive (not "admin" of admin:admin).
-    secrets = [user_secret, replication_secret, url_secret,
-               *([real.password] if real.password and len(real.password) >= 8
-                 and real.password not in (real.username or "") else [])]
-    rep_id = f"couchsync-secret-{uuid.uuid4().hex[:8]}"
+    header = base64.b64encode(f"someone:{replication_secret}".encode()).decode()
+    secrets = [user_secret, replication_secret, url_secret, header, admin_password]
+    users = {user_name: "${TEST_USER_PASSWORD}"}
+    env = {"TEST_USER_PASSWORD": user_secret}
+    leaks: list[str] = []
+    for password in USER_PASSWORDS:
+        name = f"{user_name}-{len(password)}"
+        users[name] = f"${{TEST_USER_PASSWORD_{len(password)}}}"
+        env[f"TEST_USER_PASSWORD_{len(password)}"] = password
+        leaks += _leaks(password, name)
+    rep_ids = [f"couchsync-secret-{uuid.uuid4().hex[:8]}"]
     sections: dict[str, Any] = {
         "databases": {db_name: {"documents": [{"_id": "a"}]}},
-        "users": {user_name: {"password": "${TEST_USER_PASSWORD}", "roles": []}},
+        "users": {name: {"password": value, "roles": []} for name, value in users.items()},
     }
     if is_couchdb:  # PouchDB Server's replicator crashes the server on an unreachable source
-        sections["replications"] = {rep_id: {
+        replications = {rep_ids[0]: {
             "source": f"http://someone:{replication_secret}@127.0.0.1:9/nowhere",
             "target": {"url": "http://127.0.0.1:9/elsewhere",
-                       "headers": {"Authorization": f"Basic {replication_secret}"}}}}
+                       "headers": {"Authorization": f"Basic {header}"}}}}
+        for password in REPLICATION_PASSWORDS:
+            rep_ids.append(f"{rep_ids[0]}-{len(password)}")
+            user = f"someone{len(password)}"
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+            replications[rep_ids[-1]] = {
+                "source": f"http://{user}:{password}@127.0.0.1:9/nowhere",
+                "target": {"url": "http://127.0.0.1:9/elsewhere",
+                           "headers": {"Authorization": f"Basic {basic}"}}}
+            leaks += _leaks(password, user)
+        sections["replications"] = replications
     manifest = _write(tmp_path / "secrets.yaml", sections)
-    env = {"TEST_USER_PASSWORD": user_secret}
     saved = tmp_path / "saved.json"
-    outputs = []
+    unreachable = f"http://admin:{url_secret}@127.0.0.1:9"
+
+    def no_secret_in(text: str, where: str) -> None:
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} in {where}"
+        for leak in leaks:
+            assert leak not in text, f"{leak!r} in {where}"
+
     try:
-        for args in (["validate", manifest],
-                     ["plan", manifest], ["plan", manifest, "--format", "json"],
-                     ["plan", manifest, "--format", "markdown"],
-                     ["plan", manifest, "--out", str(saved)],
-                     ["apply", "--plan", str(saved), "-v"],
-                     ["plan", manifest, "--detailed-exitcode"],
-                     ["apply", manifest, "--yes", "--format", "json"],
-                     ["apply", manifest],  # refused: no terminal
-                     ["apply", manifest, "--yes", "--url", "http://admin:" + url_secret
-                      + "@127.0.0.1:9", "--wait-for-server", "0.5"],
-                     ["export", "--users", "--replications", "--db", db_name]):
+        for expected, args in (
+                (0, ["validate", manifest]),
+                (0, ["plan", manifest]),
+                (0, ["plan", manifest, "--format", "json"]),
+                (0, ["plan", manifest, "--format", "markdown"]),
+                (2, ["plan", manifest, "--detailed-exitcode"]),  # changes to make
+                (0, ["plan", manifest, "--out", str(saved)]),
+                (1, ["apply", manifest]),  # refused: no terminal to confirm on
+                (1, ["apply", manifest, "--yes", "--url", unreachable,
+                     "--wait-for-server", "0.5"]),
+                (0, ["apply", "--plan", str(saved), "-v"]),
+                (0, ["plan", manifest, "--detailed-exitcode"]),  # applied: no changes
+                (0, ["apply", manifest, "--yes", "--format", "json"]),
+                (0, ["export", "--users", "--replications", "--db", db_name])):
             done = run(couch_url, *args, env=env)
-            outputs.append((args, done.stdout + done.stderr))
-        assert _login(couch_url, user_name, user_secret).status_code == 200
+            no_secret_in(done.stdout + done.stderr, f"the output of {args}")
+            assert done.returncode == expected, (args, done.stdout[-2000:], done.stderr)
         assert saved.exists()
-        outputs.append((["saved plan file"], saved.read_text()))
-        for args, text in outputs:
-            for secret in secrets:
-                assert secret not in text, f"{secret!r} in the output of {args}"
+        no_secret_in(saved.read_text(), "the saved plan")
+        for name, value in users.items():  # set as given, not as masked
+            password = env[value[2:-1]]
+            assert _login(couch_url, name, password).status_code == 200, name
     finally:
-        _delete(couch_url, "_replicator", rep_id)
+        for rep_id in rep_ids:
+            _delete(couch_url, "_replicator", rep_id)
+        for name in users:
+            if name != user_name:  # the fixture deletes that one
+                _delete(couch_url, "_users", USER_PREFIX + name)
 
 
 def test_a_brand_new_cluster_is_set_up_in_one_apply(tmp_path: Path,
