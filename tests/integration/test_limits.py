@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cli_helpers import run
 
 from couchsync.apply import apply_plan
 from couchsync.client import Client
@@ -59,6 +61,27 @@ def write_manifest(tmp_path: Path, databases: dict[str, Any]) -> Path:
 
 def plan_of(client: Client, path: Path) -> tuple[DesiredState, Plan]:
     return load_and_plan(client, [path], environ={})
+
+
+def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``couchsync ARGS`` run for real; whatever its exit code, it ends without a
+    traceback (a refusal is a message, not a crash)."""
+    done = run(url, *args)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def revisions(url: str, db: str, ids: Iterable[str]) -> dict[str, str | None]:
+    """The revision of each of ``ids`` in ``db`` (None: there is none), read with every
+    shard copy answering (r = n): on a cluster, a write just acknowledged by a quorum
+    may not have reached every copy yet."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        copies = str((http.get(f"/{db}").json().get("cluster") or {}).get("n", 1))
+        answers = {doc_id: http.head(f"/{db}/{doc_id}", params={"r": copies})
+                   for doc_id in ids}  # the revision in its ETag: no body to decode
+    assert all(answer.status_code in (200, 404) for answer in answers.values()), answers
+    return {doc_id: answer.headers["ETag"].strip('"') if answer.status_code == 200 else None
+            for doc_id, answer in answers.items()}
 
 
 def put_raw(url: str, db: str, doc_id: str, body: bytes) -> httpx.Response:
@@ -125,22 +148,93 @@ def test_a_document_over_the_limit_is_a_plan_error_naming_it(
         assert http.get(f"{couch_url}/{too_big}").status_code == 404
 
 
+#: Document bodies (padded with "pad") whose size CouchDB counts its own way: strings
+#: decoded (escapes count one byte, non-ASCII its UTF-8), integers by digits through a
+#: double's log10, floats estimated, not printed. No float is integral: couchsync
+#: sends those as the integers they equal (canonical JSON), and so measures them.
+SHAPES: dict[str, dict[str, Any]] = {
+    "ascii": {},
+    "multibyte": {"é€😀": ["é", "€", "😀", "ü" * 10], "escapes": "\n\t\"\\\u0001/"},
+    "numbers": {"i": [0, 7, -12, 9999, 10_000, 123_456_789, 10**16 - 1, 10**20, -10**18,
+                      10**150],
+                "f": [1.5, -0.5, 0.25, 1e-5, 1e-50, 1e-200, 1e-305, 12_345_678_901.5]},
+    "structure": {"o": {}, "a": [], "n": None, "t": True, "f": False,
+                  "deep": [[[{"k": [{}]}]]]},
+}
+LIMIT = 2000
+
+
+def padded(extra: dict[str, Any], over: int = 0) -> dict[str, Any]:
+    """``extra`` with a "pad" that makes it LIMIT + ``over`` bytes as couchsync
+    measures a body the CouchDB way (``couchdb_size``)."""
+    body = {**extra, "pad": ""}
+    body["pad"] = "x" * (LIMIT - couchdb_size(body) + over)
+    assert couchdb_size(body) == LIMIT + over
+    return body
+
+
+def design_doc(over: int = 0) -> dict[str, Any]:
+    """A design doc of LIMIT + ``over`` bytes (``couchdb_size``): its map function
+    padded with a comment."""
+    def body(pad: int) -> dict[str, Any]:
+        return {"views": {"v": {"map": f"function (doc) {{ /* {'x' * pad} */ "
+                                       "emit(doc._id, null); }"}}}
+    made = body(LIMIT + over - couchdb_size(body(0)))
+    assert couchdb_size(made) == LIMIT + over
+    return made
+
+
 @pytest.mark.couchdb_only("PouchDB Server bounds the request, not the document body")
-def test_the_size_check_is_couchdbs_own_to_the_byte(client: Client, couch_url: str,
-                                                    db_name: str, tmp_path: Path) -> None:
-    # {"v": "x" * n} measures n + 8 bytes as CouchDB counts (couch_ejson_size).
-    at_limit, over = {"v": "x" * 1992}, {"v": "x" * 1993}
-    assert (couchdb_size(at_limit), couchdb_size(over)) == (2000, 2001)
-    path = write_manifest(tmp_path, {db_name: {"documents": [{"_id": "a", **at_limit}]}})
-    with server_setting(couch_url, "couchdb", "max_document_size", 2000):
-        desired, made = plan_of(client, path)
-        assert not made.errors
-        assert apply_plan(client, made, desired).ok
-        refused = httpx.put(f"{couch_url}/{db_name}/b", json=over, timeout=30)
-        assert refused.status_code == 413
-        path.write_text(path.read_text().replace("x" * 1992, "x" * 1993))
-        _, made = plan_of(client, path)
-        assert "is 2,001 bytes as CouchDB measures" in made.errors[db_name]
+def test_the_size_check_is_couchdbs_own_to_the_byte(couch_url: str, db_name_factory:
+                                                    Callable[[], str],
+                                                    tmp_path: Path) -> None:
+    """couchsync refuses at plan time exactly the documents CouchDB would refuse: what
+    couchsync measures at the limit CouchDB stores, a byte more it refuses (413), for
+    each kind of value; ``couchsync apply`` writes a database of documents at the limit,
+    and a plan with any one byte over names each such document (id, file and line,
+    size against the limit), exits 1, and ``apply`` writes nothing to that database."""
+    probe, db = db_name_factory(), db_name_factory()
+    with server_setting(couch_url, "couchdb", "max_document_size", LIMIT):
+        # CouchDB's own answer at couchsync's measure of its limit, and a byte over.
+        for name, extra in SHAPES.items():
+            at_limit, over = padded(extra), padded(extra, over=1)
+            assert put_raw(couch_url, probe, f"{name}-at", json.dumps(at_limit).encode()
+                           ).status_code == 201, f"CouchDB refused {name} at the limit"
+            assert put_raw(couch_url, probe, f"{name}-over", json.dumps(over).encode()
+                           ).status_code == 413, f"CouchDB stored {name} over the limit"
+
+        def manifest(over: int, extra_docs: list[dict[str, Any]]) -> Path:
+            docs = [{"_id": name, **padded(extra, over)} for name, extra in SHAPES.items()]
+            return write_manifest(tmp_path, {db: {"design_docs": {"pad": design_doc(over)},
+                                                  "documents": docs + extra_docs}})
+
+        path = manifest(0, [])
+        applied = cli(couch_url, "apply", str(path), "--yes")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        ids = [*SHAPES, "_design/pad", "small"]
+        stored = revisions(couch_url, db, ids)
+        assert [doc_id for doc_id, rev in stored.items() if rev is None] == ["small"]
+        replanned = cli(couch_url, "plan", str(path))
+        assert (replanned.returncode, "No changes" in replanned.stdout) == (0, True), \
+            replanned.stdout + replanned.stderr
+
+        path = manifest(1, [{"_id": "small", "v": 1}])
+        lines = path.read_text().splitlines()
+        planned = cli(couch_url, "plan", str(path))
+        assert planned.returncode == 1, planned.stdout + planned.stderr
+        said = planned.stdout + planned.stderr
+        assert "5 documents larger than the server accepts" in said, said
+        for address, key in [*((f"doc:{name}", f"_id: {name}") for name in SHAPES),
+                             ("design:pad", "pad:")]:
+            line = next(i for i, text in enumerate(lines, 1) if text.strip(" -") == key)
+            assert (f"db:{db}/{address} ({path}:{line}:" in said
+                    and "is 2,001 bytes as CouchDB measures a document body, over "
+                        "[couchdb] max_document_size = 2,000" in said), (address, said)
+        assert "doc:small" not in said
+        refused = cli(couch_url, "apply", str(path), "--yes")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "db:" + db + "/doc:ascii (" in refused.stdout + refused.stderr
+    assert revisions(couch_url, db, ids) == stored  # nothing written: no update, no "small"
 
 
 def test_an_update_keeps_attachments_larger_than_the_limit(
@@ -178,35 +272,93 @@ def test_an_integer_beyond_a_double_compares_as_the_double(
     assert again.is_empty and not again.errors
 
 
-def test_a_number_beyond_a_double_never_reaches_couchsync(
-        client: Client, couch_url: str, db_name: str, tmp_path: Path,
+def refused_before_the_server(url: str, tmp_path: Path, db: str, yaml_values: list[str],
+                              json_values: list[str], why: tuple[str, str]) -> None:
+    """A manifest whose documents hold ``yaml_values`` (YAML) and ``json_values`` (in a
+    JSON Lines file it seeds from) among valid ones: ``couchsync plan`` and ``apply``
+    exit 1 naming each by file, line and why (``why``: YAML's words, JSON's), and
+    nothing reaches the server."""
+    lines = ["version: 1", "databases:", f"  {db}:", "    documents_from: [seed.jsonl]",
+             "    documents:", "      - {_id: fine, v: 1}"]
+    lines += [f"      - {{_id: y{i}, v: {value}}}" for i, value in enumerate(yaml_values)]
+    path = tmp_path / "refused.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "seed.jsonl").write_text("".join(
+        f'{{"_id": "j{i}", "v": {value}}}\n' for i, value in enumerate(["1", *json_values])))
+    for command in (["plan"], ["apply", "--yes"]):
+        done = cli(url, *command, str(path))
+        assert done.returncode == 1, done.stdout + done.stderr
+        named = dict(line.split(": ", 1) for line in done.stderr.splitlines()
+                     if line.startswith(str(tmp_path)))
+        column = len("      - {_id: yN, v: ") + 1
+        expected = {**{f"{path}:{7 + i}:{column}": why[0] for i in range(len(yaml_values))},
+                    **{f"{tmp_path / 'seed.jsonl'}:{2 + i}:1": why[1]
+                       for i in range(len(json_values))}}
+        assert set(named) == set(expected), done.stderr
+        assert all(expected[where] in message for where, message in named.items()), \
+            done.stderr
+        assert f"{len(named)} problems in manifests" in done.stderr
+    assert httpx.get(f"{url}/{db}", timeout=30).status_code == 404
+
+
+def test_a_number_beyond_a_double_reaches_neither_couchsync_nor_the_server(
+        client: Client, couch_url: str, db_name_factory: Callable[[], str], tmp_path: Path,
         is_couchdb: bool) -> None:
-    answer = put_raw(couch_url, db_name, "inf", b'{"n":1e400}')
+    """From the server: CouchDB refuses one (400), PouchDB Server stores it as null,
+    which couchsync plans as null. From a manifest: couchsync refuses it, naming where,
+    before anything is sent (CouchDB would refuse it mid-apply, PouchDB Server would
+    store a null)."""
+    on_server, declared = db_name_factory(), db_name_factory()
+    refused_before_the_server(couch_url, tmp_path, declared,
+                              ["1.0e+400", "-.inf"], ["1e400", "-1e400"],
+                              ("is not a number JSON can hold",
+                               "NaN and Infinity are not valid JSON numbers"))
+    answer = put_raw(couch_url, on_server, "inf", b'{"n":1e400}')
     if is_couchdb:  # refused: CouchDB never holds it
         assert answer.status_code == 400
         return
     assert answer.status_code == 201  # PouchDB Server stores it as null
-    path = write_manifest(tmp_path, {db_name: {"documents": [{"_id": "inf", "n": 1}]}})
+    path = write_manifest(tmp_path, {on_server: {"documents": [{"_id": "inf", "n": 1}]}})
     _, made = plan_of(client, path)
     assert [step.before for step in made.steps] == [{"n": None}]
 
 
-def test_a_lone_surrogate_on_the_server_is_named(
+def test_a_lone_surrogate_is_refused_in_a_manifest_and_named_on_the_server(
         client: Client, couch_url: str, db_name_factory: Callable[[], str], tmp_path: Path,
         is_couchdb: bool) -> None:
-    odd, fine = db_name_factory(), db_name_factory()
+    """A manifest's lone surrogate (a "\\ud800" escape, YAML or JSON) is refused before
+    the server, naming where; a pair of escapes is the one character it encodes, written
+    as such. On the server: CouchDB refuses one ("invalid UTF-8 JSON"); PouchDB Server
+    stores it, and couchsync names that document instead of crashing."""
+    odd, fine, declared, pairs = (db_name_factory() for _ in range(4))
+    refused_before_the_server(couch_url, tmp_path, declared,
+                              ['"x\\ud800y"', '"\\udfff"'], ['"x\\ud800y"'],
+                              ("is a lone UTF-16 surrogate",) * 2)
+    path = tmp_path / "pairs.yaml"
+    path.write_text(f'version: 1\ndatabases:\n  {pairs}:\n    documents_from: [pairs.jsonl]\n'
+                    f'    documents:\n      - {{_id: y, v: "x\\ud83d\\ude00y"}}\n')
+    (tmp_path / "pairs.jsonl").write_text('{"_id": "j", "v": "x\\ud83d\\ude00y"}\n')
+    applied = cli(couch_url, "apply", "--yes", str(path))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    for doc_id in ("y", "j"):
+        stored = httpx.get(f"{couch_url}/{pairs}/{doc_id}", timeout=30)
+        assert stored.json()["v"] == "x\U0001F600y"
+    replanned = cli(couch_url, "plan", str(path))
+    assert (replanned.returncode, "No changes" in replanned.stdout) == (0, True), \
+        replanned.stdout + replanned.stderr
+
     answer = put_raw(couch_url, odd, "s", b'{"v":"x\\ud800y"}')
-    if is_couchdb:  # refused: "invalid UTF-8 JSON"
+    if is_couchdb:  # refused: CouchDB never holds one
         assert answer.status_code == 400
         return
     assert answer.status_code == 201
     path = write_manifest(tmp_path, {odd: {"documents": [{"_id": "s", "v": "x"}]},
                                      fine: {"documents": [{"_id": "a"}]}})
-    _named_and_alone(client, path, odd, fine, "s", "lone UTF-16 surrogate")
+    _named_and_alone(client, couch_url, path, odd, fine, "s", "lone UTF-16 surrogate")
 
 
-@pytest.mark.couchdb_only("PouchDB Server refuses a body nested 10,000 deep (RangeError)")
-@pytest.mark.parametrize("depth", [300, 10_000])
+@pytest.mark.parametrize("depth", [300, pytest.param(10_000, marks=pytest.mark.couchdb_only(
+    "PouchDB Server refuses a body nested 10,000 deep (RangeError)"))])
 def test_a_deeply_nested_document_on_the_server_is_named(
         client: Client, couch_url: str, db_name_factory: Callable[[], str], tmp_path: Path,
         depth: int) -> None:
@@ -219,13 +371,14 @@ def test_a_deeply_nested_document_on_the_server_is_named(
         odd: {"documents": [{"_id": f"n{i}", "v": 1} for i in range(20)]
               + [{"_id": "deep", "v": 1}]},
         fine: {"documents": [{"_id": "a"}]}})
-    _named_and_alone(client, path, odd, fine, "deep", "nested")
+    _named_and_alone(client, couch_url, path, odd, fine, "deep", "nested")
 
 
-def _named_and_alone(client: Client, path: Path, odd: str, fine: str, doc_id: str,
-                     why: str) -> None:
+def _named_and_alone(client: Client, url: str, path: Path, odd: str, fine: str,
+                     doc_id: str, why: str) -> None:
     """The plan names ``doc_id`` of ``odd`` (``why``) and still plans ``fine``; export
-    names it too."""
+    names it too. So do the commands: exit 1 with that message, no traceback; apply
+    writes ``fine`` and leaves ``odd`` as it was."""
     _, made = plan_of(client, path)
     assert set(made.errors) == {odd}
     assert made.errors[odd].startswith(f"doc:{doc_id} (declared at {path}:")
@@ -234,3 +387,20 @@ def _named_and_alone(client: Client, path: Path, odd: str, fine: str, doc_id: st
     with pytest.raises(UnreadableDocument, match=f"db:{odd}/doc:{doc_id}: .*{why}"):
         export_manifest(client, [odd], with_docs=True)
 
+    named = f"{odd}: doc:{doc_id} (declared at {path}:"
+    planned = cli(url, "plan", str(path))
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    assert named in planned.stderr and why in planned.stderr, planned.stderr
+    assert f"+ db:{fine}/doc:a" in planned.stdout, planned.stdout
+    ids = [row["id"] for row in httpx.get(f"{url}/{odd}/_all_docs", timeout=60).json()["rows"]]
+    assert doc_id in ids
+    before = revisions(url, odd, ids)
+    applied = cli(url, "apply", str(path), "--yes")
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    assert named in applied.stderr and why in applied.stderr, applied.stderr
+    assert httpx.get(f"{url}/{fine}/a", timeout=30).status_code == 200
+    assert revisions(url, odd, ids) == before
+    exported = cli(url, "export", "--db", odd, "--with-docs")
+    assert exported.returncode == 1, exported.stdout + exported.stderr
+    assert f"db:{odd}/doc:{doc_id}: " in exported.stderr and why in exported.stderr, \
+        exported.stderr
