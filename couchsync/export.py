@@ -56,6 +56,7 @@ import yaml
 from couchsync.client import Client, Database, NotFound, Server
 from couchsync.manifest._patterns import is_pattern, literal_prefix, matches
 from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB
+from couchsync.manifest._yaml import looks_like_a_number
 from couchsync.plan._config import RECORD_SECTION
 from couchsync.plan._index_ddocs import GENERATED_DDOC, read_index_ddoc
 from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
@@ -290,7 +291,7 @@ def _string_style(text: str) -> str | None:
     if _OTHER_BREAKS.search(text):
         return '"'
     if "\n" not in text:
-        return None
+        return "'" if looks_like_a_number(text) else None  # 1e5: quiet when read back
     return '"' if text[0] in " \n" else "|"
 
 

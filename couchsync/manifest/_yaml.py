@@ -177,11 +177,35 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     return f"invalid YAML: {problem}" + (f" ({exc.context})" if exc.context else "")
 
 
+#: A JSON number: what ``1e5`` or ``1.5E3`` looks like to anyone who writes JSON, while
+#: these rules (YAML 1.1's floats: a point and a signed exponent) keep it text.
+_JSON_NUMBER = re.compile(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$")
+
+
+def looks_like_a_number(text: str) -> bool:
+    """Whether JSON reads ``text`` as a (finite) number: such text, when these rules keep
+    it text (``1e5``), is warned about unquoted, and so written quoted by export."""
+    return _JSON_NUMBER.match(text) is not None and math.isfinite(float(text))
+
+
+def _number_kept_as_text(node: yaml.ScalarNode, value: Any) -> bool:
+    """A plain scalar read as text that JSON reads as a number (``1e5``)."""
+    return node.style is None and isinstance(value, str) and looks_like_a_number(value)
+
+
+def _yaml_float(text: str) -> str:
+    """``1e5`` as these rules read a number: ``1.0e+5``."""
+    mantissa, _, exponent = text.lower().partition("e")
+    return (mantissa if "." in mantissa else mantissa + ".0") + "e" + (
+        exponent if exponent[:1] in "+-" else "+" + exponent)
+
+
 def _number_text_lost(node: yaml.ScalarNode, value: Any) -> bool:
     """A plain scalar read as a number that does not write back as the text (``1.10``
     read as 1.1, a version number; ``0x1F`` as 31): the user may have meant the text."""
     return (node.style is None and isinstance(value, int | float)
-            and not isinstance(value, bool) and repr(value) != node.value)
+            and not isinstance(value, bool) and repr(value) != node.value
+            and not (isinstance(value, float) and "e" in node.value.lower()))  # 1.0e+5: meant
 
 
 class _Converter:
@@ -217,6 +241,12 @@ class _Converter:
                 warn(Problem(self.file, mark.line + 1, mark.column + 1,
                              f"{node.value} is read as the number {value!r}; quote it "
                              f"('{node.value}') to keep the text", format_path(path)))
+            elif _number_kept_as_text(node, value):
+                mark = node.start_mark
+                warn(Problem(self.file, mark.line + 1, mark.column + 1,
+                             f"{node.value} is read as the text '{node.value}', not the "
+                             f"number {float(node.value)!r}: write {_yaml_float(node.value)} "
+                             "for the number, or quote the text", format_path(path)))
             return value
         if id(node) in self._active:
             self._problem(node, "recursive YAML alias: this value contains itself", path)

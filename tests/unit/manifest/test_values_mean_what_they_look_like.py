@@ -71,11 +71,33 @@ def test_a_number_that_loses_its_text_is_warned_about_at_its_place(
         "16; quote it ('0x10') to keep the text"]
 
 
-@pytest.mark.parametrize("text", ["yes", "NO", "on", "1e3", "0123", "1:20", "1_000", "0o17",
+def test_a_json_number_kept_as_text_is_warned_about_with_the_yaml_to_write(
+    write: Write, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 1e5 is a number to JSON (and YAML 1.2), text to YAML 1.1's rules, which these keep
+    # so that export round-trips; a number written with a point and a signed exponent is
+    # meant as one and read quietly.
+    body = _doc(write, "ratio: 1e5\nsmall: -25E-4\nquoted: '1e5'\nmeant: 1.0e+5\n", caplog)
+    assert body == {"_id": "cfg", "ratio": "1e5", "small": "-25E-4", "quoted": "1e5",
+                    "meant": 100000.0}
+    where = f"{write('m.yaml', '').rsplit('/', 1)[0]}/m.yaml"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{where}:6:16: 1e5 is read as the text '1e5', not the number 100000.0: write "
+        "1.0e+5 for the number, or quote the text",
+        f"{where}:7:16: -25E-4 is read as the text '-25E-4', not the number -0.0025: "
+        "write -25.0e-4 for the number, or quote the text"]
+
+
+@pytest.mark.parametrize("text", ["yes", "NO", "on", "1e3", "-25E-4", "0123", "1:20", "1_000", "0o17",
                                   "1.10", "true", "null", "0x1F", "12", ".5", "-.5", "y"])
-def test_what_export_writes_reads_back_the_same(text: str) -> None:
+def test_what_export_writes_reads_back_the_same(
+    text: str, caplog: pytest.LogCaptureFixture,
+) -> None:
     # export dumps with PyYAML (YAML 1.1 quoting rules): every string the 1.2 loader would
-    # read as something else must come out quoted.
+    # read as something else must come out quoted, and what looks like a number (1e3)
+    # too, so that reading it back warns of nothing.
+    caplog.set_level("WARNING", logger="couchsync.manifest")
     data = {"value": text, "values": [text]}
     parsed = parse_yaml(_dump_yaml(data), "export.yaml")
     assert json.dumps(parsed.value) == json.dumps(data)
+    assert not caplog.records
