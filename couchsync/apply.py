@@ -67,13 +67,13 @@ from couchsync.client import (
     PreconditionFailed,
     TransportError,
 )
-from couchsync.manifest.model import DEFAULT_RULE, DesiredState, SeedRule
+from couchsync.manifest.model import DEFAULT_RULE, DesiredState, IndexSpec, SeedRule, SourcePos
 from couchsync.plan._batch import batched_within
 from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, record_value
 from couchsync.plan._config import entries as config_entries
-from couchsync.plan._diff import content_step
+from couchsync.plan._diff import content_step, index_differences
 from couchsync.plan._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
-from couchsync.plan._live import read_bodies
+from couchsync.plan._live import read_bodies, read_indexes
 from couchsync.plan._model import (
     CONFIG,
     FORMAT_VERSION,
@@ -117,7 +117,7 @@ CONFLICT_ROUNDS = 3
 GROUPED_FROM = 4
 #: Failures the text of ApplyError lists one by one; JSON output lists all.
 SHOWN_FAILURES = 20
-#: How long apply waits for a new index or _security to show on every node (clusters).
+#: How long apply waits for a new index (any CouchDB) or _security (clusters) to show.
 VISIBLE_SECONDS = 30.0
 
 Progress = Callable[[int, int], None]
@@ -535,7 +535,7 @@ class _Run:
         else:
             visible = self.visible.setdefault(step.database, {})
             if phase == INDEX_CREATE:
-                visible.setdefault(phase, set()).add(step.id or "")
+                visible.setdefault(phase, {})[step.id or ""] = step.after
             elif phase == SECURITY:
                 visible[phase] = step.after
             self.finish(StepResult(step, True))
@@ -603,8 +603,8 @@ class _Run:
                 result = StepResult(step, False, error=exc.brief)
             else:
                 result = StepResult(step, True)
-                self.visible.setdefault(db.name, {}).setdefault(INDEX_CREATE, set()).add(
-                    step.id or "")
+                self.visible.setdefault(db.name, {}).setdefault(INDEX_CREATE, {})[
+                    step.id or ""] = step.after
         self.finish(result)
         if not result.ok:
             return False
@@ -648,12 +648,14 @@ class _Run:
             self.replacing.add(step.address)
 
     def wait_until_visible(self, database: str, phase: int) -> None:
-        """Until every node shows what this phase wrote: the indexes listed, the
-        ``_security`` read back as set. A cluster answers those reads from copies a
-        write may not have reached yet; a re-plan must not miss them. A database of
-        one copy reads what was written: nothing to wait for."""
+        """Until the server shows what this phase wrote: the indexes listed as written,
+        the ``_security`` read back as set. A cluster answers a ``_security`` read from
+        one copy, which a write may not have reached yet; and every CouchDB, a single
+        node too, answers ``_index`` from a cache of the design docs that it refreshes
+        only after answering the write. A re-plan must not see the old state. A
+        ``_security`` of one copy reads what was written: nothing to wait for."""
         expected = self.visible.get(database, {}).pop(phase, None)
-        if expected is None or self.w(database) is None:
+        if expected is None or (phase == SECURITY and self.w(database) is None):
             return
         db = self.client.database(database)
         check = _VISIBLE[phase]
@@ -661,8 +663,8 @@ class _Run:
         while not _shown(check, db, expected):
             if time.monotonic() > deadline:
                 self.result.warnings.append(
-                    f"db:{database}: {_PHASE_NAMES[phase]} written but not yet shown by "
-                    f"every node after {VISIBLE_SECONDS:.0f} s")
+                    f"db:{database}: {_PHASE_NAMES[phase]} written but not yet shown by the "
+                    f"server after {VISIBLE_SECONDS:.0f} s")
                 break
             time.sleep(0.05)
 
@@ -893,8 +895,22 @@ def _shown(check: Callable[[Database, Any], bool], db: Database, expected: Any) 
         return True
 
 
-def _indexes_listed(db: Database, names: set[str]) -> bool:
-    return names <= {index["name"] for index in db.get_indexes()["indexes"]}
+def _indexes_listed(db: Database, written: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``_index`` lists each index written as written (``{name: definition}``,
+    as the step's ``after``), not only by name: a node answers ``_index`` from a cache
+    of the design docs that CouchDB refreshes only after it has answered the write, so
+    a read right after an index replaced in place lists the old definition, and a
+    re-plan would show the change again."""
+    listed, _ = read_indexes(db, False)
+    for name, after in written.items():
+        wanted = IndexSpec(name, after["fields"], SourcePos("", 0, 0), after.get("ddoc"),
+                           after.get("partial_filter_selector"), after.get("type", "json"),
+                           after.get("partitioned"))
+        # No partitioned setting written: the database's kind, whatever the index shows.
+        if not any(found.name == name and not index_differences(
+                wanted, found, found.partitioned) for found in listed):
+            return False
+    return True
 
 
 def _security_shown(db: Database, security: Any) -> bool:

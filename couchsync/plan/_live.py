@@ -167,7 +167,7 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         found = _mango_indexes(bodies.values(), live.partitioned) if whole else None
         listed: set[str] = set(bodies)  # staging design docs seen
         if found is None:
-            found, listed = _read_indexes(db, live.partitioned)
+            found, listed = read_indexes(db, live.partitioned)
         live.indexes = found
         left = [index_staging_id(name) for name in spec.indexes]
         staging_ids += left
@@ -270,7 +270,7 @@ def _mango_indexes(bodies: Iterable[dict[str, Any]], partitioned: bool
     return found
 
 
-def _read_indexes(db: Database, partitioned: bool) -> tuple[list[LiveIndex], set[str]]:
+def read_indexes(db: Database, partitioned: bool) -> tuple[list[LiveIndex], set[str]]:
     """The Mango indexes ``_index`` lists, and the staging design docs it shows (their
     indexes are not in use: left out). ``partitioned``: the database's kind, which
     PouchDB Server (it has no partitions) does not tell per index."""

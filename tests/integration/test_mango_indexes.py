@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import yaml
 from cli_helpers import run
 from sync_helpers import plan, sync
+
+if str(Path(__file__).parents[1] / "client") not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "client"))
+from loopback import Proxy, upstream_of  # tests/client/loopback.py
 
 from couchsync._canonical import canonical_json
 from couchsync.client import Client
@@ -141,6 +147,53 @@ def test_equivalent_forms_of_a_definition_are_not_drift(
     assert plan(client, manifest({db_name: {"indexes": {"i": {
         "fields": ["location"], "ddoc": "i",
         "partial_filter_selector": {"n": {"$gt": 1}, "type": "x"}}}}})).is_empty
+
+
+def test_apply_returns_only_once_index_lists_each_index_as_written(
+    client: Client, couch_url: str, db_name: str,
+    manifest: Callable[[dict[str, Any]], DesiredState],
+) -> None:
+    """CouchDB answers ``_index`` from a cache of the design docs that it refreshes only
+    after it has answered the write (couch_db_updater replies, then calls
+    ``ddoc_cache:refresh``): a read right after an index replaced in place may list the
+    old definition under the same name, and a re-plan would then show the change again.
+    A proxy plays that cache here: it answers the first three reads of ``_index`` after
+    the index is written with the listing from before. Apply must read on until one
+    lists the index as written."""
+    _create(client, db_name)
+    _post_index(couch_url, client, db_name, {"index": {"fields": ["old"]}, "name": "i",
+                                             "ddoc": "i"})
+    before = httpx.get(f"{couch_url}/{db_name}/_index", timeout=30).content
+    stale = {"left": 3, "reads_after_write": 0}
+    written: list[str] = []
+
+    def cache(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if path != f"/{db_name}/_index":
+            return None
+        if method == "POST":
+            written.append(path)
+        elif method == "GET" and written:
+            stale["reads_after_write"] += 1
+            if stale["left"]:
+                stale["left"] -= 1
+                return 200, {"Content-Type": "application/json"}, before
+        return None
+
+    parts = urlsplit(couch_url)
+    with Proxy(upstream_of(couch_url), script=cache) as proxy:
+        through = f"http://{parts.username}:{parts.password}@127.0.0.1:{proxy.port}" \
+            if parts.username else proxy.url
+        with Client(through) as proxied:
+            made, result = sync(proxied, manifest({db_name: {"indexes": {"i": {
+                "fields": ["new"], "ddoc": "i"}}}}))
+    assert [(step.action, step.reason) for step in made.steps] == [
+        (Action.REPLACE, "fields changed")]
+    assert result.ok, result.failures
+    assert written, "the index was written through the proxy"
+    # Every stale listing was read, and one more that shows the index as written.
+    assert stale == {"left": 0, "reads_after_write": 4}
+    assert plan(client, manifest({db_name: {"indexes": {"i": {
+        "fields": ["new"], "ddoc": "i"}}}})).is_empty
 
 
 # -- item 3: partitioned and global indexes
