@@ -39,7 +39,10 @@ def test_export_with_docs_re_plans_empty(
     tmp_path: Path,
 ) -> None:
     sync(client, manifest({db_name: SPEC}))
-    client.database(db_name).bulk_docs([{"_id": "theirs", "v": {"deep": [1, None]}}])
+    copies = (client.database(db_name).info().get("cluster") or {}).get("n")
+    # On every copy: export reads one copy per shard range (docs/plan-and-apply.md).
+    client.database(db_name).bulk_docs([{"_id": "theirs", "v": {"deep": [1, None]}}],
+                                       w=copies)
 
     text, exported = export_and_load(client, [db_name], tmp_path, with_docs=True)
     assert text.startswith("# Exported by couchsync export.\n")

@@ -50,8 +50,10 @@ def test_the_data_files_load_while_the_scan_is_under_way(
 ) -> None:
     manifest = write(db_name, docs(300))
     sync(client, load_manifests([manifest]))
-    client.database(db_name).bulk_docs([{"_id": "doc0007", "v": "edited",
-                                         "_rev": client.database(db_name).get("doc0007")["_rev"]}])
+    copies = (client.database(db_name).info().get("cluster") or {}).get("n")
+    client.database(db_name).bulk_docs([{"_id": "doc0007", "v": "edited",  # on every copy:
+                                         "_rev": client.database(db_name).get("doc0007")["_rev"]}],
+                                       w=copies)  # the scan reads one (docs/plan-and-apply.md)
 
     counting, engine = counting_client(couch_url)
     with counting:

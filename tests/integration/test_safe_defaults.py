@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cli_helpers import COUCHSYNC, run
+from cli_helpers import COUCHSYNC, run, wait_for
 
 from couchsync.manifest._server import endpoint_problem
 
@@ -115,6 +115,11 @@ def test_a_declared_database_already_open_to_anyone_is_warned_of(
         httpx.put(f"{couch_url}/{name}", timeout=30).raise_for_status()
     for name in (opened, meant):
         httpx.put(f"{couch_url}/{name}/_security", json={}, timeout=30).raise_for_status()
+        # A cluster answers the PUT once most copies hold it, and a read from one copy,
+        # which may not yet (1 read in 40 right after, measured on a 3-node 3.5.2): the
+        # server is set up as the test means only once the read shows it.
+        wait_for(lambda name=name: httpx.get(f"{couch_url}/{name}/_security", timeout=30)
+                 .json() == {}, f"the _security of {name} to read back as set", timeout=30)
     manifest = tmp_path / "m.yaml"
     manifest.write_text(f"version: 1\ndatabases:\n  {opened}: {{}}\n  {meant}: "
                         f"{{public: true}}\n  {closed}: {{}}\n")

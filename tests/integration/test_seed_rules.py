@@ -24,15 +24,24 @@ from couchsync.plan import read_live_state
 Manifest = Callable[[dict[str, Any]], DesiredState]
 
 
+def every_copy(url: str, db: str) -> dict[str, str]:
+    """The query parameters that put a write on every shard copy (none off a cluster)."""
+    n = (httpx.get(f"{url}/{db}", timeout=30).json().get("cluster") or {}).get("n")
+    return {"w": str(n)} if n else {}
+
+
 def app_edits(url: str, db: str, doc_id: str, **fields: Any) -> dict[str, Any]:
-    """What the application does: read, change ``fields`` (None: remove), write back."""
+    """What the application does: read, change ``fields`` (None: remove), write back
+    (on every copy: the plan's revisions scan reads one copy per shard range, which a
+    quorum write may not have reached yet; docs/plan-and-apply.md, "Clusters")."""
     body = httpx.get(f"{url}/{db}/{doc_id}", timeout=30).json()
     for name, value in fields.items():
         if value is None:
             body.pop(name, None)
         else:
             body[name] = value
-    answer = httpx.put(f"{url}/{db}/{doc_id}", json=body, timeout=30)
+    answer = httpx.put(f"{url}/{db}/{doc_id}", json=body, params=every_copy(url, db),
+                       timeout=30)
     assert answer.status_code in (201, 202), answer.text
     return dict(httpx.get(f"{url}/{db}/{doc_id}", timeout=30).json())
 
@@ -96,7 +105,8 @@ def test_a_create_only_document_is_the_apps_once_it_exists_and_is_recreated_when
 
     # Deleted by the app: created again, as the manifests have it (Terraform recreates).
     rev = httpx.get(f"{couch_url}/{db_name}/settings", timeout=30).json()["_rev"]
-    httpx.delete(f"{couch_url}/{db_name}/settings", params={"rev": rev}, timeout=30)
+    httpx.delete(f"{couch_url}/{db_name}/settings",
+                 params={"rev": rev, **every_copy(couch_url, db_name)}, timeout=30)
     made, result = sync(client, desired)
     assert addresses(made) == [f"+ db:{db_name}/doc:settings"] and result.ok
     assert httpx.get(f"{couch_url}/{db_name}/settings", timeout=30).json()["theme"] == "dark"
@@ -194,7 +204,8 @@ def test_whatever_the_app_writes_apply_then_replan_is_empty(
     desired = manifest({db: {"ignore": ignore, "documents": [{"_id": "doc", **declared}]}})
     sync(client, desired)
     rev = httpx.get(f"{couch_url}/{db}/doc", timeout=30).json()["_rev"]
-    httpx.put(f"{couch_url}/{db}/doc", json={**app, "_rev": rev}, timeout=30)
+    httpx.put(f"{couch_url}/{db}/doc", json={**app, "_rev": rev},
+              params=every_copy(couch_url, db), timeout=30)
     assert sync(client, desired)[1].ok
     assert plan(client, desired).is_empty
     stored = httpx.get(f"{couch_url}/{db}/doc", timeout=30).json()

@@ -37,6 +37,12 @@ def full_spec() -> dict[str, Any]:
     }
 
 
+def _copies(client: Client, db: str) -> int | None:
+    """The ``w`` that puts a test's own write on every shard copy (None off a cluster)."""
+    n = (client.database(db).info().get("cluster") or {}).get("n")
+    return int(n) if n else None
+
+
 def body(client: Client, db: str, doc_id: str) -> dict[str, Any]:
     doc = client.database(db).get(doc_id)
     return {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
@@ -83,7 +89,11 @@ def test_a_document_edited_on_the_server_shows_as_drift_and_is_repaired(
     desired = manifest({db_name: full_spec()})
     sync(client, desired)
     db = client.database(db_name)
-    db.update("settings", {"theme": "light", "sizes": [1, 2.5], "extra": True})
+    # Edited on every copy (w = n): the plan's revisions scan reads one copy per shard
+    # range, which a quorum write may not have reached yet (docs/plan-and-apply.md,
+    # "Clusters").
+    db.update("settings", {"theme": "light", "sizes": [1, 2.5], "extra": True},
+              w=_copies(client, db_name))
 
     made = plan(client, desired)
     [step] = made.steps
@@ -115,10 +125,11 @@ def test_prune_deletes_only_what_couchsync_created_and_no_manifest_lists(
 ) -> None:
     client.create(db_name)
     db = client.database(db_name)
-    db.bulk_docs([{"_id": "adopted", "v": 0}])  # someone else's, later managed by couchsync
+    copies = _copies(client, db_name)  # others' writes on every copy, as for the next
+    db.bulk_docs([{"_id": "adopted", "v": 0}], w=copies)  # someone else's, later managed
     docs = [{"_id": "a"}, {"_id": "b"}, {"_id": "adopted", "v": 1}]
     sync(client, manifest({db_name: {"documents": docs}}))
-    db.bulk_docs([{"_id": "theirs"}])
+    db.bulk_docs([{"_id": "theirs"}], w=copies)
 
     without_prune = manifest({db_name: {"documents": docs[:1]}})
     assert plan(client, without_prune).is_empty
@@ -162,9 +173,10 @@ def test_an_edit_between_plan_and_apply_is_re_read_and_converges(
                                f"~ db:{db_name}/doc:c"]
 
     db = client.database(db_name)
-    db.update("a", {"v": 99})  # someone edits a,
-    db.bulk_docs([{"_id": "b", "v": 5}])  # creates b,
-    db.update("c", {"v": 3})  # and makes c what the manifest wants anyway
+    copies = _copies(client, db_name)  # on every copy, before apply writes
+    db.update("a", {"v": 99}, w=copies)  # someone edits a,
+    db.bulk_docs([{"_id": "b", "v": 5}], w=copies)  # creates b,
+    db.update("c", {"v": 3}, w=copies)  # and makes c what the manifest wants anyway
 
     result = apply_plan(client, made, desired)
     assert result.ok
@@ -297,7 +309,8 @@ def test_a_sharded_record_is_proven_current_by_its_digest_without_its_shards(
     assert plan(client, desired).is_empty
 
     client.database(db_name).update("doc007", {"_id": "doc007", "n": "edited"},
-                                    rev=client.database(db_name).get("doc007")["_rev"])
+                                    rev=client.database(db_name).get("doc007")["_rev"],
+                                    w=_copies(client, db_name))  # seen by the scan
     live, paths = read()  # the digest no longer fits: every shard is read, one body
     assert live.databases[db_name].record_digest is None and live.bodies_read() == 1
     assert {f"couchsync.{i}" for i in range(4)} <= set(paths)
@@ -316,7 +329,8 @@ def test_a_few_documents_in_a_big_database_are_looked_up_by_key(
     couch_url: str, client: Client, db_name: str, manifest: Manifest
 ) -> None:
     client.create(db_name)
-    client.database(db_name).bulk_docs([{"_id": f"other{i}"} for i in range(50)])
+    client.database(db_name).bulk_docs([{"_id": f"other{i}"} for i in range(50)],
+                                       w=_copies(client, db_name))  # counted by every copy
     desired = manifest({db_name: {"documents": [{"_id": "mine", "v": 1}]}})
     sync(client, desired)
 
