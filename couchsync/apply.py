@@ -899,7 +899,7 @@ def _indexes_listed(db: Database, written: dict[str, dict[str, Any]]) -> bool:
     """Whether ``_index`` lists each index written as written (``{name: definition}``,
     as the step's ``after``), not only by name: a node answers ``_index`` from a cache
     of the design docs that CouchDB refreshes only after it has answered the write, so
-    a read right after an index replaced in place lists the old definition, and a
+    a read right after an index replaced in place can list the old definition, and a
     re-plan would show the change again."""
     listed, _ = read_indexes(db, False)
     for name, after in written.items():
