@@ -88,8 +88,9 @@ def test_a_json_number_kept_as_text_is_warned_about_with_the_yaml_to_write(
         "write -25.0e-4 for the number, or quote the text"]
 
 
-@pytest.mark.parametrize("text", ["yes", "NO", "on", "1e3", "-25E-4", "0123", "1:20", "1_000", "0o17",
-                                  "1.10", "true", "null", "0x1F", "12", ".5", "-.5", "y"])
+@pytest.mark.parametrize("text", ["yes", "NO", "on", "1e3", "-25E-4", "0123", "1:20", "1_000",
+                                  "0o17", "1.10", "true", "null", "0x1F", "12", ".5", "-.5",
+                                  "y"])
 def test_what_export_writes_reads_back_the_same(
     text: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
