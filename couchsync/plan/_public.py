@@ -33,18 +33,25 @@ def public_warnings(desired: DesiredState, plan: Plan) -> list[str]:
     anyone without saying they mean it, and per declared database ``plan`` found
     already so and leaves so (``Plan.open_to_anyone``)."""
     named = [spec for spec in desired.databases.values()
-             if spec.matched_by is None and spec.state == "present" and _unmeant(spec)]
+             if spec.matched_by is None and spec.state == "present"]
     matched = Counter(spec.matched_by for spec in desired.databases.values()
                       if spec.matched_by is not None and _unmeant(spec))
     where = {spec.matched_by: spec.sources.get("security", spec.source)
              for spec in desired.databases.values() if spec.matched_by in matched}
     lines = [f"database {spec.name!r} will be readable and writable by anyone: its "
              f"security (at {spec.sources.get('security', spec.source)}) names no members; "
-             "add members, or public: true if that is meant" for spec in named]
+             "add members, or public: true if that is meant" for spec in named if _unmeant(spec)]
     lines += [f"{count:,} database{'s' if count != 1 else ''} matched by {pattern!r} will be "
               f"readable and writable by anyone: the security (at {where[pattern]}) names "
               "no members; add members, or public: true if that is meant"
               for pattern, count in matched.items()]
+    lines += [f"{'pattern' if spec.name in desired.patterns else 'database'} {spec.name!r} says "
+              f"public: true (at {spec.sources.get('public', spec.source)}), but its "
+              f"security (at {spec.sources.get('security', spec.source)}) names members: "
+              "it is not open to anyone; drop one of them"
+              for spec in [*named, *desired.patterns.values()]
+              if spec.public and spec.security is not None
+              and not is_open_to_anyone(spec.security)]
     lines += [f"database {name!r} is readable and writable by anyone: its security on the "
               f"server names no members, and the manifests (at "
               f"{desired.databases[name].source}) declare none; add security with members, "
