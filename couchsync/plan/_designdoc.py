@@ -47,3 +47,16 @@ def _raised(index: Any, stored: Any) -> Any:
     if isinstance(declared, int) and not isinstance(declared, bool) and declared >= server:
         return index
     return {**index, LUCENE_VERSION: server}
+
+
+def added_unversioned(desired: dict[str, Any], live: dict[str, Any] | None) -> list[str]:
+    """The Nouveau indexes an update of the design doc ``live`` adds without a
+    ``lucene_version``: CouchDB stamps new design docs only, so it builds these with
+    legacy Lucene (9) where a new design doc would get its current version (10 in 3.5)."""
+    wanted = desired.get("nouveau")
+    if live is None or not isinstance(wanted, dict):
+        return []
+    held = live.get("nouveau")
+    held = held if isinstance(held, dict) else {}
+    return [name for name, index in wanted.items()
+            if name not in held and isinstance(index, dict) and LUCENE_VERSION not in index]

@@ -30,7 +30,7 @@ from typing import Any
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync.manifest._server import USERS_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, sort_fields
-from couchsync.plan._designdoc import with_server_fields
+from couchsync.plan._designdoc import added_unversioned, with_server_fields
 from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
 from couchsync.plan._model import (
@@ -240,6 +240,10 @@ def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> I
                                 "changes, and must be in force before the documents")
         if rebuilds_search(step.before, step.after):
             step.reason += "; search indexes rebuild in place (staging covers views only)"
+        if legacy := added_unversioned(design.body, step.before):
+            step.reason += (f"; {', '.join(legacy)} added to an existing design doc gets no "
+                            "lucene_version from CouchDB: built with legacy Lucene 9 (give "
+                            "lucene_version: 10 for the Lucene a new design doc gets)")
         yield step
 
 

@@ -99,3 +99,23 @@ def test_an_exported_nouveau_design_doc_validates_and_re_plans_empty(
     stored = _stored(client, db_name)
     assert exported.databases[db_name].design_docs["search"].body["nouveau"]["by_name"] == stored
     assert plan(client, exported).is_empty
+
+
+@pytest.mark.couchdb_only("CouchDB adds lucene_version to the Nouveau indexes it stores")
+def test_an_index_an_update_adds_is_planned_saying_it_gets_legacy_lucene(
+    client: Client, db_name: str, manifest: Callable[[dict[str, Any]], DesiredState]
+) -> None:
+    sync(client, manifest({db_name: {"design_docs": {"search": {"language": "javascript"}}}}))
+    added = manifest({db_name: {"design_docs": {"search": {"language": "javascript",
+                                                             **_search()}}}})
+    [step] = plan(client, added).steps
+    assert step.reason.endswith(
+        "; by_name added to an existing design doc gets no lucene_version from CouchDB: "
+        "built with legacy Lucene 9 (give lucene_version: 10 for the Lucene a new design "
+        "doc gets)")
+    sync(client, added)
+    assert "lucene_version" not in _stored(client, db_name)  # what the plan said
+    assert plan(client, added).is_empty
+    versioned = manifest({db_name: {"design_docs": {"search": {
+        "language": "javascript", **_search(INDEX + " ", lucene_version=10)}}}})
+    assert "legacy" not in plan(client, versioned).steps[0].reason  # given: no note
