@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path as FsPath
+from typing import Any
 
 from couchsync.manifest._datacache import DataFileCache, cache_directory
 from couchsync.manifest._env import expand
@@ -99,6 +101,28 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
     return state, _limit(problems + builder.problems)
 
 
+#: Seed-rule settings (``document_rules``) that a document may hold as data by mistake.
+_RULE_FIELDS = {"create_only": bool, "ignore": list}
+
+
+def _rules_written_as_fields(manifest: dict[str, Any]) -> Iterator[tuple[Path, str]]:
+    """Seed documents holding ``create_only: true`` or ``ignore: [...]`` as fields: stored
+    as data, where the writer most likely meant the seed rule (``document_rules``)."""
+    databases = manifest.get("databases")
+    for name, spec in (databases.items() if isinstance(databases, dict) else ()):
+        documents = spec.get("documents") if isinstance(spec, dict) else None
+        for i, doc in enumerate(documents if isinstance(documents, list) else ()):
+            if not isinstance(doc, dict):
+                continue
+            for field, kind in _RULE_FIELDS.items():
+                if isinstance(doc.get(field), kind) and isinstance(doc.get("_id"), str):
+                    yield (("databases", name, "documents", i, field),
+                           f"document {doc['_id']!r} has a field {field}: it is stored as "
+                           "the document's data, not a seed rule; for the rule write "
+                           f"document_rules: {{{doc['_id']}: {{{field}: "
+                           f"{json.dumps(doc[field])}}}}} in the database")
+
+
 def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
                secrets: set[str]) -> list[Problem]:
     """Load one file into ``builder``; ``secrets`` collects what secret variables gave."""
@@ -129,6 +153,8 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
         broken.add(_broken_part(path))
     for path, message in expansion.warnings:
         warn(Problem(file, *positions.value(path), message, format_path(path)))
+    for path, message in _rules_written_as_fields(expansion.value):
+        warn(Problem(file, *positions.key(path), message, format_path(path)))
     for issue in schema_issues(expansion.value, expansion.expanded):
         if any(issue.path[: len(failed)] == failed for failed in parsed.failed):
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import Collect, Write
 
 from couchsync.manifest import load_manifests
@@ -104,3 +105,30 @@ def test_two_files_that_disagree_on_a_rule_are_both_named(write: Write, collect:
         ("b.yaml", 5, 22, "document rule 'acme' of database 'crm' differs from the one at "
                           "a.yaml:5:22"),
     ]
+
+
+def test_a_rule_written_on_the_document_itself_is_kept_as_data_and_warned_of(
+    write: Write, caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = write("m.yaml", V + """\
+databases:
+  crm:
+    documents:
+      - {_id: settings, theme: dark, create_only: true}
+      - _id: acme
+        ignore: [seats]
+      - {_id: flags, create_only: "yes", ignore: none}
+""")
+    caplog.set_level("WARNING", logger="couchsync.manifest")
+    state = load_manifests([path], environ={})
+    documents = state.databases["crm"].documents
+    assert documents["settings"].body["create_only"] is True  # data, as written
+    assert state.databases["crm"].rule("settings") == DEFAULT_RULE
+    where = path
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{where}:5:38: document 'settings' has a field create_only: it is stored as the "
+        "document's data, not a seed rule; for the rule write document_rules: {settings: "
+        "{create_only: true}} in the database",
+        f"{where}:7:9: document 'acme' has a field ignore: it is stored as the document's "
+        "data, not a seed rule; for the rule write document_rules: {acme: {ignore: "
+        "[\"seats\"]}} in the database"]  # flags: values no rule takes, plainly data
