@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -164,20 +165,38 @@ class OwnCouchDB:
                        timeout=60)
 
 
-def killed_at_request(url: str, method: str, path: str, nth: int, *args: str) -> None:
-    """``couchsync ARGS`` on ``url`` through a loopback proxy (tests/client/loopback.py)
-    that holds, unanswered, its ``nth`` ``method`` request whose path ends with ``path``,
-    SIGKILLed once that request is held: a kill at a chosen point of its writes, not at
-    a random instant. Fails when it ended before that request."""
+@contextlib.contextmanager
+def through_proxy(url: str, faults: list[Any]) -> Iterator[str]:
+    """The URL, credentials kept, of a loopback proxy (tests/client/loopback.py) to
+    ``url`` that acts out ``faults`` (``loopback.Fault``: ``loopback_fault`` makes one)."""
+    loopback = _loopback()
+    parts = urlsplit(url)
+    with loopback.Proxy(loopback.upstream_of(url), faults=faults) as proxy:
+        yield (f"http://{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
+               if parts.username else proxy.url)
+
+
+def loopback_fault(*args: Any, **kwargs: Any) -> Any:
+    """``loopback.Fault(*args, **kwargs)``."""
+    return _loopback().Fault(*args, **kwargs)
+
+
+def _loopback() -> Any:
+    """tests/client/loopback.py, the fault proxy (it lives beside the client tests)."""
     if str(ROOT / "tests" / "client") not in sys.path:
         sys.path.insert(0, str(ROOT / "tests" / "client"))
-    from loopback import Fault, Proxy, upstream_of
+    import loopback
 
-    held = Fault("stall", method=method, path=path, nth=nth, times=1)
-    parts = urlsplit(url)
-    with Proxy(upstream_of(url), faults=[held]) as proxy:
-        through = f"http://{parts.username}:{parts.password}@127.0.0.1:{proxy.port}" \
-            if parts.username else proxy.url
+    return loopback
+
+
+def killed_at_request(url: str, method: str, path: str, nth: int, *args: str) -> None:
+    """``couchsync ARGS`` on ``url`` through a loopback proxy that holds, unanswered, its
+    ``nth`` ``method`` request whose path ends with ``path``, SIGKILLed once that request
+    is held: a kill at a chosen point of its writes, not at a random instant. Fails when
+    it ended before that request."""
+    held = loopback_fault("stall", method=method, path=path, nth=nth, times=1)
+    with through_proxy(url, [held]) as through:
         proc = couchsync(through, *args)
         wait_for(lambda: held.hits > 0, f"its {method} {path} number {nth}", proc=proc)
         proc.kill()

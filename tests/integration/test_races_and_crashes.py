@@ -24,10 +24,12 @@ from cli_helpers import (
     doc_count,
     killed_at_request,
     lock_holder,
+    loopback_fault,
     pending_entries,
     prune_everything,
     run,
     seed_manifest,
+    through_proxy,
     wait_for,
 )
 
@@ -175,11 +177,18 @@ def test_an_apply_whose_lock_is_taken_stops_before_writing_more(
     couch_url: str, db_name: str, tmp_path: Path
 ) -> None:
     seed = seed_manifest(tmp_path / "seed.yaml", db_name, range(20000))
-    victim = apply_holding_the_lock(  # renewed every 1.7 s: the loss is seen by then
-        couch_url, db_name, seed, "--batch-size", "50", "--lock-ttl", "5")
-    freed = run(couch_url, "force-unlock", db_name)
-    assert freed.returncode == 0, freed.stderr
-    out, err = victim.communicate(timeout=300)
+    # Each _bulk_docs answer trickles in over 0.4 s (a proxy: the victim's 400 batches
+    # take minutes whatever the machine), so the loss of the lock, which the heartbeat
+    # sees within its 1.7 s, comes while the apply still has most of its writes to do.
+    slow = loopback_fault("trickle", method="POST", path="/_bulk_docs", pieces=9,
+                          pause=0.05)
+    with through_proxy(couch_url, [slow]) as through:
+        victim = apply_holding_the_lock(through, db_name, seed, "--batch-size", "50",
+                                        "--lock-ttl", "5")
+        freed = run(couch_url, "force-unlock", db_name)
+        assert freed.returncode == 0, freed.stderr
+        out, err = victim.communicate(timeout=300)
+    assert doc_count(couch_url, db_name) < 20000  # stopped before writing more
     assert victim.returncode == 1, out[-500:] + err
     assert f"Error: apply stopped: the lock on {db_name} was taken over" in err
     assert "not done:" in err and "Traceback" not in err
