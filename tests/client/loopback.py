@@ -61,7 +61,9 @@ class Fault:
 
     - ``answer``: answers ``status`` itself, with a CouchDB-like JSON error body and
       ``retry_after`` as the ``Retry-After`` header when given; the server never sees it;
-    - ``stall``: reads the request and never answers, until the client hangs up;
+    - ``stall``: reads the request and never answers, until the client hangs up; with
+      ``until``, only until that event is set: then the request goes on to the server
+      (a write held at a chosen point while the test acts, then let through);
     - ``drop``: closes the connection without an answer; the server never sees it;
     - ``cut``: passes the request on (the server does the work), then sends the
       server's answer with half its body and closes the connection;
@@ -83,6 +85,7 @@ class Fault:
     retry_after: str | None = None
     pieces: int = 8
     pause: float = 0.02
+    until: threading.Event | None = None
     hits: int = 0
     _matched: int = field(default=0, repr=False)
 
@@ -185,6 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
             selected = [fault for fault in self.server.faults
                         if fault.selects(self.command, parts.path)]
         fault = selected[0] if selected else None
+        if fault is not None and fault.kind == "stall" and fault.until is not None:
+            while not (fault.until.wait(0.05) or self.server.closing.is_set()):
+                pass
+            fault = None  # let through, held no more
         if fault is not None and fault.kind in ("stall", "drop", "refuse"):
             if fault.kind == "stall":
                 self._stall()

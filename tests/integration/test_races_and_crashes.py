@@ -11,6 +11,7 @@ CouchDB (``../shared/couchdb`` or ``$COUCHDB_DIST``), skipped without it.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,26 +58,39 @@ def test_two_applies_racing_on_one_database_both_land_and_prune_leaves_nothing(
 def test_a_second_apply_is_refused_naming_the_holder_and_plan_tells_of_the_lock(
     couch_url: str, db_name: str, tmp_path: Path
 ) -> None:
-    big = seed_manifest(tmp_path / "big.yaml", db_name, range(20000))
-    holder = apply_holding_the_lock(couch_url, db_name, big, "--batch-size", "100")
-    try:
-        small = seed_manifest(tmp_path / "small.yaml", db_name, ["other"])
-
-        refused = run(couch_url, "apply", small, "--yes")
-        assert refused.returncode == 1
-        assert f"{db_name}: " in refused.stderr and f"(pid {holder.pid})" in refused.stderr
-        assert "couchsync force-unlock" in refused.stderr
-        assert "Traceback" not in refused.stderr
-        assert len(refused.stderr.splitlines()) <= 5
-
-        planned = run(couch_url, "plan", small)
-        assert planned.returncode == 0, planned.stderr
-        assert f"Note: {db_name} is locked by an apply" in planned.stderr
-        assert f"(pid {holder.pid})" in planned.stderr
-    finally:
-        _out, err = holder.communicate(timeout=300)
+    big = seed_manifest(tmp_path / "big.yaml", db_name, range(2000))
+    # Its 2nd _bulk_docs to the database is held by a proxy until the test has seen what
+    # it checks: the apply holds its lock all the while, however fast the machine.
+    release = threading.Event()
+    held = loopback_fault("stall", method="POST", path=f"/{db_name}/_bulk_docs", nth=2,
+                          times=1, until=release)
+    with through_proxy(couch_url, [held]) as through:
+        holder = apply_holding_the_lock(through, db_name, big, "--batch-size", "100")
+        try:
+            wait_for(lambda: held.hits > 0, "its 2nd _bulk_docs held", proc=holder)
+            _second_apply_refused(couch_url, db_name, tmp_path, holder.pid)
+        finally:
+            release.set()
+            _out, err = holder.communicate(timeout=300)
     assert holder.returncode == 0, err
     assert lock_holder(couch_url, db_name) is None  # released at the end
+
+
+def _second_apply_refused(couch_url: str, db_name: str, tmp_path: Path, pid: int) -> None:
+    """Another apply is refused naming the holder, and plan notes the lock."""
+    small = seed_manifest(tmp_path / "small.yaml", db_name, ["other"])
+
+    refused = run(couch_url, "apply", small, "--yes")
+    assert refused.returncode == 1
+    assert f"{db_name}: " in refused.stderr and f"(pid {pid})" in refused.stderr
+    assert "couchsync force-unlock" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.splitlines()) <= 5
+
+    planned = run(couch_url, "plan", small)
+    assert planned.returncode == 0, planned.stderr
+    assert f"Note: {db_name} is locked by an apply" in planned.stderr
+    assert f"(pid {pid})" in planned.stderr
 
 
 def test_applies_killed_at_chosen_writes_then_finished_leave_no_orphan(
