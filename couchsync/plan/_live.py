@@ -147,7 +147,7 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                         partitioned=(info.get("props") or {}).get("partitioned") is True)
     if spec.state == "absent":
         return live
-    if scope.whole and (spec.security is not None or (_may_be_open(spec) and "cluster" in info)):
+    if scope.whole and (spec.security is not None or _may_be_open(spec, info)):
         live.security = db.get_security()
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
     # The staging copies of design docs a staged apply may have left: asked for in the
@@ -194,7 +194,7 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     return live
 
 
-def _may_be_open(spec: DatabaseSpec) -> bool:
+def _may_be_open(spec: DatabaseSpec, info: dict[str, Any]) -> bool:
     """A named database that declares no security, and does not say it is public, has
     its ``_security`` read to warn if it is already open to anyone (``_public``). Not a
     database a pattern matched: that would add a request per database of a fleet, where
@@ -203,7 +203,8 @@ def _may_be_open(spec: DatabaseSpec) -> bool:
     And only on Apache CouchDB (its database info tells the ``cluster``): CouchDB 3
     creates databases admin-only, while every PouchDB Server database is open, and
     warning of each would only teach ``public: true`` to manifests production reads."""
-    return spec.matched_by is None and not spec.public and not spec.name.startswith("_")
+    return (spec.matched_by is None and not spec.public and not spec.name.startswith("_")
+            and "cluster" in info)
 
 
 def _index_sizes(db: Database, spec: DatabaseSpec, live: LiveDatabase) -> dict[str, int]:
