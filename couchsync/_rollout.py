@@ -7,35 +7,42 @@ The order (``apply`` drives it, see ``couchsync.plan._staging`` for why it works
    for a Mango index, the index goes into ``_design/couchsync-staged-index.NAME``
    through ``_index``, beside the other indexes its design doc will hold). A
    staging copy already holding that body (left by an interrupted apply) is kept,
-   and its build goes on where it was.
-2. ``wait_until_built``: CouchDB builds the index of every shard copy (a query that
-   waits for the build starts it on every copy, see ``_start_builds``). Built
-   means: the clustered ``_info`` shows no changes left for the copies that answer
-   it first, and ``_active_tasks`` (every node's) shows no indexer still building
-   the staging copy on any copy. (A copy's own ``_info`` cannot be asked: through
-   ``/_node/{node}/{shard}`` it needs the design doc in that very shard, and a
-   document is in one shard range only.) Without the right to read
-   ``_active_tasks`` (not a server admin), the clustered ``_info`` is what there
-   is. A server without build state (PouchDB Server) builds on a query: one is
-   made, and waited for.
+   and its build goes on where it was. On CouchDB, for a server admin, the body
+   is also written under one more id per other shard range (``NAME.1``, ...,
+   chosen by asking ``_shards/{id}``), listed in the first copy's
+   ``couchsync_shard_copies``: a design doc is stored in one range only, and a
+   shard copy answers for its own build (``/_node/{node}/shards%2F...``) only
+   about the design docs stored in it. The index file is the same (it is named
+   by the signature, not the id).
+2. ``wait_until_built``: every copy of every range is asked for its build
+   directly: a query that does not wait (``update=lazy``) starts it, and the
+   copy's own ``_info`` tells the changes it has left; built means every copy
+   is within ``CAUGHT_UP``. A clustered query cannot do this: it asks every
+   copy, uses the first to answer per range and stops the others, so a copy
+   stopped before its build began stays unbuilt and unseen (its ``_info``
+   answers for the first copies). That is what is left without admin rights
+   (no shard map) and on a server without shards: the clustered ``_info``,
+   twice in a row. A server without build state (PouchDB Server) builds on a
+   query: one is made, and waited for.
 3. The live id gets the body (``apply``), and the query servers find its index built.
 4. ``same_index``: the live design doc's signature is the staging copy's (else the
-   swap rebuilt: said as a warning). The staging copy is deleted, and
+   swap rebuilt: said as a warning). The copies are deleted (the first last), and
    ``_view_cleanup`` drops the old index files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
+import functools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from couchsync._canonical import canonical_json
 from couchsync.client import (
-    Client,
+    BadRequest,
     CouchError,
     Database,
     Forbidden,
@@ -44,9 +51,9 @@ from couchsync.client import (
     Unauthorized,
 )
 from couchsync.plan._model import Step, StepKind
-from couchsync.plan._staging import staging_body
+from couchsync.plan._staging import COPIES_FIELD, staging_body
 
-__all__ = ["CAUGHT_UP", "BuildTimeout", "same_index", "stage", "wait_until_built"]
+__all__ = ["CAUGHT_UP", "BuildTimeout", "Staged", "same_index", "stage", "wait_until_built"]
 
 #: A shard copy whose index is within this many changes of its database counts as
 #: built: a query then waits for those few (milliseconds), and a database written
@@ -55,6 +62,10 @@ CAUGHT_UP = 100
 #: Polls come quickly at first (a small index is built in a moment), then every this.
 POLL_SECONDS = 0.5
 FIRST_POLL_SECONDS = 0.05
+
+#: Ids tried per shard range to find one stored in each (a range gets about one id in
+#: as many as there are ranges): past this, the copies are not asked one by one.
+RANGE_PROBES = 8
 
 #: ``on_progress(done, total)``: changes indexed so far, of those there were to index.
 BuildProgress = Callable[[int, int], None]
@@ -73,13 +84,51 @@ class BuildTimeout(Exception):
             "change in place (the staging copy is then deleted)")
 
 
-def stage(client: Client, db: Database, step: Step, staging_id: str, *, w: int | None
-          ) -> str:
-    """Write the staging copy of ``step`` (a design doc or a Mango index); returns the
-    name of a view in it, whose queries start its build."""
-    if step.kind is StepKind.INDEX:
-        return _stage_index(db, step, staging_id, w=w)
-    body = staging_body(step.after)
+@dataclass(frozen=True)
+class Staged:
+    """A written staging copy: ``ids`` (the staging id first, then one per other shard
+    range), the view whose queries start its build, and each shard copy with the
+    staging id stored in its range (none when the server's shards cannot be asked)."""
+
+    ids: tuple[str, ...]
+    view: str
+    copies: tuple[tuple[Database, str], ...] = ()
+
+
+def stage(db: Database, step: Step, staging_id: str, *, w: int | None) -> Staged:
+    """Write the staging copy of ``step`` (a design doc or a Mango index), under one id
+    per shard range where the shard copies can be asked."""
+    copies = _copies(db, staging_id)
+    ids = (staging_id, *sorted({doc_id for _, doc_id in copies} - {staging_id}))
+    extra = {COPIES_FIELD: list(ids[1:])} if len(ids) > 1 else {}
+    # The first copy names the others before they exist: a plan finds them through it.
+    for doc_id in ids:
+        view = (_stage_index(db, step, doc_id, extra, w=w) if step.kind is StepKind.INDEX
+                else _stage_design(db, step, doc_id, extra, w=w))
+    return Staged(ids, view, tuple(copies))
+
+
+def _copies(db: Database, staging_id: str) -> list[tuple[Database, str]]:
+    """Each shard copy, with the staging id stored in its range (``staging_id`` itself
+    in its own); none when the shard map cannot be read (not a server admin, not
+    CouchDB)."""
+    try:
+        copies = db.shard_copies()
+        ids = {db.shard_of(staging_id): staging_id}
+        for number in range(1, RANGE_PROBES * len(copies)):
+            if len(ids) == len(copies):
+                break
+            ids.setdefault(db.shard_of(f"{staging_id}.{number}"), f"{staging_id}.{number}")
+    except (Unauthorized, Forbidden, NotFound, BadRequest):
+        return []
+    if len(ids) < len(copies):
+        return []
+    return [(copy, ids[range_]) for range_, nodes in copies.items() for copy in nodes.values()]
+
+
+def _stage_design(db: Database, step: Step, staging_id: str, extra: dict[str, Any], *,
+                  w: int | None) -> str:
+    body = {**staging_body(step.after), **extra}
     current = _get(db, staging_id)
     if current is None or canonical_json(staging_body(current), drop=()) != canonical_json(
             body, drop=()):
@@ -87,7 +136,8 @@ def stage(client: Client, db: Database, step: Step, staging_id: str, *, w: int |
     return str(min(name for name in body["views"] if name != "lib"))
 
 
-def _stage_index(db: Database, step: Step, staging_id: str, *, w: int | None) -> str:
+def _stage_index(db: Database, step: Step, staging_id: str, extra: dict[str, Any], *,
+                 w: int | None) -> str:
     """The index, through ``_index`` (CouchDB writes its view as it would in the live
     design doc), beside the other indexes the live design doc holds: the index
     signature covers every view of a design doc."""
@@ -104,6 +154,7 @@ def _stage_index(db: Database, step: Step, staging_id: str, *, w: int | None) ->
     if after.get("partitioned") is not None:
         options["partitioned"] = after["partitioned"]
     seed = {key: value for key, value in seed.items() if key != "options"}
+    seed.update(extra)
     if options:
         seed["options"] = options
     current = _get(db, staging_id)
@@ -133,41 +184,40 @@ def _get(db: Database, doc_id: str) -> dict[str, Any] | None:
         return None
 
 
-def wait_until_built(client: Client, db: Database, staging_id: str, view: str, *,
-                     timeout: float | None = None, check: Callable[[], None] | None = None,
+def wait_until_built(db: Database, staged: Staged, *, timeout: float | None = None,
+                     check: Callable[[], None] | None = None,
                      on_progress: BuildProgress | None = None) -> None:
-    """Until the index of ``staging_id`` is built on every shard copy (``CAUGHT_UP``).
+    """Until the index of ``staged`` is built on every shard copy (``CAUGHT_UP``).
 
     ``check`` is called at each poll and may raise to stop waiting (a lost lock, an
     interrupted apply). Raises ``BuildTimeout`` after ``timeout`` seconds.
     """
     started = time.monotonic()
-    _start_builds(db, staging_id, view)
-    tasks: bool = True  # whether _active_tasks may be read (server admins)
-    total = 0
+    staging_id = staged.ids[0]
+    poll: Callable[[], tuple[int, bool] | None]
+    if staged.copies:
+        poll = functools.partial(_copies_state, staged)
+    else:
+        _start_clustered_build(db, staging_id, staged.view)
+        poll = functools.partial(_clustered_state, db, staging_id)
+    # The clustered _info may say built between two batches of an indexer: it counts
+    # when said twice in a row. A copy's own _info counts changes, not batches.
+    twice = not staged.copies
     built_before = False
+    total = 0
     pause = FIRST_POLL_SECONDS
     while True:
         if check is not None:
             check()
-        state = _build_state(db, staging_id)
+        state = poll()
         if state is None:  # no build state (PouchDB Server): a query builds, and waits
-            db.query_view(staging_id, view, limit=0)
+            db.query_view(staging_id, staged.view, limit=0)
             return
         pending, built = state
-        if tasks:
-            try:
-                running = _indexers(client, db.name, staging_id)
-            except (Unauthorized, Forbidden):
-                tasks, running = False, []
-            pending = max(pending, sum(max(int(task.get("total_changes", 0))
-                                           - int(task.get("changes_done", 0)), 0)
-                                       for task in running))
-            built = built and not running
         total = max(total, pending)
         if on_progress is not None:
             on_progress(total - pending, total)
-        if built and built_before:  # twice in a row: not an indexer between two batches
+        if built and (built_before or not twice):
             return
         built_before = built
         if timeout is not None and time.monotonic() - started >= timeout:
@@ -177,15 +227,31 @@ def wait_until_built(client: Client, db: Database, staging_id: str, view: str, *
         pause = min(POLL_SECONDS, pause * 2)
 
 
-def _start_builds(db: Database, staging_id: str, view: str) -> None:
-    """Start the index build on every shard copy, in the background.
+def _copies_state(staged: Staged) -> tuple[int, bool]:
+    """(changes still to index, whether built) of every shard copy, each asked itself;
+    a copy behind with no build running is started (again: ken or a compaction may
+    have stopped it)."""
+    pending = 0
+    built = True
+    for copy, doc_id in staged.copies:
+        info = copy.design_info(doc_id)["view_index"]
+        behind = int(info.get("pending_updates", 0))
+        pending += behind
+        if behind > CAUGHT_UP:
+            built = False
+            if not info.get("updater_running"):
+                copy.query_view(doc_id, staged.view, limit=0, update="lazy")
+    return pending, built
+
+
+def _start_clustered_build(db: Database, staging_id: str, view: str) -> None:
+    """Start the index build of the copies a clustered query reaches, in the background.
 
     A clustered view query goes to every copy, and each starts its build and waits
     for it; the first copy per shard range to answer is used and the others'
-    workers are stopped, but their builds go on. A query that does not wait
-    (``update=lazy``) would not do: a copy whose worker is stopped before it asks
-    for a build never starts one. So this query waits (in a thread of its own,
-    abandoned: its answer, or its timeout, changes nothing).
+    workers are stopped. A query that does not wait (``update=lazy``) would stop
+    them before they ask for a build at all. So this query waits (in a thread of
+    its own, abandoned: its answer, or its timeout, changes nothing).
     """
 
     def query() -> None:
@@ -197,7 +263,7 @@ def _start_builds(db: Database, staging_id: str, view: str) -> None:
     threading.Thread(target=query, name="couchsync-start-build", daemon=True).start()
 
 
-def _build_state(db: Database, staging_id: str) -> tuple[int, bool] | None:
+def _clustered_state(db: Database, staging_id: str) -> tuple[int, bool] | None:
     """(changes still to index, whether built) as the clustered ``_info`` tells them for
     the copies that answer first; None when the server tells no build state."""
     try:
@@ -211,15 +277,6 @@ def _build_state(db: Database, staging_id: str) -> tuple[int, bool] | None:
     if not isinstance(pending, int):
         return None
     return pending, pending <= CAUGHT_UP
-
-
-def _indexers(client: Client, database: str, staging_id: str) -> list[dict[str, Any]]:
-    """The indexer tasks building ``staging_id`` on any shard copy of ``database``, on
-    any node (``_active_tasks`` gathers every node's)."""
-    shard = re.compile(r"shards/[0-9a-f]+-[0-9a-f]+/" + re.escape(database) + r"\.\d+")
-    return [task for task in client.server.active_tasks()
-            if task.get("type") == "indexer" and task.get("design_document") == staging_id
-            and shard.fullmatch(str(task.get("database", "")))]
 
 
 def same_index(db: Database, staging_id: str, live_id: str) -> bool:

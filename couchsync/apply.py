@@ -552,18 +552,18 @@ class _Run:
         for step in steps:
             self.guard()
             try:
-                staged.append((step, _rollout.stage(self.client, db, step, staging_id(step),
+                staged.append((step, _rollout.stage(db, step, staging_id(step),
                                                     w=self.w(database))))
             except TransportError:
                 raise
             except CouchError as exc:
                 self.finish(StepResult(step, False,
                                        error=f"writing its staging copy: {exc.brief}"))
-        for step, view in staged:
+        for step, copy in staged:
             started = time.monotonic()
             try:
-                _rollout.wait_until_built(self.client, db, staging_id(step), view,
-                                          timeout=self.wait_timeout, check=self.guard,
+                _rollout.wait_until_built(db, copy, timeout=self.wait_timeout,
+                                          check=self.guard,
                                           on_progress=self.build_progress(step.address))
             except TransportError:
                 raise
@@ -572,7 +572,7 @@ class _Run:
                 self.finish(StepResult(step, False, error=brief))
                 continue
             self.guard()
-            if self.swap(db, step):
+            if self.swap(db, step, copy.ids):
                 self.result.staged.append(
                     f"{step.address}: built under {staging_id(step)} in "
                     f"{time.monotonic() - started:.1f} s, then swapped in")
@@ -584,9 +584,10 @@ class _Run:
             return None
         return lambda done, total: on_build(address, done, total)
 
-    def swap(self, db: Database, step: Step) -> bool:
+    def swap(self, db: Database, step: Step, staged_ids: Sequence[str]) -> bool:
         """Write the staged body to the live id, check the build was reused, and delete
-        the staging copy; False when the write failed."""
+        the staging copies (the first, which lists the others, last); False when the
+        write failed."""
         w = self.w(db.name)
         if step.kind is StepKind.DESIGN_DOC:
             result = _write_batch(db, [step], w=w,
@@ -613,7 +614,8 @@ class _Run:
                 f"{step.address}: {NOT_REUSED} {staging_id(step)}; queries of it wait for a "
                 "rebuild")
         try:
-            db.delete(staging_id(step), w=w)
+            for doc_id in reversed(staged_ids):
+                db.delete(doc_id, w=w)
         except TransportError:
             raise
         except CouchError as exc:  # the next plan deletes it

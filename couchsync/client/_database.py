@@ -458,6 +458,32 @@ class Database:
         result: dict[str, Any] = self._send("GET", path, params=query).json()
         return result
 
+    # -- shards (CouchDB)
+
+    def shard_of(self, doc_id: str) -> str:
+        """``GET /{db}/_shards/{doc_id}``: the shard range that holds (or would hold)
+        ``doc_id``, such as ``"00000000-7fffffff"``."""
+        range_: str = self._send("GET", "/_shards/" + quote(doc_id, safe="")).json()["range"]
+        return range_
+
+    def shard_copies(self) -> dict[str, dict[str, Database]]:
+        """Every copy of every shard range, ``{range: {node: handle}}``, read off the
+        database's shard map (``GET /_node/_local/_dbs/{db}``: server admins only).
+
+        A handle addresses that one copy through ``/_node/{node}/``: its own ``info()``,
+        and ``design_info``/``query_view`` of the design docs stored in its range (a
+        design doc is stored in one range only)."""
+        shard_map = send(self._conn, DatabaseError, "GET",
+                         "/_node/_local/_dbs" + self._path).json()
+        suffix = bytes(shard_map["shard_suffix"]).decode()
+        copies: dict[str, dict[str, Database]] = {}
+        for range_, nodes in shard_map["by_range"].items():
+            for node in nodes:
+                copy = Database(f"shards/{range_}/{self.name}{suffix}", self._conn)
+                copy._path = f"/_node/{quote(node, safe='')}{copy._path}"
+                copies.setdefault(range_, {})[node] = copy
+        return copies
+
     def view_cleanup(self) -> dict[str, Any]:
         """``POST /{db}/_view_cleanup``: remove index files no design doc uses any more."""
         result: dict[str, Any] = self._send("POST", "/_view_cleanup", json={}).json()

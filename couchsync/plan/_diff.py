@@ -50,6 +50,7 @@ from couchsync.plan._staging import (
     changes_validation,
     rebuilds_search,
     rebuilds_views,
+    shard_copy_ids,
     staging_id,
 )
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
@@ -269,6 +270,7 @@ def _staging_cleanup(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
             used.add(staging_id(step))
             if staging_id(step) in live.staging:
                 step.reason += "; goes on with the staged build an earlier apply left"
+                used.update(shard_copy_ids(live.staging[staging_id(step)].body or {}))
     for doc_id, current in sorted(live.staging.items()):
         if doc_id not in used and scope.covers(doc_id):
             yield _delete(StepKind.DESIGN_DOC, spec.name, doc_id, current,

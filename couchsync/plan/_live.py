@@ -52,6 +52,7 @@ from couchsync.plan._staging import (
     index_staging_id,
     is_staging_id,
     rebuilds_views,
+    shard_copy_ids,
 )
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex
 from couchsync.plan._unreadable import fetch_decodable
@@ -174,6 +175,11 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         # Read only when _index shows one: a plan without leftovers asks nothing more.
         bodies.update(read_bodies(db, [doc_id for doc_id in left
                                        if doc_id in listed and doc_id not in bodies]))
+    # A staging copy left behind names its copies in other shard ranges.
+    copies = [doc_id for staging in staging_ids if staging in bodies
+              for doc_id in shard_copy_ids(bodies[staging])]
+    bodies.update(read_bodies(db, [doc_id for doc_id in copies if doc_id not in bodies]))
+    staging_ids += copies
     live.design_docs = {
         doc_id.removeprefix("_design/"): LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
         for doc_id in design_ids if doc_id in bodies

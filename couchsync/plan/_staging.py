@@ -18,6 +18,10 @@ from couchsync.plan._model import Step, StepKind
 #: Every staging design doc's id starts with this; nothing else of couchsync's does.
 STAGING_PREFIX = "_design/couchsync-staged"
 
+#: The field of a staging copy listing its copies in other shard ranges (same body,
+#: ids ``STAGING_ID.N``), so that a plan finds them through it (``couchsync._rollout``).
+COPIES_FIELD = "couchsync_shard_copies"
+
 #: Design-doc fields that make up the view index's signature.
 VIEW_FIELDS = ("views", "language", "options")
 #: Design-doc fields holding search indexes (Clouseau, Nouveau): not staged.
@@ -42,6 +46,13 @@ def staging_id(step: Step) -> str:
     if step.kind is StepKind.INDEX:
         return index_staging_id(step.id or "")
     return design_staging_id((step.id or "").removeprefix("_design/"))
+
+
+def shard_copy_ids(body: dict[str, Any]) -> list[str]:
+    """The ids of the copies in other shard ranges a staging copy lists."""
+    listed = body.get(COPIES_FIELD)
+    return [doc_id for doc_id in listed if isinstance(doc_id, str) and is_staging_id(doc_id)
+            ] if isinstance(listed, list) else []
 
 
 def is_staging_id(doc_id: str) -> bool:

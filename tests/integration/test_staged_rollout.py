@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from sync_helpers import plan, sync
 from couchsync.apply import NOT_REUSED
 from couchsync.client import Client
 from couchsync.manifest import DesiredState
+from couchsync.plan._staging import COPIES_FIELD
 
 STAGED_APP = "_design/couchsync-staged.app"
 
@@ -56,6 +58,40 @@ def staging_ids(url: str, db: str) -> list[str]:
         "startkey": json.dumps("_design/couchsync-staged"),
         "endkey": json.dumps("_design/couchsync-staged\ufff0")}, timeout=30).json()["rows"]
     return [row["id"] for row in rows]
+
+
+def left_staged(url: str, db: str) -> list[str]:
+    """The staging copy left behind, then the copies in other shard ranges it lists
+    (on CouchDB, for a server admin); [] when none is there."""
+    first = httpx.get(f"{url}/{db}/{STAGED_APP}", timeout=30)
+    if first.status_code == 404:
+        return []
+    return [STAGED_APP, *sorted(first.json().get(COPIES_FIELD, []))]
+
+
+def every_copy_built(url: str, db: str, design_id: str) -> dict[str, int]:
+    """Changes left to index, per shard copy, for the index of ``design_id``: asked of
+    each copy itself, through a probe design doc of the same signature stored in that
+    copy's range (a copy answers only about design docs stored in it)."""
+    live = httpx.get(f"{url}/{db}/{design_id}", timeout=30).json()
+    body = {key: live[key] for key in ("language", "views", "options") if key in live}
+    shard_map = httpx.get(f"{url}/_node/_local/_dbs/{db}", timeout=30).json()
+    suffix = bytes(shard_map["shard_suffix"]).decode()
+    pending: dict[str, int] = {}
+    number = 0
+    for range_, nodes in sorted(shard_map["by_range"].items()):
+        while True:
+            probe = f"_design/probe.{number}"
+            number += 1
+            held = httpx.get(f"{url}/{db}/_shards/{quote(probe, safe='')}", timeout=30)
+            if held.json()["range"] == range_:
+                break
+        assert httpx.put(f"{url}/{db}/{probe}", json=body, timeout=30).status_code in (201, 202)
+        for node in nodes:
+            info = httpx.get(f"{url}/_node/{node}/{quote(f'shards/{range_}/{db}{suffix}', safe='')}"
+                             f"/{probe}/_info", timeout=30).json()
+            pending[f"{range_} on {node}"] = info["view_index"]["pending_updates"]
+    return pending
 
 
 def write_manifest(path: Path, db: str, factor: int, **settings: Any) -> str:
@@ -108,6 +144,8 @@ def test_a_staged_rollout_keeps_the_view_answering_and_swaps_in_a_built_index(
             assert total(couch_url, db_name, update="false") == new
             info = httpx.get(f"{couch_url}/{db_name}/_design/app/_info", timeout=30).json()
             assert info["view_index"]["updates_pending"]["total"] <= 100
+            pending = every_copy_built(couch_url, db_name, "_design/app")
+            assert max(pending.values()) <= 100, pending
     finally:
         done.set()
         querier.join()
@@ -146,6 +184,10 @@ def test_a_staged_mango_index_change_is_built_before_it_is_in_place(
         "selector": {"g": 3, "v": {"$gt": 0}}, "use_index": ["idx", "by-g"], "update": False,
         "limit": 30_000}).json()
     assert len(found["docs"]) == 3_000
+    # Every shard copy, not only those a query reaches first (a cluster's other
+    # copies serve queries too, when one is slow or down).
+    pending = every_copy_built(couch_url, db_name, "_design/idx")
+    assert max(pending.values()) <= 100, pending
     assert staging_ids(couch_url, db_name) == []
     assert plan(client, desired).is_empty
 
@@ -165,7 +207,9 @@ def test_a_timed_out_staged_build_leaves_the_live_design_doc_and_a_rerun_complet
     assert "Run apply again to wait for it" in timed_out.stderr
     after = httpx.get(f"{couch_url}/{db_name}/_design/app", timeout=30).json()
     assert after["_rev"] == live_rev  # the live design doc as it was
-    assert staging_ids(couch_url, db_name) == [STAGED_APP]
+    # The staging copy, and one per other shard range that it names.
+    assert staging_ids(couch_url, db_name) == left_staged(couch_url, db_name)
+    assert STAGED_APP in staging_ids(couch_url, db_name)
 
     again = run(couch_url, "apply", v2, "--yes", "--design-deploy", "staged")
     assert again.returncode == 0, again.stderr
@@ -183,8 +227,8 @@ def test_an_interrupted_staged_apply_leaves_the_live_design_doc_and_in_place_cle
     live_rev, v2 = at_v1(couch_url, db_name, tmp_path, 30_000)
 
     proc = couchsync(couch_url, "apply", v2, "--yes", "--design-deploy", "staged")
-    wait_for(lambda: staging_ids(couch_url, db_name) == [STAGED_APP],
-             "the staging copy to be written", proc=proc)
+    wait_for(lambda: staging_ids(couch_url, db_name) == left_staged(couch_url, db_name) != [],
+             "the staging copies to be written", proc=proc)
     proc.send_signal(signal.SIGINT)  # Ctrl-C, while it waits for the build
     _, err = proc.communicate(timeout=60)
     # Exit 0 is the failure this test exists for: the interrupt did not stop the swap.
@@ -195,7 +239,8 @@ def test_an_interrupted_staged_apply_leaves_the_live_design_doc_and_in_place_cle
 
     # Written in place instead: the plan says the staging copy goes, and it does.
     shown = run(couch_url, "plan", v2, "--design-deploy", "in_place")
-    assert f"- db:{db_name}/design:couchsync-staged.app" in shown.stdout
+    for doc_id in left_staged(couch_url, db_name):  # each copy, in every shard range
+        assert f"- db:{db_name}/design:{doc_id.removeprefix('_design/')} (rev " in shown.stdout
     assert "staging copy left by an interrupted staged apply" in shown.stdout
     done = run(couch_url, "apply", v2, "--yes", "--design-deploy", "in_place")
     assert done.returncode == 0, done.stderr
