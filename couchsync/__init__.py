@@ -4,7 +4,8 @@ Two halves, one package: a complete, typed CouchDB client (``Client``,
 ``Server``, ``Database``, ``Document``, ``IndexQuery``, ``FindQuery``) and the
 declarative sync tool built on it (``load_manifests`` → ``read_live_state`` →
 ``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once, and
-``load_and_plan`` the first three, database by database, patterns included).
+``load_and_plan`` the first three, database by database, patterns included). Every
+error the sync tool raises is a ``CouchsyncError``; the client's are ``CouchError``.
 
 Names are imported on first use (PEP 562) so that ``couchsync validate``
 starts without paying for httpx, and the client never pays for YAML.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from couchsync._version import __version__
 
 _EXPORTS: dict[str, str] = {
     # client core
@@ -46,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "ApplyError": "couchsync.apply",
     "ApplyInterrupted": "couchsync.apply",
     "ApplyResult": "couchsync.apply",
+    "CouchsyncError": "couchsync.errors",
     "DesiredState": "couchsync.manifest",
     "LiveState": "couchsync.plan",
     "LockHeld": "couchsync.lock",
@@ -55,14 +57,14 @@ _EXPORTS: dict[str, str] = {
     "Problem": "couchsync.manifest",
     "apply_plan": "couchsync.apply",
     "force_unlock": "couchsync.lock",
-    "discover": "couchsync.plan",
+    "discover": "couchsync.read",
     "expand_patterns": "couchsync.manifest",
-    "load_and_plan": "couchsync.plan",
-    "load_and_read": "couchsync.plan",
+    "load_and_plan": "couchsync.read",
+    "load_and_read": "couchsync.read",
     "load_manifests": "couchsync.manifest",
     "plan_changes": "couchsync.plan",
-    "plan_server": "couchsync.plan",
-    "read_live_state": "couchsync.plan",
+    "plan_server": "couchsync.read",
+    "read_live_state": "couchsync.read",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -108,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TransportError,
         Unauthorized,
     )
+    from couchsync.errors import CouchsyncError
     from couchsync.lock import LockHeld, LockSet, force_unlock
     from couchsync.manifest import (
         DesiredState,
@@ -116,13 +119,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         expand_patterns,
         load_manifests,
     )
-    from couchsync.plan import (
-        LiveState,
-        Plan,
+    from couchsync.plan import LiveState, Plan, plan_changes
+    from couchsync.read import (
         discover,
         load_and_plan,
         load_and_read,
-        plan_changes,
         plan_server,
         read_live_state,
     )

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from couchsync._stderr import StderrHandler
+from couchsync.errors import CouchsyncError
 
 if TYPE_CHECKING:
     from couchsync.client import Client
@@ -47,7 +48,7 @@ AUTH_MODES = ("basic", "session")
 AuthMode = Literal["basic", "session"]
 
 
-class ConnectionSettingsError(ValueError):
+class ConnectionSettingsError(CouchsyncError, ValueError):
     """The connection settings cannot be used (a file that cannot be read, settings that
     exclude each other); the message names the setting, never a secret."""
 

@@ -47,7 +47,7 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from couchsync import __version__
+        from couchsync._version import __version__
 
         typer.echo(f"couchsync {__version__}")
         raise typer.Exit()
@@ -60,7 +60,7 @@ def _root(
         help="Print couchsync's version and exit.")] = False,
 ) -> None:
     """Keep CouchDB servers in the state your YAML manifests declare."""
-    from couchsync.manifest._warnings import show_warnings_on_stderr
+    from couchsync.manifest import show_warnings_on_stderr
 
     show_warnings_on_stderr()
 
@@ -169,6 +169,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 @contextlib.contextmanager
 def _clean_errors() -> Iterator[None]:
     """Report library errors as one clean line each (never a traceback), exit 1."""
+    from couchsync.errors import CouchsyncError
     from couchsync.manifest import ManifestError
 
     try:
@@ -181,11 +182,19 @@ def _clean_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except Exception as exc:
-        # couchsync's own errors (server, network, apply) are meant for users and already
-        # mask passwords; anything else is a bug and keeps its traceback.
-        if type(exc).__module__.startswith("couchsync."):
+        # couchsync's own errors (CouchsyncError; the client core's CouchError: server,
+        # network) are meant for users and already mask passwords; anything else is a bug
+        # and keeps its traceback.
+        if isinstance(exc, CouchsyncError) or _is_client_error(exc):
             _fail(str(exc))
         raise
+
+
+def _is_client_error(exc: Exception) -> bool:
+    """Whether ``exc`` is a ``CouchError``, without importing the client core (and httpx)
+    in a command that never used it: then it cannot have raised one."""
+    client = sys.modules.get("couchsync.client")
+    return client is not None and isinstance(exc, client.CouchError)
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
@@ -261,7 +270,7 @@ def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: i
     """Load and plan; the apply locks are read before the databases (see couchsync.lock),
     and with ``wait`` (apply) waited for up to that long, or refused, before planning."""
     from couchsync.lock import LockReader
-    from couchsync.plan import load_and_plan
+    from couchsync.read import load_and_plan
 
     locks = LockReader(client, wait=wait,
                        on_wait=lambda text: typer.echo(f"Note: {text}", err=True))
@@ -276,7 +285,7 @@ def _plan(client: Client, paths: list[Path], only: list[str] | None, parallel: i
 
 def _warn_public(desired: DesiredState, plan: Plan) -> None:
     """Loudly, before the plan is shown or applied: databases open to anyone."""
-    from couchsync.plan._public import public_warnings
+    from couchsync.plan import public_warnings
 
     for line in public_warnings(desired, plan):
         typer.echo(f"WARNING: {line}", err=True)
@@ -550,7 +559,7 @@ def apply(
     """
     from couchsync.apply import ApplyError, ApplyInterrupted, ApplyResult, apply_plan
     from couchsync.lock import LockSet
-    from couchsync.plan import plan_server
+    from couchsync.read import plan_server
 
     fmt = _check_format(fmt)
     with _clean_errors():
@@ -620,7 +629,7 @@ def apply(
                     exc.notes.append(_unreleased(lockset.unreleased, lock_ttl))
                 elif lockset.unreleased:
                     typer.echo(f"Note: {_unreleased(lockset.unreleased, lock_ttl)}", err=True)
-                raise
+                _fail(str(exc))
             except KeyboardInterrupt:
                 _fail("apply interrupted: what was written stays, and the ownership records "
                       "list it; design docs being staged are as they were (their staging "

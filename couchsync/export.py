@@ -53,16 +53,23 @@ from typing import Any
 
 import yaml
 
+from couchsync._names import REPLICATOR_DB, USER_PREFIX, USERS_DB
 from couchsync.client import Client, Database, NotFound, Server
-from couchsync.manifest._patterns import is_pattern, literal_prefix, matches
-from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB
-from couchsync.manifest._yaml import looks_like_a_number
-from couchsync.plan._config import RECORD_SECTION
-from couchsync.plan._index_ddocs import GENERATED_DDOC, read_index_ddoc
-from couchsync.plan._live import SCAN_PAGE_SIZE, read_bodies
-from couchsync.plan._staging import is_staging_id
-from couchsync.plan._system import CONFIG_SECRET, SECRET_KEYS, SERVER_WRITTEN, URL_PASSWORD
-from couchsync.plan._unreadable import UnreadableDocument, check_bodies
+from couchsync.errors import CouchsyncError
+from couchsync.manifest import is_pattern, literal_prefix, looks_like_a_number, matches
+from couchsync.plan import (
+    CONFIG_SECRET,
+    GENERATED_DDOC,
+    RECORD_SECTION,
+    SECRET_KEYS,
+    SERVER_WRITTEN,
+    URL_PASSWORD,
+    UnreadableDocument,
+    check_bodies,
+    is_staging_id,
+    read_index_ddoc,
+)
+from couchsync.read import SCAN_PAGE_SIZE, read_bodies
 
 __all__ = ["ExportError", "export_manifest"]
 
@@ -84,7 +91,7 @@ _USER_HASHES = ("derived_key", "password_sha")
 _NAMES_PAGE = 1000
 
 
-class ExportError(Exception):
+class ExportError(CouchsyncError):
     """What was asked cannot be exported (nothing, or a refused config section)."""
 
 

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from couchsync._names import LOCK_DB
 from couchsync.client import (
     BulkResults,
     Client,
@@ -67,20 +68,20 @@ from couchsync.client import (
     NotFound,
     PreconditionFailed,
 )
-from couchsync.manifest._patterns import LOCK_DATABASE, is_pattern, matches
+from couchsync.errors import CouchsyncError
+from couchsync.manifest import is_pattern, matches
 
 __all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "LockReader",
            "LockSet", "force_unlock", "read_locks"]
 
 _N = TypeVar("_N", int, float)
 
-LOCK_DB = LOCK_DATABASE  # "couchsync-locks": patterns never match it
 DEFAULT_TTL = 600.0  # seconds without a heartbeat after which a lock counts as abandoned
 POLL_SECONDS = 1.0  # between attempts while waiting (--lock-timeout), jittered
 RACED_ATTEMPTS = 20  # attempts in a row lost to revisions that moved, nobody holding a lock
 
 
-class LockHeld(Exception):
+class LockHeld(CouchsyncError):
     """A lock that this apply needs is held by another process (its text names the holder)."""
 
     def __init__(self, held: Mapping[str, LockHolder], waited: float) -> None:
@@ -104,7 +105,7 @@ class LockHeld(Exception):
         return "\n".join(lines)
 
 
-class LockLost(Exception):
+class LockLost(CouchsyncError):
     """This apply's lock was taken from it (expired, or force-unlocked) while it ran."""
 
 

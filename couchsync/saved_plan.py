@@ -38,13 +38,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from couchsync import __version__
 from couchsync._canonical import canonical_json
-from couchsync.manifest._env import is_secret_variable
-from couchsync.manifest._server import REPLICATOR_DB
+from couchsync._names import REPLICATOR_DB
+from couchsync._version import __version__
+from couchsync.errors import CouchsyncError
+from couchsync.manifest import is_secret_variable
 from couchsync.manifest.model import DatabaseSpec, DesiredState
-from couchsync.plan._model import Plan
-from couchsync.plan._system import shown, shown_config, shown_secrets
+from couchsync.plan import Plan, shown, shown_config, shown_secrets
 
 __all__ = ["ReadVariables", "SavedPlan", "SavedPlanError", "fingerprint", "plan_moves"]
 
@@ -59,7 +59,7 @@ SHOWN_MOVES = 20
 PART_DIGITS = 16
 
 
-class SavedPlanError(Exception):
+class SavedPlanError(CouchsyncError):
     """A saved plan cannot be written, read, or applied (its text says why)."""
 
 

@@ -58,7 +58,7 @@ class DataFileCache:
             return None
         import hashlib  # only when caching: `validate` of a small manifest never needs it
 
-        from couchsync import __version__
+        from couchsync._version import __version__
 
         return hashlib.sha256(f"couchsync {__version__} {CACHE_FORMAT}\n".encode())
 

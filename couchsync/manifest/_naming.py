@@ -24,11 +24,11 @@ import urllib.parse
 from dataclasses import dataclass, field, replace
 
 from couchsync._canonical import canonical_json
+from couchsync._names import REPLICATOR_DB, USERS_DB
 from couchsync.manifest._problems import ManifestError, Problem
-from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec, SourcePos
 
-__all__ = ["NO_MAPPING", "DatabaseNames"]
+__all__ = ["DatabaseNames"]
 
 #: What CouchDB allows in a database name after its first letter.
 _NAME_CHARS = re.compile(r"[a-z0-9_$()+/-]*\Z")
@@ -161,7 +161,3 @@ class DatabaseNames:
 def _host(url: urllib.parse.SplitResult) -> str | None:
     host = url.hostname
     return "localhost" if host in _LOOPBACK else host
-
-
-#: The identity: every database under its declared name.
-NO_MAPPING = DatabaseNames()

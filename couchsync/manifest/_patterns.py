@@ -22,10 +22,8 @@ from dataclasses import replace
 from typing import Any
 
 from couchsync._canonical import canonical_json
+from couchsync._names import LOCK_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, SourcePos
-
-#: couchsync's own database of apply locks (``couchsync.lock``): never a pattern's match.
-LOCK_DATABASE = "couchsync-locks"
 
 #: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
 #: are about creating a database, which a pattern never does.
@@ -43,7 +41,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
 
 def matches(pattern: str, name: str) -> bool:
     """Whether ``pattern`` matches database ``name`` (never a system database or the locks)."""
-    return (not name.startswith("_") and name != LOCK_DATABASE
+    return (not name.startswith("_") and name != LOCK_DB
             and _regex(pattern).fullmatch(name) is not None)
 
 

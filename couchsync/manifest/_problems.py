@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from couchsync.errors import CouchsyncError
+
 #: A location inside a manifest's data: mapping keys and list indexes, outermost first.
 Path = tuple[str | int, ...]
 
@@ -45,7 +47,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 
-class ManifestError(Exception):
+class ManifestError(CouchsyncError):
     """Raised by ``load_manifests`` when the manifests have problems; ``.problems`` lists all."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:

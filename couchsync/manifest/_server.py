@@ -21,6 +21,7 @@ from collections.abc import Callable, Set
 from typing import Any
 
 from couchsync._canonical import NotJSONNumber, canonical_json, hash_canonical
+from couchsync._names import REPLICATOR_DB, USER_PREFIX, USERS_DB
 from couchsync.manifest._problems import Path, Problem, format_path
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
@@ -33,9 +34,6 @@ from couchsync.manifest.model import (
 
 #: What CouchDB accepts as a database name (shown in a message: it cannot be a password).
 _DATABASE_NAME = re.compile(r"[a-z][a-z0-9_$()+/-]*")
-USERS_DB = "_users"
-REPLICATOR_DB = "_replicator"
-USER_PREFIX = "org.couchdb.user:"
 #: The top-level sections this module builds (the loader hands them over).
 SERVER_SECTIONS = ("config", "users", "replications", "prune")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+from couchsync._names import REPLICATOR_DB, USERS_DB
 from couchsync.manifest.model import DesiredState
 
 

@@ -19,9 +19,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from couchsync.client import Client, NotFound
+from couchsync._names import CONFIG
 from couchsync.manifest.model import DesiredState
-from couchsync.plan._model import CONFIG, Action, PlanError, Step, StepKind
+from couchsync.plan._model import Action, Step, StepKind
 
 #: Where each node records the keys couchsync set there.
 RECORD_SECTION, RECORD_KEY = "couchsync", "managed"
@@ -43,29 +43,6 @@ class LiveConfig:
 
 def config_step_id(section: str, key: str) -> str:
     return f"{section}/{key}"
-
-
-def read_config(client: Client, desired: DesiredState) -> LiveConfig | None:
-    """Every node's values of the declared sections and of the recorded keys; None when
-    the manifests declare no config (and do not prune it)."""
-    if not desired.config and not desired.prune_config:
-        return None
-    server = client.server
-    try:
-        live = LiveConfig(nodes=sorted(server.membership()["cluster_nodes"]))
-        records = {node: server.config_section(node, RECORD_SECTION) for node in live.nodes}
-    except NotFound as exc:
-        raise PlanError("config: this server has no per-node configuration API "
-                        f"(/_membership, /_node/{{node}}/_config: {exc.brief}); the config "
-                        "section needs Apache CouchDB") from None
-    for node in live.nodes:
-        record = records[node].get(RECORD_KEY)
-        live.managed[node] = set(entries(record))
-        sections = set(desired.config) | {entry.split("/", 1)[0]
-                                          for entry in live.managed[node]}
-        live.values[node] = {section: server.config_section(node, section)
-                             for section in sorted(sections)}
-    return live
 
 
 def entries(record: str | None) -> list[str]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
-from couchsync.manifest._server import USERS_DB
+from couchsync._names import USERS_DB
 from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, sort_fields
 from couchsync.plan._designdoc import added_unversioned, with_server_fields
 from couchsync.plan._ignore import differing, keep_server_values

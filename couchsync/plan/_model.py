@@ -58,7 +58,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypedDict
 
-from couchsync import __version__
+from couchsync._names import CONFIG
+from couchsync._version import __version__
+from couchsync.errors import CouchsyncError
 from couchsync.manifest.model import DocumentSpec
 from couchsync.plan._state import ManagedDoc
 from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config, shown_secrets
@@ -66,7 +68,7 @@ from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config, shown_se
 FORMAT_VERSION = 1
 
 
-class PlanError(ValueError):
+class PlanError(CouchsyncError, ValueError):
     """A plan cannot be made or read: an ``only`` selector naming no manifest database,
     an ownership record of an unknown format, a saved plan of another format version."""
 
@@ -78,11 +80,6 @@ class Action(str, Enum):
     UPDATE = "~"
     DELETE = "-"
     REPLACE = "-/+"  # delete, then create (an index whose definition changed)
-
-
-#: The pseudo-database of config steps (``Step.database``): its apply lock is
-#: ``db:_config``, and no real database name starts with ``_config``.
-CONFIG = "_config"
 
 
 class StepKind(str, Enum):

@@ -15,7 +15,7 @@ Creates list the new value's first fields, updates and replaces only the
 paths that differ (a changed multi-line string, such as a view's map function,
 as a unified line diff under its path), deletes what was read before (a
 document delete reads only the revision). Each database's steps are listed in
-the order apply runs them (``couchsync.plan._phases``).
+the order apply runs them (``couchsync.plan.phases``).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from couchsync._names import CONFIG
 from couchsync._words import counted
 from couchsync.plan._fielddiff import field_changes, key_path, line_diff
-from couchsync.plan._model import CONFIG, Action, Plan, StepKind
-from couchsync.plan._phases import phases, run_order, validates
+from couchsync.plan._model import Action, Plan, StepKind
+from couchsync.plan.phases import phases, run_order, validates
 
 NO_CHANGES = "No changes. The server matches the manifests."
 NO_CHANGES_READ = "No changes in the databases that could be read."
@@ -129,7 +130,7 @@ def _builds(step: Mapping[str, Any]) -> int:
 
 
 def in_apply_order(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The steps in the order apply runs them (``_phases``): the databases in its groups
+    """The steps in the order apply runs them (``phases``): the databases in its groups
     (the node config, the others in plan order, ``_users``, ``_replicator``), each
     database's steps in its phases."""
     chunks: dict[str, list[Mapping[str, Any]]] = {}

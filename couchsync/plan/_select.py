@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from couchsync.manifest._patterns import is_pattern, matches
+from couchsync.manifest import is_pattern, matches
 from couchsync.manifest.model import DesiredState
 from couchsync.plan._model import PlanError
 

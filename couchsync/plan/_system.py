@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+from couchsync._names import REPLICATOR_DB, USERS_DB
 
 #: What the server writes into documents of each system database.
 SERVER_WRITTEN = {

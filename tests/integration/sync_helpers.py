@@ -8,7 +8,8 @@ from typing import Any
 from couchsync.apply import ApplyResult, apply_plan
 from couchsync.client import Client, ConnectionEngine, HttpxConnection
 from couchsync.manifest import DesiredState
-from couchsync.plan import Plan, plan_changes, read_live_state
+from couchsync.plan import Plan, plan_changes
+from couchsync.read import read_live_state
 
 
 def plan(client: Client, desired: DesiredState, only: Sequence[str] | None = None) -> Plan:

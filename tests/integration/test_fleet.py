@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from couchsync.cli import app
 from couchsync.client import Client
 from couchsync.lock import LockSet, read_locks
-from couchsync.plan import _planner, discover, load_and_plan
+from couchsync.read import _planner, discover, load_and_plan
 
 TEMPLATE: dict[str, Any] = {
     "security": {"admins": {"names": [], "roles": []},

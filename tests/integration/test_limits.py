@@ -25,9 +25,10 @@ from couchsync.apply import apply_plan
 from couchsync.client import Client
 from couchsync.export import export_manifest
 from couchsync.manifest import DesiredState
-from couchsync.plan import Plan, load_and_plan
-from couchsync.plan._limits import couchdb_size, read_limits
+from couchsync.plan import Plan
 from couchsync.plan._unreadable import UnreadableDocument
+from couchsync.read import load_and_plan
+from couchsync.read._limits import couchdb_size, read_limits
 
 
 @contextmanager

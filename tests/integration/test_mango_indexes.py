@@ -33,7 +33,8 @@ from couchsync._canonical import canonical_json
 from couchsync.client import Client
 from couchsync.export import export_manifest
 from couchsync.manifest import DesiredState, expand_patterns, load_manifests
-from couchsync.plan import Action, discover
+from couchsync.plan import Action
+from couchsync.read import discover
 
 REAL_WORLD = Path(__file__).parents[1] / "data" / "real-world" / "mango" / "couchdb-3.5.2.json"
 

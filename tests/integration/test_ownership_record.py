@@ -16,13 +16,17 @@ from couchsync.plan import _ownership as ownership
 from couchsync.plan._ownership import (
     RECORD_ID,
     Record,
-    read_head,
-    read_record,
     record_bodies,
     record_digest,
     shard_count,
     shard_doc_id,
     split,
+)
+from couchsync.read import _ownership as record_io
+from couchsync.read._ownership import (
+    read_head,
+    read_record,
+    read_shards,
     write_ahead,
     write_record,
 )
@@ -131,7 +135,7 @@ def test_the_head_alone_is_incomplete_until_its_shards_are_read(
     write_record(db, read_record(db), entries(120), w=w)
     head = read_head(db)
     assert not head.complete and head.managed == {} and head.shards == 4
-    assert ownership.read_shards(db, head).managed == entries(120) and head.complete
+    assert read_shards(db, head).managed == entries(120) and head.complete
 
 
 def test_a_record_of_another_format_is_refused(db: Database, w: int | None) -> None:
@@ -161,8 +165,8 @@ def test_ids_written_ahead_are_pending_until_the_record_is_written(
     db: Database, monkeypatch: pytest.MonkeyPatch, w: int | None
 ) -> None:
     monkeypatch.setattr(ownership, "SHARD_ENTRIES", 50)  # 120 entries → 4 shards
-    monkeypatch.setattr(ownership, "CREATING_IDS", 2)  # 3 ids → 2 documents
-    monkeypatch.setattr(ownership, "INLINE_CREATING", 2)  # 3 ids: too many for the head
+    monkeypatch.setattr(record_io, "CREATING_IDS", 2)  # 3 ids → 2 documents
+    monkeypatch.setattr(record_io, "INLINE_CREATING", 2)  # 3 ids: too many for the head
     write_record(db, read_record(db), entries(120), w=w)
     before = read_record(db)
 

@@ -15,8 +15,9 @@ from sync_helpers import addresses, counting_client, plan, sync
 
 from couchsync.client import Client, TransportError
 from couchsync.manifest import DesiredState, ManifestError, load_manifests
-from couchsync.plan import _live, load_and_read, plan_changes, read_live_state
 from couchsync.plan import _ownership as ownership
+from couchsync.plan import plan_changes
+from couchsync.read import _live, load_and_read, read_live_state
 
 Write = Callable[[str, list[dict[str, Any]]], Path]
 

@@ -19,7 +19,7 @@ from sync_helpers import addresses, plan, sync
 from couchsync.apply import apply_plan
 from couchsync.client import Client
 from couchsync.manifest import DesiredState
-from couchsync.plan import read_live_state
+from couchsync.read import read_live_state
 
 Manifest = Callable[[dict[str, Any]], DesiredState]
 

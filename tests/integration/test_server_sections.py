@@ -23,7 +23,7 @@ from cli_helpers import couchdb_of_its_own, doc_count, killed_at_request, run, w
 from couchsync.client import Client
 from couchsync.manifest import load_manifests
 from couchsync.manifest._server import USER_PREFIX
-from couchsync.plan import plan_server
+from couchsync.read import plan_server
 
 
 def _write(path: Path, manifest: dict[str, Any]) -> str:

@@ -12,9 +12,9 @@ from sync_helpers import addresses, counting_client, plan, sync
 from couchsync.apply import ApplyError, apply_plan
 from couchsync.client import Client, NotFound
 from couchsync.manifest import DesiredState
-from couchsync.plan import Action, LiveState, ManagedDoc, StepKind, read_live_state
+from couchsync.plan import RECORD_ID, Action, LiveState, ManagedDoc, StepKind
 from couchsync.plan import _ownership as ownership
-from couchsync.plan._ownership import RECORD_ID, read_record
+from couchsync.read import read_live_state, read_record
 
 Manifest = Callable[[dict[str, Any]], DesiredState]
 

@@ -102,7 +102,7 @@ def test_fingerprints_differ_when_any_declared_thing_does() -> None:
 
 
 def test_fingerprints_follow_config_and_replications_but_never_their_secrets() -> None:
-    from couchsync.manifest._server import REPLICATOR_DB
+    from couchsync._names import REPLICATOR_DB
     from couchsync.manifest.model import ConfigSetting
 
     def server(origins: str, secret: str, target: str) -> DesiredState:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from couchsync._names import CONFIG, REPLICATOR_DB, USERS_DB
 from couchsync.manifest import load_manifests
-from couchsync.manifest._server import REPLICATOR_DB, USER_PREFIX, USERS_DB, config_string
+from couchsync.manifest._server import USER_PREFIX, config_string
 from couchsync.manifest.model import ConfigSetting, DesiredState, SourcePos
 from couchsync.plan import Action, Step, StepKind
 from couchsync.plan._config import LiveConfig, plan_config
 from couchsync.plan._diff import content_step
-from couchsync.plan._model import CONFIG
 from couchsync.plan._state import LiveDoc
 from couchsync.plan._system import CHANGED, MASK, password_matches, shown
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from couchsync.plan._batch import batched_within
-from couchsync.plan._limits import couchdb_size
 from couchsync.plan._unreadable import (
     MAX_DEPTH,
     UnreadableDocument,
     fetch_decodable,
     value_problem,
 )
+from couchsync.read._limits import couchdb_size
 
 
 @pytest.mark.parametrize(("value", "size"), [

@@ -28,7 +28,7 @@ from typing import Any
 from couchsync.client import Client, CouchError, TransportError
 from couchsync.client._transport import encode_json
 from couchsync.manifest.model import DatabaseSpec
-from couchsync.plan._model import Action, Step, StepKind
+from couchsync.plan import Action, Step, StepKind
 
 #: CouchDB 3.5's built-in defaults (``couch_doc.erl``, ``chttpd.erl``).
 COUCHDB_MAX_DOCUMENT = 8_000_000

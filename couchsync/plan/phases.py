@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
-from couchsync.plan._model import CONFIG, Action, StepKind
+from couchsync._names import CONFIG, REPLICATOR_DB, USERS_DB
+from couchsync.plan._model import Action, StepKind
 
 # A replace is in both index phases (its delete half, then its create half).
 CREATE_DB, DELETE_DB, SECURITY, DESIGN, INDEX_DELETE, INDEX_CREATE, DOCS, STAGED = range(8)

@@ -24,24 +24,41 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import Any, Literal
 
 from couchsync._canonical import canonical_json
+from couchsync._names import CONFIG, REPLICATOR_DB, USERS_DB
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import Client, CouchError, NotFound, TransportError, Unauthorized
-from couchsync.manifest._naming import NO_MAPPING, DatabaseNames
-from couchsync.manifest._patterns import expand_patterns, literal_prefix, matches
-from couchsync.manifest._server import REPLICATOR_DB, USERS_DB
+from couchsync.manifest import (
+    DatabaseNames,
+    expand_patterns,
+    literal_prefix,
+    load_manifests,
+    matches,
+)
 from couchsync.manifest.model import DatabaseSpec, DesiredState
-from couchsync.plan._batch import batched
-from couchsync.plan._config import plan_config, read_config
-from couchsync.plan._limits import LimitsReader, too_large
-from couchsync.plan._live import Prefetched, close_scans, prefetch, read_database
-from couchsync.plan._model import CONFIG, Action, DatabasePlan, Plan, PlanError, Step
-from couchsync.plan._select import Scope, resolve_only
-from couchsync.plan._state import LiveDatabase, LiveState
-from couchsync.plan._system import check_passwords
-from couchsync.plan._unreadable import UnreadableDocument, plan_checked
+from couchsync.plan import (
+    Action,
+    DatabasePlan,
+    LiveDatabase,
+    LiveState,
+    Plan,
+    PlanError,
+    Scope,
+    Step,
+    UnreadableDocument,
+    batched,
+    check_passwords,
+    plan_checked,
+    plan_config,
+    resolve_only,
+)
+from couchsync.read._config import read_config
+from couchsync.read._limits import LimitsReader, too_large
+from couchsync.read._live import Prefetched, close_scans, prefetch, read_database
 
 #: Names per ``_all_dbs`` page: 100,000 databases never come in one response.
 DISCOVERY_PAGE = 1000
+#: The identity: every database under its declared name.
+NO_MAPPING = DatabaseNames()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
 
@@ -118,8 +135,6 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]],
           before_read: Callable[[Collection[str]], None] | None,
           environ: Mapping[str, str] | None, names: DatabaseNames,
           ) -> tuple[DesiredState, dict[str, Prefetched]]:
-    from couchsync.manifest import load_manifests
-
     ahead: dict[str, Prefetched] = {}
     matched: list[str] = []
 

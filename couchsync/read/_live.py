@@ -35,27 +35,28 @@ from typing import Any
 
 from couchsync.client import Client, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
-from couchsync.plan._batch import batched
-from couchsync.plan._diff import content_step, index_differences
-from couchsync.plan._index_ddocs import read_index_ddoc
-from couchsync.plan._model import PlanError, StepKind
-from couchsync.plan._ownership import (
+from couchsync.plan import (
+    LiveDatabase,
+    LiveDoc,
+    LiveIndex,
+    PlanError,
     Record,
-    digest_if_current,
-    is_unchanged,
-    read_head,
-    read_shards,
-)
-from couchsync.plan._select import Scope
-from couchsync.plan._staging import (
+    Scope,
+    StepKind,
+    batched,
+    content_step,
     design_staging_id,
+    digest_if_current,
+    fetch_decodable,
+    index_differences,
     index_staging_id,
     is_staging_id,
+    is_unchanged,
+    read_index_ddoc,
     rebuilds_views,
     shard_copy_ids,
 )
-from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex
-from couchsync.plan._unreadable import fetch_decodable
+from couchsync.read._ownership import read_head, read_shards
 
 #: Scan the whole database when the manifest lists more than 1/SCAN_RATIO of it.
 SCAN_RATIO = 10

@@ -1,0 +1,48 @@
+"""Reading the server for a plan: discovery of the databases patterns match, the live
+state of each database (``read_live_state``, with ``prefetch`` while the manifests
+load), node config, size limits, the ownership record; and the whole-server drivers
+that read and plan database by database (``load_and_plan``, ``plan_server``). The
+planning itself is ``couchsync.plan``'s, which does no I/O.
+"""
+
+from couchsync.read._limits import (
+    BULK_ENVELOPE,
+    LimitsReader,
+    bulk_body,
+    encoded,
+)
+from couchsync.read._live import (
+    SCAN_PAGE_SIZE,
+    Prefetched,
+    prefetch,
+    read_bodies,
+    read_indexes,
+)
+from couchsync.read._ownership import read_record, write_ahead, write_record
+from couchsync.read._planner import (
+    discover,
+    load_and_plan,
+    load_and_read,
+    plan_server,
+    read_live_state,
+)
+
+__all__ = [
+    "BULK_ENVELOPE",
+    "SCAN_PAGE_SIZE",
+    "LimitsReader",
+    "Prefetched",
+    "bulk_body",
+    "discover",
+    "encoded",
+    "load_and_plan",
+    "load_and_read",
+    "plan_server",
+    "prefetch",
+    "read_bodies",
+    "read_indexes",
+    "read_live_state",
+    "read_record",
+    "write_ahead",
+    "write_record",
+]
