@@ -60,12 +60,8 @@ def session_cookie(response: Any) -> tuple[str, int | None] | None:
 
 
 def _set_cookie_headers(response: Any) -> list[str]:
-    raw = getattr(response, "_raw_headers", None)  # a CoreResponse: repeated headers apart
-    if raw is not None:
-        return [value.decode("latin-1") for name, value in raw
-                if len(name) == 10 and name.lower() == b"set-cookie"]
     headers: Mapping[str, str] = response.headers
-    get_list = getattr(headers, "get_list", None)  # httpx.Headers
+    get_list = getattr(headers, "get_list", None)  # httpx.Headers: repeated headers apart
     if get_list is not None:
         found: list[str] = get_list("set-cookie")
         return found

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
 from ._errors import BadRequest, DatabaseError, NotFound, error_for_status, scoped
 from ._query import FindQuery, IndexQuery
-from ._transport import ConnectionEngine, PendingReply, Reply, encode_json, send
+from ._transport import ConnectionEngine, Reply, encode_json, send
 from ._url import db_path, doc_id_problem, doc_path
 
 __all__ = ["BulkResults", "Database"]
@@ -19,6 +20,8 @@ __all__ = ["BulkResults", "Database"]
 # ETag (W/"3a-...") instead, which this does not match.
 _REV_ETAG = re.compile(r'^"(\d+-[0-9a-f]+)"$')
 _FIND_PAGE_SIZE = 100
+#: The name of the threads that read pages ahead (``iter_all_docs(read_ahead=True)``).
+READ_AHEAD_THREAD = "couchsync-read-ahead"
 # The status CouchDB gives each error name; for per-document errors inside a 200 answer.
 _ERROR_STATUS = {
     "bad_request": 400,
@@ -322,36 +325,31 @@ class Database:
         """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request.
 
         ``read_ahead``: ask for the first page now, and for each next page as soon
-        as the one before has arrived, so that the server works while the caller
-        does (the default engine sends such requests on a connection of their
-        own). Iterate to the end or ``close()`` the iterator.
+        as the one before has arrived, in a thread of the iterator's own, so that the
+        server works while the caller does. Iterate to the end or ``close()`` the
+        iterator (a page asked for is then still answered, and dropped).
         """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         # Ask for one row more than a page: its key starts the next page, no skip needed.
         params = _range_params(include_docs, start_key, end_key, page_size + 1)
-        first = self._start("/_all_docs", params) if read_ahead else None
-        return self._all_docs_pages(params, page_size, first)
+        if not read_ahead:
+            return self._all_docs_pages(params, page_size)
+        return _ReadAhead(self._all_docs_page, params, page_size)
 
-    def _start(self, path: str, params: dict[str, str]) -> PendingReply:
-        return PendingReply(self._conn, DatabaseError, "GET", self._path + path, dict(params))
+    def _all_docs_page(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._send("GET", "/_all_docs", params=params).json()["rows"]
+        return rows
 
-    def _all_docs_pages(self, params: dict[str, str], page_size: int,
-                        pending: PendingReply | None) -> Iterator[dict[str, Any]]:
-        try:
-            while True:
-                reply = pending.result() if pending else self._send("GET", "/_all_docs",
-                                                                     params=params)
-                rows = reply.json()["rows"]
-                if len(rows) <= page_size:
-                    yield from rows
-                    return
-                params["startkey"] = _key(rows[page_size]["key"])
-                pending = self._start("/_all_docs", params) if pending else None
-                yield from rows[:page_size]
-        finally:
-            if pending is not None:
-                pending.close()
+    def _all_docs_pages(self, params: dict[str, str],
+                        page_size: int) -> Iterator[dict[str, Any]]:
+        while True:
+            rows = self._all_docs_page(params)
+            if len(rows) <= page_size:
+                yield from rows
+                return
+            params["startkey"] = _key(rows[page_size]["key"])
+            yield from rows[:page_size]
 
     def list_documents(self) -> list[dict[str, Any]]:
         """All ``_all_docs`` rows (``id``, ``key``, ``value.rev``), fetched page by page."""
@@ -500,3 +498,44 @@ class Database:
         params = None if w is None else {"w": str(w)}
         result: dict[str, Any] = self._send("DELETE", path, params=params).json()
         return result
+
+
+class _ReadAhead(Iterator[dict[str, Any]]):
+    """``_all_docs`` rows whose next page one worker thread asks for while the caller
+    works through the page before (the first is asked for at once)."""
+
+    def __init__(self, fetch: Callable[[Mapping[str, str]], list[dict[str, Any]]],
+                 params: dict[str, str], page_size: int) -> None:
+        self._fetch = fetch
+        self._params = params
+        self._page_size = page_size
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_THREAD)
+        self._next: Future[list[dict[str, Any]]] | None = self._ask()
+        self._rows: Iterator[dict[str, Any]] = iter(())
+
+    def _ask(self) -> Future[list[dict[str, Any]]]:
+        return self._worker.submit(self._fetch, dict(self._params))
+
+    def __next__(self) -> dict[str, Any]:
+        for row in self._rows:
+            return row
+        if self._next is None:
+            raise StopIteration
+        try:
+            rows = self._next.result()
+        except BaseException:
+            self.close()
+            raise
+        if len(rows) <= self._page_size:
+            self.close()
+        else:
+            self._params["startkey"] = _key(rows[self._page_size]["key"])
+            self._next = self._ask()
+            rows = rows[:self._page_size]
+        self._rows = iter(rows)
+        return next(self)
+
+    def close(self) -> None:
+        """Ask for no more pages; the worker ends once a page under way is answered."""
+        self._next = None
+        self._worker.shutdown(wait=False)

@@ -98,14 +98,12 @@ def test_a_redirect_is_an_error_not_a_result(
     assert caught.value.status == 302
 
 
-# -- the default engine's own path to the network (httpcore, no httpx.Request/Response):
-# a scripted HTTP/1.1 server on a loopback socket shows what reaches the wire.
+# -- the default engine on the network: a scripted HTTP/1.1 server on a loopback socket
+# shows what reaches the wire.
 
 import gzip  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import ssl  # noqa: E402
-import subprocess  # noqa: E402
 import threading  # noqa: E402
 
 from couchsync.client import ClientClosedError, HttpxConnection, TransportError  # noqa: E402
@@ -328,120 +326,66 @@ def test_a_request_waits_for_a_free_connection_at_most_its_pool_timeout(
     assert first  # the hanging request failed too (closed, or its read timed out)
 
 
-# -- early exchanges: a request sent now on a connection of its own, its answer read later
-
-
-def test_an_early_exchange_sends_what_request_sends_and_answers_later(scripted: Any) -> None:
-    server = scripted(_answer(200, b'{"rows":[]}'), _answer(200, b'{"rows":[]}'))
-    # The pool's one connection stays open (keep-alive): the early exchange is not of it.
-    conn = HttpxConnection(f"http://u:p@127.0.0.1:{server.port}/pre", max_connections=1)
-    conn.request("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
-    early = conn.send_early("GET", "/db/_all_docs", params={"limit": "3", "startkey": '"a"'})
-    assert early is not None
-    server.wait_for_requests(2)  # sent before anything is read back
-    assert server.requests[1] == server.requests[0]
-    assert early.result().json() == {"rows": []}
-    assert server.connections == 2  # its own connection, closed once read
+def test_default_engine_reads_a_chunked_answer(scripted: Any) -> None:
+    server = scripted(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
+    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
+    assert conn.request("GET", "/a").json() == {"a": 1}
     conn.close()
 
 
-def test_an_early_exchange_reads_chunked_and_compressed_answers(scripted: Any) -> None:
-    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
-    # One server each: a scripted server answers requests in the order they arrive.
-    servers = [scripted(chunked), scripted(_answer(404, gzip.compress(b'{"error":"not_found"}'),
-                                                   "Content-Encoding: gzip"))]
-    conns = [HttpxConnection(f"http://127.0.0.1:{server.port}") for server in servers]
-    first, second = (conn.send_early("GET", "/a") for conn in conns)
-    assert first is not None and second is not None
-    assert first.result().json() == {"a": 1}
-    answer = second.result()
-    assert answer.status_code == 404 and answer.json() == {"error": "not_found"}
-    for conn in conns:
-        conn.close()
+# -- reading ahead: the next page asked for while the caller works through this one
 
 
-def test_an_early_exchange_that_fails_is_sent_again_the_ordinary_way(scripted: Any) -> None:
-    server = scripted("drop", _answer(200, b'{"ok":true}'))
-    conn = HttpxConnection(f"http://127.0.0.1:{server.port}", backoff=0.001)
-    early = conn.send_early("GET", "/db")
-    assert early is not None and early.result().json() == {"ok": True}
-    assert len(server.requests) == 2
-    conn.close()
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    conn = HttpxConnection(f"http://admin:pw-secret@127.0.0.1:{port}", backoff=0.001)
-    refused = conn.send_early("GET", "/x")
-    assert refused is not None
-    with pytest.raises(TransportError, match="could not connect") as caught:
-        refused.result()
-    assert "pw-secret" not in str(caught.value)
-    conn.close()
-    with pytest.raises(ClientClosedError):
-        conn.send_early("GET", "/x")
+def _page(*ids: str) -> bytes:
+    return _answer(200, json.dumps({"rows": [{"id": i, "key": i, "value": {}}
+                                             for i in ids]}).encode())
 
 
-def test_a_pending_reply_checks_the_answer_as_send_does(scripted: Any) -> None:
-    server = scripted(_answer(404, b'{"error":"not_found","reason":"missing"}'))
-    with Client(f"http://127.0.0.1:{server.port}") as cli:
+def test_read_ahead_asks_for_each_page_before_it_is_wanted(scripted: Any) -> None:
+    server = scripted(_page("a", "b"), _page("b"))
+    with Client(f"http://u:p@127.0.0.1:{server.port}/pre") as cli:
+        rows = cli.database("db").iter_all_docs(page_size=1, read_ahead=True)
+        server.wait_for_requests(1)  # asked before any row is
+        assert next(rows)["id"] == "a"
+        server.wait_for_requests(2)  # the next page asked for before its row is wanted
+        assert [row["id"] for row in rows] == ["b"]
+    first, second = server.requests
+    assert first.startswith(b'GET /pre/db/_all_docs?limit=2 HTTP/1.1\r\n')
+    assert second.startswith(b'GET /pre/db/_all_docs?limit=2&startkey=%22b%22 HTTP/1.1\r\n')
+    assert b"\r\nAuthorization: Basic dTpw\r\n" in first
+
+
+def test_a_page_read_ahead_is_checked_and_repeated_as_any_request(scripted: Any) -> None:
+    server = scripted("drop", _page("a"), _answer(404, b'{"error":"not_found","reason":"missing"}'))
+    with Client(f"http://127.0.0.1:{server.port}", backoff=0.001) as cli:
+        assert [r["id"] for r in cli.database("db").iter_all_docs(read_ahead=True)] == ["a"]
         rows = cli.database("db").iter_all_docs(read_ahead=True)
         with pytest.raises(NotFound, match="missing"):
             next(rows)
+    assert len(server.requests) == 3
 
 
-def test_engines_without_early_exchanges_send_when_the_answer_is_wanted() -> None:
-    # A transport (here httpx.MockTransport, standing in for anything that is not the
-    # network) cannot send early: the request goes out when the first row is asked for.
+def test_read_ahead_works_with_any_transport() -> None:
     asked: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         asked.append(request.url.path)
         return httpx.Response(200, json={"rows": [{"id": "a", "key": "a", "value": {}}]})
 
-    cli = Client("http://couch.test", transport=httpx.MockTransport(handler))
-    rows = cli.database("db").iter_all_docs(read_ahead=True)
-    assert asked == []
-    assert [r["id"] for r in rows] == ["a"] and asked == ["/db/_all_docs"]
+    with Client("http://couch.test", transport=httpx.MockTransport(handler)) as cli:
+        rows = cli.database("db").iter_all_docs(read_ahead=True)
+        assert [r["id"] for r in rows] == ["a"] and asked == ["/db/_all_docs"]
 
 
-def test_an_early_exchange_over_tls_checks_the_certificate(tmp_path: Any) -> None:
-    # A TLS server on loopback with a certificate made for the test (openssl CLI).
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
-    server = ScriptedServer([_answer(200, b'{"a":1}'), _answer(200, b'{"b":2}')], tls=tls)
-    try:
-        conn = HttpxConnection(f"https://localhost:{server.port}", verify=str(cert))
-        early = conn.send_early("GET", "/x")
-        assert early is not None and early.result().json() == {"a": 1}
-        assert conn.request("GET", "/y").json() == {"b": 2}
-        conn.close()
-        untrusting = HttpxConnection(f"https://localhost:{server.port}", retries=0)
-        refused = untrusting.send_early("GET", "/x")  # the handshake fails: sent again, and fails
-        assert refused is not None
-        with pytest.raises(TransportError, match="GET https://localhost:"):
-            refused.result()
-        untrusting.close()
-    finally:
-        server.close()
-
-
-def test_only_safe_methods_are_sent_early_and_closing_the_client_drops_what_was(
-    scripted: Any,
-) -> None:
-    server = scripted(_answer(200, b"{}"))
-    conn = HttpxConnection(f"http://127.0.0.1:{server.port}")
-    assert conn.send_early("DELETE", "/db") is None  # not safe to send twice
-    assert conn.send_early("POST", "/db/_all_docs") is None
-    early = conn.send_early("GET", "/db")
-    assert early is not None
-    conn.close()
-    assert server.closed.wait(5)  # its connection was closed with the client
-    with pytest.raises(ClientClosedError):
-        early.result()
+def test_a_closed_read_ahead_asks_for_no_more_pages(scripted: Any) -> None:
+    server = scripted(_page("a", "b"), _page("b", "c"), _answer(200, b'{"couchdb":"Welcome"}'))
+    with Client(f"http://127.0.0.1:{server.port}") as cli:
+        rows = cli.database("db").iter_all_docs(page_size=1, read_ahead=True)
+        assert next(rows)["id"] == "a"
+        server.wait_for_requests(2)  # the second page was asked for at once
+        rows.close()
+        assert list(rows) == []
+        assert cli.server.info() == {"couchdb": "Welcome"}  # no third page asked for
+    assert len(server.requests) == 3 and b"_all_docs" not in server.requests[2]
+    assert server.closed.wait(5)  # closing the client closed the connections

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from couchsync.apply import ApplyResult, apply_plan
 from couchsync.client import Client, ConnectionEngine, HttpxConnection
+from couchsync.client._database import READ_AHEAD_THREAD
 from couchsync.manifest import DesiredState
 from couchsync.plan import Plan, plan_changes
 from couchsync.read import read_live_state
@@ -27,7 +29,9 @@ def addresses(made: Plan) -> list[str]:
 
 
 class CountingEngine:
-    """An engine that records every request (method, path, params) and the bytes received."""
+    """An engine that records every request (method, path, params) and the bytes received;
+    a request a read-ahead thread sent (``iter_all_docs(read_ahead=True)``) is marked
+    ``"early"`` in its params."""
 
     def __init__(self, url: str, **options: Any) -> None:
         self._inner = HttpxConnection(url, **options)
@@ -41,7 +45,9 @@ class CountingEngine:
     def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                 json: Any = None, content: bytes | None = None,
                 headers: Mapping[str, str] | None = None) -> Any:
-        self.requests.append((method, path, dict(params or {})))
+        early = threading.current_thread().name.startswith(READ_AHEAD_THREAD)
+        marked = {"early": "yes"} if early else {}
+        self.requests.append((method, path, {**(params or {}), **marked}))
         response = self._inner.request(method, path, params=params, json=json, content=content,
                                        headers=headers)
         self.bytes_received += len(response.content)
@@ -53,12 +59,6 @@ class CountingEngine:
         none (on CouchDB, to warn if it is open to anyone: test_safe_defaults): what the
         tests of how documents are read count."""
         return [request for request in self.requests if not request[1].endswith("/_security")]
-
-    def send_early(self, method: str, path: str, *,
-                   params: Mapping[str, str] | None = None) -> Any:
-        """An early exchange of the inner engine, recorded as a request marked "early"."""
-        self.requests.append((method, path, {**(params or {}), "early": "yes"}))
-        return self._inner.send_early(method, path, params=params)
 
     def close(self) -> None:
         self._inner.close()
