@@ -50,8 +50,8 @@ from couchsync.client import (
     NotFound,
     Unauthorized,
 )
-from couchsync.plan._model import Step, StepKind
-from couchsync.plan._staging import COPIES_FIELD, staging_body
+from couchsync.errors import CouchsyncError
+from couchsync.plan import COPIES_FIELD, Step, StepKind, staging_body
 
 __all__ = ["CAUGHT_UP", "BuildTimeout", "Staged", "same_index", "stage", "wait_until_built"]
 
@@ -71,7 +71,7 @@ RANGE_PROBES = 8
 BuildProgress = Callable[[int, int], None]
 
 
-class BuildTimeout(Exception):
+class BuildTimeout(CouchsyncError):
     """The staging copy's indexes were not built in time; the live design doc is untouched."""
 
     def __init__(self, staging_id: str, seconds: float, done: int, total: int) -> None:
@@ -234,7 +234,11 @@ def _copies_state(staged: Staged) -> tuple[int, bool]:
     pending = 0
     built = True
     for copy, doc_id in staged.copies:
-        info = copy.design_info(doc_id)["view_index"]
+        try:
+            info = copy.design_info(doc_id)["view_index"]
+        except NotFound:  # written to fewer copies (a 202): on its way to this one
+            built = False
+            continue
         behind = int(info.get("pending_updates", 0))
         pending += behind
         if behind > CAUGHT_UP:

@@ -52,9 +52,11 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from couchsync import __version__, _rollout
+from couchsync import _rollout
 from couchsync._canonical import canonical_json
+from couchsync._names import CONFIG
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
+from couchsync._version import __version__
 from couchsync._words import counted
 from couchsync.client import (
     BulkResults,
@@ -67,31 +69,30 @@ from couchsync.client import (
     PreconditionFailed,
     TransportError,
 )
+from couchsync.errors import CouchsyncError
 from couchsync.manifest.model import DEFAULT_RULE, DesiredState, IndexSpec, SeedRule, SourcePos
-from couchsync.plan._batch import batched_within
-from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, record_value
-from couchsync.plan._config import entries as config_entries
-from couchsync.plan._diff import content_step, index_differences
-from couchsync.plan._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
-from couchsync.plan._live import read_bodies, read_indexes
-from couchsync.plan._model import (
-    CONFIG,
+from couchsync.plan import (
     FORMAT_VERSION,
+    RECORD_ID,
+    RECORD_KEY,
+    RECORD_SECTION,
     Action,
+    LiveDoc,
+    ManagedDoc,
     Plan,
     PlanError,
+    Record,
     Step,
     StepKind,
-)
-from couchsync.plan._ownership import (
-    RECORD_ID,
-    Record,
+    batched_within,
+    config_entries,
+    content_step,
     expected_entry,
-    read_record,
-    write_ahead,
-    write_record,
+    index_differences,
+    record_value,
+    staging_id,
 )
-from couchsync.plan._phases import (
+from couchsync.plan.phases import (
     CREATE_DB,
     DELETE_DB,
     DESIGN,
@@ -103,9 +104,18 @@ from couchsync.plan._phases import (
     run_order,
     validates,
 )
-from couchsync.plan._phases import phases as step_phases
-from couchsync.plan._staging import staging_id
-from couchsync.plan._state import LiveDoc, ManagedDoc
+from couchsync.plan.phases import phases as step_phases
+from couchsync.read import (
+    BULK_ENVELOPE,
+    LimitsReader,
+    bulk_body,
+    encoded,
+    read_bodies,
+    read_indexes,
+    read_record,
+    write_ahead,
+    write_record,
+)
 
 __all__ = ["ApplyError", "ApplyInterrupted", "ApplyResult", "StepResult", "apply_plan"]
 
@@ -209,7 +219,7 @@ class ApplyResult:
         )
 
 
-class ApplyError(Exception):
+class ApplyError(CouchsyncError):
     """Raised by apply_plan when some steps failed; the others were applied."""
 
     def __init__(self, results: list[StepResult], result: ApplyResult | None = None) -> None:
@@ -239,7 +249,7 @@ class ApplyError(Exception):
         return "\n".join(lines)
 
 
-class ApplyInterrupted(Exception):
+class ApplyInterrupted(CouchsyncError):
     """Apply stopped before the end: the server was lost, or the apply lock was taken.
 
     Its text is a few lines: why, what was done and what not (counts), how to go on.

@@ -86,7 +86,9 @@ def every_copy_built(url: str, db: str, design_id: str) -> dict[str, int]:
             held = httpx.get(f"{url}/{db}/_shards/{quote(probe, safe='')}", timeout=30)
             if held.json()["range"] == range_:
                 break
-        assert httpx.put(f"{url}/{db}/{probe}", json=body, timeout=30).status_code in (201, 202)
+        written = httpx.put(f"{url}/{db}/{probe}", json=body, params={"w": str(len(nodes))},
+                            timeout=30)
+        assert written.status_code == 201, written.text  # on every copy
         for node in nodes:
             info = httpx.get(f"{url}/_node/{node}/{quote(f'shards/{range_}/{db}{suffix}', safe='')}"
                              f"/{probe}/_info", timeout=30).json()
