@@ -1,16 +1,10 @@
-"""``config:``: node settings, read from and planned for every node of the cluster.
+"""``config:``: node settings, planned per node, since the nodes of a cluster do not share
+their configuration. A step's ``before`` and ``after`` map node → value (None: unset), so
+drift on one node shows, and apply writes only the nodes that differ.
 
-Nodes of a CouchDB cluster do not share their configuration, so each declared
-key is read on every node in ``_membership`` (``cluster_nodes``) and a step
-shows the value each node holds (``before``: node → value, None where unset;
-``after``: node → value):
-drift on one node shows as such, and apply writes only the nodes that differ.
-
-What couchsync set is recorded on each node itself, in the config key
-``couchsync/managed`` (a JSON list of ``section/key``), written before the
-value (a kill in between leaves a recorded key that may not be set: harmless,
-a later prune deletes nothing there). With ``prune: {config: true}`` a recorded
-key no manifest declares any more is deleted, on the nodes that hold it.
+Each node records the keys couchsync set there in ``couchsync/managed`` (a JSON list of
+``section/key``, written before the value: a kill between leaves a harmless record), so
+that ``prune: {config: true}`` deletes only keys couchsync set.
 """
 
 from __future__ import annotations

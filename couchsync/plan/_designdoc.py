@@ -1,19 +1,10 @@
-"""Fields CouchDB writes into design documents itself, and how plans treat them.
+"""Fields CouchDB writes into design documents itself: Nouveau's ``lucene_version``.
 
-CouchDB 3.5 adds ``lucene_version`` to every Nouveau index of a design doc it
-creates (``src/nouveau/src/nouveau_plugin_couch_db.erl``: new documents only,
-with or without Nouveau enabled), and its index upgrader
-(``nouveau_index_upgrader``) raises the value once it has rebuilt an index with a
-newer Lucene. An index without the field is a legacy (Lucene 9) one, and an
-update that drops the field turns the index back into one: CouchDB adds it to
-new design docs only.
-
-So a manifest's ``lucene_version`` is a floor, not a value to enforce: an index
-that omits it, or declares a lower one, takes the server's. The comparison then
-finds no drift where only the server moved, and an update written for another
-change carries the server's value, never downgrading the index. A higher value
-in the manifest is an upgrade, planned like any change. No other CouchDB 3.x
-module writes into a design doc (``mem3_bdu`` and ``couch_mrview`` only check it).
+CouchDB 3.5 stamps it on every Nouveau index of a design doc it creates (new documents
+only) and raises it after rebuilding an index with a newer Lucene; an update without it
+makes the index a legacy (Lucene 9) one. So a manifest's value is a floor: an index that
+omits it or declares a lower one takes the server's, which is then neither drift nor
+dropped by an update; a higher one is an upgrade, planned like any change.
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
 """The planner: a pure function from (desired state, live state) to a plan.
 
-Rules, per database the manifests describe (others are never touched):
-
-- ``state: absent`` deletes the database when it exists; nothing else is planned.
-- A missing database is created; everything in it is then created too.
-- Security, indexes and design docs are compared only when declared;
-  undeclared ones on the server are left alone.
-- Documents and design docs compare as canonical JSON without ``_id``,
-  ``_rev``, server-managed fields and attachments (key order and ``1`` vs
-  ``1.0`` never matter); an update keeps the live attachments. A document
-  whose live revision and manifest hash match the ownership record is
-  unchanged without its body having been read.
-- An index whose definition (fields, partial filter by meaning, type, or the
-  declared ddoc) differs is replaced: ``-/+``.
-- ``prune`` deletes documents couchsync created (ownership record) that no
-  manifest lists any more; ``_deleted: true`` deletes a listed document.
-- A design doc or index step that builds an index says so (``Step.rebuild``),
-  and whether it is staged (``design_deploy: staged``; see ``_staging``). A
-  staging design doc that no staged step of this plan uses (left by an
-  interrupted apply) is deleted.
+Only what the manifests declare is compared, so that undeclared things on the server are
+left alone; documents compare as canonical JSON, and the ownership record proves a
+document unchanged without its body. docs/plan-and-apply.md ("How plan compares") gives
+the rules; staged rollouts and their leftovers are ``_staging``'s.
 """
 
 from __future__ import annotations
@@ -184,18 +169,11 @@ def _worded_as(fields: list[dict[str, str]], written: list[Any]) -> list[Any]:
             else field for i, field in enumerate(fields)]
 
 
-def _index_definition(
-    ddoc: str | None, fields: list[Any], selector: dict[str, Any] | None, kind: str,
-    partitioned: bool | None,
-) -> dict[str, Any]:
-    definition: dict[str, Any] = {"fields": fields, "type": kind}
-    if ddoc is not None:
-        definition["ddoc"] = ddoc
-    if selector is not None:
-        definition["partial_filter_selector"] = selector
-    if partitioned is not None:
-        definition["partitioned"] = partitioned
-    return definition
+def _index_definition(ddoc: str | None, fields: list[Any], selector: dict[str, Any] | None,
+                      kind: str, partitioned: bool | None) -> dict[str, Any]:
+    given = {"ddoc": ddoc, "partial_filter_selector": selector, "partitioned": partitioned}
+    return {"fields": fields, "type": kind,
+            **{key: value for key, value in given.items() if value is not None}}
 
 
 def index_differences(index: IndexSpec, found: LiveIndex, partitioned: bool) -> list[str]:
@@ -206,9 +184,8 @@ def index_differences(index: IndexSpec, found: LiveIndex, partitioned: bool) -> 
         differences.append("design doc")
     if index.sort_fields != found.fields:
         differences.append("fields")
-    if normalize_selector(index.partial_filter_selector) != normalize_selector(
-        found.partial_filter_selector
-    ):
+    if (normalize_selector(index.partial_filter_selector)
+            != normalize_selector(found.partial_filter_selector)):
         differences.append("partial filter")
     if index.type != found.type:
         differences.append("type")
@@ -306,28 +283,25 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
         rule = spec.rule(doc_id)
         if rule.create_only:  # exists: the application's now; the record says so
             record.unread[CREATE_ONLY_EXISTING] = record.unread.get(CREATE_ONLY_EXISTING, 0) + 1
-            if entry is not None and entry != (
-                    now := expected_entry(spec, doc, current.rev, entry.created)):
-                record.confirm[doc_id] = now
-            continue
-        if (proven and not doc.secret) or is_unchanged(spec, doc, current.rev, entry):
+            step = None
+        elif (proven and not doc.secret) or is_unchanged(spec, doc, current.rev, entry):
             if rule.ignore:  # its ignored fields are as the last apply left them
                 record.unread[IGNORING_UNREAD] = record.unread.get(IGNORING_UNREAD, 0) + 1
             continue
-        body = doc.body
-        step = content_step(StepKind.DOCUMENT, spec.name, doc_id, body, current,
-                            _drift_reason(spec.record_hash(doc), current, entry),
-                            ignore=rule.ignore)
-        if rule.ignore and current.body is not None and (
-                kept := differing(body, current.body, rule.ignore)):
-            record.ignored[doc_id] = kept
+        else:
+            step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
+                                _drift_reason(spec.record_hash(doc), current, entry),
+                                ignore=rule.ignore)
+            if rule.ignore and current.body is not None and (
+                    kept := differing(doc.body, current.body, rule.ignore)):
+                record.ignored[doc_id] = kept
         if step is not None:
             yield step
         elif entry is not None and entry != (
                 now := expected_entry(spec, doc, current.rev, entry.created)):
-            # It holds what the manifests say (its ignored fields edited, or an apply
-            # interrupted before recording it): apply notes the revision, so that the
-            # next plan is proven by the record without reading the body.
+            # It holds what the manifests say (create_only, its ignored fields edited, an
+            # interrupted apply): apply notes the revision, so that the next plan is
+            # proven by the record without reading the body.
             record.confirm[doc_id] = now
     if spec.prune:  # every entry's document was looked up (see the reader)
         for doc_id in sorted(live.managed):
@@ -353,16 +327,9 @@ def _drift_reason(record_hash: str, current: LiveDoc | None, entry: ManagedDoc |
     return "changed in the manifests"
 
 
-def content_step(
-    kind: StepKind,
-    database: str,
-    doc_id: str,
-    desired: dict[str, Any],
-    current: LiveDoc | None,
-    reason: str,
-    *,
-    ignore: Sequence[str] = (),
-) -> Step | None:
+def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, Any],
+                 current: LiveDoc | None, reason: str, *, ignore: Sequence[str] = ()
+                 ) -> Step | None:
     """Create, update (explained by ``reason``) or nothing, for a document or design doc.
 
     In ``_users`` and ``_replicator`` the fields the server writes are not compared; a

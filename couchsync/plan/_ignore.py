@@ -1,15 +1,10 @@
-"""Ignored fields (``ignore:``): the application owns them, couchsync neither compares
-nor overwrites them.
+"""Ignored fields (``ignore:``): the application owns them; couchsync neither compares nor
+overwrites them.
 
-A path is a field name, or names joined by ``.`` into nested objects
-(``profile.last_login``); it never reaches into arrays. What the manifests
-want of a document is their body with, at each ignored path, the server's
-value, or nothing where the server has none (Terraform's ``ignore_changes``:
-the server's state of the field wins, its absence included). Where the
-manifests make a parent of the path something else than an object, the
-manifests' value stands: the field cannot be kept inside it. The document
-changes exactly when that body differs from the server's, so an apply is
-followed by an empty plan whatever the application wrote.
+A path is field names joined by ``.`` (never into arrays). The wanted body has, at each
+ignored path, the server's value or, where the server has none, nothing (as Terraform's
+``ignore_changes``), so an apply is followed by an empty plan whatever the application
+wrote; where the manifests make a parent something other than an object, theirs stands.
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
-"""Mango json indexes read off their design docs (``language: query``).
+"""Mango json indexes read off their ``language: query`` design docs.
 
-``POST /{db}/_index`` keeps an index as a view of a design doc::
-
-    {"map": {"fields": {"a": "asc"}, "partial_filter_selector": {...}},
-     "reduce": "_count", "options": {"def": <the "index" object as sent>}}
-
-and a ``partitioned`` sent with it as the design doc's ``options.partitioned``.
-CouchDB indexes by the view's ``map`` (its ``fields`` in order, its selector in
-normal form); ``options.def`` is the definition as it was sent, which is what a
-manifest (and so export) writes. A design doc written by hand before partial
-filters existed has a ``selector`` in the ``map`` instead, which Mango still
-honours as the partial filter. PouchDB Server keeps the partial filter in
-``options.def`` only.
-
-``read_index_ddoc`` gives each index's meaning and the ``POST /_index``
-definition that recreates it, and names whatever else the design doc holds (text
-or Nouveau indexes, views that are no Mango index, fields of its own) that no
-index of the manifest format describes.
+``POST /{db}/_index`` stores an index as a view, ``{"map": {"fields": ...,
+"partial_filter_selector": ...}, "reduce": "_count", "options": {"def": <the index as
+sent>}}``, and ``partitioned`` as the design doc's ``options.partitioned``. CouchDB
+indexes by the ``map``; ``options.def`` is what a manifest (and export) writes. Older
+hand-written design docs hold a ``selector`` in the ``map`` (still the partial filter);
+PouchDB Server keeps the partial filter in ``options.def`` only.
 """
 
 from __future__ import annotations

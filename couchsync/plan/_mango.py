@@ -1,13 +1,9 @@
 """Mango selector normalisation, so that index definitions compare by meaning.
 
-CouchDB stores an index's ``partial_filter_selector`` in normalised form
-(``mango_selector:normalize/1``: ``{"type": "user"}`` comes back as
-``{"type": {"$eq": "user"}}``), while PouchDB Server keeps what it was given.
-Normalising both sides the way CouchDB does — explicit operators, dotted
-field paths, negations pushed down — and then ordering the arguments of the
-commutative ``$and``/``$or`` makes the manifest's and the server's forms
-equal exactly when they mean the same. This port skips CouchDB's validation:
-the server rejects a bad selector when the index is created.
+CouchDB stores a ``partial_filter_selector`` normalised (``mango_selector:normalize/1``:
+``{"type": "user"}`` comes back as ``{"type": {"$eq": "user"}}``); PouchDB Server keeps
+what it was given. Both sides are normalised CouchDB's way, ``$and``/``$or`` arguments
+sorted; validation is left to the server, which refuses a bad selector on create.
 """
 
 from __future__ import annotations

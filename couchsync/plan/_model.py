@@ -1,53 +1,10 @@
-"""The plan: plain data describing what apply would change, and its JSON form.
+"""The plan: plain data describing what apply would change, and its machine format.
 
-A plan is a list of steps. Each step names its target (an address such as
-``db:users/doc:settings``), the action (whose value is the symbol users see),
-the value before and after, the ``_rev`` seen at plan time and a reason shown
-to users. Apply never reads the reason to decide anything.
-
-``Plan.to_dict()`` is the machine format (``format_version`` 1) that
-``--format json`` prints and that the text renderer reads::
-
-    {
-      "format_version": 1,
-      "couchsync_version": "0.1.0",           # the couchsync that made the plan
-      "steps": [
-        {
-          "action": "~",                      # "+" | "~" | "-" | "-/+"
-          "kind": "document",                 # see StepKind
-          "address": "db:users/doc:settings",
-          "database": "users",
-          "id": "settings",                   # doc id, "_design/x", index name; null for
-                                              # database and security steps
-          "before": {...} | null,             # live value (null: none, or not read)
-          "after": {...} | null,              # desired value (null for deletes)
-          "rev": "2-abc" | null,              # the _rev seen at plan time
-          "reason": "edited on the server since couchsync wrote it",
-          "rebuild": null | {                 # design doc and index steps that build
-            "documents": 60000,               # an index: the database's documents,
-            "index_bytes": 2412544 | null,    # the index's size now (null: none yet),
-            "staged": true                    # built under a staging id, then swapped in
-          }
-        }
-      ],
-      "summary": {"create": 0, "update": 1, "delete": 0},
-      "record_updates": 0,                    # ownership entries apply settles
-      "errors": {"userdb-x": "forbidden: ..."},  # databases that could not be read
-      "ignored": {                            # only when a database has any:
-        "crm": {"fields": {"acme": ["seats"]},  # ignored fields whose values differ
-                "create_only_existing": 3,    # create_only documents left as they are
-                "ignoring_unread": 2}         # documents with ignored fields the record
-      },                                      # proved unchanged since the last apply
-      "open_to_anyone": ["crm"]               # only when any: declared databases already
-    }                                         # open to anyone that the plan leaves so
-
-Values per kind: documents and design docs hold the body without ``_id``,
-``_rev`` and server-managed fields; an index holds ``{ddoc?, fields, type,
-partial_filter_selector?, partitioned?}`` (as the manifest writes them: apply sends
-them so); security holds the ``_security`` object; a
-created database holds its create-time options, a deleted one
-``{"doc_count": N}``. Document deletes carry ``before: null``: only the
-revision is read for them, never the body.
+Each step names its target (``db:users/doc:settings``), the action (its value is the
+symbol users see), the values before and after, the ``_rev`` seen at plan time and a
+reason shown to users, which apply never reads to decide anything. ``Plan.to_dict()`` is
+the machine format (``format_version`` 1) that ``--format json`` prints and the renderers
+read; docs/plan-and-apply.md ("The JSON plan") documents it.
 """
 
 from __future__ import annotations
@@ -93,11 +50,7 @@ class StepKind(str, Enum):
     CONFIG = "config"  # a node config key, on every node (database: "_config")
 
 
-_ADDRESS_PART = {
-    StepKind.DESIGN_DOC: "design",
-    StepKind.INDEX: "index",
-    StepKind.DOCUMENT: "doc",
-}
+_ADDRESS_PART = {StepKind.DESIGN_DOC: "design", StepKind.INDEX: "index", StepKind.DOCUMENT: "doc"}
 
 
 class Rebuild(TypedDict):
@@ -120,27 +73,12 @@ class Step:
     __slots__ = ("_after", "action", "before", "database", "id", "kind", "reason", "rebuild",
                  "rev")
 
-    def __init__(
-        self,
-        action: Action,
-        kind: StepKind,
-        database: str,
-        id: str | None = None,
-        before: Any = None,
-        after: Any = None,
-        rev: str | None = None,
-        reason: str = "",
-        rebuild: Rebuild | None = None,
-    ) -> None:
-        self.action = action
-        self.kind = kind
-        self.database = database
-        self.id = id
-        self.before = before
-        self._after = after
-        self.rev = rev
-        self.reason = reason
-        self.rebuild = rebuild
+    def __init__(self, action: Action, kind: StepKind, database: str, id: str | None = None,
+                 before: Any = None, after: Any = None, rev: str | None = None,
+                 reason: str = "", rebuild: Rebuild | None = None) -> None:
+        self.action, self.kind, self.database, self.id = action, kind, database, id
+        self.before, self._after, self.rev = before, after, rev
+        self.reason, self.rebuild = reason, rebuild
 
     @property
     def after(self) -> Any:
@@ -194,17 +132,9 @@ class Step:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Step:
-        return cls(
-            action=Action(data["action"]),
-            kind=StepKind(data["kind"]),
-            database=data["database"],
-            id=data.get("id"),
-            before=data.get("before"),
-            after=data.get("after"),
-            rev=data.get("rev"),
-            reason=data.get("reason", ""),
-            rebuild=data.get("rebuild"),
-        )
+        return cls(Action(data["action"]), StepKind(data["kind"]), data["database"],
+                   data.get("id"), data.get("before"), data.get("after"), data.get("rev"),
+                   data.get("reason", ""), data.get("rebuild"))
 
 
 #: ``Plan.unread`` keys: documents left unread, by why.
@@ -231,31 +161,27 @@ class Plan:
     """The steps that bring the server to the desired state, in phase order per database."""
 
     steps: list[Step] = field(default_factory=list)
-    #: Ownership-record entries to confirm, by database: documents that an interrupted
-    #: apply recorded ahead of writing them and that do hold what the manifests say.
-    #: Not steps (the data is right); apply records them even when there are no steps.
+    #: By database, ownership entries an interrupted apply wrote ahead whose documents do
+    #: hold what the manifests say: not steps (the data is right), apply records them.
     confirm: dict[str, dict[str, ManagedDoc]] = field(default_factory=dict)
-    #: Pending entries to drop, by database: their documents were never created and the
-    #: manifests no longer want them (dropped with ``prune``, or ``_deleted: true``).
+    #: By database, pending entries whose documents were never created and are no longer
+    #: wanted (dropped with ``prune``, or ``_deleted: true``).
     forget: dict[str, set[str]] = field(default_factory=dict)
     #: Databases that could not be read, with the reason: nothing is planned for them.
     errors: dict[str, str] = field(default_factory=dict)
-    #: Each planned database's shard copies (its ``n``) as read: apply writes with
-    #: ``w`` = n without asking again. Not part of the machine format.
+    #: Each planned database's ``n`` as read, so apply writes with ``w`` = n without
+    #: asking again. Not part of the machine format.
     copies: dict[str, int] = field(default_factory=dict)
-    #: Values secret variables gave the manifests (``DesiredState.secrets``): masked in
-    #: ``to_dict()`` and ``view()``, so in every format a plan is shown or saved in.
+    #: Values secret variables gave the manifests: masked in every form a plan is shown
+    #: or saved in.
     secrets: frozenset[str] = frozenset()
-    #: Seed documents the application owns parts of (``-v`` shows them; not steps): by
-    #: database, the ignored fields of each document read whose values differ (an
-    #: update keeps the server's); and, by database, how many documents were not read:
-    #: create_only ones that exist (``CREATE_ONLY_EXISTING``), ones with ignored fields
-    #: the record proved unchanged since the last apply (``IGNORING_UNREAD``).
+    #: For ``-v``, not steps: by database, the ignored fields whose values differ, per
+    #: document read, and how many documents were not read (``CREATE_ONLY_EXISTING``,
+    #: ``IGNORING_UNREAD``: ignored fields the record proved unchanged).
     ignored: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     unread: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: Declared databases already readable and writable by anyone (their ``_security``
-    #: names no members) that the plan leaves so: the manifests declare no security for
-    #: them and do not say ``public: true``. Warned of; not steps.
+    #: Declared databases already open to anyone (their ``_security`` names no members)
+    #: that the plan leaves so, with no ``public: true``: warned of, not steps.
     open_to_anyone: list[str] = field(default_factory=list)
 
     @property
@@ -267,14 +193,9 @@ class Plan:
         self.steps.extend(part.steps)
         if part.copies is not None and (part.steps or part.confirm or part.forget):
             self.copies[part.database] = part.copies
-        if part.confirm:
-            self.confirm[part.database] = part.confirm
-        if part.forget:
-            self.forget[part.database] = part.forget
-        if part.ignored:
-            self.ignored[part.database] = part.ignored
-        if part.unread:
-            self.unread[part.database] = part.unread
+        for name in ("confirm", "forget", "ignored", "unread"):
+            if value := getattr(part, name):
+                getattr(self, name)[part.database] = value
         if part.open_to_anyone:
             self.open_to_anyone.append(part.database)
 
@@ -304,17 +225,9 @@ class Plan:
                 "delete": actions[Action.DELETE] + replaces}
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented machine format (see the module docstring)."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "couchsync_version": __version__,
-            "steps": [dict(StepView(step, self.secrets)) for step in self.steps],
-            "summary": self.counts(),
-            "record_updates": self.record_updates(),
-            "errors": dict(self.errors),
-            **({"ignored": self.ignored_dict()} if self.ignored or self.unread else {}),
-            **({"open_to_anyone": list(self.open_to_anyone)} if self.open_to_anyone else {}),
-        }
+        """The machine format (see the module docstring)."""
+        view = self.view()
+        return {**view, "steps": [dict(step) for step in view["steps"]]}
 
     def view(self) -> dict[str, Any]:
         """``to_dict()``'s structure with each step a read-only view, its values computed
@@ -364,14 +277,13 @@ class StepView(Mapping[str, Any]):
             return getattr(self._step, key).value
         if key not in _STEP_KEYS:
             raise KeyError(key)
-        if key in _SIDES and self._secrets:
+        value = getattr(self._step, key)
+        if key not in _SIDES:
+            return value
+        if self._secrets:
             other = self._step.after if key == "before" else self._step.before
-            value = shown_secrets(getattr(self._step, key), other, self._secrets,
-                                  key == "after")
-            return self._system_masked(key, value)
-        if key in _SIDES:
-            return self._system_masked(key, getattr(self._step, key))
-        return getattr(self._step, key)
+            value = shown_secrets(value, other, self._secrets, key == "after")
+        return self._system_masked(key, value)
 
     def _system_masked(self, key: str, value: Any) -> Any:
         if self._step.database not in _SECRETS_SHOWN:

@@ -1,57 +1,17 @@
-"""The ownership record: which documents couchsync wrote, per database.
+"""The ownership record's format, with no I/O: which documents couchsync wrote, per
+database, in local documents (never replicated nor listed in ``_all_docs``, so never drift).
 
-It lives in local documents (never replicated, never listed in ``_all_docs``,
-so it cannot show up as drift). Small records are one document::
-
-    _local/couchsync   {"format": 1, "shards": 1,
-                        "managed": {"<doc id>": ["<rev couchsync wrote>", "<content hash>", true]}}
-
-Past ``SHARD_ENTRIES`` documents the entries are spread over ``shards`` (a
-power of two) documents ``_local/couchsync.0`` … ``_local/couchsync.N-1``,
-each ``{"managed": {...}}``, by CRC-32 of the id; the head then holds only
-``format``, ``shards`` and ``digest``. CouchDB refuses documents over
-``max_document_size`` (8 MB by default), which one record would pass at about
-60,000 entries, and apply rewrites only the shards whose entries changed.
-
-``digest`` (see ``record_digest``) sums up every entry's id, rev and hash. When
-the live revisions and the manifests' hashes give the same digest, every entry
-is proven current without reading the shards: a no-op plan of a large
-database reads the small head, not a megabyte of entries per 10,000 documents.
-
-Before apply writes the first document it creates in a database, it notes
-their ids in the head itself when they are few (``"creating_ids": [...]``, at
-most ``INLINE_CREATING``: a fleet member's template costs one write), else in
-``_local/couchsync.creating.0`` … (up to ``CREATING_IDS`` ids each) and the
-head says how many such documents there are (``"creating": K``;
-``write_ahead``): a process killed at any instant then leaves no document the
-record cannot name. Readers take those ids as *pending* entries (rev ``""``,
-``Record.entries``), and the next ``write_record`` stores them as entries and
-drops the list. A head with ids written ahead proves nothing by its digest. An
-entry whose ``rev`` is ``""`` is pending too: its document is judged by its body.
-
-When the number of shards changes, the new shards get new ids (a new
-``generation``: ``_local/couchsync.G.I``), the head is written after them and
-the old shards are deleted last, so a process killed in between leaves the old
-record whole.
-
-Reading and writing the record (``read_head``, ``write_ahead``, ``write_record``...)
-is ``couchsync.read``'s (``read/_ownership.py``); this module does no I/O.
-
-An entry is ``[rev, hash, created]``: ``hash`` is the content hash of the
-manifest body that was written (``couchsync._canonical.hash_canonical``),
-under the document's seed rule when it has one (``SeedRule.record_hash``:
-a new rule is a change of the manifests), ``rev`` the revision the write
-produced, or the last revision a plan found holding what the manifests say
-(``Plan.confirm``: a document whose ignored fields the application edits
-is proven by the record again once apply has noted the new revision). A
-create_only document's ``rev`` is ``"*"`` (``CREATE_ONLY_REV``): it is never
-compared once it exists, so the application's edits cost no read and keep
-the digest's proof.
-Together they make the fast no-op: a document whose live revision is still
-``rev`` and whose manifest hash is still ``hash`` is unchanged without reading
-its body. ``created`` is true when couchsync created the document; ``prune``
-deletes only those, so a document someone else created is never deleted,
-even after couchsync updated it.
+An entry is ``[rev, hash, created]``: a document whose live ``_rev`` and manifest hash
+still match is unchanged without reading its body (a create_only one's ``rev`` is
+``CREATE_ONLY_REV``: never compared once it exists); only ``created`` ones are ever pruned.
+Past ``SHARD_ENTRIES`` entries the record is split by CRC-32 of the id over a power of two
+of shard documents (CouchDB refuses documents over ``max_document_size``, and apply
+rewrites only shards that changed); the head then holds a ``digest`` of every entry, so a
+no-op plan proves them all by reading the head alone. Ids about to be created are written
+ahead (pending entries, rev ``""``) so a killed apply leaves no document the record cannot
+name; reshards get new ids (a ``generation``) so the old record stays whole until the
+head names the new one. docs/plan-and-apply.md ("The ownership record", "Crashes")
+describes the format; ``couchsync.read`` reads and writes it.
 """
 
 from __future__ import annotations

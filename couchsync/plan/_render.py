@@ -1,21 +1,8 @@
-"""Renderers. The text renderer reads the machine format (``Plan.to_dict()``),
-the same structure ``render_json`` prints, so the two outputs cannot disagree.
-
-Text layout, one block per step::
-
-      ~ db:users/doc:settings (rev 2-abc)
-          # edited on the server since couchsync wrote it
-          ~ profile.email: "a@x" → "b@x"
-          + tags[2]: "new"
-          - legacy: true
-
-    Plan: 0 to create, 1 to update, 0 to delete.
-
-Creates list the new value's first fields, updates and replaces only the
-paths that differ (a changed multi-line string, such as a view's map function,
-as a unified line diff under its path), deletes what was read before (a
-document delete reads only the revision). Each database's steps are listed in
-the order apply runs them (``couchsync.plan.phases``).
+"""Renderers. Text and markdown read the machine format (``Plan.to_dict()``, the structure
+``render_json`` prints), so the outputs cannot disagree. Each database's steps are listed
+in the order apply runs them (``phases``); an update shows only the paths that differ
+(a changed multi-line string, such as a view's map, as a unified line diff), a create the
+new value's first fields, a delete what was read before.
 """
 
 from __future__ import annotations
@@ -205,20 +192,11 @@ SUMMARY_DATABASES = 20
 def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAIL_LIMIT,
                     fold_over: int = FOLD_OVER, budget: int = MARKDOWN_BUDGET,
                     full_plan: str | None = None) -> str:
-    """The plan as a pull-request comment (GitHub-flavoured markdown), from
-    ``Plan.to_dict()`` (or ``Plan.view()``) output.
-
-    The summary comes first (one line, and a table of changes per database), then
-    each database's steps, in the text plan's wording, in a fenced ``diff`` block;
-    the same change in several databases is one block, as in the text plan; a
-    section of more than ``fold_over`` blocks is folded (``<details>``), and
-    blocks past ``detail_limit`` are counted, as in the text plan.
-
-    A comment longer than ``budget`` characters is summarised instead: changes
-    counted per kind and action, the first databases named, as many blocks as
-    fit, and where the full plan is (``full_plan``, e.g. the ``--out`` file;
-    else ``couchsync plan --format json``).
-    """
+    """The plan as a pull-request comment (GitHub-flavoured markdown): the summary and a
+    table per database, then each database's blocks as the text plan words them, in a
+    fenced ``diff`` block (folded past ``fold_over`` blocks). A comment over ``budget``
+    characters is summarised to fit: changes counted, the first databases named, as many
+    blocks as fit, and where the full plan is (``full_plan``, e.g. the ``--out`` file)."""
     blocks = _blocks(plan["steps"])
     shown = blocks if detail_limit is None else blocks[:detail_limit]
     per_database: dict[str, Counter[str]] = {}
@@ -245,16 +223,6 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
     return text
 
 
-_TITLE = "### couchsync plan"
-
-
-def _too_long(length: int, full_plan: str | None) -> str:
-    where = (f"the full plan is saved in `{full_plan}`" if full_plan
-             else "the full plan: run `couchsync plan --format json`")
-    return (f"_This plan is too long for one comment ({length:,} characters): it is "
-            f"summarised here; {where}._")
-
-
 @dataclass(slots=True)
 class _Markdown:
     """One plan's markdown, rendered with a chosen set of blocks in full."""
@@ -272,13 +240,16 @@ class _Markdown:
         steps: Sequence[Mapping[str, Any]] = self.plan["steps"]
         errors: Mapping[str, str] = self.plan.get("errors") or {}
         at_most = SUMMARY_DATABASES if self.summarised else None
-        lines = [_TITLE, ""]
+        lines = ["### couchsync plan", ""]
         if not steps:
             lines.append(NO_CHANGES_READ if errors else NO_CHANGES)
         else:
             lines.append(f"**{self.summary}**")
             if self.summarised:
-                lines += ["", _too_long(self.summarised, self.full_plan), "",
+                full = (f"the full plan is saved in `{self.full_plan}`" if self.full_plan
+                        else "the full plan: run `couchsync plan --format json`")
+                lines += ["", f"_This plan is too long for one comment ({self.summarised:,} "
+                          f"characters): it is summarised here; {full}._", "",
                           "| Change | Steps | Databases |", "|---|---:|---:|"]
                 for (kind, action), where in self.counts.items():
                     lines.append(f"| {action} {_NOUNS[kind][1]} to {_VERBS[action]} | "

@@ -1,17 +1,10 @@
 """``only`` selectors: limit a plan (and what is read) to databases or documents.
 
-A selector is ``DB`` (the whole database), a pattern (``userdb-*``: every
-database it matches, named or found on the server) or ``DB/DOCID`` (one
-document; ``DB/_design/NAME`` selects a design doc). Database names may themselves
-contain ``/``, so a selector is matched against the names the manifests
-describe, longest first, rather than split at the first slash.
-
-Selectors are resolved before the live state is read, so a document id must be
-one the manifests list (a document or a design doc) — a typo would otherwise
-plan nothing without a word. The one exception is a database with
-``prune: true``: there an id known only to the ownership record (a document
-couchsync created and no manifest lists any more) is a prune candidate, and
-only the live state can tell.
+A selector is ``DB``, a pattern (``userdb-*``) or ``DB/DOCID`` (``DB/_design/NAME`` for a
+design doc). Database names may contain ``/``, so a selector is matched against the
+declared names, longest first. A document id must be one the manifests list, so that a
+typo is an error rather than a silent empty plan; only with ``prune: true`` may it be one
+the ownership record alone knows (a prune candidate: the live state tells).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
-"""How documents of the system databases ``_users`` and ``_replicator`` compare and show.
+"""How documents of ``_users`` and ``_replicator`` compare, and how secrets never show.
 
-- Fields the server writes are never drift: a user's password hash (rewritten,
-  with a new salt or more iterations, whenever the server likes) and a
-  replication's state, statistics and owner.
-- A user's password is compared with the stored hash here, by computing the
-  hash (PBKDF2 or the legacy salted SHA-1, as the document says). Not by a
-  login: CouchDB counts a refused login against the account, and after 5 it
-  refuses the right password too for 5 minutes; a plan run in CI after every
-  push would lock a production account out.
-- Secrets never show: ``shown`` masks passwords, credentials in URLs and
-  ``Authorization``/``Cookie`` headers in every value a plan prints or saves;
-  ``shown_secrets`` masks, in any database, every string holding a value that a
-  secret variable gave the manifests (``couchsync.manifest._env``).
+Fields the server writes (a user's password hash, a replication's state) are never drift.
+A user's password is checked by computing its hash, not by a login: CouchDB locks an
+account out after 5 refused logins, and a plan in CI would lock production accounts.
+``shown`` masks passwords, credentials in URLs and ``Authorization``/``Cookie`` headers
+in every value a plan prints or saves; ``shown_secrets`` masks the values secret
+variables gave the manifests, in any database.
 """
 
 from __future__ import annotations
@@ -26,15 +20,15 @@ from typing import Any
 
 from couchsync._names import REPLICATOR_DB, USERS_DB
 
+_HASH_KEYS = ("password_scheme", "pbkdf2_prf", "salt", "iterations", "derived_key",
+              "password_sha")
 #: What the server writes into documents of each system database.
 SERVER_WRITTEN = {
-    USERS_DB: frozenset({"password_scheme", "pbkdf2_prf", "salt", "iterations", "derived_key",
-                         "password_sha"}),
+    USERS_DB: frozenset(_HASH_KEYS),
     REPLICATOR_DB: frozenset({"owner", "_replication_state", "_replication_state_time",
                               "_replication_state_reason", "_replication_stats",
                               "_replication_id", "_replication_start_time"}),
 }
-NONE: frozenset[str] = frozenset()
 
 MASK = "***"
 CHANGED = "(changed)"
@@ -55,38 +49,31 @@ def shown_config(section_key: str, value: Any, other: Any = None) -> Any:
     masked, as ``shown`` masks document secrets."""
     if not isinstance(value, dict) or not CONFIG_SECRET.search(section_key):
         return value
-    return {node: None if item is None else _mark(item, other.get(node)
-                                                  if isinstance(other, dict) else None)
+    return {node: None if item is None else _mark(item, _at(other, node))
             for node, item in value.items()}
 
 
 def server_written(database: str) -> frozenset[str]:
     """The fields the server writes into documents of ``database`` (none for others)."""
-    return SERVER_WRITTEN.get(database, NONE)
+    return SERVER_WRITTEN.get(database, frozenset())
 
 
 def password_matches(password: str, stored: dict[str, Any]) -> bool:
     """Whether ``password`` is the one whose hash the user document ``stored`` holds.
 
     False when it holds none, or one of a scheme couchsync does not know (then the
-    password is written again, and the server stores it in its own scheme). Each
-    answer is remembered for the process: a hash costs 0.2-0.4 s of CPU at CouchDB
-    3.5's 600,000 iterations, and apply's re-plan under the lock asks again.
+    password is written again). Each answer is remembered for the process: a hash is
+    costly by design, and apply's re-plan under the lock asks again.
     """
     return _matches(password, *(str(stored.get(key, "")) for key in _HASH_KEYS))
 
 
 def check_passwords(pairs: Iterable[tuple[str, dict[str, Any]]], parallel: int) -> None:
     """Check (``password_matches``) the (password, stored user document) pairs,
-    ``parallel`` at a time: hashlib gives up the GIL while it hashes, so a plan of many
-    users uses every core (measured: 4 hashes on 2 cores, 0.55 s serial, 0.37 s in 2
-    threads). The planner then finds every answer remembered."""
+    ``parallel`` at a time (hashlib gives up the GIL while it hashes), so that the planner
+    finds every answer remembered."""
     with ThreadPoolExecutor(max(1, parallel), thread_name_prefix="couchsync-pbkdf2") as pool:
         list(pool.map(lambda pair: password_matches(*pair), pairs))
-
-
-_HASH_KEYS = ("password_scheme", "pbkdf2_prf", "salt", "iterations", "derived_key",
-              "password_sha")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -129,12 +116,10 @@ def shown(database: str, value: Any, other: Any = None) -> Any:
 
 def _masked(value: Any, other: Any, secret: bool = False) -> Any:
     if isinstance(value, dict):
-        return {key: _masked(item, other.get(key) if isinstance(other, dict) else None,
-                             key.lower() in SECRET_KEYS)
+        return {key: _masked(item, _at(other, key), key.lower() in SECRET_KEYS)
                 for key, item in value.items()}
     if isinstance(value, list):
-        return [_masked(item, other[i] if isinstance(other, list) and i < len(other) else None)
-                for i, item in enumerate(value)]
+        return [_masked(item, _at(other, i)) for i, item in enumerate(value)]
     if isinstance(value, str) and (secret or URL_PASSWORD.match(value)):
         if secret:
             return value if value in (MASK, CHANGED) else _mark(value, other)
@@ -146,6 +131,14 @@ def _mark(value: str, other: Any) -> str:
     return MASK if other is None or other == value else CHANGED
 
 
+def _at(other: Any, key: str | int) -> Any:
+    """What ``other`` (the step's other side) holds at ``key``, if anything."""
+    if isinstance(other, dict):
+        return other.get(key)
+    return other[key] if isinstance(other, list) and isinstance(key, int) \
+        and key < len(other) else None
+
+
 def shown_secrets(value: Any, other: Any, secrets: frozenset[str], after: bool) -> Any:
     """``value`` (a step's ``before``, or its ``after`` when ``after``) with each of
     ``secrets`` inside its strings replaced by ``***``. A ``before`` string whose
@@ -153,12 +146,10 @@ def shown_secrets(value: Any, other: Any, secrets: frozenset[str], after: bool) 
     may hold the old value of that secret, which couchsync cannot know; an ``after``
     string that would then read the same as its ``before`` is ``(changed)``."""
     if isinstance(value, dict):
-        return {key: shown_secrets(item, other.get(key) if isinstance(other, dict) else None,
-                                   secrets, after)
+        return {key: shown_secrets(item, _at(other, key), secrets, after)
                 for key, item in value.items()}
     if isinstance(value, list):
-        return [shown_secrets(item, other[i] if isinstance(other, list) and i < len(other)
-                              else None, secrets, after)
+        return [shown_secrets(item, _at(other, i), secrets, after)
                 for i, item in enumerate(value)]
     if not isinstance(value, str):
         return value

@@ -1,15 +1,9 @@
 """Documents on the server whose values couchsync cannot represent: named, not a crash.
 
-Python's ``json`` cannot decode a body nested deeper than its recursion limit
-(about 1,000 levels; CouchDB stores 100,000), and canonical JSON cannot write a
-lone UTF-16 surrogate (PouchDB Server stores one from a ``"\\ud800"`` escape;
-CouchDB refuses it). Numbers are no such case: CouchDB refuses what is beyond a
-double, and PouchDB Server stores it as ``null``; an integer beyond 2**53 compares
-as the double it rounds to (``couchsync._canonical``).
-
-Such a document in a database the manifests declare is an ``UnreadableDocument``:
-that database is not planned (``Plan.errors``), the others are. It is not
-written over, since what it holds, its attachments included, cannot be read.
+Python's ``json`` cannot decode a body nested deeper than about 1,000 levels (CouchDB
+stores 100,000), and canonical JSON cannot write a lone UTF-16 surrogate (PouchDB Server
+stores one). A database holding such a document is not planned (``Plan.errors``) nor
+written over, since what it holds cannot be read; the other databases are planned.
 """
 
 from __future__ import annotations

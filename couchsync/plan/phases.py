@@ -1,13 +1,10 @@
-"""The order apply runs a plan in. One definition, read by apply (which runs it) and
-by the renderers (which list steps in that order).
+"""The order apply runs a plan in, read by apply (which runs it) and by the renderers
+(which list steps in that order).
 
-Databases (``run_order``): the node config first, then every ordinary database (in
-parallel), then ``_users``, then ``_replicator``, so that a replication's source
-and target exist before its job starts.
-
-Phases, per database: create the database (or delete it), security, design docs
-that set, change or drop a ``validate_doc_update`` (the others go with the
-documents), index deletes (``-`` and the first half of ``-/+``), index creates,
+Databases (``run_order``): the node config, then the ordinary databases in parallel, then
+``_users``, then ``_replicator`` (a replication's source and target exist before its job
+starts). Per database: create or delete it, security, design docs that touch a
+``validate_doc_update`` (in force before the documents), index deletes, index creates,
 documents, staged rollouts last (their build covers the documents).
 """
 

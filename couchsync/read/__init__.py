@@ -28,21 +28,7 @@ from couchsync.read._planner import (
 )
 
 __all__ = [
-    "BULK_ENVELOPE",
-    "SCAN_PAGE_SIZE",
-    "LimitsReader",
-    "Prefetched",
-    "bulk_body",
-    "discover",
-    "encoded",
-    "load_and_plan",
-    "load_and_read",
-    "plan_server",
-    "prefetch",
-    "read_bodies",
-    "read_indexes",
-    "read_live_state",
-    "read_record",
-    "write_ahead",
-    "write_record",
+    "BULK_ENVELOPE", "SCAN_PAGE_SIZE", "LimitsReader", "Prefetched", "bulk_body", "discover",
+    "encoded", "load_and_plan", "load_and_read", "plan_server", "prefetch", "read_bodies",
+    "read_indexes", "read_live_state", "read_record", "write_ahead", "write_record",
 ]

@@ -1,20 +1,11 @@
 """The server's size limits: read once, checked at plan time, kept by apply's batches.
 
-Apache CouchDB refuses a document whose body is over ``[couchdb]
-max_document_size`` (default 8,000,000 bytes) and a request over ``[chttpd]
-max_http_request_size`` (default 4 GiB). Either refusal of a ``_bulk_docs``
-fails the whole request (413), so one large document would fail the batch of a
-thousand around it. PouchDB Server has a single limit, the request body's,
-which it calls ``[couchdb] max_document_size`` (default 4 GiB).
-
-CouchDB measures a document as ``couch_ejson_size:encoded_size`` does: its body
-without ``_id``, ``_rev``, ``_attachments`` and the other fields it takes out,
-strings counted decoded, floats estimated (``couchdb_size``). Inline attachments
-count towards the request, not the document. The limits are read from the
-node's configuration (server admins only); a user who may not read it gets the
-defaults. Plan checks every document it writes (``too_large``): a database with
-one that the server would refuse is not planned (``Plan.errors``), with each such
-document named by its id and manifest position; the other databases are.
+CouchDB refuses a document over ``[couchdb] max_document_size`` and a request over
+``[chttpd] max_http_request_size``, and either refusal fails a whole ``_bulk_docs`` (413),
+so one large document would fail the thousand around it: a database with one is not
+planned (``Plan.errors``), each such document named. PouchDB Server has one limit, the
+request's, under the name ``[couchdb] max_document_size``. A document is measured as
+CouchDB does (``couchdb_size``); a user who may not read the config gets the defaults.
 """
 
 from __future__ import annotations

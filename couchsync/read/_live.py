@@ -1,30 +1,11 @@
 """The live-state reader: what the planner needs from the server, in few requests.
 
-Per database of the desired state (or of the ``only`` selection): its info
-(existence, document count), ``_security`` when the manifest sets it (or, for a named
-database, when it could already be open to anyone), the
-Mango indexes when it declares any, the declared design docs, the ownership
-record, and the managed documents.
-
-The ownership record is read in full only when needed: a sharded record's
-head carries a digest of its entries, and when the live revisions and the
-manifests' hashes give the same digest, every listed document is proven
-unchanged without reading the shards (see ``_ownership``).
-
-Documents are read in two passes. First revisions only: a ``POST
-_all_docs`` with the ids when they are few, or one paged ``_all_docs`` scan
-of the whole database when the manifest lists more than a tenth of it (a
-scan streams rows sequentially; per-key lookups cost more per row, so past
-that point the scan is cheaper). Then bodies, in batches of ``include_docs``
-lookups, only for documents the ownership record cannot prove unchanged — so
-re-planning a large unchanged database reads revisions only.
-
-A small template in a database a pattern matched (``SMALL_READ``: a fleet's
-thousands of databases each hold a few documents) is read the other way round:
-design docs and documents with their bodies in one request (a database of at
-most ``SMALL_READ`` documents is read whole, and its Mango indexes off their
-design docs: no ``_index`` request), and the record only if some existing
-document differs.
+Documents are read in two passes, revisions first (by key when they are few, else one
+paged ``_all_docs`` scan, which streams rows cheaper than per-key lookups), then bodies
+only of documents the ownership record cannot prove unchanged, so re-planning a large
+unchanged database reads revisions only; a sharded record whose digest proves every
+entry is not read past its head. A fleet member's small template (``SMALL_READ``) is read
+the other way round: bodies in one request, the record only if some document differs.
 """
 
 from __future__ import annotations
@@ -64,11 +45,9 @@ SCAN_PAGE_SIZE = 10_000  # rows per _all_docs page when scanning (revisions only
 KEYS_BATCH_SIZE = 2_000  # ids per POST _all_docs revision lookup
 BODY_BATCH_SIZE = 500  # ids per include_docs lookup (bodies can be large)
 EARLY_SCANS = 8  # revisions scans prefetch sends off at once, each on its own connection
-#: A database a pattern matched whose design docs and documents are this few (a fleet
-#: member's template) has them read with their bodies in one request; when every document
-#: is missing or holds what the manifests say, the ownership record, which could only
-#: explain a difference, is not read. (A named database's record head
-#: is read while the manifests load, and so costs no wait.)
+#: A database a pattern matched with this few design docs and documents (a fleet member's
+#: template) has them read with their bodies; the record, which could only explain a
+#: difference, only if one differs (a named database's head is prefetched, at no wait).
 SMALL_READ = 100
 
 
@@ -83,17 +62,12 @@ class Prefetched:
 
 
 def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
-    """Ask the server what ``read_live_state`` will need and can know without documents.
-
-    Meant for ``load_manifests(on_declared=...)``: each database's info and
-    ownership record head are read, and when couchsync manages a good part of
-    the database (so a revisions scan is likely), that scan is sent off and its
-    answer left to be read later (for at most ``EARLY_SCANS`` databases: each
-    holds a connection). The server then works while the data files load.
-    The first failure ends the asking: it is kept for ``read_live_state`` to
-    raise once the manifests have loaded, so an unreachable server costs one
-    timeout, and a problem in the manifests is still reported first.
-    """
+    """Ask the server, while the data files load (``load_manifests(on_declared=...)``),
+    what ``read_live_state`` will need and can know without documents: each database's
+    info and record head, and a revisions scan where one is likely (at most
+    ``EARLY_SCANS``: each holds a connection). The first failure ends the asking and is
+    raised by ``read_live_state``: an unreachable server costs one timeout, and a problem
+    in the manifests is still reported first."""
     found: dict[str, Prefetched] = {}
     scans = 0
     for name, spec in declared.databases.items():
@@ -181,16 +155,12 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
               for doc_id in shard_copy_ids(bodies[staging])]
     bodies.update(read_bodies(db, [doc_id for doc_id in copies if doc_id not in bodies]))
     staging_ids += copies
-    live.design_docs = {
-        doc_id.removeprefix("_design/"): LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
-        for doc_id in design_ids if doc_id in bodies
-    }
-    live.staging = {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
-                    for doc_id in staging_ids if doc_id in bodies}
+    live.design_docs = {doc_id.removeprefix("_design/"): doc
+                        for doc_id, doc in _found(bodies, design_ids).items()}
+    live.staging = _found(bodies, staging_ids)
     live.index_sizes = _index_sizes(db, spec, live)
     if small:
-        documents = {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
-                     for doc_id in doc_ids if doc_id in bodies}
+        documents = _found(bodies, doc_ids)
         if not any(_needs_record(spec.documents[doc_id], documents.get(doc_id))
                    for doc_id in doc_ids):
             live.documents = documents  # the record would add nothing to the plan
@@ -201,15 +171,17 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     return live
 
 
+def _found(bodies: Mapping[str, dict[str, Any]], ids: Iterable[str]) -> dict[str, LiveDoc]:
+    return {doc_id: LiveDoc(bodies[doc_id]["_rev"], bodies[doc_id])
+            for doc_id in ids if doc_id in bodies}
+
+
 def _may_be_open(spec: DatabaseSpec, info: dict[str, Any]) -> bool:
-    """A named database that declares no security, and does not say it is public, has
-    its ``_security`` read to warn if it is already open to anyone (``_public``). Not a
-    database a pattern matched: that would add a request per database of a fleet, where
-    couch_peruser sets members; the pattern's declared security is what is checked. Not
-    a system database either: CouchDB guards ``_users`` and ``_replicator`` per document.
-    And only on Apache CouchDB (its database info tells the ``cluster``): CouchDB 3
-    creates databases admin-only, while every PouchDB Server database is open, and
-    warning of each would only teach ``public: true`` to manifests production reads."""
+    """Whether to read the ``_security`` the manifests do not declare, to warn if it is
+    open to anyone (``_public``): for named, non-public, non-system databases (a fleet
+    would cost a request each; CouchDB guards system databases per document), and only
+    on CouchDB (its info tells the ``cluster``), where databases are created admin-only:
+    every PouchDB Server database is open, and warning would only teach ``public: true``."""
     return (spec.matched_by is None and not spec.public and not spec.name.startswith("_")
             and "cluster" in info)
 
@@ -242,10 +214,8 @@ def _needs_record(doc: DocumentSpec, live: LiveDoc | None) -> bool:
     """Whether the ownership record could change what is planned for ``doc``: why it
     differs (the record tells who changed it), or a pending entry to forget (a document
     marked deleted that is gone). A create, or an unchanged document, needs none."""
-    if live is None:
-        return doc.deleted
-    return doc.deleted or content_step(StepKind.DOCUMENT, "", doc.id, doc.body, live,
-                                       "") is not None
+    return doc.deleted or (live is not None and content_step(
+        StepKind.DOCUMENT, "", doc.id, doc.body, live, "") is not None)
 
 
 def _all_bodies(db: Database) -> dict[str, dict[str, Any]] | None:
@@ -322,28 +292,21 @@ def _read_documents(
             live.record_digest = record.digest  # the planner checks it again, itself
             return {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
         live.managed = read_shards(db, record).entries()
-    unproven = [
+    unproven = dict.fromkeys(  # an ordered set
         doc_id for doc_id, rev in revs.items()
         if (doc := spec.documents.get(doc_id)) is not None
         and not doc.deleted
         and not spec.rule(doc_id).create_only  # never compared once it exists
-        and not is_unchanged(spec, doc, rev, live.managed.get(doc_id))
-    ]
-    documents = {doc_id: LiveDoc(rev) for doc_id, rev in revs.items()}
-    for doc_id in unproven:
-        documents.pop(doc_id)  # deleted since its revision was read, unless found below
-    for doc_id, body in read_bodies(db, unproven).items():
-        documents[doc_id] = LiveDoc(body["_rev"], body)
-    return documents
+        and not is_unchanged(spec, doc, rev, live.managed.get(doc_id)))
+    # An unproven document not found with its body was deleted since its revision was read.
+    documents = {doc_id: LiveDoc(rev) for doc_id, rev in revs.items() if doc_id not in unproven}
+    return {**documents, **_found(read_bodies(db, unproven), unproven)}
 
 
 def _read_revisions(db: Database, wanted: Collection[str], doc_count: int,
                     scan: Iterator[dict[str, Any]] | None = None) -> dict[str, str]:
-    """``{id: rev}`` of the ``wanted`` documents that exist (not deleted).
-
-    ``scan``: a revisions scan of the whole database already under way, used
-    if scanning is the way to read them.
-    """
+    """``{id: rev}`` of the ``wanted`` documents that exist (not deleted); ``scan``: a
+    revisions scan of the whole database under way, used if scanning is the way."""
     if not wanted or doc_count == 0:  # an empty database (as its info said) holds none
         return {}
     if len(wanted) * SCAN_RATIO <= doc_count:

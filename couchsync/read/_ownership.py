@@ -82,15 +82,11 @@ def read_shards(db: Database, record: Record) -> Record:
 
 def write_ahead(db: Database, record: Record, ids: Iterable[str], *,
                 w: int | None = None) -> Record:
-    """Note ``ids`` as being created in ``db``'s record, before any of them is written;
-    ``record`` (as read) with them added to its ``creating``.
-
-    Up to ``INLINE_CREATING`` ids go into the head itself; more into
-    ``_local/couchsync.creating.N`` documents, and the head says how many
-    (rewritten as it was, with that count): a process killed after this leaves
-    no document the record cannot name. Entries and shards are not
-    rewritten; ``write_record`` folds the ids in.
-    """
+    """Note ``ids`` in ``db``'s record before any of them is created, so that a process
+    killed after this leaves no document the record cannot name; ``record`` with them
+    added to its ``creating``. Up to ``INLINE_CREATING`` ids go into the head itself,
+    more into ``_local/couchsync.creating.N`` documents the head counts; ``write_record``
+    folds them into the entries."""
     creating = sorted(record.creating | set(ids))
     head = {key: value for key, value in (record.head or record_bodies({})[RECORD_ID]).items()
             if key not in ("creating", "creating_ids")}
@@ -135,15 +131,11 @@ def write_record(db: Database, before: Record, managed: Mapping[str, ManagedDoc]
     """Store ``managed`` as the record of ``db``, rewriting only the documents that change;
     the record as now stored (for a later ``write_record`` without reading it again).
 
-    Shards go first and the head last, so a reader never meets a head that names
-    shards not yet written; when the number of shards changes they are written
-    under new ids (the next generation) and the old ones deleted after the head,
-    and the ids written ahead (``before.creating``) are dropped after the head
-    too: a process killed at any instant leaves a whole record. Raises Conflict
-    when someone else wrote the record since ``before`` was read, where the
-    server checks (PouchDB Server does; CouchDB does not check ``_local``
-    revisions, which is why apply holds the database's lock while it writes).
-    ``w``: as for ``Database.bulk_docs``.
+    Shards go first, the head last, and what the old head named (old shards when they
+    are resharded under a new generation of ids, ids written ahead) is deleted after it:
+    a process killed at any instant leaves a whole record. Raises Conflict when someone
+    else wrote the record since ``before`` was read, where the server checks (CouchDB
+    does not for ``_local`` documents: apply holds the database's lock).
     """
     shards = shard_count(len(managed))
     # Shards the head names now are never overwritten by another split of the entries.

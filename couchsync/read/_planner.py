@@ -1,20 +1,12 @@
-"""Planning a whole server: find the databases patterns match, then read and plan
-database by database, ``parallel`` at a time.
+"""Planning a whole server: find the databases patterns match, then read and plan database
+by database, ``parallel`` at a time.
 
-``load_and_plan`` is what ``couchsync plan`` and ``apply`` run:
-
-1. the manifests load; once every database and pattern is declared (before the
-   data files, the slow part), the server is asked meanwhile: which databases
-   the patterns match (``discover``: ``_all_dbs`` in pages, over each pattern's
-   literal prefix only), then ``before_read`` (the apply locks), then what the
-   named databases will need (``prefetch``);
-2. the patterns are expanded into one database each (``expand_patterns``);
-3. each database is read and planned by itself (``plan_server``), several at
-   once, and its live state dropped as soon as it is planned: a no-op plan over
-   10,000 databases holds 10,000 (empty) plans, not 10,000 live states. Database
-   info comes in batches (``POST /_dbs_info``). A database that cannot be read is
-   listed in ``Plan.errors`` with the server's reason; the others are planned.
-   Losing the server (``TransportError``) stops everything at once.
+``load_and_plan`` (``couchsync plan`` and ``apply``) asks the server while the manifests
+load: once every database is declared, before the slow data files, it discovers what the
+patterns match, calls ``before_read`` (the apply locks) and ``prefetch``es. Each database
+is then read and planned by itself and its live state dropped, so a no-op plan of 10,000
+databases holds no 10,000 live states; one that cannot be read goes to ``Plan.errors``,
+while a lost server stops everything at once.
 """
 
 from __future__ import annotations
@@ -97,8 +89,8 @@ def load_and_read(
     ``${VAR}`` (default ``os.environ``); ``names`` maps the declared database names
     to the real ones (``--db-prefix``), ``only`` being in declared names.
     """
-    desired, ahead = _load(client, paths, only, before_read, environ, names)
     only = _real(only, names)
+    desired, ahead = _load(client, paths, only, before_read, environ, names)
     return desired, read_live_state(client, desired, only=only, prefetched=ahead,
                                     parallel=parallel)
 
@@ -117,8 +109,8 @@ def load_and_plan(
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
     database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
     ``load_and_read``."""
-    desired, ahead = _load(client, paths, only, before_read, environ, names)
     only = _real(only, names)
+    desired, ahead = _load(client, paths, only, before_read, environ, names)
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
@@ -135,10 +127,10 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]],
           before_read: Callable[[Collection[str]], None] | None,
           environ: Mapping[str, str] | None, names: DatabaseNames,
           ) -> tuple[DesiredState, dict[str, Prefetched]]:
+    """``load_manifests`` and ``expand_patterns``, asking the server meanwhile (``only``:
+    in real names)."""
     ahead: dict[str, Prefetched] = {}
     matched: list[str] = []
-
-    only = _real(only, names)
 
     def declared(state: DesiredState) -> None:
         # With ``only``, resolving the selectors needs the documents: nothing early.
@@ -265,11 +257,8 @@ def _tell_job_states(client: Client, plan: Plan) -> None:
     for step in changed:
         state = (jobs.get(step.id or "") or {}).get("state")
         if not state:
-            # A cluster's scheduler knows a running job on every node but forgets a
-            # finished one, whose end the server wrote into one copy of the document
-            # (measured on 3.5.2: for a moment no listing and no quorum read shows it).
-            # Every copy answers (r = n), so the newest, with that end, wins; no end
-            # written (the job not yet started): no state shown.
+            # A cluster's scheduler forgets a finished job, whose end the server wrote
+            # into one copy of the document: read with r = n, the newest copy wins.
             try:
                 state = client.database(REPLICATOR_DB).get(
                     step.id or "", r=plan.copies.get(REPLICATOR_DB)).get("_replication_state")
