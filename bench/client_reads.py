@@ -3,6 +3,12 @@
 ``compare`` times ``Database.get`` loops of couchsync, CouchDB-Python and a bare
 ``http.client`` keep-alive connection, interleaved, on the same documents.
 ``count_plan_reads`` runs a plan in-process through a counting transport.
+
+    python bench/client_reads.py URL CLIENT COUNT
+
+times one client's loop over the ``COUNT`` documents ``seed`` wrote, in a process of
+its own (``bench/compare_revs.py`` runs it with each revision's package first on
+``PYTHONPATH``), and prints the loop's wall and CPU seconds: start-up is left out.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -21,8 +28,12 @@ import httpx
 DB = "bench_reads"
 
 
-def _seed(url: str, count: int) -> list[str]:
-    ids = [f"doc-{i:06d}" for i in range(count)]
+def doc_ids(count: int) -> list[str]:
+    return [f"doc-{i:06d}" for i in range(count)]
+
+
+def seed(url: str, count: int) -> list[str]:
+    ids = doc_ids(count)
     with httpx.Client(base_url=url, timeout=120) as http:
         http.delete(f"/{DB}")
         http.put(f"/{DB}").raise_for_status()
@@ -36,6 +47,12 @@ def _couchsync(url: str) -> Callable[[str], Any]:
     from couchsync import Client
 
     return Client(url).database(DB).get
+
+
+def _httpx(url: str) -> Callable[[str], Any]:
+    http = httpx.Client(base_url=url, timeout=120)
+    return lambda doc_id: http.get(
+        f"/{DB}/{urllib.parse.quote(doc_id, safe='')}").raise_for_status().json()
 
 
 def _couchdb_python(url: str) -> Callable[[str], Any]:
@@ -71,11 +88,15 @@ def _http_client(url: str) -> Callable[[str], Any]:
     return get
 
 
+GETTERS = {"couchsync": _couchsync, "httpx": _httpx, "couchdb-python": _couchdb_python,
+           "http.client": _http_client}
+
+
 def compare(url: str, *, count: int, pairs: int) -> dict[str, list[float]]:
     """Docs/s of each client over ``count`` GETs, ``pairs`` rounds, interleaved."""
-    ids = _seed(url, count)
-    getters = {"couchsync": _couchsync(url), "couchdb-python": _couchdb_python(url),
-               "http.client": _http_client(url)}
+    ids = seed(url, count)
+    getters = {name: GETTERS[name](url) for name in ("couchsync", "couchdb-python",
+                                                     "http.client")}
     for get in getters.values():  # warm up connections and caches
         for doc_id in ids[:50]:
             get(doc_id)
@@ -121,3 +142,18 @@ def count_plan_reads(url: str, manifest: Path) -> dict[str, int]:
             base, transport=transport, **kw)) as client:
         plan_changes(desired, read_live_state(client, desired))
     return {"requests": transport.requests, "bytes": transport.bytes, "bodies": transport.bodies}
+
+
+def main(url: str, client: str, count: str) -> None:
+    get = GETTERS[client](url)
+    ids = doc_ids(int(count))
+    for doc_id in ids[:50]:  # the connection opened, as in ``compare``
+        get(doc_id)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for doc_id in ids:
+        get(doc_id)
+    print(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -133,6 +133,17 @@ def write_manifest(path: Path, db: str, data: Path) -> Path:
     return path
 
 
+def edit_docs(http: httpx.Client, db: str, count: int) -> int:
+    """Change ``count`` of ``db``'s documents (the same ones each time) as someone else would."""
+    rows = http.get(f"/{db}/_all_docs").json()["rows"]
+    picked = random.Random(7).sample(rows, count)
+    docs = http.post(f"/{db}/_all_docs", params={"include_docs": "true"},
+                     json={"keys": [r["id"] for r in picked]}).json()["rows"]
+    edited = [dict(r["doc"], edited_by="someone-else") for r in docs]
+    result = http.post(f"/{db}/_bulk_docs", json={"docs": edited}).json()
+    return sum(1 for item in result if item.get("ok"))
+
+
 @contextlib.contextmanager
 def bench_server(kind: str, port: int | None = None) -> Iterator[str]:
     """``COUCHSYNC_BENCH_URL`` if set, else a fresh local CouchDB or PouchDB Server."""
@@ -248,7 +259,7 @@ class Bench:
         for db, path in (("bench_seed", seed), ("bench_drift", manifest)):
             self.drop(db)
             self.couchsync("apply", str(path), "--yes")
-        changed = self._edit_docs("bench_drift", 100)
+        changed = edit_docs(self.http, "bench_drift", 100)
         a, b = interleave(
             self.pairs,
             lambda: self.couchsync("plan", str(manifest)),
@@ -258,15 +269,6 @@ class Bench:
         self.rows.append(Row("3 drift", f"couchsync plan ({changed} of {self.docs:,} changed)",
                              "couchsync no-op plan", a, b, "≤ 2×",
                              note=f"{read['bodies']} bodies read, {read['bytes']:,} bytes"))
-
-    def _edit_docs(self, db: str, count: int) -> int:
-        rows = self.http.get(f"/{db}/_all_docs", params={"limit": self.docs}).json()["rows"]
-        picked = random.Random(7).sample(rows, count)
-        docs = self.http.post(f"/{db}/_all_docs", params={"include_docs": "true"},
-                              json={"keys": [r["id"] for r in picked]}).json()["rows"]
-        edited = [dict(r["doc"], edited_by="someone-else") for r in docs]
-        result = self.http.post(f"/{db}/_bulk_docs", json={"docs": edited}).json()
-        return sum(1 for item in result if item.get("ok"))
 
     def scale(self, sizes: list[int]) -> None:
         for size in sizes:
