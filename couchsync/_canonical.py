@@ -1,12 +1,9 @@
 """Canonical JSON: the one definition of "the same document" couchsync uses.
 
-Key order never matters and numbers compare as JSON numbers (``1 == 1.0``), so
-a value is serialised with sorted keys, compact separators and integral floats
-written as integers. Integers beyond 2**53 are taken as the double they round to,
-as JavaScript servers (PouchDB) store them and as RFC 8259 advises for portable
-JSON; otherwise such a number would show as drift for ever. Equal canonical
-bytes mean equal documents; the content hash recorded in the ownership
-document is derived from SHA-256 of these bytes.
+Sorted keys, compact separators, integral floats as integers (``1 == 1.0``), and
+integers beyond 2**53 as the double they round to, as JavaScript servers (PouchDB) store
+them: otherwise such a number would show as drift for ever. Equal canonical bytes mean
+equal documents; the ownership record's content hash is taken of them.
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ SERVER_FIELDS = frozenset({"_rev", "_revisions", "_revs_info", "_conflicts",
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                             allow_nan=False)
-
-
 _EXACT_INTS = 2**53
 _LONG_NUMBER = re.compile(r"\d{16}")  # every integer past 2**53 has 16 digits or more
 
@@ -72,24 +67,16 @@ def _canonical_float(text: str) -> float | int:
 
 
 def canonical_decoder(**options: Any) -> json.JSONDecoder:
-    """A JSON decoder whose numbers come out as ``canonical_json`` writes them.
-
-    What it decodes can be serialised with ``canonical_json(..., numbers_canonical=True)``,
-    which then skips looking for numbers to rewrite: decoding them right costs
-    nothing, finding them afterwards costs as much as the encoding itself.
-    """
+    """A JSON decoder whose numbers come out as ``canonical_json`` writes them, so that
+    ``numbers_canonical=True`` can skip looking for numbers to rewrite (a costly walk)."""
     return json.JSONDecoder(parse_int=_canonical_int, parse_float=_canonical_float, **options)
 
 
 def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS,
                    numbers_canonical: bool = False) -> bytes:
-    """Serialise ``value`` canonically, leaving out the top-level keys in ``drop``.
-
-    Raises ``NotJSONNumber`` for NaN, an infinity or an integer beyond a double.
-
-    ``numbers_canonical``: ``value`` came from ``canonical_decoder`` (or holds
-    no float that is integral and no integer past 2**53 anyway).
-    """
+    """Serialise ``value`` canonically, leaving out the top-level keys in ``drop``;
+    ``numbers_canonical``: it came from ``canonical_decoder``. Raises ``NotJSONNumber``
+    for NaN, an infinity or an integer beyond a double."""
     if type(value) is dict or isinstance(value, Mapping):  # the cheap test first: a hot path
         dropped = drop if isinstance(drop, frozenset) else frozenset(drop)
         if type(value) is not dict or not dropped.isdisjoint(value):
@@ -118,11 +105,8 @@ def content_hash(value: Any) -> str:
 
 
 def hash_canonical(canonical: bytes) -> str:
-    """The content hash of bytes that are already canonical JSON.
-
-    The first 128 bits of their SHA-256, base64url without padding: 22
-    characters, which the ownership record stores once per managed document.
-    """
+    """The content hash of canonical JSON bytes: the first 128 bits of their SHA-256,
+    base64url without padding (22 characters, stored once per managed document)."""
     sha256, b64encode = _hash_functions()
     return b64encode(sha256(canonical).digest()[:16]).decode()[:22]
 

@@ -1,8 +1,7 @@
 """Per-database work, a bounded number at a time: what ``--parallel N`` sets.
 
-Threads, not asyncio: the work is the client core's blocking calls, and the
-connection pool under it (httpcore's) is made for threads. Each worker waits
-on the server most of the time, so the GIL is seldom what limits them.
+Threads, not asyncio: the work is the client core's blocking calls over a pool made
+for threads, and each worker mostly waits on the server, seldom on the GIL.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_PARALLEL", "DatabaseProgress", "ordered_map"]
 
-#: Databases worked on at once by default: past about 8, a laptop-sized CouchDB
-#: answers no faster (bench/RESULTS.md, fleets).
+#: Databases worked on at once by default (bench/RESULTS.md, fleets).
 DEFAULT_PARALLEL = 8
 
 #: ``on_database(done, total, failed)``: called as databases are planned or applied.
@@ -31,13 +29,10 @@ def ordered_map(fn: Callable[[_Item], _Result], items: Sequence[_Item], parallel
                 *, on_interrupt: Callable[[], None] | None = None) -> Iterator[_Result]:
     """``fn(item)`` for each item, ``parallel`` at a time, results in ``items``' order.
 
-    At most ``2 × parallel`` items are started ahead of the one being yielded,
-    so memory stays flat however many items there are. The first exception
-    (in item order) is raised: items not yet started never start, those running
-    finish first. With ``parallel`` 1 or one item, everything runs in the
-    caller's thread. ``on_interrupt`` is called when the caller is interrupted
-    (``KeyboardInterrupt``) while items run, before waiting for them: it should make
-    them stop soon.
+    At most ``2 × parallel`` items run ahead of the one yielded, so memory stays flat.
+    The first exception (in item order) is raised once running items finish; the rest
+    never start. ``on_interrupt`` is called on ``KeyboardInterrupt``, before waiting for
+    the running items: it should make them stop soon.
     """
     if parallel <= 1 or len(items) <= 1:
         yield from map(fn, items)

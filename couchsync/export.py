@@ -1,46 +1,10 @@
-"""Export: live databases → manifest YAML that re-plans empty against the same server.
+"""Export: live databases, users, replications and config → manifest YAML that re-plans
+empty against the same server.
 
-Per database: ``partitioned`` when it is, the ``_security`` object, the Mango
-indexes read off their ``language: query`` design docs (each as it was sent to
-``POST /_index``, with its ``partitioned`` setting and its ddoc unless CouchDB
-generated the name, so that apply stores it as it is stored now), the other
-design docs, and with ``with_docs`` every document without ``_rev``. Documents
-keep only ``_id`` of CouchDB's underscore fields, as the manifest format asks;
-attachments are not exported (apply keeps the ones on the server). What a
-manifest cannot hold (a text index) is named, and fails the export unless
-``skip_unsupported``.
-
-The YAML is written for people and diffs: a multi-line string (a view's map
-function) is a literal block scalar (``|``, ``|-``, ``|+``) whenever that reads
-back exactly, else a double-quoted string with escapes. String values have each
-``${`` written as ``$${``, so the loader's ``${VAR}`` expansion gives back the
-text the server holds (a JavaScript template literal, a ``${...}`` in a document).
-
-``placeholders`` (``export --var``/``--var-file``) turns every string value equal
-to a variable's value into ``${KEY}``: applied with the same variables, the
-manifest re-plans empty, and the value (a host name, a credential) stays out
-of the file. couchsync's staging design docs are never exported.
-
-``names`` may hold patterns (``userdb-*``): a pattern is exported once, as a
-pattern entry holding what all the databases it matches share (the security
-object when it is the same in all, each index, design doc and document that
-all hold alike). What differs between them is left out of the manifest and
-named on stderr: a pattern leaves alone what it does not declare, so the
-manifest still re-plans empty, and nothing is written per database. A name
-that is no database, or a pattern that matches none, is an ``ExportError``.
-
-The server sections: ``users`` (every account of ``_users``, its password as a
-``${COUCHDB_USER_<NAME>_PASSWORD}`` placeholder when it has one: the server
-keeps only a hash, so the user sets each to the password, and plan checks it
-against that hash; never the hash),
-``replications`` (every document of ``_replicator``) and ``config`` (the named
-sections, as the nodes of ``_membership`` hold them; where they disagree, the
-first node's value and a note). Fields the server writes are left out.
-Credentials, the values plan masks (a password, an ``Authorization`` or
-``Cookie`` header, a password in a URL) and secret-looking config keys, are
-written as ``${VAR}`` placeholders named after where they were (for instance
-``REPLICATION_<ID>_SOURCE_PASSWORD``), or as the ``placeholders`` key holding
-that value; ``notes`` hears which variables the manifest then needs.
+What the format cannot hold (a text index) fails the export unless ``skip_unsupported``;
+a pattern name exports what all its matches share. Every ``${`` is written ``$${`` and
+each credential as a ``${VAR}`` placeholder, so that loading with those variables gives
+back what the server holds, without the secret in the file.
 """
 
 from __future__ import annotations
@@ -49,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import yaml
@@ -100,17 +65,11 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
                     config: Sequence[str] = (), placeholders: Mapping[str, str] | None = None,
                     notes: Callable[[str], None] | None = None,
                     skip_unsupported: bool = False) -> str:
-    """Manifest YAML (version 1) describing databases ``names``, with ``users`` the
-    accounts, with ``replications`` the replication jobs, and the ``config`` sections, as
-    they are now; string values equal to a ``placeholders`` value are written as
-    ``${KEY}``, credentials as ``${VAR}`` (see the module docstring). ``notes`` hears
-    what the user should know: the variables to set, nodes that disagree, what was left
-    out.
-
-    What the manifest format cannot hold (a text index, a Mango design doc's fields of
-    its own) is named in ``notes``; then ``ExportError``, unless ``skip_unsupported``.
-    Raises ``ExportError`` when nothing is asked, a database does not exist, a pattern
-    matches none, or a config section is refused.
+    """Manifest YAML (version 1) of databases ``names`` and the server sections asked
+    for, as they are now; ``notes`` hears the variables to set, nodes that disagree and
+    what was left out. Raises ``ExportError`` for nothing asked, a missing database, a
+    pattern matching none, a refused config section, or (unless ``skip_unsupported``)
+    what the manifest format cannot hold.
     """
     _check_request(names, users, replications, config)
     note = notes or (lambda _message: None)
@@ -134,13 +93,14 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
             note(f"not exported: {what}")
 
         matched = _matched(client, names)  # a pattern: every database it matches
-        manifest["databases"] = {name: _export_checked(client.get_db(name), with_docs,
-                                                       note, leave_out)
-                                 for name in dict.fromkeys(_flat(matched))}
+        exported = {name: _export_checked(client.get_db(name), with_docs, note, leave_out)
+                    for name in dict.fromkeys(chain.from_iterable(matched.values()))}
         if left_out and not skip_unsupported:
             raise ExportError("a manifest cannot hold what the 'not exported:' lines name; "
                               "--skip-unsupported exports the rest without it")
-        manifest["databases"] = _shared_by_patterns(manifest["databases"], matched, note)
+        manifest["databases"] = {
+            name: _shared(name, [exported[real] for real in reals], note)
+            if is_pattern(name) else exported[name] for name, reals in matched.items()}
     if users:
         manifest["users"] = _export_users(client.get_db(USERS_DB), variables, note)
     if replications:
@@ -174,24 +134,6 @@ def _matched(client: Client, names: Sequence[str]) -> dict[str, list[str]]:
     return matched
 
 
-def _flat(matched: Mapping[str, list[str]]) -> Iterator[str]:
-    for names in matched.values():
-        yield from names
-
-
-def _shared_by_patterns(exported: Mapping[str, dict[str, Any]],
-                        matched: Mapping[str, list[str]], note: Callable[[str], None]
-                        ) -> dict[str, dict[str, Any]]:
-    """The manifest's databases: each name asked for as exported, each pattern as what
-    its matches share (``_shared``)."""
-    return {name: _shared(name, [exported[real] for real in reals], note)
-            if is_pattern(name) else exported[name] for name, reals in matched.items()}
-
-
-#: The sections of an exported database whose entries a pattern keeps when all share them.
-_SHARED_SECTIONS = (("indexes", "index"), ("design_docs", "design doc"))
-
-
 def _shared(pattern: str, specs: list[dict[str, Any]], note: Callable[[str], None]
             ) -> dict[str, Any]:
     """What every exported database of ``specs`` holds alike, as pattern ``pattern``'s
@@ -208,17 +150,15 @@ def _shared(pattern: str, specs: list[dict[str, Any]], note: Callable[[str], Non
     partitioned = sum(bool(spec.get("partitioned")) for spec in specs)
     if partitioned:  # a pattern never creates a database, so it has no such setting
         left.append(f"partitioned ({partitioned} of {total})")
-    for section, kind in _SHARED_SECTIONS:
+    for section, kind in (("indexes", "index"), ("design_docs", "design doc"),
+                          ("documents", "document")):
         entries = [spec.get(section, {}) for spec in specs]
+        if section == "documents":  # a list: compared by _id
+            entries = [{doc["_id"]: doc for doc in docs} for docs in entries]
         kept, dropped = _common(entries, kind)
         if kept:
-            shared[section] = kept
+            shared[section] = list(kept.values()) if section == "documents" else kept
         left += dropped
-    documents = [{doc["_id"]: doc for doc in spec.get("documents", [])} for spec in specs]
-    kept, dropped = _common(documents, "document")
-    if kept:
-        shared["documents"] = list(kept.values())
-    left += dropped
     if left:
         note(f"pattern {pattern!r} ({total:,} database{'s' if total != 1 else ''}): exported "
              "what they all share; left out, and so left as each database has it: "
@@ -262,14 +202,12 @@ def _check_request(names: Sequence[str], users: bool, replications: bool,
 
 
 def _dump_yaml(data: Any) -> str:
-    """``data`` (JSON-like) as block-style YAML; multi-line strings as literal blocks
-    where that reads back exactly (see the module docstring)."""
+    """``data`` as block-style YAML, for people and diffs."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 class _Dumper(yaml.SafeDumper):
-    """``SafeDumper`` whose strings use ``_string_style``, and whose literal blocks may
-    hold tabs."""
+    """``SafeDumper`` whose strings use ``_string_style``; literal blocks may hold tabs."""
 
     def analyze_scalar(self, scalar: str) -> Any:
         # PyYAML rules out a block for any tab, though YAML reads a tab inside a block's
@@ -284,16 +222,9 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _string_style(text: str) -> str | None:
-    """``|`` for a multi-line string, ``"`` where a block or quotes would lose something,
-    None (PyYAML's choice, as before) for the rest.
-
-    A literal block asked for is written by PyYAML only when its own analysis
-    allows it (no trailing spaces or tabs on a line, no control characters such as
-    a carriage return; tabs elsewhere are allowed by ``_Dumper``); else PyYAML
-    falls back to double quotes. Refused here as
-    well: a first line starting with a space or a break (it would need an
-    indentation indicator, ``|2``, which few readers know), and ``_OTHER_BREAKS``,
-    in any string.
+    """``|`` for a multi-line string (PyYAML falls back to double quotes where its
+    analysis refuses a block), ``"`` where a block or quotes would lose something (a
+    first line starting with a space or a break would need ``|2``), else PyYAML's choice.
     """
     if _OTHER_BREAKS.search(text):
         return '"'
@@ -354,8 +285,8 @@ class _Variables:
 
 def _credentials_out(value: Any, stem: str, variables: _Variables, *, top: bool = False
                      ) -> Any:
-    """``value`` with what plan masks in it (``_system.shown``) as ``_Secret``s named
-    ``STEM_KEY``, with ``top`` ``STEM_FIELD_KEY`` (the field of ``value`` it lies in)."""
+    """``value`` with what plan masks as ``_Secret``s named ``STEM_KEY`` (with ``top``:
+    ``STEM_FIELD_KEY``)."""
     if isinstance(value, dict):
         return {key: variables.secret(f"{stem}_{key}", item)
                 if key.lower() in SECRET_KEYS and isinstance(item, str) and item
@@ -371,10 +302,8 @@ def _credentials_out(value: Any, stem: str, variables: _Variables, *, top: bool 
 
 
 def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
-    """``value`` with each string value that ``references`` holds written as ``${KEY}``,
-    each ``_Secret`` with its ``${NAME}``, and ``${`` as ``$${`` in the rest (never in
-    keys: the loader expands values only), so that loading with those variables gives
-    back what the server holds."""
+    """``value`` with ``${KEY}`` for each string ``references`` holds and each
+    ``_Secret``, and ``$${`` for ``${`` elsewhere (values only: keys are not expanded)."""
     if isinstance(value, _Secret):
         return _escaped(value.before) + "${" + value.name + "}" + _escaped(value.after)
     if isinstance(value, str):
@@ -389,8 +318,7 @@ def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
 
 def _export_checked(db: Database, with_docs: bool, note: Callable[[str], None],
                     left_out: Callable[[str], None]) -> dict[str, Any]:
-    """``_export_database``; a document whose values a manifest cannot hold is an
-    ``UnreadableDocument`` naming it (the manifest would not load back)."""
+    """``_export_database``, refusing (``UnreadableDocument``) what would not load back."""
     try:
         spec = _export_database(db, with_docs, note, left_out)
         check_bodies([*((f"_design/{name}", body)
@@ -524,10 +452,9 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
 
 def _export_indexes(bodies: list[dict[str, Any]], left_out: Callable[[str], None],
                     note: Callable[[str], None]) -> dict[str, Any]:
-    """The json indexes of the ``language: query`` design docs ``bodies``, each as the
-    ``POST /_index`` definition CouchDB stored it from; ``left_out`` hears what the
-    manifest format cannot hold, ``note`` an index exported in another form than it is
-    stored in (apply will store CouchDB's current form of it)."""
+    """The json indexes of the ``language: query`` design docs ``bodies`` as ``POST
+    /_index`` definitions; ``left_out`` hears what the format cannot hold, ``note`` an
+    index stored in another form."""
     exported: dict[str, Any] = {}
     where: dict[str, str] = {}
     for body in bodies:
@@ -555,7 +482,5 @@ def _export_indexes(bodies: list[dict[str, Any]], left_out: Callable[[str], None
 
 
 def _without_underscores(doc: dict[str, Any], *, keep_id: bool) -> dict[str, Any]:
-    return {
-        key: value for key, value in doc.items()
-        if not key.startswith("_") or (keep_id and key == "_id")
-    }
+    return {key: value for key, value in doc.items()
+            if not key.startswith("_") or (keep_id and key == "_id")}

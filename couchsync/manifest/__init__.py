@@ -10,11 +10,10 @@ from couchsync.manifest._env import is_secret_variable
 from couchsync.manifest._load import iter_problems, load_manifests
 from couchsync.manifest._naming import DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, is_pattern, literal_prefix, matches
-from couchsync.manifest._problems import ManifestError, Problem
+from couchsync.manifest._problems import ManifestError, Problem, show_warnings_on_stderr
 from couchsync.manifest._schema import schema_text
 from couchsync.manifest._summary import summarize
 from couchsync.manifest._variables import variables
-from couchsync.manifest._warnings import show_warnings_on_stderr
 from couchsync.manifest._yaml import looks_like_a_number
 from couchsync.manifest.model import (
     DatabaseSpec,

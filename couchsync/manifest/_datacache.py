@@ -1,19 +1,10 @@
 """A cache of what loading a JSON Lines data file found: each document's id, place and hash.
 
-Decoding, validating and hashing the documents of a data file costs about
-10 µs each (0.1 s per 10,000) on every ``validate``, ``plan`` and ``apply``,
-though seed files rarely change between runs. What loading finds depends only
-on the file's bytes and on this couchsync's rules, so it is kept under the
-SHA-256 of both: an edited file is a different key, never a stale answer.
-Reading the file to hash it costs a few per cent of parsing it.
-
-Only files without problems are stored (a bad file is parsed again, so its
-problems are reported in full), and only when the bytes parsed hash to the
-key (the file did not change between hashing and parsing). A cache that cannot be read or written is
-skipped without a word: it never changes what a command does, only its speed.
-
-Where: ``$COUCHSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/couchsync``, else
-``~/.cache/couchsync``; ``COUCHSYNC_CACHE_DIR`` set to an empty value turns it off.
+Seed files rarely change between runs, and parsing them is most of a load. What loading
+finds depends only on the file's bytes and couchsync's rules, so it is kept under the
+SHA-256 of both: an edited file is another key, never a stale answer. Only files without
+problems are stored (a bad one is parsed again, to report them all). A cache that cannot
+be read or written is skipped silently: it changes only speed, never what is done.
 """
 
 from __future__ import annotations
@@ -30,15 +21,15 @@ from couchsync.manifest.model import DocumentSpec
 
 #: Bump when what an entry means changes (the content hash, the document rules).
 CACHE_FORMAT = 1
-# Past either limit, adding an entry removes the least recently used ones (an entry
-# is about 60 bytes per document: 256 MB holds some 4 million documents' worth).
+# Past either limit, adding an entry removes the least recently used ones.
 KEEP_ENTRIES = 1_000
 KEEP_BYTES = 256 << 20
 _HASH_CHUNK = 1 << 20
 
 
 def cache_directory(environ: Mapping[str, str]) -> Path | None:
-    """The cache directory ``environ`` names, or None when the cache is turned off."""
+    """``$COUCHSYNC_CACHE_DIR`` (empty: off, None), else ``$XDG_CACHE_HOME/couchsync``,
+    else ``~/.cache/couchsync``."""
     if "COUCHSYNC_CACHE_DIR" in environ:
         chosen = environ["COUCHSYNC_CACHE_DIR"]
         return Path(chosen) if chosen else None
@@ -119,8 +110,8 @@ class DataFileCache:
             return
 
     def _evict(self) -> None:
-        """Keep the most recently used entries up to ``KEEP_BYTES`` and ``KEEP_ENTRIES``;
-        remove what a killed process left half-written."""
+        """Keep the most recently used entries within the limits; remove what a killed
+        process left half-written."""
         assert self.directory is not None
         now = time.time()
         for partial in self.directory.glob("*.tmp"):

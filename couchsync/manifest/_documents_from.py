@@ -1,14 +1,8 @@
 """Stream seed documents out of ``documents_from`` data files.
 
-JSON Lines (``.jsonl``/``.ndjson``) are read a line at a time; a JSON array
-(``.json``) is decoded an element at a time with ``JSONDecoder.raw_decode``
-over fixed-size chunks. Either way the file's text is never held whole (a
-minified single-line array is the exception: its one line is). Each document
-becomes a ``DocumentSpec`` right away, so only canonical bytes stay in memory.
-
-The content is data, not manifest: ``${VAR}`` is *not* expanded in it. Such
-files are often exports of real databases where ``${`` may be ordinary text,
-and expanding 10^5 documents would cost time for a feature nobody asked of data.
+JSON Lines (``.jsonl``/``.ndjson``) a line at a time, a JSON array (``.json``) an element
+at a time over fixed-size chunks: a file's text is never held whole. ``${VAR}`` is not
+expanded: the content is data (often an export, where ``${`` is ordinary text).
 """
 
 from __future__ import annotations
@@ -29,19 +23,15 @@ from couchsync.manifest._problems import (
     format_path,
     surrogate_problem,
 )
-from couchsync.manifest._schema import DOCUMENT_UNDERSCORE_KEYS, document_issues
+from couchsync.manifest._schema import document_issues, plainly_valid
 from couchsync.manifest.model import DocumentSpec, SourcePos
 
 _CHUNK = 1 << 16
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-class _TooDeep(ValueError):
-    pass
+class _Refused(ValueError):
+    """Valid JSON the loader refuses: a duplicate key, or nesting past ``MAX_DEPTH``."""
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -51,7 +41,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _DuplicateKey(f"duplicate key {key!r} in a JSON object")
+                raise _Refused(f"duplicate key {key!r} in a JSON object")
             seen.add(key)
     return result
 
@@ -60,12 +50,9 @@ _DECODER = canonical_decoder(object_pairs_hook=_no_duplicate_keys)
 
 
 def read_documents(path: str, cache: DataFileCache = NO_CACHE) -> Iterator[DocumentSpec | Problem]:
-    """Documents of one data file, in file order, with a ``Problem`` for each bad one.
-
-    A JSON Lines file is looked up in ``cache`` first, and stored in it when
-    it has no problem. Raises ``OSError`` when the file cannot be opened (the
-    caller names the manifest line that refers to it).
-    """
+    """Documents of one data file, in file order, with a ``Problem`` for each bad one; a
+    JSON Lines file through ``cache``. Raises ``OSError`` when the file cannot be opened
+    (the caller names the manifest line)."""
     if path.endswith(".json"):
         with open(path, encoding="utf-8-sig", newline="") as handle:
             try:
@@ -112,15 +99,11 @@ def _document(path: str, body: Any, line: int, col: int,
 def _json_lines(
     path: str, handle: IO[bytes], seen: Callable[[bytes], object] | None = None
 ) -> Iterator[DocumentSpec | Problem]:
-    """Each line's document (its place: line number, offset and length in the file), or
-    its problem; ``seen`` is given every line's bytes as read.
-
-    The hot loop of a cold load: the usual valid document is checked and made here,
-    in one frame (what ``document_issues`` accepts at once, then what
-    ``DocumentSpec.from_body`` does); anything else goes the long way (``_document``).
-    """
+    """Each line's document (line number, offset and length in the file) or problem;
+    ``seen`` is given every line's bytes. The hot loop of a cold load: the usual valid
+    document is made inline (what ``DocumentSpec.from_body`` does); anything else goes
+    through ``_document``."""
     offset = 0
-    underscore_keys = DOCUMENT_UNDERSCORE_KEYS
     spec = DocumentSpec
     for number, raw in enumerate(handle, start=1):
         if seen is not None:
@@ -142,26 +125,22 @@ def _json_lines(
         except json.JSONDecodeError as exc:
             yield Problem(path, number, exc.colno, _json_message(exc))
             continue
-        except (_DuplicateKey, NotJSONNumber, _TooDeep) as exc:
+        except (_Refused, NotJSONNumber) as exc:
             yield Problem(path, number, 1, str(exc))
             continue
-        if type(body) is dict:
-            doc_id = body.get("_id")
-            deleted = body.get("_deleted", False)
-            if (type(doc_id) is str and doc_id[:1] not in ("", "_") and type(deleted) is bool
-                    and all(key[:1] != "_" or key in underscore_keys for key in body)):
-                try:
-                    canonical = canonical_json(body, numbers_canonical=True)
-                except NotJSONNumber as exc:
-                    yield Problem(path, number, 1, str(exc))
-                    continue
-                except UnicodeEncodeError as exc:
-                    yield Problem(path, number, 1, _unencodable(exc))
-                    continue
-                yield spec(doc_id, path, number, 1, hash_canonical(canonical), deleted,
-                           offset=start, length=len(raw))
-                continue
-        yield _document(path, body, number, 1, (start, len(raw)))
+        if not plainly_valid(body):
+            yield _document(path, body, number, 1, (start, len(raw)))
+            continue
+        try:
+            canonical = canonical_json(body, numbers_canonical=True)
+        except NotJSONNumber as exc:
+            yield Problem(path, number, 1, str(exc))
+            continue
+        except UnicodeEncodeError as exc:
+            yield Problem(path, number, 1, _unencodable(exc))
+            continue
+        yield spec(body["_id"], path, number, 1, hash_canonical(canonical),
+                   body.get("_deleted", False), offset=start, length=len(raw))
 
 
 def _decode_line(text: str) -> Any:
@@ -173,16 +152,14 @@ def _decode_line(text: str) -> Any:
         if end != len(text):  # whitespace around the value, or the error as decode words it
             value = _DECODER.decode(text)
     except RecursionError:  # json's answer to 10^5 "[": far deeper than MAX_DEPTH
-        raise _TooDeep(TOO_DEEP) from None
+        raise _Refused(TOO_DEEP) from None
     _check_depth(value, text)
     return value
 
 
 def _check_depth(value: Any, text: str, start: int = 0, end: int | None = None) -> None:
-    """Raise ``_TooDeep`` when ``value``, decoded from ``text[start:end]``, nests deeper
-    than ``MAX_DEPTH``: what reads it later (canonical JSON, plan diffs) recurses."""
-    # Each level opens a bracket: the usual document has fewer brackets than levels
-    # allowed, and counting them (in C) is all it costs.
+    """Raise ``_Refused`` when ``value``, decoded from ``text[start:end]``, nests deeper
+    than ``MAX_DEPTH``. Counting brackets (in C) first settles the usual document."""
     if text.count("[", start, end) + text.count("{", start, end) <= MAX_DEPTH:
         return
     level = [value] if type(value) in (dict, list) else []
@@ -191,7 +168,7 @@ def _check_depth(value: Any, text: str, start: int = 0, end: int | None = None) 
                                                          else item)
                  if type(child) in (dict, list)]
     if level:
-        raise _TooDeep(TOO_DEEP)
+        raise _Refused(TOO_DEEP)
 
 
 def _unencodable(exc: UnicodeEncodeError) -> str:
@@ -201,7 +178,7 @@ def _unencodable(exc: UnicodeEncodeError) -> str:
 
 def _utf8_error_at(path: str) -> tuple[int, int]:
     """Line and column of the first bytes of ``path`` that are not UTF-8 (the text
-    reader's error does not say where). Read again, a line at a time: an error path."""
+    reader's error does not say where)."""
     line, rest = 1, b""
     with open(path, "rb") as binary:
         while True:
@@ -283,8 +260,8 @@ class _Chunks:
             except json.JSONDecodeError:
                 if self.eof:
                     raise
-            except RecursionError:  # json's answer to 10^5 "[": far deeper than MAX_DEPTH
-                raise _TooDeep(TOO_DEEP) from None
+            except RecursionError:
+                raise _Refused(TOO_DEEP) from None
             self.more()
 
 
@@ -310,7 +287,7 @@ def _json_array(handle: IO[str]) -> Iterator[tuple[Any, int, int] | Problem]:
         except json.JSONDecodeError as exc:
             yield problem(_json_message(exc), exc.pos)
             return
-        except (_DuplicateKey, NotJSONNumber, _TooDeep) as exc:
+        except (_Refused, NotJSONNumber) as exc:
             yield Problem(handle.name, line, col, str(exc))
             return
         following = chunks.peek()

@@ -1,14 +1,8 @@
 """``${VAR}`` / ``${VAR:-default}`` expansion in manifest string values.
 
-Only values are expanded, never keys: keys are the manifest's structure and
-must read the same in every environment. ``$${`` writes a literal ``${``. As in
-the shell, ``:-`` uses the default when the variable is unset *or* empty. The
-result is always a string: ``q: ${SHARDS}`` is a string, and the schema says
-so, rather than a value whose type depends on the environment.
-
-Secrets: a variable whose name says it holds a secret (``is_secret_variable``)
-gives a value that plans mask wherever they show or save it (text, markdown,
-JSON, ``--out``): expansion collects those values (``Expansion.secrets``).
+Only values are expanded, never keys (the manifest's structure reads the same in every
+environment), and the result is always a string, whatever the environment holds. Values
+of secret variables are collected (``Expansion.secrets``): plans mask them.
 """
 
 from __future__ import annotations
@@ -25,8 +19,7 @@ SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE
 
 
 def is_secret_variable(name: str) -> bool:
-    """Whether a variable's name says its value is a secret (``*PASS*``, ``*SECRET*``,
-    ``*TOKEN*``, ``*KEY*``, ``*CREDENTIAL*``, ``*AUTH*``, any letter case)."""
+    """Whether a variable's name says its value is a secret (``SECRET_NAME``)."""
     return SECRET_NAME.search(name) is not None
 
 
@@ -84,9 +77,8 @@ def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
 
 
 def bare_references(text: str, secret: bool = False) -> list[str]:
-    """A warning for each ``$NAME`` in ``text`` that is not a ``${NAME}`` reference. It
-    names the reference only, never the rest of the value, and not even that in a
-    ``secret`` value (under a key like ``password``: a real password may hold ``$AB``)."""
+    """A warning for each ``$NAME`` in ``text`` that is not a ``${NAME}`` reference, naming
+    only it, and not even that in a ``secret`` value (a password may hold ``$AB``)."""
     return [(f"${name} is not a variable reference and is kept as written; write "
              f"${{{name}}} to use the variable") if not secret else
             ("a $NAME in this secret value (not shown) is kept as written, not "

@@ -1,11 +1,8 @@
 """A quick yes/no check of a value against the manifest schema, without jsonschema.
 
-Importing jsonschema costs more than everything else ``couchsync validate``
-does on a small manifest, and almost every manifest is valid. So the loader
-first asks this checker, which knows only the keywords the shipped schema
-uses; on "no" (or a keyword it does not know) the loader runs jsonschema for
-the full, positioned error list. It may only ever say "yes" where jsonschema
-would: a property test holds the two to that.
+Importing jsonschema costs more than the rest of ``validate`` on a small manifest, and
+almost every manifest is valid; on "no" (or a keyword unknown here) the loader runs
+jsonschema for the positioned errors. A property test holds "yes" to jsonschema's.
 """
 
 from __future__ import annotations
@@ -27,15 +24,12 @@ _ANNOTATIONS = frozenset({
 })
 
 
+_PLAIN_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+
+
 def _is_type(value: Any, name: str) -> bool:
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "boolean":
-        return isinstance(value, bool)
+    if name in _PLAIN_TYPES:
+        return isinstance(value, _PLAIN_TYPES[name])
     if name == "null":
         return value is None
     if isinstance(value, bool):
@@ -70,11 +64,6 @@ def conforms(value: Any, schema: Any, root: dict[str, Any] | None = None) -> boo
     return True
 
 
-def _type(value: Any, expected: Any, _schema: Any, _root: Any) -> bool:
-    names = [expected] if isinstance(expected, str) else expected
-    return any(_is_type(value, name) for name in names)
-
-
 def _ref(value: Any, expected: str, _schema: Any, root: dict[str, Any]) -> bool:
     if not expected.startswith("#/"):
         raise UnsupportedKeyword(f"$ref {expected!r}")
@@ -82,19 +71,6 @@ def _ref(value: Any, expected: str, _schema: Any, root: dict[str, Any]) -> bool:
     for part in expected[2:].split("/"):
         target = target[part.replace("~1", "/").replace("~0", "~")]
     return conforms(value, target, root)
-
-
-def _properties(value: Any, expected: dict[str, Any], _schema: Any, root: Any) -> bool:
-    if not isinstance(value, dict):
-        return True
-    return all(conforms(value[k], sub, root) for k, sub in expected.items() if k in value)
-
-
-def _pattern_properties(value: Any, expected: dict[str, Any], _schema: Any, root: Any) -> bool:
-    if not isinstance(value, dict):
-        return True
-    return all(conforms(v, sub, root) for pattern, sub in expected.items()
-               for k, v in value.items() if _regex(pattern).search(k))
 
 
 def _additional(value: Any, expected: Any, schema: dict[str, Any], root: Any) -> bool:
@@ -105,14 +81,6 @@ def _additional(value: Any, expected: Any, schema: dict[str, Any], root: Any) ->
     extra = [v for k, v in value.items()
              if k not in known and not any(p.search(k) for p in patterns)]
     return all(conforms(v, expected, root) for v in extra)
-
-
-def _property_names(value: Any, expected: Any, _schema: Any, root: Any) -> bool:
-    return not isinstance(value, dict) or all(conforms(k, expected, root) for k in value)
-
-
-def _items(value: Any, expected: Any, _schema: Any, root: Any) -> bool:
-    return not isinstance(value, list) or all(conforms(v, expected, root) for v in value)
 
 
 def _sized(kind: type[str | list[Any] | dict[str, Any]],
@@ -137,13 +105,19 @@ def _equals(a: Any, b: Any) -> bool:
 
 
 _KEYWORDS: dict[str, Callable[..., bool]] = {
-    "type": _type,
+    "type": lambda v, exp, _s, _r: any(
+        _is_type(v, name) for name in ([exp] if isinstance(exp, str) else exp)),
     "$ref": _ref,
-    "properties": _properties,
-    "patternProperties": _pattern_properties,
+    "properties": lambda v, exp, _s, root: not isinstance(v, dict) or all(
+        conforms(v[k], sub, root) for k, sub in exp.items() if k in v),
+    "patternProperties": lambda v, exp, _s, root: not isinstance(v, dict) or all(
+        conforms(item, sub, root) for pattern, sub in exp.items()
+        for k, item in v.items() if _regex(pattern).search(k)),
     "additionalProperties": _additional,
-    "propertyNames": _property_names,
-    "items": _items,
+    "propertyNames": lambda v, exp, _s, root: not isinstance(v, dict) or all(
+        conforms(k, exp, root) for k in v),
+    "items": lambda v, exp, _s, root: not isinstance(v, list) or all(
+        conforms(item, exp, root) for item in v),
     "dependentSchemas": lambda v, exp, _s, root: not isinstance(v, dict) or all(
         conforms(v, sub, root) for key, sub in exp.items() if key in v),
     "required": lambda v, exp, _s, _r: not isinstance(v, dict) or all(k in v for k in exp),

@@ -1,22 +1,10 @@
 """The JavaScript of design docs, checked when manifests load, with QuickJS.
 
-CouchDB 3.5 runs design-doc functions in QuickJS, and compiles a view's map and
-reduce when the design doc is saved (``couch_mrview:validate``): a function
-that does not compile, or a reduce such as ``count`` (the built-in is
-``_count``), makes the server refuse the design doc. Other functions (a
-``validate_doc_update``, shows, lists, updates, filters) are compiled only when
-first run, so a broken one is stored and fails later. Both are caught here, in
-the same engine, before anything is sent.
-
-A function source is evaluated as CouchDB does, as one expression: parsed
-without running it, then evaluated (in a fresh context, with a time limit) to
-check that it is a function; a named function alone (``function map(doc) {...}``)
-is a declaration to CouchDB, with no value, and refused as it refuses it.
-CouchDB's QuickJS also accepts statements before
-the function (its SpiderMonkey 1.8.5 mode, not in the QuickJS of PyPI); such a
-source is accepted when it parses as statements, with its anonymous functions
-named. CommonJS modules (``views.lib``) are parsed as the module body CouchDB
-wraps them in.
+CouchDB 3.5 runs design-doc functions in QuickJS: a view that does not compile makes it
+refuse the design doc, and other functions (``validate_doc_update``, shows, filters...)
+are stored and fail when first run. Both are caught here, in the same engine, before
+anything is sent. A source is evaluated as CouchDB does, as one expression that must be
+a function (a named ``function map(doc) {...}`` is a declaration, with no value).
 """
 
 from __future__ import annotations
@@ -37,9 +25,8 @@ _SANDBOX = ("emit", "sum", "log", "toJSON", "isArray", "send", "getRow", "start"
             "provides", "registerType", "index", "require")
 _SECONDS = 1
 _ANONYMOUS = re.compile(r"\bfunction(\s*\()")
-#: A source that starts (after blanks and comments) with a named function: a declaration
-#: to CouchDB, whose value is not the function.
-#: An async function too, named or not (CouchDB's parser wants a name for it).
+#: A source starting (after blanks and comments) with a named or async function: a
+#: declaration to CouchDB, with no value.
 _DECLARATION = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(?:async\s+function|function\s*\*?\s*[\w$])",
                           re.DOTALL)
 _AT_LINE = re.compile(r"<input>:(\d+)")

@@ -12,37 +12,29 @@ from typing import Any
 from couchsync.manifest._datacache import DataFileCache, cache_directory
 from couchsync.manifest._env import expand
 from couchsync.manifest._merge import ENTRY_SECTIONS, StateBuilder
-from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name
+from couchsync.manifest._problems import ManifestError, Path, Problem, format_path, type_name, warn
 from couchsync.manifest._schema import schema_issues
 from couchsync.manifest._server import SERVER_SECTIONS
-from couchsync.manifest._warnings import warn
 from couchsync.manifest._yaml import parse_yaml
 from couchsync.manifest.model import DesiredState
 
 StrPath = str | os.PathLike[str]
 
 _SUFFIXES = (".yaml", ".yml")
-#: A broken data file can hold 10^5 bad lines; past this many per file the
-#: rest are counted rather than listed.
+#: Past this many problems per file (a broken data file can hold 10^5) the rest are counted.
 _PROBLEMS_PER_FILE = 50
 
 
 def load_manifests(paths: Sequence[StrPath], *,
                    environ: Mapping[str, str] | None = None,
                    on_declared: Callable[[DesiredState], None] | None = None) -> DesiredState:
-    """Load, validate and merge manifest files and directories into one desired state.
+    """Load, validate and merge manifest files and directories (each ``*.yaml``/``*.yml``
+    below it, sorted) into one desired state; ``environ`` (default ``os.environ``)
+    supplies ``${VAR}`` values. Raises ``ManifestError`` listing every problem found.
 
-    A directory stands for every ``*.yaml``/``*.yml`` file below it, in sorted
-    order. ``environ`` (default ``os.environ``) supplies ``${VAR}`` values.
-    Loaded JSON Lines data files are cached where ``$COUCHSYNC_CACHE_DIR``
-    says (see ``couchsync.manifest._datacache``). Raises ``ManifestError``
-    listing every problem found.
-
-    ``on_declared(state)`` is called, when every manifest file has been read
-    without a problem, before any document is added: databases and their
-    settings are final, ``documents`` still empty. Reading the data files is
-    the slow part; the callback can start work meanwhile (the planner asks the
-    server for what it will need).
+    ``on_declared(state)`` is called once every file has been read without a problem,
+    before any document is added: reading data files is the slow part, and the caller
+    (the planner) can ask the server for what it will need meanwhile.
     """
     state, problems = _load(paths, os.environ if environ is None else environ, on_declared)
     if problems:
@@ -56,7 +48,7 @@ def iter_problems(paths: Sequence[StrPath], *,
     yield from _load(paths, os.environ if environ is None else environ)[1]
 
 
-def manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]:
+def _manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]:
     """The manifest files that ``paths`` name, each once, in order."""
     files: list[str] = []
     problems: list[Problem] = []
@@ -66,8 +58,8 @@ def manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
             if not found:
-                message = "no *.yaml or *.yml files in this directory"
-                problems.append(Problem(str(path), 0, 0, message))
+                problems.append(Problem(str(path), 0, 0,
+                                        "no *.yaml or *.yml files in this directory"))
         elif path.exists():
             found = [path]
         else:
@@ -85,18 +77,17 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
           ) -> tuple[DesiredState, list[Problem]]:
     if not paths:
         raise ValueError("load_manifests() needs at least one path")
-    files, problems = manifest_files(paths)
+    files, problems = _manifest_files(paths)
     # The cache is the process's setting, not a manifest variable: os.environ, always.
     builder = StateBuilder(DataFileCache(cache_directory(os.environ)))
     secrets: set[str] = set()
     for file in files:
         problems.extend(_load_file(file, environ, builder, secrets))
+    builder.state.files = files
     if on_declared is not None and not problems and not builder.problems:
-        builder.state.files = files
         on_declared(builder.state)
     builder.add_documents()
     state = builder.finish()
-    state.files = files
     state.secrets = frozenset(secrets)
     return state, _limit(problems + builder.problems)
 
@@ -126,12 +117,11 @@ def _rules_written_as_fields(manifest: dict[str, Any]) -> Iterator[tuple[Path, s
 def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
                secrets: set[str]) -> list[Problem]:
     """Load one file into ``builder``; ``secrets`` collects what secret variables gave."""
-    text_or_problem = _read_text(file)
-    if isinstance(text_or_problem, Problem):
-        return [text_or_problem]
-    parsed = parse_yaml(text_or_problem, file)
-    problems = parsed.problems
-    value, positions = parsed.value, parsed.positions
+    text = _read_text(file)
+    if isinstance(text, Problem):
+        return [text]
+    parsed = parse_yaml(text, file)
+    problems, value, positions = parsed.problems, parsed.value, parsed.positions
     if value is None:
         if not problems:
             problems.append(Problem(file, 1, 1, "empty manifest: expected a mapping with "
@@ -143,10 +133,8 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
                                    f" and 'databases', got {type_name(value)}")]
     expansion = expand(value, environ)
     secrets |= expansion.secrets
-    # Values that failed to parse are not schema-checked, and the parts of a database
-    # with problems are not built (see _broken_part): either would only add follow-on
-    # noise. The rest of each database is built, so that its own problems (duplicate
-    # ids, missing data files, ...) are reported in the same run.
+    # Values that failed to parse are not schema-checked, and the parts with problems are
+    # not built (_broken_part): only follow-on noise. The rest is built, for its own problems.
     broken: set[Path] = {_broken_part(path) for path in parsed.failed}
     for path, message in expansion.problems:
         problems.append(Problem(file, *positions.value(path), message, format_path(path)))
@@ -162,8 +150,7 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
         problems.append(Problem(file, *where, issue.message, format_path(issue.path)))
         broken.add(_broken_part(issue.path))
     databases = expansion.value.get("databases")
-    # Broken itself: its value failed to convert, and a second "databases:" stands in for
-    # it unchecked (failed values' schema issues are not reported: see above).
+    # Broken itself: its value failed to convert (a second "databases:" stands in unchecked).
     if isinstance(databases, dict) and ("databases",) not in broken:
         for name, data in databases.items():
             skip = {part[2:] for part in broken if part[:2] == ("databases", name)}
@@ -175,9 +162,8 @@ def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
 
 
 def _broken_part(path: Path) -> Path:
-    """What a problem at ``path`` keeps from being built: one entry of a section
-    (an index, a design doc, a document, a data file), else one setting or section,
-    else (``databases.NAME`` itself) the whole database."""
+    """What a problem at ``path`` keeps from being built: one entry of a section, else one
+    setting or section, else (``databases.NAME`` itself) the whole database."""
     if len(path) > 3 and path[2] in ENTRY_SECTIONS:
         return path[:4]
     return path[:3]

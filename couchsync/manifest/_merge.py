@@ -1,13 +1,10 @@
-"""Build the ``DesiredState`` from validated manifest data, merging files as they come.
-
-Several files may describe one database: settings must agree, and every
-index, design document and document id may be defined once only; each clash
+"""Build the ``DesiredState`` from validated manifest data, merging files as they come:
+settings must agree, and each index, design doc and document is defined once; each clash
 names both places.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Set
 from typing import Any
@@ -24,7 +21,7 @@ from couchsync.manifest._patterns import (
     merge_spec,
     patterns_overlap,
 )
-from couchsync.manifest._problems import Path, Problem, format_path
+from couchsync.manifest._problems import Path, Problem, conflict, format_path
 from couchsync.manifest._server import ServerSections
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
@@ -59,13 +56,12 @@ class StateBuilder:
                                      lambda db, doc, path: self._documents.append((db, doc, path)))
 
     def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
-        self.problems.append(Problem(where.file, where.line, where.col, message, format_path(path)))
+        self.problems.append(Problem(*where, message, format_path(path)))
 
     def add_database(self, file: str, name: str, data: dict[str, Any], positions: Positions,
                      skip: Set[Path] = frozenset()) -> None:
         """Merge one file's declaration of database ``name``, schema-valid but for the
-        parts in ``skip`` (paths below ``databases.NAME``: a setting, a section, or one
-        entry of a section), which are left out."""
+        parts in ``skip`` (paths below ``databases.NAME``), which are left out."""
         base: Path = ("databases", name)
 
         def at(*path: str | int, key: bool = False) -> SourcePos:
@@ -105,8 +101,7 @@ class StateBuilder:
                 path = (*base, "design_docs", ddoc_name, *inside)
                 self._problem(at("design_docs", ddoc_name, *inside),
                               f"{'.'.join(inside)} of design doc {ddoc_name!r}: {message}", path)
-        # Documents are added by add_documents(), once every file is declared: data
-        # files are the slow part, and the server can be read meanwhile.
+        # Documents are added by add_documents(), once every file is declared (on_declared).
         for i, body in entries("documents"):
             try:
                 spec = DocumentSpec.from_body(body, at("documents", i))
@@ -135,11 +130,8 @@ class StateBuilder:
             setattr(db, setting, value)
             db.sources[setting] = where
         elif getattr(db, setting) != value:
-            old = getattr(db, setting)
-            values = ("differs from the one" if isinstance(value, dict)
-                      else f"{json.dumps(value)} here, {json.dumps(old)}")
             self._problem(where, f"conflicting {setting} for database {db.name!r}: "
-                          f"{values} at {first}", path)
+                          f"{conflict(value, getattr(db, setting), first)}", path)
 
     def _add_document_rule(self, db: DatabaseSpec, doc_id: str, rule: dict[str, Any],
                            where: SourcePos, path: Path) -> None:
@@ -161,14 +153,10 @@ class StateBuilder:
                           f"at {first.source}", path)
             return
         db.indexes[name] = IndexSpec(
-            name=name,
-            fields=list(definition["fields"]),
-            source=where,
+            name=name, fields=list(definition["fields"]), source=where,
             ddoc=definition.get("ddoc"),
             partial_filter_selector=definition.get("partial_filter_selector"),
-            type=definition.get("type", "json"),
-            partitioned=definition.get("partitioned"),
-        )
+            type=definition.get("type", "json"), partitioned=definition.get("partitioned"))
 
     def _add_document(self, db: DatabaseSpec, doc: DocumentSpec, path: Path = ()) -> None:
         # The schema has already refused ids that are empty or start with '_'.
@@ -196,11 +184,8 @@ class StateBuilder:
                           f"({data_file}): {exc.strerror or exc}", path)
 
     def finish(self) -> DesiredState:
-        """Apply the rules that need every file merged; problems land in ``.problems``.
-
-        Patterns are merged into the named databases they match, and every two patterns
-        that some name matches both of are checked for conflicts (see ``_patterns``).
-        """
+        """Apply the rules that need every file merged (patterns into the named databases
+        they match, pairs of overlapping patterns checked); problems land in ``.problems``."""
         patterns = list(self.state.patterns.values())
         for db in self.state.databases.values():
             if db.state == "absent":

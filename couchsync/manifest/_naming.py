@@ -1,20 +1,10 @@
 """``--db-prefix`` / ``--db-suffix``: the manifests' database names mapped to the names
 on the server, e.g. one set of databases per pull request (``pr-123-orders``).
 
-Every declared name and pattern is mapped (``orders`` → ``pr-123-orders``,
-``tenant-*`` → ``pr-123-tenant-*``), and ``--only`` selectors the same way, so a plan
-shows the real names. System databases keep their names, so what the manifests
-declare in them is isolated as well, or refused:
-
-- replications (``_replicator``) get mapped ids (``pr-123-nightly``), and their
-  endpoints that are databases of this server (a URL with the server's host and
-  port, ``localhost``, ``127.0.0.1`` and ``[::1]`` being one host) are mapped
-  too: a pull request's replication copies its own databases, never
-  production's. ``prune: {replications: true}`` is refused: ``_replicator`` is
-  shared, and pruning it would judge every environment's replications.
-- users (``_users``, shared by every prefix) are refused, with where they are
-  declared: a prefixed run never edits production's accounts; ``config`` (and
-  ``prune: {config: true}``) too: the node config is every prefix's.
+System databases are shared by every prefix, so what the manifests declare in them is
+isolated or refused: replications get mapped ids and their endpoints on this server
+mapped (a pull request's replication copies its own databases, never production's);
+users, config and pruning of replications are refused.
 """
 
 from __future__ import annotations
@@ -75,7 +65,7 @@ class DatabaseNames:
     def apply(self, state: DesiredState) -> DesiredState:
         """``state`` with every database and pattern under its real name, replications
         isolated; raises ``ManifestError`` where it declares users or config or prunes
-        replications (see the module docstring)."""
+        replications."""
         if not self:
             return state
         self._refuse(state)
@@ -120,11 +110,8 @@ class DatabaseNames:
     def _mapped_spec(self, spec: DatabaseSpec) -> DatabaseSpec:
         if spec.name != REPLICATOR_DB:
             return replace(spec, name=self.real(spec.name))
-        documents = {}
-        for doc in spec.documents.values():
-            new = self._replication(doc)
-            documents[new.id] = new
-        return replace(spec, documents=documents)
+        documents = [self._replication(doc) for doc in spec.documents.values()]
+        return replace(spec, documents={doc.id: doc for doc in documents})
 
     def _replication(self, doc: DocumentSpec) -> DocumentSpec:
         """Replication ``doc`` with its id and its endpoints on this server mapped."""
@@ -136,9 +123,8 @@ class DatabaseNames:
                 body[key] = self._endpoint(endpoint)
             elif isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
                 endpoint["url"] = self._endpoint(endpoint["url"])
-        canonical = canonical_json(body)
-        return replace(doc, id=body["_id"], inline=canonical, digest=None, offset=-1,
-                       length=0)
+        return replace(doc, id=body["_id"], inline=canonical_json(body), digest=None,
+                       offset=-1, length=0)
 
     def _endpoint(self, url: str) -> str:
         """``url`` with its database mapped when it is a database of this server."""

@@ -1,21 +1,15 @@
-"""Database patterns: a ``databases:`` key holding ``*`` applies to every existing
-database whose name it matches (``"userdb-*"``: each ``couch_peruser`` database).
+"""Database patterns: a ``databases:`` key holding ``*`` (which no CouchDB name can hold)
+applies to every existing database it matches (``"userdb-*"``), never a system database
+nor couchsync's locks.
 
-CouchDB names cannot hold ``*``, so a key is a pattern exactly when it holds one;
-``*`` stands for any run of characters, nothing else is special. A pattern never
-matches a system database (``_users``...) nor couchsync's own ``couchsync-locks``.
-
-A database that several patterns match, or that is named and matched, gets all
-of them merged (``merge_spec``): settings must agree, and an index, design doc or
-document declared twice must be declared the same. The loader checks every pair
-of patterns that some name could match both of (``patterns_overlap``), so a
-conflict is found by ``validate``, not when a matching database first appears.
+A database several patterns match gets them all merged (``merge_spec``), and every pair
+of patterns some name could match both of is checked when loading (``patterns_overlap``):
+a conflict is found by ``validate``, not when a matching database first appears.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -23,6 +17,7 @@ from typing import Any
 
 from couchsync._canonical import canonical_json
 from couchsync._names import LOCK_DB
+from couchsync.manifest._problems import conflict
 from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, SourcePos
 
 #: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
@@ -82,8 +77,8 @@ def merge_spec(target: DatabaseSpec, source: DatabaseSpec) -> Iterator[tuple[Sou
             setattr(target, setting, value)
             target.sources[setting] = where
         elif canonical_json(getattr(target, setting)) != canonical_json(value):
-            old = getattr(target, setting)
-            yield where, f"conflicting {setting} for {what}: {_values(value, old)} at {first}"
+            yield where, (f"conflicting {setting} for {what}: "
+                          f"{conflict(value, getattr(target, setting), first)}")
     sections: tuple[tuple[str, str, Callable[[Any], object]], ...] = (
         ("indexes", "index", _index_definition),
         ("design_docs", "design doc", lambda design: canonical_json(design.body, drop=())),
@@ -100,12 +95,6 @@ def merge_spec(target: DatabaseSpec, source: DatabaseSpec) -> Iterator[tuple[Sou
                        f"{first.source}")
 
 
-def _values(value: object, old: object) -> str:
-    if isinstance(value, dict):
-        return "differs from the one"
-    return f"{json.dumps(value)} here, {json.dumps(old)}"
-
-
 def _index_definition(index: IndexSpec) -> bytes:
     return canonical_json([index.fields, index.ddoc, index.partial_filter_selector, index.type,
                            index.partitioned], drop=())
@@ -113,8 +102,7 @@ def _index_definition(index: IndexSpec) -> bytes:
 
 def combine(specs: list[DatabaseSpec]) -> tuple[DatabaseSpec, list[tuple[SourcePos, str]]]:
     """What patterns ``specs`` declare together, and the conflicts between them (each
-    placed at a later pattern, naming the first): the loader reports those, expansion
-    uses patterns already checked."""
+    placed at a later pattern, naming the first)."""
     if len(specs) == 1:
         return specs[0], []
     combined = DatabaseSpec(name=specs[0].name, source=specs[0].source)
@@ -123,13 +111,9 @@ def combine(specs: list[DatabaseSpec]) -> tuple[DatabaseSpec, list[tuple[SourceP
 
 
 def expand_patterns(desired: DesiredState, names: Iterable[str]) -> DesiredState:
-    """``desired`` with a database for each of ``names`` that a pattern matches and no
-    manifest names, in name order after the named ones.
-
-    ``names``: the databases on the server (``couchsync.plan.discover``). Databases that
-    the same patterns match share one spec's sections: 10,000 matches cost 10,000 small
-    objects, not 10,000 copies of the template.
-    """
+    """``desired`` with a database for each of ``names`` (the server's) that a pattern
+    matches and no manifest names, in name order after the named ones. Databases the
+    same patterns match share one spec's sections, not a copy each."""
     if not desired.patterns:
         return desired
     combined: dict[tuple[str, ...], DatabaseSpec] = {}

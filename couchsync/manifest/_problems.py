@@ -1,22 +1,25 @@
-"""What the loader reports: ``Problem`` values, raised together as ``ManifestError``."""
+"""What the loader reports: ``Problem`` values, raised together as ``ManifestError``, and
+warnings (a manifest that loads but may not mean what it looks like: ``$NAME`` left
+unexpanded, ``1.10`` read as 1.1), logged on the ``couchsync.manifest`` logger so that the
+library stays quiet unless asked and the command prints each once (apply loads twice)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from couchsync._stderr import StderrHandler
 from couchsync.errors import CouchsyncError
 
 #: A location inside a manifest's data: mapping keys and list indexes, outermost first.
 Path = tuple[str | int, ...]
 
-#: The deepest nesting of mappings and lists (objects and arrays) the loader reads, in a
-#: manifest or in a data file's document. Every later step (YAML composing, the schema
-#: check, canonical JSON, plan diffs) recurses once or more per level and Python's stack
-#: is finite: 10^5 levels of "[" must be a problem, not a RecursionError. Real manifests
-#: and documents stay far below it.
+#: The deepest nesting of mappings and lists the loader reads (manifests and data files):
+#: every later step recurses per level, and 10^5 "[" must be a problem, not a RecursionError.
 MAX_DEPTH = 64
 TOO_DEEP = (f"nested more than {MAX_DEPTH} levels deep (couchsync reads at most {MAX_DEPTH} "
             "levels of mappings and lists)")
@@ -29,11 +32,8 @@ _TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with the manifests, with the place it was written.
-
-    ``line`` and ``col`` count from 1; both are 0 when the problem concerns a
-    whole file (for example a path that does not exist).
-    """
+    """One thing wrong with the manifests, where it was written; ``line`` and ``col`` count
+    from 1, both 0 for a whole file (a path that does not exist)."""
 
     file: str
     line: int
@@ -80,12 +80,8 @@ def type_name(value: Any) -> str:
 
 
 def surrogate_problem(text: str) -> str | None:
-    """What is wrong with ``text`` if it holds a lone UTF-16 surrogate, else None.
-
-    A ``"\\ud800"`` escape (YAML or JSON) or an environment value that is not UTF-8
-    (Python decodes its bytes to surrogates) gives one; UTF-8, and so JSON sent to
-    CouchDB, cannot encode it, and canonical JSON would fail later without a place.
-    """
+    """What is wrong with ``text`` if it holds a lone UTF-16 surrogate (a ``"\\ud800"``
+    escape, an environment value that is not UTF-8), which UTF-8 cannot encode."""
     if text.isascii():
         return None
     found = _SURROGATE.search(text)
@@ -93,3 +89,41 @@ def surrogate_problem(text: str) -> str | None:
         return None
     return (f"{found.group()!r} is a lone UTF-16 surrogate, not a character: "
             "UTF-8 text (and so CouchDB) cannot hold it")
+
+
+def conflict(value: object, old: object, first: object) -> str:
+    """How a clash of two settings names both: ``1 here, 2 at FILE:LINE:COL``."""
+    if isinstance(value, dict):
+        return f"differs from the one at {first}"
+    return f"{json.dumps(value)} here, {json.dumps(old)} at {first}"
+
+
+logger = logging.getLogger("couchsync.manifest")
+
+
+def warn(problem: Problem) -> None:
+    logger.warning("%s", problem)
+
+
+class _Once(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def show_warnings_on_stderr() -> None:
+    """``Warning: FILE:LINE:COL: message`` on stderr, each once per process."""
+    if any(isinstance(handler, StderrHandler) for handler in logger.handlers):
+        return
+    handler = StderrHandler()
+    handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+    handler.addFilter(_Once())
+    logger.addHandler(handler)
+    logger.propagate = False  # not a second time through the root logger's last resort

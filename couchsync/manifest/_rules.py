@@ -1,14 +1,7 @@
-"""Semantic rules the schema cannot express; each a small pure function.
+"""Rules the schema cannot express, each a small pure function returning what breaks it.
 
-What JSON Schema can say (an ``_id`` that is empty or starts with ``_``, index
-fields that do not all sort one way, a view without ``map``) it says, in
-``schemas/manifest.schema.json``: editors then show the same errors as
-``couchsync validate``, and there is one source of truth. What stays here
-needs more than one value at a time (the partitioned flag and an id, several
-files, the ids of other sections).
-
-Each returns a message (or messages) for the caller to place; None or an empty
-list means the rule holds.
+What JSON Schema can say it says (editors then show the same errors as ``validate``);
+these need several values at once (the partitioned flag and an id, other sections).
 """
 
 from __future__ import annotations
@@ -60,19 +53,15 @@ def ddoc_collision_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]
     for index in db.indexes.values():
         design = db.design_docs.get(index.ddoc or "")
         if design is not None:
-            yield (index.source, _collision(index, design.source))
-
-
-def _collision(index: IndexSpec, where: SourcePos) -> str:
-    return (f"index {index.name!r} is kept in design document {index.ddoc!r}, which "
-            f"design_docs also defines (at {where}); both would overwrite _design/{index.ddoc}")
+            yield (index.source, f"index {index.name!r} is kept in design document "
+                   f"{index.ddoc!r}, which design_docs also defines (at {design.source}); "
+                   f"both would overwrite _design/{index.ddoc}")
 
 
 def index_partition_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
-    """A partitioned index needs a partitioned database (a pattern cannot declare one: the
-    server judges its databases), and the indexes of one design doc one ``partitioned``
-    setting: CouchDB keeps it per design doc and refuses an index whose setting differs
-    from its design doc's."""
+    """A partitioned index needs a partitioned database (but in a pattern: the server
+    judges those), and the indexes of one design doc one ``partitioned`` setting, as
+    CouchDB keeps it per design doc."""
     first_in: dict[str, IndexSpec] = {}
     for index in db.indexes.values():
         if index.partitioned and not db.partitioned and not is_pattern(db.name):

@@ -1,10 +1,8 @@
 """The JSON Schema of format v1, and its errors turned into messages people can act on.
 
-The schema file is the single description of the format: editors read it (via
-yaml-language-server), and the loader validates every manifest with it. The
-custom keywords ``errorMessage`` and ``patternErrorMessage`` are the ones
-VS Code's JSON/YAML language servers understand, so editors and the loader
-word those errors the same way.
+The schema file is the one description of the format, read by editors and the loader
+alike; its ``errorMessage`` and ``patternErrorMessage`` are the keywords VS Code's
+language servers understand, so both word those errors the same way.
 """
 
 from __future__ import annotations
@@ -32,13 +30,12 @@ _A_TYPE = {"string": "a string", "integer": "an integer", "number": "a number",
            "null": "null"}
 _SCHEMA_JSON_TYPES = {"boolean": "boolean", "integer": "integer", "number": "number",
                       "string": "string", "list": "array", "mapping": "object", "null": "null"}
-# (The fast path of ``document_issues`` below is repeated inline in the JSON Lines loop
-# of ``_documents_from``: keep the two the same.)
-DOCUMENT_UNDERSCORE_KEYS = frozenset({"_id", "_deleted"})
+_DOCUMENT_UNDERSCORE_KEYS = frozenset({"_id", "_deleted"})
 
 # Beside the package's modules, as setuptools installs package data (not importlib.resources:
 # its import costs more than reading the file).
 _SCHEMA_FILE = pathlib.Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -61,18 +58,13 @@ def _schema() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator() -> Draft202012Validator:
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    """The whole schema's validator, or that of one of its ``$defs``."""
     # Imported here: jsonschema is only needed once a manifest has a problem.
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(_schema())
-
-
-@functools.cache
-def _document_validator() -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(_schema()["$defs"]["document"])
+    return Draft202012Validator(_schema() if definition is None
+                                else _schema()["$defs"][definition])
 
 
 def schema_issues(instance: Any, expanded: Set[Path] = frozenset()) -> list[Issue]:
@@ -85,20 +77,22 @@ def schema_issues(instance: Any, expanded: Set[Path] = frozenset()) -> list[Issu
     return _unique(_validator().iter_errors(instance), expanded)
 
 
+def plainly_valid(body: Any) -> bool:
+    """The usual valid seed document, known without jsonschema (a data file may hold 10^5
+    documents); never says yes where the schema says no (a property test holds it)."""
+    if type(body) is not dict:
+        return False
+    doc_id = body.get("_id")
+    return (type(doc_id) is str and doc_id[:1] not in ("", "_")  # the schema's _id rules
+            and type(body.get("_deleted", False)) is bool
+            and all(key[:1] != "_" or key in _DOCUMENT_UNDERSCORE_KEYS for key in body))
+
+
 def document_issues(body: Any) -> list[Issue]:
     """Schema violations of one seed document (used for ``documents_from`` data)."""
-    # Fast path for the common, valid case: a data file may hold 10^5 documents
-    # and full validation costs more than parsing them. It only ever accepts
-    # what the schema accepts (a property test holds it to that).
-    if (
-        isinstance(body, dict)
-        and isinstance(body.get("_id"), str)
-        and body["_id"][:1] not in ("", "_")  # the schema's _id rules, in short
-        and isinstance(body.get("_deleted", False), bool)
-        and DOCUMENT_UNDERSCORE_KEYS.issuperset([key for key in body if key[:1] == "_"])
-    ):
+    if plainly_valid(body):
         return []
-    return _unique(_document_validator().iter_errors(body), frozenset())
+    return _unique(_validator("document").iter_errors(body), frozenset())
 
 
 def _unique(errors: Iterator[ValidationError], expanded: Set[Path]) -> list[Issue]:

@@ -1,14 +1,9 @@
 """The whole-server sections of a manifest: ``config``, ``users``, ``replications``, ``prune``.
 
-``users`` and ``replications`` are documents of the system databases ``_users``
-and ``_replicator``: they become those databases' ``DatabaseSpec`` (so they are
-planned, locked, written ahead, owned and pruned like any seed document), with
-the comparison rules of ``couchsync.plan._system``. ``config`` is not a
-database: it stays in ``DesiredState.config``, section → key → string.
-
-A user's password is part of the document's JSON (apply writes it; the server
-turns it into a hash), but not of its ``hash``: the ownership record never
-holds anything derived from it.
+Users and replications become documents of ``_users`` and ``_replicator`` (planned, owned
+and pruned like any seed document); ``config`` stays in ``DesiredState.config``. A user's
+password is in the document's JSON but not its ``hash``: the ownership record holds
+nothing derived from it.
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ from typing import Any
 
 from couchsync._canonical import NotJSONNumber, canonical_json, hash_canonical
 from couchsync._names import REPLICATOR_DB, USER_PREFIX, USERS_DB
-from couchsync.manifest._problems import Path, Problem, format_path
+from couchsync.manifest._problems import Path, Problem, conflict, format_path
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
     ConfigSetting,
@@ -52,8 +47,7 @@ def config_string(value: str | bool | int | float) -> str:
 
 def endpoint_problem(side: str, endpoint: object) -> str | None:
     """Why CouchDB 3 would refuse a replication's ``source`` or ``target``: it takes only
-    ``http://`` and ``https://`` URLs (exactly so written), as a string or ``{url: ...}``.
-    A bare database name is "local_endpoints_not_supported" since 3.0."""
+    ``http://`` and ``https://`` URLs (so written), as a string or ``{url: ...}``."""
     url = endpoint.get("url") if isinstance(endpoint, dict) else endpoint
     if not isinstance(url, str) or url.startswith(("http://", "https://")):
         return None  # not a string: the schema says so
@@ -71,11 +65,9 @@ _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{
 
 
 def basic_header_problem(side: str, endpoint: object) -> tuple[str, str] | None:
-    """The header name and why, when an endpoint's ``Authorization: Basic ...`` header
-    is not base64 of ``user:password``. CouchDB 3 reads such a header's credentials
-    (scheme in any case, then one space) to move them into ``auth.basic``: characters
-    outside base64 make it refuse the document (``forbidden: {error,badarg}``); missing
-    padding, or no ``:``, makes it drop them and replicate without credentials."""
+    """The header name and why, when an endpoint's ``Authorization: Basic ...`` header is
+    not base64 of ``user:password``: CouchDB 3 then refuses the document or replicates
+    without the credentials."""
     headers = endpoint.get("headers") if isinstance(endpoint, dict) else None
     if not isinstance(headers, dict):
         return None
@@ -109,8 +101,7 @@ class ServerSections:
         self._prune: dict[str, tuple[bool, SourcePos]] = {}
 
     def _problem(self, where: SourcePos, message: str, path: Path) -> None:
-        self.problems.append(Problem(where.file, where.line, where.col, message,
-                                     format_path(path)))
+        self.problems.append(Problem(*where, message, format_path(path)))
 
     def add(self, file: str, data: dict[str, Any], positions: Positions,
             broken: Set[Path]) -> None:
@@ -168,8 +159,8 @@ class ServerSections:
         if first is None:
             keys[key] = ConfigSetting(value, where)
         elif first.value != value:
-            self._problem(where, f"conflicting config {section}/{key}: {json.dumps(value)} "
-                          f"here, {json.dumps(first.value)} at {first.source}", path)
+            self._problem(where, f"conflicting config {section}/{key}: "
+                          f"{conflict(value, first.value, first.source)}", path)
 
     def _add_user(self, file: str, name: str, fields: dict[str, Any],
                   where: SourcePos) -> None:
@@ -212,8 +203,8 @@ class ServerSections:
     def _set_prune(self, section: str, value: bool, where: SourcePos) -> None:
         first = self._prune.get(section)
         if first is not None and first[0] != value:
-            self._problem(where, f"conflicting prune.{section}: {json.dumps(value)} here, "
-                          f"{json.dumps(first[0])} at {first[1]}", ("prune", section))
+            self._problem(where, f"conflicting prune.{section}: "
+                          f"{conflict(value, *first)}", ("prune", section))
             return
         self._prune[section] = (value, where)
         if section == "config":

@@ -1,10 +1,8 @@
 """YAML text → plain JSON-like values plus the position of every key and value.
 
-PyYAML's ``safe_load`` silently keeps the last of two equal keys and turns
-dates into ``datetime`` objects; a manifest must be exact and JSON-shaped, so
-the nodes are composed with ``SafeLoader`` (safe tags only) and converted here:
-duplicate keys, non-string keys and values JSON cannot hold are problems, and
-timestamps stay the strings the user wrote.
+``safe_load`` silently keeps the last of two equal keys and makes dates ``datetime``s; a
+manifest must be exact and JSON-shaped, so nodes are converted here: duplicate keys,
+non-string keys and values JSON cannot hold are problems, timestamps stay text.
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ from couchsync.manifest._problems import (
     format_path,
     surrogate_problem,
     type_name,
+    warn,
 )
-from couchsync.manifest._warnings import warn
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -69,13 +67,9 @@ def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
-# YAML 1.2 booleans and numbers, not YAML 1.1's: `country: NO`, `on: push` and `1:20`
-# stay the text written, not false, true and 80. Plain scalars read as anything but a
-# string are: true/false (True/TRUE/False/FALSE), null (~, Null, NULL, nothing),
-# decimal integers without a leading zero (`0123` stays text, like a zip code), 0x
-# integers, and decimals with a point (`1.5`, `2.`, `1.0e+3`). Each of these PyYAML's
-# YAML 1.1 resolver reads as the same type, so what `export` writes (with PyYAML's
-# dumper, which quotes any string 1.1 would not read as one) reads back the same.
+# YAML 1.2 booleans and numbers, not YAML 1.1's: `country: NO`, `on: push`, `1:20` and
+# `0123` stay text. YAML 1.1 reads each of these patterns as the same type, so what
+# `export` writes with PyYAML's (1.1) dumper reads back the same.
 _BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float"))
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
@@ -110,11 +104,8 @@ class Positions:
 
 @dataclass(slots=True)
 class ParsedYaml:
-    """A parsed manifest file: ``value`` is None when the text could not be parsed.
-
-    ``failed`` holds the paths whose value could not be converted (it stands
-    as None in ``value``); checks of those values would only repeat the news.
-    """
+    """A parsed manifest file: ``value`` is None when the text could not be parsed;
+    ``failed``: paths whose value could not be converted (None in ``value``)."""
 
     value: Any
     positions: Positions
@@ -130,18 +121,16 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
     """Parse one YAML document; every problem found is in ``.problems``."""
     try:
         loader = _Loader(text)  # reads (and checks) the text already
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.reader.ReaderError as exc:
         return ParsedYaml(None, Positions(), [_reader_problem(exc, text, file)])
-    try:
-        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return ParsedYaml(None, Positions(), [Problem(file, line, col, _syntax_message(exc))])
-    except yaml.reader.ReaderError as exc:
-        return ParsedYaml(None, Positions(), [_reader_problem(exc, text, file)])
-    finally:
-        loader.dispose()
     converter = _Converter(loader, file)
     if node is None:
         return ParsedYaml(None, converter.positions, [])
@@ -220,13 +209,14 @@ class _Converter:
         self._distinct: set[int] = set()
         self._visits = 0
 
+    def _at(self, node: yaml.Node, message: str, path: Path) -> Problem:
+        mark = node.start_mark
+        return Problem(self.file, mark.line + 1, mark.column + 1, message, format_path(path))
+
     def _problem(self, node: yaml.Node, message: str, path: Path, failed: bool = True) -> None:
         if failed:
             self.failed.add(path)
-        mark = node.start_mark
-        self.problems.append(
-            Problem(self.file, mark.line + 1, mark.column + 1, message, format_path(path))
-        )
+        self.problems.append(self._at(node, message, path))
 
     def convert(self, node: yaml.Node, path: Path) -> Any:
         self._visits += 1
@@ -237,16 +227,13 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode):
             value = self._scalar(node, path)
             if _number_text_lost(node, value):
-                mark = node.start_mark
-                warn(Problem(self.file, mark.line + 1, mark.column + 1,
-                             f"{node.value} is read as the number {value!r}; quote it "
-                             f"('{node.value}') to keep the text", format_path(path)))
+                warn(self._at(node, f"{node.value} is read as the number {value!r}; quote it "
+                              f"('{node.value}') to keep the text", path))
             elif _number_kept_as_text(node, value):
-                mark = node.start_mark
-                warn(Problem(self.file, mark.line + 1, mark.column + 1,
-                             f"{node.value} is read as the text '{node.value}', not the "
-                             f"number {float(node.value)!r}: write {_yaml_float(node.value)} "
-                             "for the number, or quote the text", format_path(path)))
+                warn(self._at(node, f"{node.value} is read as the text '{node.value}', not "
+                              f"the number {float(node.value)!r}: write "
+                              f"{_yaml_float(node.value)} for the number, or quote the text",
+                              path))
             return value
         if id(node) in self._active:
             self._problem(node, "recursive YAML alias: this value contains itself", path)

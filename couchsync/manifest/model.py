@@ -1,10 +1,8 @@
 """The desired state: what the manifests declare, merged and validated.
 
-Every value remembers where it was written (``SourcePos``) so that later
-stages (the planner, apply errors) can point back at the manifest line.
-Document bodies are kept as canonical JSON bytes rather than dicts: it is the
-form comparison and hashing need anyway, and it is several times smaller,
-which matters for seed files with hundreds of thousands of documents.
+Every value remembers where it was written (``SourcePos``) so that plans and apply errors
+point back at the manifest line. Document bodies are canonical JSON bytes, not dicts:
+the form comparing and hashing need, and several times smaller.
 """
 
 from __future__ import annotations
@@ -29,16 +27,13 @@ class SourcePos(NamedTuple):  # a tuple: made for every seed document as it is l
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass(slots=True)  # not frozen: a frozen __init__ costs 3×, and there may be 10^6 of these
+@dataclass(slots=True)  # not frozen: a frozen __init__ is slower, and there may be 10^6
 class DocumentSpec:
     """A seed document: its id, where it was written, its content hash, and its JSON.
 
-    Documents written in a manifest keep their canonical JSON in memory. A
-    document read from a JSON Lines file keeps only where its line is
-    (``offset``, ``length`` in ``file``) and reads it again when it is
-    written or compared: a seed file of a million documents is not held in
-    memory a second time; its ``hash`` (see ``hash_canonical``) is taken when
-    it is loaded, and the data file must not change before apply.
+    A document of a JSON Lines file keeps only where its line is (``offset``,
+    ``length``) and reads it again when needed: a large seed is not held in memory
+    twice. Its hash is taken when loaded; the file must not change before apply.
     """
 
     id: str
@@ -50,9 +45,8 @@ class DocumentSpec:
     inline: bytes | None = None  # canonical JSON, when held in memory
     offset: int = -1  # else: where its JSON is in ``file``
     length: int = 0
-    #: It holds a secret the server stores only as a hash (a ``users:`` password): the
-    #: ownership record cannot vouch for it, so every plan reads and checks it, and its
-    #: ``hash`` (``digest``) leaves the secret out.
+    #: It holds a secret the server stores only hashed (a ``users:`` password): every plan
+    #: checks it, and its ``hash`` leaves the secret out.
     secret: bool = False
 
     @classmethod
@@ -60,10 +54,8 @@ class DocumentSpec:
         cls, body: dict[str, Any], source: SourcePos, *, line: tuple[int, int] | None = None,
         numbers_canonical: bool = False,
     ) -> DocumentSpec:
-        """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the file.
-
-        ``numbers_canonical``: ``body`` was decoded with ``canonical_decoder``.
-        """
+        """The spec of ``body``; with ``line`` (offset, length), its JSON is left in the
+        file. ``numbers_canonical``: ``body`` was decoded with ``canonical_decoder``."""
         canonical = canonical_json(body, numbers_canonical=numbers_canonical)
         doc_id, deleted = str(body["_id"]), body.get("_deleted") is True
         if line is None:  # hashed when asked: `couchsync validate` never needs it
@@ -105,10 +97,8 @@ class DocumentSpec:
 
 @dataclass(frozen=True, slots=True)
 class IndexSpec:
-    """A Mango index. ``fields`` and ``partial_filter_selector`` are as written: apply
-    sends them so, and CouchDB keeps what ``POST /_index`` was sent (the design doc's
-    ``options.def``); plans compare them by meaning (``sort_fields``, the selector's
-    normal form)."""
+    """A Mango index, ``fields`` and ``partial_filter_selector`` as written (CouchDB keeps
+    what ``POST /_index`` was sent); plans compare them by meaning."""
 
     name: str
     fields: list[str | dict[str, str]]  # a name (ascending) or {name: "asc"|"desc"}
@@ -145,23 +135,18 @@ class DesignDocSpec:
 
 @dataclass(frozen=True, slots=True)
 class SeedRule:
-    """How couchsync keeps a seed document the application edits later.
-
-    ``create_only``: created when missing (again when deleted), never updated once it
-    exists. ``ignore``: fields (dotted paths into nested objects) neither compared nor
-    overwritten; an update keeps the server's values (``couchsync.plan._ignore``).
-    """
+    """How couchsync keeps a seed document the application edits later: ``create_only``
+    (created when missing, never updated), ``ignore`` (dotted field paths neither compared
+    nor overwritten)."""
 
     create_only: bool = False
     ignore: tuple[str, ...] = ()  # sorted, without repeats
     tag: str = ""  # "~" and a digest of the rule (made by ``seed_rule``)
 
     def record_hash(self, content_hash: str) -> str:
-        """The hash the ownership record keeps for a document of ``content_hash`` under
-        this rule: the content hash, followed by the rule's tag unless it is the default,
-        so that a change of rule is seen as a change of the manifests (the document is
-        judged again). A tag, not a hash of both: a no-op plan works this out for every
-        document, twice."""
+        """What the ownership record keeps: the content hash and the rule's tag, so that a
+        change of rule is a change of the manifests (a tag, not a hash of both: cheaper
+        on every document of a no-op plan)."""
         return content_hash + self.tag
 
 
@@ -175,8 +160,7 @@ def ignored_fields(paths: list[str]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1024)
 def seed_rule(create_only: bool, ignore: tuple[str, ...]) -> SeedRule:
-    """The one ``SeedRule`` of these settings (``DEFAULT_RULE`` for the defaults): rules
-    are looked up per document, a million times in a large seed."""
+    """The one ``SeedRule`` of these settings: looked up per document of a seed."""
     if not create_only and not ignore:
         return DEFAULT_RULE
     return SeedRule(create_only, ignore,
@@ -205,31 +189,24 @@ class DatabaseSpec:
     n: int | None = None
     placement: str | None = None  # shard copies by zone, "zone-a:2,zone-b:1"
     security: dict[str, Any] | None = None  # None: left alone
-    #: The manifest means the database to be open to anyone (a security with no members):
-    #: plan and apply do not warn of it.
+    #: Meant to be open to anyone (no members): plan and apply do not warn of it.
     public: bool = False
     prune: bool = False
-    #: How index-rebuilding design changes are rolled out: "in_place" or "staged"
-    #: (built under a staging id first, then swapped in: ``couchsync._rollout``).
+    #: How index-rebuilding design changes roll out ("staged": ``couchsync._rollout``).
     design_deploy: Literal["in_place", "staged"] = "in_place"
     indexes: dict[str, IndexSpec] = field(default_factory=dict)
     design_docs: dict[str, DesignDocSpec] = field(default_factory=dict)
     documents: dict[str, DocumentSpec] = field(default_factory=dict)  # by _id, manifest order
-    #: The seed rule of every document (``SeedRule``), but those ``document_rules`` name:
-    #: documents stay small, a database holds its rule once.
+    #: The seed rule of every document ``document_rules`` does not name (held once here).
     create_only: bool = False
     ignore: tuple[str, ...] = ()
     document_rules: dict[str, DocumentRule] = field(default_factory=dict)  # by _id, sparse
-    #: Where each setting given (state, partitioned, q, n, placement, security, prune,
-    #: design_deploy, create_only, ignore) was written.
-    sources: dict[str, SourcePos] = field(default_factory=dict)
-    #: For a database on the server that no manifest names: the pattern(s) matching it
-    #: (``"userdb-*"``). Such a database is never created.
+    sources: dict[str, SourcePos] = field(default_factory=dict)  # each setting's place
+    #: For a database no manifest names: the pattern(s) matching it; never created.
     matched_by: str | None = None
 
     def rule(self, doc_id: str) -> SeedRule:
-        """How document ``doc_id`` is kept: its ``document_rules`` entry over the
-        database's ``create_only`` and ``ignore``."""
+        """How ``doc_id`` is kept: its ``document_rules`` entry over the database's."""
         override = self.document_rules.get(doc_id) if self.document_rules else None
         if override is None:
             if not (self.create_only or self.ignore):
@@ -254,13 +231,8 @@ class ConfigSetting:
 
 @dataclass(slots=True)
 class DesiredState:
-    """Every database the manifests name, by name, in first-seen order, and the patterns.
-
-    A pattern (a key holding ``*``, see ``couchsync.manifest._patterns``) is kept
-    apart, named by itself: the databases it matches are known only on the server
-    (``expand_patterns``). A named database that patterns match already holds what
-    they declare.
-    """
+    """Every database the manifests name, in first-seen order, and the patterns, kept
+    apart: what they match is known only on the server (``expand_patterns``)."""
 
     databases: dict[str, DatabaseSpec] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # the manifest files read, in order
@@ -269,6 +241,5 @@ class DesiredState:
     config: dict[str, dict[str, ConfigSetting]] = field(default_factory=dict)
     #: ``prune: {config: true}``: keys couchsync set that no manifest declares are deleted.
     prune_config: bool = False
-    #: Values that secret variables gave the manifests (``is_secret_variable``): plans
-    #: mask every value holding one.
+    #: Values that secret variables gave the manifests: plans mask them.
     secrets: frozenset[str] = frozenset()
