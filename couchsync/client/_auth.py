@@ -22,8 +22,12 @@ import re
 import threading
 import time
 from base64 import b64encode
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import httpx
+
+from ._retry import log
 
 __all__ = ["Session", "basic_header", "bearer_header", "session_cookie"]
 
@@ -70,33 +74,86 @@ def _set_cookie_headers(response: Any) -> list[str]:
 
 
 class Session:
-    """The state of a cookie session: who logs in, the cookie's expiry, a refusal.
+    """A cookie session: who logs in, the cookie and how many logins gave it (replaced
+    whole), its expiry, and the answer of a refused login.
 
     ``lock`` serialises logins: the thread that holds it logs in, the others wait and
     then use the cookie it got.
     """
 
-    __slots__ = ("expires", "lock", "password", "refused", "user")
+    __slots__ = ("cookie", "expires", "lock", "password", "refused", "user")
 
     def __init__(self, user: str, password: str) -> None:
         self.user = user
         self.password = password
         self.lock = threading.Lock()
+        self.cookie: tuple[int, dict[str, str]] = (0, {})
         self.expires: float | None = None  # time.monotonic() when to log in again
         self.refused: Any = None  # the answer of a refused login, given to every request
 
-    def set_expiry(self, max_age: int | None) -> None:
-        """The cookie was set now with ``max_age`` seconds to live: renew a little before."""
-        if max_age is None:
-            self.expires = None
-        else:
-            self.expires = time.monotonic() + max_age - min(30.0, max_age * 0.1)
+    def send(self, exchange: Callable[[Mapping[str, str]], Any],
+             login: Callable[[bool], Any]) -> Any:
+        """``exchange(cookie header)``, logging in (``login(expired)`` sends the POST) first
+        if there is no cookie yet or it is about to expire, and again, once, if the server
+        no longer takes it (401)."""
+        generation, cookie = self.cookie
+        if generation == 0 or self.expiring():
+            refused = self._login(generation, login, expired=False)
+            if refused is not None:
+                return refused
+            generation, cookie = self.cookie
+        response = exchange(cookie)
+        self._take_cookie(response)
+        if response.status_code != 401:
+            return response
+        # The cookie expired (CouchDB then takes the request as anonymous): the request
+        # was refused before anything was done, so sending it again is safe.
+        refused = self._login(generation, login, expired=True)
+        if refused is not None:
+            return refused
+        response = exchange(self.cookie[1])
+        self._take_cookie(response)
+        return response
+
+    def _login(self, seen: int, login: Callable[[bool], Any], *, expired: bool) -> Any:
+        """Log in unless another thread has since login ``seen``; None on success, else
+        the answer that refused it."""
+        with self.lock:
+            if self.refused is not None:
+                return self.refused
+            if self.cookie[0] != seen:
+                return None  # another thread logged in meanwhile
+            response = login(expired)
+            found = session_cookie(response) if response.status_code == 200 else None
+            if found is None:
+                if response.status_code == 200:  # no cookie: cookie auth is off there
+                    response = httpx.Response(401, json={
+                        "error": "unauthorized",
+                        "reason": "the server accepted the login but set no AuthSession "
+                                  "cookie: use Basic authentication (session=False)"})
+                log.info("login as %r refused: %d", self.user, response.status_code)
+                if response.status_code in (400, 401, 403):  # not a passing failure
+                    self.refused = response
+                return response
+            self._use_cookie(*found)
+            return None
+
+    def _take_cookie(self, response: Any) -> None:
+        """Take up a cookie the server refreshed (CouchDB sends one once a tenth of the
+        session's time has passed): here, once for all threads; httpx's jar takes none."""
+        found = session_cookie(response)
+        if found is not None and found[0] != self.cookie[1].get("Cookie", "")[12:]:
+            with self.lock:
+                self._use_cookie(*found)
+
+    def _use_cookie(self, cookie: str, max_age: int | None) -> None:
+        # Renewed a little before it expires.
+        self.expires = None if max_age is None else (
+            time.monotonic() + max_age - min(30.0, max_age * 0.1))
+        self.cookie = (self.cookie[0] + 1, {"Cookie": "AuthSession=" + cookie})
 
     def expiring(self) -> bool:
         return self.expires is not None and time.monotonic() >= self.expires
-
-    def login_body(self) -> dict[str, str]:
-        return {"name": self.user, "password": self.password}
 
     def __repr__(self) -> str:
         return f"<Session {self.user!r}>"

@@ -7,8 +7,8 @@ from typing import Any
 
 from ._database import Database
 from ._errors import NotFound, ServerError
-from ._server import EngineFactory, Server
-from ._transport import ConnectionEngine, EngineOwner, HttpxConnection, send
+from ._server import EngineFactory, EngineOwner, Server
+from ._transport import ConnectionEngine, HttpxConnection, send
 from ._url import SYSTEM_DBS, check_db_name, db_path
 
 __all__ = ["Client"]

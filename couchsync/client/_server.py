@@ -5,14 +5,15 @@ from __future__ import annotations
 import json as jsonlib
 from collections.abc import Callable, Iterator, Mapping
 from itertools import pairwise
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ._errors import NotFound, ServerError, TransportError
-from ._transport import ConnectionEngine, EngineOwner, HttpxConnection, Reply, send
+from ._transport import ConnectionEngine, HttpxConnection, Reply, send
 from ._url import db_path
 
-__all__ = ["EngineFactory", "Server"]
+__all__ = ["EngineFactory", "EngineOwner", "Server"]
 
 #: Called as ``factory(url, **engine_options)``; HttpxConnection is one.
 EngineFactory = Callable[..., ConnectionEngine]
@@ -20,6 +21,39 @@ EngineFactory = Callable[..., ConnectionEngine]
 #: CouchDB's default ``[chttpd] max_db_number_for_dbs_info_req``: more keys in one
 #: ``POST /_dbs_info`` are refused (400 ``too_many_keys``).
 DBS_INFO_BATCH = 100
+
+
+_Owner = TypeVar("_Owner", bound="EngineOwner")
+
+
+class EngineOwner:
+    """What Client and Server share: one engine, a repr that shows no password,
+    and closing (also as a context manager); later calls raise ClientClosedError."""
+
+    _conn: ConnectionEngine
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._conn.url}>"
+
+    @property
+    def url(self) -> str:
+        """The server's URL, any password masked."""
+        return self._conn.url
+
+    def __enter__(self: _Owner) -> _Owner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection engine (shared with the Databases and Server it made)."""
+        self._conn.close()
 
 
 class Server(EngineOwner):

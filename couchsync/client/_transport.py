@@ -1,17 +1,13 @@
-"""Connection engines: the small interface the client talks HTTP through, and its httpx engine.
+"""Connection engines: the interface the client talks HTTP through, and its httpx engine.
 
-An engine turns ``request(method, path, ...)`` into a response; it knows nothing
-about CouchDB. Another engine plugs in by satisfying ``ConnectionEngine``; the
-rest of the client core only ever calls ``send()`` below, which turns transport
-failures and 4xx/5xx answers into the error tree of ``_errors``.
+An engine turns ``request(method, path, ...)`` into a response and knows nothing of
+CouchDB; the rest of the client core only calls ``send()``, which turns failures and
+4xx/5xx answers into the errors of ``_errors``. A factory (``Client(url,
+connection_engine=...)``) is called as ``factory(url, **engine_options)``, so a
+pycouchdb-style ``Callable[[str], Connection]`` fits when no options are given.
 
-An engine factory (``Client(url, connection_engine=...)``) is called as
-``factory(url, **engine_options)`` with the options the caller gave, so a
-pycouchdb-style ``Callable[[str], Connection]`` still fits when none are given.
-
-The default engine is one ``httpx.Client``: its pool, proxies, TLS and HTTP. What
-couchsync adds is what httpx does not do: CouchDB's errors (``_errors``), which
-requests may be repeated (``_retry``) and cookie sessions (``_auth``).
+The default engine is one ``httpx.Client``; couchsync adds what httpx does not do:
+CouchDB's errors, which requests may be repeated (``_retry``), cookie sessions (``_auth``).
 """
 
 from __future__ import annotations
@@ -21,13 +17,13 @@ import ssl
 import time
 from collections.abc import Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+import httpcore
 import httpx
 
-from ._auth import Session, basic_header, bearer_header, session_cookie
+from ._auth import Session, basic_header, bearer_header
 from ._errors import (
     ClientClosedError,
     CouchError,
@@ -57,7 +53,6 @@ from ._url import parse_server_url
 __all__ = [
     "HTTPX_ERRORS",
     "ConnectionEngine",
-    "EngineOwner",
     "HttpxConnection",
     "Reply",
     "Response",
@@ -85,12 +80,11 @@ class Response(Protocol):
 class ConnectionEngine(Protocol):
     """The interface between the client core and HTTP.
 
-    ``url`` is the server's base URL with any password masked (used in errors and
-    reprs). ``request`` sends ``method`` to ``url + path`` (``path`` is already
-    percent-encoded, starting with ``/``), with ``params`` as the query string and
-    ``json`` (encoded by the engine) or raw ``content`` as the body; it returns
-    the response whatever its status, raises TransportError when no response
-    arrives, and ClientClosedError after ``close()``.
+    ``url`` is the server's base URL, password masked (for errors and reprs).
+    ``request`` sends ``method`` to ``url + path`` (``path`` percent-encoded, from
+    ``/``) with ``params`` as the query and ``json`` (encoded by the engine) or raw
+    ``content`` as the body; it returns the response whatever its status, raises
+    TransportError when none arrives and ClientClosedError after ``close()``.
     """
 
     @property
@@ -110,8 +104,8 @@ class ConnectionEngine(Protocol):
     def close(self) -> None: ...
 
 
-#: The one place foreign exceptions are translated: httpx error → what went wrong.
-#: Looked up along the exception's MRO, so every httpx.RequestError has an entry.
+#: The one place foreign exceptions are translated: httpx error → what went wrong
+#: (looked up along the exception's MRO: every httpx.RequestError has an entry).
 HTTPX_ERRORS: dict[type[httpx.RequestError], str] = {
     httpx.ConnectTimeout: "timed out while connecting",
     httpx.ConnectError: "could not connect",
@@ -124,17 +118,37 @@ HTTPX_ERRORS: dict[type[httpx.RequestError], str] = {
     httpx.TooManyRedirects: "too many redirects",
     httpx.RequestError: "request failed",
 }
-# Failures where the connection broke before (or instead of) an answer: refused, reset,
-# closed. (A timeout is not one: the server may still be at work on it.)
+# The connection broke before (or instead of) an answer. A timeout is not one: the
+# server may still be at work on the request.
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
               httpx.ReadError, httpx.WriteError)
 _JSON_CONTENT = {"Content-Type": "application/json"}
 _encode_json = jsonlib.JSONEncoder(separators=(",", ":")).encode
-# How long an idle keep-alive connection is kept (httpx's default).
-_KEEPALIVE_EXPIRY = 5.0
 # (method, path, params, json, content, headers) of one request, as sent again.
 _Call = tuple[str, str, "Mapping[str, str] | None", Any, "bytes | None",
               "Mapping[str, str] | None"]
+
+
+def _has_expired_locked(connection: httpcore.HTTP11Connection) -> bool:
+    """httpcore's ``has_expired``, its two reads of the connection taken under the
+    connection's own state lock.
+
+    httpcore 1.0.9 (encode/httpcore#1110, open; no release mends it) reads "idle",
+    then "its socket is readable": a thread that starts a request on the connection
+    between the two, and gets its answer, has the socket closed under it by the pool
+    ("Bad file descriptor", or a hang to the read timeout, which no retry repeats).
+    Under the lock the connection is either idle with nothing sent (readable: the
+    server closed it) or active.
+    """
+    lock = getattr(connection, "_state_lock", None)
+    if lock is None:  # an httpcore whose connections have no such lock
+        return _has_expired(connection)
+    with lock:
+        return _has_expired(connection)
+
+
+_has_expired = httpcore.HTTP11Connection.has_expired
+setattr(httpcore.HTTP11Connection, "has_expired", _has_expired_locked)  # noqa: B010
 
 
 def encode_json(value: Any) -> bytes:
@@ -148,12 +162,10 @@ def _what(exc: httpx.RequestError) -> str:
 
 def map_httpx_error(exc: httpx.RequestError, method: str, url: str, *,
                     proxy: Proxy | None = None) -> TransportError:
-    """Translate an httpx exception into a TransportError naming the method and masked URL
-    (and the proxy, masked, when the request went through one)."""
-    message = f"{method} {url}: {_what(exc)} ({str(exc) or type(exc).__name__})"
+    """The TransportError for ``exc``, naming the method, the masked URL and the proxy."""
     tls = tls_problem(exc)
-    if tls is not None:
-        message = f"{method} {url}: {tls}"
+    detail = tls or f"{_what(exc)} ({str(exc) or type(exc).__name__})"
+    message = f"{method} {url}: {detail}"
     if proxy is not None:
         message += f" [through the proxy {proxy.masked}, from {proxy.source}]"
     return TransportError(message, method=method, url=url)
@@ -162,30 +174,20 @@ def map_httpx_error(exc: httpx.RequestError, method: str, url: str, *,
 class HttpxConnection:
     """The default engine: one ``httpx.Client`` (keep-alive pool), JSON in and out.
 
-    Authentication (``_auth`` has the details): Basic with credentials from the URL
-    (percent-decoded), ``user``/``password`` or ``auth=(user, password)``; with
-    ``session=True`` the same credentials log in once (``POST /_session``) and the
-    ``AuthSession`` cookie is sent instead, renewed when it expires; ``token`` sends
-    ``Authorization: Bearer <token>`` (JWT) instead of any credentials.
+    Authentication (``_auth``): Basic from the URL's credentials (percent-decoded),
+    ``user``/``password`` or ``auth=(user, password)``; ``session=True`` logs in with
+    them and sends the ``AuthSession`` cookie instead; ``token`` sends it as a bearer
+    token (JWT). TLS: ``verify`` (True, False, a CA bundle path or an ``ssl.SSLContext``)
+    and the client certificate ``cert`` (its key in it or in ``key``). Proxy: ``proxy``,
+    else with ``trust_env`` the environment's (``_proxy``). ``transport`` replaces the
+    network (``httpx.MockTransport`` in tests; ``verify``, ``cert``, ``proxy`` and
+    ``max_connections`` are then unused). Retries (``_retry``): at most ``retries``
+    repeats of a request that a repeat cannot do twice, pauses from ``backoff`` (a
+    failed connection) or 1 s (429/503, or its ``Retry-After``), doubling, at most
+    ``retry_budget`` seconds in all.
 
-    TLS: ``verify`` is True, False, a CA bundle path or an ``ssl.SSLContext``;
-    ``cert`` (a PEM file, with the key unless ``key`` names it) is presented as the
-    client certificate. Proxies: ``proxy`` (``http://[user:pass@]host:port``), else,
-    with ``trust_env``, ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY``
-    (``_proxy`` has the rules). ``transport`` replaces the network (``httpx.MockTransport``
-    in tests): ``verify``, ``cert``, ``proxy`` and ``max_connections`` are then unused.
-
-    Retries (``_retry`` has the rules): a request is repeated at most ``retries``
-    times when the connection fails or the server answers 429 or 503, and only when
-    a repeat cannot do anything twice; pauses start at ``backoff`` after a failed
-    connection and at 1 s after a 429/503 (or are its ``Retry-After``), double each
-    time, and add up to at most ``retry_budget`` seconds. Each repeat is logged at
-    INFO on the ``couchsync.client`` logger.
-
-    Safe to use from many threads at once. ``max_connections`` (default 16) bounds
-    the connections open to the server at a time: a request that finds them all busy
-    waits for one to be free, at most the request ``timeout`` (then it fails with
-    "timed out"). Idle keep-alive connections are kept for 5 s.
+    Safe to use from many threads: at most ``max_connections`` are open at a time; a
+    request waits for a free one at most its ``timeout``.
     """
 
     def __init__(
@@ -236,8 +238,6 @@ class HttpxConnection:
         self._backoff = backoff
         self._retry_budget = retry_budget
         self._closed = False
-        #: The session's cookie header and how many logins gave it (replaced whole).
-        self._cookie: tuple[int, dict[str, str]] = (0, {})
         self._proxy: Proxy | None = None
         if transport is None:
             scheme, rest = self._base.split("://", 1)
@@ -250,14 +250,14 @@ class HttpxConnection:
             transport = httpx.HTTPTransport(
                 verify=context,
                 limits=httpx.Limits(max_connections=max_connections,
-                                    max_keepalive_connections=max_connections,
-                                    keepalive_expiry=_KEEPALIVE_EXPIRY),
+                                    max_keepalive_connections=max_connections),
                 proxy=None if self._proxy is None else self._httpx_proxy(
                     self._proxy, context if scheme == "https" else None))
         self._transport = transport
+        # No cookie jar: the session's cookie is kept by _auth, for all threads at once.
         self._client = httpx.Client(
             transport=transport, timeout=timeout, trust_env=False,
-            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])))  # see _take_cookie
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])))
         # Exactly these headers (httpx would add Accept-Encoding and Connection).
         self._client.headers.clear()
         self._client.headers.update(headers)
@@ -285,12 +285,17 @@ class HttpxConnection:
         headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Send one request and return the response (body read), whatever its status."""
-        if self._closed:
-            raise ClientClosedError(f"the client for {self._url} is closed")
+        self._check_open()
         call = (method, path, params, json, content, headers)
         if self._session is None:
             return self._exchange(call)
-        return self._session_exchange(call)
+        response: Response = self._session.send(
+            lambda cookie: self._exchange(call, cookie), self._login)
+        return response
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(f"the client for {self._url} is closed")
 
     def _send(self, call: _Call, cookie: Mapping[str, str]) -> httpx.Response:
         method, path, params, json, content, headers = call
@@ -304,8 +309,7 @@ class HttpxConnection:
             return self._client.request(method, self._base + target, content=content,
                                         headers=headers)
         except RuntimeError:  # httpx's "the client has been closed", from another thread
-            if self._closed:
-                raise ClientClosedError(f"the client for {self._url} is closed") from None
+            self._check_open()
             raise
         finally:
             if self._closed:  # closed while this ran: no connection may outlive it
@@ -323,8 +327,8 @@ class HttpxConnection:
             except httpx.RequestError as exc:
                 problem = f"{_what(exc)} ({type(exc).__name__})"
                 wait = self._backoff * 2**attempt
-                if not self._may_repeat_after(exc, call) or attempt >= self._retries or (
-                        waited + wait > self._retry_budget):
+                if self._refusal(attempt, waited, wait,
+                                 self._may_repeat_after(exc, call)) is not None:
                     raise map_httpx_error(exc, method, self._url + path,
                                           proxy=self._proxy) from exc
             else:
@@ -334,25 +338,28 @@ class HttpxConnection:
                 problem = f"{status} {_phrase(status)}"
                 asked = retry_after(response.headers.get("retry-after"))
                 wait = STATUS_PAUSE * 2**attempt if asked is None else asked
-                if attempt >= self._retries:
-                    if self._retries:
-                        log_give_up(method, path, problem, f"retried {self._retries} time"
-                                    f"{'s' if self._retries != 1 else ''}")
-                    return response
-                if not repeatable(method, path, params, json, content):
-                    log_give_up(method, path, problem, "a repeat could do it twice")
-                    return response
-                if waited + wait > self._retry_budget:
-                    log_give_up(method, path, problem,
-                                f"waiting {wait:g} s more would pass the retry budget "
-                                f"({self._retry_budget:g} s)")
+                why = self._refusal(attempt, waited, wait,
+                                    repeatable(method, path, params, json, content))
+                if why is not None:
+                    if why:
+                        log_give_up(method, path, problem, why)
                     return response
             attempt += 1
             log_retry(method, path, problem, attempt, self._retries, wait)
             time.sleep(wait)
             waited += wait
-            if self._closed:  # closed by another thread meanwhile: no new connection
-                raise ClientClosedError(f"the client for {self._url} is closed")
+            self._check_open()  # closed by another thread meanwhile: no new connection
+
+    def _refusal(self, attempt: int, waited: float, wait: float, may_repeat: bool) -> str | None:
+        """Why the request is not sent again (``""``: no retries at all), or None."""
+        if attempt >= self._retries:
+            return f"retried {attempt} time{'s' if attempt != 1 else ''}" if attempt else ""
+        if not may_repeat:
+            return "a repeat could do it twice"
+        if waited + wait > self._retry_budget:
+            return (f"waiting {wait:g} s more would pass the retry budget "
+                    f"({self._retry_budget:g} s)")
+        return None
 
     @staticmethod
     def _may_repeat_after(exc: httpx.RequestError, call: _Call) -> bool:
@@ -364,78 +371,17 @@ class HttpxConnection:
             return True  # nothing reached the server
         return repeatable(method, path, params, json, content)
 
-    # -- cookie sessions
-
-    def _session_exchange(self, call: _Call) -> Response:
-        """``_exchange`` with the session cookie: log in first if there is none yet (or it
-        is about to expire); log in again, once, if the server no longer takes it (401)."""
+    def _login(self, expired: bool) -> Response:
+        """``POST /_session`` (for ``Session.send``, which holds its lock)."""
         session = self._session
         assert session is not None
-        generation, cookie = self._cookie
-        if generation == 0 or session.expiring():
-            refused = self._login(generation)
-            if refused is not None:
-                return refused
-            generation, cookie = self._cookie
-        response = self._exchange(call, cookie)
-        self._take_cookie(response)
-        if response.status_code != 401:
-            return response
-        # The cookie expired (CouchDB then takes the request as anonymous): the request
-        # was refused before anything was done, so sending it again is safe.
-        refused = self._login(generation, expired=True)
-        if refused is not None:
-            return refused
-        response = self._exchange(call, self._cookie[1])
-        self._take_cookie(response)
-        return response
-
-    def _login(self, seen: int, *, expired: bool = False) -> Response | None:
-        """Log in unless another thread already has since login ``seen``; None on
-        success, else the answer that refused it."""
-        session = self._session
-        assert session is not None
-        with session.lock:
-            if session.refused is not None:
-                refused: Response = session.refused
-                return refused
-            if self._cookie[0] != seen:
-                return None  # another thread logged in meanwhile
-            if self._closed:
-                raise ClientClosedError(f"the client for {self._url} is closed")
-            log.info("%s: POST /_session as %r", "session expired, logging in again"
-                     if expired else "logging in", session.user,
-                     extra={"method": "POST", "path": "/_session"})
-            response = self._exchange(
-                ("POST", "/_session", None, session.login_body(), None, None))
-            found = session_cookie(response) if response.status_code == 200 else None
-            if found is None:
-                if response.status_code == 200:  # no cookie: cookie auth is off there
-                    response = httpx.Response(401, content=encode_json({
-                        "error": "unauthorized",
-                        "reason": "the server accepted the login but set no AuthSession "
-                                  "cookie: use Basic authentication (session=False)"}))
-                log.info("login as %r refused: %d", session.user, response.status_code)
-                if response.status_code in (400, 401, 403):  # not a passing failure
-                    session.refused = response
-                return response
-            self._use_cookie(*found)
-            return None
-
-    def _take_cookie(self, response: Response) -> None:
-        """Take up a session cookie the server refreshed (CouchDB sends a new one once
-        a tenth of the session's time has passed). httpx's own cookie jar takes none:
-        the cookie is renewed here, once for all threads, and never sent with a login."""
-        found = session_cookie(response)
-        if found is not None and found[0] != self._cookie[1].get("Cookie", "")[12:]:
-            assert self._session is not None
-            with self._session.lock:
-                self._use_cookie(*found)
-
-    def _use_cookie(self, cookie: str, max_age: int | None) -> None:
-        assert self._session is not None
-        self._session.set_expiry(max_age)
-        self._cookie = (self._cookie[0] + 1, {"Cookie": "AuthSession=" + cookie})
+        self._check_open()
+        log.info("%s: POST /_session as %r", "session expired, logging in again"
+                 if expired else "logging in", session.user,
+                 extra={"method": "POST", "path": "/_session"})
+        return self._exchange(("POST", "/_session", None,
+                               {"name": session.user, "password": session.password}, None,
+                               None))
 
     def close(self) -> None:
         """Close the pooled connections; later requests raise ClientClosedError."""
@@ -446,39 +392,6 @@ class HttpxConnection:
         return f"<HttpxConnection {self._url}>"
 
 
-_Owner = TypeVar("_Owner", bound="EngineOwner")
-
-
-class EngineOwner:
-    """What Client and Server share: one engine, a repr that shows no password,
-    and closing (also as a context manager); later calls raise ClientClosedError."""
-
-    _conn: ConnectionEngine
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._conn.url}>"
-
-    @property
-    def url(self) -> str:
-        """The server's URL, any password masked."""
-        return self._conn.url
-
-    def __enter__(self: _Owner) -> _Owner:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection engine (shared with the Databases and Server it made)."""
-        self._conn.close()
-
-
 class Reply:
     """A successful (2xx) answer; ``json()`` turns a body that is not JSON into a CouchError.
 
@@ -486,25 +399,16 @@ class Reply:
     must surface as the scoped error users catch, not as a bare JSONDecodeError.
     """
 
-    __slots__ = ("_method", "_response", "_scope", "_url")
+    __slots__ = ("_method", "_response", "_scope", "_url", "content", "headers", "status_code")
 
     def __init__(self, response: Response, scope: type[CouchError], method: str, url: str) -> None:
         self._response = response
         self._scope = scope
         self._method = method
         self._url = url
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    @property
-    def content(self) -> bytes:
-        return self._response.content
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.content = response.content
 
     def json(self) -> Any:
         try:

@@ -141,3 +141,37 @@ def test_close_closes_every_pooled_connection(
 def test_max_connections_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         HttpxConnection("http://127.0.0.1:5984", max_connections=0)
+
+
+def test_the_pool_never_sees_a_connection_idle_with_an_answer_waiting() -> None:
+    """encode/httpcore#1110: the pool's keep-alive check reads "idle", then "its socket
+    is readable"; a request started and answered between the two made the pool close
+    the socket under it. Here a request starts on the connection while the check polls:
+    it must wait until the check is done, so the check sees an idle, quiet connection."""
+    import httpcore
+
+    import couchsync.client  # noqa: F401 - the client core mends has_expired on import
+
+    sent = threading.Event()
+
+    class Stream(httpcore.MockStream):
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            sent.set()
+
+        def get_extra_info(self, info: str) -> Any:
+            if info != "is_readable":
+                return super().get_extra_info(info)
+            threading.Thread(target=start_request, daemon=True).start()
+            return sent.wait(0.2)  # an answer is waiting once the request was sent
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    connection = httpcore.HTTP11Connection(
+        origin=httpcore.Origin(b"http", b"couch.test", 5984), stream=Stream([answer, answer]))
+
+    def start_request() -> None:
+        connection.request("GET", "http://couch.test:5984/")
+
+    start_request()  # the connection is now idle, kept alive
+    sent.clear()
+    assert not connection.has_expired()
+    assert sent.wait(5)  # the request went out once the check was done

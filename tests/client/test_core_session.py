@@ -81,7 +81,7 @@ def test_an_expired_session_is_renewed_once_for_all_threads(
         # stamp is checked before its signature), so it takes the request as anonymous.
         stamp = f"{int(time.time()) - 3600:X}"
         expired = base64.urlsafe_b64encode(f"{user}:{stamp}:{'x' * 20}".encode())
-        engine._use_cookie(expired.decode().rstrip("="), None)
+        engine._session._use_cookie(expired.decode().rstrip("="), None)
         barrier = threading.Barrier(6)
         statuses: list[int] = []
 
