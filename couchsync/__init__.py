@@ -3,8 +3,9 @@
 Two halves, one package: a complete, typed CouchDB client (``Client``,
 ``Server``, ``Database``, ``Document``, ``IndexQuery``, ``FindQuery``) and the
 declarative sync tool built on it (``load_manifests`` → ``read_live_state`` →
-``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once, and
-``load_and_plan`` the first three, database by database, patterns included). Every
+``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once,
+``load_and_plan`` the first three, database by database, patterns included, and
+``apply_manifests`` all of it under the apply lock, as ``couchsync apply`` does). Every
 error the sync tool raises is a ``CouchsyncError``; the client's are ``CouchError``.
 
 Names are imported on first use (PEP 562) so that ``couchsync validate``
@@ -45,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "Unauthorized": "couchsync.client",
     # sync tool
     "ApplyError": "couchsync.apply",
+    "ApplyHooks": "couchsync.operation",
     "ApplyInterrupted": "couchsync.apply",
     "ApplyResult": "couchsync.apply",
     "CouchsyncError": "couchsync.errors",
@@ -55,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "ManifestError": "couchsync.manifest",
     "Plan": "couchsync.plan",
     "Problem": "couchsync.manifest",
+    "apply_manifests": "couchsync.operation",
     "apply_plan": "couchsync.apply",
     "force_unlock": "couchsync.lock",
     "discover": "couchsync.read",
@@ -119,6 +122,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         expand_patterns,
         load_manifests,
     )
+    from couchsync.operation import ApplyHooks, apply_manifests
     from couchsync.plan import LiveState, Plan, plan_changes
     from couchsync.read import (
         discover,

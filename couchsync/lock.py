@@ -1,47 +1,17 @@
 """The apply lock: one apply at a time per database, on CouchDB single node and cluster.
 
-CouchDB's ``_local`` documents have no revision check (a stale ``_rev`` is
-accepted), so nothing that needs compare-and-swap may rest on them. The lock
-is an ordinary document, whose revisions CouchDB does check, in a database of
-its own (``couchsync-locks``), one per locked database (``db:<name>``)::
-
-    {"_id": "db:orders", "_rev": "7-…",
-     "holder": {"host": "build-7", "pid": 4242, "user": "ci", "run": "<128 random bits, hex>",
-                "since": "2026-11-27T18:20:01Z", "expires": "2026-11-27T18:30:01Z",
-                "expires_at": 1795803001.0}}
-
-A free lock keeps its document with ``"holder": null`` (and the last holder
-under ``"last"``): it is never deleted, so its revision moves with every apply.
-``plan`` reads the lock documents *before* it reads the databases; ``apply``
-takes each lock by writing over exactly the revision that plan read. If the
-revision moved in between, another apply ran since the plan was read, and apply
-plans again under the lock (``LockSet.stale``).
-
-Taking is all or nothing (one ``_bulk_docs``): a lock that is held makes the
-others taken in the same attempt go back, so two applies over overlapping
-databases never wait for each other in a cycle.
-
-On a cluster, two writes from the same revision racing on different nodes can
-both be stored: the one that reaches a quorum of copies is answered ``201``,
-the other ``202 Accepted`` (stored on fewer copies: a conflict revision). So
-only a ``201`` takes a lock. After a ``202`` the lock is read back with quorum;
-it is ours only when our revision is the winner and has no conflicts (a
-degraded cluster, no race); otherwise our revision is withdrawn (deleted) and
-the lock counts as held.
-
-A holder keeps its lock alive by rewriting it every ``ttl / 3`` seconds (a
-heartbeat thread). A lock whose ``expires_at`` has passed was left by a process
-that died: the next apply takes it over (and says so). A lock whose holder ran
-on this host (same host name and PID namespace: containers sharing a host name
-do not see each other's processes) under a PID that no longer exists is taken over
-at once, without waiting for its TTL (a PID reused since by another process
-keeps the lock until the TTL: safe, only slower). ``couchsync force-unlock``
-frees a lock at once. Expiry compares the holder's clock with the taker's:
-hosts whose clocks differ by more than the TTL must not share a server.
-
-``apply`` reads the locks before it reads the databases (``LockReader`` with
-``wait``): a lock another live apply holds is reported, and waited for, before
-anything is planned.
+Each lock is an ordinary document ``db:<name>`` in ``couchsync-locks`` (``_local``
+documents have no revision check, so no compare-and-swap): ``{"holder": {host, pid,
+user, run, since, expires, expires_at, pid_ns}}``, ``"holder": null`` when free (never
+deleted, so its revision moves with every apply). ``plan`` reads the locks before the
+databases; ``apply`` takes each over exactly the revision plan read, so a moved revision
+means another apply ran since (``LockSet.stale``: plan again under the lock). Taking is
+all or nothing (one ``_bulk_docs``), so overlapping applies never wait in a cycle. On a
+cluster only a ``201`` takes a lock; after a ``202`` the lock is read back and kept only
+if our revision won with no conflict. A heartbeat renews every ``ttl / 3``; an expired
+lock, or one whose process on this host (same PID namespace) is gone, is taken over.
+Expiry compares clocks: hosts whose clocks differ by more than the TTL must not share a
+server. docs/plan-and-apply.md ("The apply lock") tells the whole story.
 """
 
 from __future__ import annotations
@@ -54,11 +24,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from couchsync._names import LOCK_DB
+from couchsync._words import counted
 from couchsync.client import (
     BulkResults,
     Client,
@@ -72,7 +43,7 @@ from couchsync.errors import CouchsyncError
 from couchsync.manifest import is_pattern, matches
 
 __all__ = ["DEFAULT_TTL", "LOCK_DB", "LockHeld", "LockHolder", "LockLost", "LockReader",
-           "LockSet", "force_unlock", "read_locks"]
+           "LockSet", "force_unlock", "read_locks", "unreleased_note"]
 
 _N = TypeVar("_N", int, float)
 
@@ -94,7 +65,7 @@ class LockHeld(CouchsyncError):
         if not names:
             return ("another apply kept taking the same locks at the same time; "
                     "try again (--lock-timeout SECONDS waits)")
-        lines = [f"{_count(len(names), 'database')} locked by another apply"
+        lines = [f"{counted(len(names), 'database')} locked by another apply"
                  + (f" (waited {self.waited:.0f} s)" if self.waited >= 1 else "") + ":"]
         lines += [f"  {name}: {self.held[name].describe()}" for name in names[:10]]
         if len(names) > 10:
@@ -139,9 +110,8 @@ class LockHolder:
                    _number(holder.get("expires_at"), float), str(holder.get("pid_ns", "")))
 
     def renewed(self, ttl: float) -> LockHolder:
-        now = time.time()
-        return LockHolder(self.host, self.pid, self.user, self.run, self.since,
-                          _iso(now + ttl), now + ttl, self.pid_ns)
+        until = time.time() + ttl
+        return replace(self, expires=_iso(until), expires_at=until)
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at < (time.time() if now is None else now)
@@ -240,8 +210,6 @@ class LockReader:
     error: CouchError | None = None
     wait: float | None = None
     on_wait: Callable[[str], None] | None = None
-    clock: Callable[[], float] = time.monotonic  # tests give a fake clock
-    sleep: Callable[[float], None] = time.sleep
 
     def __call__(self, databases: Iterable[str]) -> None:
         names = list(databases)
@@ -253,10 +221,10 @@ class LockReader:
             self.error = exc
 
     def _wait_until_free(self, names: list[str], wait: float) -> None:
-        started = self.clock()
+        started = time.monotonic()
         told: set[str] = set()
         while held := self.live():
-            waited = self.clock() - started
+            waited = time.monotonic() - started
             if waited >= wait:
                 raise LockHeld(held, waited)
             for run in sorted({holder.run for holder in held.values()} - told):
@@ -265,7 +233,7 @@ class LockReader:
                     self.on_wait(holder.waiting_note(
                         name for name, other in held.items() if other.run == run))
                 told.add(run)
-            self.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), wait - waited))
+            time.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), wait - waited))
             self.seen = read_locks(self.client, names)
 
     def live(self) -> dict[str, LockHolder]:
@@ -299,7 +267,7 @@ class LockSet:
     databases: list[str]
     seen: dict[str, _Lock] = field(default_factory=dict)
     ttl: float = DEFAULT_TTL
-    on_notice: Callable[[str], None] | None = None  # "took over the lock on … left by …"
+    on_notice: Callable[[str], None] = lambda text: None  # "took over the lock on …"
     clock: Callable[[], float] = time.time  # what expiry is judged by (tests: a fake clock)
     holder: LockHolder | None = None
     stale: bool = False
@@ -345,7 +313,7 @@ class LockSet:
             self.stale = True  # another apply ran after plan read the locks
         for name, lock in sorted(locks.items()):
             if lock.holder is not None:
-                self._notice(f"took over the lock on {name} left by {lock.holder.left()}")
+                self.on_notice(f"took over the lock on {name} left by {lock.holder.left()}")
         self._beat = threading.Thread(target=self._heartbeat, name="couchsync-lock",
                                       daemon=True)
         self._beat.start()
@@ -476,10 +444,6 @@ class LockSet:
             except CouchError:
                 self.unreleased = sorted(revs)
 
-    def _notice(self, message: str) -> None:
-        if self.on_notice is not None:
-            self.on_notice(message)
-
     def __enter__(self) -> LockSet:
         return self
 
@@ -523,6 +487,14 @@ def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHold
         if not pending:
             break
     return freed
+
+
+def unreleased_note(databases: list[str], ttl: float) -> str:
+    """What to do about locks a lost server kept at the end of an apply."""
+    return (f"Its lock could not be freed: the next apply takes it over after {ttl:.0f} s, "
+            "or run: couchsync force-unlock " + " ".join(databases[:3])
+            + (f" … ({len(databases):,} databases; a pattern such as 'tenant-*' names many)"
+               if len(databases) > 3 else ""))
 
 
 def _lock_names(client: Client, databases: Iterable[str]) -> list[str]:
@@ -586,6 +558,3 @@ def _user() -> str:
     except Exception:  # no user name in a container without passwd entry
         return str(os.getuid())
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"

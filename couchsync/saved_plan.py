@@ -1,32 +1,14 @@
 """Saved plans: ``plan --out FILE`` writes a plan that ``apply --plan FILE`` applies exactly.
 
-A reviewer approves a plan; what is applied must be that plan. So a saved plan
-holds, besides the plan, what it was made from: the server (its ``uuid``), the
-manifests (their paths and a fingerprint of what they declare) and the
-settings (``--only``, ``--db-prefix``, ``--db-suffix``, ``--design-deploy``).
-Applying it, couchsync loads the same manifests and plans again; it refuses,
-before writing anything, when
-
-- the server is another one,
-- the manifests (or their variables) declare something else,
-- or the server moved: any step differs from the saved one (a document's
-  revision or body, a security object, an index, a design doc, a database's
-  existence or document count), or a step appeared or went away.
-
-The comparison is of the objects the plan read, not of a state serial: what
-moved is named. The fresh plan, being equal, is the one applied.
-
-Variables: a saved plan carries every ``${VAR}`` value the manifests read when
-it was made (from ``--var``, ``--var-file`` or the environment; a variable that
-was unset stays unset), so ``apply --plan`` needs none of them again. Only
-secrets (a variable whose name says so: ``*PASS*``, ``*SECRET*``, ``*TOKEN*``,
-``*KEY*``, ``*CREDENTIAL*``, ``*AUTH*``) are kept by name alone and read again
-from the environment (or ``--var``) at apply, which names any that is missing.
-A refusal names what moved: the database, document, index, design doc or
-config key, the manifest file and the variable whose value differs.
-
-Secrets: a saved plan holds the values it writes. A plan holding the value
-of a secret variable is not saved (``SavedPlanError``).
+A reviewer approves a plan; what is applied must be that plan. A saved plan holds what it
+was made from: the server (``uuid``), the manifests (paths, a digest of each declared
+item, each file's SHA-256), the settings (``only``, ``db_prefix``, ``db_suffix``,
+``design_deploy``) and every ``${VAR}`` value read, but secrets (``*PASS*``,
+``*SECRET*``, ``*TOKEN*``, ``*KEY*``, ``*CREDENTIAL*``, ``*AUTH*``: by name only, read
+again at apply). Applying it, couchsync plans again from the same manifests and refuses,
+naming what moved and writing nothing, when the server is another one, the manifests or
+their variables declare something else, or any step differs from the saved one. A plan
+holding a secret variable's value is not saved (``SavedPlanError``).
 """
 
 from __future__ import annotations
@@ -36,7 +18,8 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from couchsync._canonical import canonical_json
 from couchsync._names import REPLICATOR_DB
@@ -46,7 +29,11 @@ from couchsync.manifest import is_secret_variable
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan import Plan, shown, shown_config, shown_secrets
 
-__all__ = ["ReadVariables", "SavedPlan", "SavedPlanError", "fingerprint", "plan_moves"]
+if TYPE_CHECKING:
+    from couchsync.client import Client
+
+__all__ = ["ReadVariables", "SavedPlan", "SavedPlanError", "fingerprint", "plan_moves",
+           "server_of"]
 
 KIND = "couchsync-saved-plan"
 FORMAT_VERSION = 2  # 2: variables, and what the manifests declare item by item
@@ -130,6 +117,27 @@ class SavedPlan:
                     "or plan and apply in one step (couchsync apply)")
         return text
 
+    def write(self, path: Path, environ: Mapping[str, str] | None = None) -> None:
+        """Write the file whole or not at all (a new file renamed over ``path``)."""
+        text = self.to_json(environ)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise SavedPlanError(f"cannot write the plan to {path}: "
+                                 f"{exc.strerror or exc}") from None
+
+    @classmethod
+    def read(cls, path: Path) -> SavedPlan:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SavedPlanError(f"cannot read the plan {path}: "
+                                 f"{getattr(exc, 'strerror', None) or exc}") from None
+        return cls.from_json(text, str(path))
+
     @classmethod
     def from_json(cls, text: str, source: str) -> SavedPlan:
         try:
@@ -199,6 +207,23 @@ class SavedPlan:
                        if name in self.variables and self.variables[name] != value}
         return values
 
+    def settings_with(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The plan's settings; a setting given again must be the same."""
+        settings = dict(self.settings)
+        for name, value in given.items():
+            if value not in (None, "", []) and value != settings.get(name):
+                raise SavedPlanError(
+                    f"--{name.replace('_', '-')} differs from the saved plan's "
+                    f"({settings.get(name)!r}): a saved plan is applied as it was made")
+        return settings
+
+    def check(self, fresh: Plan, desired: DesiredState, client: Client) -> None:
+        """Raise SavedPlanError when ``refusal`` gives a reason against ``client``'s server."""
+        url, uuid = server_of(client)
+        refusal = self.refusal(fresh, desired, server_url=url, server_uuid=uuid)
+        if refusal is not None:
+            raise SavedPlanError(f"refusing the saved plan: {refusal}")
+
     def refusal(self, fresh: Plan, desired: DesiredState, *, server_url: str,
                 server_uuid: str | None) -> str | None:
         """Why this saved plan must not be applied now (None: it may), given the plan
@@ -235,6 +260,12 @@ class SavedPlan:
                   for address in sorted(self.declared.keys() | declared.keys())
                   if self.declared.get(address) != declared.get(address)]
         return moves
+
+
+def server_of(client: Client) -> tuple[str, str | None]:
+    """The server's URL (password masked) and ``uuid`` (None when it tells none)."""
+    uuid = client.server.info().get("uuid")
+    return client.url, uuid if isinstance(uuid, str) else None
 
 
 def _changed(before: str | None, now: str | None) -> str:

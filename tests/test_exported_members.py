@@ -15,6 +15,8 @@ INTENDED = {
     "load_manifests", "read_live_state", "load_and_read", "plan_changes", "apply_plan",
     "DesiredState", "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",
     "ApplyInterrupted", "LockSet", "LockHeld", "force_unlock",
+    # the safe apply as one call (lock, re-plan under it, saved plans), as the CLI's
+    "apply_manifests", "ApplyHooks",
     # the root of every error the sync tool raises (the client's root is CouchError)
     "CouchsyncError",
     # fleets: patterns matched on the server, planned database by database
