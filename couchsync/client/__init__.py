@@ -25,28 +25,9 @@ from ._server import Server
 from ._transport import ConnectionEngine, HttpxConnection
 
 __all__ = [
-    "BadRequest",
-    "BulkResults",
-    "Client",
-    "ClientClosedError",
-    "Conflict",
-    "ConnectionEngine",
-    "CouchError",
-    "Database",
-    "DatabaseError",
-    "Document",
-    "DocumentError",
-    "FindQuery",
-    "Forbidden",
-    "HTTPStatusError",
-    "HttpxConnection",
-    "IndexQuery",
-    "InvalidDatabaseName",
-    "InvalidURL",
-    "NotFound",
-    "PreconditionFailed",
-    "Server",
-    "ServerError",
-    "TransportError",
-    "Unauthorized",
+    "BadRequest", "BulkResults", "Client", "ClientClosedError", "Conflict", "ConnectionEngine",
+    "CouchError", "Database", "DatabaseError", "Document", "DocumentError", "FindQuery",
+    "Forbidden", "HTTPStatusError", "HttpxConnection", "IndexQuery", "InvalidDatabaseName",
+    "InvalidURL", "NotFound", "PreconditionFailed", "Server", "ServerError", "TransportError",
+    "Unauthorized"
 ]

@@ -1,9 +1,7 @@
 """How the default engine authenticates: Basic, a cookie session, or a bearer token.
 
-- **Basic** (``user``/``password``, or in the URL): the credentials on every request.
-  CouchDB 3.5 checks them against a PBKDF2-SHA256 hash of 600,000 iterations, but
-  only once: it then keeps a 5-iteration hash in memory (``[couch_passwords_cache]``)
-  and checks later requests against that. The default (docs/client.md has the figures).
+- **Basic** (``user``/``password``, or in the URL): the credentials on every request;
+  the default (CouchDB caches the check: docs/client.md).
 - **Session** (``session=True``): one ``POST /_session`` with the name and password,
   then the ``AuthSession`` cookie instead of the credentials. The cookie the server
   refreshes on the way (``Set-Cookie``) is taken up; one that has expired (401, or
@@ -29,12 +27,28 @@ import httpx
 
 from ._retry import log
 
-__all__ = ["Session", "basic_header", "bearer_header", "session_cookie"]
+__all__ = ["Session", "basic_header", "bearer_header", "credentials", "session_cookie"]
 
 # A header value must not hold control characters (a CR or LF would start a new header).
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _AUTH_SESSION = re.compile(r"(?:^|[;,]\s*)AuthSession=([^;,\s]*)", re.IGNORECASE)
 _MAX_AGE = re.compile(r";\s*Max-Age=(\d+)", re.IGNORECASE)
+
+
+def credentials(user: str | None, password: str | None, session: bool,
+                token: str | None) -> tuple[str | None, Session | None]:
+    """The ``Authorization`` header to send, or the Session to log in with."""
+    if token is not None:
+        if user is not None or password is not None:
+            raise ValueError("give either a token or a user and password, not both")
+        if session:
+            raise ValueError("session=True logs in with a user and password, not a token")
+        return bearer_header(token), None
+    if session:
+        if user is None:
+            raise ValueError("session=True needs a user name and password to log in with")
+        return None, Session(user, password or "")
+    return (None if user is None else basic_header(user, password)), None
 
 
 def basic_header(user: str, password: str | None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from ._database import Database
 from ._errors import NotFound, ServerError
 from ._server import EngineFactory, EngineOwner, Server
-from ._transport import ConnectionEngine, HttpxConnection, send
+from ._transport import HttpxConnection, send
 from ._url import SYSTEM_DBS, check_db_name, db_path
 
 __all__ = ["Client"]
@@ -26,25 +26,14 @@ class Client(EngineOwner):
     call ``close()``; a closed client raises ClientClosedError.
     """
 
-    def __init__(
-        self,
-        url: str = "http://localhost:5984",
-        connection_engine: EngineFactory = HttpxConnection,
-        **engine_options: Any,
-    ) -> None:
-        self._conn: ConnectionEngine = connection_engine(url, **engine_options)
+    def __init__(self, url: str = "http://localhost:5984",
+                 connection_engine: EngineFactory = HttpxConnection, **engine_options: Any) -> None:
+        super().__init__(url, connection_engine, **engine_options)
         #: Server-wide calls over the same connection.
         self.server = Server._sharing(self._conn)
 
-    def create(
-        self,
-        name: str,
-        *,
-        partitioned: bool | None = None,
-        q: int | None = None,
-        n: int | None = None,
-        placement: str | None = None,
-    ) -> dict[str, Any]:
+    def create(self, name: str, *, partitioned: bool | None = None, q: int | None = None,
+               n: int | None = None, placement: str | None = None) -> dict[str, Any]:
         """Create database ``name``; returns ``{"ok": true}``.
 
         ``q`` shards, ``n`` copies of each, ``placement`` of the copies by node zone
@@ -54,19 +43,10 @@ class Client(EngineOwner):
         PreconditionFailed if it exists.
         """
         check_db_name(name, url=self._conn.url)
-        params: dict[str, str] = {}
-        if partitioned is not None:
-            params["partitioned"] = "true" if partitioned else "false"
-        if q is not None:
-            params["q"] = str(q)
-        if n is not None:
-            params["n"] = str(n)
-        if placement is not None:
-            params["placement"] = placement
-        result: dict[str, Any] = send(
-            self._conn, ServerError, "PUT", db_path(name), params=params
-        ).json()
-        return result
+        options = {"partitioned": None if partitioned is None else str(partitioned).lower(),
+                   "q": q, "n": n, "placement": placement}
+        params = {key: str(value) for key, value in options.items() if value is not None}
+        return send(self._conn, ServerError, "PUT", db_path(name), params=params).json_object()
 
     def _existing_db_path(self, name: str, method: str) -> str:
         """``/{db}``; InvalidDatabaseName (nothing sent) for a name that would address the
@@ -83,8 +63,7 @@ class Client(EngineOwner):
         """
         path = self._existing_db_path(name, "DELETE")
         send(self._conn, ServerError, "HEAD", path)
-        result: dict[str, Any] = send(self._conn, ServerError, "DELETE", path).json()
-        return result
+        return send(self._conn, ServerError, "DELETE", path).json_object()
 
     def get_db(self, name: str) -> Database:
         """The Database ``name``, after checking it exists (NotFound if not)."""
@@ -99,10 +78,8 @@ class Client(EngineOwner):
         """Every database name (``GET /_all_dbs``)."""
         return self.server.list_database_names()
 
-    def iter_database_names(
-        self, *, start_key: str | None = None, end_key: str | None = None,
-        page_size: int = 1000,
-    ) -> Iterator[str]:
+    def iter_database_names(self, *, start_key: str | None = None, end_key: str | None = None,
+                            page_size: int = 1000) -> Iterator[str]:
         """Database names from ``start_key`` to ``end_key`` (inclusive) in name order,
         ``page_size`` per ``_all_dbs`` request: ``Server.iter_database_names``."""
         return self.server.iter_database_names(

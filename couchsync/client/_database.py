@@ -23,13 +23,8 @@ _FIND_PAGE_SIZE = 100
 #: The name of the threads that read pages ahead (``iter_all_docs(read_ahead=True)``).
 READ_AHEAD_THREAD = "couchsync-read-ahead"
 # The status CouchDB gives each error name; for per-document errors inside a 200 answer.
-_ERROR_STATUS = {
-    "bad_request": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 409,
-}
+_ERROR_STATUS = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
+                 "conflict": 409}
 
 
 class BulkResults(list[dict[str, Any]]):
@@ -82,15 +77,8 @@ class Database:
     def __repr__(self) -> str:
         return f"<Database {self.name!r} at {self._conn.url}>"
 
-    def _send(
-        self,
-        method: str,
-        path: str = "",
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        json_bytes: bytes | None = None,
-    ) -> Reply:
+    def _send(self, method: str, path: str = "", *, params: Mapping[str, str] | None = None,
+              json: Any = None, json_bytes: bytes | None = None) -> Reply:
         return send(self._conn, DatabaseError, method, self._path + path, params=params,
                     json=json, json_bytes=json_bytes)
 
@@ -103,13 +91,8 @@ class Database:
             return "/" + doc_path(doc_id)
         url = self._conn.url + self._path + "/" + quote(str(doc_id), safe="")
         raise scoped(BadRequest, DatabaseError)(
-            f"illegal_docid: {problem} (not sent: {method} {url})",
-            method=method,
-            url=url,
-            status=400,
-            error="illegal_docid",
-            reason=problem,
-        )
+            f"illegal_docid: {problem} (not sent: {method} {url})", method=method, url=url,
+            status=400, error="illegal_docid", reason=problem)
 
     def _head(self, doc_id: str) -> tuple[str, Reply]:
         """The current revision and the HEAD response (GET fallback where the ETag is no rev)."""
@@ -123,8 +106,7 @@ class Database:
 
     def info(self) -> dict[str, Any]:
         """``GET /{db}``: document counts, sizes, update sequence. Raises NotFound if missing."""
-        result: dict[str, Any] = self._send("GET").json()
-        return result
+        return self._send("GET").json_object()
 
     def exists(self) -> bool:
         """Whether the database exists (``HEAD /{db}``)."""
@@ -136,13 +118,11 @@ class Database:
 
     def get_security(self) -> dict[str, Any]:
         """The ``_security`` object (``{}`` when none was set)."""
-        result: dict[str, Any] = self._send("GET", "/_security").json()
-        return result
+        return self._send("GET", "/_security").json_object()
 
     def set_security(self, security: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the whole ``_security`` object; returns ``{"ok": true}``."""
-        result: dict[str, Any] = self._send("PUT", "/_security", json=security).json()
-        return result
+        return self._send("PUT", "/_security", json=security).json_object()
 
     # -- single documents
 
@@ -170,8 +150,7 @@ class Database:
 
     def add_batch(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """Create a document with ``?batch=ok`` (written later, not durable yet); server's dict."""
-        result: dict[str, Any] = self._send("POST", params={"batch": "ok"}, json=doc).json()
-        return result
+        return self._send("POST", params={"batch": "ok"}, json=doc).json_object()
 
     def update(self, doc_id: str, doc: Mapping[str, Any], rev: str = "", *,
                w: int | None = None) -> tuple[str, str]:
@@ -204,55 +183,33 @@ class Database:
         result = self._send("DELETE", path, params=params).json()
         return result["id"], result["rev"]
 
-    def get(
-        self,
-        doc_id: str,
-        attachments: bool = False,
-        att_encoding_info: bool = False,
-        atts_since: Sequence[str] = (),
-        conflicts: bool = False,
-        deleted_conflicts: bool = False,
-        latest: bool = False,
-        rev: str = "",
-        revs: bool = False,
-        r: int | None = None,
-    ) -> dict[str, Any]:
+    def get(self, doc_id: str, attachments: bool = False, att_encoding_info: bool = False,
+            atts_since: Sequence[str] = (), conflicts: bool = False,
+            deleted_conflicts: bool = False, latest: bool = False, rev: str = "",
+            revs: bool = False, r: int | None = None) -> dict[str, Any]:
         """Fetch a document, sending every option given. Raises NotFound if missing or deleted.
 
         ``r``: how many of a cluster's copies answer before the server does (the newest
         of them wins); its default is a quorum, which may all be copies a write has not
         reached yet."""
         path = self._doc(doc_id, "GET")
-        params: dict[str, str] = {}
-        if attachments:
-            params["attachments"] = "true"
-        if att_encoding_info:
-            params["att_encoding_info"] = "true"
+        flags = {"attachments": attachments, "att_encoding_info": att_encoding_info,
+                 "conflicts": conflicts, "deleted_conflicts": deleted_conflicts,
+                 "latest": latest, "revs": revs}
+        params = {name: "true" for name, on in flags.items() if on}
         if atts_since:
             params["atts_since"] = json.dumps(list(atts_since))
-        if conflicts:
-            params["conflicts"] = "true"
-        if deleted_conflicts:
-            params["deleted_conflicts"] = "true"
-        if latest:
-            params["latest"] = "true"
         if rev:
             params["rev"] = rev
-        if revs:
-            params["revs"] = "true"
         if r is not None:
             params["r"] = str(r)
-        result: dict[str, Any] = self._send("GET", path, params=params).json()
-        return result
+        return self._send("GET", path, params=params).json_object()
 
     def doc_info(self, doc_id: str) -> dict[str, Any]:
         """``{"rev", "size", "date"}`` from a HEAD request: the true current rev on any server."""
         rev, head = self._head(doc_id)
-        return {
-            "rev": rev,
-            "size": int(head.headers.get("content-length", 0)),
-            "date": head.headers.get("date", ""),
-        }
+        return {"rev": rev, "size": int(head.headers.get("content-length", 0)),
+                "date": head.headers.get("date", "")}
 
     # -- many documents
 
@@ -275,28 +232,16 @@ class Database:
             if error and error.get("error") != "not_found":
                 raise error_for_status(
                     _ERROR_STATUS.get(str(error.get("error")), 500),
-                    {
-                        "error": error.get("error"),
-                        "reason": f"{error.get('reason')} (document {result.get('id')!r})",
-                    },
-                    method="POST",
-                    url=self._conn.url + self._path + path,
-                    scope=DatabaseError,
-                )
+                    {"error": error.get("error"),
+                     "reason": f"{error.get('reason')} (document {result.get('id')!r})"},
+                    method="POST", url=self._conn.url + self._path + path, scope=DatabaseError)
             doc = entry.get("ok")  # PouchDB Server answers {} for a missing id
             docs.append(None if doc is None or doc.get("_deleted") else doc)
         return docs
 
-    def all_docs(
-        self,
-        keys: Sequence[str] | None = None,
-        *,
-        include_docs: bool = False,
-        start_key: str | None = None,
-        end_key: str | None = None,
-        limit: int | None = None,
-        conflicts: bool = False,
-    ) -> list[dict[str, Any]]:
+    def all_docs(self, keys: Sequence[str] | None = None, *, include_docs: bool = False,
+                 start_key: str | None = None, end_key: str | None = None, limit: int | None = None,
+                 conflicts: bool = False) -> list[dict[str, Any]]:
         """``_all_docs`` rows as the server returns them (one request, not paged).
 
         With ``keys`` (POST), rows come in key order; a missing key is
@@ -313,15 +258,9 @@ class Database:
         rows: list[dict[str, Any]] = response.json()["rows"]
         return rows
 
-    def iter_all_docs(
-        self,
-        *,
-        include_docs: bool = False,
-        start_key: str | None = None,
-        end_key: str | None = None,
-        page_size: int = 1000,
-        read_ahead: bool = False,
-    ) -> Iterator[dict[str, Any]]:
+    def iter_all_docs(self, *, include_docs: bool = False, start_key: str | None = None,
+                      end_key: str | None = None, page_size: int = 1000,
+                      read_ahead: bool = False) -> Iterator[dict[str, Any]]:
         """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request.
 
         ``read_ahead``: ask for the first page now, and for each next page as soon
@@ -360,10 +299,8 @@ class Database:
         for row in self.iter_all_docs(include_docs=True):
             yield row["doc"]
 
-    def bulk_docs(
-        self, docs: Sequence[Mapping[str, Any] | bytes], *, new_edits: bool = True,
-        w: int | None = None,
-    ) -> BulkResults:
+    def bulk_docs(self, docs: Sequence[Mapping[str, Any] | bytes], *, new_edits: bool = True,
+                  w: int | None = None) -> BulkResults:
         """Write many documents in one ``_bulk_docs``; the per-document results.
 
         A document may be given as bytes already encoded as a JSON object; it is
@@ -386,16 +323,14 @@ class Database:
     def purge(self, docinfo: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         """Purge ``{id: [leaf revs]}`` for good; ``{"purge_seq", "purged"}``. (CouchDB only.)"""
         body = {doc_id: list(revs) for doc_id, revs in docinfo.items()}
-        result: dict[str, Any] = self._send("POST", "/_purge", json=body).json()
-        return result
+        return self._send("POST", "/_purge", json=body).json_object()
 
     # -- Mango
 
     def find(self, query: FindQuery | Mapping[str, Any]) -> dict[str, Any]:
         """Run one ``_find`` request; the server's response (``docs``, maybe ``bookmark``)."""
         body = query.to_dict() if isinstance(query, FindQuery) else dict(query)
-        result: dict[str, Any] = self._send("POST", "/_find", json=body).json()
-        return result
+        return self._send("POST", "/_find", json=body).json_object()
 
     def iter_find(self, query: FindQuery | Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Every document matching ``query``, page by page; its ``limit`` is the page size.
@@ -428,13 +363,11 @@ class Database:
         (CouchDB's default is 2; a cluster's n makes the index seen at once by reads of
         any copy)."""
         body = index.to_dict() if w is None else {**index.to_dict(), "w": w}
-        result: dict[str, Any] = self._send("POST", "/_index", json=body).json()
-        return result
+        return self._send("POST", "/_index", json=body).json_object()
 
     def get_indexes(self) -> dict[str, Any]:
         """``{"total_rows", "indexes"}``, the special ``_all_docs`` index included."""
-        result: dict[str, Any] = self._send("GET", "/_index").json()
-        return result
+        return self._send("GET", "/_index").json_object()
 
     # -- design documents and views
 
@@ -443,8 +376,7 @@ class Database:
         ``update_seq``, ``updater_running``, and on CouchDB 3 ``updates_pending``: the
         changes not yet indexed by the shard copies that answered first."""
         path = self._doc("_design/" + design.removeprefix("_design/"), "GET") + "/_info"
-        result: dict[str, Any] = self._send("GET", path).json()
-        return result
+        return self._send("GET", path).json_object()
 
     def query_view(self, design: str, view: str, **params: Any) -> dict[str, Any]:
         """``GET /{db}/_design/{design}/_view/{view}``: ``{"rows", ...}``. Parameters
@@ -453,8 +385,7 @@ class Database:
                 + "/_view/" + quote(view, safe=""))
         query = {key: json.dumps(value) if not isinstance(value, str) or key.endswith("key")
                  else value for key, value in params.items()}
-        result: dict[str, Any] = self._send("GET", path, params=query).json()
-        return result
+        return self._send("GET", path, params=query).json_object()
 
     # -- shards (CouchDB)
 
@@ -484,8 +415,7 @@ class Database:
 
     def view_cleanup(self) -> dict[str, Any]:
         """``POST /{db}/_view_cleanup``: remove index files no design doc uses any more."""
-        result: dict[str, Any] = self._send("POST", "/_view_cleanup", json={}).json()
-        return result
+        return self._send("POST", "/_view_cleanup", json={}).json_object()
 
     def delete_index(self, design: str, name: str, *, w: int | None = None) -> dict[str, Any]:
         """Delete the json index ``name`` of design doc ``design`` (with or without ``_design/``).
@@ -496,8 +426,7 @@ class Database:
         ddoc = quote("_design/" + design.removeprefix("_design/"), safe="")
         path = f"/_index/{ddoc}/json/{quote(name, safe='')}"
         params = None if w is None else {"w": str(w)}
-        result: dict[str, Any] = self._send("DELETE", path, params=params).json()
-        return result
+        return self._send("DELETE", path, params=params).json_object()
 
 
 class _ReadAhead(Iterator[dict[str, Any]]):

@@ -30,43 +30,29 @@ and ``except DatabaseError`` both catch it.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._tls import tls_problem
+
+if TYPE_CHECKING:
+    from ._proxy import Proxy
 
 __all__ = [
-    "BadRequest",
-    "ClientClosedError",
-    "Conflict",
-    "CouchError",
-    "DatabaseError",
-    "DocumentError",
-    "Forbidden",
-    "HTTPStatusError",
-    "InvalidDatabaseName",
-    "InvalidURL",
-    "NotFound",
-    "PreconditionFailed",
-    "ServerError",
-    "TransportError",
-    "Unauthorized",
-    "error_for_status",
-    "rescope",
-    "scoped",
+    "HTTPX_ERRORS", "BadRequest", "ClientClosedError", "Conflict", "CouchError", "DatabaseError",
+    "DocumentError", "Forbidden", "HTTPStatusError", "InvalidDatabaseName", "InvalidURL",
+    "NotFound", "PreconditionFailed", "ServerError", "TransportError", "Unauthorized",
+    "error_for_status", "map_httpx_error", "rescope", "scoped"
 ]
 
 
 class CouchError(Exception):
     """Base of every error caused by the server or the connection to it."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        url: str | None = None,
-        status: int | None = None,
-        error: str | None = None,
-        reason: str | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None,
+                 status: int | None = None, error: str | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.method = method
@@ -142,13 +128,8 @@ class ClientClosedError(RuntimeError):
 
 #: The one map from HTTP status to error kind; other 4xx/5xx are HTTPStatusError.
 STATUS_KINDS: dict[int, type[HTTPStatusError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    412: PreconditionFailed,
-}
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+    412: PreconditionFailed}
 
 _KINDS: tuple[type[CouchError], ...] = (TransportError, HTTPStatusError, *STATUS_KINDS.values())
 _SCOPES: tuple[type[CouchError], ...] = (ServerError, DatabaseError, DocumentError)
@@ -174,14 +155,8 @@ def rescope(exc: CouchError, scope: type[CouchError]) -> CouchError:
     """The same error, re-issued in another scope (a Database error seen by a Document)."""
     # _KINDS lists general kinds first, so the last match is the most specific one.
     kind = [k for k in _KINDS if isinstance(exc, k)][-1]
-    return scoped(kind, scope)(
-        exc.message,
-        method=exc.method,
-        url=exc.url,
-        status=exc.status,
-        error=exc.error,
-        reason=exc.reason,
-    )
+    return scoped(kind, scope)(exc.message, method=exc.method, url=exc.url, status=exc.status,
+                               error=exc.error, reason=exc.reason)
 
 
 def _phrase(status: int) -> str:
@@ -202,10 +177,36 @@ def error_for_status(
     kind = STATUS_KINDS.get(status, HTTPStatusError)
     detail = f"{error}: {reason}" if error else _phrase(status)
     return scoped(kind, scope)(
-        f"{status} {detail} ({method} {url})",
-        method=method,
-        url=url,
-        status=status,
-        error=None if error is None else str(error),
-        reason=None if reason is None else str(reason),
-    )
+        f"{status} {detail} ({method} {url})", method=method, url=url, status=status,
+        error=None if error is None else str(error), reason=None if reason is None else str(reason))
+
+
+#: The one place foreign exceptions are translated: httpx error → what went wrong
+#: (looked up along the exception's MRO: every httpx.RequestError has an entry).
+HTTPX_ERRORS: dict[type[httpx.RequestError], str] = {
+    httpx.ConnectTimeout: "timed out while connecting",
+    httpx.ConnectError: "could not connect",
+    httpx.TimeoutException: "timed out",
+    httpx.NetworkError: "network error",
+    httpx.ProtocolError: "HTTP protocol error",
+    httpx.ProxyError: "proxy error",
+    httpx.UnsupportedProtocol: "unsupported protocol",
+    httpx.DecodingError: "could not decode the response",
+    httpx.TooManyRedirects: "too many redirects",
+    httpx.RequestError: "request failed",
+}
+
+
+def _what(exc: httpx.RequestError) -> str:
+    return next(HTTPX_ERRORS[cls] for cls in type(exc).__mro__ if cls in HTTPX_ERRORS)
+
+
+def map_httpx_error(exc: httpx.RequestError, method: str, url: str, *,
+                    proxy: Proxy | None = None) -> TransportError:
+    """The TransportError for ``exc``, naming the method, the masked URL and the proxy."""
+    tls = tls_problem(exc)
+    detail = tls or f"{_what(exc)} ({str(exc) or type(exc).__name__})"
+    message = f"{method} {url}: {detail}"
+    if proxy is not None:
+        message += f" [through the proxy {proxy.masked}, from {proxy.source}]"
+    return TransportError(message, method=method, url=url)

@@ -117,8 +117,9 @@ def bypassed(host: str, port: int, no_proxy: str) -> bool:
                 entry, entry_port = name, int(number)
         if entry_port is not None and entry_port != port:
             continue
-        if "/" in entry or _is_ip(entry):
-            if _in_network(host, entry):
+        in_network = _in_network(host, entry)
+        if in_network is not None:
+            if in_network:
                 return True
             continue
         entry = entry.removeprefix("*").removeprefix(".")
@@ -127,22 +128,17 @@ def bypassed(host: str, port: int, no_proxy: str) -> bool:
     return False
 
 
-def _is_ip(text: str) -> bool:
-    import ipaddress
+def _in_network(host: str, entry: str) -> bool | None:
+    """Whether ``host`` is in the address or network ``entry``; None if ``entry`` is none."""
+    import ipaddress  # only for a NO_PROXY entry that may be one
 
     try:
-        ipaddress.ip_address(text)
+        network = ipaddress.ip_network(entry, strict=False)
     except ValueError:
-        return False
-    return True
-
-
-def _in_network(host: str, entry: str) -> bool:
-    import ipaddress
-
+        return None
     try:
-        return ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False)
-    except ValueError:  # a name, or an entry that is no address
+        return ipaddress.ip_address(host) in network
+    except ValueError:  # a host name
         return False
 
 

@@ -1,16 +1,11 @@
 """Which requests the default engine may send again, how long it waits, and how it says so.
 
-A request is repeated only when a repeat cannot do anything twice:
-
-- the connection failed before anything was sent (refused, connect timeout): any
-  request but a POST that ``repeatable()`` refuses;
-- the request may have reached the server (the connection was reset or closed
-  before the answer), or the server answered ``429`` or ``503``: only a request
-  that ``repeatable()`` accepts.
-
-Every repeat is logged on the ``couchsync.client`` logger at INFO, with the
-method, the path (no query string, no credentials), what went wrong, the attempt
-and the pause: ``couchsync --verbose`` shows these records.
+A request is repeated only when a repeat cannot do anything twice: after a connection
+that failed before anything was sent (refused, connect timeout), any request but a POST
+that ``repeatable()`` refuses; after one that may have reached the server (reset or
+closed before the answer), or a ``429``/``503`` answer, only what ``repeatable()``
+accepts. Every repeat is logged at INFO on the ``couchsync.client`` logger (method,
+path without query, what went wrong, attempt, pause): ``couchsync --verbose`` shows them.
 """
 
 from __future__ import annotations
@@ -21,16 +16,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
+from ._tls import tls_problem
+
 __all__ = [
-    "DEFAULT_BACKOFF",
-    "DEFAULT_RETRIES",
-    "DEFAULT_RETRY_BUDGET",
-    "RETRY_STATUSES",
-    "STATUS_PAUSE",
-    "log",
-    "log_retry",
-    "repeatable",
-    "retry_after",
+    "DEFAULT_BACKOFF", "DEFAULT_RETRIES", "DEFAULT_RETRY_BUDGET", "RETRY_STATUSES", "STATUS_PAUSE",
+    "log", "log_retry", "may_repeat_after", "repeatable", "retry_after"
 ]
 
 #: The logger every retry, session login and proxy choice is reported on.
@@ -90,6 +82,22 @@ def repeatable(method: str, path: str, params: Mapping[str, str] | None, json: A
             body = _body(json, content)
             return isinstance(body, dict) and bool(body.get("_rev"))
     return False
+
+
+# The connection broke before (or instead of) an answer. A timeout is not one: the
+# server may still be at work on the request.
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
+              httpx.ReadError, httpx.WriteError)
+
+
+def may_repeat_after(exc: httpx.RequestError, method: str, path: str,
+                     params: Mapping[str, str] | None, json: Any, content: bytes | None) -> bool:
+    """Whether a request that failed with ``exc`` may be sent again."""
+    if not isinstance(exc, _RETRYABLE) or tls_problem(exc) is not None:
+        return False
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and method != "POST":
+        return True  # nothing reached the server
+    return repeatable(method, path, params, json, content)
 
 
 def _body(json: Any, content: bytes | None) -> Any:

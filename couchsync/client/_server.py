@@ -5,7 +5,6 @@ from __future__ import annotations
 import json as jsonlib
 from collections.abc import Callable, Iterator, Mapping
 from itertools import pairwise
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -27,10 +26,13 @@ _Owner = TypeVar("_Owner", bound="EngineOwner")
 
 
 class EngineOwner:
-    """What Client and Server share: one engine, a repr that shows no password,
-    and closing (also as a context manager); later calls raise ClientClosedError."""
+    """What Client and Server share: one engine (``connection_engine(url,
+    **engine_options)``), a repr that shows no password, and closing (also as a context
+    manager); later calls raise ClientClosedError."""
 
-    _conn: ConnectionEngine
+    def __init__(self, url: str = "http://localhost:5984",
+                 connection_engine: EngineFactory = HttpxConnection, **engine_options: Any) -> None:
+        self._conn: ConnectionEngine = connection_engine(url, **engine_options)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._conn.url}>"
@@ -43,12 +45,7 @@ class EngineOwner:
     def __enter__(self: _Owner) -> _Owner:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -58,14 +55,6 @@ class EngineOwner:
 
 class Server(EngineOwner):
     """The server-wide API; every method raises ServerError (plus the status class)."""
-
-    def __init__(
-        self,
-        url: str = "http://localhost:5984",
-        connection_engine: EngineFactory = HttpxConnection,
-        **engine_options: Any,
-    ) -> None:
-        self._conn: ConnectionEngine = connection_engine(url, **engine_options)
 
     @classmethod
     def _sharing(cls, connection: ConnectionEngine) -> Server:
@@ -81,8 +70,7 @@ class Server(EngineOwner):
 
     def info(self) -> dict[str, Any]:
         """``GET /``: the welcome object with version, vendor and features."""
-        result: dict[str, Any] = self._send("GET", "/").json()
-        return result
+        return self._send("GET", "/").json_object()
 
     def is_up(self) -> bool:
         """Whether the server is up and ready: ``GET /_up``.
@@ -134,10 +122,8 @@ class Server(EngineOwner):
         result: list[str] = self._send("GET", "/_all_dbs").json()
         return result
 
-    def iter_database_names(
-        self, *, start_key: str | None = None, end_key: str | None = None,
-        page_size: int = 1000,
-    ) -> Iterator[str]:
+    def iter_database_names(self, *, start_key: str | None = None, end_key: str | None = None,
+                            page_size: int = 1000) -> Iterator[str]:
         """The database names from ``start_key`` to ``end_key`` (both included; None: no
         bound) in name order, read with ``GET /_all_dbs`` ``page_size`` (at least 1)
         names per request, so that a server with 100,000 databases never sends them all
@@ -191,8 +177,7 @@ class Server(EngineOwner):
 
     def membership(self) -> dict[str, Any]:
         """``GET /_membership``: ``all_nodes`` and ``cluster_nodes``."""
-        result: dict[str, Any] = self._send("GET", "/_membership").json()
-        return result
+        return self._send("GET", "/_membership").json_object()
 
     def scheduler_docs(self, database: str = "_replicator") -> dict[str, dict[str, Any]]:
         """``GET /_scheduler/docs/{database}``: the replication scheduler's view of each

@@ -23,14 +23,16 @@ from urllib.parse import quote, urlencode
 import httpcore
 import httpx
 
-from ._auth import Session, basic_header, bearer_header
+from ._auth import credentials
 from ._errors import (
     ClientClosedError,
     CouchError,
     HTTPStatusError,
     TransportError,
     _phrase,
+    _what,
     error_for_status,
+    map_httpx_error,
     rescope,
     scoped,
 )
@@ -44,22 +46,14 @@ from ._retry import (
     log,
     log_give_up,
     log_retry,
+    may_repeat_after,
     repeatable,
     retry_after,
 )
-from ._tls import tls_context, tls_problem
+from ._tls import tls_context
 from ._url import parse_server_url
 
-__all__ = [
-    "HTTPX_ERRORS",
-    "ConnectionEngine",
-    "HttpxConnection",
-    "Reply",
-    "Response",
-    "encode_json",
-    "map_httpx_error",
-    "send",
-]
+__all__ = ["ConnectionEngine", "HttpxConnection", "Reply", "Response", "encode_json", "send"]
 
 
 class Response(Protocol):
@@ -90,40 +84,15 @@ class ConnectionEngine(Protocol):
     @property
     def url(self) -> str: ...
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Response: ...
+    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                json: Any = None, content: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> Response: ...
 
     def close(self) -> None: ...
 
 
-#: The one place foreign exceptions are translated: httpx error → what went wrong
-#: (looked up along the exception's MRO: every httpx.RequestError has an entry).
-HTTPX_ERRORS: dict[type[httpx.RequestError], str] = {
-    httpx.ConnectTimeout: "timed out while connecting",
-    httpx.ConnectError: "could not connect",
-    httpx.TimeoutException: "timed out",
-    httpx.NetworkError: "network error",
-    httpx.ProtocolError: "HTTP protocol error",
-    httpx.ProxyError: "proxy error",
-    httpx.UnsupportedProtocol: "unsupported protocol",
-    httpx.DecodingError: "could not decode the response",
-    httpx.TooManyRedirects: "too many redirects",
-    httpx.RequestError: "request failed",
-}
-# The connection broke before (or instead of) an answer. A timeout is not one: the
-# server may still be at work on the request.
-_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
-              httpx.ReadError, httpx.WriteError)
 _JSON_CONTENT = {"Content-Type": "application/json"}
-_encode_json = jsonlib.JSONEncoder(separators=(",", ":")).encode
+_ENCODER = jsonlib.JSONEncoder(separators=(",", ":"))
 # (method, path, params, json, content, headers) of one request, as sent again.
 _Call = tuple[str, str, "Mapping[str, str] | None", Any, "bytes | None",
               "Mapping[str, str] | None"]
@@ -153,22 +122,7 @@ setattr(httpcore.HTTP11Connection, "has_expired", _has_expired_locked)  # noqa: 
 
 def encode_json(value: Any) -> bytes:
     """``value`` as compact JSON bytes: the one encoder for request bodies."""
-    return _encode_json(value).encode()
-
-
-def _what(exc: httpx.RequestError) -> str:
-    return next(HTTPX_ERRORS[cls] for cls in type(exc).__mro__ if cls in HTTPX_ERRORS)
-
-
-def map_httpx_error(exc: httpx.RequestError, method: str, url: str, *,
-                    proxy: Proxy | None = None) -> TransportError:
-    """The TransportError for ``exc``, naming the method, the masked URL and the proxy."""
-    tls = tls_problem(exc)
-    detail = tls or f"{_what(exc)} ({str(exc) or type(exc).__name__})"
-    message = f"{method} {url}: {detail}"
-    if proxy is not None:
-        message += f" [through the proxy {proxy.masked}, from {proxy.source}]"
-    return TransportError(message, method=method, url=url)
+    return _ENCODER.encode(value).encode()
 
 
 class HttpxConnection:
@@ -190,27 +144,14 @@ class HttpxConnection:
     request waits for a free one at most its ``timeout``.
     """
 
-    def __init__(
-        self,
-        url: str = "http://localhost:5984",
-        *,
-        user: str | None = None,
-        password: str | None = None,
-        auth: tuple[str, str] | None = None,
-        session: bool = False,
-        token: str | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        verify: bool | str | ssl.SSLContext = True,
-        cert: str | None = None,
-        key: str | None = None,
-        proxy: str | None = None,
-        trust_env: bool = True,
-        retries: int = DEFAULT_RETRIES,
-        backoff: float = DEFAULT_BACKOFF,
-        retry_budget: float = DEFAULT_RETRY_BUDGET,
-        transport: httpx.BaseTransport | None = None,
-        max_connections: int = 16,
-    ) -> None:
+    def __init__(self, url: str = "http://localhost:5984", *, user: str | None = None,
+                 password: str | None = None, auth: tuple[str, str] | None = None,
+                 session: bool = False, token: str | None = None,
+                 timeout: float | httpx.Timeout = 30.0, verify: bool | str | ssl.SSLContext = True,
+                 cert: str | None = None, key: str | None = None, proxy: str | None = None,
+                 trust_env: bool = True, retries: int = DEFAULT_RETRIES,
+                 backoff: float = DEFAULT_BACKOFF, retry_budget: float = DEFAULT_RETRY_BUDGET,
+                 transport: httpx.BaseTransport | None = None, max_connections: int = 16) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         if retries < 0 or backoff < 0 or retry_budget < 0:
@@ -219,19 +160,10 @@ class HttpxConnection:
             user, password = auth
         address = parse_server_url(url, user=user, password=password)
         headers = {"Accept": "application/json", "User-Agent": "couchsync"}
-        self._session: Session | None = None
-        if token is not None:
-            if address.user is not None or address.password is not None:
-                raise ValueError("give either a token or a user and password, not both")
-            if session:
-                raise ValueError("session=True logs in with a user and password, not a token")
-            headers["Authorization"] = bearer_header(token)
-        elif session:
-            if address.user is None:
-                raise ValueError("session=True needs a user name and password to log in with")
-            self._session = Session(address.user, address.password or "")
-        elif address.user is not None:
-            headers["Authorization"] = basic_header(address.user, address.password)
+        authorization, self._session = credentials(address.user, address.password, session,
+                                                   token)
+        if authorization is not None:
+            headers["Authorization"] = authorization
         self._base = address.base
         self._url = address.masked
         self._retries = retries
@@ -274,16 +206,9 @@ class HttpxConnection:
         """The server's base URL, password masked."""
         return self._url
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Response:
+    def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                json: Any = None, content: bytes | None = None,
+                headers: Mapping[str, str] | None = None) -> Response:
         """Send one request and return the response (body read), whatever its status."""
         self._check_open()
         call = (method, path, params, json, content, headers)
@@ -328,7 +253,7 @@ class HttpxConnection:
                 problem = f"{_what(exc)} ({type(exc).__name__})"
                 wait = self._backoff * 2**attempt
                 if self._refusal(attempt, waited, wait,
-                                 self._may_repeat_after(exc, call)) is not None:
+                                 may_repeat_after(exc, *call[:5])) is not None:
                     raise map_httpx_error(exc, method, self._url + path,
                                           proxy=self._proxy) from exc
             else:
@@ -360,16 +285,6 @@ class HttpxConnection:
             return (f"waiting {wait:g} s more would pass the retry budget "
                     f"({self._retry_budget:g} s)")
         return None
-
-    @staticmethod
-    def _may_repeat_after(exc: httpx.RequestError, call: _Call) -> bool:
-        """Whether ``call``, which failed with ``exc``, may be sent again."""
-        if not isinstance(exc, _RETRYABLE) or tls_problem(exc) is not None:
-            return False
-        method, path, params, json, content, _ = call
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and method != "POST":
-            return True  # nothing reached the server
-        return repeatable(method, path, params, json, content)
 
     def _login(self, expired: bool) -> Response:
         """``POST /_session`` (for ``Session.send``, which holds its lock)."""
@@ -410,6 +325,11 @@ class Reply:
         self.headers = response.headers
         self.content = response.content
 
+    def json_object(self) -> dict[str, Any]:
+        """``json()`` where the answer is a JSON object."""
+        found: dict[str, Any] = self.json()
+        return found
+
     def json(self) -> Any:
         try:
             return self._response.json()
@@ -422,16 +342,9 @@ class Reply:
             ) from exc
 
 
-def send(
-    engine: ConnectionEngine,
-    scope: type[CouchError],
-    method: str,
-    path: str,
-    *,
-    params: Mapping[str, str] | None = None,
-    json: Any = None,
-    json_bytes: bytes | None = None,
-) -> Reply:
+def send(engine: ConnectionEngine, scope: type[CouchError], method: str, path: str, *,
+         params: Mapping[str, str] | None = None, json: Any = None,
+         json_bytes: bytes | None = None) -> Reply:
     """Send through ``engine``; raise the ``scope``d error for a failure or a non-2xx answer.
 
     ``json_bytes`` is a body already encoded as JSON (instead of ``json``).

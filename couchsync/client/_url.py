@@ -16,12 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 from ._errors import InvalidDatabaseName, InvalidURL
 
 __all__ = [
-    "ServerAddress",
-    "check_db_name",
-    "db_path",
-    "doc_id_problem",
-    "doc_path",
-    "parse_server_url",
+    "ServerAddress", "check_db_name", "db_path", "doc_id_problem", "doc_path", "parse_server_url"
 ]
 
 DEFAULT_PORTS = {"http": 5984, "https": 443}

@@ -31,7 +31,7 @@ from couchsync.client import (
     Unauthorized,
     _transport,
 )
-from couchsync.client._transport import HTTPX_ERRORS, map_httpx_error
+from couchsync.client._errors import HTTPX_ERRORS, map_httpx_error
 
 PUBLIC = [
     "BadRequest",
