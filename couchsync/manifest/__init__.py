@@ -6,14 +6,12 @@ ambiguous (duplicate keys, unknown keys, clashing definitions), expands
 each placed at ``file:line:col``.
 """
 
-from couchsync.manifest._env import is_secret_variable
+from couchsync.manifest._env import is_secret_variable, variables
 from couchsync.manifest._load import iter_problems, load_manifests
 from couchsync.manifest._naming import DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, is_pattern, literal_prefix, matches
 from couchsync.manifest._problems import ManifestError, Problem, show_warnings_on_stderr
 from couchsync.manifest._schema import schema_text
-from couchsync.manifest._summary import summarize
-from couchsync.manifest._variables import variables
 from couchsync.manifest._yaml import looks_like_a_number
 from couchsync.manifest.model import (
     DatabaseSpec,
@@ -22,28 +20,12 @@ from couchsync.manifest.model import (
     DocumentSpec,
     IndexSpec,
     SourcePos,
+    summarize,
 )
 
 __all__ = [
-    "DatabaseNames",
-    "DatabaseSpec",
-    "DesignDocSpec",
-    "DesiredState",
-    "DocumentSpec",
-    "IndexSpec",
-    "ManifestError",
-    "Problem",
-    "SourcePos",
-    "expand_patterns",
-    "is_pattern",
-    "is_secret_variable",
-    "iter_problems",
-    "literal_prefix",
-    "load_manifests",
-    "looks_like_a_number",
-    "matches",
-    "schema_text",
-    "show_warnings_on_stderr",
-    "summarize",
-    "variables",
+    "DatabaseNames", "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec", "IndexSpec",
+    "ManifestError", "Problem", "SourcePos", "expand_patterns", "is_pattern", "is_secret_variable",
+    "iter_problems", "literal_prefix", "load_manifests", "looks_like_a_number", "matches",
+    "schema_text", "show_warnings_on_stderr", "summarize", "variables",
 ]

@@ -1,9 +1,6 @@
-"""Reading seed documents back from their JSON Lines files, by position.
-
-The loader notes each data file's size and modification time as it reads it
-(``remember``); reading a document back checks them when the file is opened
-again, so a file changed between loading and applying is an error, never a
-different document written under the old one's hash.
+"""Reading seed documents back from their JSON Lines files, by position: a file whose size
+or modification time changed since the loader read it (``remember``) is an error, never
+another document written under the old one's hash.
 """
 
 from __future__ import annotations

@@ -179,24 +179,15 @@ def _unencodable(exc: UnicodeEncodeError) -> str:
 def _utf8_error_at(path: str) -> tuple[int, int]:
     """Line and column of the first bytes of ``path`` that are not UTF-8 (the text
     reader's error does not say where)."""
-    line, rest = 1, b""
     with open(path, "rb") as binary:
-        while True:
-            chunk = binary.read(_CHUNK)
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1 if chunk else len(data)  # whole lines: whole characters
-            whole, rest = data[:cut], data[cut:]
+        for number, line in enumerate(binary, start=1):  # no character spans a line break
             try:
-                whole.decode("utf-8")
+                line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                line += whole.count(b"\n", 0, exc.start)
-                begin = whole.rfind(b"\n", 0, exc.start) + 1
-                if line == 1 and whole.startswith(codecs.BOM_UTF8):
-                    begin += len(codecs.BOM_UTF8)
-                return line, len(whole[begin:exc.start].decode("utf-8", "replace")) + 1
-            line += whole.count(b"\n")
-            if not chunk:
-                return 1, 1  # changed since it failed to decode: the file, at its start
+                begin = len(codecs.BOM_UTF8) if number == 1 and line.startswith(
+                    codecs.BOM_UTF8) else 0
+                return number, len(line[begin:exc.start].decode("utf-8", "replace")) + 1
+    return 1, 1  # changed since it failed to decode: the file, at its start
 
 
 def _json_message(exc: json.JSONDecodeError) -> str:

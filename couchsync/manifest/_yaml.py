@@ -28,9 +28,8 @@ from couchsync.manifest._problems import (
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
-_SCALAR_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
-)
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}"
+                         for name in ("str", "int", "float", "bool", "null", "timestamp"))
 
 #: Aliases may repeat a subtree, but an expansion far larger than the text
 #: ("billion laughs") is refused: at most this many visits per distinct node.
@@ -61,11 +60,7 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _timestamp_as_text(loader: _Loader, node: yaml.Node) -> str:
-    return str(node.value)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda _loader, node: str(node.value))
 
 # YAML 1.2 booleans and numbers, not YAML 1.1's: `country: NO`, `on: push`, `1:20` and
 # `0123` stay text. YAML 1.1 reads each of these patterns as the same type, so what
@@ -131,9 +126,9 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return ParsedYaml(None, Positions(), [Problem(file, line, col, _syntax_message(exc))])
-    converter = _Converter(loader, file)
     if node is None:
-        return ParsedYaml(None, converter.positions, [])
+        return ParsedYaml(None, Positions(), [])
+    converter = _Converter(loader, file)
     try:
         value = converter.convert(node, ())
     except _TooLarge:
@@ -312,15 +307,10 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
                 continue
             name = key_node.value
-            if name in first:
-                mark = first[name].start_mark
+            earlier = first.setdefault(name, key_node)
+            if earlier is not key_node:
+                mark = earlier.start_mark
                 where = f" under {format_path(path)}" if path else ""
-                self._problem(
-                    key_node,
-                    f"duplicate key {name!r}{where} (first defined at line {mark.line + 1}, "
-                    f"col {mark.column + 1})",
-                    (*path, name),
-                    failed=False,  # the value is whole; the key is the problem
-                )
-            else:
-                first[name] = key_node
+                self._problem(key_node, f"duplicate key {name!r}{where} (first defined at line "
+                              f"{mark.line + 1}, col {mark.column + 1})", (*path, name),
+                              failed=False)  # the value is whole; the key is the problem

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from couchsync._canonical import canonical_json, hash_canonical
+from couchsync._names import REPLICATOR_DB, USERS_DB
 from couchsync.manifest._datafiles import read_span
 
 
@@ -243,3 +244,26 @@ class DesiredState:
     prune_config: bool = False
     #: Values that secret variables gave the manifests: plans mask them.
     secrets: frozenset[str] = frozenset()
+
+
+def summarize(desired: DesiredState) -> str:
+    """What ``validate`` prints: ``2 databases, 1 pattern, 14 documents, 3 indexes, 1 design
+    doc`` (absent databases counted, a pattern's content once), then the server sections
+    declared: ``3 config keys, 2 users, 1 replication``."""
+    system = (USERS_DB, REPLICATOR_DB)  # counted as users and replications, not databases
+    dbs = [*(db for name, db in desired.databases.items() if name not in system),
+           *desired.patterns.values()]
+
+    def documents(name: str) -> int:
+        return len(desired.databases[name].documents) if name in desired.databases else 0
+
+    counts = [(len(dbs) - len(desired.patterns), "database", "databases"),
+              *([(len(desired.patterns), "pattern", "patterns")] if desired.patterns else []),
+              (sum(len(db.documents) for db in dbs), "document", "documents"),
+              (sum(len(db.indexes) for db in dbs), "index", "indexes"),
+              (sum(len(db.design_docs) for db in dbs), "design doc", "design docs")]
+    server = [(sum(len(keys) for keys in desired.config.values()), "config key", "config keys"),
+              (documents(USERS_DB), "user", "users"),
+              (documents(REPLICATOR_DB), "replication", "replications")]
+    return ", ".join(f"{n:,} {one if n == 1 else many}"
+                     for n, one, many in [*counts, *(item for item in server if item[0])])
