@@ -35,10 +35,6 @@ class LiveConfig:
         return self.values.get(node, {}).get(section, {}).get(key)
 
 
-def config_step_id(section: str, key: str) -> str:
-    return f"{section}/{key}"
-
-
 def entries(record: str | None) -> list[str]:
     try:
         value = json.loads(record) if record else []
@@ -54,10 +50,8 @@ def record_value(entries: set[str]) -> str:
 
 def plan_config(desired: DesiredState, live: LiveConfig | None) -> list[Step]:
     """The config steps: a key set (``+``) or changed (``~``) on the nodes that differ,
-    and with prune a recorded key no manifest declares deleted (``-``); no I/O."""
-    if live is None:
-        return []
-    return list(_steps(desired, live))
+    and with prune a recorded key no manifest declares deleted (``-``)."""
+    return [] if live is None else list(_steps(desired, live))
 
 
 def _steps(desired: DesiredState, live: LiveConfig) -> Iterator[Step]:
@@ -71,7 +65,7 @@ def _steps(desired: DesiredState, live: LiveConfig) -> Iterator[Step]:
             reason = "not set on any node" if unset else (
                 f"differs on {len(wrong)} of {len(live.nodes)} nodes")
             yield Step(Action.CREATE if unset else Action.UPDATE, StepKind.CONFIG, CONFIG,
-                       config_step_id(section, key), before=None if unset else held,
+                       f"{section}/{key}", before=None if unset else held,
                        after=dict.fromkeys(live.nodes, setting.value), reason=reason)
     if not desired.prune_config:
         return

@@ -51,15 +51,10 @@ CARRIED_FIELDS = ("_attachments",)
 NOT_ON_SERVER = "not on the server"
 
 
-def plan_changes(
-    desired: DesiredState, live: LiveState, *, only: Sequence[str] | None = None
-) -> Plan:
-    """The steps that make the server match ``desired``; no I/O.
-
-    ``only`` holds ``DB`` or ``DB/DOCID`` selectors (``DB`` may be a pattern);
-    ``live`` must cover every selected database (``read_live_state`` with the
-    same ``only`` does).
-    """
+def plan_changes(desired: DesiredState, live: LiveState, *,
+                 only: Sequence[str] | None = None) -> Plan:
+    """The steps that make the server match ``desired``; ``live`` must cover every
+    database the ``only`` selectors select (``read_live_state`` with them does)."""
     plan = Plan(secrets=desired.secrets)
     for name, scope in resolve_only(desired, only).items():
         current = live.databases.get(name)
@@ -331,12 +326,9 @@ def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, 
                  current: LiveDoc | None, reason: str, *, ignore: Sequence[str] = ()
                  ) -> Step | None:
     """Create, update (explained by ``reason``) or nothing, for a document or design doc.
-
-    In ``_users`` and ``_replicator`` the fields the server writes are not compared; a
-    user's ``password`` is checked against the stored hash (``_system``), and an update
-    keeps the stored hash unless the password changed. ``ignore``: fields the update
-    keeps as the server has them (``_ignore``); a create writes the manifests' values.
-    """
+    Fields the server writes are not compared, a user's ``password`` is checked against
+    the stored hash, which an update keeps unless it changed; ``ignore``: fields an update
+    keeps as the server has them (a create writes the manifests' values)."""
     ignored = IGNORED_FIELDS | server_written(database)
     after = _comparable(desired, ignored)
     if current is None:

@@ -62,13 +62,9 @@ class Rebuild(TypedDict):
 
 
 class Step:
-    """One change to one target.
-
-    ``after`` may be given as the manifest's ``DocumentSpec`` instead of a dict:
-    the body is then decoded only when read (rendering, diffing), never stored,
-    so a plan that creates a million documents holds no million dicts, and
-    apply can send the spec's canonical bytes as they are.
-    """
+    """One change to one target. ``after`` may be the manifest's ``DocumentSpec``, decoded
+    only when read: a plan creating a million documents then holds no million dicts, and
+    apply sends the spec's canonical bytes as they are."""
 
     __slots__ = ("_after", "action", "before", "database", "id", "kind", "reason", "rebuild",
                  "rev")

@@ -48,11 +48,8 @@ def expected_entry(spec: DatabaseSpec, doc: DocumentSpec, live_rev: str,
 
 @dataclass(slots=True)
 class Record:
-    """A database's ownership record as read, with the revisions needed to rewrite it.
-
-    ``complete`` is False when only the head of a sharded record was read
-    (``read_head``); ``read_shards`` completes it.
-    """
+    """A database's ownership record as read, with the revisions needed to rewrite it;
+    ``complete`` is False when only a sharded record's head was read (``read_head``)."""
 
     managed: dict[str, ManagedDoc] = field(default_factory=dict)  # the entries as stored
     shards: int = 1
@@ -85,13 +82,9 @@ class Record:
 
 
 def record_digest(ids: Iterable[str], entry: Callable[[str], tuple[str, str]]) -> str:
-    """The digest of the entries of ``ids``, ``entry(id)`` giving (rev, hash); ``created``
-    is left out.
-
-    SHA-256 of the entries in id order, each written unambiguously (the id
-    length-prefixed; revisions and hashes hold no NUL), first 128 bits in hex.
-    Fed a slice at a time: a record of a million entries is 70 MB of text.
-    """
+    """The digest of the entries of ``ids`` (``entry(id)``: rev, hash; not ``created``):
+    the first 128 bits in hex of the SHA-256 of them in id order, each written
+    unambiguously, fed a slice at a time (a million entries are 70 MB of text)."""
     import hashlib
 
     digest = hashlib.sha256()

@@ -1,11 +1,7 @@
-"""Databases open to anyone: a ``security`` that names no members (no ``members`` names
-or roles, or an empty object) lets every client, logged in or not, read and write the
-database (CouchDB 3 creates databases admin-only; writing such a security opens them).
-
-Plan and apply warn of every database whose declared security is so, and of every
-named database already so on the server that the manifests leave so (they declare no
-security), before anything is sent, unless its manifest says ``public: true``.
-Databases that the same pattern matches are warned of once, by the pattern.
+"""Databases open to anyone: a ``security`` naming no members lets every client, logged in
+or not, read and write the database (CouchDB 3 creates databases admin-only). Plan and
+apply warn, before anything is sent, of each database declared so, or already so and left
+so, unless its manifest says ``public: true``; a pattern's databases once, by the pattern.
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ from typing import Any
 
 from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan._model import Plan
-
-__all__ = ["is_open_to_anyone", "public_warnings"]
 
 
 def is_open_to_anyone(security: dict[str, Any]) -> bool:

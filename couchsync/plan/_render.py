@@ -48,14 +48,10 @@ def render_text(
     plan: Mapping[str, Any], *, color: bool = False, detail_limit: int | None = DETAIL_LIMIT,
     list_databases: bool = False,
 ) -> str:
-    """The human-readable plan, from ``Plan.to_dict()`` (or ``Plan.view()``) output.
-
-    The same change in several databases (a fleet's new design doc) is one block,
-    ``~ design:app in 9,812 databases``; ``list_databases`` names them under it.
-    The first ``detail_limit`` blocks are shown in full (``None``: all); the rest
-    are counted per kind and action, so seeding a million documents prints a
-    screenful, not a million blocks. ANSI colors only if asked.
-    """
+    """The human-readable plan, from ``Plan.to_dict()`` (or ``Plan.view()``) output. The
+    same change in several databases is one block (``~ design:app in 9,812 databases``;
+    ``list_databases`` names them); blocks past ``detail_limit`` are counted per kind and
+    action, so seeding a million documents prints a screenful, not a million blocks."""
     steps: Sequence[Mapping[str, Any]] = plan["steps"]
     if not steps:
         return NO_CHANGES_READ if plan.get("errors") else NO_CHANGES
@@ -144,11 +140,8 @@ def _first_phase(kind: str, action: str, staged: bool, validating: bool) -> int:
 
 
 def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
-    """The steps in apply order, the same change in several databases made one block.
-
-    Only steps whose (kind, id, action) recurs are compared by value, so a
-    plan of a million document creates in one database encodes no JSON here.
-    """
+    """The steps in apply order, the same change in several databases made one block;
+    only steps whose (kind, id, action) recurs are compared by value (encoded)."""
     steps = in_apply_order(steps)
     recurring = Counter((s["kind"], s["id"], s["action"]) for s in steps)
     # id(value) → (value, JSON): values shared across steps encode once; each value is
@@ -288,7 +281,8 @@ class _Markdown:
                      else "The same change in several databases")
             body = []
             for block in section:
-                body += [text for _, text in _step_lines(block, _plain, not self.summarised)]
+                body += [text for _, text in _step_lines(block, lambda _, text: text,
+                                                           not self.summarised)]
                 body.append("")
             # A fence longer than any run of backticks inside (a template literal).
             fence = "`" * max([3, *(len(run) + 1 for line in body
@@ -308,10 +302,6 @@ _COUNTED = {"+": ("create",), "~": ("update",), "-": ("delete",), "-/+": ("delet
 def _place(name: str, prefix: str = "") -> str:
     """A database as a markdown plan names it; config steps are the nodes' config."""
     return "node config (every node)" if name == CONFIG else f"`{prefix}{name}`"
-
-
-def _plain(style: str, text: str) -> str:
-    return text
 
 
 def render_json(plan: Plan) -> str:
@@ -348,12 +338,9 @@ def _step_lines(block: _Block, paint: Paint, list_databases: bool) -> Iterator[L
                     style = {"+": "+", "-": "-"}.get(line[:1], "dim")
                     yield _DIFF_INDENT, line if line[:1] == " " else paint(style, line)
                 continue
-            if change.op == "~":
-                text = f"{change.path}: {_json(change.before)} → {_json(change.after)}"
-            else:
-                value = change.after if change.op == "+" else change.before
-                text = f"{change.path}: {_json(value)}"
-            yield _INDENT, f"{paint(change.op, change.op)} {text}"
+            value = (f"{_json(change.before)} → {_json(change.after)}" if change.op == "~"
+                     else _json(change.after if change.op == "+" else change.before))
+            yield _INDENT, f"{paint(change.op, change.op)} {change.path}: {value}"
     elif action == Action.CREATE.value:
         yield from _listing("+", after, paint)
     else:
@@ -429,8 +416,7 @@ def render_ignored(plan: Mapping[str, Any], *, markdown: bool = False) -> str:
                              f"{one if notes[key] == 1 else many} {why}")
     if not lines:
         return ""
-    head = ("**Ignored** (the server's values kept, not compared):" if markdown
-            else "Ignored (the server's values kept, not compared):")
+    head = f"{'**Ignored**' if markdown else 'Ignored'} (the server's values kept, not compared):"
     return "\n".join([head, *(f"- {line}" if markdown else f"  {line}" for line in lines)])
 
 

@@ -29,11 +29,8 @@ class Scope:
 
 
 def resolve_only(desired: DesiredState, only: Sequence[str] | None) -> dict[str, Scope]:
-    """The selected databases, in manifest order, each with its scope.
-
-    Raises ``PlanError`` for a selector that names no database of ``desired``, or a
-    document id that the manifests do not list for a database without ``prune: true``.
-    """
+    """The selected databases, in manifest order, each with its scope; ``PlanError`` for a
+    selector naming no database or (without ``prune: true``) no listed document."""
     if not only:
         return {name: Scope(whole=True) for name in desired.databases}
     whole: set[str] = set()

@@ -1,11 +1,9 @@
 """Staged rollouts, the pure part: which changes rebuild an index, and the staging ids.
 
-CouchDB names a view index by its signature, a hash of the design doc's
-``views``, ``language`` and ``options`` (not of its id, nor of its other
-fields). So a body built under another id first is found already built when
-the same body is written to the live id: that is a staged rollout
-(``couchsync._rollout`` does the I/O). Mango indexes are views of
-``language: query`` design docs, and are staged the same way.
+CouchDB names a view index by a hash of the design doc's ``views``, ``language`` and
+``options`` only, so a body built under another id first is found built when written to
+the live id (apply's ``_rollout`` does the I/O). Mango indexes, views of ``language:
+query`` design docs, are staged the same way.
 """
 
 from __future__ import annotations
@@ -17,18 +15,15 @@ from couchsync.plan._model import Step, StepKind
 
 #: Every staging design doc's id starts with this; nothing else of couchsync's does.
 STAGING_PREFIX = "_design/couchsync-staged"
-
-#: The field of a staging copy listing its copies in other shard ranges (same body,
-#: ids ``STAGING_ID.N``), so that a plan finds them through it (``couchsync._rollout``).
+#: The field of a staging copy listing its copies in other shard ranges (same body, ids
+#: ``STAGING_ID.N``), so that a plan finds them through it.
 COPIES_FIELD = "couchsync_shard_copies"
-
-#: Design-doc fields that make up the view index's signature.
+#: Design-doc fields of the view index's signature; holding search indexes (Clouseau,
+#: Nouveau: not staged); left out of a staging copy (not in the signature, and harmful
+#: there: a second validate_doc_update in force, another document's attachment stubs).
 VIEW_FIELDS = ("views", "language", "options")
-#: Design-doc fields holding search indexes (Clouseau, Nouveau): not staged.
 SEARCH_FIELDS = ("indexes", "nouveau")
-#: Fields a staging copy leaves out: not in the signature, and harmful there (a second
-#: validate_doc_update in force; attachment stubs of another document).
-UNSTAGED_FIELDS = ("validate_doc_update", "_attachments")
+UNSTAGED_FIELDS = ("validate_doc_update", "_attachments", "_id", "_rev")
 
 
 def design_staging_id(name: str) -> str:
@@ -59,12 +54,6 @@ def is_staging_id(doc_id: str) -> bool:
     return doc_id.startswith(STAGING_PREFIX)
 
 
-def has_views(body: dict[str, Any] | None) -> bool:
-    """Whether the design doc defines a view (``lib`` alone is none)."""
-    views = (body or {}).get("views")
-    return isinstance(views, dict) and any(name != "lib" for name in views)
-
-
 def _differs(before: dict[str, Any] | None, after: dict[str, Any], fields: tuple[str, ...]
              ) -> bool:
     before = before or {}
@@ -74,8 +63,10 @@ def _differs(before: dict[str, Any] | None, after: dict[str, Any], fields: tuple
 
 def rebuilds_views(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
     """Whether writing ``after`` over ``before`` (None: a new design doc) builds a view
-    index: the new body has views, and its signature fields changed."""
-    return has_views(after) and _differs(before, after, VIEW_FIELDS)
+    index: the new body has views (``lib`` alone is none), and its signature changed."""
+    views = after.get("views")
+    return (isinstance(views, dict) and any(name != "lib" for name in views)
+            and _differs(before, after, VIEW_FIELDS))
 
 
 def rebuilds_search(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
@@ -88,5 +79,4 @@ def changes_validation(before: dict[str, Any] | None, after: dict[str, Any]) -> 
 
 def staging_body(body: dict[str, Any]) -> dict[str, Any]:
     """What a staging copy of ``body`` holds: all that the index signature reads."""
-    return {key: value for key, value in body.items()
-            if key not in UNSTAGED_FIELDS and key not in ("_id", "_rev")}
+    return {key: value for key, value in body.items() if key not in UNSTAGED_FIELDS}

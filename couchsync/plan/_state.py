@@ -1,9 +1,5 @@
 """The live state: what the server holds, as far as the desired state needs to know.
-
-The reader fills these in; the planner only reads them, so tests build them
-by hand. A value that was not read is ``None`` (security) or absent (a
-document missing from ``documents`` does not exist, or is deleted, on the
-server).
+``couchsync.read`` fills it in and the planner only reads it, so tests build it by hand.
 """
 
 from __future__ import annotations
@@ -37,11 +33,8 @@ CREATE_ONLY_REV = "*"
 
 
 class ManagedDoc(NamedTuple):
-    """One entry of the ownership record: what couchsync last wrote to a document.
-
-    A tuple, so that a record of a million entries parses cheaply and is stored
-    as JSON arrays (``[rev, hash, created]``) as it is.
-    """
+    """One entry of the ownership record: what couchsync last wrote to a document. A
+    tuple, so that a million entries parse cheaply and are stored as JSON arrays."""
 
     rev: str  # "" while pending: written ahead by apply, before the document itself
     hash: str
@@ -67,12 +60,10 @@ class LiveDatabase:
     design_docs: dict[str, LiveDoc] = field(default_factory=dict)  # by name, no _design/
     managed: dict[str, ManagedDoc] = field(default_factory=dict)  # the ownership record
     documents: dict[str, LiveDoc] = field(default_factory=dict)  # existing docs, by id
-    #: The ownership record's digest, when it proved every listed document that exists
-    #: unchanged and its entries were therefore not read (``managed`` lacks them); the
-    #: planner checks the proof again against the desired state it is given.
+    #: The record's digest when it proved every listed document unchanged, its entries
+    #: then unread (``managed`` lacks them); the planner checks the proof again.
     record_digest: str | None = None
-    #: Index size on disk (bytes, ``sizes.file``) by design doc id, for the design docs
-    #: whose index a planned change rebuilds (read only for those).
+    #: Index size on disk by design doc id, of the indexes a planned change rebuilds.
     index_sizes: dict[str, int] = field(default_factory=dict)
     #: Staging design docs (``_design/couchsync-staged…``) a staged rollout left, by id.
     staging: dict[str, LiveDoc] = field(default_factory=dict)

@@ -98,13 +98,10 @@ def hash_fields(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def shown(database: str, value: Any, other: Any = None) -> Any:
-    """``value`` (a step's ``before`` or ``after``) as a plan may print or save it.
-
-    In ``_users`` and ``_replicator`` documents: secrets become ``***``, or
-    ``(changed)`` where ``other`` (the step's other side) holds another value
-    there, and a user's hash fields are left out. Other databases' values are
-    returned as they are: seed documents are the user's data, shown in full.
-    """
+    """``value`` (a step's ``before`` or ``after``) as a plan may print or save it: in
+    ``_users`` and ``_replicator``, secrets become ``***``, or ``(changed)`` where
+    ``other`` (the step's other side) differs, and a user's hash fields are left out.
+    Other databases' values, the user's own data, are shown in full."""
     if database not in SERVER_WRITTEN or not isinstance(value, dict):
         return value
     if database == USERS_DB:

@@ -14,7 +14,7 @@ from typing import Any
 
 from couchsync.manifest.model import DatabaseSpec
 from couchsync.plan._diff import plan_database
-from couchsync.plan._model import DatabasePlan, PlanError, Step
+from couchsync.plan._model import DatabasePlan, PlanError
 from couchsync.plan._select import Scope
 from couchsync.plan._state import LiveDatabase
 
@@ -81,12 +81,6 @@ def check_bodies(bodies: Iterable[tuple[str, Any]]) -> None:
             raise UnreadableDocument(doc_id, problem)
 
 
-def check_steps(steps: Iterable[Step]) -> None:
-    """The live values a plan shows (``before``) must be ones couchsync can show and save."""
-    check_bodies((step.id or "", step.before) for step in steps
-                 if step.id is not None and isinstance(step.before, dict))
-
-
 def fetch_decodable(fetch: Callable[[Sequence[str]], dict[str, Any]],
                     ids: Sequence[str]) -> dict[str, Any]:
     """``fetch(ids)``, or, when its answer is too deep to decode, each half by itself,
@@ -109,5 +103,7 @@ def plan_checked(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> Databa
         check_bodies([*((doc_id, doc.body) for doc_id, doc in live.documents.items()),
                       *((f"_design/{name}", doc.body) for name, doc in live.design_docs.items())])
         raise
-    check_steps(part.steps)
+    # The live values the plan shows (``before``) must be ones it can show and save.
+    check_bodies((step.id, step.before) for step in part.steps
+                 if step.id is not None and isinstance(step.before, dict))
     return part

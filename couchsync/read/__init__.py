@@ -5,19 +5,8 @@ that read and plan database by database (``load_and_plan``, ``plan_server``). Th
 planning itself is ``couchsync.plan``'s, which does no I/O.
 """
 
-from couchsync.read._limits import (
-    BULK_ENVELOPE,
-    LimitsReader,
-    bulk_body,
-    encoded,
-)
-from couchsync.read._live import (
-    SCAN_PAGE_SIZE,
-    Prefetched,
-    prefetch,
-    read_bodies,
-    read_indexes,
-)
+from couchsync.read._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
+from couchsync.read._live import SCAN_PAGE_SIZE, Prefetched, prefetch, read_bodies, read_indexes
 from couchsync.read._ownership import read_record, write_ahead, write_record
 from couchsync.read._planner import (
     discover,

@@ -124,8 +124,7 @@ def too_large(steps: Iterable[Step], spec: DatabaseSpec,
                 Action.CREATE, Action.UPDATE):
             continue
         known = known or limits()
-        reason = _refusal(step, _sent_size(step), known)
-        if reason is not None:
+        if (reason := _refusal(step, _sent_size(step), known)) is not None:
             found.append(f"{_named(step, spec)} {reason}")
     if not found:
         return None
@@ -152,13 +151,9 @@ def _refusal(step: Step, size: int, limits: ServerLimits) -> str | None:
 
 def _named(step: Step, spec: DatabaseSpec) -> str:
     doc_id = step.id or ""
-    if step.kind is StepKind.DESIGN_DOC:
-        design = spec.design_docs.get(doc_id.removeprefix("_design/"))
-        where = None if design is None else design.source
-    else:
-        document = spec.documents.get(doc_id)
-        where = None if document is None else document.source
-    return step.address + (f" ({where})" if where is not None else "")
+    declared = (spec.design_docs.get(doc_id.removeprefix("_design/"))
+                if step.kind is StepKind.DESIGN_DOC else spec.documents.get(doc_id))
+    return step.address + (f" ({declared.source})" if declared is not None else "")
 
 
 def couchdb_size(value: Any) -> int:

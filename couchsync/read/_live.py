@@ -240,11 +240,9 @@ def _mango_indexes(bodies: Iterable[dict[str, Any]], partitioned: bool
         indexes, left = read_index_ddoc(body)
         if left:
             return None
-        found += [LiveIndex(name=index.name, ddoc=index.ddoc, fields=index.fields,
-                            partial_filter_selector=index.partial_filter_selector,
+        found += [LiveIndex(index.name, index.ddoc, index.fields, index.partial_filter_selector,
                             partitioned=partitioned if index.partitioned is None
-                            else index.partitioned)
-                  for index in indexes]
+                            else index.partitioned) for index in indexes]
     return found
 
 
@@ -254,21 +252,14 @@ def read_indexes(db: Database, partitioned: bool) -> tuple[list[LiveIndex], set[
     PouchDB Server (it has no partitions) does not tell per index."""
     listed = db.get_indexes()["indexes"]
     staging = {index["ddoc"] for index in listed if is_staging_id(index.get("ddoc") or "")}
-    return [
-        LiveIndex(
-            name=index["name"],
-            ddoc=index["ddoc"].removeprefix("_design/"),
-            fields=index["def"]["fields"],
-            # A legacy selector of a design doc written by hand is its partial filter.
-            partial_filter_selector=index["def"].get("partial_filter_selector")
-            or index["def"].get("selector") or None,
-            type=index.get("type", "json"),
-            partitioned=index.get("partitioned", partitioned) is True,
-        )
-        for index in listed
-        # The special _all_docs index has no ddoc.
-        if index.get("ddoc") and index["ddoc"] not in staging
-    ], staging
+    return [LiveIndex(index["name"], index["ddoc"].removeprefix("_design/"),
+                      index["def"]["fields"],
+                      # A legacy selector (a design doc written by hand) is the partial filter.
+                      index["def"].get("partial_filter_selector")
+                      or index["def"].get("selector") or None,
+                      index.get("type", "json"), index.get("partitioned", partitioned) is True)
+            for index in listed  # the special _all_docs index has no ddoc
+            if index.get("ddoc") and index["ddoc"] not in staging], staging
 
 
 def _read_documents(
@@ -335,11 +326,8 @@ def _lookup_revisions(db: Database, ids: Collection[str]) -> dict[str, str]:
 
 
 def read_bodies(db: Database, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``{id: body}`` of those ``ids`` that exist, ``BODY_BATCH_SIZE`` per request.
-
-    Raises ``UnreadableDocument`` naming a body too deep to decode (found by halving
-    the batch whose answer was).
-    """
+    """``{id: body}`` of those ``ids`` that exist, ``BODY_BATCH_SIZE`` per request;
+    ``UnreadableDocument`` names a body too deep to decode."""
     def fetch(batch: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {row["id"]: row["doc"] for row in db.all_docs(keys=batch, include_docs=True)
                 if row.get("doc") is not None}

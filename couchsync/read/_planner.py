@@ -53,6 +53,8 @@ DISCOVERY_PAGE = 1000
 NO_MAPPING = DatabaseNames()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
+#: Called with the databases a plan will read, before any is read.
+BeforeRead = Callable[[Collection[str]], None]
 
 
 def discover(client: Client, desired: DesiredState) -> list[str]:
@@ -75,19 +77,17 @@ def discover(client: Client, desired: DesiredState) -> list[str]:
 
 def load_and_read(
     client: Client, paths: Sequence[str | os.PathLike[str]], *,
-    only: Sequence[str] | None = None,
-    before_read: Callable[[Collection[str]], None] | None = None,
-    parallel: int = DEFAULT_PARALLEL,
-    environ: Mapping[str, str] | None = None,
+    only: Sequence[str] | None = None, before_read: BeforeRead | None = None,
+    parallel: int = DEFAULT_PARALLEL, environ: Mapping[str, str] | None = None,
     names: DatabaseNames = NO_MAPPING,
 ) -> tuple[DesiredState, LiveState]:
     """``load_manifests(paths)``, patterns expanded, then ``read_live_state`` of it, in
     less time than one after the other (see the module docstring).
 
-    ``before_read(names)`` is called with the databases to be read before any of
-    them is read (``couchsync`` reads their apply locks there). ``environ`` supplies
-    ``${VAR}`` (default ``os.environ``); ``names`` maps the declared database names
-    to the real ones (``--db-prefix``), ``only`` being in declared names.
+    ``before_read(names)`` is called with the databases to be read before any of them is
+    read (the apply locks are taken there). ``environ`` supplies ``${VAR}`` (default
+    ``os.environ``); ``names`` maps the declared database names to the real ones
+    (``--db-prefix``), ``only`` being in declared names.
     """
     only = _real(only, names)
     desired, ahead = _load(client, paths, only, before_read, environ, names)
@@ -97,13 +97,10 @@ def load_and_read(
 
 def load_and_plan(
     client: Client, paths: Sequence[str | os.PathLike[str]], *,
-    only: Sequence[str] | None = None,
-    before_read: Callable[[Collection[str]], None] | None = None,
-    parallel: int = DEFAULT_PARALLEL,
-    on_database: DatabaseProgress | None = None,
+    only: Sequence[str] | None = None, before_read: BeforeRead | None = None,
+    parallel: int = DEFAULT_PARALLEL, on_database: DatabaseProgress | None = None,
     design_deploy: Literal["in_place", "staged"] | None = None,
-    environ: Mapping[str, str] | None = None,
-    names: DatabaseNames = NO_MAPPING,
+    environ: Mapping[str, str] | None = None, names: DatabaseNames = NO_MAPPING,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
@@ -122,11 +119,9 @@ def _real(only: Sequence[str] | None, names: DatabaseNames) -> Sequence[str] | N
     return None if only is None else [names.selector(text) for text in only]
 
 
-def _load(client: Client, paths: Sequence[str | os.PathLike[str]],
-          only: Sequence[str] | None,
-          before_read: Callable[[Collection[str]], None] | None,
-          environ: Mapping[str, str] | None, names: DatabaseNames,
-          ) -> tuple[DesiredState, dict[str, Prefetched]]:
+def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
+          before_read: BeforeRead | None, environ: Mapping[str, str] | None,
+          names: DatabaseNames) -> tuple[DesiredState, dict[str, Prefetched]]:
     """``load_manifests`` and ``expand_patterns``, asking the server meanwhile (``only``:
     in real names)."""
     ahead: dict[str, Prefetched] = {}
@@ -159,12 +154,9 @@ def read_live_state(
     client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
 ) -> LiveState:
-    """Read what ``plan_changes(desired, live, only=only)`` needs; nothing is written.
-
-    ``desired``'s patterns must be expanded already (``load_and_read`` does it).
-    ``prefetched``: what ``prefetch`` already asked for (its scans are read or
-    closed). Databases are read ``parallel`` at a time; the first error is raised.
-    """
+    """Read what ``plan_changes(desired, live, only=only)`` needs, ``parallel`` databases at
+    a time, raising the first error; ``desired``'s patterns must be expanded already;
+    ``prefetched``: what ``prefetch`` asked for (its scans are read or closed)."""
     scopes = resolve_only(desired, only)
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
     try:
@@ -183,13 +175,10 @@ def plan_server(
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
 ) -> Plan:
-    """``plan_changes(desired, read_live_state(...))``, each database's live state
-    dropped once it is planned. A database that cannot be read goes to
-    ``Plan.errors``; ``TransportError`` (the server lost) and ``Unauthorized`` (wrong
-    credentials) are raised.
-
-    The node config (``config:``) is planned first, when ``only`` is None or holds
-    ``_config`` (``CONFIG``; apply's re-plan under the lock names it so)."""
+    """``plan_changes(desired, read_live_state(...))``, each database's live state dropped
+    once it is planned. A database that cannot be read goes to ``Plan.errors``; a lost
+    server and wrong credentials are raised. The node config is planned first, when
+    ``only`` is None or holds ``CONFIG`` (as apply's re-plan under the lock does)."""
     databases = None if only is None else [name for name in only if name != CONFIG]
     scopes = resolve_only(desired, databases) if databases != [] else {}
     plan = Plan(secrets=desired.secrets)
@@ -197,7 +186,7 @@ def plan_server(
         plan.add(DatabasePlan(CONFIG, plan_config(desired, read_config(client, desired)),
                               {}, set()))
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
-    values = _SharedValues() if len(scopes) > 1 else None
+    values: dict[bytes, Any] | None = {} if len(scopes) > 1 else None
     limits = LimitsReader(client)
 
     def plan_one(name: str) -> DatabasePlan | str:
@@ -217,7 +206,7 @@ def plan_server(
         if (refused := too_large(part.steps, spec, limits)) is not None:
             return refused  # the server would refuse it, and its whole batch
         if values is not None:
-            values.share(part.steps)
+            _share(part.steps, values)
         return part
 
     try:
@@ -293,20 +282,13 @@ def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Pref
     return ahead
 
 
-class _SharedValues:
+def _share(steps: list[Step], values: dict[bytes, Any]) -> None:
     """Steps of many databases share one object per distinct value (a design doc's new
     body in 10,000 databases is one dict): memory, and the text plan's grouping."""
+    def shared(value: Any) -> Any:
+        return (values.setdefault(canonical_json(value, drop=()), value)
+                if isinstance(value, dict) else value)
 
-    def __init__(self) -> None:
-        self._values: dict[bytes, Any] = {}
-
-    def share(self, steps: list[Step]) -> None:
-        for step in steps:
-            if step.spec is None:  # a manifest document is shared already
-                step.before = self._shared(step.before)
-                step.after = self._shared(step.after)
-
-    def _shared(self, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return self._values.setdefault(canonical_json(value, drop=()), value)
+    for step in steps:
+        if step.spec is None:  # a manifest document is shared already
+            step.before, step.after = shared(step.before), shared(step.after)
