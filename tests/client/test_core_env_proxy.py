@@ -1,5 +1,5 @@
 """Proxies from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``,
-``NO_PROXY``, lowercase too) and ``proxy=``, with the default engine (httpcore's pool).
+``NO_PROXY``, lowercase too) and ``proxy=``, with the default engine (httpx's proxy support).
 
 A loopback proxy in front of the real server under test counts what it forwards.
 The client names the server ``couch.invalid``, a name that does not resolve: an
