@@ -2,12 +2,10 @@
 
 - **Basic** (``user``/``password``, or in the URL): the credentials on every request;
   the default (CouchDB caches the check: docs/client.md).
-- **Session** (``session=True``): one ``POST /_session`` with the name and password,
-  then the ``AuthSession`` cookie instead of the credentials. The cookie the server
-  refreshes on the way (``Set-Cookie``) is taken up; one that has expired (401, or
-  its ``Max-Age`` passed) is renewed by a new login, once for all threads. A login
-  the server refuses is not repeated: every later request answers with that refusal,
-  so a wrong password cannot lock the account (CouchDB locks it after 5 failures).
+- **Session** (``session=True``): one ``POST /_session``, then the ``AuthSession``
+  cookie; renewed by a new login, once for all threads, when it expires. A refused
+  login is not repeated, so a wrong password cannot lock the account (CouchDB locks
+  it after 5 failures).
 - **Bearer** (``token=``): ``Authorization: Bearer <token>``, for servers with
   ``jwt_authentication_handler``; the token is sent as given, never renewed.
 

@@ -1,14 +1,9 @@
 """Which proxy, if any, the default engine goes through: ``proxy=`` or the environment.
 
-The environment is read as curl and httpx read it: ``http_proxy``/``HTTP_PROXY``
-for an ``http://`` server, ``https_proxy``/``HTTPS_PROXY`` for ``https://``, then
-``all_proxy``/``ALL_PROXY``; the lowercase name wins when both are set.
-``no_proxy``/``NO_PROXY`` lists hosts reached directly: ``*`` (all), a name (it and
-its subdomains; a leading ``.`` or ``*.`` is the same), an IP address or a CIDR
-range, each optionally with ``:port``. A loopback server (``localhost``,
-``127.0.0.0/8``, ``::1``) is never reached through an environment proxy, as in Go's
-``ProxyFromEnvironment``: a proxy elsewhere could not reach it anyway. A ``proxy=``
-given explicitly is used for every server.
+The variables are read as curl and httpx read them (docs/client.md, "Proxies", has
+the rules), except that a loopback server is never reached through an environment
+proxy, as in Go's ``ProxyFromEnvironment``: a proxy elsewhere could not reach it. The
+choice is couchsync's so that errors can name the proxy and the variable it came from.
 """
 
 from __future__ import annotations

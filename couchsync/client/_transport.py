@@ -128,17 +128,10 @@ def encode_json(value: Any) -> bytes:
 class HttpxConnection:
     """The default engine: one ``httpx.Client`` (keep-alive pool), JSON in and out.
 
-    Authentication (``_auth``): Basic from the URL's credentials (percent-decoded),
-    ``user``/``password`` or ``auth=(user, password)``; ``session=True`` logs in with
-    them and sends the ``AuthSession`` cookie instead; ``token`` sends it as a bearer
-    token (JWT). TLS: ``verify`` (True, False, a CA bundle path or an ``ssl.SSLContext``)
-    and the client certificate ``cert`` (its key in it or in ``key``). Proxy: ``proxy``,
-    else with ``trust_env`` the environment's (``_proxy``). ``transport`` replaces the
+    The options are docs/client.md's table: credentials (``_auth``), TLS (``_tls``),
+    the proxy (``_proxy``), retries (``_retry``), and ``transport``, which replaces the
     network (``httpx.MockTransport`` in tests; ``verify``, ``cert``, ``proxy`` and
-    ``max_connections`` are then unused). Retries (``_retry``): at most ``retries``
-    repeats of a request that a repeat cannot do twice, pauses from ``backoff`` (a
-    failed connection) or 1 s (429/503, or its ``Retry-After``), doubling, at most
-    ``retry_budget`` seconds in all.
+    ``max_connections`` are then unused).
 
     Safe to use from many threads: at most ``max_connections`` are open at a time; a
     request waits for a free one at most its ``timeout``.
