@@ -307,16 +307,14 @@ def declared_items(desired: DesiredState) -> dict[str, str]:
     their manifest hash; a database's own settings under ``db:NAME``)."""
     items: dict[str, str] = {}
     for name in sorted(desired.databases):
-        for address, value in _declared(desired.databases[name]):
-            items[address] = hashlib.sha256(
-                canonical_json(value, drop=())).hexdigest()[:PART_DIGITS]
+        items.update((address, _digest(value))
+                     for address, value in _declared(desired.databases[name]))
         if desired.secrets:
             items.update(_secrets_masked(desired.databases[name], desired.secrets))
     for section, keys in desired.config.items():
         for key, setting in keys.items():
-            shown_value = shown_config(f"{section}/{key}", {"": setting.value})
-            items[f"config:{section}/{key}"] = hashlib.sha256(
-                canonical_json(shown_value, drop=())).hexdigest()[:PART_DIGITS]
+            items[f"config:{section}/{key}"] = _digest(
+                shown_config(f"{section}/{key}", {"": setting.value}))
     if desired.prune_config:
         items["prune:config"] = "true"
     return items
@@ -330,13 +328,13 @@ def _secrets_masked(spec: DatabaseSpec, secrets: frozenset[str]) -> dict[str, st
               *((f"{base}/design:{name}", design.body)
                 for name, design in spec.design_docs.items()),
               *((f"{base}/doc:{doc_id}", doc.body) for doc_id, doc in spec.documents.items())]
-    found = {}
-    for address, value in values:
-        masked = shown_secrets(value, None, secrets, after=False)
-        if masked != value:
-            found[address] = hashlib.sha256(
-                canonical_json(masked, drop=())).hexdigest()[:PART_DIGITS]
-    return found
+    masked = [(address, value, shown_secrets(value, None, secrets, after=False))
+              for address, value in values]
+    return {address: _digest(shown) for address, value, shown in masked if shown != value}
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value, drop=())).hexdigest()[:PART_DIGITS]
 
 
 def _declared(spec: DatabaseSpec) -> Iterator[tuple[str, Any]]:
