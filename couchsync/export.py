@@ -233,11 +233,8 @@ def _string_style(text: str) -> str | None:
     return '"' if text[0] in " \n" else "|"
 
 
-def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=_string_style(text))
-
-
-_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style=_string_style(text)))
 
 
 @dataclass(frozen=True, slots=True)

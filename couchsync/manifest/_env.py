@@ -129,6 +129,9 @@ def expand_string(text: str, environ: Mapping[str, str], secrets: set[str] | Non
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ENV_LINE = re.compile(r"(?:export\s+)?(?P<key>[^=\s]+)\s*=\s*(?P<value>.*?)\s*\Z")
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
+_ESCAPE = re.compile(r'\\(["\\n])')
+#: A double-quoted .env value: escapes, other characters but '"', a backslash kept as is.
+_QUOTED = re.compile(r'"((?:\\["\\n]|[^"\\]|\\(?!["\\n]))*)"')
 
 
 def variables(assignments: Sequence[str] = (), files: Sequence[str | os.PathLike[str]] = (),
@@ -202,21 +205,12 @@ def _unquote(value: str) -> tuple[str, str | None]:
         return value[1:-1], None
     if value[:1] != '"':
         return value, None
-    out: list[str] = []
-    i = 1
-    while i < len(value):
-        char = value[i]
-        if char == '"':
-            if i != len(value) - 1:
-                return "", 'text after the closing "'
-            return "".join(out), None
-        if char == "\\" and i + 1 < len(value) and value[i + 1] in _ESCAPES:
-            out.append(_ESCAPES[value[i + 1]])
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "", 'a value opened with " must end with "'
+    quoted = _QUOTED.match(value)
+    if quoted is None:
+        return "", 'a value opened with " must end with "'
+    if quoted.end() != len(value):
+        return "", 'text after the closing "'
+    return _ESCAPE.sub(lambda escape: _ESCAPES[escape[1]], quoted[1]), None
 
 
 def _read_yaml(path: str, text: str) -> tuple[dict[str, str], list[Problem]]:

@@ -12,7 +12,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterator, Set
 from typing import Any
 
 from couchsync._canonical import NotJSONNumber, canonical_json, hash_canonical
@@ -89,6 +89,16 @@ def basic_header_problem(side: str, endpoint: object) -> tuple[str, str] | None:
     return None
 
 
+def _endpoint_problems(path: Path, body: dict[str, Any]) -> Iterator[tuple[Path, str]]:
+    """Where and why CouchDB 3 would refuse the endpoints of replication ``body``."""
+    for side in ("source", "target"):
+        endpoint = body.get(side)
+        if (message := endpoint_problem(side, endpoint)) is not None:
+            yield (*path, side, *(("url",) if isinstance(endpoint, dict) else ())), message
+        if (header := basic_header_problem(side, endpoint)) is not None:
+            yield (*path, side, "headers", header[0]), header[1]
+
+
 class ServerSections:
     """Builds the server sections of each manifest file into ``state``, merging files:
     one key, user or replication is defined once; ``prune`` flags must agree."""
@@ -131,24 +141,13 @@ class ServerSections:
         for name, fields in entries("users"):
             self._add_user(file, name, fields, at(("users", name), key=True))
         for doc_id, body in entries("replications"):
-            where = at(("replications", doc_id), key=True)
-            refused = [(side, message) for side in ("source", "target")
-                       if (message := endpoint_problem(side, body.get(side))) is not None]
-            for side, message in refused:
-                place = ("replications", doc_id, side,
-                         *(("url",) if isinstance(body[side], dict) else ()))
+            where, base = at(("replications", doc_id), key=True), ("replications", doc_id)
+            refused = list(_endpoint_problems(base, body))
+            for place, message in refused:
                 self._problem(at(place), f"replication {doc_id!r}: {message}", place)
-            for side in ("source", "target"):
-                if (header := basic_header_problem(side, body.get(side))) is not None:
-                    place = ("replications", doc_id, side, "headers", header[0])
-                    self._problem(at(place), f"replication {doc_id!r}: {header[1]}", place)
-                    refused.append((side, header[1]))
-            if refused:
-                continue
-            spec = self._spec({**body, "_id": doc_id}, where, ("replications", doc_id))
+            spec = None if refused else self._spec({**body, "_id": doc_id}, where, base)
             if spec is not None:
-                self._add_document(self._database(REPLICATOR_DB, where), spec,
-                                   ("replications", doc_id))
+                self._add_document(self._database(REPLICATOR_DB, where), spec, base)
         for section, value in entries("prune"):
             self._set_prune(section, value, at(("prune", section)))
 
