@@ -279,9 +279,6 @@ class StepView(Mapping[str, Any]):
         if self._secrets:
             other = self._step.after if key == "before" else self._step.before
             value = shown_secrets(value, other, self._secrets, key == "after")
-        return self._system_masked(key, value)
-
-    def _system_masked(self, key: str, value: Any) -> Any:
         if self._step.database not in _SECRETS_SHOWN:
             return value
         # A secret shows as "***" before and as "(changed)" after, when it changes.

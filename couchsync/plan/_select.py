@@ -56,8 +56,7 @@ def resolve_only(desired: DesiredState, only: Sequence[str] | None) -> dict[str,
         if doc_id:
             spec = desired.databases[name]
             listed = doc_id in spec.documents or (
-                doc_id.startswith("_design/") and doc_id[len("_design/") :] in spec.design_docs
-            )
+                doc_id.startswith("_design/") and doc_id[len("_design/"):] in spec.design_docs)
             if not listed and not spec.prune:
                 hint = (f" (a design doc is selected as {name}/_design/{doc_id})"
                         if doc_id in spec.design_docs else "")
@@ -66,8 +65,5 @@ def resolve_only(desired: DesiredState, only: Sequence[str] | None) -> dict[str,
             ids.setdefault(name, set()).add(doc_id)
         else:
             whole.add(name)
-    return {
-        name: Scope(whole=True) if name in whole else Scope(whole=False, ids=frozenset(ids[name]))
-        for name in desired.databases
-        if name in whole or name in ids
-    }
+    return {name: Scope(whole=True) if name in whole else Scope(False, frozenset(ids[name]))
+            for name in desired.databases if name in whole or name in ids}

@@ -74,19 +74,12 @@ def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
         db = client.database(name)
         try:
             info = read_info(db)
-        except CouchError as exc:
-            found[name] = Prefetched(None, error=exc)
-            break
-        if info is None or spec.state == "absent":
-            found[name] = Prefetched(info)
-            continue
-        try:
-            head = read_head(db)
+            head = None if info is None or spec.state == "absent" else read_head(db)
         except (CouchError, PlanError) as exc:
-            found[name] = Prefetched(info, error=exc)
+            found[name] = Prefetched(None, error=exc)  # read_database raises it first
             break
         scan = None
-        if (scans < EARLY_SCANS
+        if (info is not None and head is not None and scans < EARLY_SCANS
                 and head.entries_at_least() * SCAN_RATIO > int(info.get("doc_count", 0))):
             scan = db.iter_all_docs(page_size=SCAN_PAGE_SIZE, read_ahead=True)
             scans += 1
