@@ -144,8 +144,9 @@ def variables(assignments: Sequence[str] = (), files: Sequence[str | os.PathLike
     for text in assignments:
         key, sep, value = text.partition("=")
         if not sep or not _NAME.match(key):
+            shown = key + ("=…" if sep else "")  # never the value: it may be secret
             problems.append(Problem("--var", 0, 0, f"expected KEY=VALUE with KEY a name "
-                                    f"(letters, digits, _), got {_shown(text)}"))
+                                    f"(letters, digits, _), got {shown!r}"))
         else:
             given[key] = value
     from_files: dict[str, str] = {}
@@ -156,12 +157,6 @@ def variables(assignments: Sequence[str] = (), files: Sequence[str | os.PathLike
     if problems:
         raise ManifestError(problems)
     return ChainMap(given, from_files, dict(os.environ if environ is None else environ))
-
-
-def _shown(text: str) -> str:
-    """An assignment as an error shows it: the key only, never a value (it may be secret)."""
-    key = text.partition("=")[0]
-    return repr(key + "=…") if "=" in text else repr(key)
 
 
 def _read_file(path: str) -> tuple[dict[str, str], list[Problem]]:
