@@ -195,15 +195,9 @@ def read_locks(client: Client, databases: Iterable[str]) -> dict[str, _Lock]:
 @dataclass
 class LockReader:
     """``load_and_read(before_read=...)``: reads the locks of the databases about to be read.
-
-    A failure is kept in ``error`` (the load goes on, so that problems in the
-    manifests are reported first) and raised by ``result()``.
-
-    ``wait`` (apply's ``--lock-timeout``; None for plan, which only reads): a lock
-    that another live apply holds is waited for, up to ``wait`` seconds, before
-    the databases are read, ``on_wait`` hearing once per holder who is waited
-    for; ``LockHeld`` when it is still held then (at once with ``wait`` 0).
-    """
+    A failure is kept in ``error`` (the load goes on: manifest problems are reported
+    first), raised by ``result()``. ``wait`` (None: plan only reads): seconds to wait for a
+    live holder, ``on_wait`` told once per holder; then ``LockHeld``."""
 
     client: Client
     seen: dict[str, _Lock] = field(default_factory=dict)
@@ -256,12 +250,8 @@ class LockReader:
 @dataclass
 class LockSet:
     """The locks of one apply over ``databases``; a context manager that releases them.
-
-    ``seen``: the lock documents as plan read them (``read_locks``), before it
-    read the databases. ``acquire`` takes every lock over exactly those
-    revisions when it can; ``stale`` then tells whether another apply ran
-    since (a lock's revision had moved), so that the plan must be made again.
-    """
+    ``acquire`` takes each over the revision in ``seen`` (as plan read it) when it can;
+    ``stale`` then tells that another apply ran since: the plan must be made again."""
 
     client: Client
     databases: list[str]
@@ -453,12 +443,8 @@ class LockSet:
 
 def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHolder | None]:
     """Free the locks of ``databases`` whoever holds them; the holder each had (or None).
-
-    A name holding ``*`` is a pattern: the locks of every database it matches (a
-    fleet's apply holds one per database). A holder that renews its lock meanwhile
-    makes the write conflict: read again, and free it again (a few times; then the
-    conflict is raised).
-    """
+    A pattern (``*``) frees every lock it matches. A holder renewing meanwhile makes the
+    write conflict: read and free again (a few times; then the conflict is raised)."""
     names = _lock_names(client, databases)
     freed: dict[str, LockHolder | None] = {}
     db = client.database(LOCK_DB)
