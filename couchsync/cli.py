@@ -194,17 +194,12 @@ def _clean_errors() -> Iterator[None]:
     except Exception as exc:
         # couchsync's own errors (CouchsyncError; the client core's CouchError: server,
         # network) are meant for users and already mask passwords; anything else is a bug
-        # and keeps its traceback.
-        if isinstance(exc, CouchsyncError) or _is_client_error(exc):
+        # and keeps its traceback. A command that never imported the client core (and
+        # httpx) cannot have raised a CouchError.
+        client = sys.modules.get("couchsync.client")
+        if isinstance(exc, CouchsyncError) or (client and isinstance(exc, client.CouchError)):
             _fail(str(exc))
         raise
-
-
-def _is_client_error(exc: Exception) -> bool:
-    """Whether ``exc`` is a ``CouchError``, without importing the client core (and httpx)
-    in a command that never used it: then it cannot have raised one."""
-    client = sys.modules.get("couchsync.client")
-    return client is not None and isinstance(exc, client.CouchError)
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
@@ -287,9 +282,6 @@ class _Terminal(ApplyHooks):
     def warning(self, text: str) -> None:
         typer.echo(f"WARNING: {text}", err=True)
 
-    def progress(self, verb: str) -> contextlib.AbstractContextManager[Progress]:
-        return _progress(verb)
-
     def confirm(self, plan: Plan) -> bool:
         if self.fmt == "text":
             _show(plan, self.fmt, verbose=self.verbose)
@@ -321,44 +313,44 @@ class _Terminal(ApplyHooks):
         return bool(answer.strip() == "yes")
 
 
-@contextlib.contextmanager
-def _progress(verb: str) -> Iterator[Progress]:
-    """A progress bar on stderr when it is a terminal: databases done (with failures
-    and rate) when there are several, else steps. Without a terminal, no output."""
-    if not sys.stderr.isatty():
-        yield Progress()
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-    from rich.progress import Progress as Bar
+    @contextlib.contextmanager
+    def progress(self, verb: str) -> Iterator[Progress]:
+        """A progress bar on stderr when it is a terminal: databases done (with failures
+        and rate) when there are several, else steps. Without a terminal, no output."""
+        if not sys.stderr.isatty():
+            yield Progress()
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as Bar
 
-    # On stderr: stdout carries the plan and the report (possibly JSON for a pipe).
-    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-             TextColumn("{task.fields[detail]}"), transient=True,
-             console=Console(stderr=True)) as bar:
-        task = bar.add_task(verb, total=None, detail="")
-        started = time.monotonic()
+        # On stderr: stdout carries the plan and the report (possibly JSON for a pipe).
+        with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                 TextColumn("{task.fields[detail]}"), transient=True,
+                 console=Console(stderr=True)) as bar:
+            task = bar.add_task(verb, total=None, detail="")
+            started = time.monotonic()
 
-        class Shown(Progress):
-            fleet = False
+            class Shown(Progress):
+                fleet = False
 
-            def steps(self, done: int, total: int) -> None:
-                if not self.fleet:
-                    bar.update(task, completed=done, total=total, detail="steps")
+                def steps(self, done: int, total: int) -> None:
+                    if not self.fleet:
+                        bar.update(task, completed=done, total=total, detail="steps")
 
-            def databases(self, done: int, total: int, failed: int) -> None:
-                if total > 1:
-                    self.fleet = True
-                    rate = done / max(time.monotonic() - started, 1e-3)
-                    detail = f"databases · {failed:,} failed · {rate:,.0f}/s"
-                    bar.update(task, completed=done, total=total, detail=detail)
+                def databases(self, done: int, total: int, failed: int) -> None:
+                    if total > 1:
+                        self.fleet = True
+                        rate = done / max(time.monotonic() - started, 1e-3)
+                        detail = f"databases · {failed:,} failed · {rate:,.0f}/s"
+                        bar.update(task, completed=done, total=total, detail=detail)
 
-            def build(self, address: str, done: int, total: int) -> None:
-                if not self.fleet:
-                    bar.update(task, completed=done, total=total,
-                               detail=f"changes indexed · {address} (staged)")
+                def build(self, address: str, done: int, total: int) -> None:
+                    if not self.fleet:
+                        bar.update(task, completed=done, total=total,
+                                   detail=f"changes indexed · {address} (staged)")
 
-        yield Shown()
+            yield Shown()
 
 
 @app.command()
