@@ -64,25 +64,15 @@ def bearer_header(token: str) -> str:
     return "Bearer " + token
 
 
-def session_cookie(response: Any) -> tuple[str, int | None] | None:
+def session_cookie(response: httpx.Response) -> tuple[str, int | None] | None:
     """The ``AuthSession`` cookie a response sets, and its ``Max-Age``; None if it sets
     none (or clears it)."""
-    for header in _set_cookie_headers(response):
+    for header in response.headers.get_list("set-cookie"):
         match = _AUTH_SESSION.search(header)
         if match and match.group(1):
             age = _MAX_AGE.search(header)
             return match.group(1), None if age is None else int(age.group(1))
     return None
-
-
-def _set_cookie_headers(response: Any) -> list[str]:
-    headers: Mapping[str, str] = response.headers
-    get_list = getattr(headers, "get_list", None)  # httpx.Headers: repeated headers apart
-    if get_list is not None:
-        found: list[str] = get_list("set-cookie")
-        return found
-    value = headers.get("set-cookie")
-    return [] if value is None else [value]
 
 
 class Session:

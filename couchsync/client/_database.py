@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -54,13 +54,10 @@ def _key(value: str) -> str:
 def _range_params(
     include_docs: bool, start_key: str | None, end_key: str | None, limit: int | None
 ) -> dict[str, str]:
-    params: dict[str, str] = {}
-    if include_docs:
-        params["include_docs"] = "true"
-    if start_key is not None:
-        params["startkey"] = _key(start_key)
-    if end_key is not None:
-        params["endkey"] = _key(end_key)
+    params = {"include_docs": "true"} if include_docs else {}
+    for name, key in (("startkey", start_key), ("endkey", end_key)):
+        if key is not None:
+            params[name] = _key(key)
     if limit is not None:
         params["limit"] = str(limit)
     return params
@@ -272,23 +269,12 @@ class Database:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         # Ask for one row more than a page: its key starts the next page, no skip needed.
         params = _range_params(include_docs, start_key, end_key, page_size + 1)
-        if not read_ahead:
-            return self._all_docs_pages(params, page_size)
-        return _ReadAhead(self._all_docs_page, params, page_size)
+        worker = ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_THREAD) if read_ahead else None
+        return _Pages(self._all_docs_page, params, page_size, worker)
 
     def _all_docs_page(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._send("GET", "/_all_docs", params=params).json()["rows"]
         return rows
-
-    def _all_docs_pages(self, params: dict[str, str],
-                        page_size: int) -> Iterator[dict[str, Any]]:
-        while True:
-            rows = self._all_docs_page(params)
-            if len(rows) <= page_size:
-                yield from rows
-                return
-            params["startkey"] = _key(rows[page_size]["key"])
-            yield from rows[:page_size]
 
     def list_documents(self) -> list[dict[str, Any]]:
         """All ``_all_docs`` rows (``id``, ``key``, ``value.rev``), fetched page by page."""
@@ -429,21 +415,25 @@ class Database:
         return self._send("DELETE", path, params=params).json_object()
 
 
-class _ReadAhead(Iterator[dict[str, Any]]):
-    """``_all_docs`` rows whose next page one worker thread asks for while the caller
-    works through the page before (the first is asked for at once)."""
+class _Pages(Iterator[dict[str, Any]]):
+    """``_all_docs`` rows page by page; with a ``worker``, each next page is asked for
+    there while the caller works through the page before (the first at once)."""
 
     def __init__(self, fetch: Callable[[Mapping[str, str]], list[dict[str, Any]]],
-                 params: dict[str, str], page_size: int) -> None:
+                 params: dict[str, str], page_size: int, worker: ThreadPoolExecutor | None,
+                 ) -> None:
         self._fetch = fetch
         self._params = params
         self._page_size = page_size
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix=READ_AHEAD_THREAD)
-        self._next: Future[list[dict[str, Any]]] | None = self._ask()
+        self._worker = worker
+        self._next: Callable[[], list[dict[str, Any]]] | None = self._ask()
         self._rows: Iterator[dict[str, Any]] = iter(())
 
-    def _ask(self) -> Future[list[dict[str, Any]]]:
-        return self._worker.submit(self._fetch, dict(self._params))
+    def _ask(self) -> Callable[[], list[dict[str, Any]]]:
+        params = dict(self._params)
+        if self._worker is None:
+            return lambda: self._fetch(params)
+        return self._worker.submit(self._fetch, params).result
 
     def __next__(self) -> dict[str, Any]:
         for row in self._rows:
@@ -451,7 +441,7 @@ class _ReadAhead(Iterator[dict[str, Any]]):
         if self._next is None:
             raise StopIteration
         try:
-            rows = self._next.result()
+            rows = self._next()
         except BaseException:
             self.close()
             raise
@@ -465,6 +455,7 @@ class _ReadAhead(Iterator[dict[str, Any]]):
         return next(self)
 
     def close(self) -> None:
-        """Ask for no more pages; the worker ends once a page under way is answered."""
+        """Ask for no more pages; a worker ends once a page under way is answered."""
         self._next = None
-        self._worker.shutdown(wait=False)
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
