@@ -1,10 +1,6 @@
-"""Field-level differences between two JSON values, addressed by JSON paths.
-
-Used by the text renderer to show an update as the fields that changed
-(``~ profile.email``, ``+ tags[2]``, ``- legacy``) instead of two whole bodies.
-Leaves compare canonically, like documents do: ``1`` equals ``1.0``. A changed
-multi-line string (a view's map function, a ``validate_doc_update``) is shown
-as a unified line diff (``line_diff``) rather than as two one-line JSON strings.
+"""Field-level differences between two JSON values, so that a plan shows an update as the
+paths that changed (``~ profile.email``, ``+ tags[2]``), leaves compared canonically as
+documents are, and a changed multi-line string (a view's map) as a unified line diff.
 """
 
 from __future__ import annotations

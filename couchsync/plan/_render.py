@@ -194,9 +194,7 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
     shown = blocks if detail_limit is None else blocks[:detail_limit]
     per_database: dict[str, Counter[str]] = {}
     for step in plan["steps"]:
-        counts = per_database.setdefault(step["database"], Counter())
-        for verb in _COUNTED[step["action"]]:
-            counts[verb] += 1
+        per_database.setdefault(step["database"], Counter()).update(_COUNTED[step["action"]])
     parts = _Markdown(plan, _summary_line(plan["summary"], plan["steps"]), blocks,
                       _counted_blocks(blocks), per_database, fold_over, full_plan)
     full = parts.render(shown)

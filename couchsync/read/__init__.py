@@ -1,8 +1,6 @@
-"""Reading the server for a plan: discovery of the databases patterns match, the live
-state of each database (``read_live_state``, with ``prefetch`` while the manifests
-load), node config, size limits, the ownership record; and the whole-server drivers
-that read and plan database by database (``load_and_plan``, ``plan_server``). The
-planning itself is ``couchsync.plan``'s, which does no I/O.
+"""Reading the server for a plan (discovery, live state, node config, size limits, the
+ownership record), and the drivers that read and plan database by database
+(``load_and_plan``, ``plan_server``); the planning itself is ``couchsync.plan``'s, no I/O.
 """
 
 from couchsync.read._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded

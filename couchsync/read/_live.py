@@ -119,14 +119,12 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     if scope.whole and (spec.security is not None or _may_be_open(spec, info)):
         live.security = db.get_security()
     design_ids = [d.id for d in spec.design_docs.values() if scope.covers(d.id)]
-    # The staging copies of design docs a staged apply may have left: asked for in the
-    # same request as the design docs (those of indexes show in _index, below).
+    # Staging copies a staged apply may have left, in the same request (indexes': below).
     staging_ids = [design_staging_id(d.removeprefix("_design/")) for d in design_ids]
     doc_ids = [doc_id for doc_id in spec.documents if scope.covers(doc_id)]
     small = (spec.matched_by is not None and ahead.head is None and not spec.prune
              and 0 < len(design_ids) + len(doc_ids) + len(spec.indexes) <= SMALL_READ)
-    # A small database is read whole, design docs included: its Mango indexes are
-    # read off their design docs, in the same request.
+    # A small database is read whole: its Mango indexes off its design docs, too.
     whole = small and scope.whole and live.doc_count <= SMALL_READ
     bodies = _all_bodies(db) if whole else None
     if bodies is None:  # not whole, or some body there too deep to decode: by id

@@ -268,11 +268,8 @@ def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Pref
     missing = [name for name in names if name not in ahead]
     if len(missing) <= 1:
         return ahead  # read_database asks for it itself, with one request too
-
-    def infos(batch: Sequence[str]) -> list[dict[str, Any]]:
-        return client.server.dbs_info(*batch)
-
-    for rows in ordered_map(infos, list(batched(missing, INFO_BATCH)), parallel):
+    for rows in ordered_map(lambda batch: client.server.dbs_info(*batch),
+                            list(batched(missing, INFO_BATCH)), parallel):
         for row in rows:
             info = row.get("info")
             # Only what the reader uses: 10,000 databases' full info is megabytes.
