@@ -180,11 +180,9 @@ def _may_be_open(spec: DatabaseSpec, info: dict[str, Any]) -> bool:
 def _index_sizes(db: Database, spec: DatabaseSpec, live: LiveDatabase) -> dict[str, int]:
     """The size on disk of each index that a planned change rebuilds (the plan states
     what a change costs); asked only for those, so a no-op plan asks nothing more."""
-    rebuilt = [
-        f"_design/{name}" for name, design in spec.design_docs.items()
-        if (current := live.design_docs.get(name)) is not None
-        and rebuilds_views(current.body, design.body)
-    ]
+    rebuilt = [f"_design/{name}" for name, design in spec.design_docs.items()
+               if (current := live.design_docs.get(name)) is not None
+               and rebuilds_views(current.body, design.body)]
     for name, index in spec.indexes.items():
         namesakes = [found for found in live.indexes if found.name == name]
         if namesakes and all(index_differences(index, found, live.partitioned)

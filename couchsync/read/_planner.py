@@ -81,14 +81,11 @@ def load_and_read(
     parallel: int = DEFAULT_PARALLEL, environ: Mapping[str, str] | None = None,
     names: DatabaseNames = NO_MAPPING,
 ) -> tuple[DesiredState, LiveState]:
-    """``load_manifests(paths)``, patterns expanded, then ``read_live_state`` of it, in
-    less time than one after the other (see the module docstring).
-
-    ``before_read(names)`` is called with the databases to be read before any of them is
-    read (the apply locks are taken there). ``environ`` supplies ``${VAR}`` (default
-    ``os.environ``); ``names`` maps the declared database names to the real ones
-    (``--db-prefix``), ``only`` being in declared names.
-    """
+    """``load_manifests(paths)``, patterns expanded, then ``read_live_state`` of it, the
+    server asked while the manifests load. ``before_read(names)`` gets the databases to be
+    read before any is (the apply locks are taken there); ``environ`` supplies ``${VAR}``;
+    ``names`` maps declared database names to real ones (``--db-prefix``; ``only`` is in
+    declared names)."""
     only = _real(only, names)
     desired, ahead = _load(client, paths, only, before_read, environ, names)
     return desired, read_live_state(client, desired, only=only, prefetched=ahead,
