@@ -24,7 +24,7 @@ import yaml
 from cli_helpers import couchsync, run, wait_for
 from sync_helpers import plan, sync
 
-from couchsync.apply import NOT_REUSED
+from couchsync.apply._rollout import NOT_REUSED
 from couchsync.client import Client
 from couchsync.manifest import DesiredState
 from couchsync.plan._staging import COPIES_FIELD

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from couchsync.apply import _write_batch
+from couchsync.apply._documents import write_batch as _write_batch
 from couchsync.client import Client
 from couchsync.plan import Action, Step, StepKind
 

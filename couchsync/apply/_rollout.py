@@ -1,33 +1,14 @@
-"""Staged rollouts, the I/O: write a staging copy, wait until every shard copy has
-built its indexes, and tell whether the swapped-in design doc reused that build.
+"""Staged rollouts: a new index is built under a staging id, on every shard copy,
+before the live design doc takes it (``couchsync.plan._staging`` says why this works).
 
-The order (``apply`` drives it, see ``couchsync.plan._staging`` for why it works):
-
-1. ``stage``: the new body goes under a staging id (``_design/couchsync-staged.NAME``;
-   for a Mango index, the index goes into ``_design/couchsync-staged-index.NAME``
-   through ``_index``, beside the other indexes its design doc will hold). A
-   staging copy already holding that body (left by an interrupted apply) is kept,
-   and its build goes on where it was. On CouchDB, for a server admin, the body
-   is also written under one more id per other shard range (``NAME.1``, ...,
-   chosen by asking ``_shards/{id}``), listed in the first copy's
-   ``couchsync_shard_copies``: a design doc is stored in one range only, and a
-   shard copy answers for its own build (``/_node/{node}/shards%2F...``) only
-   about the design docs stored in it. The index file is the same (it is named
-   by the signature, not the id).
-2. ``wait_until_built``: every copy of every range is asked for its build
-   directly: a query that does not wait (``update=lazy``) starts it, and the
-   copy's own ``_info`` tells the changes it has left; built means every copy
-   is within ``CAUGHT_UP``. A clustered query cannot do this: it asks every
-   copy, uses the first to answer per range and stops the others, so a copy
-   stopped before its build began stays unbuilt and unseen (its ``_info``
-   answers for the first copies). That is what is left without admin rights
-   (no shard map) and on a server without shards: the clustered ``_info``,
-   twice in a row. A server without build state (PouchDB Server) builds on a
-   query: one is made, and waited for.
-3. The live id gets the body (``apply``), and the query servers find its index built.
-4. ``same_index``: the live design doc's signature is the staging copy's (else the
-   swap rebuilt: said as a warning). The copies are deleted (the first last), and
-   ``_view_cleanup`` drops the old index files.
+``stage`` writes the body under ``_design/couchsync-staged.NAME`` (a Mango index
+through ``_index``, beside the other indexes of its design doc) and, for a CouchDB
+server admin, under one more id per other shard range (``NAME.1``, ...), listed in the
+first copy's ``couchsync_shard_copies``: a shard copy tells its own build only of the
+design docs stored in it. ``wait_until_built`` starts and polls every copy itself
+(else the clustered ``_info``, or on PouchDB Server one query). Then the live id gets
+the body, ``same_index`` checks it reused the build, and the copies are deleted. A
+timeout or an interruption leaves the live design doc as it was.
 """
 
 from __future__ import annotations
@@ -36,11 +17,15 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from couchsync._canonical import canonical_json
+from couchsync.apply._documents import write_batch
+from couchsync.apply._result import StepResult, refusal
+from couchsync.apply._state import Target
+from couchsync.apply._steps import create_index, delete_index, wait_until_visible
 from couchsync.client import (
     BadRequest,
     CouchError,
@@ -51,9 +36,11 @@ from couchsync.client import (
     Unauthorized,
 )
 from couchsync.errors import CouchsyncError
-from couchsync.plan import COPIES_FIELD, Step, StepKind, staging_body
+from couchsync.plan import COPIES_FIELD, Action, Step, StepKind, staging_body, staging_id
+from couchsync.plan.phases import INDEX_CREATE
 
-__all__ = ["CAUGHT_UP", "BuildTimeout", "Staged", "same_index", "stage", "wait_until_built"]
+#: A staged rollout's warning when the swapped-in design doc did not reuse the build.
+NOT_REUSED = "the live design doc's index is not the one built under"
 
 #: A shard copy whose index is within this many changes of its database counts as
 #: built: a query then waits for those few (milliseconds), and a database written
@@ -66,9 +53,6 @@ FIRST_POLL_SECONDS = 0.05
 #: Ids tried per shard range to find one stored in each (a range gets about one id in
 #: as many as there are ranges): past this, the copies are not asked one by one.
 RANGE_PROBES = 8
-
-#: ``on_progress(done, total)``: changes indexed so far, of those there were to index.
-BuildProgress = Callable[[int, int], None]
 
 
 class BuildTimeout(CouchsyncError):
@@ -86,9 +70,8 @@ class BuildTimeout(CouchsyncError):
 
 @dataclass(frozen=True)
 class Staged:
-    """A written staging copy: ``ids`` (the staging id first, then one per other shard
-    range), the view whose queries start its build, and each shard copy with the
-    staging id stored in its range (none when the server's shards cannot be asked)."""
+    """A written staging copy: ``ids`` (the staging id first), the view whose queries
+    start its build, each shard copy with the id stored in its range (or none)."""
 
     ids: tuple[str, ...]
     view: str
@@ -109,9 +92,8 @@ def stage(db: Database, step: Step, staging_id: str, *, w: int | None) -> Staged
 
 
 def _copies(db: Database, staging_id: str) -> list[tuple[Database, str]]:
-    """Each shard copy, with the staging id stored in its range (``staging_id`` itself
-    in its own); none when the shard map cannot be read (not a server admin, not
-    CouchDB)."""
+    """Each shard copy with the staging id stored in its range; none when the shard map
+    cannot be read (not a server admin, not CouchDB)."""
     try:
         copies = db.shard_copies()
         ids = {db.shard_of(staging_id): staging_id}
@@ -138,8 +120,7 @@ def _stage_design(db: Database, step: Step, staging_id: str, extra: dict[str, An
 
 def _stage_index(db: Database, step: Step, staging_id: str, extra: dict[str, Any], *,
                  w: int | None) -> str:
-    """The index, through ``_index`` (CouchDB writes its view as it would in the live
-    design doc), beside the other indexes the live design doc holds: the index
+    """The index through ``_index``, beside the live design doc's other indexes: the
     signature covers every view of a design doc."""
     name, after = step.id or "", step.after
     seed: dict[str, Any] = {"language": "query", "views": {}}
@@ -186,12 +167,9 @@ def _get(db: Database, doc_id: str) -> dict[str, Any] | None:
 
 def wait_until_built(db: Database, staged: Staged, *, timeout: float | None = None,
                      check: Callable[[], None] | None = None,
-                     on_progress: BuildProgress | None = None) -> None:
-    """Until the index of ``staged`` is built on every shard copy (``CAUGHT_UP``).
-
-    ``check`` is called at each poll and may raise to stop waiting (a lost lock, an
-    interrupted apply). Raises ``BuildTimeout`` after ``timeout`` seconds.
-    """
+                     on_progress: Callable[[int, int], None] | None = None) -> None:
+    """Until the index of ``staged`` is built on every shard copy (``CAUGHT_UP``);
+    ``check``, called at each poll, may raise to stop. ``BuildTimeout`` after ``timeout``."""
     started = time.monotonic()
     staging_id = staged.ids[0]
     poll: Callable[[], tuple[int, bool] | None]
@@ -228,9 +206,8 @@ def wait_until_built(db: Database, staged: Staged, *, timeout: float | None = No
 
 
 def _copies_state(staged: Staged) -> tuple[int, bool]:
-    """(changes still to index, whether built) of every shard copy, each asked itself;
-    a copy behind with no build running is started (again: ken or a compaction may
-    have stopped it)."""
+    """(changes still to index, whether built) of every shard copy, each asked itself; a
+    copy behind with no build running is started (again: ken or a compaction may stop it)."""
     pending = 0
     built = True
     for copy, doc_id in staged.copies:
@@ -249,18 +226,12 @@ def _copies_state(staged: Staged) -> tuple[int, bool]:
 
 
 def _start_clustered_build(db: Database, staging_id: str, view: str) -> None:
-    """Start the index build of the copies a clustered query reaches, in the background.
-
-    A clustered view query goes to every copy, and each starts its build and waits
-    for it; the first copy per shard range to answer is used and the others'
-    workers are stopped. A query that does not wait (``update=lazy``) would stop
-    them before they ask for a build at all. So this query waits (in a thread of
-    its own, abandoned: its answer, or its timeout, changes nothing).
-    """
+    """Start the build of the copies a clustered query reaches: a query that waits, in a
+    thread of its own, abandoned (one that does not wait, ``update=lazy``, would stop
+    the copies' workers before they ask for a build)."""
 
     def query() -> None:
-        # Whatever it ends in (an answer, a timeout, the client closed at exit) says
-        # nothing the polls do not: never printed.
+        # An answer, a timeout, the client closed at exit: nothing the polls do not say.
         with contextlib.suppress(Exception):
             db.query_view(staging_id, view, limit=0)
 
@@ -270,11 +241,8 @@ def _start_clustered_build(db: Database, staging_id: str, view: str) -> None:
 def _clustered_state(db: Database, staging_id: str) -> tuple[int, bool] | None:
     """(changes still to index, whether built) as the clustered ``_info`` tells them for
     the copies that answer first; None when the server tells no build state."""
-    try:
-        info = db.design_info(staging_id).get("view_index")
-    except CouchError:
-        return None
-    if not isinstance(info, dict):
+    info = _view_index(db, staging_id)
+    if info is None:
         return None
     updates = info.get("updates_pending")
     pending = updates.get("total") if isinstance(updates, dict) else info.get("pending_updates")
@@ -291,9 +259,73 @@ def same_index(db: Database, staging_id: str, live_id: str) -> bool:
 
 
 def _signature(db: Database, design_id: str) -> str | None:
+    signature = (_view_index(db, design_id) or {}).get("signature")
+    return signature if isinstance(signature, str) else None
+
+
+def _view_index(db: Database, design_id: str) -> dict[str, Any] | None:
+    """The clustered ``_info``'s ``view_index``; None when the server tells none."""
     try:
         info = db.design_info(design_id).get("view_index")
     except CouchError:
         return None
-    signature = info.get("signature") if isinstance(info, dict) else None
-    return signature if isinstance(signature, str) else None
+    return info if isinstance(info, dict) else None
+
+
+def roll_out(target: Target, steps: list[Step]) -> None:
+    """Staged steps: every staging copy written first (their indexes build side by side),
+    then each waited for and swapped in."""
+    run = target.run
+    staged = []
+    for step in steps:
+        target.guard()
+        with refusal() as refused:
+            staged.append((step, stage(target.db, step, staging_id(step), w=target.w)))
+        if refused:
+            target.fail([step], f"writing its staging copy: {refused.reason}")
+    for step, copy in staged:
+        started = time.monotonic()
+        with refusal(BuildTimeout) as refused:
+            wait_until_built(target.db, copy, timeout=run.wait_timeout, check=target.guard,
+                             on_progress=None if run.on_build is None
+                             else functools.partial(run.on_build, step.address))
+        if refused:
+            target.fail([step], refused.reason)
+            continue
+        target.guard()
+        if _swap(target, step, copy.ids):
+            with run.mutex:
+                run.result.staged.append(
+                    f"{step.address}: built under {staging_id(step)} in "
+                    f"{time.monotonic() - started:.1f} s, then swapped in")
+    wait_until_visible(target, INDEX_CREATE)
+
+
+def _swap(target: Target, step: Step, staged_ids: Sequence[str]) -> bool:
+    """Write the staged body to the live id, check the build was reused, and delete the
+    staging copies (the first, which lists the others, last); False when the write
+    failed."""
+    if step.kind is StepKind.DESIGN_DOC:
+        result = write_batch(target.db, [step], w=target.w, on_partial=target.count_partial)[0]
+        live_id = step.id or ""
+    else:
+        with refusal() as refused:
+            live_id = create_index(target, step)
+            if step.action is Action.REPLACE and f"_design/{step.before['ddoc']}" != live_id:
+                delete_index(target, step)  # the old one, in another design doc
+        result = StepResult(step, not refused, error=refused.reason if refused else None)
+        if result.ok:
+            target.visible.setdefault(INDEX_CREATE, {})[step.id or ""] = step.after
+    target.finish(result)
+    if not result.ok:
+        return False
+    if not same_index(target.db, staging_id(step), live_id):
+        target.run.warn(f"{step.address}: {NOT_REUSED} {staging_id(step)}; queries of it "
+                        "wait for a rebuild")
+    with refusal() as refused:
+        for doc_id in reversed(staged_ids):
+            target.db.delete(doc_id, w=target.w)
+    if refused:  # the next plan deletes it
+        target.run.warn(f"{step.address}: its staging copy could not be deleted: "
+                        f"{refused.reason}")
+    return True
