@@ -193,7 +193,7 @@ class DatabaseSpec:
     #: Meant to be open to anyone (no members): plan and apply do not warn of it.
     public: bool = False
     prune: bool = False
-    #: How index-rebuilding design changes roll out ("staged": ``couchsync._rollout``).
+    #: How index-rebuilding design changes roll out ("staged": ``couchsync.apply._rollout``).
     design_deploy: Literal["in_place", "staged"] = "in_place"
     indexes: dict[str, IndexSpec] = field(default_factory=dict)
     design_docs: dict[str, DesignDocSpec] = field(default_factory=dict)
