@@ -19,56 +19,25 @@ from typing import TYPE_CHECKING, Any
 
 from couchsync._version import __version__
 
-_EXPORTS: dict[str, str] = {
-    # client core
-    "BadRequest": "couchsync.client",
-    "BulkResults": "couchsync.client",
-    "Client": "couchsync.client",
-    "ClientClosedError": "couchsync.client",
-    "Conflict": "couchsync.client",
-    "CouchError": "couchsync.client",
-    "Database": "couchsync.client",
-    "DatabaseError": "couchsync.client",
-    "Document": "couchsync.client",
-    "DocumentError": "couchsync.client",
-    "FindQuery": "couchsync.client",
-    "Forbidden": "couchsync.client",
-    "HTTPStatusError": "couchsync.client",
-    "HttpxConnection": "couchsync.client",
-    "IndexQuery": "couchsync.client",
-    "InvalidDatabaseName": "couchsync.client",
-    "InvalidURL": "couchsync.client",
-    "NotFound": "couchsync.client",
-    "PreconditionFailed": "couchsync.client",
-    "Server": "couchsync.client",
-    "ServerError": "couchsync.client",
-    "TransportError": "couchsync.client",
-    "Unauthorized": "couchsync.client",
-    # sync tool
-    "ApplyError": "couchsync.apply",
-    "ApplyHooks": "couchsync.operation",
-    "ApplyInterrupted": "couchsync.apply",
-    "ApplyResult": "couchsync.apply",
-    "CouchsyncError": "couchsync.errors",
-    "DesiredState": "couchsync.manifest",
-    "LiveState": "couchsync.plan",
-    "LockHeld": "couchsync.lock",
-    "LockSet": "couchsync.lock",
-    "ManifestError": "couchsync.manifest",
-    "Plan": "couchsync.plan",
-    "Problem": "couchsync.manifest",
-    "apply_manifests": "couchsync.operation",
-    "apply_plan": "couchsync.apply",
-    "force_unlock": "couchsync.lock",
-    "discover": "couchsync.read",
-    "expand_patterns": "couchsync.manifest",
-    "load_and_plan": "couchsync.read",
-    "load_and_read": "couchsync.read",
-    "load_manifests": "couchsync.manifest",
-    "plan_changes": "couchsync.plan",
-    "plan_server": "couchsync.read",
-    "read_live_state": "couchsync.read",
+# Where each public name lives: the client core, then the sync tool.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "couchsync.client": (
+        "BadRequest", "BulkResults", "Client", "ClientClosedError", "Conflict", "CouchError",
+        "Database", "DatabaseError", "Document", "DocumentError", "FindQuery", "Forbidden",
+        "HTTPStatusError", "HttpxConnection", "IndexQuery", "InvalidDatabaseName",
+        "InvalidURL", "NotFound", "PreconditionFailed", "Server", "ServerError",
+        "TransportError", "Unauthorized"),
+    "couchsync.apply": ("ApplyError", "ApplyInterrupted", "ApplyResult", "apply_plan"),
+    "couchsync.errors": ("CouchsyncError",),
+    "couchsync.lock": ("LockHeld", "LockSet", "force_unlock"),
+    "couchsync.manifest": ("DesiredState", "ManifestError", "Problem", "expand_patterns",
+                           "load_manifests"),
+    "couchsync.operation": ("ApplyHooks", "apply_manifests"),
+    "couchsync.plan": ("LiveState", "Plan", "plan_changes"),
+    "couchsync.read": ("discover", "load_and_plan", "load_and_read", "plan_server",
+                       "read_live_state"),
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted(_EXPORTS)
 

@@ -99,11 +99,6 @@ def canonical_json(value: Any, *, drop: Iterable[str] = SERVER_FIELDS,
     return text.encode("utf-8")
 
 
-def content_hash(value: Any) -> str:
-    """The content hash of ``value`` (server fields left out); see ``hash_canonical``."""
-    return hash_canonical(canonical_json(value))
-
-
 def hash_canonical(canonical: bytes) -> str:
     """The content hash of canonical JSON bytes: the first 128 bits of their SHA-256,
     base64url without padding (22 characters, stored once per managed document)."""

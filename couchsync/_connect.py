@@ -2,27 +2,10 @@
 
 ``open_client()`` is the one place the command's connection settings meet the
 environment, so that every command connects alike and the library stays free of
-environment lookups. What it reads, each only when the option is not given:
-
-=========================  =====================================================
-``COUCHDB_URL``            the server (also ``COUCH_URL``); required when ``--url`` is not
-                           given (no default: a forgotten setting must not act on
-                           whatever server answers on localhost)
-``COUCHDB_USER``           the user name (a name in the URL counts too)
-``COUCHDB_PASSWORD``       the password
-``COUCHDB_PASSWORD_FILE``  a file holding the password (trailing newline dropped)
-``COUCHDB_TOKEN``          a bearer token (JWT), instead of a user and password
-``COUCHDB_TOKEN_FILE``     a file holding the token
-``COUCHDB_CACERT``         a CA bundle to trust for an ``https://`` server
-``COUCHDB_AUTH``           ``basic`` (default) or ``session``
-``COUCHDB_TIMEOUT``        seconds to wait to connect, and for each read and write
-                           (default 30)
-=========================  =====================================================
-
-Plus what the engine itself reads: ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``.
-Passwords and tokens are taken from the environment or files only, never from a
-command-line option (other users of the machine can read those), and appear in no
-output, log record or error.
+environment lookups; docs/client.md lists the variables it reads. There is no default
+server (a forgotten setting must not act on whatever answers on localhost), and
+passwords and tokens come from the environment or files only, never from a
+command-line option (other users of the machine can read those).
 """
 
 from __future__ import annotations
@@ -41,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AUTH_MODES", "NO_URL", "ConnectionSettingsError", "open_client"]
 
-#: There is no default server: a forgotten setting must not plan or apply against
-#: whatever answers on localhost.
 NO_URL = "no server given: pass --url URL or set COUCHDB_URL (e.g. http://localhost:5984)"
 AUTH_MODES = ("basic", "session")
 AuthMode = Literal["basic", "session"]
@@ -68,18 +49,10 @@ def open_client(
     timeout: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Client:
-    """A Client for ``url`` (else ``COUCHDB_URL``, else ``COUCH_URL``; one is required).
-
-    Credentials: ``user`` (else ``COUCHDB_USER``, else the URL's) with the password of
-    ``password_file``, else ``COUCHDB_PASSWORD``, else ``COUCHDB_PASSWORD_FILE``, else
-    the URL's; or a bearer token from ``token_file``, ``COUCHDB_TOKEN`` or
-    ``COUCHDB_TOKEN_FILE``. ``auth_mode`` (else ``COUCHDB_AUTH``): ``"basic"`` sends the
-    credentials with every request, ``"session"`` logs in once and sends a cookie.
-    ``cacert`` (else ``COUCHDB_CACERT``): the CA bundle to trust; ``cert`` and ``key``:
-    a client certificate (PEM) and its key, if not in the same file. ``timeout`` (else
-    ``COUCHDB_TIMEOUT``, else 30): seconds to wait to connect, and for each read and
-    write of a request. ``verbose``: log retries, logins and the proxy used on stderr
-    (the ``couchsync.client`` logger).
+    """A Client for ``url`` and the options given, each one not given read from the
+    environment (docs/client.md); ``cert`` and ``key``: a client certificate (PEM) and
+    its key, if not in the same file; ``verbose``: log retries, logins and the proxy used
+    on stderr (the ``couchsync.client`` logger).
 
     Raises ConnectionSettingsError for settings that cannot be used (no URL at all among
     them), InvalidURL for a URL that cannot be (neither repeats a secret); nothing is
@@ -94,8 +67,8 @@ def open_client(
     if mode not in AUTH_MODES:
         raise ConnectionSettingsError(
             f"unknown authentication mode {mode!r}: use {' or '.join(AUTH_MODES)}")
-    password = _secret("password", password_file, env, "COUCHDB_PASSWORD")
-    token = _secret("token", token_file, env, "COUCHDB_TOKEN")
+    password = _secret("password", password_file, env)
+    token = _secret("token", token_file, env)
     if token is not None and password is not None:
         raise ConnectionSettingsError(
             "both a token and a password are set: give one (COUCHDB_TOKEN[_FILE] or "
@@ -112,8 +85,15 @@ def open_client(
     if verbose:
         _log_to_stderr()
     options: dict[str, Any] = {"max_connections": max_connections}
-    if timeout is None and env.get("COUCHDB_TIMEOUT"):
-        timeout = _seconds("COUCHDB_TIMEOUT", env["COUCHDB_TIMEOUT"])
+    seconds = env.get("COUCHDB_TIMEOUT")
+    if timeout is None and seconds:
+        try:
+            timeout = float(seconds)
+        except ValueError:
+            timeout = 0.0
+        if not 0 < timeout < float("inf"):
+            raise ConnectionSettingsError("COUCHDB_TIMEOUT must be a positive number of "
+                                          f"seconds, not {seconds!r}")
     if timeout is not None:
         options["timeout"] = timeout
     if cacert is not None:
@@ -138,38 +118,21 @@ def open_client(
         raise ConnectionSettingsError(str(exc)) from None
 
 
-def _seconds(variable: str, text: str) -> float:
-    """A positive number of seconds from ``$variable``."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise ConnectionSettingsError(f"{variable} must be a positive number of seconds, "
-                                      f"not {text!r}")
-    return value
-
-
-def _secret(what: str, path: str | os.PathLike[str] | None, env: Mapping[str, str],
-            variable: str) -> str | None:
-    """The secret from the file at ``path``, else ``$VARIABLE``, else ``$VARIABLE_FILE``."""
-    if path is not None:
-        return _read_secret(what, Path(path), f"the {what} file")
-    value = env.get(variable)
-    file_value = env.get(variable + "_FILE")
-    if value and file_value:
-        raise ConnectionSettingsError(f"both {variable} and {variable}_FILE are set: "
-                                      "give one")
-    if value:
-        return value
-    if file_value:
-        return _read_secret(what, Path(file_value), f"{variable}_FILE")
-    return None
-
-
-def _read_secret(what: str, path: Path, source: str) -> str:
-    """The file's text without its trailing line break(s); an error names the file, not
-    its content."""
+def _secret(what: str, given: str | os.PathLike[str] | None,
+            env: Mapping[str, str]) -> str | None:
+    """The secret from the file ``given``, else ``$COUCHDB_WHAT``, else the file
+    ``$COUCHDB_WHAT_FILE``, without its trailing line break(s); an error names the file,
+    never its content."""
+    variable, source = "COUCHDB_" + what.upper(), f"the {what} file"
+    if given is None:
+        value, given = env.get(variable), env.get(variable + "_FILE")
+        if value and given:
+            raise ConnectionSettingsError(f"both {variable} and {variable}_FILE are set: "
+                                          "give one")
+        if value or not given:
+            return value or None
+        source = f"{variable}_FILE"
+    path = Path(given)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -40,8 +40,6 @@ __all__ = ["ExportError", "export_manifest"]
 
 _DESIGN = "_design/"
 _SECURITY_GROUPS = ("admins", "members")  # what the manifest format's security holds
-# _all_docs sorts ids bytewise: every "_design/..." id lies between these ('0' follows '/').
-_DESIGN_RANGE = (_DESIGN, "_design0")
 # YAML 1.1 line breaks besides "\n": PyYAML writes them raw, even in single-quoted and
 # block scalars, and reads \x85 back as "\n". Only double quotes escape them.
 _OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
@@ -50,8 +48,6 @@ _CONFIG_SECTION = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
 # A user's fields never exported: the password, its hash, and what couchsync writes.
 _USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
-#: Fields of a user document that hold its password's hash (either scheme).
-_USER_HASHES = ("derived_key", "password_sha")
 #: Database names per page of ``_all_dbs`` while matching a pattern.
 _NAMES_PAGE = 1000
 
@@ -71,7 +67,20 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
     pattern matching none, a refused config section, or (unless ``skip_unsupported``)
     what the manifest format cannot hold.
     """
-    _check_request(names, users, replications, config)
+    if not (names or users or replications or config):
+        raise ExportError("nothing to export: name databases (--db), --users, "
+                          "--replications or --config SECTION")
+    for section in config:
+        if section == "admins":
+            raise ExportError("config section 'admins' refused: server admins' passwords "
+                              "never go through couchsync (create admins with the server's "
+                              "own setup)")
+        if section == RECORD_SECTION:
+            raise ExportError(f"config section {section!r} refused: it is couchsync's own "
+                              "record of the config it set")
+        if not _CONFIG_SECTION.match(section):
+            raise ExportError(f"invalid config section name {section!r}: letters, digits "
+                              "and _ . - only")
     note = notes or (lambda _message: None)
     references: dict[str, str] = {}
     for key, value in sorted((placeholders or {}).items()):
@@ -181,24 +190,6 @@ def _common(entries: list[dict[str, Any]], kind: str) -> tuple[dict[str, Any], l
         else:
             kept[key] = holders[0]
     return kept, dropped
-
-
-def _check_request(names: Sequence[str], users: bool, replications: bool,
-                   config: Sequence[str]) -> None:
-    if not (names or users or replications or config):
-        raise ExportError("nothing to export: name databases (--db), --users, "
-                          "--replications or --config SECTION")
-    for section in config:
-        if section == "admins":
-            raise ExportError("config section 'admins' refused: server admins' passwords "
-                              "never go through couchsync (create admins with the server's "
-                              "own setup)")
-        if section == RECORD_SECTION:
-            raise ExportError(f"config section {section!r} refused: it is couchsync's own "
-                              "record of the config it set")
-        if not _CONFIG_SECTION.match(section):
-            raise ExportError(f"invalid config section name {section!r}: letters, digits "
-                              "and _ . - only")
 
 
 def _dump_yaml(data: Any) -> str:
@@ -341,8 +332,15 @@ def _export_config(server: Server, sections: Sequence[str], variables: _Variable
             values = {node: held[node].get(key) for node in nodes}
             first = next(node for node in nodes if values[node] is not None)
             secret = bool(CONFIG_SECRET.search(f"{section}/{key}"))
-            if len(set(values.values())) > 1:
-                note(_disagreement(f"{section}/{key}", values, first, secret))
+            if len(set(values.values())) > 1:  # a secret's values never shown
+                shown = ("differs on " + ", ".join(node for node in nodes
+                                                   if values[node] != values[first])
+                         if secret else "; ".join(
+                             f"{node}: {'unset' if value is None else json.dumps(value)}"
+                             for node, value in values.items()))
+                note(f"warning: config {section}/{key} is not the same on every node "
+                     f"({shown}); exported the value of {first}, and plan will show the "
+                     "others as differing")
             value = values[first]
             keys[key] = variables.secret(f"CONFIG_{section}_{key}", value) \
                 if secret and value else value
@@ -351,19 +349,6 @@ def _export_config(server: Server, sections: Sequence[str], variables: _Variable
         else:  # the manifest format has no empty section
             note(f"config section {section!r} holds no key on any node: not exported")
     return exported
-
-
-def _disagreement(entry: str, values: Mapping[str, str | None], first: str,
-                  secret: bool) -> str:
-    """The note on a config key the nodes disagree on; a secret's values never shown."""
-    if secret:
-        held = "differs on " + ", ".join(node for node, value in values.items()
-                                        if value != values[first])
-    else:
-        held = "; ".join(f"{node}: {'unset' if value is None else json.dumps(value)}"
-                         for node, value in values.items())
-    return (f"warning: config {entry} is not the same on every node ({held}); exported "
-            f"the value of {first}, and plan will show the others as differing")
 
 
 def _export_users(db: Database, variables: _Variables,
@@ -377,7 +362,7 @@ def _export_users(db: Database, variables: _Variables,
         fields = {key: value for key, value in doc.items()
                   if not key.startswith("_") and key not in _USER_LEFT_OUT}
         user = _credentials_out(fields, f"USER_{name}", variables, top=True)
-        if any(doc.get(key) for key in _USER_HASHES):  # the server keeps a hash, not it
+        if doc.get("derived_key") or doc.get("password_sha"):  # a hash (either scheme)
             user = {"password": variables.unknown(f"COUCHDB_USER_{name}_PASSWORD"), **user}
         users[name] = user
     if variables.unknowns:
@@ -417,8 +402,9 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
         spec["partitioned"] = True
     security = db.get_security()
     spec["security"] = {key: security[key] for key in _SECURITY_GROUPS if key in security}
-    designs = [row["doc"] for row in db.all_docs(start_key=_DESIGN_RANGE[0],
-                                                 end_key=_DESIGN_RANGE[1], include_docs=True)
+    # _all_docs sorts ids bytewise: every "_design/..." id lies before "_design0".
+    designs = [row["doc"] for row in db.all_docs(start_key=_DESIGN, end_key="_design0",
+                                                 include_docs=True)
                if not is_staging_id(row["id"])]  # a staged rollout's copies: never
     # Mango index ddocs (language: query) are exported as indexes.
     indexes = _export_indexes([body for body in designs if body.get("language") == "query"],

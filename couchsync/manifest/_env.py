@@ -150,27 +150,22 @@ def variables(assignments: Sequence[str] = (), files: Sequence[str | os.PathLike
         else:
             given[key] = value
     from_files: dict[str, str] = {}
-    for path in files:
-        found, trouble = _read_file(os.fspath(path))
+    for path in [os.fspath(given) for given in files]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(Problem(path, 0, 0, f"cannot read the variables file: {reason}"))
+            continue
+        # A YAML/JSON mapping by the file's suffix, else .env lines (docs/manifest.md).
+        found, trouble = (_read_yaml(path, text) if path.endswith((".yaml", ".yml", ".json"))
+                          else _read_env(path, text.splitlines()))
         from_files.update(found)
         problems.extend(trouble)
     if problems:
         raise ManifestError(problems)
     return ChainMap(given, from_files, dict(os.environ if environ is None else environ))
-
-
-def _read_file(path: str) -> tuple[dict[str, str], list[Problem]]:
-    """A YAML/JSON mapping (by the file's suffix), else ``.env`` lines: values are strings,
-    as in the environment (docs/manifest.md)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return {}, [Problem(path, 0, 0, f"cannot read the variables file: {reason}")]
-    if path.endswith((".yaml", ".yml", ".json")):
-        return _read_yaml(path, text)
-    return _read_env(path, text.splitlines())
 
 
 def _read_env(path: str, lines: Iterable[str]) -> tuple[dict[str, str], list[Problem]]:

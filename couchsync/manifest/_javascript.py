@@ -18,8 +18,6 @@ from typing import Any
 BUILTIN_REDUCES = frozenset({"_count", "_sum", "_stats", "_approx_count_distinct",
                              "_first", "_last"})
 _RANKED = re.compile(r"_(top|bottom)_([1-9][0-9]?|100)\Z")
-#: Functions sections: each value is one function's source.
-_FUNCTION_SECTIONS = ("shows", "lists", "updates", "filters")
 #: Names CouchDB's sandbox defines, stubbed so that code run at evaluation finds them.
 _SANDBOX = ("emit", "sum", "log", "toJSON", "isArray", "send", "getRow", "start",
             "provides", "registerType", "index", "require")
@@ -58,7 +56,7 @@ def _functions(body: dict[str, Any]) -> Iterator[tuple[Path, str, str]]:
                 for kind in ("map", "reduce"):
                     if isinstance(view.get(kind), str):
                         yield ("views", name, kind), view[kind], kind
-    for section in _FUNCTION_SECTIONS:
+    for section in ("shows", "lists", "updates", "filters"):  # each value one function
         functions = body.get(section)
         if isinstance(functions, dict):
             for name, source in functions.items():

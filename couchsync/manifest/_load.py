@@ -117,9 +117,16 @@ def _rules_written_as_fields(manifest: dict[str, Any]) -> Iterator[tuple[Path, s
 def _load_file(file: str, environ: Mapping[str, str], builder: StateBuilder,
                secrets: set[str]) -> list[Problem]:
     """Load one file into ``builder``; ``secrets`` collects what secret variables gave."""
-    text = _read_text(file)
-    if isinstance(text, Problem):
-        return [text]
+    try:
+        data = FsPath(file).read_bytes()
+    except OSError as exc:
+        return [Problem(file, 0, 0, f"cannot read: {exc.strerror or exc}")]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return [Problem(file, line, col, "not valid UTF-8 text")]
     parsed = parse_yaml(text, file)
     problems, value, positions = parsed.problems, parsed.value, parsed.positions
     if value is None:
@@ -167,19 +174,6 @@ def _broken_part(path: Path) -> Path:
     if len(path) > 3 and path[2] in ENTRY_SECTIONS:
         return path[:4]
     return path[:3]
-
-
-def _read_text(file: str) -> str | Problem:
-    try:
-        data = FsPath(file).read_bytes()
-    except OSError as exc:
-        return Problem(file, 0, 0, f"cannot read: {exc.strerror or exc}")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return Problem(file, line, col, "not valid UTF-8 text")
 
 
 def _limit(problems: list[Problem]) -> list[Problem]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Set
+from dataclasses import replace
 from itertools import chain
-from typing import Any, Protocol
+from typing import Any
 
 from couchsync._canonical import NotJSONNumber
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
@@ -85,11 +86,26 @@ class StateBuilder:
                          else data[setting])
                 self._set(db, setting, value, at(setting), (*base, setting))
         for doc_id, rule in entries("document_rules"):
-            self._add_document_rule(db, doc_id, rule, at("document_rules", doc_id, key=True),
-                                    (*base, "document_rules", doc_id))
+            where, ignore = at("document_rules", doc_id, key=True), rule.get("ignore")
+            override = DocumentRule(where, rule.get("create_only"),
+                                    None if ignore is None else ignored_fields(ignore))
+            first_rule = db.document_rules.setdefault(doc_id, override)
+            if replace(first_rule, source=where) != override:  # its settings differ
+                self._problem(where, f"document rule {doc_id!r} of database {name!r} differs "
+                              f"from the one at {first_rule.source}",
+                              (*base, "document_rules", doc_id))
         for index_name, definition in entries("indexes"):
-            self._add_index(db, index_name, definition, at("indexes", index_name, key=True),
-                            (*base, "indexes", index_name))
+            where = at("indexes", index_name, key=True)
+            first_index = db.indexes.get(index_name)
+            if first_index is not None:
+                self._problem(where, f"index {index_name!r} of database {name!r} is already "
+                              f"defined at {first_index.source}", (*base, "indexes", index_name))
+                continue
+            db.indexes[index_name] = IndexSpec(
+                name=index_name, fields=list(definition["fields"]), source=where,
+                ddoc=definition.get("ddoc"),
+                partial_filter_selector=definition.get("partial_filter_selector"),
+                type=definition.get("type", "json"), partitioned=definition.get("partitioned"))
         for ddoc_name, body in entries("design_docs"):
             where = at("design_docs", ddoc_name, key=True)
             first = db.design_docs.get(ddoc_name)
@@ -133,31 +149,6 @@ class StateBuilder:
         elif getattr(db, setting) != value:
             self._problem(where, f"conflicting {setting} for database {db.name!r}: "
                           f"{conflict(value, getattr(db, setting), first)}", path)
-
-    def _add_document_rule(self, db: DatabaseSpec, doc_id: str, rule: dict[str, Any],
-                           where: SourcePos, path: Path) -> None:
-        ignore = rule.get("ignore")
-        spec = DocumentRule(where, rule.get("create_only"),
-                            None if ignore is None else ignored_fields(ignore))
-        first = db.document_rules.get(doc_id)
-        if first is None:
-            db.document_rules[doc_id] = spec
-        elif (first.create_only, first.ignore) != (spec.create_only, spec.ignore):
-            self._problem(where, f"document rule {doc_id!r} of database {db.name!r} differs "
-                          f"from the one at {first.source}", path)
-
-    def _add_index(self, db: DatabaseSpec, name: str, definition: dict[str, Any],
-                   where: SourcePos, path: Path) -> None:
-        first = db.indexes.get(name)
-        if first is not None:
-            self._problem(where, f"index {name!r} of database {db.name!r} is already defined "
-                          f"at {first.source}", path)
-            return
-        db.indexes[name] = IndexSpec(
-            name=name, fields=list(definition["fields"]), source=where,
-            ddoc=definition.get("ddoc"),
-            partial_filter_selector=definition.get("partial_filter_selector"),
-            type=definition.get("type", "json"), partitioned=definition.get("partitioned"))
 
     def _add_document(self, db: DatabaseSpec, doc: DocumentSpec, path: Path = ()) -> None:
         # The schema has already refused ids that are empty or start with '_'.
@@ -209,11 +200,6 @@ class StateBuilder:
         return self.state
 
 
-class _Sourced(Protocol):
-    @property
-    def source(self) -> SourcePos: ...
-
-
 def _partition_id_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str]]:
     """Documents of a partitioned database need ``partition:id`` ids."""
     for doc in db.documents.values() if db.partitioned else ():
@@ -232,7 +218,7 @@ def _absent_database_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str
         (name, db.sources[name])
         for name in ("partitioned", "q", "n", "placement", "security", "prune", "design_deploy")
         if name in db.sources and not (name == "prune" and not db.prune)]
-    sections: tuple[tuple[str, Mapping[str, _Sourced]], ...] = (
+    sections: tuple[tuple[str, Mapping[str, Any]], ...] = (
         ("indexes", db.indexes), ("design_docs", db.design_docs), ("documents", db.documents))
     for what, specs in sections:
         first = next(iter(specs.values()), None)

@@ -24,8 +24,6 @@ __all__ = ["DatabaseNames"]
 _NAME_CHARS = re.compile(r"[a-z0-9_$()+/-]*\Z")
 #: Host names that all mean "this machine" (as the server sees a replication endpoint).
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-#: The fields of a replication document that name a database.
-_ENDPOINTS = ("source", "target")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +115,7 @@ class DatabaseNames:
         """Replication ``doc`` with its id and its endpoints on this server mapped."""
         body = doc.body
         body["_id"] = f"{self.prefix}{doc.id}{self.suffix}"
-        for key in _ENDPOINTS:
+        for key in ("source", "target"):  # the fields that name a database
             endpoint = body.get(key)
             if isinstance(endpoint, str):
                 body[key] = self._endpoint(endpoint)

@@ -105,25 +105,19 @@ def warn(problem: Problem) -> None:
     logger.warning("%s", problem)
 
 
-class _Once(logging.Filter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if text in self.seen:
-            return False
-        self.seen.add(text)
-        return True
-
-
 def show_warnings_on_stderr() -> None:
     """``Warning: FILE:LINE:COL: message`` on stderr, each once per process."""
     if any(isinstance(handler, StderrHandler) for handler in logger.handlers):
         return
     handler = StderrHandler()
     handler.setFormatter(logging.Formatter("Warning: %(message)s"))
-    handler.addFilter(_Once())
+    seen: set[str] = set()
+
+    def once(record: logging.LogRecord) -> bool:
+        new = record.getMessage() not in seen
+        seen.add(record.getMessage())
+        return new
+
+    handler.addFilter(once)
     logger.addHandler(handler)
     logger.propagate = False  # not a second time through the root logger's last resort

@@ -121,15 +121,13 @@ class ServerSections:
         def at(path: Path, key: bool = False) -> SourcePos:
             return SourcePos(file, *(positions.key(path) if key else positions.value(path)))
 
-        def within_broken(path: Path) -> bool:
-            return any(path[:len(part)] == part for part in broken)
-
         def entries(*path: str) -> list[tuple[str, Any]]:
             """The entries of the mapping at ``path``, but those holding a problem."""
             value: Any = data
             for part in path:
                 value = value.get(part) if isinstance(value, dict) else None
-            if not isinstance(value, dict) or within_broken(path):
+            if not isinstance(value, dict) or any(path[:len(part)] == part
+                                                  for part in broken):
                 return []
             return [(key, entry) for key, entry in value.items()
                     if not any(part[:len(path) + 1] == (*path, key) for part in broken)]

@@ -37,10 +37,6 @@ _ALIAS_GROWTH = 10
 _ALIAS_SLACK = 10_000
 
 
-class _TooDeep(yaml.MarkedYAMLError):
-    pass
-
-
 class _Loader(yaml.SafeLoader):
     """``SafeLoader`` that keeps timestamps as the text written (JSON has no dates) and
     refuses nesting deeper than ``MAX_DEPTH`` as it composes."""
@@ -52,7 +48,7 @@ class _Loader(yaml.SafeLoader):
         if self._depth >= MAX_DEPTH and self.check_event(yaml.SequenceStartEvent,
                                                          yaml.MappingStartEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise _TooDeep(problem=TOO_DEEP, problem_mark=mark)
+            raise yaml.MarkedYAMLError(problem=TOO_DEEP, problem_mark=mark)
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -121,7 +117,10 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
         finally:
             loader.dispose()
     except yaml.reader.ReaderError as exc:
-        return ParsedYaml(None, Positions(), [_reader_problem(exc, text, file)])
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"character {chr(exc.character)!r} is not allowed in YAML"
+        return ParsedYaml(None, Positions(), [Problem(file, line, col, message)])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -144,17 +143,11 @@ def compose(text: str) -> yaml.Node | None:
     return yaml.compose(text, Loader=_Loader)
 
 
-def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
-    line = text.count("\n", 0, exc.position) + 1
-    col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-    return Problem(file, line, col, f"character {chr(exc.character)!r} is not allowed in YAML")
-
-
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "invalid YAML"
     if "'\\t'" in problem:
         return "tab character here: YAML indentation must use spaces"
-    if isinstance(exc, _TooDeep):
+    if problem == TOO_DEEP:
         return problem
     if exc.context == "expected a single document in the stream":
         return "a manifest file holds one YAML document, but a second one starts here"
@@ -170,11 +163,6 @@ def looks_like_a_number(text: str) -> bool:
     """Whether JSON reads ``text`` as a (finite) number: such text, when these rules keep
     it text (``1e5``), is warned about unquoted, and so written quoted by export."""
     return _JSON_NUMBER.match(text) is not None and math.isfinite(float(text))
-
-
-def _number_kept_as_text(node: yaml.ScalarNode, value: Any) -> bool:
-    """A plain scalar read as text that JSON reads as a number (``1e5``)."""
-    return node.style is None and isinstance(value, str) and looks_like_a_number(value)
 
 
 def _yaml_float(text: str) -> str:
@@ -224,7 +212,7 @@ class _Converter:
             if _number_text_lost(node, value):
                 warn(self._at(node, f"{node.value} is read as the number {value!r}; quote it "
                               f"('{node.value}') to keep the text", path))
-            elif _number_kept_as_text(node, value):
+            elif node.style is None and isinstance(value, str) and looks_like_a_number(value):
                 warn(self._at(node, f"{node.value} is read as the text '{node.value}', not "
                               f"the number {float(node.value)!r}: write "
                               f"{_yaml_float(node.value)} for the number, or quote the text",

@@ -68,9 +68,7 @@ class DocumentSpec:
     @property
     def hash(self) -> str:
         """The content hash of the document (what the ownership record stores)."""
-        if self.digest is not None:
-            return self.digest
-        return hash_canonical(self.canonical)
+        return self.digest if self.digest is not None else hash_canonical(self.canonical)
 
     @property
     def source(self) -> SourcePos:
@@ -112,7 +110,6 @@ class IndexSpec:
 
     @property
     def sort_fields(self) -> list[dict[str, str]]:
-        """``fields`` as ``[{name: "asc"|"desc"}, ...]``: what they mean."""
         return sort_fields(self.fields)
 
 

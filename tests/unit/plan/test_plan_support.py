@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from plan_builders import database, design, desired, doc
 
-from couchsync._canonical import content_hash
+from couchsync._canonical import canonical_json, hash_canonical
 from couchsync.plan import PlanError
 from couchsync.plan._batch import batched
 from couchsync.plan._fielddiff import FieldChange, field_changes
@@ -76,7 +76,7 @@ def test_only_allows_any_id_under_prune_as_a_possible_prune_candidate() -> None:
 
 def test_document_hash_is_the_content_hash_of_its_body() -> None:
     spec = doc({"_id": "a", "z": 1.0, "a": [1, {"b": 2}]})
-    assert spec.hash == content_hash({"a": [1, {"b": 2}], "_id": "a", "z": 1})
+    assert spec.hash == hash_canonical(canonical_json({"a": [1, {"b": 2}], "_id": "a", "z": 1}))
 
 
 def test_batched() -> None:
