@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from couchsync._stderr import StderrHandler
 from couchsync.errors import CouchsyncError
@@ -26,7 +26,6 @@ __all__ = ["AUTH_MODES", "NO_URL", "ConnectionSettingsError", "open_client"]
 
 NO_URL = "no server given: pass --url URL or set COUCHDB_URL (e.g. http://localhost:5984)"
 AUTH_MODES = ("basic", "session")
-AuthMode = Literal["basic", "session"]
 
 
 class ConnectionSettingsError(CouchsyncError, ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -63,10 +63,7 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
                     skip_unsupported: bool = False) -> str:
     """Manifest YAML (version 1) of databases ``names`` and the server sections asked
     for, as they are now; ``notes`` hears the variables to set, nodes that disagree and
-    what was left out. Raises ``ExportError`` for nothing asked, a missing database, a
-    pattern matching none, a refused config section, or (unless ``skip_unsupported``)
-    what the manifest format cannot hold.
-    """
+    what was left out. Raises ``ExportError`` for what cannot be exported."""
     if not (names or users or replications or config):
         raise ExportError("nothing to export: name databases (--db), --users, "
                           "--replications or --config SECTION")
@@ -359,9 +356,8 @@ def _export_users(db: Database, variables: _Variables,
         if not _USER_NAME.match(name):
             note(f"user {name!r} not exported: the manifest format cannot name it")
             continue
-        fields = {key: value for key, value in doc.items()
-                  if not key.startswith("_") and key not in _USER_LEFT_OUT}
-        user = _credentials_out(fields, f"USER_{name}", variables, top=True)
+        user = _credentials_out(_fields(doc, _USER_LEFT_OUT), f"USER_{name}", variables,
+                                top=True)
         if doc.get("derived_key") or doc.get("password_sha"):  # a hash (either scheme)
             user = {"password": variables.unknown(f"COUCHDB_USER_{name}_PASSWORD"), **user}
         users[name] = user
@@ -373,10 +369,8 @@ def _export_users(db: Database, variables: _Variables,
 
 
 def _export_replications(db: Database, variables: _Variables) -> dict[str, Any]:
-    left_out = SERVER_WRITTEN[REPLICATOR_DB]
     return {
-        doc["_id"]: _credentials_out({key: value for key, value in doc.items()
-                                      if not key.startswith("_") and key not in left_out},
+        doc["_id"]: _credentials_out(_fields(doc, SERVER_WRITTEN[REPLICATOR_DB]),
                                      f"REPLICATION_{doc['_id']}", variables, top=True)
         for doc in _documents(db)
         if not doc["_id"].startswith(_DESIGN)
@@ -413,7 +407,7 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
     if indexes:
         spec["indexes"] = indexes
     design_docs = {
-        body["_id"].removeprefix(_DESIGN): _without_underscores(body, keep_id=False)
+        body["_id"].removeprefix(_DESIGN): _fields(body)
         for body in designs if body.get("language") != "query"
     }
     if design_docs:
@@ -421,7 +415,7 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
     if with_docs:
         try:
             documents = [
-                _without_underscores(row["doc"], keep_id=True)
+                _fields(row["doc"], keep_id=True)
                 for row in db.iter_all_docs(include_docs=True, page_size=SCAN_PAGE_SIZE)
                 if not row["id"].startswith(_DESIGN)
             ]
@@ -464,6 +458,8 @@ def _export_indexes(bodies: list[dict[str, Any]], left_out: Callable[[str], None
     return exported
 
 
-def _without_underscores(doc: dict[str, Any], *, keep_id: bool) -> dict[str, Any]:
-    return {key: value for key, value in doc.items()
-            if not key.startswith("_") or (keep_id and key == "_id")}
+def _fields(doc: dict[str, Any], left_out: Set[str] = frozenset(), *,
+            keep_id: bool = False) -> dict[str, Any]:
+    """``doc`` without ``left_out`` and the ``_`` fields (but ``_id`` with ``keep_id``)."""
+    return {key: value for key, value in doc.items() if key not in left_out
+            and (not key.startswith("_") or (keep_id and key == "_id"))}

@@ -1,10 +1,4 @@
-"""Manifests → validated, merged ``DesiredState``.
-
-``load_manifests()`` reads YAML files and directories, rejects anything
-ambiguous (duplicate keys, unknown keys, clashing definitions), expands
-``${VAR}`` references and raises ``ManifestError`` with every problem found,
-each placed at ``file:line:col``.
-"""
+"""Manifests → validated, merged ``DesiredState`` (``load_manifests``; docs/manifest.md)."""
 
 from couchsync.manifest._env import is_secret_variable, variables
 from couchsync.manifest._load import iter_problems, load_manifests

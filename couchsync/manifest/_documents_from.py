@@ -128,16 +128,13 @@ def _json_lines(
         except (_Refused, NotJSONNumber) as exc:
             yield Problem(path, number, 1, str(exc))
             continue
-        if not plainly_valid(body):
-            yield _document(path, body, number, 1, (start, len(raw)))
-            continue
         try:
-            canonical = canonical_json(body, numbers_canonical=True)
-        except NotJSONNumber as exc:
-            yield Problem(path, number, 1, str(exc))
-            continue
-        except UnicodeEncodeError as exc:
-            yield Problem(path, number, 1, _unencodable(exc))
+            canonical = (canonical_json(body, numbers_canonical=True)
+                         if plainly_valid(body) else None)
+        except (NotJSONNumber, UnicodeEncodeError):
+            canonical = None  # _document words the problem
+        if canonical is None:
+            yield _document(path, body, number, 1, (start, len(raw)))
             continue
         yield spec(body["_id"], path, number, 1, hash_canonical(canonical),
                    body.get("_deleted", False), offset=start, length=len(raw))

@@ -56,10 +56,7 @@ class Expansion:
 
 def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
     """Expand every string value inside ``value`` (a JSON-like tree)."""
-    problems: list[tuple[Path, str]] = []
-    expanded: set[Path] = set()
-    secrets: set[str] = set()
-    warnings: list[tuple[Path, str]] = []
+    found = Expansion(None, [], set(), set())
 
     def walk(value: Any, path: Path) -> Any:
         if isinstance(value, dict):
@@ -68,15 +65,16 @@ def expand(value: Any, environ: Mapping[str, str]) -> Expansion:
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
             secret = bool(path) and is_secret_variable(str(path[-1]))
-            warnings.extend((path, message) for message in bare_references(value, secret))
-            text, found = expand_string(value, environ, secrets)
-            problems.extend((path, message) for message in found)
+            found.warnings.extend((path, message) for message in bare_references(value, secret))
+            text, problems = expand_string(value, environ, found.secrets)
+            found.problems.extend((path, message) for message in problems)
             if text != value:
-                expanded.add(path)
+                found.expanded.add(path)
             return text
         return value
 
-    return Expansion(walk(value, ()), problems, expanded, secrets, warnings)
+    found.value = walk(value, ())
+    return found
 
 
 def bare_references(text: str, secret: bool = False) -> list[str]:

@@ -54,7 +54,7 @@ class StateBuilder:
         self._documents: list[tuple[DatabaseSpec, DocumentSpec | tuple[str, str, SourcePos],
                                     Path]] = []
         #: config, users, replications, prune (users and replications are documents)
-        self.server = ServerSections(self.state, self.problems,
+        self.server = ServerSections(self.state, self._problem,
                                      lambda db, doc, path: self._documents.append((db, doc, path)))
 
     def _problem(self, where: SourcePos, message: str, path: Path = ()) -> None:
@@ -220,10 +220,7 @@ def _absent_database_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str
         if name in db.sources and not (name == "prune" and not db.prune)]
     sections: tuple[tuple[str, Mapping[str, Any]], ...] = (
         ("indexes", db.indexes), ("design_docs", db.design_docs), ("documents", db.documents))
-    for what, specs in sections:
-        first = next(iter(specs.values()), None)
-        if first is not None:
-            declared.append((what, first.source))
+    declared += [(what, next(iter(specs.values())).source) for what, specs in sections if specs]
     for what, where in declared:
         yield (where,
                f"database {db.name!r} is declared absent (at {declared_at}) but also declares "

@@ -61,9 +61,7 @@ class DatabaseNames:
         return self.real(database) + slash + rest
 
     def apply(self, state: DesiredState) -> DesiredState:
-        """``state`` with every database and pattern under its real name, replications
-        isolated; raises ``ManifestError`` where it declares users or config or prunes
-        replications."""
+        """``state`` under the real names; ``ManifestError`` for what is refused."""
         if not self:
             return state
         self._refuse(state)

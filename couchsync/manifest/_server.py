@@ -17,7 +17,7 @@ from typing import Any
 
 from couchsync._canonical import NotJSONNumber, canonical_json, hash_canonical
 from couchsync._names import REPLICATOR_DB, USER_PREFIX, USERS_DB
-from couchsync.manifest._problems import Path, Problem, conflict, format_path
+from couchsync.manifest._problems import Path, conflict
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
     ConfigSetting,
@@ -103,15 +103,12 @@ class ServerSections:
     """Builds the server sections of each manifest file into ``state``, merging files:
     one key, user or replication is defined once; ``prune`` flags must agree."""
 
-    def __init__(self, state: DesiredState, problems: list[Problem],
+    def __init__(self, state: DesiredState, problem: Callable[[SourcePos, str, Path], None],
                  add_document: Callable[[DatabaseSpec, DocumentSpec, Path], None]) -> None:
         self.state = state
-        self.problems = problems
+        self._problem = problem  # the builder's: one list of problems
         self._add_document = add_document  # documents go in once every file is declared
         self._prune: dict[str, tuple[bool, SourcePos]] = {}
-
-    def _problem(self, where: SourcePos, message: str, path: Path) -> None:
-        self.problems.append(Problem(*where, message, format_path(path)))
 
     def add(self, file: str, data: dict[str, Any], positions: Positions,
             broken: Set[Path]) -> None:
