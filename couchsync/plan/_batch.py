@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -11,11 +10,7 @@ T = TypeVar("T")
 
 def batched(items: Iterable[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive lists of at most ``size`` items (``itertools.batched`` is Python 3.12+)."""
-    if size < 1:
-        raise ValueError(f"batch size must be at least 1, not {size}")
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
+    return batched_within(items, size, 0, lambda _: 0)
 
 
 def batched_within(items: Iterable[T], size: int, max_weight: int,

@@ -1,11 +1,5 @@
-"""``config:``: node settings, planned per node, since the nodes of a cluster do not share
-their configuration. A step's ``before`` and ``after`` map node → value (None: unset), so
-drift on one node shows, and apply writes only the nodes that differ.
-
-Each node records the keys couchsync set there in ``couchsync/managed`` (a JSON list of
-``section/key``, written before the value: a kill between leaves a harmless record), so
-that ``prune: {config: true}`` deletes only keys couchsync set.
-"""
+"""``config:``: node settings, planned per node; each node records the keys couchsync set
+there in ``couchsync/managed``, so that prune deletes only those (docs/design-notes.md)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Fields CouchDB writes into design documents itself: Nouveau's ``lucene_version``.
-
-CouchDB 3.5 stamps it on every Nouveau index of a design doc it creates (new documents
-only) and raises it after rebuilding an index with a newer Lucene; an update without it
-makes the index a legacy (Lucene 9) one. So a manifest's value is a floor: an index that
-omits it or declares a lower one takes the server's, which is then neither drift nor
-dropped by an update; a higher one is an upgrade, planned like any change.
-"""
+"""Fields CouchDB writes into design documents itself: Nouveau's ``lucene_version``, a floor
+(docs/design-notes.md): a lower or missing one takes the server's, a higher one is planned."""
 
 from __future__ import annotations
 

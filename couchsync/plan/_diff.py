@@ -9,7 +9,6 @@ the rules; staged rollouts and their leftovers are ``_staging``'s.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
@@ -39,7 +38,7 @@ from couchsync.plan._staging import (
     staging_id,
 )
 from couchsync.plan._state import LiveDatabase, LiveDoc, LiveIndex, LiveState, ManagedDoc
-from couchsync.plan._system import hash_fields, password_matches, server_written
+from couchsync.plan._system import SERVER_WRITTEN, password_matches
 
 #: Fields left out of every document comparison.
 IGNORED_FIELDS = SERVER_FIELDS | {"_id", "_attachments"}
@@ -66,28 +65,15 @@ def plan_changes(desired: DesiredState, live: LiveState, *,
 
 def plan_database(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> DatabasePlan:
     """The steps for one database, and what its ownership record must learn; no I/O."""
-    record = _RecordUpdates()
-    steps = list(_database_steps(spec, live, scope, record))
-    return DatabasePlan(spec.name, steps, record.confirm, record.forget, live.copies,
-                        record.ignored, record.unread,
+    part = DatabasePlan(spec.name, [], {}, set(), live.copies,
                         open_to_anyone=spec.security is None and live.security is not None
                         and is_open_to_anyone(live.security))
-
-
-@dataclass(slots=True)
-class _RecordUpdates:
-    """What the planner learns about pending ownership entries of one database."""
-
-    confirm: dict[str, ManagedDoc] = field(default_factory=dict)
-    forget: set[str] = field(default_factory=set)
-    #: For ``-v``: ignored fields whose values the server keeps, by document; how many
-    #: documents were not read (see ``Plan.unread``).
-    ignored: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    unread: dict[str, int] = field(default_factory=dict)
+    part.steps = list(_database_steps(spec, live, scope, part))
+    return part
 
 
 def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
-                    record: _RecordUpdates) -> Iterator[Step]:
+                    record: DatabasePlan) -> Iterator[Step]:
     name = spec.name
     if spec.state == "absent":
         if live.exists and scope.whole:
@@ -250,10 +236,9 @@ def _staging_cleanup(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
 
 
 def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
-                    record: _RecordUpdates) -> Iterator[Step]:
-    """The document steps; ``record`` learns the pending entries (left by an interrupted
-    apply) whose documents hold what the manifests say (to confirm), and those whose
-    documents were never created and are not wanted any more (to forget)."""
+                    record: DatabasePlan) -> Iterator[Step]:
+    """The document steps; ``record`` learns the entries to confirm and forget, the
+    ignored fields the server keeps and the documents left unread."""
     # The record's digest vouches for every existing listed document at once, when it
     # is the digest of these documents as listed here (checked, not taken on trust:
     # the live state may have been read for other manifests).
@@ -329,7 +314,7 @@ def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, 
     Fields the server writes are not compared, a user's ``password`` is checked against
     the stored hash, which an update keeps unless it changed; ``ignore``: fields an update
     keeps as the server has them (a create writes the manifests' values)."""
-    ignored = IGNORED_FIELDS | server_written(database)
+    ignored = IGNORED_FIELDS | SERVER_WRITTEN.get(database, frozenset())
     after = _comparable(desired, ignored)
     if current is None:
         return Step(Action.CREATE, kind, database, doc_id, after=after, reason=NOT_ON_SERVER)
@@ -344,7 +329,8 @@ def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, 
         return None
     carried = {key: current.body[key] for key in CARRIED_FIELDS if key in current.body}
     if database == USERS_DB and same_password:  # declared or not: the stored hash stays
-        carried.update(hash_fields(current.body))
+        carried.update((key, value) for key, value in current.body.items()
+                       if key in SERVER_WRITTEN[USERS_DB])
     if password is not None and not same_password:
         only_password = canonical_json(before) == canonical_json(after)
         reason = "the password differs" if only_password else reason + "; so does the password"
@@ -357,6 +343,5 @@ def _delete(kind: StepKind, database: str, doc_id: str, current: LiveDoc, reason
     return Step(Action.DELETE, kind, database, doc_id, rev=current.rev, reason=reason)
 
 
-def _comparable(body: dict[str, Any], ignored: frozenset[str] = IGNORED_FIELDS
-                ) -> dict[str, Any]:
+def _comparable(body: dict[str, Any], ignored: frozenset[str]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in ignored}

@@ -39,25 +39,21 @@ def key_path(parent: str, key: str) -> str:
 def field_changes(before: Any, after: Any, path: str = "") -> Iterator[FieldChange]:
     """Every path at which ``after`` differs from ``before``, in sorted key order."""
     if isinstance(before, dict) and isinstance(after, dict):
-        for key in sorted(before.keys() | after.keys()):
-            sub = key_path(path, key)
-            if key not in after:
-                yield FieldChange("-", sub, before=before[key])
-            elif key not in before:
-                yield FieldChange("+", sub, after=after[key])
-            else:
-                yield from field_changes(before[key], after[key], sub)
+        paths = {key: key_path(path, key) for key in sorted(before.keys() | after.keys())}
     elif isinstance(before, list) and isinstance(after, list):
-        for index in range(max(len(before), len(after))):
-            sub = f"{path}[{index}]"
-            if index >= len(after):
-                yield FieldChange("-", sub, before=before[index])
-            elif index >= len(before):
-                yield FieldChange("+", sub, after=after[index])
-            else:
-                yield from field_changes(before[index], after[index], sub)
-    elif canonical_json(before, drop=()) != canonical_json(after, drop=()):
-        yield FieldChange("~", path, before=before, after=after)
+        paths = {index: f"{path}[{index}]" for index in range(max(len(before), len(after)))}
+        before, after = dict(enumerate(before)), dict(enumerate(after))
+    else:
+        if canonical_json(before, drop=()) != canonical_json(after, drop=()):
+            yield FieldChange("~", path, before=before, after=after)
+        return
+    for key, sub in paths.items():
+        if key not in after:
+            yield FieldChange("-", sub, before=before[key])
+        elif key not in before:
+            yield FieldChange("+", sub, after=after[key])
+        else:
+            yield from field_changes(before[key], after[key], sub)
 
 
 def line_diff(before: Any, after: Any) -> list[str]:

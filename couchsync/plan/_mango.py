@@ -1,10 +1,5 @@
-"""Mango selector normalisation, so that index definitions compare by meaning.
-
-CouchDB stores a ``partial_filter_selector`` normalised (``mango_selector:normalize/1``:
-``{"type": "user"}`` comes back as ``{"type": {"$eq": "user"}}``); PouchDB Server keeps
-what it was given. Both sides are normalised CouchDB's way, ``$and``/``$or`` arguments
-sorted; validation is left to the server, which refuses a bad selector on create.
-"""
+"""Mango selectors normalised as CouchDB does (``mango_selector:normalize/1``), ``$and``/``$or``
+arguments sorted, so that index definitions compare by meaning (docs/design-notes.md)."""
 
 from __future__ import annotations
 
@@ -25,9 +20,7 @@ def normalize_selector(selector: Mapping[str, Any] | None) -> dict[str, Any]:
     """``selector`` in CouchDB's normal form, ``$and``/``$or`` arguments sorted."""
     if not selector:
         return {}
-    normal = _norm_negations(_norm_fields(_norm_ops(dict(selector)), ""))
-    result: dict[str, Any] = _sort_commutative(normal)
-    return result
+    return dict(_sort_commutative(_norm_negations(_norm_fields(_norm_ops(dict(selector)), ""))))
 
 
 def _single(value: Any) -> tuple[str, Any] | None:

@@ -1,11 +1,6 @@
-"""The plan: plain data describing what apply would change, and its machine format.
-
-Each step names its target (``db:users/doc:settings``), the action (its value is the
-symbol users see), the values before and after, the ``_rev`` seen at plan time and a
-reason shown to users, which apply never reads to decide anything. ``Plan.to_dict()`` is
-the machine format (``format_version`` 1) that ``--format json`` prints and the renderers
-read; docs/plan-and-apply.md ("The JSON plan") documents it.
-"""
+"""The plan: plain data describing what apply would change, and its machine format
+(``Plan.to_dict()``: docs/plan-and-apply.md, "The JSON plan"). Apply never reads a step's
+``reason``, which is for users."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""The ownership record's format, with no I/O: which documents couchsync wrote, per
-database, in local documents (never replicated nor listed in ``_all_docs``, so never drift).
-
-An entry is ``[rev, hash, created]``: a document whose live ``_rev`` and manifest hash
-still match is unchanged without reading its body (a create_only one's ``rev`` is
-``CREATE_ONLY_REV``: never compared once it exists); only ``created`` ones are ever pruned.
-Past ``SHARD_ENTRIES`` entries the record is split by CRC-32 of the id over a power of two
-of shard documents (CouchDB refuses documents over ``max_document_size``, and apply
-rewrites only shards that changed); the head then holds a ``digest`` of every entry, so a
-no-op plan proves them all by reading the head alone. Ids about to be created are written
-ahead (pending entries, rev ``""``) so a killed apply leaves no document the record cannot
-name; reshards get new ids (a ``generation``) so the old record stays whole until the
-head names the new one. docs/plan-and-apply.md ("The ownership record", "Crashes")
-describes the format; ``couchsync.read`` reads and writes it.
-"""
+"""The ownership record's format, with no I/O (docs/plan-and-apply.md, "The ownership
+record"; why: docs/design-notes.md); ``couchsync.read`` reads and writes it."""
 
 from __future__ import annotations
 
@@ -82,8 +69,7 @@ class Record:
 
 
 def record_digest(ids: Iterable[str], entry: Callable[[str], tuple[str, str]]) -> str:
-    """The digest of the entries of ``ids`` (``entry(id)``: rev, hash; not ``created``):
-    the first 128 bits in hex of the SHA-256 of them in id order, each written
+    """The digest of the entries of ``ids`` (``entry(id)``: rev, hash), each written
     unambiguously, fed a slice at a time (a million entries are 70 MB of text)."""
     import hashlib
 

@@ -1,9 +1,5 @@
-"""Renderers. Text and markdown read the machine format (``Plan.to_dict()``, the structure
-``render_json`` prints), so the outputs cannot disagree. Each database's steps are listed
-in the order apply runs them (``phases``); an update shows only the paths that differ
-(a changed multi-line string, such as a view's map, as a unified line diff), a create the
-new value's first fields, a delete what was read before.
-"""
+"""Renderers. Text and markdown read the machine format (``Plan.to_dict()``), so the outputs
+cannot disagree; docs/plan-and-apply.md ("The text plan") shows them."""
 
 from __future__ import annotations
 
@@ -60,7 +56,7 @@ def render_text(
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
 
     blocks = _blocks(steps)
-    shown = blocks if detail_limit is None else blocks[:detail_limit]
+    shown = blocks[:detail_limit]
     lines = [HEADER, ""]
     for block in shown:
         lines.extend(indent + text for indent, text in
@@ -158,18 +154,14 @@ def _blocks(steps: Sequence[Mapping[str, Any]]) -> list[_Block]:
         return (step["kind"], step["id"], step["action"], step["reason"], *values)
 
     blocks: list[_Block] = []
-    groups: dict[tuple[Any, ...], _Block] = {}
+    groups: dict[tuple[Any, ...] | None, _Block] = {}
     for step in steps:
-        if recurring[step["kind"], step["id"], step["action"]] < 2:
-            blocks.append(_Block(step, [step["database"]], _builds(step)))
-            continue
-        key = signature(step)
-        if key in groups:
-            groups[key].databases.append(step["database"])
-            groups[key].building += _builds(step)
-        else:
-            groups[key] = _Block(step, [step["database"]], _builds(step))
-            blocks.append(groups[key])
+        key = signature(step) if recurring[step["kind"], step["id"], step["action"]] > 1 else None
+        if key is None or key not in groups:
+            blocks.append(_Block(step, [], 0))
+            groups[key] = blocks[-1]
+        groups[key].databases.append(step["database"])
+        groups[key].building += _builds(step)
     return blocks
 
 
@@ -191,7 +183,7 @@ def render_markdown(plan: Mapping[str, Any], *, detail_limit: int | None = DETAI
     characters is summarised to fit: changes counted, the first databases named, as many
     blocks as fit, and where the full plan is (``full_plan``, e.g. the ``--out`` file)."""
     blocks = _blocks(plan["steps"])
-    shown = blocks if detail_limit is None else blocks[:detail_limit]
+    shown = blocks[:detail_limit]
     per_database: dict[str, Counter[str]] = {}
     for step in plan["steps"]:
         per_database.setdefault(step["database"], Counter()).update(_COUNTED[step["action"]])

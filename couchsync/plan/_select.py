@@ -1,11 +1,5 @@
-"""``only`` selectors: limit a plan (and what is read) to databases or documents.
-
-A selector is ``DB``, a pattern (``userdb-*``) or ``DB/DOCID`` (``DB/_design/NAME`` for a
-design doc). Database names may contain ``/``, so a selector is matched against the
-declared names, longest first. A document id must be one the manifests list, so that a
-typo is an error rather than a silent empty plan; only with ``prune: true`` may it be one
-the ownership record alone knows (a prune candidate: the live state tells).
-"""
+"""``only`` selectors (docs/plan-and-apply.md, "--only"): ``DB``, a pattern or ``DB/DOCID``,
+matched against the declared names longest first (docs/design-notes.md)."""
 
 from __future__ import annotations
 

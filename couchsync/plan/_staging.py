@@ -1,10 +1,5 @@
-"""Staged rollouts, the pure part: which changes rebuild an index, and the staging ids.
-
-CouchDB names a view index by a hash of the design doc's ``views``, ``language`` and
-``options`` only, so a body built under another id first is found built when written to
-the live id (apply's ``_rollout`` does the I/O). Mango indexes, views of ``language:
-query`` design docs, are staged the same way.
-"""
+"""Staged rollouts, the pure part: which changes rebuild an index, and the staging ids
+(why staging works: docs/design-notes.md; apply's ``_rollout`` does the I/O)."""
 
 from __future__ import annotations
 
@@ -27,12 +22,10 @@ UNSTAGED_FIELDS = ("validate_doc_update", "_attachments", "_id", "_rev")
 
 
 def design_staging_id(name: str) -> str:
-    """The staging id of design doc ``name`` (without ``_design/``)."""
     return f"{STAGING_PREFIX}.{name}"
 
 
 def index_staging_id(name: str) -> str:
-    """The staging id of Mango index ``name``."""
     return f"{STAGING_PREFIX}-index.{name}"
 
 

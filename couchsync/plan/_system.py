@@ -1,12 +1,6 @@
-"""How documents of ``_users`` and ``_replicator`` compare, and how secrets never show.
-
-Fields the server writes (a user's password hash, a replication's state) are never drift.
-A user's password is checked by computing its hash, not by a login: CouchDB locks an
-account out after 5 refused logins, and a plan in CI would lock production accounts.
-``shown`` masks passwords, credentials in URLs and ``Authorization``/``Cookie`` headers
-in every value a plan prints or saves; ``shown_secrets`` masks the values secret
-variables gave the manifests, in any database.
-"""
+"""How documents of ``_users`` and ``_replicator`` compare (why by hash: docs/design-notes.md),
+and how secrets never show: ``shown`` masks passwords, URL credentials and
+``Authorization``/``Cookie`` headers, ``shown_secrets`` the values secret variables gave."""
 
 from __future__ import annotations
 
@@ -53,11 +47,6 @@ def shown_config(section_key: str, value: Any, other: Any = None) -> Any:
             for node, item in value.items()}
 
 
-def server_written(database: str) -> frozenset[str]:
-    """The fields the server writes into documents of ``database`` (none for others)."""
-    return SERVER_WRITTEN.get(database, frozenset())
-
-
 def password_matches(password: str, stored: dict[str, Any]) -> bool:
     """Whether ``password`` is the one whose hash the user document ``stored`` holds.
 
@@ -90,11 +79,6 @@ def _matches(password: str, scheme: str, prf: str, salt: str, iterations: str, d
     except (TypeError, ValueError):
         return False  # a malformed hash: written again
     return False
-
-
-def hash_fields(stored: dict[str, Any]) -> dict[str, Any]:
-    """The password-hash fields of a stored user document, to keep them in an update."""
-    return {key: value for key, value in stored.items() if key in SERVER_WRITTEN[USERS_DB]}
 
 
 def shown(database: str, value: Any, other: Any = None) -> Any:

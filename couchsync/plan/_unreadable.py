@@ -1,10 +1,5 @@
-"""Documents on the server whose values couchsync cannot represent: named, not a crash.
-
-Python's ``json`` cannot decode a body nested deeper than about 1,000 levels (CouchDB
-stores 100,000), and canonical JSON cannot write a lone UTF-16 surrogate (PouchDB Server
-stores one). A database holding such a document is not planned (``Plan.errors``) nor
-written over, since what it holds cannot be read; the other databases are planned.
-"""
+"""Documents on the server whose values couchsync cannot represent (too deep, a lone
+surrogate): named in ``Plan.errors``, their database not planned (docs/design-notes.md)."""
 
 from __future__ import annotations
 

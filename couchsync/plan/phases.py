@@ -1,12 +1,5 @@
 """The order apply runs a plan in, read by apply (which runs it) and by the renderers
-(which list steps in that order).
-
-Databases (``run_order``): the node config, then the ordinary databases in parallel, then
-``_users``, then ``_replicator`` (a replication's source and target exist before its job
-starts). Per database: create or delete it, security, design docs that touch a
-``validate_doc_update`` (in force before the documents), index deletes, index creates,
-documents, staged rollouts last (their build covers the documents).
-"""
+(which list steps in that order); docs/plan-and-apply.md ("Steps and phase order") gives it."""
 
 from __future__ import annotations
 
@@ -45,7 +38,7 @@ def phases(kind: StepKind, action: Action, staged: bool, validating: bool
 
 
 def run_order(databases: list[str]) -> list[list[str]]:
-    """``databases`` in the groups apply runs one after the other (see above)."""
+    """``databases`` in the groups apply runs one after the other."""
     last = (USERS_DB, REPLICATOR_DB)
     groups = [[name for name in databases if name == CONFIG],
               [name for name in databases if name not in (CONFIG, *last)],

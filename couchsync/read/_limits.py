@@ -1,12 +1,5 @@
-"""The server's size limits: read once, checked at plan time, kept by apply's batches.
-
-CouchDB refuses a document over ``[couchdb] max_document_size`` and a request over
-``[chttpd] max_http_request_size``, and either refusal fails a whole ``_bulk_docs`` (413),
-so one large document would fail the thousand around it: a database with one is not
-planned (``Plan.errors``), each such document named. PouchDB Server has one limit, the
-request's, under the name ``[couchdb] max_document_size``. A document is measured as
-CouchDB does (``couchdb_size``); a user who may not read the config gets the defaults.
-"""
+"""The server's size limits: read once, checked at plan time, kept by apply's batches (why:
+docs/design-notes.md, "Size limits"); a document is measured as CouchDB does."""
 
 from __future__ import annotations
 
@@ -105,13 +98,6 @@ def encoded(step: Step) -> bytes:
     return body if isinstance(body, bytes) else encode_json(body)
 
 
-def _sent_size(step: Step) -> int:
-    spec = step.spec
-    if spec is not None and not step.rev:  # its length is known without reading its file
-        return len(spec.inline) if spec.inline is not None else spec.length
-    return len(encoded(step))
-
-
 def too_large(steps: Iterable[Step], spec: DatabaseSpec,
               limits: LimitsReader) -> str | None:
     """Why the server would refuse some document or design doc ``steps`` write (each
@@ -124,7 +110,7 @@ def too_large(steps: Iterable[Step], spec: DatabaseSpec,
                 Action.CREATE, Action.UPDATE):
             continue
         known = known or limits()
-        if (reason := _refusal(step, _sent_size(step), known)) is not None:
+        if (reason := _refusal(step, known)) is not None:
             found.append(f"{_named(step, spec)} {reason}")
     if not found:
         return None
@@ -133,7 +119,10 @@ def too_large(steps: Iterable[Step], spec: DatabaseSpec,
             f"accepts: " + "; ".join(found[:SHOWN]) + more)
 
 
-def _refusal(step: Step, size: int, limits: ServerLimits) -> str | None:
+def _refusal(step: Step, limits: ServerLimits) -> str | None:
+    spec = step.spec if not step.rev else None  # a new document: its length known unread
+    size = len(encoded(step)) if spec is None else (
+        len(spec.inline) if spec.inline is not None else spec.length)
     if size + BULK_ENVELOPE > limits.request:
         return (f"is {size:,} bytes of JSON, more than one request may carry "
                 f"({limits.request_setting} = {limits.request:,})")
@@ -141,7 +130,7 @@ def _refusal(step: Step, size: int, limits: ServerLimits) -> str | None:
     # _id too); only a document longer than the limit is measured CouchDB's way.
     if limits.document is None or size <= limits.document:
         return None
-    body = step.spec.body if step.spec is not None and not step.rev else step.after
+    body = step.after if spec is None else spec.body
     measured = couchdb_size({k: v for k, v in body.items() if k not in _NOT_BODY})
     if measured <= limits.document:
         return None

@@ -1,12 +1,5 @@
-"""The live-state reader: what the planner needs from the server, in few requests.
-
-Documents are read in two passes, revisions first (by key when they are few, else one
-paged ``_all_docs`` scan, which streams rows cheaper than per-key lookups), then bodies
-only of documents the ownership record cannot prove unchanged, so re-planning a large
-unchanged database reads revisions only; a sharded record whose digest proves every
-entry is not read past its head. A fleet member's small template (``SMALL_READ``) is read
-the other way round: bodies in one request, the record only if some document differs.
-"""
+"""The live-state reader: what the planner needs from the server, in few requests;
+revisions first, bodies only where the record proves nothing (docs/design-notes.md, read)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
 """Planning a whole server: find the databases patterns match, then read and plan database
-by database, ``parallel`` at a time.
-
-``load_and_plan`` (``couchsync plan`` and ``apply``) asks the server while the manifests
-load: once every database is declared, before the slow data files, it discovers what the
-patterns match, calls ``before_read`` (the apply locks) and ``prefetch``es. Each database
-is then read and planned by itself and its live state dropped, so a no-op plan of 10,000
-databases holds no 10,000 live states; one that cannot be read goes to ``Plan.errors``,
-while a lost server stops everything at once.
-"""
+by database, ``parallel`` at a time (docs/design-notes.md); the server is asked while the
+manifests load (docs/plan-and-apply.md, "The server works while the manifests load")."""
 
 from __future__ import annotations
 
@@ -86,8 +79,7 @@ def load_and_read(
     read before any is (the apply locks are taken there); ``environ`` supplies ``${VAR}``;
     ``names`` maps declared database names to real ones (``--db-prefix``; ``only`` is in
     declared names)."""
-    only = _real(only, names)
-    desired, ahead = _load(client, paths, only, before_read, environ, names)
+    desired, ahead, only = _load(client, paths, only, before_read, environ, names)
     return desired, read_live_state(client, desired, only=only, prefetched=ahead,
                                     parallel=parallel)
 
@@ -103,8 +95,7 @@ def load_and_plan(
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
     database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
     ``load_and_read``."""
-    only = _real(only, names)
-    desired, ahead = _load(client, paths, only, before_read, environ, names)
+    desired, ahead, only = _load(client, paths, only, before_read, environ, names)
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
@@ -112,15 +103,13 @@ def load_and_plan(
                                 parallel=parallel, on_database=on_database)
 
 
-def _real(only: Sequence[str] | None, names: DatabaseNames) -> Sequence[str] | None:
-    return None if only is None else [names.selector(text) for text in only]
-
-
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
           before_read: BeforeRead | None, environ: Mapping[str, str] | None,
-          names: DatabaseNames) -> tuple[DesiredState, dict[str, Prefetched]]:
-    """``load_manifests`` and ``expand_patterns``, asking the server meanwhile (``only``:
-    in real names)."""
+          names: DatabaseNames
+          ) -> tuple[DesiredState, dict[str, Prefetched], Sequence[str] | None]:
+    """``load_manifests`` and ``expand_patterns``, asking the server meanwhile; ``only``
+    in real names."""
+    only = None if only is None else [names.selector(text) for text in only]
     ahead: dict[str, Prefetched] = {}
     matched: list[str] = []
 
@@ -144,7 +133,7 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
     except BaseException:
         close_scans(ahead)
         raise
-    return desired, ahead
+    return desired, ahead, only
 
 
 def read_live_state(
