@@ -1,5 +1,6 @@
 """The CouchDB client core: a typed, pycouchdb-compatible client over a pluggable engine."""
 
+from . import _httpx  # noqa: F401  (first: see its docstring)
 from ._client import Client
 from ._database import BulkResults, Database
 from ._document import Document
