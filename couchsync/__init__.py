@@ -1,12 +1,10 @@
 """couchsync: keep Apache CouchDB servers in the state your manifests declare.
 
-Two halves, one package: a complete, typed CouchDB client (``Client``,
-``Server``, ``Database``, ``Document``, ``IndexQuery``, ``FindQuery``) and the
-declarative sync tool built on it (``load_manifests`` → ``read_live_state`` →
-``plan_changes`` → ``apply_plan``; ``load_and_read`` does the first two at once,
-``load_and_plan`` the first three, database by database, patterns included, and
-``apply_manifests`` all of it under the apply lock, as ``couchsync apply`` does). Every
-error the sync tool raises is a ``CouchsyncError``; the client's are ``CouchError``.
+Two halves, one package: a complete, typed CouchDB client (``Client``, ``Server``,
+``Database``...) and the declarative sync tool built on it (``load_manifests`` →
+``read_live_state`` → ``plan_changes`` → ``apply_plan``, or ``apply_manifests`` for all of
+it under the apply lock; docs/architecture.md). Every error the sync tool raises is a
+``CouchsyncError``; the client's are ``CouchError``.
 
 Names are imported on first use (PEP 562) so that ``couchsync validate``
 starts without paying for httpx, and the client never pays for YAML.

@@ -51,11 +51,9 @@ def open_client(
     """A Client for ``url`` and the options given, each one not given read from the
     environment (docs/client.md); ``cert`` and ``key``: a client certificate (PEM) and
     its key, if not in the same file; ``verbose``: log retries, logins and the proxy used
-    on stderr (the ``couchsync.client`` logger).
-
-    Raises ConnectionSettingsError for settings that cannot be used (no URL at all among
-    them), InvalidURL for a URL that cannot be (neither repeats a secret); nothing is
-    sent to the server here.
+    on stderr (the ``couchsync.client`` logger). Raises ConnectionSettingsError for
+    settings that cannot be used (no URL at all among them), InvalidURL for a URL that
+    cannot be (neither repeats a secret); nothing is sent to the server here.
     """
     from couchsync.client import Client
 

@@ -48,8 +48,6 @@ _CONFIG_SECTION = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
 # A user's fields never exported: the password, its hash, and what couchsync writes.
 _USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
-#: Database names per page of ``_all_dbs`` while matching a pattern.
-_NAMES_PAGE = 1000
 
 
 class ExportError(CouchsyncError):
@@ -132,7 +130,7 @@ def _matched(client: Client, names: Sequence[str]) -> dict[str, list[str]]:
         prefix = literal_prefix(name)
         found = [real for real in client.server.iter_database_names(
                      start_key=prefix or None, end_key=prefix + "\ufff0" if prefix else None,
-                     page_size=_NAMES_PAGE)
+                     page_size=1000)  # names per page of _all_dbs
                  if matches(name, real)]
         if not found:
             raise ExportError(f"no database matches the pattern {name!r}")
@@ -401,20 +399,17 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
                                                  include_docs=True)
                if not is_staging_id(row["id"])]  # a staged rollout's copies: never
     # Mango index ddocs (language: query) are exported as indexes.
-    indexes = _export_indexes([body for body in designs if body.get("language") == "query"],
-                              lambda what: left_out(f"database {db.name!r}: {what}"),
-                              lambda what: note(f"database {db.name!r}: {what}"))
-    if indexes:
-        spec["indexes"] = indexes
-    design_docs = {
+    spec["indexes"] = _export_indexes(
+        [body for body in designs if body.get("language") == "query"],
+        lambda what: left_out(f"database {db.name!r}: {what}"),
+        lambda what: note(f"database {db.name!r}: {what}"))
+    spec["design_docs"] = {
         body["_id"].removeprefix(_DESIGN): _fields(body)
         for body in designs if body.get("language") != "query"
     }
-    if design_docs:
-        spec["design_docs"] = design_docs
     if with_docs:
         try:
-            documents = [
+            spec["documents"] = [
                 _fields(row["doc"], keep_id=True)
                 for row in db.iter_all_docs(include_docs=True, page_size=SCAN_PAGE_SIZE)
                 if not row["id"].startswith(_DESIGN)
@@ -422,9 +417,8 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
         except RecursionError:  # a body too deep to decode: read by id, which names it
             read_bodies(db, [row["id"] for row in db.iter_all_docs(page_size=SCAN_PAGE_SIZE)])
             raise
-        if documents:
-            spec["documents"] = documents
-    return spec
+    # No empty section; an empty security is one (it declares no admins or members).
+    return {key: value for key, value in spec.items() if value or key == "security"}
 
 
 def _export_indexes(bodies: list[dict[str, Any]], left_out: Callable[[str], None],

@@ -140,10 +140,8 @@ def _write_entry(out: IO[bytes], specs: list[DocumentSpec]) -> None:
         out.write(b"],")
 
     out.write(b"{")
-    array("ids", (s.id for s in specs))
-    array("lines", (s.line for s in specs))
-    array("offsets", (s.offset for s in specs))
-    array("lengths", (s.length for s in specs))
+    for field in ("id", "line", "offset", "length"):
+        array(field + "s", (getattr(s, field) for s in specs))
     array("deleted", (i for i, s in enumerate(specs) if s.deleted))
     out.write(b'"digests":"')
     for start in range(0, len(specs), 10_000):

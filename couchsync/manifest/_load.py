@@ -50,9 +50,8 @@ def iter_problems(paths: Sequence[StrPath], *,
 
 def _manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]:
     """The manifest files that ``paths`` name, each once, in order."""
-    files: list[str] = []
+    files: dict[FsPath, str] = {}  # each file once, by its resolved path
     problems: list[Problem] = []
-    seen: set[FsPath] = set()
     for given in paths:
         path = FsPath(given)
         if path.is_dir():
@@ -66,10 +65,8 @@ def _manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]
             problems.append(Problem(str(path), 0, 0, "no such file or directory"))
             continue
         for file in found:
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
-                files.append(str(file))
-    return files, problems
+            files.setdefault(file.resolve(), str(file))
+    return list(files.values()), problems
 
 
 def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
@@ -182,7 +179,6 @@ def _limit(problems: list[Problem]) -> list[Problem]:
     for file, group in groupby(problems, key=lambda p: p.file):
         in_file = list(group)
         limited.extend(in_file[:_PROBLEMS_PER_FILE])
-        if len(in_file) > _PROBLEMS_PER_FILE:
-            more = len(in_file) - _PROBLEMS_PER_FILE
+        if (more := len(in_file) - _PROBLEMS_PER_FILE) > 0:
             limited.append(Problem(file, 0, 0, f"{more} more problems in this file not shown"))
     return limited

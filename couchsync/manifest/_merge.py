@@ -76,9 +76,7 @@ class StateBuilder:
             return [(key, entry) for key, entry in pairs if (section, key) not in skip]
 
         specs = self.state.patterns if is_pattern(name) else self.state.databases
-        db = specs.get(name)
-        if db is None:
-            db = specs[name] = DatabaseSpec(name=name, source=at(key=True))
+        db = specs.setdefault(name, DatabaseSpec(name=name, source=at(key=True)))
         for setting in _SETTINGS:
             if setting in data and (setting,) not in skip:
                 value = (int(data[setting]) if setting in ("q", "n")
@@ -95,25 +93,23 @@ class StateBuilder:
                               f"from the one at {first_rule.source}",
                               (*base, "document_rules", doc_id))
         for index_name, definition in entries("indexes"):
-            where = at("indexes", index_name, key=True)
-            first_index = db.indexes.get(index_name)
-            if first_index is not None:
-                self._problem(where, f"index {index_name!r} of database {name!r} is already "
-                              f"defined at {first_index.source}", (*base, "indexes", index_name))
-                continue
-            db.indexes[index_name] = IndexSpec(
-                name=index_name, fields=list(definition["fields"]), source=where,
-                ddoc=definition.get("ddoc"),
+            index = IndexSpec(
+                name=index_name, fields=list(definition["fields"]),
+                source=at("indexes", index_name, key=True), ddoc=definition.get("ddoc"),
                 partial_filter_selector=definition.get("partial_filter_selector"),
                 type=definition.get("type", "json"), partitioned=definition.get("partitioned"))
+            first_index = db.indexes.setdefault(index_name, index)
+            if first_index is not index:
+                self._problem(index.source, f"index {index_name!r} of database {name!r} is "
+                              f"already defined at {first_index.source}",
+                              (*base, "indexes", index_name))
         for ddoc_name, body in entries("design_docs"):
-            where = at("design_docs", ddoc_name, key=True)
-            first = db.design_docs.get(ddoc_name)
-            if first is not None:
-                self._problem(where, f"design doc {ddoc_name!r} of database {name!r} is already "
-                              f"defined at {first.source}", (*base, "design_docs", ddoc_name))
-            else:
-                db.design_docs[ddoc_name] = DesignDocSpec(ddoc_name, body, where)
+            design = DesignDocSpec(ddoc_name, body, at("design_docs", ddoc_name, key=True))
+            first = db.design_docs.setdefault(ddoc_name, design)
+            if first is not design:
+                self._problem(design.source, f"design doc {ddoc_name!r} of database {name!r} is "
+                              f"already defined at {first.source}",
+                              (*base, "design_docs", ddoc_name))
             for inside, message in javascript_problems(body):
                 path = (*base, "design_docs", ddoc_name, *inside)
                 self._problem(at("design_docs", ddoc_name, *inside),
@@ -152,12 +148,10 @@ class StateBuilder:
 
     def _add_document(self, db: DatabaseSpec, doc: DocumentSpec, path: Path = ()) -> None:
         # The schema has already refused ids that are empty or start with '_'.
-        first = db.documents.get(doc.id)
-        if first is not None:
+        first = db.documents.setdefault(doc.id, doc)
+        if first is not doc:
             self._problem(doc.source, f"duplicate _id {doc.id!r} in database {db.name!r} "
                           f"(first at {first.source})", path)
-        else:
-            db.documents[doc.id] = doc
 
     def _add_documents_from(self, db: DatabaseSpec, data_file: str, relative: str,
                             where: SourcePos, path: Path) -> None:

@@ -28,10 +28,8 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 @dataclass(frozen=True, slots=True)
 class DatabaseNames:
-    """A mapping of declared database names to real ones: ``prefix + name + suffix``.
-
-    ``server``: the URL of the server planned (replication endpoints on it are mapped).
-    """
+    """Declared database names mapped to real ones, ``prefix + name + suffix``; ``server``:
+    the URL of the server planned (replication endpoints on it are mapped)."""
 
     prefix: str = ""
     suffix: str = ""

@@ -106,8 +106,7 @@ def combine(specs: list[DatabaseSpec]) -> tuple[DatabaseSpec, list[tuple[SourceP
     if len(specs) == 1:
         return specs[0], []
     combined = DatabaseSpec(name=specs[0].name, source=specs[0].source)
-    conflicts = [clash for spec in specs for clash in merge_spec(combined, spec)]
-    return combined, conflicts
+    return combined, [clash for spec in specs for clash in merge_spec(combined, spec)]
 
 
 def expand_patterns(desired: DesiredState, names: Iterable[str]) -> DesiredState:

@@ -82,9 +82,7 @@ def type_name(value: Any) -> str:
 def surrogate_problem(text: str) -> str | None:
     """What is wrong with ``text`` if it holds a lone UTF-16 surrogate (a ``"\\ud800"``
     escape, an environment value that is not UTF-8), which UTF-8 cannot encode."""
-    if text.isascii():
-        return None
-    found = _SURROGATE.search(text)
+    found = None if text.isascii() else _SURROGATE.search(text)  # the cheap test first
     if found is None:
         return None
     return (f"{found.group()!r} is a lone UTF-16 surrogate, not a character: "

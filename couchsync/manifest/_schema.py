@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 _A_TYPE = {"string": "a string", "integer": "an integer", "number": "a number",
            "boolean": "a boolean (true or false)", "object": "a mapping", "array": "a list",
            "null": "null"}
-_SCHEMA_JSON_TYPES = {"boolean": "boolean", "integer": "integer", "number": "number",
-                      "string": "string", "list": "array", "mapping": "object", "null": "null"}
-_DOCUMENT_UNDERSCORE_KEYS = frozenset({"_id", "_deleted"})
 
 # Beside the package's modules, as setuptools installs package data (not importlib.resources:
 # its import costs more than reading the file).
@@ -85,7 +82,7 @@ def plainly_valid(body: Any) -> bool:
     doc_id = body.get("_id")
     return (type(doc_id) is str and doc_id[:1] not in ("", "_")  # the schema's _id rules
             and type(body.get("_deleted", False)) is bool
-            and all(key[:1] != "_" or key in _DOCUMENT_UNDERSCORE_KEYS for key in body))
+            and all(key[:1] != "_" or key in ("_id", "_deleted") for key in body))
 
 
 def document_issues(body: Any) -> list[Issue]:
@@ -129,7 +126,8 @@ def _translate_alternatives(error: ValidationError, path: Path,
     # Report the errors of the alternative whose type fits the value (a mapping
     # given where "a name or a mapping" is allowed is judged as a mapping).
     branches: list[dict[str, Any]] = error.validator_value
-    actual = _SCHEMA_JSON_TYPES[type_name(error.instance)]
+    name = type_name(error.instance)
+    actual = {"list": "array", "mapping": "object"}.get(name, name)  # the schema's word
     for index, branch in enumerate(branches):
         types = branch.get("type")
         if actual in (types if isinstance(types, list) else [types]) or (
@@ -195,6 +193,4 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return f"a {type_name(value)}"
-    return repr(value)
+    return f"a {type_name(value)}" if isinstance(value, (dict, list)) else repr(value)

@@ -148,11 +148,9 @@ class ServerSections:
 
     def _add_config(self, section: str, key: str, value: str, where: SourcePos,
                     path: Path) -> None:
-        keys = self.state.config.setdefault(section, {})
-        first = keys.get(key)
-        if first is None:
-            keys[key] = ConfigSetting(value, where)
-        elif first.value != value:
+        first = self.state.config.setdefault(section, {}).setdefault(
+            key, ConfigSetting(value, where))
+        if first.value != value:
             self._problem(where, f"conflicting config {section}/{key}: "
                           f"{conflict(value, first.value, first.source)}", path)
 
@@ -209,7 +207,4 @@ class ServerSections:
             db.sources.setdefault("prune", where)
 
     def _database(self, name: str, where: SourcePos) -> DatabaseSpec:
-        db = self.state.databases.get(name)
-        if db is None:
-            db = self.state.databases[name] = DatabaseSpec(name=name, source=where)
-        return db
+        return self.state.databases.setdefault(name, DatabaseSpec(name=name, source=where))

@@ -172,14 +172,6 @@ def _yaml_float(text: str) -> str:
         exponent if exponent[:1] in "+-" else "+" + exponent)
 
 
-def _number_text_lost(node: yaml.ScalarNode, value: Any) -> bool:
-    """A plain scalar read as a number that does not write back as the text (``1.10``
-    read as 1.1, a version number; ``0x1F`` as 31): the user may have meant the text."""
-    return (node.style is None and isinstance(value, int | float)
-            and not isinstance(value, bool) and repr(value) != node.value
-            and not (isinstance(value, float) and "e" in node.value.lower()))  # 1.0e+5: meant
-
-
 class _Converter:
     def __init__(self, loader: _Loader, file: str) -> None:
         self.loader = loader
@@ -209,10 +201,16 @@ class _Converter:
         self.positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
             value = self._scalar(node, path)
-            if _number_text_lost(node, value):
+            if node.style is not None:  # quoted or a block: meant as written
+                return value
+            # A number that does not write back as the text (1.10 read as 1.1, a version
+            # number; 0x1F as 31) may have been meant as the text; 1.0e+5 is meant.
+            if (isinstance(value, int | float) and not isinstance(value, bool)
+                    and repr(value) != node.value
+                    and not (isinstance(value, float) and "e" in node.value.lower())):
                 warn(self._at(node, f"{node.value} is read as the number {value!r}; quote it "
                               f"('{node.value}') to keep the text", path))
-            elif node.style is None and isinstance(value, str) and looks_like_a_number(value):
+            elif isinstance(value, str) and looks_like_a_number(value):
                 warn(self._at(node, f"{node.value} is read as the text '{node.value}', not "
                               f"the number {float(node.value)!r}: write "
                               f"{_yaml_float(node.value)} for the number, or quote the text",
