@@ -187,8 +187,7 @@ def _clean_errors() -> Iterator[None]:
     except ManifestError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
-        count = len(exc.problems)
-        _fail(f"{counted(count, 'problem')} in manifests")
+        _fail(f"{counted(len(exc.problems), 'problem')} in manifests")
     except typer.Exit:
         raise
     except Exception as exc:
@@ -210,7 +209,6 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
 
 
 def _color(stream: TextIO) -> bool:
-    """ANSI colors only on a terminal, and never with ``NO_COLOR`` set."""
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
@@ -311,7 +309,6 @@ class _Terminal(ApplyHooks):
                    err=True)
         answer = typer.prompt("Enter a value", default="", show_default=False, err=True)
         return bool(answer.strip() == "yes")
-
 
     @contextlib.contextmanager
     def progress(self, verb: str) -> Iterator[Progress]:
@@ -546,7 +543,6 @@ def apply(
 
 
 def _wait_for_server(client: Client, seconds: float) -> None:
-    """Poll ``/_up`` until the server is up, at most ``seconds``; fail naming the wait."""
     deadline = time.monotonic() + seconds
     while not client.server.is_up():
         if time.monotonic() >= deadline:

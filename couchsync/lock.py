@@ -1,17 +1,9 @@
 """The apply lock: one apply at a time per database, on CouchDB single node and cluster.
 
-Each lock is an ordinary document ``db:<name>`` in ``couchsync-locks`` (``_local``
-documents have no revision check, so no compare-and-swap): ``{"holder": {host, pid,
-user, run, since, expires, expires_at, pid_ns}}``, ``"holder": null`` when free (never
-deleted, so its revision moves with every apply). ``plan`` reads the locks before the
-databases; ``apply`` takes each over exactly the revision plan read, so a moved revision
-means another apply ran since (``LockSet.stale``: plan again under the lock). Taking is
-all or nothing (one ``_bulk_docs``), so overlapping applies never wait in a cycle. On a
-cluster only a ``201`` takes a lock; after a ``202`` the lock is read back and kept only
-if our revision won with no conflict. A heartbeat renews every ``ttl / 3``; an expired
-lock, or one whose process on this host (same PID namespace) is gone, is taken over.
-Expiry compares clocks: hosts whose clocks differ by more than the TTL must not share a
-server. docs/plan-and-apply.md ("The apply lock") tells the whole story.
+Each lock is an ordinary document ``db:<name>`` in ``couchsync-locks`` (a ``_local`` one
+has no revision check), never deleted: its revision moves with every apply, so one that
+moved since plan read it means another apply ran (``LockSet.stale``). docs/plan-and-apply.md
+("The apply lock") tells the whole design: all or nothing, 202s, heartbeat, takeovers.
 """
 
 from __future__ import annotations
@@ -24,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -34,7 +26,6 @@ from couchsync.client import (
     BulkResults,
     Client,
     CouchError,
-    Database,
     HTTPStatusError,
     NotFound,
     PreconditionFailed,
@@ -117,8 +108,8 @@ class LockHolder:
         return self.expires_at < (time.time() if now is None else now)
 
     def gone(self) -> bool:
-        """Its process ran on this host, where this one runs, and exists no more (no PID to
-        signal). A lock that names no PID namespace (an older couchsync's) waits its TTL."""
+        """Its process ran on this host (same PID namespace) and exists no more. A lock that
+        names no PID namespace (an older couchsync's) waits its TTL."""
         if (self.host != socket.gethostname() or self.pid <= 0 or not self.pid_ns
                 or self.pid_ns != _pid_namespace()):
             return False
@@ -131,7 +122,6 @@ class LockHolder:
         return False
 
     def abandoned(self, now: float | None = None) -> bool:
-        """Free to take over: expired, or its process is gone."""
         return self.expired(now) or self.gone()
 
     def left(self) -> str:
@@ -141,9 +131,7 @@ class LockHolder:
         return f"{self.describe()}: it expired (not renewed for its TTL)"
 
     def to_body(self) -> dict[str, Any]:
-        return {"host": self.host, "pid": self.pid, "user": self.user, "run": self.run,
-                "since": self.since, "expires": self.expires, "expires_at": self.expires_at,
-                "pid_ns": self.pid_ns}
+        return asdict(self)
 
     def describe(self) -> str:
         state = "expired" if self.expired() else "expires"
@@ -161,8 +149,8 @@ class LockHolder:
 class _Lock:
     """One lock document as read: its revision (None: no document yet) and holder."""
 
-    rev: str | None
-    holder: LockHolder | None
+    rev: str | None = None
+    holder: LockHolder | None = None
 
 
 def lock_id(database: str) -> str:
@@ -170,14 +158,13 @@ def lock_id(database: str) -> str:
 
 
 def database_of(doc_id: str) -> str:
-    """The database whose lock document ``doc_id`` is (``lock_id``'s inverse)."""
     return doc_id.removeprefix("db:")
 
 
 def read_locks(client: Client, databases: Iterable[str]) -> dict[str, _Lock]:
     """The lock documents of ``databases`` (one request; absent ones have rev None)."""
     names = sorted(set(databases))
-    locks = {name: _Lock(None, None) for name in names}
+    locks = {name: _Lock() for name in names}
     if not names:
         return locks
     try:
@@ -203,7 +190,7 @@ class LockReader:
     seen: dict[str, _Lock] = field(default_factory=dict)
     error: CouchError | None = None
     wait: float | None = None
-    on_wait: Callable[[str], None] | None = None
+    on_wait: Callable[[str], None] = lambda text: None
 
     def __call__(self, databases: Iterable[str]) -> None:
         names = list(databases)
@@ -217,24 +204,17 @@ class LockReader:
     def _wait_until_free(self, names: list[str], wait: float) -> None:
         started = time.monotonic()
         told: set[str] = set()
-        while held := self.live():
+        while held := _live(self.seen, time.time()):
             waited = time.monotonic() - started
             if waited >= wait:
                 raise LockHeld(held, waited)
             for run in sorted({holder.run for holder in held.values()} - told):
                 holder = next(h for h in held.values() if h.run == run)
-                if self.on_wait is not None:
-                    self.on_wait(holder.waiting_note(
-                        name for name, other in held.items() if other.run == run))
+                self.on_wait(holder.waiting_note(
+                    name for name, other in held.items() if other.run == run))
                 told.add(run)
             time.sleep(min(POLL_SECONDS * random.uniform(0.5, 1.5), wait - waited))
             self.seen = read_locks(self.client, names)
-
-    def live(self) -> dict[str, LockHolder]:
-        """The locks held by an apply that is alive (neither expired nor gone)."""
-        now = time.time()
-        return {name: holder for name, holder in self.held().items()
-                if not holder.abandoned(now)}
 
     def result(self) -> dict[str, _Lock]:
         if self.error is not None:
@@ -273,7 +253,7 @@ class LockSet:
         """Take every lock, waiting up to ``timeout`` seconds; raises LockHeld."""
         self.holder = LockHolder.this_process(self.ttl)
         started = time.monotonic()
-        locks = {name: self.seen.get(name, _Lock(None, None)) for name in self.databases}
+        locks = {name: self.seen.get(name, _Lock()) for name in self.databases}
         raced = 0
         fresh = False  # ``locks`` read now, not the plan's snapshot
         while True:
@@ -298,9 +278,8 @@ class LockSet:
             locks = read_locks(self.client, self.databases)
             fresh = True
         self._renewed = time.monotonic()
-        if any(locks[name].rev != self.seen.get(name, _Lock(None, None)).rev
-               for name in self.databases):
-            self.stale = True  # another apply ran after plan read the locks
+        self.stale = any(  # another apply ran after plan read the locks
+            locks[name].rev != self.seen.get(name, _Lock()).rev for name in self.databases)
         for name, lock in sorted(locks.items()):
             if lock.holder is not None:
                 self.on_notice(f"took over the lock on {name} left by {lock.holder.left()}")
@@ -311,10 +290,7 @@ class LockSet:
     def _attempt(self, locks: Mapping[str, _Lock]) -> dict[str, LockHolder] | None:
         """Try once to take every lock in ``locks``: None when taken; else the live holders
         that stand in the way (empty: nobody holds them now, a revision had only moved)."""
-        now = self.clock()
-        held = {name: lock.holder for name, lock in locks.items()
-                if lock.holder is not None and not lock.holder.abandoned(now)}
-        if held:
+        if held := _live(locks, self.clock()):
             return held
         names = sorted(locks)
         db = self.client.database(LOCK_DB)
@@ -322,7 +298,8 @@ class LockSet:
         try:
             answers = db.bulk_docs(docs)
         except NotFound:
-            _create_lock_db(self.client)
+            with contextlib.suppress(PreconditionFailed):  # created by a racing apply
+                self.client.create(LOCK_DB)
             answers = db.bulk_docs(docs)
         written, errors = answers.revs(), answers.errors()
         taken = {name: written[lock_id(name)] for name in names if lock_id(name) in written}
@@ -340,14 +317,10 @@ class LockSet:
             self._revs = taken
             return None
         self._give_back(taken)  # all or nothing
-        now = self.clock()
-        return {name: lock.holder for name, lock in read_locks(self.client, names).items()
-                if name not in taken and lock.holder is not None
-                and lock.holder.run != self._run() and not lock.holder.abandoned(now)}
-
-    def _run(self) -> str:
-        assert self.holder is not None
-        return self.holder.run
+        assert self.holder is not None  # set by acquire
+        live = _live(read_locks(self.client, names), self.clock())
+        return {name: holder for name, holder in live.items()
+                if name not in taken and holder.run != self.holder.run}
 
     def _body(self, name: str, rev: str | None, *, free: bool = False) -> dict[str, Any]:
         assert self.holder is not None  # set by acquire
@@ -370,8 +343,9 @@ class LockSet:
             doc = row.get("doc") or {}
             if doc.get("_rev") == rev and not doc.get("_conflicts"):
                 mine[name] = rev
-            else:
-                _withdraw(self.client, name, rev)
+            else:  # delete our losing revision, so that it cannot become the winner
+                with contextlib.suppress(CouchError):  # the winner's heartbeat outranks it
+                    self.client.database(LOCK_DB).delete(lock_id(name), rev=rev)
         return mine
 
     def _give_back(self, taken: Mapping[str, str]) -> None:
@@ -381,10 +355,9 @@ class LockSet:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            try:
+            # A lost server is apply's to report; the lock simply ages.
+            with contextlib.suppress(CouchError):
                 self._renew()
-            except CouchError:
-                continue  # a lost server is apply's to report; the lock simply ages
 
     def _renew(self) -> None:
         assert self.holder is not None
@@ -395,12 +368,11 @@ class LockSet:
             answers = self.client.database(LOCK_DB).bulk_docs(
                 [self._body(name, rev) for name, rev in self._revs.items()])
             renewed = {database_of(doc_id): rev for doc_id, rev in answers.revs().items()}
-            missed = set(self._revs) - renewed.keys()
-            if missed:  # perhaps our own write whose answer was lost: read them back
-                for name, lock in read_locks(self.client, missed).items():
-                    if (lock.rev is not None and lock.holder is not None
-                            and lock.holder.run == self.holder.run):
-                        renewed[name] = lock.rev
+            missed = set(self._revs) - renewed.keys()  # our own writes, answers lost?
+            for name, lock in read_locks(self.client, missed).items():
+                if (lock.rev is not None and lock.holder is not None
+                        and lock.holder.run == self.holder.run):
+                    renewed[name] = lock.rev
             if answers.accepted:  # 202: a racing takeover on another node? as in acquire
                 renewed = self._confirm(renewed)
             self._revs.update(renewed)
@@ -445,10 +417,9 @@ def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHold
     """Free the locks of ``databases`` whoever holds them; the holder each had (or None).
     A pattern (``*``) frees every lock it matches. A holder renewing meanwhile makes the
     write conflict: read and free again (a few times; then the conflict is raised)."""
-    names = _lock_names(client, databases)
     freed: dict[str, LockHolder | None] = {}
     db = client.database(LOCK_DB)
-    pending = names
+    pending = _lock_names(client, databases)
     for attempt in range(4):
         locks = read_locks(client, pending)
         bodies = []
@@ -461,7 +432,10 @@ def force_unlock(client: Client, databases: Iterable[str]) -> dict[str, LockHold
                                "forced": _iso(time.time())})
         answers = db.bulk_docs(bodies) if bodies else BulkResults()
         for doc_id in answers.revs():
-            _drop_conflicts(db, doc_id)
+            with contextlib.suppress(NotFound):
+                for rev in db.get(doc_id, conflicts=True).get("_conflicts", []):
+                    with contextlib.suppress(CouchError):
+                        db.delete(doc_id, rev=rev)
         errors = answers.errors()
         pending = [database_of(doc_id) for doc_id, answer in errors.items()
                    if answer["error"] == "conflict"]
@@ -497,25 +471,10 @@ def _lock_names(client: Client, databases: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
-def _withdraw(client: Client, name: str, rev: str) -> None:
-    """Delete our losing revision of a raced lock, so that it cannot become the winner."""
-    with contextlib.suppress(CouchError):  # best effort: the winner's heartbeat outranks it
-        client.database(LOCK_DB).delete(lock_id(name), rev=rev)
-
-
-def _drop_conflicts(db: Database, doc_id: str) -> None:
-    try:
-        doc = db.get(doc_id, conflicts=True)
-    except NotFound:
-        return
-    for rev in doc.get("_conflicts", []):
-        with contextlib.suppress(CouchError):
-            db.delete(doc_id, rev=rev)
-
-
-def _create_lock_db(client: Client) -> None:
-    with contextlib.suppress(PreconditionFailed):  # created by a racing apply
-        client.create(LOCK_DB)
+def _live(locks: Mapping[str, _Lock], now: float) -> dict[str, LockHolder]:
+    """The holders of ``locks`` that are alive (neither expired nor gone)."""
+    return {name: lock.holder for name, lock in locks.items()
+            if lock.holder is not None and not lock.holder.abandoned(now)}
 
 
 def _number(value: Any, kind: type[_N]) -> _N:

@@ -1,9 +1,7 @@
-"""The safe apply as one call, as Terraform's backend operation (``opApply``): plan (the
-locks read first), check a saved plan, lock the plan's databases, plan again under the
-locks if another apply ran since, apply, release. ``couchsync apply`` calls it and renders
-the outcome, so a Python caller gets the same safety. It never prints and never asks:
-that goes through the caller's ``ApplyHooks``. Heavy modules are imported inside the
-functions (``couchsync.cli`` imports this module at start).
+"""The safe apply as one call, as Terraform's backend operation (``opApply``), for the CLI
+and Python callers alike (docs/plan-and-apply.md, "The apply lock"). It never prints and
+never asks: its ``ApplyHooks`` do. Heavy modules are imported inside the functions
+(``couchsync.cli`` imports this module at start).
 """
 
 from __future__ import annotations

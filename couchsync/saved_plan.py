@@ -1,14 +1,6 @@
-"""Saved plans: ``plan --out FILE`` writes a plan that ``apply --plan FILE`` applies exactly.
-
-A reviewer approves a plan; what is applied must be that plan. A saved plan holds what it
-was made from: the server (``uuid``), the manifests (paths, a digest of each declared
-item, each file's SHA-256), the settings (``only``, ``db_prefix``, ``db_suffix``,
-``design_deploy``) and every ``${VAR}`` value read, but secrets (``*PASS*``,
-``*SECRET*``, ``*TOKEN*``, ``*KEY*``, ``*CREDENTIAL*``, ``*AUTH*``: by name only, read
-again at apply). Applying it, couchsync plans again from the same manifests and refuses,
-naming what moved and writing nothing, when the server is another one, the manifests or
-their variables declare something else, or any step differs from the saved one. A plan
-holding a secret variable's value is not saved (``SavedPlanError``).
+"""Saved plans: ``plan --out FILE`` writes a plan that ``apply --plan FILE`` applies exactly,
+or refuses, writing nothing, when what it was made from moved (docs/plan-and-apply.md,
+"Saved plans"). A plan holding a secret variable's value is not saved.
 """
 
 from __future__ import annotations
@@ -305,12 +297,8 @@ def fingerprint(desired: DesiredState, declared: Mapping[str, str] | None = None
 def declared_items(desired: DesiredState) -> dict[str, str]:
     """Plan address → a short digest of what ``desired`` declares there (documents by
     their manifest hash; a database's own settings under ``db:NAME``)."""
-    items: dict[str, str] = {}
-    for name in sorted(desired.databases):
-        items.update((address, _digest(value))
-                     for address, value in _declared(desired.databases[name]))
-        if desired.secrets:
-            items.update(_secrets_masked(desired.databases[name], desired.secrets))
+    items = {address: _digest(value) for name in sorted(desired.databases)
+             for address, value in _declared(desired.databases[name], desired.secrets)}
     for section, keys in desired.config.items():
         for key, setting in keys.items():
             items[f"config:{section}/{key}"] = _digest(
@@ -320,41 +308,33 @@ def declared_items(desired: DesiredState) -> dict[str, str]:
     return items
 
 
-def _secrets_masked(spec: DatabaseSpec, secrets: frozenset[str]) -> dict[str, str]:
-    """The items of ``spec`` that hold a value of ``secrets``, digested as plans show them
-    (masked, ``shown_secrets``): a guessable secret would be found by hashing guesses."""
-    base = f"db:{spec.name}"
-    values = [(f"{base}/security", spec.security),
-              *((f"{base}/design:{name}", design.body)
-                for name, design in spec.design_docs.items()),
-              *((f"{base}/doc:{doc_id}", doc.body) for doc_id, doc in spec.documents.items())]
-    masked = [(address, value, shown_secrets(value, None, secrets, after=False))
-              for address, value in values]
-    return {address: _digest(shown) for address, value, shown in masked if shown != value}
-
-
 def _digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value, drop=())).hexdigest()[:PART_DIGITS]
 
 
-def _declared(spec: DatabaseSpec) -> Iterator[tuple[str, Any]]:
+def _declared(spec: DatabaseSpec, secrets: frozenset[str]) -> Iterator[tuple[str, Any]]:
     base = f"db:{spec.name}"
     yield base, [spec.state, spec.partitioned, spec.q, spec.n, spec.placement, spec.prune,
                  spec.design_deploy, spec.create_only, list(spec.ignore)]
-    if spec.security is not None:
-        yield f"{base}/security", spec.security
     for name, index in spec.indexes.items():
         yield f"{base}/index:{name}", [index.ddoc, index.fields,
                                        index.partial_filter_selector, index.type,
                                        index.partitioned]
-    for name, design in spec.design_docs.items():
-        yield f"{base}/design:{name}", design.body
-    for doc_id, doc in spec.documents.items():
+    # (address, body, what stands for it): a document by its hash, which covers its seed
+    # rule (create_only, ignore) too.
+    items = [(f"{base}/security", spec.security, spec.security),
+             *((f"{base}/design:{name}", design.body, design.body)
+               for name, design in spec.design_docs.items()),
+             *((f"{base}/doc:{doc_id}", doc.body, spec.record_hash(doc) if spec.name !=
+                REPLICATOR_DB else shown(REPLICATOR_DB, doc.body))
+               for doc_id, doc in spec.documents.items())]
+    for address, body, value in items:
         # Secrets never go into the file, not even hashed (a guessable password would be
-        # found by hashing guesses): a replication is taken as plans show it, masked.
-        # The hash covers the document's seed rule (create_only, ignore) too.
-        yield f"{base}/doc:{doc_id}", (spec.record_hash(doc) if spec.name != REPLICATOR_DB
-                                       else shown(REPLICATOR_DB, doc.body))
+        # found by hashing guesses): an item holding one, or a replication, is taken as
+        # plans show it, masked.
+        masked = shown_secrets(body, None, secrets, after=False) if secrets else body
+        if body is not None:
+            yield address, value if masked == body else masked
 
 
 #: Step keys that say what a step does (``rebuild`` only informs: a document count).

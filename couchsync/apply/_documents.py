@@ -51,7 +51,7 @@ def write_documents(target: Target, steps: list[Step]) -> None:
         in_flight: tuple[Sequence[Step], Future[BulkResults]] | None = None
         for batch in chain(batches, [None]):
             if batch is not None:
-                target.guard()
+                target.run.guard()
             sent = None if batch is None else (
                 [step for step, _ in batch], sender.submit(send, [body for _, body in batch]))
             try:
@@ -114,10 +114,9 @@ def write_batch(db: Database, batch: Sequence[Step],
                 lagging = lagging or answer["error"] == "missing_stub"
             else:
                 reason = f"{answer['error']}: {answer.get('reason', '')}"
-                if answer["error"] == "conflict":
-                    reason += f" (still changing after {CONFLICT_ROUNDS} retries)"
-                elif answer["error"] in _RETRIED:
-                    reason += f" (still so after {CONFLICT_ROUNDS} retries)"
+                if answer["error"] in _RETRIED:
+                    still = "changing" if answer["error"] == "conflict" else "so"
+                    reason += f" (still {still} after {CONFLICT_ROUNDS} retries)"
                 results[doc_id] = StepResult(origin[doc_id], False, error=reason)
         pending = []
         if lagging:  # give the lagging copy a moment to catch up

@@ -27,7 +27,7 @@ def write_ahead_creates(target: Target, steps: list[Step]) -> bool:
                if step.action is Action.CREATE and step.kind is StepKind.DOCUMENT]
     if not creates:
         return True
-    target.guard()
+    target.run.guard()
     with refusal(PlanError) as refused:
         _note_creating(target, creates)
     if refused:
@@ -70,7 +70,7 @@ def write_final_record(target: Target, confirm: dict[str, ManagedDoc],
     removed = target.removed | forget
     if not (written or removed or target.intended):
         return
-    target.guard()
+    target.run.guard()
     with refusal() as refused:
         _merge_record(target.db, target.record, written, removed,
                       target.intended - written.keys(), w=target.w)

@@ -65,15 +65,14 @@ class ApplyResult:
         return Plan([result.step for result in self.results if result.ok]).counts()
 
     def summary(self) -> str:
-        """``Apply complete: N created, M updated, K deleted.``"""
+        return f"Apply complete: {self._done()}."
+
+    def _done(self) -> str:
         done = self.counts()
-        return (f"Apply complete: {done['create']:,} created, {done['update']:,} updated, "
-                f"{done['delete']:,} deleted.")
+        return f"{done['create']:,} created, {done['update']:,} updated, {done['delete']:,} deleted"
 
     def to_json(self, plan: Plan) -> str:
-        """What ``apply --format json`` prints: ``format_version``, ``couchsync_version``,
-        ``ok``, ``plan`` (the plan applied), ``results``, ``summary`` (counts),
-        ``warnings``, ``confirmed``, ``staged``."""
+        """What ``apply --format json`` prints."""
         return json.dumps(
             {"format_version": FORMAT_VERSION, "couchsync_version": __version__,
              "ok": self.ok, "plan": plan.to_dict(),
@@ -129,13 +128,11 @@ class ApplyInterrupted(CouchsyncError):
         super().__init__(cause)
 
     def __str__(self) -> str:
-        counts = self.result.counts()
         failed = len(self.result.failures)
         return "\n".join([
             f"apply stopped: {self.cause}",
             f"Done before it: {len(self.results) - failed:,} of {counted(self.total, 'step')} "
-            f"({counts['create']:,} created, {counts['update']:,} updated, "
-            f"{counts['delete']:,} deleted)" + (f", {failed:,} refused" if failed else "")
+            f"({self.result._done()})" + (f", {failed:,} refused" if failed else "")
             + f"; not done: {self.total - len(self.results):,}.",
             "Nothing is orphaned: the ownership records list every document this apply "
             "set out to create.",

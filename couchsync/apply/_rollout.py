@@ -1,14 +1,6 @@
 """Staged rollouts: a new index is built under a staging id, on every shard copy,
-before the live design doc takes it (``couchsync.plan._staging`` says why this works).
-
-``stage`` writes the body under ``_design/couchsync-staged.NAME`` (a Mango index
-through ``_index``, beside the other indexes of its design doc) and, for a CouchDB
-server admin, under one more id per other shard range (``NAME.1``, ...), listed in the
-first copy's ``couchsync_shard_copies``: a shard copy tells its own build only of the
-design docs stored in it. ``wait_until_built`` starts and polls every copy itself
-(else the clustered ``_info``, or on PouchDB Server one query). Then the live id gets
-the body, ``same_index`` checks it reused the build, and the copies are deleted. A
-timeout or an interruption leaves the live design doc as it was.
+before the live design doc takes it: ``stage``, ``wait_until_built``, then ``_swap``.
+docs/plan-and-apply.md ("Staged design-doc rollouts") tells why each step is so.
 """
 
 from __future__ import annotations
@@ -254,13 +246,10 @@ def _clustered_state(db: Database, staging_id: str) -> tuple[int, bool] | None:
 def same_index(db: Database, staging_id: str, live_id: str) -> bool:
     """Whether the live design doc's index is the staging copy's (the build is reused);
     True when the server tells no signatures."""
-    signatures = [_signature(db, doc_id) for doc_id in (staging_id, live_id)]
-    return None in signatures or signatures[0] == signatures[1]
-
-
-def _signature(db: Database, design_id: str) -> str | None:
-    signature = (_view_index(db, design_id) or {}).get("signature")
-    return signature if isinstance(signature, str) else None
+    signatures = [(_view_index(db, doc_id) or {}).get("signature")
+                  for doc_id in (staging_id, live_id)]
+    return not all(isinstance(signature, str) for signature in signatures) or (
+        signatures[0] == signatures[1])
 
 
 def _view_index(db: Database, design_id: str) -> dict[str, Any] | None:
@@ -278,7 +267,7 @@ def roll_out(target: Target, steps: list[Step]) -> None:
     run = target.run
     staged = []
     for step in steps:
-        target.guard()
+        run.guard()
         with refusal() as refused:
             staged.append((step, stage(target.db, step, staging_id(step), w=target.w)))
         if refused:
@@ -286,13 +275,13 @@ def roll_out(target: Target, steps: list[Step]) -> None:
     for step, copy in staged:
         started = time.monotonic()
         with refusal(BuildTimeout) as refused:
-            wait_until_built(target.db, copy, timeout=run.wait_timeout, check=target.guard,
+            wait_until_built(target.db, copy, timeout=run.wait_timeout, check=run.guard,
                              on_progress=None if run.on_build is None
                              else functools.partial(run.on_build, step.address))
         if refused:
             target.fail([step], refused.reason)
             continue
-        target.guard()
+        run.guard()
         if _swap(target, step, copy.ids):
             with run.mutex:
                 run.result.staged.append(

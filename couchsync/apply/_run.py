@@ -73,10 +73,9 @@ def apply_plan(
                     on_database(done, len(names), failed)
     except (TransportError, Stop) as exc:
         cause = run.stopped or exc  # the first database to stop, not one stopped after it
-        if isinstance(cause, TransportError):
-            raise ApplyInterrupted(f"lost the server: {cause}", run.result, len(plan.steps),
-                                   server_lost=True) from None
-        raise ApplyInterrupted(str(cause), run.result, len(plan.steps)) from None
+        lost = isinstance(cause, TransportError)
+        raise ApplyInterrupted(f"lost the server: {cause}" if lost else str(cause), run.result,
+                               len(plan.steps), server_lost=lost) from None
     finally:
         run.result.warnings += [warning for _, warning in sorted(run.partial)]
     if run.result.failures:

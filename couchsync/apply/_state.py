@@ -102,9 +102,6 @@ class Target:
             self._n = int(cluster.get("n", 1))
         return self._n if self._n > 1 else None
 
-    def guard(self) -> None:
-        self.run.guard()
-
     def finish(self, result: StepResult, count: bool = True) -> None:
         if not result.ok:
             self.failed += 1

@@ -36,7 +36,7 @@ def run_steps(target: Target, phase: int, steps: list[Step]) -> None:
         if step.action is not Action.REPLACE:
             _run_one(target, step, phase)
         elif phase == INDEX_DELETE:
-            target.guard()
+            target.run.guard()
             with refusal() as refused:
                 delete_index(target, step)
             if refused:
@@ -49,7 +49,7 @@ def run_steps(target: Target, phase: int, steps: list[Step]) -> None:
 
 
 def _run_one(target: Target, step: Step, phase: int) -> None:
-    target.guard()
+    target.run.guard()
     with refusal() as refused:
         _SIMPLE[phase](target, step)
     if refused:
@@ -91,10 +91,6 @@ def _delete_database(target: Target, step: Step) -> None:
         target.run.client.delete(step.database)
 
 
-def _set_security(target: Target, step: Step) -> None:
-    target.db.set_security(step.after)
-
-
 def delete_index(target: Target, step: Step) -> None:
     with suppress(NotFound):  # already gone
         target.db.delete_index(step.before["ddoc"], step.id or "", w=target.w)
@@ -122,7 +118,7 @@ def create_index(target: Target, step: Step) -> str:
 _SIMPLE: dict[int, Callable[[Target, Step], object]] = {
     CREATE_DB: _create_database,
     DELETE_DB: _delete_database,
-    SECURITY: _set_security,
+    SECURITY: lambda target, step: target.db.set_security(step.after),
     INDEX_DELETE: delete_index,
     INDEX_CREATE: create_index,
 }
@@ -135,19 +131,19 @@ def wait_until_visible(target: Target, phase: int) -> None:
     expected = target.visible.pop(phase, None)
     if expected is None or (phase == SECURITY and target.w is None):
         return
+    what, shown = _VISIBLE[phase]
     deadline = time.monotonic() + VISIBLE_SECONDS
-    while not _shown(_VISIBLE[phase], target.db, expected):
+    while True:
+        with refusal() as refused:
+            if shown(target.db, expected):
+                return
+        if refused:  # a refusal to read (a permission): nothing couchsync could wait for
+            return
         if time.monotonic() > deadline:
-            target.run.warn(f"db:{target.name}: {_PHASE_NAMES[phase]} written but not yet "
-                            f"shown by the server after {VISIBLE_SECONDS:.0f} s")
-            break
+            target.run.warn(f"db:{target.name}: {what} written but not yet shown by the "
+                            f"server after {VISIBLE_SECONDS:.0f} s")
+            return
         time.sleep(0.05)
-
-
-def _shown(check: Callable[[Database, Any], bool], db: Database, expected: Any) -> bool:
-    with refusal():
-        return check(db, expected)
-    return True  # a refusal to read (a permission): nothing couchsync could wait for
 
 
 def _indexes_listed(db: Database, written: dict[str, dict[str, Any]]) -> bool:
@@ -165,15 +161,12 @@ def _indexes_listed(db: Database, written: dict[str, dict[str, Any]]) -> bool:
     return True
 
 
-def _security_shown(db: Database, security: Any) -> bool:
-    return canonical_json(db.get_security()) == canonical_json(security)
-
-
-_VISIBLE: dict[int, Callable[[Database, Any], bool]] = {
-    INDEX_CREATE: _indexes_listed,
-    SECURITY: _security_shown,
+#: What a phase waits to be shown: its name (for the warning), and whether reads show it.
+_VISIBLE: dict[int, tuple[str, Callable[[Database, Any], bool]]] = {
+    INDEX_CREATE: ("new indexes", _indexes_listed),
+    SECURITY: ("_security", lambda db, security: canonical_json(
+        db.get_security()) == canonical_json(security)),
 }
-_PHASE_NAMES = {INDEX_CREATE: "new indexes", SECURITY: "_security"}
 
 
 def clean_up_indexes(target: Target) -> None:
