@@ -159,9 +159,10 @@ def _get(db: Database, doc_id: str) -> dict[str, Any] | None:
 
 def wait_until_built(db: Database, staged: Staged, *, timeout: float | None = None,
                      check: Callable[[], None] | None = None,
-                     on_progress: Callable[[int, int], None] | None = None) -> None:
+                     on_progress: Callable[[int, int], None] | None = None) -> bool:
     """Until the index of ``staged`` is built on every shard copy (``CAUGHT_UP``);
-    ``check``, called at each poll, may raise to stop. ``BuildTimeout`` after ``timeout``."""
+    ``check``, called at each poll, may raise to stop. ``BuildTimeout`` after ``timeout``.
+    False when the server tells no build state and a query built it (PouchDB Server)."""
     started = time.monotonic()
     staging_id = staged.ids[0]
     poll: Callable[[], tuple[int, bool] | None]
@@ -182,13 +183,13 @@ def wait_until_built(db: Database, staged: Staged, *, timeout: float | None = No
         state = poll()
         if state is None:  # no build state (PouchDB Server): a query builds, and waits
             db.query_view(staging_id, staged.view, limit=0)
-            return
+            return False
         pending, built = state
         total = max(total, pending)
         if on_progress is not None:
             on_progress(total - pending, total)
         if built and (built_before or not twice):
-            return
+            return True
         built_before = built
         if timeout is not None and time.monotonic() - started >= timeout:
             raise BuildTimeout(staging_id, timeout, total - pending, total)
@@ -275,12 +276,17 @@ def roll_out(target: Target, steps: list[Step]) -> None:
     for step, copy in staged:
         started = time.monotonic()
         with refusal(BuildTimeout) as refused:
-            wait_until_built(target.db, copy, timeout=run.wait_timeout, check=run.guard,
-                             on_progress=None if run.on_build is None
-                             else functools.partial(run.on_build, step.address))
+            told = wait_until_built(target.db, copy, timeout=run.wait_timeout, check=run.guard,
+                                    on_progress=None if run.on_build is None
+                                    else functools.partial(run.on_build, step.address))
         if refused:
             target.fail([step], refused.reason)
             continue
+        # PouchDB Server files a view's index under the design doc that first queried it
+        # (here the staging copy: the live one finds it cached by signature and files
+        # nothing), so a _view_cleanup once the staging copy is gone destroys the index
+        # just built, under the live queries. Its old index files stay instead.
+        target.keep_index_files |= not told
         run.guard()
         if _swap(target, step, copy.ids):
             with run.mutex:

@@ -85,6 +85,7 @@ class Target:
         self.replacing: set[str] = set()  # addresses of replaces whose delete half succeeded
         self.visible: dict[int, Any] = {}  # phase → what reads must show before going on
         self.rebuilt = False  # some index was rebuilt: old index files to clean up
+        self.keep_index_files = False  # no _view_cleanup (see _rollout.roll_out)
         self.partial = 0  # writes answered 202
         self.written: dict[str, ManagedDoc] = {}  # id → its new record entry
         self.removed: set[str] = set()  # ids deleted

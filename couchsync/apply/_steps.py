@@ -171,7 +171,7 @@ _VISIBLE: dict[int, tuple[str, Callable[[Database, Any], bool]]] = {
 
 def clean_up_indexes(target: Target) -> None:
     """``_view_cleanup`` after indexes were rebuilt: the old index files stay until then."""
-    if not target.rebuilt:
+    if not target.rebuilt or target.keep_index_files:
         return
     with refusal() as refused:
         target.db.view_cleanup()
