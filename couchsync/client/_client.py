@@ -15,15 +15,9 @@ __all__ = ["Client"]
 
 
 class Client(EngineOwner):
-    """Entry point: ``Client(url, connection_engine=HttpxConnection, **engine_options)``.
-
-    ``engine_options`` go to the engine factory (for HttpxConnection: ``user``,
-    ``password``, ``auth``, ``session``, ``token``, ``timeout``, ``verify``, ``cert``,
-    ``key``, ``proxy``, ``trust_env``, ``retries``, ``backoff``, ``retry_budget``,
-    ``transport``, ``max_connections``). A Client with the default engine may be
-    used from many threads at once.
-    Methods raise ServerError (plus the status class); use as a context manager or
-    call ``close()``; a closed client raises ClientClosedError.
+    """Entry point: ``Client(url, connection_engine=HttpxConnection, **engine_options)``
+    (the options: docs/client.md). Methods raise ServerError (plus the status class); a
+    closed client raises ClientClosedError. Safe from many threads with the default engine.
     """
 
     def __init__(self, url: str = "http://localhost:5984",
@@ -34,13 +28,8 @@ class Client(EngineOwner):
 
     def create(self, name: str, *, partitioned: bool | None = None, q: int | None = None,
                n: int | None = None, placement: str | None = None) -> dict[str, Any]:
-        """Create database ``name``; returns ``{"ok": true}``.
-
-        ``q`` shards, ``n`` copies of each, ``placement`` of the copies by node zone
-        (``"zone-a:2,zone-b:1"``): CouchDB clusters, fixed at creation.
-
-        Raises InvalidDatabaseName (nothing sent) if the name breaks CouchDB's rule,
-        PreconditionFailed if it exists.
+        """Create database ``name`` (``q`` shards, ``n`` copies, their ``placement``); returns
+        ``{"ok": true}``. InvalidDatabaseName (nothing sent), PreconditionFailed if it exists.
         """
         check_db_name(name, url=self._conn.url)
         options = {"partitioned": None if partitioned is None else str(partitioned).lower(),
@@ -56,11 +45,8 @@ class Client(EngineOwner):
         return db_path(name)
 
     def delete(self, name: str) -> dict[str, Any]:
-        """Delete database ``name`` and all its documents; returns ``{"ok": true}``.
-
-        Raises NotFound if it does not exist, on every server: existence is checked
-        first because PouchDB Server answers 200 for a missing database.
-        """
+        """Delete database ``name``; returns ``{"ok": true}``. NotFound if it does not exist
+        (checked first: PouchDB Server answers 200 for a missing database)."""
         path = self._existing_db_path(name, "DELETE")
         send(self._conn, ServerError, "HEAD", path)
         return send(self._conn, ServerError, "DELETE", path).json_object()
@@ -80,14 +66,12 @@ class Client(EngineOwner):
 
     def iter_database_names(self, *, start_key: str | None = None, end_key: str | None = None,
                             page_size: int = 1000) -> Iterator[str]:
-        """Database names from ``start_key`` to ``end_key`` (inclusive) in name order,
-        ``page_size`` per ``_all_dbs`` request: ``Server.iter_database_names``."""
+        """``Server.iter_database_names``."""
         return self.server.iter_database_names(
             start_key=start_key, end_key=end_key, page_size=page_size)
 
     def __contains__(self, name: str) -> bool:
-        """Whether database ``name`` exists (``HEAD /{db}``; False without a request for
-        ``""`` or ``_``-names other than the system databases)."""
+        """Whether database ``name`` exists (False, unasked, for ``""`` and ``_``-endpoints)."""
         if _addresses_an_endpoint(name):
             return False
         try:

@@ -28,13 +28,8 @@ _ERROR_STATUS = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not
 
 
 class BulkResults(list[dict[str, Any]]):
-    """The per-document results of a ``_bulk_docs``, in the order sent.
-
-    ``accepted`` is True when the server answered ``202 Accepted``: on a
-    cluster, some writes reached fewer shard copies than the write quorum
-    asked for (a node down, or a racing write on another node). They are
-    stored, but a read right after may not see them yet.
-    """
+    """The per-document results of a ``_bulk_docs``, in the order sent; ``accepted``: the
+    server answered 202 (stored on fewer shard copies than the write quorum asked for)."""
 
     accepted: bool = False
 
@@ -47,17 +42,13 @@ class BulkResults(list[dict[str, Any]]):
         return {answer.get("id", ""): answer for answer in self if "error" in answer}
 
 
-def _key(value: str) -> str:
-    return json.dumps(value)
-
-
 def _range_params(
     include_docs: bool, start_key: str | None, end_key: str | None, limit: int | None
 ) -> dict[str, str]:
     params = {"include_docs": "true"} if include_docs else {}
     for name, key in (("startkey", start_key), ("endkey", end_key)):
         if key is not None:
-            params[name] = _key(key)
+            params[name] = json.dumps(key)
     if limit is not None:
         params["limit"] = str(limit)
     return params
@@ -80,9 +71,7 @@ class Database:
                     json=json, json_bytes=json_bytes)
 
     def _doc(self, doc_id: str, method: str) -> str:
-        """``/{id}`` for a request on one document; BadRequest (nothing sent) for an id that
-        cannot be one, as it would address an endpoint (``_security``, ``_all_docs``) or the
-        database itself (``""``) instead."""
+        """``/{id}``; BadRequest (nothing sent) for an id that would address an endpoint."""
         problem = doc_id_problem(doc_id)
         if problem is None:
             return "/" + doc_path(doc_id)
@@ -124,8 +113,7 @@ class Database:
     # -- single documents
 
     def __contains__(self, doc_id: str) -> bool:
-        """Whether a live (not deleted) document with this id exists (False for ids that
-        cannot exist, such as ``""`` or ``_all_docs``, without a request)."""
+        """Whether a live document with this id exists (False, unasked, for ``""``, ``_x``)."""
         if doc_id_problem(doc_id) is not None:
             return False
         try:
@@ -135,10 +123,8 @@ class Database:
         return True
 
     def add(self, doc: Mapping[str, Any]) -> tuple[str, str]:
-        """Create a document (PUT with its ``_id``, else POST for a server id); ``(id, rev)``.
-
-        ``doc`` is not modified. Raises Conflict if the id is taken.
-        """
+        """Create a document (PUT with its ``_id``, else POST); ``(id, rev)``. ``doc`` is not
+        modified. Raises Conflict if the id is taken."""
         if "_id" in doc:
             result = self._send("PUT", self._doc(doc["_id"], "PUT"), json=doc).json()
         else:
@@ -151,12 +137,8 @@ class Database:
 
     def update(self, doc_id: str, doc: Mapping[str, Any], rev: str = "", *,
                w: int | None = None) -> tuple[str, str]:
-        """Replace the document's whole body (PUT); returns ``(id, new rev)``.
-
-        The revision replaced is ``rev``, else ``doc["_rev"]``, else the current one
-        (looked up first); a missing document with no revision given is created.
-        Raises Conflict if the revision is not current. ``w`` as for ``bulk_docs``.
-        """
+        """Replace the document's whole body (PUT) at ``rev``, else ``doc["_rev"]``, else the
+        current one (a missing document is created); ``(id, new rev)``. Conflict if stale."""
         path = self._doc(doc_id, "PUT")
         body = {key: value for key, value in doc.items() if key != "_id"}
         rev = rev or body.get("_rev") or ""
@@ -185,10 +167,7 @@ class Database:
             deleted_conflicts: bool = False, latest: bool = False, rev: str = "",
             revs: bool = False, r: int | None = None) -> dict[str, Any]:
         """Fetch a document, sending every option given. Raises NotFound if missing or deleted.
-
-        ``r``: how many of a cluster's copies answer before the server does (the newest
-        of them wins); its default is a quorum, which may all be copies a write has not
-        reached yet."""
+        ``r``: how many of a cluster's copies answer (the newest wins)."""
         path = self._doc(doc_id, "GET")
         flags = {"attachments": attachments, "att_encoding_info": att_encoding_info,
                  "conflicts": conflicts, "deleted_conflicts": deleted_conflicts,
@@ -211,13 +190,8 @@ class Database:
     # -- many documents
 
     def get_many(self, ids: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
-        """Fetch ``[{"id": ...}, ...]`` in one ``_bulk_get``; the documents in the order asked.
-
-        A missing or deleted document is ``None`` at its position, so the result always
-        lines up with ``ids``; any other per-document error is raised as the status CouchDB
-        gives that error (``bad_request`` → BadRequest, ``forbidden`` → Forbidden, ...).
-        No ids → ``[]`` without a request.
-        """
+        """Fetch ``[{"id": ...}, ...]`` in one ``_bulk_get``; the documents in the order asked,
+        ``None`` for a missing or deleted one. Other per-document errors raise by their status."""
         if not ids:
             return []
         path = "/_bulk_get"
@@ -239,12 +213,8 @@ class Database:
     def all_docs(self, keys: Sequence[str] | None = None, *, include_docs: bool = False,
                  start_key: str | None = None, end_key: str | None = None, limit: int | None = None,
                  conflicts: bool = False) -> list[dict[str, Any]]:
-        """``_all_docs`` rows as the server returns them (one request, not paged).
-
-        With ``keys`` (POST), rows come in key order; a missing key is
-        ``{"key": ..., "error": "not_found"}``, a deleted document has ``value.deleted``.
-        ``conflicts`` (with ``include_docs``): each doc lists its ``_conflicts``.
-        """
+        """``_all_docs`` rows as the server returns them (one request, not paged); with
+        ``keys`` (POST) in key order, a missing key as ``{"key", "error": "not_found"}``."""
         params = _range_params(include_docs, start_key, end_key, limit)
         if conflicts:
             params["conflicts"] = "true"
@@ -258,13 +228,9 @@ class Database:
     def iter_all_docs(self, *, include_docs: bool = False, start_key: str | None = None,
                       end_key: str | None = None, page_size: int = 1000,
                       read_ahead: bool = False) -> Iterator[dict[str, Any]]:
-        """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request.
-
-        ``read_ahead``: ask for the first page now, and for each next page as soon
-        as the one before has arrived, in a thread of the iterator's own, so that the
-        server works while the caller does. Iterate to the end or ``close()`` the
-        iterator (a page asked for is then still answered, and dropped).
-        """
+        """Every ``_all_docs`` row in id order, ``page_size`` (at least 1) rows per request;
+        ``read_ahead``: each next page is asked for in a thread (docs/client.md). Iterate to
+        the end or ``close()`` the iterator."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         # Ask for one row more than a page: its key starts the next page, no skip needed.
@@ -287,16 +253,9 @@ class Database:
 
     def bulk_docs(self, docs: Sequence[Mapping[str, Any] | bytes], *, new_edits: bool = True,
                   w: int | None = None) -> BulkResults:
-        """Write many documents in one ``_bulk_docs``; the per-document results.
-
-        A document may be given as bytes already encoded as a JSON object; it is
-        sent as it is (seeding from canonical JSON skips a decode and an encode).
-        Item-level failures are returned as the server gives them
-        (``{"id", "error", "reason"}``), never raised; check each item.
-        ``w``: how many shard copies must store each write before the answer
-        (CouchDB clusters; default the database's quorum). Fewer makes the answer
-        ``202``: the results' ``accepted`` is then True.
-        """
+        """Write many documents (dicts, or bytes of a JSON object, sent as they are) in one
+        ``_bulk_docs``; per-document failures are in the results, never raised. ``w``: shard
+        copies that must store each write before the answer (see ``BulkResults.accepted``)."""
         items = [doc if isinstance(doc, bytes) else encode_json(doc) for doc in docs]
         tail = b"]}" if new_edits else b'],"new_edits":false}'
         body = b'{"docs":[' + b",".join(items) + tail
@@ -319,11 +278,8 @@ class Database:
         return self._send("POST", "/_find", json=body).json_object()
 
     def iter_find(self, query: FindQuery | Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every document matching ``query``, page by page; its ``limit`` is the page size.
-
-        Pages follow the server's bookmark; where the server gives none (PouchDB
-        Server), ``skip`` advances instead.
-        """
+        """Every document matching ``query``, page by page (its ``limit`` is the page size),
+        following the bookmark, or ``skip`` where the server gives none."""
         body = query.to_dict() if isinstance(query, FindQuery) else dict(query)
         page_size = body.setdefault("limit", _FIND_PAGE_SIZE)
         if not isinstance(page_size, int) or page_size < 1:
@@ -343,11 +299,8 @@ class Database:
                 body["skip"] = skip
 
     def set_index(self, index: IndexQuery, *, w: int | None = None) -> dict[str, Any]:
-        """Create a Mango index; ``{"result": "created"|"exists", "id", "name"}``.
-
-        ``w``: shard copies its design doc must be written to before the answer
-        (CouchDB's default is 2; a cluster's n makes the index seen at once by reads of
-        any copy)."""
+        """Create a Mango index; ``{"result": "created"|"exists", "id", "name"}``. ``w``:
+        shard copies its design doc is written to before the answer (CouchDB's default 2)."""
         body = index.to_dict() if w is None else {**index.to_dict(), "w": w}
         return self._send("POST", "/_index", json=body).json_object()
 
@@ -359,8 +312,7 @@ class Database:
 
     def design_info(self, design: str) -> dict[str, Any]:
         """``GET /{db}/_design/{design}/_info``: the view index's ``signature``, ``sizes``,
-        ``update_seq``, ``updater_running``, and on CouchDB 3 ``updates_pending``: the
-        changes not yet indexed by the shard copies that answered first."""
+        ``update_seq``, ``updater_running`` (and on CouchDB 3 ``updates_pending``)."""
         path = self._doc("_design/" + design.removeprefix("_design/"), "GET") + "/_info"
         return self._send("GET", path).json_object()
 
@@ -382,12 +334,8 @@ class Database:
         return range_
 
     def shard_copies(self) -> dict[str, dict[str, Database]]:
-        """Every copy of every shard range, ``{range: {node: handle}}``, read off the
-        database's shard map (``GET /_node/_local/_dbs/{db}``: server admins only).
-
-        A handle addresses that one copy through ``/_node/{node}/``: its own ``info()``,
-        and ``design_info``/``query_view`` of the design docs stored in its range (a
-        design doc is stored in one range only)."""
+        """Every copy of every shard range, ``{range: {node: handle}}`` (server admins only);
+        a handle addresses that one copy through ``/_node/{node}/``."""
         shard_map = send(self._conn, DatabaseError, "GET",
                          "/_node/_local/_dbs" + self._path).json()
         suffix = bytes(shard_map["shard_suffix"]).decode()
@@ -404,11 +352,8 @@ class Database:
         return self._send("POST", "/_view_cleanup", json={}).json_object()
 
     def delete_index(self, design: str, name: str, *, w: int | None = None) -> dict[str, Any]:
-        """Delete the json index ``name`` of design doc ``design`` (with or without ``_design/``).
-
-        The design doc id travels as one encoded segment (``_design%2Fx``): PouchDB
-        Server needs that and CouchDB accepts it. ``w`` as for ``set_index``.
-        """
+        """Delete the json index ``name`` of design doc ``design`` (with or without
+        ``_design/``); its id travels as one encoded segment. ``w`` as for ``set_index``."""
         ddoc = quote("_design/" + design.removeprefix("_design/"), safe="")
         path = f"/_index/{ddoc}/json/{quote(name, safe='')}"
         params = None if w is None else {"w": str(w)}
@@ -416,8 +361,7 @@ class Database:
 
 
 class _Pages(Iterator[dict[str, Any]]):
-    """``_all_docs`` rows page by page; with a ``worker``, each next page is asked for
-    there while the caller works through the page before (the first at once)."""
+    """``_all_docs`` rows page by page; a ``worker`` asks for each next page ahead."""
 
     def __init__(self, fetch: Callable[[Mapping[str, str]], list[dict[str, Any]]],
                  params: dict[str, str], page_size: int, worker: ThreadPoolExecutor | None,
@@ -448,7 +392,7 @@ class _Pages(Iterator[dict[str, Any]]):
         if len(rows) <= self._page_size:
             self.close()
         else:
-            self._params["startkey"] = _key(rows[self._page_size]["key"])
+            self._params["startkey"] = json.dumps(rows[self._page_size]["key"])
             self._next = self._ask()
             rows = rows[:self._page_size]
         self._rows = iter(rows)

@@ -26,9 +26,7 @@ _Owner = TypeVar("_Owner", bound="EngineOwner")
 
 
 class EngineOwner:
-    """What Client and Server share: one engine (``connection_engine(url,
-    **engine_options)``), a repr that shows no password, and closing (also as a context
-    manager); later calls raise ClientClosedError."""
+    """What Client and Server share: one engine, a repr without password, and closing."""
 
     def __init__(self, url: str = "http://localhost:5984",
                  connection_engine: EngineFactory = HttpxConnection, **engine_options: Any) -> None:
@@ -73,12 +71,8 @@ class Server(EngineOwner):
         return self._send("GET", "/").json_object()
 
     def is_up(self) -> bool:
-        """Whether the server is up and ready: ``GET /_up``.
-
-        False when unreachable or when CouchDB reports maintenance mode (404 with a
-        ``status``). Servers without ``_up`` (PouchDB Server: 404 ``not_found``) count
-        as up when ``GET /`` succeeds. Other errors (e.g. Unauthorized) are raised.
-        """
+        """Whether ``GET /_up`` answers (else ``GET /``, where there is no ``_up``); False when
+        unreachable or in maintenance mode. Other errors (e.g. Unauthorized) are raised."""
         try:
             self._send("GET", "/_up")
         except NotFound as exc:
@@ -95,12 +89,8 @@ class Server(EngineOwner):
         return result
 
     def dbs_info(self, *keys: str) -> list[dict[str, Any]]:
-        """Info on the named databases: ``[{"key", "info"}]`` or ``{"key", "error": "not_found"}``.
-
-        No names → ``[]`` without a request. Uses ``POST /_dbs_info`` with at most
-        DBS_INFO_BATCH names per request (CouchDB's default limit); where the server lacks
-        it (PouchDB Server, CouchDB < 2.2) one ``GET /{db}`` per name, same shape.
-        """
+        """Info on the named databases: ``[{"key", "info"}]`` or ``{"key", "error": "not_found"}``,
+        by ``POST /_dbs_info`` in batches, else one ``GET /{db}`` per name."""
         result: list[dict[str, Any]] = []
         for start in range(0, len(keys), DBS_INFO_BATCH):
             batch = list(keys[start : start + DBS_INFO_BATCH])
@@ -117,23 +107,15 @@ class Server(EngineOwner):
             return {"key": key, "error": "not_found"}
 
     def list_database_names(self) -> list[str]:
-        """``GET /_all_dbs``: every database name, system databases included, in one
-        answer (``iter_database_names`` reads them page by page)."""
+        """``GET /_all_dbs``: every database name, system databases included, in one answer."""
         result: list[str] = self._send("GET", "/_all_dbs").json()
         return result
 
     def iter_database_names(self, *, start_key: str | None = None, end_key: str | None = None,
                             page_size: int = 1000) -> Iterator[str]:
         """The database names from ``start_key`` to ``end_key`` (both included; None: no
-        bound) in name order, read with ``GET /_all_dbs`` ``page_size`` (at least 1)
-        names per request, so that a server with 100,000 databases never sends them all
-        in one answer.
-
-        A server that ignores the paging parameters (PouchDB Server answers every name,
-        in creation order) is recognised by its answer (longer than the limit asked
-        for, out of order, or outside the range): the range is then taken from that
-        answer, sorted, and no further page is asked for.
-        """
+        bound) in name order, ``page_size`` (at least 1) per ``GET /_all_dbs``; from a server
+        that does not page (``_is_page``) the range is selected from its one answer."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         return self._database_name_pages(start_key, end_key, page_size)
@@ -165,10 +147,8 @@ class Server(EngineOwner):
             yield from names[:page_size]
 
     def config(self) -> dict[str, dict[str, str]]:
-        """The configuration of the node this client talks to, ``{section: {key: value}}``
-        (server admins only): ``GET /_node/_local/_config``, or PouchDB Server's
-        ``GET /_config`` where there is no ``/_node/_local``. Values are strings; keys
-        left at their built-in default are not listed."""
+        """``GET /_node/_local/_config`` (else ``GET /_config``): ``{section: {key: value}}``,
+        keys left at their built-in default not listed (server admins only)."""
         try:
             result: dict[str, dict[str, str]] = self._send("GET", "/_node/_local/_config").json()
         except NotFound:
@@ -180,9 +160,8 @@ class Server(EngineOwner):
         return self._send("GET", "/_membership").json_object()
 
     def scheduler_docs(self, database: str = "_replicator") -> dict[str, dict[str, Any]]:
-        """``GET /_scheduler/docs/{database}``: the replication scheduler's view of each
-        replication document (its ``state``: running, pending, crashing, completed,
-        failed, error...), by document id; ``{}`` on a server without a scheduler."""
+        """``GET /_scheduler/docs/{database}``: each replication document's scheduler state
+        by document id; ``{}`` on a server without a scheduler."""
         try:
             result = self._send("GET", f"/_scheduler/docs/{quote(database, safe='')}").json()
         except NotFound:
@@ -190,16 +169,14 @@ class Server(EngineOwner):
         return {row["doc_id"]: row for row in result.get("docs", []) if "doc_id" in row}
 
     def config_section(self, node: str, section: str) -> dict[str, str]:
-        """``GET /_node/{node}/_config/{section}``: the section's keys and values on
-        ``node`` (``_local``: the node answering); ``{}`` when it has none. Nodes of a
-        cluster do not share their configuration."""
+        """``GET /_node/{node}/_config/{section}`` (``_local``: the node answering); ``{}``
+        when it has none."""
         result: dict[str, str] = self._send(
             "GET", f"/_node/{quote(node, safe='')}/_config/{quote(section, safe='')}").json()
         return result
 
     def set_config(self, node: str, section: str, key: str, value: str) -> str | None:
-        """``PUT /_node/{node}/_config/{section}/{key}``: set ``value``; returns the old
-        value (None: the key was new)."""
+        """``PUT /_node/{node}/_config/{section}/{key}``; the old value (None: it was new)."""
         old: str = self._send("PUT", _config_path(node, section, key), json=value).json()
         return old or None
 
