@@ -1,15 +1,6 @@
-"""How the default engine authenticates: Basic, a cookie session, or a bearer token.
-
-- **Basic** (``user``/``password``, or in the URL): the credentials on every request;
-  the default (CouchDB caches the check: docs/client.md).
-- **Session** (``session=True``): one ``POST /_session``, then the ``AuthSession``
-  cookie; renewed by a new login, once for all threads, when it expires. A refused
-  login is not repeated, so a wrong password cannot lock the account (CouchDB locks
-  it after 5 failures).
-- **Bearer** (``token=``): ``Authorization: Bearer <token>``, for servers with
-  ``jwt_authentication_handler``; the token is sent as given, never renewed.
-
-Nothing here puts a secret in a repr, a log record or an error message.
+"""How the default engine authenticates: Basic, a cookie session, or a bearer token
+(docs/client.md, "Authentication"). Nothing here puts a secret in a repr, a log record or
+an error message.
 """
 
 from __future__ import annotations
@@ -77,10 +68,7 @@ def session_cookie(response: httpx.Response) -> tuple[str, int | None] | None:
 
 class Session:
     """A cookie session: who logs in, the cookie and how many logins gave it (replaced
-    whole), its expiry, and the answer of a refused login.
-
-    ``lock`` serialises logins: the thread that holds it logs in, the others wait and
-    then use the cookie it got.
+    whole), its expiry, and the answer of a refused login; ``lock`` serialises logins.
     """
 
     __slots__ = ("cookie", "expires", "lock", "password", "refused", "user")

@@ -13,11 +13,8 @@ __all__ = ["Document"]
 
 
 class Document(MutableMapping[str, Any]):
-    """A mutable mapping of the document's fields, plus ``db``, ``id``, ``rev`` and ``store()``.
-
-    Server errors from its methods are DocumentError (plus the status class);
-    storing without a database is a DocumentError too.
-    """
+    """A mutable mapping of the document's fields, plus ``db``, ``id``, ``rev`` and ``store()``;
+    its methods raise DocumentError (plus the status class)."""
 
     def __init__(self, _dict: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         # ``_dict`` may be passed by keyword as in pycouchdb; CouchDB rejects a field of

@@ -1,9 +1,6 @@
-"""Which proxy, if any, the default engine goes through: ``proxy=`` or the environment.
-
-The variables are read as curl and httpx read them (docs/client.md, "Proxies", has
-the rules), except that a loopback server is never reached through an environment
-proxy, as in Go's ``ProxyFromEnvironment``: a proxy elsewhere could not reach it. The
-choice is couchsync's so that errors can name the proxy and the variable it came from.
+"""Which proxy, if any, the default engine goes through: ``proxy=`` or the environment
+(docs/client.md, "Proxies"). The choice is couchsync's, not httpx's, so that errors can
+name the proxy and the variable it came from.
 """
 
 from __future__ import annotations
@@ -37,10 +34,8 @@ class Proxy:
 
 
 def parse_proxy(value: str, source: str = "proxy=") -> Proxy:
-    """A proxy URL (``http://[user:pass@]host[:port]``; no scheme means ``http://``).
-
-    Raises InvalidURL naming ``source`` (never the value, which may hold a password).
-    """
+    """A proxy URL (``http://[user:pass@]host[:port]``; no scheme means ``http://``); an
+    InvalidURL names ``source``, never the value (it may hold a password)."""
     if "://" not in value:
         value = "http://" + value
     try:

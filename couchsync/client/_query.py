@@ -12,11 +12,8 @@ _DESIGN = "_design/"
 
 @dataclass
 class IndexQuery:
-    """A Mango index definition; ``to_dict()`` is the ``POST /{db}/_index`` body.
-
-    ``fields`` are names or ``{name: "asc"|"desc"}`` objects; each instance has its
-    own list, so ``q = IndexQuery(); q.fields.append("type")`` is safe.
-    """
+    """A Mango index definition; ``to_dict()`` is the ``POST /{db}/_index`` body. ``fields``
+    are names or ``{name: "asc"|"desc"}`` objects."""
 
     fields: list[Any] = field(default_factory=list)
     name: str = ""
@@ -45,11 +42,7 @@ class IndexQuery:
 @dataclass
 class FindQuery:
     """A Mango query; ``to_dict()`` is the ``POST /{db}/_find`` body (unset options left out).
-
-    Like ``IndexQuery`` it can be made empty and filled in afterwards, as with
-    pycouchdb: ``q = FindQuery(); q.selector["type"] = "user"``. Each instance has
-    its own ``selector`` dict; an empty one (``{}``) matches every document.
-    """
+    An empty ``selector`` matches every document."""
 
     selector: dict[str, Any] = field(default_factory=dict)
     fields: list[str] | None = None

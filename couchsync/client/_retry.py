@@ -1,11 +1,5 @@
-"""Which requests the default engine may send again, how long it waits, and how it says so.
-
-A request is repeated only when a repeat cannot do anything twice: after a connection
-that failed before anything was sent (refused, connect timeout), any request but a POST
-that ``repeatable()`` refuses; after one that may have reached the server (reset or
-closed before the answer), or a ``429``/``503`` answer, only what ``repeatable()``
-accepts. Every repeat is logged at INFO on the ``couchsync.client`` logger (method,
-path without query, what went wrong, attempt, pause): ``couchsync --verbose`` shows them.
+"""Which requests the default engine may send again, how long it waits, and how it says so
+(docs/client.md, "Retries that are safe"): only where a repeat cannot do anything twice.
 """
 
 from __future__ import annotations
@@ -51,15 +45,8 @@ _READING_POSTS = frozenset({
 
 def repeatable(method: str, path: str, params: Mapping[str, str] | None, json: Any,
                content: bytes | None) -> bool:
-    """Whether sending this request twice cannot do anything twice.
-
-    GET and HEAD; a PUT or DELETE of a document that names the revision it replaces
-    (``?rev=`` or ``_rev`` in the body: a repeat is a Conflict, which callers
-    re-diff); a PUT of ``_security`` (the same object again); a POST that only reads
-    (``_all_docs``, ``_find``, ``_bulk_get``, view queries...); and ``_bulk_docs``
-    whose documents all carry an ``_id`` (a repeat is a conflict per document). A
-    POST of a document without an id would create a second document: never.
-    """
+    """Whether sending this request twice cannot do anything twice (docs/client.md's list:
+    a repeated write with a revision or an ``_id`` is a Conflict, which callers re-diff)."""
     if method in ("GET", "HEAD"):
         return True
     segments = path.split("?", 1)[0].rstrip("/").split("/")

@@ -13,11 +13,8 @@ __all__ = ["tls_context", "tls_problem"]
 def tls_context(https: bool, verify: bool | str | ssl.SSLContext, cert: str | None,
                 key: str | None) -> ssl.SSLContext:
     """The context to connect with: ``verify`` (True, False, a CA bundle path or a
-    context) presenting the client certificate ``cert`` (its key in it or in ``key``).
-
-    For plain http a context that loads no CA bundle (it is never used; loading one
-    costs about 20 ms a process).
-    """
+    context) presenting the client certificate ``cert`` (its key in it or in ``key``);
+    for plain http one that loads no CA bundle (never used, and slow to load)."""
     if key is not None and cert is None:
         raise ValueError("key= names the private key of a client certificate: give cert= too")
     if isinstance(verify, str):

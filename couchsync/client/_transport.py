@@ -1,13 +1,7 @@
 """Connection engines: the interface the client talks HTTP through, and its httpx engine.
 
-An engine turns ``request(method, path, ...)`` into a response and knows nothing of
-CouchDB; the rest of the client core only calls ``send()``, which turns failures and
-4xx/5xx answers into the errors of ``_errors``. A factory (``Client(url,
-connection_engine=...)``) is called as ``factory(url, **engine_options)``, so a
-pycouchdb-style ``Callable[[str], Connection]`` fits when no options are given.
-
-The default engine is one ``httpx.Client``; couchsync adds what httpx does not do:
-CouchDB's errors, which requests may be repeated (``_retry``), cookie sessions (``_auth``).
+An engine knows nothing of CouchDB; the client core calls ``send()``, which turns failures
+and 4xx/5xx answers into the errors of ``_errors``.
 """
 
 from __future__ import annotations
@@ -72,13 +66,9 @@ class Response(Protocol):
 
 
 class ConnectionEngine(Protocol):
-    """The interface between the client core and HTTP.
-
-    ``url`` is the server's base URL, password masked (for errors and reprs).
-    ``request`` sends ``method`` to ``url + path`` (``path`` percent-encoded, from
-    ``/``) with ``params`` as the query and ``json`` (encoded by the engine) or raw
-    ``content`` as the body; it returns the response whatever its status, raises
-    TransportError when none arrives and ClientClosedError after ``close()``.
+    """The interface between the client core and HTTP (docs/client.md, "Engines"): ``url`` is
+    the server's base URL, password masked; ``request`` returns the response whatever its
+    status, raises TransportError when none arrives and ClientClosedError after ``close()``.
     """
 
     @property
@@ -134,15 +124,8 @@ def encode_json(value: Any) -> bytes:
 
 
 class HttpxConnection:
-    """The default engine: one ``httpx.Client`` (keep-alive pool), JSON in and out.
-
-    The options are docs/client.md's table: credentials (``_auth``), TLS (``_tls``),
-    the proxy (``_proxy``), retries (``_retry``), and ``transport``, which replaces the
-    network (``httpx.MockTransport`` in tests; ``verify``, ``cert``, ``proxy`` and
-    ``max_connections`` are then unused).
-
-    Safe to use from many threads: at most ``max_connections`` are open at a time; a
-    request waits for a free one at most its ``timeout``.
+    """The default engine: one ``httpx.Client`` (keep-alive pool), JSON in and out; its
+    options are docs/client.md's table. Safe to use from many threads.
     """
 
     def __init__(self, url: str = "http://localhost:5984", *, user: str | None = None,
@@ -240,8 +223,7 @@ class HttpxConnection:
                 self._transport.close()
 
     def _exchange(self, call: _Call, cookie: Mapping[str, str] | None = None) -> Response:
-        """Send ``call`` (with the session's ``cookie``), repeating it where ``_retry``
-        allows."""
+        """Send ``call`` (with the session's ``cookie``), repeating it where ``_retry`` allows."""
         method, path, params, json, content, _ = call
         attempt = 0
         waited = 0.0
@@ -307,11 +289,8 @@ class HttpxConnection:
 
 
 class Reply:
-    """A successful (2xx) answer; ``json()`` turns a body that is not JSON into a CouchError.
-
-    A proxy's login page or a misrouted request can answer 200 with HTML; that
-    must surface as the scoped error users catch, not as a bare JSONDecodeError.
-    """
+    """A successful (2xx) answer; ``json()`` turns a body that is not JSON (a proxy's HTML
+    page) into the scoped error users catch."""
 
     __slots__ = ("_method", "_response", "_scope", "_url", "content", "headers", "status_code")
 
@@ -344,11 +323,8 @@ class Reply:
 def send(engine: ConnectionEngine, scope: type[CouchError], method: str, path: str, *,
          params: Mapping[str, str] | None = None, json: Any = None,
          json_bytes: bytes | None = None) -> Reply:
-    """Send through ``engine``; raise the ``scope``d error for a failure or a non-2xx answer.
-
-    ``json_bytes`` is a body already encoded as JSON (instead of ``json``).
-    CouchDB never redirects, so a 3xx (a proxy's login redirect, say) is an error too.
-    """
+    """Send through ``engine`` (``json_bytes``: a body already encoded); raise the ``scope``d
+    error for a failure or a non-2xx answer, 3xx too (CouchDB never redirects)."""
     try:
         if json_bytes is None:
             response = engine.request(method, path, params=params, json=json)

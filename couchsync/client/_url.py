@@ -1,10 +1,5 @@
-"""Server URLs: parsing, credentials, masking, and quoting of names and ids.
-
-Default ports: ``http://host`` means CouchDB's own port 5984 (as pycouchdb's
-``Client('http://admin:admin@localhost')`` expects). ``https://host`` keeps the
-standard 443: a TLS URL without a port is almost always a proxy or a hosted
-service (Cloudant); CouchDB's native TLS listener (6984) must be named explicitly.
-A path prefix (CouchDB behind a proxy at ``/couchdb/``) is kept for every request.
+"""Server URLs: parsing, credentials, masking, and quoting of names and ids; default ports
+and path prefixes as docs/client.md, "Connecting", says.
 """
 
 from __future__ import annotations
@@ -50,10 +45,7 @@ def parse_server_url(
     url: str, *, user: str | None = None, password: str | None = None
 ) -> ServerAddress:
     """Split ``url`` into base and (percent-decoded) credentials; arguments win over the URL.
-
-    Raises InvalidURL (a ValueError) if it is unusable; its message never repeats the URL
-    or any part of it, which may hold a password.
-    """
+    InvalidURL if it is unusable, never repeating any part of it (it may hold a password)."""
     if not isinstance(url, str):
         raise InvalidURL(f"the server URL must be a string, not {type(url).__name__}")
     try:
@@ -96,11 +88,8 @@ def parse_server_url(
 
 
 def check_db_name(name: str, *, url: str, method: str = "PUT") -> None:
-    """Raise InvalidDatabaseName unless ``name`` follows CouchDB's database name rule.
-
-    The rule is ``^[a-z][a-z0-9_$()+/-]*$`` (a whole-string match), plus the system
-    databases in SYSTEM_DBS. ``url`` is the masked server URL, for the error.
-    """
+    """Raise InvalidDatabaseName unless ``name`` follows CouchDB's rule or is in SYSTEM_DBS;
+    ``url`` is the masked server URL, for the error."""
     if not (_DB_NAME.fullmatch(name) or name in SYSTEM_DBS):
         raise InvalidDatabaseName(
             f"illegal database name {name!r}: it must start with a lowercase letter and "
@@ -118,12 +107,8 @@ def db_path(name: str) -> str:
 
 
 def doc_id_problem(doc_id: str) -> str | None:
-    """Why ``doc_id`` cannot name a document in a URL path, or None if it can.
-
-    CouchDB rejects ids that are empty or start with ``_`` other than ``_design/x`` and
-    ``_local/x``; in a path such an id would address an endpoint instead (``_all_docs``,
-    ``_security``, ``_index``) or the database itself (``""``).
-    """
+    """Why ``doc_id`` cannot name a document (empty, or ``_`` other than ``_design/x`` and
+    ``_local/x``: in a path it would address an endpoint), or None if it can."""
     if not isinstance(doc_id, str):
         return f"a document id must be a string, not {type(doc_id).__name__}"
     if not doc_id:
