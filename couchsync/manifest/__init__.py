@@ -13,13 +13,15 @@ from couchsync.manifest.model import (
     DesiredState,
     DocumentSpec,
     IndexSpec,
+    MigrationSpec,
     SourcePos,
     summarize,
 )
 
 __all__ = [
     "DatabaseNames", "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec", "IndexSpec",
-    "ManifestError", "Problem", "SourcePos", "expand_patterns", "is_pattern", "is_secret_variable",
-    "iter_problems", "literal_prefix", "load_manifests", "looks_like_a_number", "matches",
-    "schema_text", "show_warnings_on_stderr", "summarize", "variables",
+    "ManifestError", "MigrationSpec", "Problem", "SourcePos", "expand_patterns", "is_pattern",
+    "is_secret_variable", "iter_problems", "literal_prefix", "load_manifests",
+    "looks_like_a_number", "matches", "schema_text", "show_warnings_on_stderr", "summarize",
+    "variables",
 ]

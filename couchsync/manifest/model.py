@@ -175,6 +175,42 @@ class DocumentRule:
     ignore: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MigrationSpec:
+    """One entry of a database's ``migrations:`` list: a change to the documents already
+    there, run once per database and recorded on the server with ``checksum``.
+
+    Paths are dotted (``contact.email``); a run applies, to each document ``selector``
+    matches, ``rename``, ``copy``, ``set_default``, ``set``, ``unset`` and ``transform``
+    in that order, or deletes it (``delete``). ``revert`` names a migration run with
+    ``keep_originals`` whose documents it restores instead.
+    """
+
+    id: str
+    source: SourcePos
+    #: The definition's digest (the transform's source file included): an applied
+    #: migration whose checksum moved is refused unless ``rerun_on_change``.
+    checksum: str
+    selector: dict[str, Any] | None = None  # None: every document (design docs never)
+    rename: dict[str, str] = field(default_factory=dict)
+    copy: dict[str, str] = field(default_factory=dict)
+    set_default: dict[str, Any] = field(default_factory=dict)
+    set: dict[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    transform: str | None = None  # "file.py:function" as written
+    transform_file: str | None = None  # the file, resolved from the manifest's directory
+    delete: bool = False
+    description: str = ""
+    rerun_on_change: bool = False
+    keep_originals: bool = False
+    revert: str | None = None  # the id of the migration this one undoes
+
+    @property
+    def transform_function(self) -> str | None:
+        """The function's name in ``transform_file``."""
+        return None if self.transform is None else self.transform.rpartition(":")[2]
+
+
 @dataclass(slots=True)
 class DatabaseSpec:
     """One database as the manifests (possibly several files, merged) declare it."""
@@ -199,6 +235,8 @@ class DatabaseSpec:
     create_only: bool = False
     ignore: tuple[str, ...] = ()
     document_rules: dict[str, DocumentRule] = field(default_factory=dict)  # by _id, sparse
+    #: ``migrations:``, in the order they run (manifest files in the order given).
+    migrations: list[MigrationSpec] = field(default_factory=list)
     sources: dict[str, SourcePos] = field(default_factory=dict)  # each setting's place
     #: For a database no manifest names: the pattern(s) matching it; never created.
     matched_by: str | None = None
