@@ -242,6 +242,12 @@ class Database:
         rows: list[dict[str, Any]] = self._send("GET", "/_all_docs", params=params).json()["rows"]
         return rows
 
+    def changes(self, since: str = "0", *, limit: int | None = None) -> dict[str, Any]:
+        """One page of ``_changes`` after ``since`` (a sequence as the server gave it):
+        ``results`` (``id``, ``seq``, ``changes``, maybe ``deleted``) and ``last_seq``."""
+        params = {"since": since, **({"limit": str(limit)} if limit is not None else {})}
+        return self._send("GET", "/_changes", params=params).json_object()
+
     def list_documents(self) -> list[dict[str, Any]]:
         """All ``_all_docs`` rows (``id``, ``key``, ``value.rev``), fetched page by page."""
         return list(self.iter_all_docs())
