@@ -23,12 +23,12 @@ from ._errors import (
 )
 from ._query import FindQuery, IndexQuery
 from ._server import Server
-from ._transport import ConnectionEngine, HttpxConnection
+from ._transport import ConnectionEngine, HttpxConnection, encode_json
 
 __all__ = [
     "BadRequest", "BulkResults", "Client", "ClientClosedError", "Conflict", "ConnectionEngine",
     "CouchError", "Database", "DatabaseError", "Document", "DocumentError", "FindQuery",
     "Forbidden", "HTTPStatusError", "HttpxConnection", "IndexQuery", "InvalidDatabaseName",
     "InvalidURL", "NotFound", "PreconditionFailed", "Server", "ServerError", "TransportError",
-    "Unauthorized"
+    "Unauthorized", "encode_json",
 ]

@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from couchsync.client import Client, CouchError, TransportError
-from couchsync.client._transport import encode_json
+from couchsync.client import Client, CouchError, TransportError, encode_json
 from couchsync.manifest.model import DatabaseSpec
 from couchsync.plan import Action, Step, StepKind
 
