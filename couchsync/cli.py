@@ -396,6 +396,13 @@ def plan(
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="FILE", show_default=False,
         help="Also save the plan to FILE, for apply --plan FILE.")] = None,
+    samples: Annotated[int, typer.Option(
+        "--samples", min=0, metavar="N",
+        help="Documents shown before and after, per data migration.")] = 3,
+    migration_out: Annotated[Path | None, typer.Option(
+        "--migration-out", metavar="DIR", show_default=False,
+        help="Write every document a data migration would write to "
+             "DIR/DATABASE/MIGRATION.jsonl, for review.")] = None,
 ) -> None:
     """Show what apply would change on the server; writes nothing (but --out FILE).
 
@@ -403,6 +410,7 @@ def plan(
     """
     fmt = _check_format(fmt, ("text", "json", "markdown"))
     from couchsync.operation import plan_manifests
+    from couchsync.read import MigrationOptions
     from couchsync.saved_plan import ReadVariables, SavedPlan, server_of
 
     deploy: Literal["in_place", "staged"] | None = (
@@ -412,7 +420,8 @@ def plan(
         with conn.client(parallel) as client:
             desired, result, locks = plan_manifests(
                 client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
-                design_deploy=deploy, environ=environ, parallel=parallel, hooks=_Terminal())
+                design_deploy=deploy, environ=environ, parallel=parallel, hooks=_Terminal(),
+                migrations=MigrationOptions(samples, migration_out))
             _tell_locks(locks)
             if out is not None:
                 url, uuid = server_of(client)
@@ -536,6 +545,8 @@ def apply(
                            "what the manifests say).")
             for line in result.staged:
                 typer.echo(f"Staged: {line}")
+            for line in result.migrated:
+                typer.echo(f"Migrated: {line}")
             if not done.plan.is_empty:
                 typer.echo(result.summary())
         if (unread := _unread(done.plan)) is not None:

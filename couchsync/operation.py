@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from couchsync.lock import LockReader, LockSet
     from couchsync.manifest import DesiredState
     from couchsync.plan import Plan
+    from couchsync.read import MigrationOptions
     from couchsync.saved_plan import SavedPlan
 
 __all__ = ["ApplyCancelled", "ApplyHooks", "ApplyOutcome", "Progress", "apply_manifests",
@@ -90,15 +91,16 @@ def plan_manifests(
     only: Sequence[str] | None = None, db_prefix: str = "", db_suffix: str = "",
     design_deploy: DesignDeploy | None = None, environ: Mapping[str, str] | None = None,
     parallel: int = DEFAULT_PARALLEL, lock_wait: float | None = None,
-    hooks: ApplyHooks | None = None,
+    hooks: ApplyHooks | None = None, migrations: MigrationOptions | None = None,
 ) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan as ``couchsync plan`` does. The apply locks are read before the
     databases (``couchsync.lock``); with ``lock_wait`` a held one is waited for up to that
-    many seconds, then ``LockHeld``."""
+    many seconds, then ``LockHeld``. ``migrations``: what the plan shows of each data
+    migration (samples, files of would-be documents)."""
     from couchsync.lock import LockReader
     from couchsync.manifest import DatabaseNames
     from couchsync.plan import PlanError, public_warnings
-    from couchsync.read import load_and_plan
+    from couchsync.read import PREVIEW, load_and_plan
 
     hooks = hooks or ApplyHooks()
     try:  # the server's URL: replication endpoints on it are mapped too
@@ -110,7 +112,7 @@ def plan_manifests(
         desired, plan = load_and_plan(
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
-            design_deploy=design_deploy)
+            design_deploy=design_deploy, migrations=migrations or PREVIEW)
     for line in public_warnings(desired, plan):
         hooks.warning(line)
     return desired, plan, locks

@@ -51,6 +51,8 @@ class ApplyResult:
     confirmed: int = 0
     #: One line per staged rollout done: what was built, for how long.
     staged: list[str] = field(default_factory=list)
+    #: One line per migration run: what it changed.
+    migrated: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[StepResult]:
@@ -78,7 +80,8 @@ class ApplyResult:
              "ok": self.ok, "plan": plan.to_dict(),
              "results": [result.to_dict() for result in self.results],
              "summary": self.counts(), "warnings": self.warnings,
-             "confirmed": self.confirmed, "staged": self.staged},
+             "confirmed": self.confirmed, "staged": self.staged,
+             "migrated": self.migrated},
             indent=2, sort_keys=True, ensure_ascii=False,
         )
 

@@ -15,6 +15,7 @@ from couchsync._names import CONFIG
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync._words import counted
 from couchsync.apply._documents import write_documents
+from couchsync.apply._migrations import run_migrations
 from couchsync.apply._record import write_ahead_creates, write_final_record
 from couchsync.apply._result import ApplyError, ApplyInterrupted, ApplyResult, Stop
 from couchsync.apply._rollout import roll_out
@@ -23,7 +24,7 @@ from couchsync.apply._steps import apply_config, clean_up_indexes, run_steps
 from couchsync.client import Client, TransportError
 from couchsync.manifest.model import DesiredState
 from couchsync.plan import Action, ManagedDoc, Plan, PlanError, Step, StepKind
-from couchsync.plan.phases import DESIGN, DOCS, STAGED, run_order, validates
+from couchsync.plan.phases import DESIGN, DOCS, MIGRATE, STAGED, run_order, validates
 from couchsync.plan.phases import phases as step_phases
 from couchsync.read import LimitsReader
 
@@ -139,6 +140,8 @@ def _phase(target: Target, phase: int, steps: list[Step]) -> None:
         target.fail(steps, "skipped: the database was not created")
     elif phase == STAGED:
         roll_out(target, steps)
+    elif phase == MIGRATE:
+        run_migrations(target, steps)
     elif phase in (DESIGN, DOCS):
         if phase == DESIGN or write_ahead_creates(target, steps):
             write_documents(target, steps)

@@ -70,6 +70,11 @@ class Run:
         with self.mutex:
             self.result.warnings.append(text)
 
+    def report(self, line: str) -> None:
+        """A line of what a migration did (``ApplyResult.migrated``)."""
+        with self.mutex:
+            self.result.migrated.append(line)
+
 
 class Target:
     """One database's apply: what it did and what its ownership record must learn."""

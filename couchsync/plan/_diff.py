@@ -17,6 +17,7 @@ from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, sort
 from couchsync.plan._designdoc import added_unversioned, with_server_fields
 from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
+from couchsync.plan._migrate import migration_steps
 from couchsync.plan._model import (
     CREATE_ONLY_EXISTING,
     IGNORING_UNREAD,
@@ -92,6 +93,8 @@ def _database_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                 *_design_doc_steps(spec, live, scope)]
     yield from building
     yield from _staging_cleanup(spec, live, scope, building)
+    if scope.whole:
+        yield from migration_steps(spec, live.migrations, live.previews)
     yield from _document_steps(spec, live, scope, record)
 
 

@@ -43,9 +43,11 @@ class StepKind(str, Enum):
     INDEX = "index"
     DOCUMENT = "document"
     CONFIG = "config"  # a node config key, on every node (database: "_config")
+    MIGRATION = "migration"  # a data migration: ``after`` holds its preview
 
 
-_ADDRESS_PART = {StepKind.DESIGN_DOC: "design", StepKind.INDEX: "index", StepKind.DOCUMENT: "doc"}
+_ADDRESS_PART = {StepKind.DESIGN_DOC: "design", StepKind.INDEX: "index", StepKind.DOCUMENT: "doc",
+                 StepKind.MIGRATION: "migration"}
 
 
 class Rebuild(TypedDict):
@@ -104,8 +106,8 @@ class Step:
 
     @property
     def address(self) -> str:
-        """``db:NAME``, ``db:NAME/security``, ``db:NAME/{doc|design|index}:ID`` or
-        ``config:SECTION/KEY``."""
+        """``db:NAME``, ``db:NAME/security``, ``db:NAME/{doc|design|index|migration}:ID``
+        or ``config:SECTION/KEY``."""
         if self.kind is StepKind.CONFIG:
             return f"config:{self.id}"
         base = f"db:{self.database}"

@@ -31,7 +31,8 @@ _COLORS = {"+": "32", "~": "33", "-": "31", "-/+": "35", "bold": "1", "dim": "2"
 
 _NOUNS = {"document": ("document", "documents"), "design_doc": ("design doc", "design docs"),
           "index": ("index", "indexes"), "security": ("security object", "security objects"),
-          "database": ("database", "databases"), "config": ("config key", "config keys")}
+          "database": ("database", "databases"), "config": ("config key", "config keys"),
+          "migration": ("migration", "migrations")}
 _VERBS = {"+": "create", "~": "update", "-": "delete", "-/+": "replace"}
 
 Paint = Callable[[str, str], str]
@@ -320,17 +321,10 @@ def _step_lines(block: _Block, paint: Paint, list_databases: bool) -> Iterator[L
     if step.get("rebuild") and block.building:
         yield _INDENT, paint("dim", f"# {_rebuild_text(step['rebuild'], block)}")
     before, after = step.get("before"), step.get("after")
-    if action in (Action.UPDATE.value, Action.REPLACE.value):
-        for change in field_changes(before, after):
-            if change.op == "~" and (diff := line_diff(change.before, change.after)):
-                yield _INDENT, f"{paint('~', '~')} {change.path}:"
-                for line in diff:
-                    style = {"+": "+", "-": "-"}.get(line[:1], "dim")
-                    yield _DIFF_INDENT, line if line[:1] == " " else paint(style, line)
-                continue
-            value = (f"{_json(change.before)} → {_json(change.after)}" if change.op == "~"
-                     else _json(change.after if change.op == "+" else change.before))
-            yield _INDENT, f"{paint(change.op, change.op)} {change.path}: {value}"
+    if step["kind"] == StepKind.MIGRATION.value:
+        yield from _migration_lines(after or {}, paint)
+    elif action in (Action.UPDATE.value, Action.REPLACE.value):
+        yield from _change_lines(before, after, paint)
     elif action == Action.CREATE.value:
         yield from _listing("+", after, paint)
     else:
@@ -340,6 +334,42 @@ def _step_lines(block: _Block, paint: Paint, list_databases: bool) -> Iterator[L
             yield from ((_INDENT + "  ", f"db:{name}") for name in databases)
         else:
             yield _INDENT, paint("dim", "# --list-databases names them")
+
+
+def _change_lines(before: Any, after: Any, paint: Paint, indent: str = "") -> Iterator[Line]:
+    """Each changed field: ``~ path: old → new`` (a multi-line string as a line diff)."""
+    for change in field_changes(before, after):
+        if change.op == "~" and (diff := line_diff(change.before, change.after)):
+            yield _INDENT + indent, f"{paint('~', '~')} {change.path}:"
+            for line in diff:
+                style = {"+": "+", "-": "-"}.get(line[:1], "dim")
+                yield _DIFF_INDENT + indent, line if line[:1] == " " else paint(style, line)
+            continue
+        value = (f"{_json(change.before)} → {_json(change.after)}" if change.op == "~"
+                 else _json(change.after if change.op == "+" else change.before))
+        yield _INDENT + indent, f"{paint(change.op, change.op)} {change.path}: {value}"
+
+
+def _migration_lines(preview: Mapping[str, Any], paint: Paint) -> Iterator[Line]:
+    """A migration's preview: its counts, the documents it cannot change, a missing
+    index, and its samples as field changes."""
+    changed, deleted = preview["changed"], preview["deleted"]
+    text = (f"{counted(preview['matched'], 'document')} matched, {changed:,} to change"
+            + (f" ({deleted:,} by deleting)" if deleted else ""))
+    if preview.get("resumed"):
+        text += f"; {preview['resumed']:,} done by the interrupted run"
+    yield _INDENT, text
+    if preview["failed"]:
+        yield _INDENT, paint("-", f"! {counted(preview['failed'], 'document')} cannot be "
+                                  "migrated:")
+        for error in preview.get("errors", []):
+            yield _INDENT + "    ", error
+    if preview.get("unindexed"):
+        yield _INDENT, paint("dim", "# no index serves its selector: every document is read "
+                                    "(add an index on the selector's fields)")
+    for sample in preview.get("samples", []):
+        yield _INDENT, f"{paint('~', '~')} doc:{sample['id']}"
+        yield from _change_lines(sample["before"], sample["after"], paint, "  ")
 
 
 def _rebuild_text(rebuild: Mapping[str, Any], block: _Block) -> str:

@@ -47,6 +47,21 @@ class ManagedDoc(NamedTuple):
 
 
 @dataclass(slots=True)
+class MigrationPreview:
+    """What running a migration now would do (``couchsync.read`` runs it on
+    every document its selector matches, writing nothing)."""
+
+    matched: int = 0
+    changed: int = 0  # deletes included
+    deleted: int = 0
+    failed: int = 0  # documents the migration cannot change (``errors`` names some)
+    done: int = 0  # documents an interrupted run already migrated (not matched again)
+    errors: list[str] = field(default_factory=list)
+    samples: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    unindexed: bool = False  # CouchDB said no index serves the selector
+
+
+@dataclass(slots=True)
 class LiveDatabase:
     """One database on the server."""
 
@@ -67,6 +82,10 @@ class LiveDatabase:
     index_sizes: dict[str, int] = field(default_factory=dict)
     #: Staging design docs (``_design/couchsync-staged…``) a staged rollout left, by id.
     staging: dict[str, LiveDoc] = field(default_factory=dict)
+    #: The migrations that ran or started here (``MIGRATIONS_DDOC``'s ``migrations``),
+    #: and what each one still to run would do.
+    migrations: dict[str, Any] = field(default_factory=dict)
+    previews: dict[str, MigrationPreview] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

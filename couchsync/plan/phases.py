@@ -9,7 +9,9 @@ from couchsync._names import CONFIG, REPLICATOR_DB, USERS_DB
 from couchsync.plan._model import Action, StepKind
 
 # A replace is in both index phases (its delete half, then its create half).
-CREATE_DB, DELETE_DB, SECURITY, DESIGN, INDEX_DELETE, INDEX_CREATE, DOCS, STAGED = range(8)
+# Migrations run once the indexes their selectors use exist, and before the seed
+# documents, which the manifests declare in the new shape.
+CREATE_DB, DELETE_DB, SECURITY, DESIGN, INDEX_DELETE, INDEX_CREATE, MIGRATE, DOCS, STAGED = range(9)
 
 
 def validates(kind: StepKind, action: Action, before: Any, after: Any) -> bool:
@@ -32,6 +34,8 @@ def phases(kind: StepKind, action: Action, staged: bool, validating: bool
                 Action.REPLACE: (INDEX_DELETE, INDEX_CREATE)}[action]
     if kind is StepKind.SECURITY:
         return (SECURITY,)
+    if kind is StepKind.MIGRATION:
+        return (MIGRATE,)
     if kind is StepKind.DESIGN_DOC and validating:
         return (DESIGN,)
     return (DOCS,)

@@ -5,6 +5,20 @@ ownership record), and the drivers that read and plan database by database
 
 from couchsync.read._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
 from couchsync.read._live import SCAN_PAGE_SIZE, Prefetched, prefetch, read_bodies, read_indexes
+from couchsync.read._migrations import (
+    PREVIEW,
+    Journal,
+    Matching,
+    MigrationOptions,
+    among,
+    changed_since,
+    current_revs,
+    id_key,
+    journal_id,
+    read_journal,
+    reverted,
+    settle,
+)
 from couchsync.read._ownership import read_record, write_ahead, write_record
 from couchsync.read._planner import (
     discover,
@@ -15,7 +29,33 @@ from couchsync.read._planner import (
 )
 
 __all__ = [
-    "BULK_ENVELOPE", "SCAN_PAGE_SIZE", "LimitsReader", "Prefetched", "bulk_body", "discover",
-    "encoded", "load_and_plan", "load_and_read", "plan_server", "prefetch", "read_bodies",
-    "read_indexes", "read_live_state", "read_record", "write_ahead", "write_record",
+    "BULK_ENVELOPE",
+    "PREVIEW",
+    "SCAN_PAGE_SIZE",
+    "Journal",
+    "LimitsReader",
+    "Matching",
+    "MigrationOptions",
+    "Prefetched",
+    "among",
+    "bulk_body",
+    "changed_since",
+    "current_revs",
+    "discover",
+    "encoded",
+    "id_key",
+    "journal_id",
+    "load_and_plan",
+    "load_and_read",
+    "plan_server",
+    "prefetch",
+    "read_bodies",
+    "read_indexes",
+    "read_journal",
+    "read_live_state",
+    "read_record",
+    "reverted",
+    "settle",
+    "write_ahead",
+    "write_record",
 ]

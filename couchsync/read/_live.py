@@ -10,6 +10,7 @@ from typing import Any
 from couchsync.client import Client, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan import (
+    MIGRATIONS_DDOC,
     LiveDatabase,
     LiveDoc,
     LiveIndex,
@@ -30,6 +31,7 @@ from couchsync.plan import (
     rebuilds_views,
     shard_copy_ids,
 )
+from couchsync.read._migrations import PREVIEW, MigrationOptions, read_previews
 from couchsync.read._ownership import read_head, read_shards
 
 #: Scan the whole database when the manifest lists more than 1/SCAN_RATIO of it.
@@ -96,7 +98,8 @@ def read_info(db: Database) -> dict[str, Any] | None:
 
 
 def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
-                  ahead: Prefetched | None) -> LiveDatabase:
+                  ahead: Prefetched | None,
+                  migrations: MigrationOptions = PREVIEW) -> LiveDatabase:
     if ahead is None:
         ahead = Prefetched(read_info(db))
     elif ahead.error is not None:
@@ -122,7 +125,10 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     bodies = _all_bodies(db) if whole else None
     if bodies is None:  # not whole, or some body there too deep to decode: by id
         whole = False
-        bodies = read_bodies(db, [*design_ids, *staging_ids, *(doc_ids if small else ())])
+        # The migrations' record in the same request (a no-op plan asks nothing more).
+        record_ids = [MIGRATIONS_DDOC] if spec.migrations and scope.whole else []
+        bodies = read_bodies(db, [*design_ids, *staging_ids, *record_ids,
+                                  *(doc_ids if small else ())])
     if scope.whole and spec.indexes:
         found = _mango_indexes(bodies.values(), live.partitioned) if whole else None
         listed: set[str] = set(bodies)  # staging design docs seen
@@ -143,6 +149,9 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                         for doc_id, doc in _found(bodies, design_ids).items()}
     live.staging = _found(bodies, staging_ids)
     live.index_sizes = _index_sizes(db, spec, live)
+    if spec.migrations and scope.whole:
+        live.migrations = (bodies.get(MIGRATIONS_DDOC) or {}).get("migrations") or {}
+        live.previews = read_previews(db, spec, live.migrations, migrations)
     if small:
         documents = _found(bodies, doc_ids)
         if not any(_needs_record(spec.documents[doc_id], documents.get(doc_id))

@@ -39,6 +39,7 @@ from couchsync.plan import (
 from couchsync.read._config import read_config
 from couchsync.read._limits import LimitsReader, too_large
 from couchsync.read._live import Prefetched, close_scans, prefetch, read_database
+from couchsync.read._migrations import PREVIEW, MigrationOptions
 
 #: Names per ``_all_dbs`` page: 100,000 databases never come in one response.
 DISCOVERY_PAGE = 1000
@@ -72,7 +73,7 @@ def load_and_read(
     client: Client, paths: Sequence[str | os.PathLike[str]], *,
     only: Sequence[str] | None = None, before_read: BeforeRead | None = None,
     parallel: int = DEFAULT_PARALLEL, environ: Mapping[str, str] | None = None,
-    names: DatabaseNames = NO_MAPPING,
+    names: DatabaseNames = NO_MAPPING, migrations: MigrationOptions = PREVIEW,
 ) -> tuple[DesiredState, LiveState]:
     """``load_manifests(paths)``, patterns expanded, then ``read_live_state`` of it, the
     server asked while the manifests load. ``before_read(names)`` gets the databases to be
@@ -81,7 +82,7 @@ def load_and_read(
     declared names)."""
     desired, ahead, only = _load(client, paths, only, before_read, environ, names)
     return desired, read_live_state(client, desired, only=only, prefetched=ahead,
-                                    parallel=parallel)
+                                    parallel=parallel, migrations=migrations)
 
 
 def load_and_plan(
@@ -90,6 +91,7 @@ def load_and_plan(
     parallel: int = DEFAULT_PARALLEL, on_database: DatabaseProgress | None = None,
     design_deploy: Literal["in_place", "staged"] | None = None,
     environ: Mapping[str, str] | None = None, names: DatabaseNames = NO_MAPPING,
+    migrations: MigrationOptions = PREVIEW,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
@@ -100,7 +102,8 @@ def load_and_plan(
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
     return desired, plan_server(client, desired, only=only, prefetched=ahead,
-                                parallel=parallel, on_database=on_database)
+                                parallel=parallel, on_database=on_database,
+                                migrations=migrations)
 
 
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
@@ -139,6 +142,7 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
 def read_live_state(
     client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
+    migrations: MigrationOptions = PREVIEW,
 ) -> LiveState:
     """Read what ``plan_changes(desired, live, only=only)`` needs, ``parallel`` databases at
     a time, raising the first error; ``desired``'s patterns must be expanded already;
@@ -149,7 +153,7 @@ def read_live_state(
         names = list(scopes)
         read = ordered_map(lambda name: read_database(client.database(name),
                                                        desired.databases[name], scopes[name],
-                                                       ahead.get(name)),
+                                                       ahead.get(name), migrations),
                            names, parallel)
         return LiveState(dict(zip(names, read, strict=True)))
     finally:
@@ -160,6 +164,7 @@ def plan_server(
     client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
+    migrations: MigrationOptions = PREVIEW,
 ) -> Plan:
     """``plan_changes(desired, read_live_state(...))``, each database's live state dropped
     once it is planned. A database that cannot be read goes to ``Plan.errors``; a lost
@@ -179,7 +184,8 @@ def plan_server(
         scope: Scope = scopes[name]
         spec = desired.databases[name]
         try:
-            live = read_database(client.database(name), spec, scope, ahead.pop(name, None))
+            live = read_database(client.database(name), spec, scope, ahead.pop(name, None),
+                                 migrations)
             if name == USERS_DB:  # each password against its stored hash, on every core
                 check_passwords(_user_passwords(spec, live), parallel)
             part = plan_checked(spec, live, scope)

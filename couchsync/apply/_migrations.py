@@ -1,0 +1,266 @@
+"""Data migrations: each document changed exactly once, under crashes, races and an
+application writing meanwhile (docs/plan-and-apply.md, "Data migrations").
+
+Every batch is written ahead into a journal document (``_local``) naming each document
+and the revision it was read at, with the hash of what it is about to become; then sent
+with ``_bulk_docs``; then the journal learns what was written. A run killed between the
+two is settled by the next one (``read.settle``): the revision history tells whether the
+batch's write landed. Documents the journals list are never migrated again, so a
+transform that is not idempotent runs once per document. The record (the migrations
+design doc) says ``done`` only after a last pass over the changes made since the run
+began: documents the application wrote meanwhile are migrated too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from couchsync.apply._result import StepResult, refusal
+from couchsync.apply._state import CONFLICT_ROUNDS, Target
+from couchsync.client import Conflict, Database, NotFound, encode_json
+from couchsync.manifest import load_transform
+from couchsync.manifest.model import MigrationSpec
+from couchsync.plan import MIGRATIONS_DDOC, Step, Transform, batched_within, body_hash, migrate
+from couchsync.read import (
+    BULK_ENVELOPE,
+    Journal,
+    Matching,
+    among,
+    changed_since,
+    current_revs,
+    id_key,
+    journal_id,
+    read_journal,
+    reverted,
+    settle,
+)
+
+#: Documents a failed migration's error names.
+NAMED = 5
+
+
+def run_migrations(target: Target, steps: list[Step]) -> None:
+    """The migration steps of one database, in the manifests' order; one that fails
+    stops those after it (they may build on it)."""
+    declared = {m.id: m for m in target.run.desired.databases[target.name].migrations}
+    for index, step in enumerate(steps):
+        migration = declared.get(step.id or "")
+        if migration is None or migration.checksum != (step.after or {}).get("checksum"):
+            target.fail([step], "the manifests define this migration otherwise than the plan "
+                                "did: plan again")
+            continue
+        target.run.guard()
+        with refusal() as refused:
+            line = (_revert(target, migration) if migration.revert is not None
+                    else _Run(target, migration).run())
+        if refused or line is None:
+            error = refused.reason if refused else "see the documents named"
+            target.finish(StepResult(step, False, error=error))
+            target.fail(steps[index + 1:], f"not run: {step.address} failed before it")
+            return
+        target.finish(StepResult(step, True))
+        target.run.report(f"{step.address}: {line}")
+
+
+@dataclass(eq=False)
+class _Run:
+    """One migration's run in one database."""
+
+    target: Target
+    migration: MigrationSpec
+    journal: Journal = field(default_factory=Journal)
+    matched: int = 0
+    changed: int = 0
+    deleted: int = 0
+    errors: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return self.target.db
+
+    def run(self) -> str | None:
+        """Migrate, catch up, record ``done``: what it did, in a line; None (and the
+        failures reported) when some document could not be migrated."""
+        migration = self.migration
+        record = _read_record(self.db)
+        entry = record["migrations"].get(migration.id)
+        if entry is not None and entry == {**entry, "checksum": migration.checksum,
+                                           "state": "done"}:
+            return "done already (by an apply that ran since the plan)"
+        if entry is None or entry.get("checksum") != migration.checksum:
+            entry = {"checksum": migration.checksum, "state": "running",
+                     "since": str(self.db.info()["update_seq"]),
+                     "originals": migration.keep_originals}
+            record = _write_record(self.db, record, migration.id, entry, self.target.w)
+        else:
+            self.journal = read_journal(self.db, migration.id, migration.checksum)
+            for batch in self.journal.unsettled:
+                self._settle(batch)
+            self.journal.unsettled = []
+        transform = load_transform(migration) if migration.transform else None
+        for page in Matching(self.db, migration.selector):
+            self._migrate(page, transform)
+        self._catch_up(str(entry["since"]), transform)
+        if self.errors:
+            self.target.run.warn(
+                f"db:{self.target.name}/migration:{migration.id}: {len(self.errors):,} "
+                "documents not migrated (the next apply tries them again): "
+                + "; ".join(self.errors[:NAMED]))
+            return None
+        done = {**entry, "state": "done", "changed": len(self.journal.migrated)}
+        _write_record(self.db, _read_record(self.db), migration.id, done, self.target.w)
+        if not migration.keep_originals:
+            self._drop_journal()
+        if self.uncertain:
+            self.target.run.warn(
+                f"db:{self.target.name}/migration:{migration.id}: counted as migrated, "
+                "changed by someone else after an interrupted batch whose outcome the "
+                f"server no longer tells: {', '.join(self.uncertain[:NAMED])}")
+        return (f"{self.changed:,} of {self.matched:,} matched documents changed"
+                + (f" ({self.deleted:,} deleted)" if self.deleted else ""))
+
+    def _settle(self, batch: dict[str, Any]) -> None:
+        """A batch a crash left unanswered: what it wrote goes into the journal."""
+        written, uncertain = settle(self.db, batch["intended"])
+        self.uncertain += uncertain
+        self._close(int(batch["_id"].rpartition(".")[2]), batch, written)
+
+    def _close(self, number: int, batch: dict[str, Any], written: dict[str, str]) -> None:
+        """Batch ``number``'s journal document keeps what was written (and its originals)."""
+        kept = {"written": written, **({"originals": {
+            doc_id: body for doc_id, body in batch["originals"].items() if doc_id in written}}
+            if "originals" in batch else {})}
+        self.journal.revs[number] = self.db.update(batch["_id"], kept, rev=batch["_rev"],
+                                                   w=self.target.w)[1]
+        self.journal.migrated.update(id_key(doc_id) for doc_id in written)
+
+    def _catch_up(self, since: str, transform: Transform | None) -> None:
+        """Migrate what was written since the run began and not by it, until a pass over
+        the changes finds nothing more to write."""
+        while True:
+            wrote = self.changed
+            for ids, last in changed_since(self.db, since):
+                todo = [doc_id for doc_id in ids if id_key(doc_id) not in self.journal.migrated]
+                if todo:
+                    self._migrate(among(self.db, self.migration.selector, todo), transform)
+                since = last
+            if self.changed == wrote:
+                return
+
+    def _migrate(self, docs: Sequence[dict[str, Any]], transform: Transform | None,
+                 round_: int = 0) -> None:
+        new: list[tuple[dict[str, Any], dict[str, Any], bytes]] = []
+        for doc in docs:
+            if id_key(doc["_id"]) in self.journal.migrated:
+                continue
+            if round_ == 0:
+                self.matched += 1
+            outcome = migrate(self.migration, doc, transform)
+            if outcome.error is not None:
+                self.errors.append(f"{doc['_id']}: {outcome.error}")
+            elif outcome.changes:
+                after = ({"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True}
+                         if outcome.deleted else outcome.body or {})
+                new.append((doc, after, encode_json(after)))
+        limit = self.target.run.limits().request - BULK_ENVELOPE
+        for batch in batched_within(new, self.target.run.batch_size, limit,
+                                    lambda item: len(item[2]) + 1):
+            self._write(batch, transform, round_)
+
+    def _write(self, batch: Sequence[tuple[dict[str, Any], dict[str, Any], bytes]],
+               transform: Transform | None, round_: int) -> None:
+        self.target.run.guard()
+        ahead: dict[str, Any] = {"intended": {doc["_id"]: [doc["_rev"], body_hash(
+            None if after.get("_deleted") else after)] for doc, after, _ in batch}}
+        if self.migration.keep_originals:
+            ahead["originals"] = {doc["_id"]: doc for doc, _, _ in batch}
+        doc_id = journal_id(self.migration.id, self.migration.checksum, len(self.journal.revs))
+        stored = self.db.bulk_docs([{"_id": doc_id, **ahead}], w=self.target.w)
+        if stored.errors():  # a journal left by a run of another process: read it first
+            raise Conflict(f"{doc_id} in {self.db.name}: written by another run meanwhile")
+        self.journal.revs.append(stored.revs()[doc_id])
+        answers = self.db.bulk_docs([body for _, _, body in batch], w=self.target.w)
+        if answers.accepted:
+            self.target.count_partial()
+        written = answers.revs()
+        conflicted = []
+        for failed_id, answer in answers.errors().items():
+            if answer["error"] == "conflict" and round_ < CONFLICT_ROUNDS:
+                conflicted.append(failed_id)
+            else:
+                self.errors.append(f"{failed_id}: {answer['error']}: {answer.get('reason', '')}")
+        self._close(len(self.journal.revs) - 1,
+                    {**ahead, "_id": doc_id, "_rev": self.journal.revs[-1]}, written)
+        self.changed += len(written)
+        self.deleted += sum(1 for doc, after, _ in batch
+                            if after.get("_deleted") and doc["_id"] in written)
+        if conflicted:  # the application wrote it meanwhile: read again, migrate that
+            self._migrate(among(self.db, self.migration.selector, conflicted), transform,
+                          round_ + 1)
+
+    def _drop_journal(self) -> None:
+        """Its work recorded, the journal goes (one request per batch size of them)."""
+        tombstones = [{"_id": journal_id(self.migration.id, self.migration.checksum, number),
+                       "_rev": rev, "_deleted": True}
+                      for number, rev in enumerate(self.journal.revs)]
+        for chunk in _chunks(tombstones, self.target.run.batch_size):
+            self.db.bulk_docs(chunk, w=self.target.w)
+
+
+def _revert(target: Target, migration: MigrationSpec) -> str:
+    """Restore the originals of the documents the reverted migration changed and nobody
+    changed since; name those left."""
+    db, record = target.db, _read_record(target.db)
+    restored = 0
+    left: list[str] = []
+    for batch in reverted(db, migration, record["migrations"]):
+        written, originals = batch.get("written", {}), batch.get("originals", {})
+        now = current_revs(db, list(written))
+        restore = []
+        for doc_id, rev in written.items():
+            if now.get(doc_id) == rev and doc_id in originals:
+                restore.append({**originals[doc_id], "_rev": rev})
+            elif now.get(doc_id) != rev:
+                left.append(doc_id)
+        for chunk in _chunks(restore, target.run.batch_size):
+            target.run.guard()
+            answers = db.bulk_docs(chunk, w=target.w)
+            restored += len(answers.revs())
+            left += list(answers.errors())
+    _write_record(db, record, migration.id, {"checksum": migration.checksum, "state": "done",
+                                              "changed": restored}, target.w)
+    if left:
+        target.run.warn(f"db:{target.name}/migration:{migration.id}: {len(left):,} documents "
+                        "changed since the migration were left as they are: "
+                        + ", ".join(left[:NAMED]))
+    return f"{restored:,} documents restored" + (f", {len(left):,} left" if left else "")
+
+
+def _chunks(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    return (items[start:start + size] for start in range(0, len(items), size))
+
+
+def _read_record(db: Database) -> dict[str, Any]:
+    try:
+        body = db.get(MIGRATIONS_DDOC)
+    except NotFound:
+        return {"_id": MIGRATIONS_DDOC, "migrations": {}}
+    body.setdefault("migrations", {})
+    return body
+
+
+def _write_record(db: Database, record: dict[str, Any], migration: str,
+                  entry: dict[str, Any], w: int | None) -> dict[str, Any]:
+    """``record`` with ``entry`` as ``migration``'s, written; read again and merged when
+    someone else wrote it meanwhile."""
+    for _ in range(CONFLICT_ROUNDS):
+        body = {**record, "migrations": {**record["migrations"], migration: entry}}
+        answers = db.bulk_docs([body], w=w)
+        if not answers.errors():
+            return {**body, "_rev": answers.revs()[MIGRATIONS_DDOC]}
+        record = _read_record(db)
+    raise Conflict(f"{MIGRATIONS_DDOC} in {db.name}: still changing after "
+                   f"{CONFLICT_ROUNDS} tries")

@@ -1,0 +1,187 @@
+"""What a data migration does to one document, with no I/O: the same function previews a
+migration in a plan and runs it in apply, so the plan's counts are apply's."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from couchsync._canonical import canonical_json, hash_canonical
+from couchsync.manifest.model import DatabaseSpec, MigrationSpec
+from couchsync.plan._model import Action, PlanError, Step, StepKind
+from couchsync.plan._state import MigrationPreview
+
+#: ``def upgrade(doc) -> dict | None``: the new body, or None to leave the document.
+Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
+#: The design doc that records, in each database, which migrations ran (design, not
+#: ``_local``: it replicates with the documents it vouches for, and is read in the same
+#: request as the manifests' design docs, so a no-op plan asks nothing more).
+MIGRATIONS_DDOC = "_design/couchsync-migrations"
+#: What the journal stores as the new body's hash of a document the migration deletes.
+DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A migration's effect on one document: ``body`` is the new body (``_id`` and
+    ``_rev`` kept), None when it is left as it was; ``error`` when it cannot be migrated."""
+
+    body: dict[str, Any] | None = None
+    deleted: bool = False
+    error: str | None = None
+
+    @property
+    def changes(self) -> bool:
+        return self.deleted or self.body is not None
+
+
+LEFT = Outcome()
+
+
+def pending_migrations(spec: DatabaseSpec, record: Mapping[str, Any]
+                       ) -> Iterator[tuple[MigrationSpec, Mapping[str, Any] | None]]:
+    """The migrations of ``spec`` to run (with their record entry, if they started), in
+    order; ``record``: the migrations design doc's ``migrations``. A migration applied
+    with another definition is a ``PlanError``, unless it says ``rerun_on_change``."""
+    for migration in spec.migrations:
+        entry = record.get(migration.id)
+        if entry is None:
+            yield migration, None
+            continue
+        same = entry.get("checksum") == migration.checksum
+        if entry.get("state") == "done" and same:
+            continue
+        if not same and not migration.rerun_on_change:
+            state = "was applied" if entry.get("state") == "done" else "started"
+            raise PlanError(
+                f"migration {migration.id} ({migration.source}) {state} in {spec.name} with "
+                "another definition, and has been edited since (checksum "
+                f"{entry.get('checksum')}, now {migration.checksum}): put it back as it was "
+                "and add a new migration, or set rerun_on_change: true to run it again")
+        yield migration, entry if same else None
+
+
+def migration_steps(spec: DatabaseSpec, record: Mapping[str, Any],
+                    previews: Mapping[str, MigrationPreview]) -> Iterator[Step]:
+    """One step per migration to run, its ``after`` the preview and the checksum (a
+    saved plan pins the definition it previewed)."""
+    for migration, entry in pending_migrations(spec, record):
+        found = previews.get(migration.id, MigrationPreview())
+        after = {"checksum": migration.checksum, "matched": found.matched,
+                 "changed": found.changed, "deleted": found.deleted, "failed": found.failed,
+                 **({"resumed": found.done} if entry is not None else {}),
+                 **({"errors": found.errors} if found.errors else {}),
+                 **({"unindexed": True} if found.unindexed else {}),
+                 "samples": [{"id": before["_id"], "before": _shown(before),
+                              "after": _shown(after)} for before, after in found.samples]}
+        reason = migration.description or ("resume the interrupted run" if entry else "")
+        yield Step(Action.UPDATE, StepKind.MIGRATION, spec.name, migration.id, after=after,
+                   reason=reason)
+
+
+def _shown(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("_id", "_rev")}
+
+
+def body_hash(body: dict[str, Any] | None) -> str:
+    """The hash the journal keeps of a body a batch is about to write (``_rev`` aside)."""
+    if body is None:
+        return DELETED
+    return hash_canonical(canonical_json({k: v for k, v in body.items() if k != "_rev"},
+                                         drop=()))
+
+
+def migrate(spec: MigrationSpec, doc: dict[str, Any], transform: Transform | None) -> Outcome:
+    """``spec`` applied to ``doc`` (not modified): rename, copy, set_default, set, unset,
+    then ``transform`` (given the result; its None leaves the document as it was); or a
+    delete."""
+    if spec.delete:
+        return Outcome(deleted=True)
+    new = copy.deepcopy(doc)
+    try:
+        for source, target in spec.rename.items():
+            found, value = _pop(new, source)
+            if found:
+                _put(new, target, value)
+        for source, target in spec.copy.items():
+            found, value = _get(new, source)
+            if found:
+                _put(new, target, copy.deepcopy(value))
+        for path, value in spec.set_default.items():
+            if not _get(new, path)[0]:
+                _put(new, path, copy.deepcopy(value))
+        for path, value in spec.set.items():
+            _put(new, path, copy.deepcopy(value))
+        for path in spec.unset:
+            _pop(new, path)
+        if transform is not None:
+            returned = transform(new)
+            if returned is None:  # "leave it": the operations before it are not written
+                return LEFT
+            if not isinstance(returned, dict):
+                return Outcome(error=f"{spec.transform} returned {type(returned).__name__}, "
+                                     "not a dict or None")
+            new = returned
+    except _NotAnObject as exc:
+        return Outcome(error=str(exc))
+    except Exception as exc:  # the user's function: its error names the document
+        return Outcome(error=f"{spec.transform} raised {type(exc).__name__}: {exc}")
+    return _changed(doc, new)
+
+
+def _changed(doc: dict[str, Any], new: dict[str, Any]) -> Outcome:
+    if new.get("_id", doc["_id"]) != doc["_id"]:
+        return Outcome(error=f"the new body's _id is {new['_id']!r}, not {doc['_id']!r}")
+    new = {**new, "_id": doc["_id"], **({"_rev": doc["_rev"]} if "_rev" in doc else {})}
+    if new.get("_deleted") is True:
+        return Outcome(deleted=True)
+    return LEFT if new == doc else Outcome(body=new)
+
+
+class _NotAnObject(Exception):
+    pass
+
+
+def _parent(doc: dict[str, Any], path: str, create: bool) -> tuple[dict[str, Any] | None, str]:
+    """The object holding ``path``'s last segment, and that segment; None when a part of
+    the path is missing (and not ``create``d)."""
+    *parents, last = path.split(".")
+    node = doc
+    walked = []
+    for part in parents:
+        walked.append(part)
+        child = node.get(part)
+        if child is None and part not in node:
+            if not create:
+                return None, last
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            if not create:
+                return None, last
+            raise _NotAnObject(f"{'.'.join(walked)} is {_kind(child)}, not an object, "
+                               f"so {path} cannot be set")
+        node = child
+    return node, last
+
+
+def _get(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node, last = _parent(doc, path, create=False)
+    return (False, None) if node is None or last not in node else (True, node[last])
+
+
+def _pop(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node, last = _parent(doc, path, create=False)
+    return (False, None) if node is None or last not in node else (True, node.pop(last))
+
+
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    node, last = _parent(doc, path, create=True)
+    assert node is not None  # created
+    node[last] = value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else {list: "an array", str: "a string", bool: "a boolean"
+                                         }.get(type(value), "a number")

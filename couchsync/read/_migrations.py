@@ -1,0 +1,328 @@
+"""What data migrations read: the documents a selector matches, page by page; the journal
+of a migration under way, and what became of a batch a crash left unanswered; the plan's
+preview (docs/plan-and-apply.md, "Data migrations")."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from couchsync.client import Database, NotFound
+from couchsync.manifest import load_transform
+from couchsync.manifest.model import DatabaseSpec, MigrationSpec
+from couchsync.plan import (
+    DELETED,
+    MigrationPreview,
+    PlanError,
+    body_hash,
+    migrate,
+    pending_migrations,
+)
+
+PAGE_SIZE = 1000  # documents per _find or _all_docs page
+JOURNAL_PREFIX = "_local/couchsync-migration."
+#: How many documents a plan names of those a migration cannot change.
+ERRORS_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationOptions:
+    """What a plan shows of each migration: ``samples`` before/after pairs, and, with
+    ``out``, every would-be document in ``OUT/DATABASE/MIGRATION.jsonl``."""
+
+    samples: int = 3
+    out: Path | None = None
+
+    def file(self, database: str, migration: str) -> Path | None:
+        return None if self.out is None else self.out / quote(database, safe="") / (
+            f"{migration}.jsonl")
+
+
+PREVIEW = MigrationOptions()  # three samples, no files
+
+
+def journal_id(migration: str, checksum: str, batch: int) -> str:
+    """A batch's journal document: a run with another definition (``rerun_on_change``)
+    keeps its own."""
+    return f"{JOURNAL_PREFIX}{migration}.{checksum[:12]}.{batch}"
+
+
+def id_key(doc_id: str) -> int:
+    """A document id as the set of migrated documents keeps it: 8 bytes, not the id
+    (a million ids as str are ~100 MB; a collision is 1 in 10^13 at that size)."""
+    return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+@dataclass(slots=True)
+class Journal:
+    """A migration's batches as written ahead and settled: ``revs`` of its journal
+    documents, in order; ``migrated``, the id key of every document it wrote;
+    ``unsettled``, the batches whose answer a crash lost."""
+
+    revs: list[str] = field(default_factory=list)
+    migrated: set[int] = field(default_factory=set)
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
+
+
+def journal_batches(db: Database, migration: str, checksum: str) -> Iterator[dict[str, Any]]:
+    """Every batch of ``migration`` in ``db``, one at a time, in order (numbered from 0)."""
+    for number in itertools.count():
+        try:
+            yield db.get(journal_id(migration, checksum, number))
+        except NotFound:
+            return
+
+
+def read_journal(db: Database, migration: str, checksum: str) -> Journal:
+    """What ``migration``'s journal in ``db`` says (its batches are not kept: memory stays
+    flat over a million documents)."""
+    journal = Journal()
+    for body in journal_batches(db, migration, checksum):
+        journal.revs.append(body["_rev"])
+        if "written" in body:
+            journal.migrated.update(id_key(doc_id) for doc_id in body["written"])
+        else:
+            journal.unsettled.append(body)
+    return journal
+
+
+def settle(db: Database, intended: dict[str, list[str]]) -> tuple[dict[str, str], list[str]]:
+    """What a batch written ahead (``{id: [from_rev, new body's hash]}``) and never
+    answered did: ``{id: rev}`` of the documents it wrote, and the ids it cannot tell
+    (changed since by someone else, the revision between compacted away), which count
+    as written: a document is never migrated twice."""
+    written: dict[str, str] = {}
+    uncertain: list[str] = []
+    for row in db.all_docs(keys=list(intended), include_docs=True):
+        doc_id, value = row["key"], row.get("value") or {}
+        from_rev, new_hash = intended[doc_id]
+        rev = value.get("rev")
+        if rev is None or rev == from_rev:
+            continue  # not written (or the document was purged)
+        now = DELETED if value.get("deleted") else body_hash(row.get("doc"))
+        if now == new_hash:
+            written[doc_id] = rev
+            continue
+        child = _child(db, doc_id, rev, from_rev)
+        if child is None:
+            continue  # from_rev is not an ancestor: deleted and made anew since
+        try:
+            body = db.get(doc_id, rev=child)
+        except NotFound:
+            uncertain.append(doc_id)
+            written[doc_id] = rev
+            continue
+        if (DELETED if body.get("_deleted") else body_hash(body)) == new_hash:
+            written[doc_id] = rev  # written, then changed by someone else
+    return written, uncertain
+
+
+def _child(db: Database, doc_id: str, leaf: str, ancestor: str) -> str | None:
+    """The revision after ``ancestor`` on the branch of ``leaf``."""
+    history = db.get(doc_id, rev=leaf, revs=True).get("_revisions") or {}
+    start, ids = int(history.get("start", 0)), list(history.get("ids", ()))
+    generation, _, digest = ancestor.partition("-")
+    position = start - int(generation)
+    if not 0 < position < len(ids) or ids[position] != digest:
+        return None
+    return f"{int(generation) + 1}-{ids[position - 1]}"
+
+
+class Matching:
+    """The documents ``selector`` matches (every document when None; design docs never),
+    a page at a time: ``_find`` following bookmarks, or, where the server gives none
+    (PouchDB Server), by ``_id`` ranges (skip would jump over documents a migration
+    moved out of the selector). ``unindexed`` is set when CouchDB says no index serves
+    the selector."""
+
+    def __init__(self, db: Database, selector: dict[str, Any] | None,
+                 page_size: int = PAGE_SIZE) -> None:
+        self.db, self.selector, self.page_size = db, selector, page_size
+        self.unindexed = False
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        if self.selector is None:
+            yield from self._all()
+            return
+        body: dict[str, Any] = {"selector": self.selector, "limit": self.page_size}
+        result = self.db.find(body)
+        self.unindexed = "no matching index" in str(result.get("warning", "")).lower()
+        if "bookmark" not in result:
+            yield from self._by_id()
+            return
+        while True:
+            docs = result["docs"]
+            yield _documents(docs)
+            if len(docs) < self.page_size:
+                return
+            body["bookmark"] = result["bookmark"]
+            result = self.db.find(body)
+
+    def _all(self) -> Iterator[list[dict[str, Any]]]:
+        page: list[dict[str, Any]] = []
+        rows = self.db.iter_all_docs(include_docs=True, page_size=self.page_size,
+                                     read_ahead=True)
+        for row in rows:
+            page.append(row["doc"])
+            if len(page) == self.page_size:
+                yield _documents(page)
+                page = []
+        if page:
+            yield _documents(page)
+
+    def _by_id(self) -> Iterator[list[dict[str, Any]]]:
+        last = ""
+        while True:
+            docs = self.db.find({"selector": {"$and": [self.selector, {"_id": {"$gt": last}}]},
+                                 "sort": [{"_id": "asc"}], "limit": self.page_size})["docs"]
+            yield _documents(docs)
+            if len(docs) < self.page_size:
+                return
+            last = docs[-1]["_id"]
+
+
+def _documents(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [doc for doc in docs if not doc["_id"].startswith("_design/")]
+
+
+def among(db: Database, selector: dict[str, Any] | None, ids: Sequence[str]
+          ) -> list[dict[str, Any]]:
+    """The documents of ``ids`` that exist and ``selector`` matches, as they are now."""
+    if not ids:
+        return []
+    if selector is None:
+        return _documents([row["doc"] for row in db.all_docs(keys=ids, include_docs=True)
+                           if row.get("doc")])
+    docs = db.find({"selector": {"$and": [selector, {"_id": {"$in": list(ids)}}]},
+                    "limit": len(ids)})["docs"]
+    return _documents(docs)
+
+
+def changed_since(db: Database, since: str, page_size: int = PAGE_SIZE
+                  ) -> Iterator[tuple[list[str], str]]:
+    """The ids of documents written after ``since`` (deleted ones left out), a page at a
+    time, each with the sequence to resume from."""
+    while True:
+        page = db.changes(since, limit=page_size)
+        results = page.get("results", [])
+        yield ([row["id"] for row in results if not row.get("deleted")
+                and not row["id"].startswith("_design/")], str(page["last_seq"]))
+        if len(results) < page_size:
+            return
+        since = str(page["last_seq"])
+
+
+def preview(db: Database, spec: MigrationSpec, migrated: set[int], samples: int,
+            out: Path | None = None) -> MigrationPreview:
+    """What running ``spec`` now would do, by running it on every document it matches
+    (those in ``migrated`` aside); ``out``: a JSON Lines file of every would-be document."""
+    transform = load_transform(spec) if spec.transform else None
+    found = MigrationPreview(done=len(migrated))
+    matching = Matching(db, spec.selector)
+    with _lines(out) as write:
+        for page in matching:
+            for doc in page:
+                if migrated and id_key(doc["_id"]) in migrated:
+                    continue
+                found.matched += 1
+                outcome = migrate(spec, doc, transform)
+                if outcome.error is not None:
+                    found.failed += 1
+                    if len(found.errors) < ERRORS_SHOWN:
+                        found.errors.append(f"{doc['_id']}: {outcome.error}")
+                    continue
+                if not outcome.changes:
+                    continue
+                after = {"_id": doc["_id"], "_deleted": True} if outcome.deleted \
+                    else outcome.body
+                assert after is not None
+                found.changed += 1
+                found.deleted += outcome.deleted
+                if len(found.samples) < samples:
+                    found.samples.append((doc, after))
+                if write is not None:
+                    write({k: v for k, v in after.items() if k != "_rev"})
+    found.unindexed = matching.unindexed
+    return found
+
+
+@contextmanager
+def _lines(path: Path | None) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """A JSON Lines file opened for writing (nothing when ``path`` is None)."""
+    if path is None:
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as file:
+        def write(doc: dict[str, Any]) -> None:
+            file.write(json.dumps(doc, ensure_ascii=False) + "\n")
+
+        yield write
+
+
+def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
+                  options: MigrationOptions) -> dict[str, MigrationPreview]:
+    """The preview of every migration of ``spec`` still to run (``record``: the
+    migrations design doc's ``migrations``)."""
+    previews = {}
+    for migration, entry in pending_migrations(spec, record):
+        if migration.revert is not None:
+            previews[migration.id] = preview_revert(db, migration, record)
+            continue
+        migrated: set[int] = set()
+        if entry is not None:  # resumed: what the interrupted run wrote is not run again
+            journal = read_journal(db, migration.id, migration.checksum)
+            migrated = journal.migrated
+            for batch in journal.unsettled:
+                migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
+        previews[migration.id] = preview(db, migration, migrated, options.samples,
+                                         options.file(spec.name, migration.id))
+    return previews
+
+
+def reverted(db: Database, migration: MigrationSpec, record: Mapping[str, Any]
+             ) -> Iterator[dict[str, Any]]:
+    """The journal batches of the migration ``migration`` reverts; a ``PlanError`` when
+    it did not run to the end keeping the originals."""
+    entry = record.get(migration.revert or "")
+    if entry is None or entry.get("state") != "done" or not entry.get("originals"):
+        state = ("has not run here" if entry is None
+                 else "kept no originals" if not entry.get("originals")
+                 else "has not finished")
+        raise PlanError(f"migration {migration.id} ({migration.source}) reverts "
+                        f"{migration.revert}, which {state} in {db.name}")
+    yield from journal_batches(db, migration.revert or "", entry["checksum"])
+
+
+def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, Any]
+                   ) -> MigrationPreview:
+    """What reverting would do: which documents still hold what the migration wrote
+    (restored) and which were changed since (named, left)."""
+    found = MigrationPreview()
+    for batch in reverted(db, migration, record):
+        written, originals = batch.get("written", {}), batch.get("originals", {})
+        now = current_revs(db, list(written))
+        for doc_id, rev in written.items():
+            found.matched += 1
+            if now.get(doc_id) != rev:
+                found.failed += 1
+                if len(found.errors) < ERRORS_SHOWN:
+                    found.errors.append(f"{doc_id}: changed since the migration, left as it is")
+                continue
+            found.changed += 1
+            if doc_id in originals and len(found.samples) < 3:
+                found.samples.append(({"_id": doc_id, "_rev": rev}, originals[doc_id]))
+    return found
+
+
+def current_revs(db: Database, ids: Sequence[str]) -> dict[str, str]:
+    """``{id: rev}`` of the leaf revision of each of ``ids`` (a deleted one's too)."""
+    return {row["key"]: row["value"]["rev"] for row in db.all_docs(keys=ids)
+            if "value" in row}

@@ -1,0 +1,245 @@
+"""Data migrations against the real server: every operation, the Python transform, the
+preview against a brute-force count, the record that makes them run once, checksum
+refusal, resuming, an application writing meanwhile, revert, and a fleet."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from couchsync import apply_manifests
+from couchsync.apply import ApplyError
+from couchsync.client import Client
+from couchsync.operation import plan_manifests
+from couchsync.plan import MIGRATIONS_DDOC, Plan, StepKind, render_text
+from couchsync.read import MigrationOptions
+
+
+def write(tmp_path: Path, databases: dict[str, Any], name: str = "m.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"version": 1, "databases": databases}, sort_keys=False))
+    return str(path)
+
+
+def seed(client: Client, name: str, docs: list[dict[str, Any]]) -> None:
+    if not client.database(name).exists():
+        client.create(name)
+    answers = client.database(name).bulk_docs(docs)
+    assert not answers.errors()
+
+
+def bodies(client: Client, name: str) -> dict[str, dict[str, Any]]:
+    """Every document but design docs, without ``_rev``."""
+    return {row["id"]: {k: v for k, v in row["doc"].items() if k != "_rev"}
+            for row in client.database(name).all_docs(include_docs=True)
+            if not row["id"].startswith("_design/")}
+
+
+def migration_steps(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {step.id or "": step.after for step in plan.steps
+            if step.kind is StepKind.MIGRATION}
+
+
+PEOPLE = [
+    {"_id": "u1", "type": "user", "name": "Ada Lovelace", "email": "ada@example.org",
+     "legacy": True},
+    {"_id": "u2", "type": "user", "name": "Alan Turing", "contact": {"phone": "1"},
+     "email": "alan@example.org"},
+    {"_id": "u3", "type": "user", "name": "Grace Hopper", "schema": 1},
+    {"_id": "s1", "type": "session", "expires": "2025-01-01"},
+    {"_id": "s2", "type": "session", "expires": "2027-01-01"},
+    {"_id": "o1", "type": "org", "name": "ACME", "email": "x@acme.test"},
+]
+
+
+def test_declarative_operations_change_the_matching_documents_once(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    seed(client, db_name, [dict(doc) for doc in PEOPLE])
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "2026-12-contact", "selector": {"type": "user"},
+         "rename": {"email": "contact.email"}, "copy": {"name": "display_name"},
+         "set_default": {"schema": 1}, "set": {"version": 2}, "unset": ["legacy"]},
+        {"id": "2026-12-drop-expired",
+         "selector": {"type": "session", "expires": {"$lt": "2026-01-01"}}, "delete": True},
+    ]}})
+
+    _, plan, _ = plan_manifests(client, [path])
+    previews = migration_steps(plan)
+    assert {key: previews["2026-12-contact"][key] for key in ("matched", "changed")} == {
+        "matched": 3, "changed": 3}
+    assert previews["2026-12-drop-expired"]["deleted"] == 1
+
+    done = apply_manifests(client, [path])
+
+    assert done.result is not None and done.result.ok
+    now = bodies(client, db_name)
+    assert now["u1"] == {"_id": "u1", "type": "user", "name": "Ada Lovelace",
+                         "display_name": "Ada Lovelace", "contact": {"email": "ada@example.org"},
+                         "schema": 1, "version": 2}
+    assert now["u2"]["contact"] == {"phone": "1", "email": "alan@example.org"}
+    assert now["u3"]["schema"] == 1 and now["u3"]["version"] == 2
+    assert now["o1"] == {k: v for k, v in PEOPLE[5].items()}  # not matched: untouched
+    assert "s1" not in now and "s2" in now
+    # Recorded: the re-plan is empty, and a second apply changes nothing.
+    _, again, _ = plan_manifests(client, [path])
+    assert again.is_empty, render_text(again.to_dict())
+    record = client.database(db_name).get(MIGRATIONS_DDOC)["migrations"]
+    assert {name: entry["state"] for name, entry in record.items()} == {
+        "2026-12-contact": "done", "2026-12-drop-expired": "done"}
+
+
+def test_the_preview_counts_what_a_brute_force_count_finds_and_apply_does(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    docs = [{"_id": f"d{i:03}", "kind": ["a", "b", "c"][i % 3], "n": i,
+             **({"old": i} if i % 5 == 0 else {})} for i in range(240)]
+    seed(client, db_name, [dict(doc) for doc in docs])
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "m", "selector": {"kind": {"$in": ["a", "b"]}}, "rename": {"old": "new"}}]}})
+    out = tmp_path / "out"
+
+    _, plan, _ = plan_manifests(client, [path], migrations=MigrationOptions(2, out))
+
+    matched = [doc for doc in docs if doc["kind"] in ("a", "b")]
+    changed = [doc for doc in matched if "old" in doc]
+    preview = migration_steps(plan)["m"]
+    assert (preview["matched"], preview["changed"], preview["failed"]) == (
+        len(matched), len(changed), 0)
+    assert len(preview["samples"]) == 2
+    lines = [json.loads(line) for line in
+             (out / db_name / "m.jsonl").read_text().splitlines()]
+    assert sorted(line["_id"] for line in lines) == sorted(doc["_id"] for doc in changed)
+    assert all("new" in line and "old" not in line for line in lines)
+    text = render_text(plan.to_dict())
+    assert f"{len(matched)} documents matched, {len(changed)} to change" in text
+
+    done = apply_manifests(client, [path])
+
+    assert done.result is not None
+    assert done.result.migrated == [
+        f"db:{db_name}/migration:m: {len(changed)} of {len(matched)} matched documents changed"]
+    now = bodies(client, db_name)
+    assert {doc_id for doc_id, body in now.items() if "new" in body} == {
+        doc["_id"] for doc in changed}
+    assert all("old" not in body or body["kind"] == "c" for body in now.values())
+
+
+def test_a_python_transform_runs_once_per_document(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    seed(client, db_name, [{"_id": f"c{i}", "count": i} for i in range(30)])
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "bump.py").write_text(
+        "def bump(doc):\n"
+        "    if doc['count'] % 10 == 9:\n"
+        "        return None  # left as it is\n"
+        "    doc['count'] += 1\n"
+        "    return doc\n")
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "bump", "transform": "migrations/bump.py:bump"}]}})
+
+    apply_manifests(client, [path])
+    apply_manifests(client, [path])
+
+    assert {doc_id: body["count"] for doc_id, body in bodies(client, db_name).items()} == {
+        f"c{i}": i if i % 10 == 9 else i + 1 for i in range(30)}
+
+
+def test_an_edited_migration_that_ran_is_refused_unless_it_says_rerun_on_change(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    seed(client, db_name, [{"_id": "a", "v": 1}])
+    apply_manifests(client, [write(tmp_path, {db_name: {"migrations": [
+        {"id": "m", "set": {"v": 2}}]}})])
+
+    edited = write(tmp_path, {db_name: {"migrations": [{"id": "m", "set": {"v": 3}}]}})
+    _, plan, _ = plan_manifests(client, [edited])
+    assert "migration m" in plan.errors[db_name] and "edited since" in plan.errors[db_name]
+
+    rerun = write(tmp_path, {db_name: {"migrations": [
+        {"id": "m", "set": {"v": 3}, "rerun_on_change": True}]}})
+    apply_manifests(client, [rerun])
+    assert client.database(db_name).get("a")["v"] == 3
+    _, plan, _ = plan_manifests(client, [rerun])
+    assert plan.is_empty
+
+
+def test_a_document_that_cannot_be_migrated_is_named_and_the_run_not_recorded_done(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    seed(client, db_name, [{"_id": "a", "v": 1}])
+    # A document the set cannot reach into: counted as failed, named, not recorded done.
+    seed(client, db_name, [{"_id": "b", "v": 1, "contact": "a string"}])
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "m", "set": {"contact.email": "x"}}]}})
+
+    _, plan, _ = plan_manifests(client, [path])
+
+    preview = migration_steps(plan)["m"]
+    assert (preview["matched"], preview["changed"], preview["failed"]) == (2, 1, 1)
+    assert preview["errors"] == [
+        "b: contact is a string, not an object, so contact.email cannot be set"]
+    with pytest.raises(ApplyError) as failed:
+        apply_manifests(client, [path])
+    assert f"db:{db_name}/migration:m" in str(failed.value)
+    record = client.database(db_name).get(MIGRATIONS_DDOC)["migrations"]
+    assert record["m"]["state"] == "running"
+    # Mended by hand, the next apply migrates what is left, once.
+    body = client.database(db_name).get("b")
+    client.database(db_name).update("b", {**body, "contact": {}})
+    apply_manifests(client, [path])
+    now = bodies(client, db_name)
+    assert now["a"]["contact"] == {"email": "x"} and now["b"]["contact"] == {"email": "x"}
+
+
+def test_a_fleet_pattern_migrates_every_matching_database_and_re_plans_empty(
+    client: Client, db_name_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    prefix = db_name_factory()
+    names = [f"{prefix}-user{i}" for i in range(4)]
+    for name in names:
+        seed(client, name, [{"_id": "profile", "email": f"{name}@x.test"}])
+    path = write(tmp_path, {f"{prefix}-user*": {"migrations": [
+        {"id": "contact", "rename": {"email": "contact.email"}}]}})
+
+    done = apply_manifests(client, [path], parallel=2)
+
+    assert done.result is not None and len(done.result.migrated) == len(names)
+    for name in names:
+        assert client.database(name).get("profile")["contact"] == {"email": f"{name}@x.test"}
+    _, plan, _ = plan_manifests(client, [path])
+    assert plan.is_empty
+    for name in names:
+        client.delete(name)
+
+
+def test_revert_restores_what_the_migration_changed_and_names_what_was_edited_since(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    seed(client, db_name, [{"_id": f"d{i}", "v": i} for i in range(5)])
+    forward = {"id": "double", "set": {"v": 0, "w": 1}, "keep_originals": True}
+    apply_manifests(client, [write(tmp_path, {db_name: {"migrations": [forward]}})])
+    edited = client.database(db_name).get("d0")
+    client.database(db_name).update("d0", {**edited, "w": 99})  # the application's edit
+
+    path = write(tmp_path, {db_name: {"migrations": [
+        forward, {"id": "undo-double", "revert": "double"}]}})
+    _, plan, _ = plan_manifests(client, [path])
+    preview = migration_steps(plan)["undo-double"]
+    assert (preview["changed"], preview["failed"]) == (4, 1)
+    assert preview["errors"] == ["d0: changed since the migration, left as it is"]
+
+    apply_manifests(client, [path])
+
+    now = bodies(client, db_name)
+    assert now["d0"] == {"_id": "d0", "v": 0, "w": 99}
+    assert {doc_id: body for doc_id, body in now.items() if doc_id != "d0"} == {
+        f"d{i}": {"_id": f"d{i}", "v": i} for i in range(1, 5)}
+    _, plan, _ = plan_manifests(client, [path])
+    assert plan.is_empty
