@@ -2,6 +2,7 @@
 
 from couchsync.manifest._env import is_secret_variable, variables
 from couchsync.manifest._load import iter_problems, load_manifests
+from couchsync.manifest._migrations import load_transform
 from couchsync.manifest._naming import DatabaseNames
 from couchsync.manifest._patterns import expand_patterns, is_pattern, literal_prefix, matches
 from couchsync.manifest._problems import ManifestError, Problem, show_warnings_on_stderr
@@ -21,7 +22,7 @@ from couchsync.manifest.model import (
 __all__ = [
     "DatabaseNames", "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec", "IndexSpec",
     "ManifestError", "MigrationSpec", "Problem", "SourcePos", "expand_patterns", "is_pattern",
-    "is_secret_variable", "iter_problems", "literal_prefix", "load_manifests",
+    "is_secret_variable", "iter_problems", "literal_prefix", "load_manifests", "load_transform",
     "looks_like_a_number", "matches", "schema_text", "show_warnings_on_stderr", "summarize",
     "variables",
 ]

@@ -16,7 +16,9 @@ from couchsync._canonical import NotJSONNumber
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
 from couchsync.manifest._javascript import javascript_problems
+from couchsync.manifest._migrations import list_problems, read_migration
 from couchsync.manifest._patterns import (
+    add_migrations,
     combine,
     is_pattern,
     matches,
@@ -126,6 +128,14 @@ class StateBuilder:
             data_file = os.path.join(os.path.dirname(file), relative)
             self._documents.append((db, (data_file, relative, at("documents_from", i)),
                                     (*base, "documents_from", i)))
+        kind = "pattern" if is_pattern(name) else "database"
+        for i, entry in entries("migrations"):
+            migration, problems = read_migration(entry, file, at("migrations", i))
+            for within, message, on_key in problems:
+                self._problem(at("migrations", i, *within, key=on_key), message,
+                              (*base, "migrations", i, *within))
+            for where, clash in add_migrations(db, [migration], f"{kind} {name!r}"):
+                self._problem(where, clash, (*base, "migrations", i))
 
     def add_documents(self) -> None:
         """Add the documents and data files of every file declared, in manifest order."""
@@ -176,10 +186,14 @@ class StateBuilder:
         for db in self.state.databases.values():
             if db.state == "absent":
                 continue  # deleted: what patterns declare for it does not apply
+            # The patterns' migrations run first, then the database's own (docs/manifest.md).
+            own, db.migrations = db.migrations, []
             for pattern in patterns:
                 if matches(pattern.name, db.name):
                     for where, clash in merge_spec(db, pattern):
                         self._problem(where, clash)
+            for where, clash in add_migrations(db, own, f"database {db.name!r}"):
+                self._problem(where, clash)
         for i, first in enumerate(patterns):
             for second in patterns[i + 1:]:
                 if patterns_overlap(first.name, second.name):
@@ -189,7 +203,7 @@ class StateBuilder:
             for where, message in chain(
                     _partition_id_problems(db), _absent_database_problems(db),
                     _ddoc_collision_problems(db), _seed_rule_problems(db),
-                    _index_partition_problems(db)):
+                    _index_partition_problems(db), list_problems(db.migrations)):
                 self._problem(where, message)
         return self.state
 
@@ -215,6 +229,7 @@ def _absent_database_problems(db: DatabaseSpec) -> Iterator[tuple[SourcePos, str
     sections: tuple[tuple[str, Mapping[str, Any]], ...] = (
         ("indexes", db.indexes), ("design_docs", db.design_docs), ("documents", db.documents))
     declared += [(what, next(iter(specs.values())).source) for what, specs in sections if specs]
+    declared += [("migrations", db.migrations[0].source)] if db.migrations else []
     for what, where in declared:
         yield (where,
                f"database {db.name!r} is declared absent (at {declared_at}) but also declares "

@@ -18,7 +18,13 @@ from typing import Any
 from couchsync._canonical import canonical_json
 from couchsync._names import LOCK_DB
 from couchsync.manifest._problems import conflict
-from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, SourcePos
+from couchsync.manifest.model import (
+    DatabaseSpec,
+    DesiredState,
+    IndexSpec,
+    MigrationSpec,
+    SourcePos,
+)
 
 #: The settings a pattern may declare; the others (state, partitioned, q, n, placement)
 #: are about creating a database, which a pattern never does.
@@ -93,6 +99,21 @@ def merge_spec(target: DatabaseSpec, source: DatabaseSpec) -> Iterator[tuple[Sou
             elif definition(first) != definition(spec):
                 yield (spec.source, f"{kind} {key!r} of {what} is declared differently at "
                        f"{first.source}")
+    yield from add_migrations(target, source.migrations, what)
+
+
+def add_migrations(target: DatabaseSpec, migrations: Iterable[MigrationSpec],
+                   what: str) -> Iterator[tuple[SourcePos, str]]:
+    """Append ``migrations`` to ``target``'s; yields each whose id is already there (the
+    same id twice is refused even when declared alike: which one would run first?)."""
+    first = {migration.id: migration for migration in target.migrations}
+    for migration in migrations:
+        known = first.setdefault(migration.id, migration)
+        if known is migration:
+            target.migrations.append(migration)
+        else:
+            yield (migration.source, f"migration {migration.id!r} of {what} is already "
+                   f"declared at {known.source}")
 
 
 def _index_definition(index: IndexSpec) -> bytes:

@@ -283,8 +283,8 @@ class DesiredState:
 
 def summarize(desired: DesiredState) -> str:
     """What ``validate`` prints: ``2 databases, 1 pattern, 14 documents, 3 indexes, 1 design
-    doc`` (absent databases counted, a pattern's content once), then the server sections
-    declared: ``3 config keys, 2 users, 1 replication``."""
+    doc`` (absent databases counted, a pattern's content once), then the migrations and
+    server sections declared: ``2 migrations, 3 config keys, 2 users, 1 replication``."""
     system = (USERS_DB, REPLICATOR_DB)  # counted as users and replications, not databases
     dbs = [*(db for name, db in desired.databases.items() if name not in system),
            *desired.patterns.values()]
@@ -297,7 +297,8 @@ def summarize(desired: DesiredState) -> str:
               (sum(len(db.documents) for db in dbs), "document", "documents"),
               (sum(len(db.indexes) for db in dbs), "index", "indexes"),
               (sum(len(db.design_docs) for db in dbs), "design doc", "design docs")]
-    server = [(sum(len(keys) for keys in desired.config.values()), "config key", "config keys"),
+    server = [(sum(len(db.migrations) for db in dbs), "migration", "migrations"),
+              (sum(len(keys) for keys in desired.config.values()), "config key", "config keys"),
               (documents(USERS_DB), "user", "users"),
               (documents(REPLICATOR_DB), "replication", "replications")]
     return ", ".join(f"{n:,} {one if n == 1 else many}"

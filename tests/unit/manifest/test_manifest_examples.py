@@ -56,8 +56,10 @@ def test_every_property_has_a_description() -> None:
 
 
 def test_every_object_rejects_unknown_keys() -> None:
-    # Documents and Mango selectors are user data; every other object is closed.
-    open_objects = {"document", "partial_filter_selector", "analyzer"}
+    # Documents, Mango selectors and the values a migration sets are user data; every
+    # other object is closed.
+    open_objects = {"document", "partial_filter_selector", "analyzer", "selector",
+                    "fieldValues"}
 
     def walk(schema: Any, name: str) -> Iterator[str]:
         if isinstance(schema, dict):

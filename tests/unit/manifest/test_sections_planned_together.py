@@ -109,6 +109,8 @@ _VALUES: dict[str, Any] = {
     "create_only": lambda i: st.booleans(),
     "ignore": lambda i: st.just(["seen"]),
     "document_rules": lambda i: st.just({f"p:doc{i}": {"create_only": True}}),
+    "migrations": lambda i: st.just([{"id": f"m{i}", "selector": {"v": {"$gt": 0}},
+                                      "set": {"schema": 2}, "unset": ["legacy"]}]),
 }
 
 
