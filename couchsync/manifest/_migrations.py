@@ -259,11 +259,9 @@ def _imported(path: str, relative: str) -> tuple[bytes, ModuleType]:
         module = importlib.util.module_from_spec(spec)
         try:
             compiled = compile(code, real, "exec")
-        except SyntaxError as exc:
-            raise _TransformError(f"transform file {shown} has a syntax error at line "
-                                  f"{exc.lineno}: {exc.msg}") from None
-        except ValueError as exc:  # a NUL byte
-            raise _TransformError(f"transform file {shown}: {exc}") from None
+        except SyntaxError as exc:  # no line: a NUL byte
+            at = f" has a syntax error at line {exc.lineno}" if exc.lineno else ""
+            raise _TransformError(f"transform file {shown}{at}: {exc.msg}") from None
         sys.modules[name] = module  # as importlib does: dataclasses and pickle look there
         try:
             exec(compiled, module.__dict__)

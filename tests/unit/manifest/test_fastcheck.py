@@ -36,6 +36,10 @@ VALID: dict[str, Any] = {
             "prune": True,
             "documents": [{"_id": "settings", "theme": "dark", "n": 1}],
             "documents_from": ["seeds/users.jsonl"],
+            "migrations": [{"id": "split", "selector": {"type": "user"},
+                            "rename": {"email": "contact.email"}, "set": {"schema": 2},
+                            "unset": ["legacy"], "keep_originals": True},
+                           {"id": "undo", "revert": "split", "description": "back"}],
         },
         "gone": {"state": "absent"},
     },
@@ -47,7 +51,8 @@ JSON_VALUES = st.recursive(
                        "_x", "json", "_count", "function (doc) {}"]),
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(st.sampled_from(["_id", "fields", "map", "state", "names", "x", "views",
-                                       "roles", "ddoc", "type", "admins", "q", "lib"]),
+                                       "roles", "ddoc", "type", "admins", "q", "lib", "id",
+                                       "set", "_x", "a..b", "revert"]),
                       children, max_size=3),
     max_leaves=8,
 )
