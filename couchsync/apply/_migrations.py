@@ -192,6 +192,12 @@ class _Run:
                 conflicted.append(failed_id)
             else:
                 self.errors.append(f"{failed_id}: {answer['error']}: {answer.get('reason', '')}")
+        if conflicted:  # maybe this very write, sent again after a lost answer
+            mine, uncertain = settle(self.db, {doc_id: ahead["intended"][doc_id]
+                                               for doc_id in conflicted})
+            written.update(mine)
+            self.uncertain += uncertain
+            conflicted = [doc_id for doc_id in conflicted if doc_id not in mine]
         self._close(len(self.journal.revs) - 1,
                     {**ahead, "_id": doc_id, "_rev": self.journal.revs[-1]}, written)
         self.changed += len(written)
