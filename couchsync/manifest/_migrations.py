@@ -40,9 +40,10 @@ def read_migration(entry: dict[str, Any], manifest: str,
     code, transform_file = b"", None
     if "transform" in entry:
         relative, _, function = entry["transform"].rpartition(":")
-        transform_file = os.path.abspath(os.path.join(os.path.dirname(manifest), relative))
+        written = os.path.join(os.path.dirname(manifest), relative)
+        transform_file = os.path.abspath(written)  # the same file if the process moves
         try:
-            code, module = _imported(transform_file, relative)
+            code, module = _imported(written, relative)
             _function(module, function, relative)
         except _TransformError as exc:
             problems.append((("transform",), str(exc), False))
