@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from couchsync import apply_manifests
+from couchsync import ApplyHooks, apply_manifests
 from couchsync.apply import ApplyError
 from couchsync.client import Client
 from couchsync.operation import plan_manifests
@@ -241,5 +241,57 @@ def test_revert_restores_what_the_migration_changed_and_names_what_was_edited_si
     assert now["d0"] == {"_id": "d0", "v": 0, "w": 99}
     assert {doc_id: body for doc_id, body in now.items() if doc_id != "d0"} == {
         f"d{i}": {"_id": f"d{i}", "v": i} for i in range(1, 5)}
+    _, plan, _ = plan_manifests(client, [path])
+    assert plan.is_empty
+
+
+APPLICATION = """\
+import os
+
+import httpx
+
+DB = os.environ["MIGRATION_TEST_DB_URL"]
+ARMED = os.environ["MIGRATION_TEST_ARMED"]
+
+
+def bump(doc):
+    if doc["_id"] == "d150" and os.path.exists(ARMED):
+        os.remove(ARMED)  # once, mid-run: the application writes meanwhile
+        for i in range(20):  # new documents, behind the scan
+            httpx.put(f"{DB}/a{i:03}", json={"count": 0, "new": True}).raise_for_status()
+        for first in (0, 200):  # edits of migrated documents, and of ones to come
+            for i in range(first, first + 10):
+                body = httpx.get(f"{DB}/d{i:03}").json()
+                httpx.put(f"{DB}/d{i:03}", json={**body, "app": True}).raise_for_status()
+    doc["count"] += 1
+    return doc
+"""
+
+
+def test_what_the_application_writes_during_the_run_is_migrated_once(
+    client: Client, db_name: str, tmp_path: Path, couch_url: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(client, db_name, [{"_id": f"d{i:03}", "count": i} for i in range(300)])
+    (tmp_path / "app.py").write_text(APPLICATION)
+    armed = tmp_path / "armed"
+    monkeypatch.setenv("MIGRATION_TEST_DB_URL", f"{couch_url}/{db_name}")
+    monkeypatch.setenv("MIGRATION_TEST_ARMED", str(armed))
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "bump", "selector": {"count": {"$gte": 0}}, "transform": "app.py:bump"}]}})
+
+    class ArmWhenLocking(ApplyHooks):  # the plan's preview has run: now the apply's turn
+        def locking(self, plan: Plan, locks: Any) -> None:
+            armed.touch()
+
+    done = apply_manifests(client, [path], hooks=ArmWhenLocking(), batch_size=100)
+
+    assert not armed.exists(), "the application's writes happened during the run"
+    assert done.result is not None and done.result.ok
+    now = bodies(client, db_name)
+    assert {doc_id: body["count"] for doc_id, body in now.items()} == {
+        **{f"d{i:03}": i + 1 for i in range(300)}, **{f"a{i:03}": 1 for i in range(20)}}
+    assert {doc_id for doc_id, body in now.items() if body.get("app")} == {
+        f"d{i:03}" for i in (*range(10), *range(200, 210))}
     _, plan, _ = plan_manifests(client, [path])
     assert plan.is_empty
