@@ -330,13 +330,14 @@ class _Terminal(ApplyHooks):
 
             class Shown(Progress):
                 fleet = False
+                migrating = False  # documents migrated say more than steps or databases
 
                 def steps(self, done: int, total: int) -> None:
                     if not self.fleet:
                         bar.update(task, completed=done, total=total, detail="steps")
 
                 def databases(self, done: int, total: int, failed: int) -> None:
-                    if total > 1:
+                    if total > 1 and not self.migrating:
                         self.fleet = True
                         rate = done / max(time.monotonic() - started, 1e-3)
                         detail = f"databases · {failed:,} failed · {rate:,.0f}/s"
@@ -346,6 +347,12 @@ class _Terminal(ApplyHooks):
                     if not self.fleet:
                         bar.update(task, completed=done, total=total,
                                    detail=f"changes indexed · {address} (staged)")
+
+                def documents(self, done: int, total: int, failed: int) -> None:
+                    self.fleet = self.migrating = True
+                    rate = done / max(time.monotonic() - started, 1e-3)
+                    bar.update(task, completed=done, total=total,
+                               detail=f"documents migrated · {failed:,} failed · {rate:,.0f}/s")
 
             yield Shown()
 

@@ -25,6 +25,7 @@ from couchsync.manifest import is_pattern, literal_prefix, looks_like_a_number, 
 from couchsync.plan import (
     CONFIG_SECRET,
     GENERATED_DDOC,
+    MIGRATIONS_DDOC,
     RECORD_SECTION,
     SECRET_KEYS,
     SERVER_WRITTEN,
@@ -397,7 +398,8 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
     # _all_docs sorts ids bytewise: every "_design/..." id lies before "_design0".
     designs = [row["doc"] for row in db.all_docs(start_key=_DESIGN, end_key="_design0",
                                                  include_docs=True)
-               if not is_staging_id(row["id"])]  # a staged rollout's copies: never
+               # A staged rollout's copies, the migrations' record: never.
+               if not is_staging_id(row["id"]) and row["id"] != MIGRATIONS_DDOC]
     # Mango index ddocs (language: query) are exported as indexes.
     spec["indexes"] = _export_indexes(
         [body for body in designs if body.get("language") == "query"],

@@ -48,6 +48,10 @@ class Progress:
     def build(self, address: str, done: int, total: int) -> None:
         """A staged build: changes indexed of total."""
 
+    def documents(self, done: int, total: int, failed: int) -> None:
+        """Data migrations: documents read of those the plan counted, and how many could
+        not be migrated (the catch-up may read more than the plan counted)."""
+
 
 class ApplyHooks:
     """What the operation tells its caller and asks it. These defaults tell nothing and
@@ -184,7 +188,8 @@ def apply_manifests(
                 result = apply_plan(client, plan, desired, batch_size=batch_size,
                                     on_progress=bar.steps, check_lock=locks.check,
                                     parallel=parallel, on_database=bar.databases,
-                                    wait_timeout=wait_timeout, on_build=bar.build)
+                                    wait_timeout=wait_timeout, on_build=bar.build,
+                                    on_documents=bar.documents)
     except ApplyInterrupted as exc:
         if locks.unreleased:
             exc.notes.append(unreleased_note(locks.unreleased, ttl))

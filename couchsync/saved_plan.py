@@ -19,7 +19,7 @@ from couchsync._version import __version__
 from couchsync.errors import CouchsyncError
 from couchsync.manifest import is_secret_variable
 from couchsync.manifest.model import DatabaseSpec, DesiredState
-from couchsync.plan import Plan, shown, shown_config, shown_secrets
+from couchsync.plan import Plan, StepKind, shown, shown_config, shown_secrets
 
 if TYPE_CHECKING:
     from couchsync.client import Client
@@ -356,6 +356,10 @@ def plan_moves(saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
         elif current.get("rev") != step.get("rev"):
             moves.append(f"{address}: planned at rev {step.get('rev')}, now at rev "
                          f"{current.get('rev')}")
+        elif step["kind"] == StepKind.MIGRATION.value:
+            # Pinned: its definition. What it matches moves with the application's writes.
+            if (step["after"] or {}).get("checksum") != (current["after"] or {}).get("checksum"):
+                moves.append(f"{address}: its definition changed since the plan")
         elif any(_differ(step.get(key), current.get(key)) for key in _COMPARED):
             moves.append(f"{address}: changed on the server since the plan")
     moves += [f"{address}: now needs {step['action']}, which the plan lacks"

@@ -153,11 +153,13 @@ class _Run:
     def _migrate(self, docs: Sequence[dict[str, Any]], transform: Transform | None,
                  round_: int = 0) -> None:
         new: list[tuple[dict[str, Any], dict[str, Any], bytes]] = []
+        read, failed = 0, len(self.errors)
         for doc in docs:
             if id_key(doc["_id"]) in self.journal.migrated:
                 continue
             if round_ == 0:
                 self.matched += 1
+                read += 1
             outcome = migrate(self.migration, doc, transform)
             if outcome.error is not None:
                 self.errors.append(f"{doc['_id']}: {outcome.error}")
@@ -165,6 +167,7 @@ class _Run:
                 after = ({"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True}
                          if outcome.deleted else outcome.body or {})
                 new.append((doc, after, encode_json(after)))
+        self.target.run.documents(read, len(self.errors) - failed)
         limit = self.target.run.limits().request - BULK_ENVELOPE
         for batch in batched_within(new, self.target.run.batch_size, limit,
                                     lambda item: len(item[2]) + 1):

@@ -41,19 +41,23 @@ def apply_plan(
     on_database: DatabaseProgress | None = None,
     wait_timeout: float | None = None,
     on_build: BuildProgress | None = None,
+    on_documents: DatabaseProgress | None = None,
 ) -> ApplyResult:
     """Run ``plan`` (made from ``desired``) against the server behind ``client``.
 
     ``on_progress(done, total)`` is called as steps complete, ``on_database(done,
     total, failed)`` as databases do, ``on_build`` as staged builds go on (each waited
-    for at most ``wait_timeout`` s). ``check_lock`` raises before a write when the
+    for at most ``wait_timeout`` s), ``on_documents(done, total, failed)`` as data
+    migrations read documents. ``check_lock`` raises before a write when the
     lock is lost (``LockSet.check``). Raises ``ApplyError`` (every step's outcome) if
     a step failed; ``ApplyInterrupted`` when the server was lost, the lock taken or
     the caller interrupted: nothing more is written then, in any database.
     """
     _check_desired_covers(plan, desired)
     run = Run(client, desired, len(plan.steps), batch_size, LimitsReader(client), on_progress,
-              check_lock, wait_timeout, on_build)
+              check_lock, wait_timeout, on_build, on_documents,
+              documents_total=sum((step.after or {}).get("matched", 0) for step in plan.steps
+                                  if step.kind is StepKind.MIGRATION))
     steps: dict[str, list[Step]] = {}
     for step in plan.steps:
         steps.setdefault(step.database, []).append(step)

@@ -20,6 +20,8 @@ CONFLICT_ROUNDS = 3
 Progress = Callable[[int, int], None]
 #: ``on_build(address, done, total)``: a staged build's changes indexed so far.
 BuildProgress = Callable[[str, int, int], None]
+#: ``on_documents(done, total, failed)``: documents data migrations read so far.
+DocumentProgress = Callable[[int, int, int], None]
 
 
 @dataclass(eq=False)
@@ -36,6 +38,10 @@ class Run:
     check_lock: Callable[[], None] | None
     wait_timeout: float | None
     on_build: BuildProgress | None
+    on_documents: DocumentProgress | None = None
+    documents_total: int = 0  # what the plan's migrations matched
+    documents_done: int = 0
+    documents_failed: int = 0
     result: ApplyResult = field(default_factory=ApplyResult)
     #: (database, warning) for writes answered 202: told last, by database name.
     partial: list[tuple[str, str]] = field(default_factory=list)
@@ -69,6 +75,16 @@ class Run:
     def warn(self, text: str) -> None:
         with self.mutex:
             self.result.warnings.append(text)
+
+    def documents(self, read: int, failed: int) -> None:
+        """A migration read ``read`` more documents, of which ``failed`` failed."""
+        with self.mutex:
+            self.documents_done += read
+            self.documents_failed += failed
+            if self.on_documents is not None:
+                self.on_documents(self.documents_done,
+                                  max(self.documents_total, self.documents_done),
+                                  self.documents_failed)
 
     def report(self, line: str) -> None:
         """A line of what a migration did (``ApplyResult.migrated``)."""

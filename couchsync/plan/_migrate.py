@@ -73,12 +73,28 @@ def migration_steps(spec: DatabaseSpec, record: Mapping[str, Any],
                  "changed": found.changed, "deleted": found.deleted, "failed": found.failed,
                  **({"resumed": found.done} if entry is not None else {}),
                  **({"errors": found.errors} if found.errors else {}),
-                 **({"unindexed": True} if found.unindexed else {}),
+                 **({"unindexed": selector_fields(migration.selector or {})}
+                    if found.unindexed else {}),
                  "samples": [{"id": before["_id"], "before": _shown(before),
                               "after": _shown(after)} for before, after in found.samples]}
         reason = migration.description or ("resume the interrupted run" if entry else "")
         yield Step(Action.UPDATE, StepKind.MIGRATION, spec.name, migration.id, after=after,
                    reason=reason)
+
+
+def selector_fields(selector: Mapping[str, Any]) -> list[str]:
+    """The fields a Mango selector tests, in order: what an index serving it would hold."""
+    fields: dict[str, None] = {}
+    for key, value in selector.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            for part in value:
+                if isinstance(part, Mapping):
+                    fields.update(dict.fromkeys(selector_fields(part)))
+        elif key == "$not" and isinstance(value, Mapping):
+            fields.update(dict.fromkeys(selector_fields(value)))
+        elif not key.startswith("$"):
+            fields[key] = None
+    return list(fields)
 
 
 def _shown(body: dict[str, Any]) -> dict[str, Any]:

@@ -365,8 +365,9 @@ def _migration_lines(preview: Mapping[str, Any], paint: Paint) -> Iterator[Line]
         for error in preview.get("errors", []):
             yield _INDENT + "    ", error
     if preview.get("unindexed"):
-        yield _INDENT, paint("dim", "# no index serves its selector: every document is read "
-                                    "(add an index on the selector's fields)")
+        fields = ", ".join(preview["unindexed"])
+        yield _INDENT, paint("dim", "# no index serves its selector, so every document is "
+                                    f"read: add an index on [{fields}]")
     for sample in preview.get("samples", []):
         yield _INDENT, f"{paint('~', '~')} doc:{sample['id']}"
         yield from _change_lines(sample["before"], sample["after"], paint, "  ")

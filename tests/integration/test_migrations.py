@@ -4,6 +4,7 @@ refusal, resuming, an application writing meanwhile, revert, and a fleet."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 from couchsync import ApplyHooks, apply_manifests
 from couchsync.apply import ApplyError
 from couchsync.client import Client
-from couchsync.operation import plan_manifests
+from couchsync.operation import Progress, plan_manifests
 from couchsync.plan import MIGRATIONS_DDOC, Plan, StepKind, render_text
 from couchsync.read import MigrationOptions
 
@@ -74,6 +75,9 @@ def test_declarative_operations_change_the_matching_documents_once(
     assert {key: previews["2026-12-contact"][key] for key in ("matched", "changed")} == {
         "matched": 3, "changed": 3}
     assert previews["2026-12-drop-expired"]["deleted"] == 1
+    # No index serves these selectors: the plan names the fields to index.
+    assert previews["2026-12-drop-expired"]["unindexed"] == ["type", "expires"]
+    assert "add an index on [type, expires]" in render_text(plan.to_dict())
 
     done = apply_manifests(client, [path])
 
@@ -119,8 +123,23 @@ def test_the_preview_counts_what_a_brute_force_count_finds_and_apply_does(
     text = render_text(plan.to_dict())
     assert f"{len(matched)} documents matched, {len(changed)} to change" in text
 
-    done = apply_manifests(client, [path])
+    class Counting(ApplyHooks):
+        def __init__(self) -> None:
+            self.told: list[tuple[int, int, int]] = []
 
+        def progress(self, verb: str) -> Any:
+            hooks = self
+
+            class Told(Progress):
+                def documents(self, done: int, total: int, failed: int) -> None:
+                    hooks.told.append((done, total, failed))
+
+            return contextlib.nullcontext(Told())
+
+    hooks = Counting()
+    done = apply_manifests(client, [path], hooks=hooks, batch_size=50)
+
+    assert hooks.told[-1] == (len(matched), len(matched), 0)  # one bar: documents read
     assert done.result is not None
     assert done.result.migrated == [
         f"db:{db_name}/migration:m: {len(changed)} of {len(matched)} matched documents changed"]
