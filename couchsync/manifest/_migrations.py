@@ -26,7 +26,7 @@ Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
 #: A problem inside one entry: where (relative to it), message, and whether at the key.
 EntryProblem = tuple[Path, str, bool]
 
-OPERATIONS = ("rename", "copy", "set_default", "set", "unset", "transform", "delete")
+_OPERATIONS = ("rename", "copy", "set_default", "set", "unset", "transform", "delete")
 
 # --------------------------------------------------------------------------- one entry
 
@@ -36,7 +36,7 @@ def read_migration(entry: dict[str, Any], manifest: str,
     """The spec of schema-valid ``entry`` written in file ``manifest`` at ``source``, and
     its problems (the transform file is read and imported here). With problems, the spec
     has no checksum: it only takes part in the checks of ids and reverts."""
-    problems = [*_operation_problems(entry), *selector_problems(entry.get("selector"))]
+    problems = [*_operation_problems(entry), *_selector_problems(entry.get("selector"))]
     code, transform_file = b"", None
     if "transform" in entry:
         relative, _, function = entry["transform"].rpartition(":")
@@ -84,7 +84,7 @@ def _given(entry: dict[str, Any], key: str) -> bool:
 
 def _operation_problems(entry: dict[str, Any]) -> Iterator[EntryProblem]:
     name = entry["id"]
-    given = [key for key in OPERATIONS if _given(entry, key)]
+    given = [key for key in _OPERATIONS if _given(entry, key)]
     if "revert" in entry:
         extra = [key for key in entry if key not in ("id", "description", "revert")]
         if extra:
@@ -94,7 +94,7 @@ def _operation_problems(entry: dict[str, Any]) -> Iterator[EntryProblem]:
         return
     if not given:
         yield ((), f"migration {name!r} does nothing: give it one of "
-               f"{', '.join(OPERATIONS)} (or revert)", False)
+               f"{', '.join(_OPERATIONS)} (or revert)", False)
     if entry.get("delete") and len(given) > 1:
         others = ", ".join(key for key in given if key != "delete")
         yield (("delete",), f"migration {name!r} deletes the documents it selects, so it "
@@ -160,23 +160,22 @@ def _operand_problem(operator: str, operand: Any) -> str | None:
                 and all(type(n) is int for n in operand) and operand[0] != 0)
         return None if good else wrong("[divisor, remainder]: two whole numbers, the "
                                        "divisor not 0")
-    if operator in ("$regex", "$beginsWith"):
-        if not isinstance(operand, str):
-            return wrong("a string")
+    if operator in ("$regex", "$beginsWith") and not isinstance(operand, str):
+        return wrong("a string")
+    if operator == "$regex":
         try:
-            if operator == "$regex":
-                re.compile(operand)
-        except (re.error, RecursionError, OverflowError) as exc:
+            re.compile(operand)
+        except (re.error, RecursionError, OverflowError) as exc:  # deep nesting: Recursion
             return f"$regex {operand!r} is not a regular expression: {exc}"
     return None  # $eq $ne $lt $lte $gt $gte: any value
 
 
 _FIELD_OPERATORS = frozenset(("$eq", "$ne", "$lt", "$lte", "$gt", "$gte", "$exists", "$type",
                               "$in", "$nin", "$size", "$mod", "$regex", "$all", "$beginsWith"))
-OPERATORS = frozenset(("$and", "$or", "$nor", *_SELECTOR_OPERAND, *_FIELD_OPERATORS))
+_OPERATORS = frozenset(("$and", "$or", "$nor", *_SELECTOR_OPERAND, *_FIELD_OPERATORS))
 
 
-def selector_problems(selector: Any, path: Path = ("selector",)) -> Iterator[EntryProblem]:
+def _selector_problems(selector: Any, path: Path = ("selector",)) -> Iterator[EntryProblem]:
     """What CouchDB would refuse in Mango ``selector``: unknown operators, operands of the
     wrong type, regular expressions that do not compile (checked with Python's ``re``)."""
     if selector is None:
@@ -188,9 +187,9 @@ def selector_problems(selector: Any, path: Path = ("selector",)) -> Iterator[Ent
         here = (*path, key)
         if not key.startswith("$"):
             if isinstance(operand, dict):  # operators on the field, or its subfields
-                yield from selector_problems(operand, here)
-        elif key not in OPERATORS:
-            close = difflib.get_close_matches(key, sorted(OPERATORS), n=1)
+                yield from _selector_problems(operand, here)
+        elif key not in _OPERATORS:
+            close = difflib.get_close_matches(key, sorted(_OPERATORS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             yield (here, f"unknown selector operator {key!r}{hint}", True)
         elif key in ("$and", "$or", "$nor"):
@@ -198,9 +197,9 @@ def selector_problems(selector: Any, path: Path = ("selector",)) -> Iterator[Ent
                 yield (here, f"{key} takes a list of selectors, got {type_name(operand)}",
                        False)
             for i, item in enumerate(operand if isinstance(operand, list) else ()):
-                yield from selector_problems(item, (*here, i))
+                yield from _selector_problems(item, (*here, i))
         elif key in _SELECTOR_OPERAND:
-            yield from selector_problems(operand, here)
+            yield from _selector_problems(operand, here)
         elif (problem := _operand_problem(key, operand)) is not None:
             yield (here, problem, False)
 

@@ -51,6 +51,11 @@ VALID = [
          " {_id: b, _deleted: true}]\n",
     DB + "    documents: []\n    documents_from: []\n",
     "version: 1\ndatabases:\n  a-b_c$(d)+e/f: {}\n",
+    DB + "    migrations: [{id: a.1_b-c, selector: {x: {$in: [1]}}, rename: {a: b.c}, "
+         "copy: {d: e}, set_default: {f: []}, set: {g: {h: 1}}, unset: [i.j], "
+         "keep_originals: true, rerun_on_change: false, description: d}, "
+         "{id: r, revert: a.1_b-c}]\n",
+    DB + "    migrations: [{id: d, selector: {type: session}, delete: true}]\n",
 ]
 INVALID = [
     "version: 1\n",
@@ -97,6 +102,17 @@ INVALID = [
     DB + "    documents: {_id: a}\n",
     DB + "    documents_from: seeds.jsonl\n",
     DB + "    documents_from: [seeds.txt]\n",
+    DB + "    migrations: {id: a}\n",
+    DB + "    migrations: [{set: {x: 1}}]\n",
+    DB + "    migrations: [{id: _a, set: {x: 1}}]\n",
+    DB + "    migrations: [{id: a, set: {_rev: 1}}]\n",
+    DB + "    migrations: [{id: a, unset: [x.]}]\n",
+    DB + "    migrations: [{id: a, rename: {x: 1}}]\n",
+    DB + "    migrations: [{id: a, transform: t.js:f}]\n",
+    DB + "    migrations: [{id: a, delete: 1}]\n",
+    DB + "    migrations: [{id: a, set: {x: 1}, selector: x}]\n",
+    DB + "    migrations: [{id: a, set: {x: 1}, revert: ''}]\n",
+    DB + "    migrations: [{id: a, set: {x: 1}, op: 1}]\n",
 ]
 
 
