@@ -71,6 +71,9 @@ class _Run:
     target: Target
     migration: MigrationSpec
     journal: Journal = field(default_factory=Journal)
+    #: The journal document of the last batch as it is to be stored once its answer is
+    #: known: sent with the next batch's write-ahead, or last with the record.
+    closing: dict[str, Any] | None = None
     matched: int = 0
     changed: int = 0
     deleted: int = 0
@@ -86,34 +89,28 @@ class _Run:
         failures reported) when some document could not be migrated."""
         migration = self.migration
         record = _read_record(self.db)
-        entry = record["migrations"].get(migration.id)
-        if entry is not None and entry == {**entry, "checksum": migration.checksum,
-                                           "state": "done"}:
+        if (record["migrations"].get(migration.id) or {}).get("checksum") == migration.checksum:
             return "done already (by an apply that ran since the plan)"
-        if entry is None or entry.get("checksum") != migration.checksum:
-            entry = {"checksum": migration.checksum, "state": "running",
-                     "since": str(self.db.info()["update_seq"]),
-                     "originals": migration.keep_originals}
-            record = _write_record(self.db, record, migration.id, entry, self.target.w)
-        else:
-            self.journal = read_journal(self.db, migration.id, migration.checksum)
-            for batch in self.journal.unsettled:
-                self._settle(batch)
-            self.journal.unsettled = []
+        self.journal = read_journal(self.db, migration.id, migration.checksum)
+        for batch in self.journal.unsettled:  # the interrupted run's last batch
+            written, uncertain = settle(self.db, batch["intended"])
+            self.uncertain += uncertain
+            self.closing = _closed(batch, written)
+            self.journal.migrated.update(id_key(doc_id) for doc_id in written)
+            self._send_closing()
+        since = self.journal.since or str(self.db.info()["update_seq"])
         transform = load_transform(migration) if migration.transform else None
         for page in Matching(self.db, migration.selector):
-            self._migrate(page, transform)
-        self._catch_up(str(entry["since"]), transform)
+            self._migrate(page, transform, since)
+        self._catch_up(since, transform)
         if self.errors:
+            self._send_closing()
             self.target.run.warn(
                 f"db:{self.target.name}/migration:{migration.id}: {len(self.errors):,} "
                 "documents not migrated (the next apply tries them again): "
                 + "; ".join(self.errors[:NAMED]))
             return None
-        done = {**entry, "state": "done", "changed": len(self.journal.migrated)}
-        _write_record(self.db, _read_record(self.db), migration.id, done, self.target.w)
-        if not migration.keep_originals:
-            self._drop_journal()
+        self._record_done(record, since)
         if self.uncertain:
             self.target.run.warn(
                 f"db:{self.target.name}/migration:{migration.id}: counted as migrated, "
@@ -121,21 +118,6 @@ class _Run:
                 f"server no longer tells: {', '.join(self.uncertain[:NAMED])}")
         return (f"{self.changed:,} of {self.matched:,} matched documents changed"
                 + (f" ({self.deleted:,} deleted)" if self.deleted else ""))
-
-    def _settle(self, batch: dict[str, Any]) -> None:
-        """A batch a crash left unanswered: what it wrote goes into the journal."""
-        written, uncertain = settle(self.db, batch["intended"])
-        self.uncertain += uncertain
-        self._close(int(batch["_id"].rpartition(".")[2]), batch, written)
-
-    def _close(self, number: int, batch: dict[str, Any], written: dict[str, str]) -> None:
-        """Batch ``number``'s journal document keeps what was written (and its originals)."""
-        kept = {"written": written, **({"originals": {
-            doc_id: body for doc_id, body in batch["originals"].items() if doc_id in written}}
-            if "originals" in batch else {})}
-        self.journal.revs[number] = self.db.update(batch["_id"], kept, rev=batch["_rev"],
-                                                   w=self.target.w)[1]
-        self.journal.migrated.update(id_key(doc_id) for doc_id in written)
 
     def _catch_up(self, since: str, transform: Transform | None) -> None:
         """Migrate what was written since the run began and not by it, until a pass over
@@ -145,13 +127,14 @@ class _Run:
             for ids, last in changed_since(self.db, since):
                 todo = [doc_id for doc_id in ids if id_key(doc_id) not in self.journal.migrated]
                 if todo:
-                    self._migrate(among(self.db, self.migration.selector, todo), transform)
+                    self._migrate(among(self.db, self.migration.selector, todo), transform,
+                                  since)
                 since = last
             if self.changed == wrote:
                 return
 
     def _migrate(self, docs: Sequence[dict[str, Any]], transform: Transform | None,
-                 round_: int = 0) -> None:
+                 since: str, round_: int = 0) -> None:
         new: list[tuple[dict[str, Any], dict[str, Any], bytes]] = []
         read, failed = 0, len(self.errors)
         for doc in docs:
@@ -171,20 +154,23 @@ class _Run:
         limit = self.target.run.limits().request - BULK_ENVELOPE
         for batch in batched_within(new, self.target.run.batch_size, limit,
                                     lambda item: len(item[2]) + 1):
-            self._write(batch, transform, round_)
+            self._write(batch, transform, since, round_)
 
     def _write(self, batch: Sequence[tuple[dict[str, Any], dict[str, Any], bytes]],
-               transform: Transform | None, round_: int) -> None:
+               transform: Transform | None, since: str, round_: int) -> None:
+        """Write ``batch`` ahead into the journal (with the last batch's outcome, in one
+        request), then send it; a conflict is this write's own (sent again after a lost
+        answer) or the application's: the document is read and migrated again."""
         self.target.run.guard()
-        ahead: dict[str, Any] = {"intended": {doc["_id"]: [doc["_rev"], body_hash(
-            None if after.get("_deleted") else after)] for doc, after, _ in batch}}
-        if self.migration.keep_originals:
-            ahead["originals"] = {doc["_id"]: doc for doc, _, _ in batch}
-        doc_id = journal_id(self.migration.id, self.migration.checksum, len(self.journal.revs))
-        stored = self.db.bulk_docs([{"_id": doc_id, **ahead}], w=self.target.w)
-        if stored.errors():  # a journal left by a run of another process: read it first
-            raise Conflict(f"{doc_id} in {self.db.name}: written by another run meanwhile")
-        self.journal.revs.append(stored.revs()[doc_id])
+        number = len(self.journal.revs)
+        ahead: dict[str, Any] = {
+            "_id": journal_id(self.migration.id, self.migration.checksum, number),
+            "intended": {doc["_id"]: [doc["_rev"], body_hash(
+                None if after.get("_deleted") else after)] for doc, after, _ in batch},
+            **({"since": since} if number == 0 else {}),
+            **({"originals": {doc["_id"]: doc for doc, _, _ in batch}}
+               if self.migration.keep_originals else {})}
+        self.journal.revs.append(self._put_local([*self._take_closing(), ahead])[ahead["_id"]])
         answers = self.db.bulk_docs([body for _, _, body in batch], w=self.target.w)
         if answers.accepted:
             self.target.count_partial()
@@ -195,28 +181,61 @@ class _Run:
                 conflicted.append(failed_id)
             else:
                 self.errors.append(f"{failed_id}: {answer['error']}: {answer.get('reason', '')}")
-        if conflicted:  # maybe this very write, sent again after a lost answer
+        if conflicted:
             mine, uncertain = settle(self.db, {doc_id: ahead["intended"][doc_id]
                                                for doc_id in conflicted})
             written.update(mine)
             self.uncertain += uncertain
             conflicted = [doc_id for doc_id in conflicted if doc_id not in mine]
-        self._close(len(self.journal.revs) - 1,
-                    {**ahead, "_id": doc_id, "_rev": self.journal.revs[-1]}, written)
+        self.closing = _closed({**ahead, "_rev": self.journal.revs[-1]}, written)
+        self.journal.migrated.update(id_key(doc_id) for doc_id in written)
         self.changed += len(written)
         self.deleted += sum(1 for doc, after, _ in batch
                             if after.get("_deleted") and doc["_id"] in written)
         if conflicted:  # the application wrote it meanwhile: read again, migrate that
             self._migrate(among(self.db, self.migration.selector, conflicted), transform,
-                          round_ + 1)
+                          since, round_ + 1)
 
-    def _drop_journal(self) -> None:
-        """Its work recorded, the journal goes (one request per batch size of them)."""
-        tombstones = [{"_id": journal_id(self.migration.id, self.migration.checksum, number),
-                       "_rev": rev, "_deleted": True}
-                      for number, rev in enumerate(self.journal.revs)]
-        for chunk in _chunks(tombstones, self.target.run.batch_size):
-            self.db.bulk_docs(chunk, w=self.target.w)
+    def _take_closing(self) -> list[dict[str, Any]]:
+        closing, self.closing = self.closing, None
+        return [] if closing is None else [closing]
+
+    def _send_closing(self) -> None:
+        if self.closing is not None:
+            number = int(self.closing["_id"].rpartition(".")[2])
+            self.journal.revs[number] = self._put_local(self._take_closing())[
+                journal_id(self.migration.id, self.migration.checksum, number)]
+
+    def _put_local(self, docs: list[dict[str, Any]]) -> dict[str, str]:
+        """Write journal documents in one request; their new revisions."""
+        stored = self.db.bulk_docs(docs, w=self.target.w)
+        if stored.errors():  # a journal another process wrote meanwhile (no lock held?)
+            raise Conflict(f"the journal of migration {self.migration.id} in {self.db.name} "
+                           f"was written by another run meanwhile: {stored.errors()}")
+        return stored.revs()
+
+    def _record_done(self, record: dict[str, Any], since: str) -> None:
+        """The record says ``done``; in the same request the journal goes (its work is in
+        the documents now), or, with ``keep_originals``, gets its last batch's outcome."""
+        entry = {"checksum": self.migration.checksum, "state": "done",
+                 "changed": len(self.journal.migrated),
+                 **({"originals": True} if self.migration.keep_originals else {})}
+        if self.migration.keep_originals:
+            journal = self._take_closing()
+        else:
+            self.closing = None
+            journal = [{"_id": journal_id(self.migration.id, self.migration.checksum, number),
+                        "_rev": rev, "_deleted": True}
+                       for number, rev in enumerate(self.journal.revs)]
+        _write_record(self.db, record, self.migration.id, entry, self.target.w, journal)
+
+
+def _closed(batch: dict[str, Any], written: dict[str, str]) -> dict[str, Any]:
+    """A batch's journal document once its outcome is known: what was written (and the
+    originals of those documents)."""
+    return {"_id": batch["_id"], "_rev": batch["_rev"], "written": written,
+            **({"originals": {doc_id: body for doc_id, body in batch["originals"].items()
+                              if doc_id in written}} if "originals" in batch else {})}
 
 
 def _revert(target: Target, migration: MigrationSpec) -> str:
@@ -262,14 +281,16 @@ def _read_record(db: Database) -> dict[str, Any]:
 
 
 def _write_record(db: Database, record: dict[str, Any], migration: str,
-                  entry: dict[str, Any], w: int | None) -> dict[str, Any]:
-    """``record`` with ``entry`` as ``migration``'s, written; read again and merged when
-    someone else wrote it meanwhile."""
+                  entry: dict[str, Any], w: int | None,
+                  along: Sequence[dict[str, Any]] = ()) -> None:
+    """``record`` with ``entry`` as ``migration``'s, written with the ``along`` local
+    documents in one request; read again and merged when someone else wrote it
+    meanwhile."""
     for _ in range(CONFLICT_ROUNDS):
         body = {**record, "migrations": {**record["migrations"], migration: entry}}
-        answers = db.bulk_docs([body], w=w)
-        if not answers.errors():
-            return {**body, "_rev": answers.revs()[MIGRATIONS_DDOC]}
-        record = _read_record(db)
+        answers = db.bulk_docs([body, *along], w=w)
+        if MIGRATIONS_DDOC not in answers.errors():
+            return
+        record, along = _read_record(db), ()  # the journal's part went through
     raise Conflict(f"{MIGRATIONS_DDOC} in {db.name}: still changing after "
                    f"{CONFLICT_ROUNDS} tries")

@@ -41,43 +41,40 @@ LEFT = Outcome()
 
 
 def pending_migrations(spec: DatabaseSpec, record: Mapping[str, Any]
-                       ) -> Iterator[tuple[MigrationSpec, Mapping[str, Any] | None]]:
-    """The migrations of ``spec`` to run (with their record entry, if they started), in
-    order; ``record``: the migrations design doc's ``migrations``. A migration applied
-    with another definition is a ``PlanError``, unless it says ``rerun_on_change``."""
+                       ) -> Iterator[MigrationSpec]:
+    """The migrations of ``spec`` still to run, in order (``record``: the migrations
+    design doc's ``migrations``, each one that ran to the end). One that ran with another
+    definition is a ``PlanError``, unless it says ``rerun_on_change``."""
     for migration in spec.migrations:
         entry = record.get(migration.id)
         if entry is None:
-            yield migration, None
-            continue
-        same = entry.get("checksum") == migration.checksum
-        if entry.get("state") == "done" and same:
-            continue
-        if not same and not migration.rerun_on_change:
-            state = "was applied" if entry.get("state") == "done" else "started"
-            raise PlanError(
-                f"migration {migration.id} ({migration.source}) {state} in {spec.name} with "
-                "another definition, and has been edited since (checksum "
-                f"{entry.get('checksum')}, now {migration.checksum}): put it back as it was "
-                "and add a new migration, or set rerun_on_change: true to run it again")
-        yield migration, entry if same else None
+            yield migration
+        elif entry.get("checksum") != migration.checksum:
+            if not migration.rerun_on_change:
+                raise PlanError(
+                    f"migration {migration.id} ({migration.source}) was applied in "
+                    f"{spec.name} with another definition, and has been edited since "
+                    f"(checksum {entry.get('checksum')}, now {migration.checksum}): put it "
+                    "back as it was and add a new migration, or set rerun_on_change: true "
+                    "to run it again")
+            yield migration
 
 
 def migration_steps(spec: DatabaseSpec, record: Mapping[str, Any],
                     previews: Mapping[str, MigrationPreview]) -> Iterator[Step]:
     """One step per migration to run, its ``after`` the preview and the checksum (a
     saved plan pins the definition it previewed)."""
-    for migration, entry in pending_migrations(spec, record):
+    for migration in pending_migrations(spec, record):
         found = previews.get(migration.id, MigrationPreview())
         after = {"checksum": migration.checksum, "matched": found.matched,
                  "changed": found.changed, "deleted": found.deleted, "failed": found.failed,
-                 **({"resumed": found.done} if entry is not None else {}),
+                 **({"resumed": found.done} if found.done else {}),
                  **({"errors": found.errors} if found.errors else {}),
                  **({"unindexed": selector_fields(migration.selector or {})}
                     if found.unindexed else {}),
                  "samples": [{"id": before["_id"], "before": _shown(before),
                               "after": _shown(after)} for before, after in found.samples]}
-        reason = migration.description or ("resume the interrupted run" if entry else "")
+        reason = migration.description or ("resume the interrupted run" if found.done else "")
         yield Step(Action.UPDATE, StepKind.MIGRATION, spec.name, migration.id, after=after,
                    reason=reason)
 

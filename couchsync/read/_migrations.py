@@ -69,6 +69,7 @@ class Journal:
     revs: list[str] = field(default_factory=list)
     migrated: set[int] = field(default_factory=set)
     unsettled: list[dict[str, Any]] = field(default_factory=list)
+    since: str | None = None  # the sequence the run began at (batch 0 holds it)
 
 
 def journal_batches(db: Database, migration: str, checksum: str) -> Iterator[dict[str, Any]]:
@@ -86,6 +87,7 @@ def read_journal(db: Database, migration: str, checksum: str) -> Journal:
     journal = Journal()
     for body in journal_batches(db, migration, checksum):
         journal.revs.append(body["_rev"])
+        journal.since = journal.since or body.get("since")
         if "written" in body:
             journal.migrated.update(id_key(doc_id) for doc_id in body["written"])
         else:
@@ -272,16 +274,15 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
     """The preview of every migration of ``spec`` still to run (``record``: the
     migrations design doc's ``migrations``)."""
     previews = {}
-    for migration, entry in pending_migrations(spec, record):
+    for migration in pending_migrations(spec, record):
         if migration.revert is not None:
             previews[migration.id] = preview_revert(db, migration, record)
             continue
-        migrated: set[int] = set()
-        if entry is not None:  # resumed: what the interrupted run wrote is not run again
-            journal = read_journal(db, migration.id, migration.checksum)
-            migrated = journal.migrated
-            for batch in journal.unsettled:
-                migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
+        # What an interrupted run wrote is not run again.
+        journal = read_journal(db, migration.id, migration.checksum)
+        migrated = journal.migrated
+        for batch in journal.unsettled:
+            migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
         previews[migration.id] = preview(db, migration, migrated, options.samples,
                                          options.file(spec.name, migration.id))
     return previews

@@ -88,7 +88,7 @@ def test_apply_json_is_one_document_with_the_plan_and_every_step(
         "format_version": 1, "couchsync_version": couchsync.__version__, "ok": True,
         "plan": Plan().to_dict(), "results": [],
         "summary": {"create": 0, "update": 0, "delete": 0}, "warnings": [], "confirmed": 0,
-        "staged": []}
+        "staged": [], "migrated": []}
 
 
 def test_apply_json_on_a_terminal_asks_on_stderr_and_keeps_stdout_one_document(
