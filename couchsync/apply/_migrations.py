@@ -77,7 +77,8 @@ class _Run:
     matched: int = 0
     changed: int = 0
     deleted: int = 0
-    errors: list[str] = field(default_factory=list)
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)  # the first ``NAMED`` failures
     uncertain: list[str] = field(default_factory=list)
 
     @property
@@ -103,12 +104,12 @@ class _Run:
         for page in Matching(self.db, migration.selector):
             self._migrate(page, transform, since)
         self._catch_up(since, transform)
-        if self.errors:
+        if self.failed:
             self._send_closing()
             self.target.run.warn(
-                f"db:{self.target.name}/migration:{migration.id}: {len(self.errors):,} "
+                f"db:{self.target.name}/migration:{migration.id}: {self.failed:,} "
                 "documents not migrated (the next apply tries them again): "
-                + "; ".join(self.errors[:NAMED]))
+                + "; ".join(self.errors))
             return None
         self._record_done(record, since)
         if self.uncertain:
@@ -136,7 +137,7 @@ class _Run:
     def _migrate(self, docs: Sequence[dict[str, Any]], transform: Transform | None,
                  since: str, round_: int = 0) -> None:
         new: list[tuple[dict[str, Any], dict[str, Any], bytes]] = []
-        read, failed = 0, len(self.errors)
+        read, failed = 0, self.failed
         for doc in docs:
             if id_key(doc["_id"]) in self.journal.migrated:
                 continue
@@ -145,12 +146,12 @@ class _Run:
                 read += 1
             outcome = migrate(self.migration, doc, transform)
             if outcome.error is not None:
-                self.errors.append(f"{doc['_id']}: {outcome.error}")
+                self._failure(doc["_id"], outcome.error)
             elif outcome.changes:
                 after = ({"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True}
                          if outcome.deleted else outcome.body or {})
                 new.append((doc, after, encode_json(after)))
-        self.target.run.documents(read, len(self.errors) - failed)
+        self.target.run.documents(read, self.failed - failed)
         limit = self.target.run.limits().request - BULK_ENVELOPE
         for batch in batched_within(new, self.target.run.batch_size, limit,
                                     lambda item: len(item[2]) + 1):
@@ -180,7 +181,7 @@ class _Run:
             if answer["error"] == "conflict" and round_ < CONFLICT_ROUNDS:
                 conflicted.append(failed_id)
             else:
-                self.errors.append(f"{failed_id}: {answer['error']}: {answer.get('reason', '')}")
+                self._failure(failed_id, f"{answer['error']}: {answer.get('reason', '')}")
         if conflicted:
             mine, uncertain = settle(self.db, {doc_id: ahead["intended"][doc_id]
                                                for doc_id in conflicted})
@@ -195,6 +196,11 @@ class _Run:
         if conflicted:  # the application wrote it meanwhile: read again, migrate that
             self._migrate(among(self.db, self.migration.selector, conflicted), transform,
                           since, round_ + 1)
+
+    def _failure(self, doc_id: str, reason: str) -> None:
+        self.failed += 1
+        if len(self.errors) < NAMED:
+            self.errors.append(f"{doc_id}: {reason}")
 
     def _take_closing(self) -> list[dict[str, Any]]:
         closing, self.closing = self.closing, None
@@ -249,10 +255,12 @@ def _revert(target: Target, migration: MigrationSpec) -> str:
         now = current_revs(db, list(written))
         restore = []
         for doc_id, rev in written.items():
-            if now.get(doc_id) == rev and doc_id in originals:
-                restore.append({**originals[doc_id], "_rev": rev})
-            elif now.get(doc_id) != rev:
+            current, deleted = now.get(doc_id, ("", False))
+            if current != rev:
                 left.append(doc_id)
+            elif doc_id in originals:  # a deleted one is made anew over its tombstone
+                original = {k: v for k, v in originals[doc_id].items() if k != "_rev"}
+                restore.append(original if deleted else {**original, "_rev": rev})
         for chunk in _chunks(restore, target.run.batch_size):
             target.run.guard()
             answers = db.bulk_docs(chunk, w=target.w)

@@ -312,7 +312,7 @@ def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, 
         now = current_revs(db, list(written))
         for doc_id, rev in written.items():
             found.matched += 1
-            if now.get(doc_id) != rev:
+            if now.get(doc_id, ("", False))[0] != rev:
                 found.failed += 1
                 if len(found.errors) < ERRORS_SHOWN:
                     found.errors.append(f"{doc_id}: changed since the migration, left as it is")
@@ -323,7 +323,7 @@ def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, 
     return found
 
 
-def current_revs(db: Database, ids: Sequence[str]) -> dict[str, str]:
-    """``{id: rev}`` of the leaf revision of each of ``ids`` (a deleted one's too)."""
-    return {row["key"]: row["value"]["rev"] for row in db.all_docs(keys=ids)
-            if "value" in row}
+def current_revs(db: Database, ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """``{id: (rev, deleted)}``: the leaf revision of each of ``ids``, deleted ones too."""
+    return {row["key"]: (row["value"]["rev"], row["value"].get("deleted") is True)
+            for row in db.all_docs(keys=ids) if "value" in row}

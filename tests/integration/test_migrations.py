@@ -316,3 +316,22 @@ def test_what_the_application_writes_during_the_run_is_migrated_once(
         f"d{i:03}" for i in (*range(10), *range(200, 210))}
     _, plan, _ = plan_manifests(client, [path])
     assert plan.is_empty
+
+
+def test_revert_brings_back_the_documents_a_migration_deleted(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    seed(client, db_name, [{"_id": f"s{i}", "type": "session", "n": i} for i in range(6)])
+    forward = {"id": "drop", "selector": {"n": {"$lt": 3}}, "delete": True,
+               "keep_originals": True}
+    apply_manifests(client, [write(tmp_path, {db_name: {"migrations": [forward]}})])
+    assert sorted(bodies(client, db_name)) == ["s3", "s4", "s5"]
+
+    path = write(tmp_path, {db_name: {"migrations": [
+        forward, {"id": "undo-drop", "revert": "drop"}]}})
+    done = apply_manifests(client, [path])
+
+    assert done.result is not None and done.result.migrated == [
+        f"db:{db_name}/migration:undo-drop: 3 documents restored"]
+    assert bodies(client, db_name) == {
+        f"s{i}": {"_id": f"s{i}", "type": "session", "n": i} for i in range(6)}
