@@ -171,11 +171,14 @@ class Matching:
         page: list[dict[str, Any]] = []
         rows = self.db.iter_all_docs(include_docs=True, page_size=self.page_size,
                                      read_ahead=True)
-        for row in rows:
-            page.append(row["doc"])
-            if len(page) == self.page_size:
-                yield _documents(page)
-                page = []
+        try:
+            for row in rows:
+                page.append(row["doc"])
+                if len(page) == self.page_size:
+                    yield _documents(page)
+                    page = []
+        finally:  # a run stopped midway: the page asked ahead is dropped
+            getattr(rows, "close", lambda: None)()
         if page:
             yield _documents(page)
 

@@ -18,7 +18,7 @@ from couchsync.apply import ApplyError
 from couchsync.client import Client
 from couchsync.operation import Progress, plan_manifests
 from couchsync.plan import MIGRATIONS_DDOC, Plan, StepKind, render_text
-from couchsync.read import MigrationOptions
+from couchsync.read import MigrationOptions, journal_id
 
 
 def write(tmp_path: Path, databases: dict[str, Any], name: str = "m.yaml") -> str:
@@ -96,6 +96,9 @@ def test_declarative_operations_change_the_matching_documents_once(
     record = client.database(db_name).get(MIGRATIONS_DDOC)["migrations"]
     assert {name: entry["state"] for name, entry in record.items()} == {
         "2026-12-contact": "done", "2026-12-drop-expired": "done"}
+    # The journal went with the record: its work is in the documents.
+    for name, entry in record.items():
+        assert journal_id(name, entry["checksum"], 0) not in client.database(db_name)
 
 
 def test_the_preview_counts_what_a_brute_force_count_finds_and_apply_does(
