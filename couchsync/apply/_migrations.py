@@ -54,7 +54,7 @@ def run_migrations(target: Target, steps: list[Step]) -> None:
         target.run.guard()
         with refusal() as refused:
             line = (_revert(target, migration) if migration.revert is not None
-                    else _Run(target, migration).run())
+                    else _Run(target, migration, step.after.get("since")).run())
         if refused or line is None:
             error = refused.reason if refused else "see the documents named"
             target.finish(StepResult(step, False, error=error))
@@ -70,6 +70,7 @@ class _Run:
 
     target: Target
     migration: MigrationSpec
+    planned_since: str | None  # the database's sequence when the plan read it
     journal: Journal = field(default_factory=Journal)
     #: The journal document of the last batch as it is to be stored once its answer is
     #: known: sent with the next batch's write-ahead, or last with the record.
@@ -99,7 +100,8 @@ class _Run:
             self.closing = _closed(batch, written)
             self.journal.migrated.update(id_key(doc_id) for doc_id in written)
             self._send_closing()
-        since = self.journal.since or str(self.db.info()["update_seq"])
+        since = (self.journal.since or self.planned_since
+                 or str(self.db.info()["update_seq"]))
         transform = load_transform(migration) if migration.transform else None
         for page in Matching(self.db, migration.selector):
             self._migrate(page, transform, since)

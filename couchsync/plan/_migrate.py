@@ -69,6 +69,7 @@ def migration_steps(spec: DatabaseSpec, record: Mapping[str, Any],
         after = {"checksum": migration.checksum, "matched": found.matched,
                  "changed": found.changed, "deleted": found.deleted, "failed": found.failed,
                  **({"resumed": found.done} if found.done else {}),
+                 **({"since": found.since} if found.since is not None else {}),
                  **({"errors": found.errors} if found.errors else {}),
                  **({"unindexed": selector_fields(migration.selector or {})}
                     if found.unindexed else {}),

@@ -59,6 +59,9 @@ class MigrationPreview:
     errors: list[str] = field(default_factory=list)
     samples: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
     unindexed: bool = False  # CouchDB said no index serves the selector
+    #: The database's sequence before the preview read it: a run that starts from it
+    #: checks, after its scan, every document written since (an earlier start is safe).
+    since: str | None = None
 
 
 @dataclass(slots=True)

@@ -151,7 +151,8 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     live.index_sizes = _index_sizes(db, spec, live)
     if spec.migrations and scope.whole:
         live.migrations = (bodies.get(MIGRATIONS_DDOC) or {}).get("migrations") or {}
-        live.previews = read_previews(db, spec, live.migrations, migrations)
+        live.previews = read_previews(db, spec, live.migrations, migrations,
+                                      info.get("update_seq"))
     if small:
         documents = _found(bodies, doc_ids)
         if not any(_needs_record(spec.documents[doc_id], documents.get(doc_id))

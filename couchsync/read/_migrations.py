@@ -273,9 +273,10 @@ def _lines(path: Path | None) -> Iterator[Callable[[dict[str, Any]], None] | Non
 
 
 def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
-                  options: MigrationOptions) -> dict[str, MigrationPreview]:
+                  options: MigrationOptions, since: Any) -> dict[str, MigrationPreview]:
     """The preview of every migration of ``spec`` still to run (``record``: the
-    migrations design doc's ``migrations``)."""
+    migrations design doc's ``migrations``; ``since``: the database's ``update_seq``,
+    read before)."""
     previews = {}
     for migration in pending_migrations(spec, record):
         if migration.revert is not None:
@@ -288,6 +289,7 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
             migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
         previews[migration.id] = preview(db, migration, migrated, options.samples,
                                          options.file(spec.name, migration.id))
+        previews[migration.id].since = None if since is None else str(since)
     return previews
 
 

@@ -267,7 +267,7 @@ def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Pref
             # Only what the reader uses: 10,000 databases' full info is megabytes.
             ahead[row["key"]] = Prefetched(None if info is None else {
                 "doc_count": info.get("doc_count", 0), "cluster": info.get("cluster"),
-                "props": info.get("props")})
+                "props": info.get("props"), "update_seq": info.get("update_seq")})
     return ahead
 
 
