@@ -338,3 +338,50 @@ def test_revert_brings_back_the_documents_a_migration_deleted(
         f"db:{db_name}/migration:undo-drop: 3 documents restored"]
     assert bodies(client, db_name) == {
         f"s{i}": {"_id": f"s{i}", "type": "session", "n": i} for i in range(6)}
+
+
+VALIDATE = """function (newDoc, oldDoc, userCtx) {
+  if (newDoc.type === 'user' && newDoc.schema !== 2 && !newDoc._deleted) {
+    throw({forbidden: 'a user needs schema 2'});
+  }
+}"""
+
+
+def test_a_migration_beside_every_other_section_applies_once_and_re_plans_empty(
+    client: Client, db_name: str, tmp_path: Path, is_couchdb: bool
+) -> None:
+    # Data written before the validate_doc_update below existed.
+    seed(client, db_name, [{"_id": f"u{i}", "type": "user", "schema": 1, "mail": f"{i}@x"}
+                           for i in range(20)])
+    path = write(tmp_path, {db_name: {
+        "security": {"members": {"roles": ["staff"]}},
+        "prune": True,
+        "indexes": {"by-type": {"fields": ["type"]}},
+        "design_docs": {"rules": {"validate_doc_update": VALIDATE,
+                                  "views": {"users": {"map": "function (doc) {"
+                                                      " if (doc.type === 'user')"
+                                                      " emit(doc._id, doc.schema); }"}}}},
+        # A seed document the migration's selector matches too: the seed's content wins.
+        "documents": [{"_id": "u0", "type": "user", "schema": 2, "mail": "seeded@x"},
+                      {"_id": "settings", "theme": "dark"}],
+        "migrations": [{"id": "schema-2", "selector": {"type": "user"},
+                        "set": {"schema": 2}, "rename": {"mail": "contact.mail"}}],
+    }})
+
+    _, plan, _ = plan_manifests(client, [path])
+    preview = migration_steps(plan)["schema-2"]
+    assert (preview["matched"], preview["changed"]) == (20, 20)
+    if is_couchdb:  # the index the manifest declares does not exist yet at plan time
+        assert preview.get("unindexed") == ["type"]
+
+    done = apply_manifests(client, [path])
+
+    assert done.result is not None and done.result.ok, done.result
+    now = bodies(client, db_name)
+    assert now["u0"] == {"_id": "u0", "type": "user", "schema": 2, "mail": "seeded@x"}
+    assert all(now[f"u{i}"] == {"_id": f"u{i}", "type": "user", "schema": 2,
+                                "contact": {"mail": f"{i}@x"}} for i in range(1, 20))
+    rows = client.database(db_name).query_view("rules", "users")["rows"]
+    assert {row["value"] for row in rows} == {2}
+    _, again, _ = plan_manifests(client, [path])
+    assert again.is_empty, render_text(again.to_dict())
