@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from couchsync._words import counted
 from couchsync.apply._result import StepResult, refusal
 from couchsync.apply._state import CONFLICT_ROUNDS, Target
 from couchsync.client import Conflict, Database, NotFound, encode_json
@@ -47,17 +48,17 @@ def run_migrations(target: Target, steps: list[Step]) -> None:
     declared = {m.id: m for m in target.run.desired.databases[target.name].migrations}
     for index, step in enumerate(steps):
         migration = declared.get(step.id or "")
+        failure = None
         if migration is None or migration.checksum != (step.after or {}).get("checksum"):
-            target.fail([step], "the manifests define this migration otherwise than the plan "
-                                "did: plan again")
-            continue
-        target.run.guard()
-        with refusal() as refused:
-            line = (_revert(target, migration) if migration.revert is not None
-                    else _Run(target, migration, step.after.get("since")).run())
-        if refused or line is None:
-            error = refused.reason if refused else "see the documents named"
-            target.finish(StepResult(step, False, error=error))
+            failure = "the manifests define this migration otherwise than the plan did: plan again"
+        else:
+            target.run.guard()
+            with refusal() as refused:
+                done, line = (_revert(target, migration) if migration.revert is not None
+                              else _Run(target, migration, step.after.get("since")).run())
+            failure = refused.reason if refused else None if done else line
+        if failure is not None:
+            target.finish(StepResult(step, False, error=failure))
             target.fail(steps[index + 1:], f"not run: {step.address} failed before it")
             return
         target.finish(StepResult(step, True))
@@ -86,13 +87,13 @@ class _Run:
     def db(self) -> Database:
         return self.target.db
 
-    def run(self) -> str | None:
-        """Migrate, catch up, record ``done``: what it did, in a line; None (and the
-        failures reported) when some document could not be migrated."""
+    def run(self) -> tuple[bool, str]:
+        """Migrate, catch up, record ``done``: whether it got there, and what it did (or
+        which documents it could not migrate), in a line."""
         migration = self.migration
         record = _read_record(self.db)
         if (record["migrations"].get(migration.id) or {}).get("checksum") == migration.checksum:
-            return "done already (by an apply that ran since the plan)"
+            return True, "done already (by an apply that ran since the plan)"
         self.journal = read_journal(self.db, migration.id, migration.checksum)
         for batch in self.journal.unsettled:  # the interrupted run's last batch
             written, uncertain = settle(self.db, batch["intended"])
@@ -108,19 +109,16 @@ class _Run:
         self._catch_up(since, transform)
         if self.failed:
             self._send_closing()
-            self.target.run.warn(
-                f"db:{self.target.name}/migration:{migration.id}: {self.failed:,} "
-                "documents not migrated (the next apply tries them again): "
-                + "; ".join(self.errors))
-            return None
+            return False, (f"{counted(self.failed, 'document')} not migrated (the next "
+                           "apply tries again): " + "; ".join(self.errors))
         self._record_done(record, since)
         if self.uncertain:
             self.target.run.warn(
                 f"db:{self.target.name}/migration:{migration.id}: counted as migrated, "
                 "changed by someone else after an interrupted batch whose outcome the "
                 f"server no longer tells: {', '.join(self.uncertain[:NAMED])}")
-        return (f"{self.changed:,} of {self.matched:,} matched documents changed"
-                + (f" ({self.deleted:,} deleted)" if self.deleted else ""))
+        return True, (f"{self.changed:,} of {self.matched:,} matched documents changed"
+                      + (f" ({self.deleted:,} deleted)" if self.deleted else ""))
 
     def _catch_up(self, since: str, transform: Transform | None) -> None:
         """Migrate what was written since the run began and not by it, until a pass over
@@ -246,7 +244,7 @@ def _closed(batch: dict[str, Any], written: dict[str, str]) -> dict[str, Any]:
                               if doc_id in written}} if "originals" in batch else {})}
 
 
-def _revert(target: Target, migration: MigrationSpec) -> str:
+def _revert(target: Target, migration: MigrationSpec) -> tuple[bool, str]:
     """Restore the originals of the documents the reverted migration changed and nobody
     changed since; name those left."""
     db, record = target.db, _read_record(target.db)
@@ -274,7 +272,7 @@ def _revert(target: Target, migration: MigrationSpec) -> str:
         target.run.warn(f"db:{target.name}/migration:{migration.id}: {len(left):,} documents "
                         "changed since the migration were left as they are: "
                         + ", ".join(left[:NAMED]))
-    return f"{restored:,} documents restored" + (f", {len(left):,} left" if left else "")
+    return True, f"{restored:,} documents restored" + (f", {len(left):,} left" if left else "")
 
 
 def _chunks(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
