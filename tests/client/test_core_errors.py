@@ -58,6 +58,7 @@ PUBLIC = [
     "ServerError",
     "TransportError",
     "Unauthorized",
+    "encode_json",
 ]
 
 
