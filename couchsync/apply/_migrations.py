@@ -79,6 +79,9 @@ class _Run:
     matched: int = 0
     changed: int = 0
     deleted: int = 0
+    scan: Matching | None = None
+    #: A page's last document changed by someone else before its bookmark was used.
+    disturbed: bool = False
     failed: int = 0
     errors: list[str] = field(default_factory=list)  # the first ``NAMED`` failures
     uncertain: list[str] = field(default_factory=list)
@@ -104,9 +107,14 @@ class _Run:
         since = (self.journal.since or self.planned_since
                  or str(self.db.info()["update_seq"]))
         transform = load_transform(migration) if migration.transform else None
-        for page in Matching(self.db, migration.selector):
+        self.scan = Matching(self.db, migration.selector)
+        for page in self.scan:
             self._migrate(page, transform, since)
         self._catch_up(since, transform)
+        if self.disturbed:  # a page may have skipped a document: scan again, surely
+            for page in Matching(self.db, migration.selector, by_id=True):
+                self._migrate(page, transform, since)
+            self._catch_up(since, transform)
         if self.failed:
             self._send_closing()
             return False, (f"{counted(self.failed, 'document')} not migrated (the next "
@@ -125,8 +133,12 @@ class _Run:
         the changes finds nothing more to write."""
         while True:
             wrote = self.changed
-            for ids, last in changed_since(self.db, since):
-                todo = [doc_id for doc_id in ids if id_key(doc_id) not in self.journal.migrated]
+            for revs, last in changed_since(self.db, since):
+                self.disturbed = self.disturbed or any(
+                    self.scan.disturbed(doc_id, rev) for doc_id, rev in revs.items()
+                    if self.scan is not None)
+                todo = [doc_id for doc_id in revs
+                        if id_key(doc_id) not in self.journal.migrated]
                 if todo:
                     self._migrate(among(self.db, self.migration.selector, todo), transform,
                                   since)
@@ -189,6 +201,11 @@ class _Run:
             self.uncertain += uncertain
             conflicted = [doc_id for doc_id in conflicted if doc_id not in mine]
         self.closing = _closed({**ahead, "_rev": self.journal.revs[-1]}, written)
+        if self.scan is not None:
+            for doc_id, rev in written.items():
+                self.scan.moved(doc_id, rev)
+            self.disturbed = self.disturbed or any(doc_id in self.scan.boundaries
+                                                   for doc_id in conflicted)
         self.journal.migrated.update(id_key(doc_id) for doc_id in written)
         self.changed += len(written)
         self.deleted += sum(1 for doc, after, _ in batch

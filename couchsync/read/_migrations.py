@@ -139,19 +139,39 @@ def _child(db: Database, doc_id: str, leaf: str, ancestor: str) -> str | None:
 
 class Matching:
     """The documents ``selector`` matches (every document when None; design docs never),
-    a page at a time: ``_find`` following bookmarks, or, where the server gives none
-    (PouchDB Server), by ``_id`` ranges (skip would jump over documents a migration
-    moved out of the selector). ``unindexed`` is set when CouchDB says no index serves
-    the selector."""
+    a page at a time: ``_find`` following bookmarks over the index CouchDB picks, or by
+    ``_id`` ranges (``by_id``, or where the server gives no bookmarks: PouchDB Server;
+    skip would jump over documents a migration moved out of the selector). ``unindexed``
+    is set when CouchDB says no index serves the selector.
+
+    CouchDB resumes a bookmark after the page's last document, counted only while it
+    still matches: changed out of the selector first, the next page skips a document.
+    So each next page is asked for before a page is handed out (a migration changes it
+    after), and ``disturbed`` tells whether someone else may have changed a page's last
+    document before its bookmark was used: then only a scan ``by_id`` is sure.
+    """
 
     def __init__(self, db: Database, selector: dict[str, Any] | None,
-                 page_size: int = PAGE_SIZE) -> None:
-        self.db, self.selector, self.page_size = db, selector, page_size
+                 page_size: int = PAGE_SIZE, *, by_id: bool = False) -> None:
+        self.db, self.selector, self.page_size, self.by_id = db, selector, page_size, by_id
         self.unindexed = False
+        self.boundaries: dict[str, str] = {}  # id → rev of each page's last document
+
+    def moved(self, doc_id: str, rev: str) -> None:
+        """Our own write of ``doc_id``: not someone else's change (``disturbed``)."""
+        if doc_id in self.boundaries:
+            self.boundaries[doc_id] = rev
+
+    def disturbed(self, doc_id: str, rev: str | None) -> bool:
+        """Whether ``doc_id`` at ``rev`` is a page's last document changed by someone else."""
+        return doc_id in self.boundaries and self.boundaries[doc_id] != rev
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         if self.selector is None:
             yield from self._all()
+            return
+        if self.by_id:
+            yield from self._by_id()
             return
         body: dict[str, Any] = {"selector": self.selector, "limit": self.page_size}
         result = self.db.find(body)
@@ -161,11 +181,13 @@ class Matching:
             return
         while True:
             docs = result["docs"]
-            yield _documents(docs)
             if len(docs) < self.page_size:
+                yield _documents(docs)
                 return
+            self.boundaries[docs[-1]["_id"]] = docs[-1]["_rev"]
             body["bookmark"] = result["bookmark"]
-            result = self.db.find(body)
+            result = self.db.find(body)  # before this page's documents change
+            yield _documents(docs)
 
     def _all(self) -> Iterator[list[dict[str, Any]]]:
         page: list[dict[str, Any]] = []
@@ -211,14 +233,15 @@ def among(db: Database, selector: dict[str, Any] | None, ids: Sequence[str]
 
 
 def changed_since(db: Database, since: str, page_size: int = PAGE_SIZE
-                  ) -> Iterator[tuple[list[str], str]]:
-    """The ids of documents written after ``since`` (deleted ones left out), a page at a
-    time, each with the sequence to resume from."""
+                  ) -> Iterator[tuple[dict[str, str], str]]:
+    """``{id: rev}`` of the documents written after ``since`` (deleted ones left out), a
+    page at a time, each with the sequence to resume from."""
     while True:
         page = db.changes(since, limit=page_size)
         results = page.get("results", [])
-        yield ([row["id"] for row in results if not row.get("deleted")
-                and not row["id"].startswith("_design/")], str(page["last_seq"]))
+        yield ({row["id"]: row["changes"][0]["rev"] for row in results
+                if not row.get("deleted") and not row["id"].startswith("_design/")},
+               str(page["last_seq"]))
         if len(results) < page_size:
             return
         since = str(page["last_seq"])

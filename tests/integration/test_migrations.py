@@ -271,6 +271,16 @@ def test_revert_restores_what_the_migration_changed_and_names_what_was_edited_si
     assert plan.is_empty
 
 
+class ArmWhenLocking(ApplyHooks):
+    """Arms ``armed`` once the plan's preview has run: the transform acts in the apply."""
+
+    def __init__(self, armed: Path) -> None:
+        self.armed = armed
+
+    def locking(self, plan: Plan, locks: Any) -> None:
+        self.armed.touch()
+
+
 APPLICATION = """\
 import os
 
@@ -306,11 +316,7 @@ def test_what_the_application_writes_during_the_run_is_migrated_once(
     path = write(tmp_path, {db_name: {"migrations": [
         {"id": "bump", "selector": {"count": {"$gte": 0}}, "transform": "app.py:bump"}]}})
 
-    class ArmWhenLocking(ApplyHooks):  # the plan's preview has run: now the apply's turn
-        def locking(self, plan: Plan, locks: Any) -> None:
-            armed.touch()
-
-    done = apply_manifests(client, [path], hooks=ArmWhenLocking(), batch_size=100)
+    done = apply_manifests(client, [path], hooks=ArmWhenLocking(armed), batch_size=100)
 
     assert not armed.exists(), "the application's writes happened during the run"
     assert done.result is not None and done.result.ok
@@ -387,3 +393,58 @@ def test_a_migration_beside_every_other_section_applies_once_and_re_plans_empty(
     assert {row["value"] for row in rows} == {2}
     _, again, _ = plan_manifests(client, [path])
     assert again.is_empty, render_text(again.to_dict())
+
+
+def test_documents_the_migration_moves_out_of_its_selector_skip_nothing(
+    client: Client, db_name: str, tmp_path: Path
+) -> None:
+    # CouchDB resumes a _find bookmark after the page's last document, counted only while
+    # it still matches: paging on after changing a page's documents would skip one.
+    seed(client, db_name, [{"_id": f"e{i:05}", "stage": "a"} for i in range(2500)])
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "a-to-b", "selector": {"stage": "a"}, "set": {"stage": "b"}}]}})
+
+    done = apply_manifests(client, [path])
+
+    assert done.result is not None and done.result.migrated == [
+        f"db:{db_name}/migration:a-to-b: 2,500 of 2,500 matched documents changed"]
+    assert {body["stage"] for body in bodies(client, db_name).values()} == {"b"}
+
+
+BOUNDARY = """\
+import os
+
+import httpx
+
+DB = os.environ["MIGRATION_TEST_DB_URL"]
+ARMED = os.environ["MIGRATION_TEST_ARMED"]
+
+
+def bump(doc):
+    if doc["_id"] == "e00500" and os.path.exists(ARMED):
+        os.remove(ARMED)  # the application moves the next page's last document
+        body = httpx.get(f"{DB}/e01999").json()
+        httpx.put(f"{DB}/e01999", json={**body, "stage": "z"}).raise_for_status()
+    doc["stage"] = "b"
+    return doc
+"""
+
+
+def test_a_page_s_last_document_changed_by_the_application_skips_nothing(
+    client: Client, db_name: str, tmp_path: Path, couch_url: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(client, db_name, [{"_id": f"e{i:05}", "stage": "a"} for i in range(2500)])
+    (tmp_path / "boundary.py").write_text(BOUNDARY)
+    armed = tmp_path / "armed"
+    monkeypatch.setenv("MIGRATION_TEST_DB_URL", f"{couch_url}/{db_name}")
+    monkeypatch.setenv("MIGRATION_TEST_ARMED", str(armed))
+    path = write(tmp_path, {db_name: {"migrations": [
+        {"id": "a-to-b", "selector": {"stage": "a"}, "transform": "boundary.py:bump"}]}})
+
+    done = apply_manifests(client, [path], hooks=ArmWhenLocking(armed))
+
+    assert not armed.exists(), "the application's write happened during the run"
+    assert done.result is not None and done.result.ok
+    stages = {doc_id: body["stage"] for doc_id, body in bodies(client, db_name).items()}
+    assert stages == {**{f"e{i:05}": "b" for i in range(2500)}, "e01999": "z"}
