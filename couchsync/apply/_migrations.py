@@ -33,6 +33,7 @@ from couchsync.read import (
     current_revs,
     id_key,
     journal_id,
+    next_run,
     read_journal,
     reverted,
     settle,
@@ -72,6 +73,7 @@ class _Run:
     target: Target
     migration: MigrationSpec
     planned_since: str | None  # the database's sequence when the plan read it
+    run_number: int = 0  # which run of the migration this is (``read.next_run``)
     journal: Journal = field(default_factory=Journal)
     #: The journal document of the last batch as it is to be stored once its answer is
     #: known: sent with the next batch's write-ahead, or last with the record.
@@ -95,9 +97,11 @@ class _Run:
         which documents it could not migrate), in a line."""
         migration = self.migration
         record = _read_record(self.db)
-        if (record["migrations"].get(migration.id) or {}).get("checksum") == migration.checksum:
+        entry = record["migrations"].get(migration.id)
+        if (entry or {}).get("checksum") == migration.checksum:
             return True, "done already (by an apply that ran since the plan)"
-        self.journal = read_journal(self.db, migration.id, migration.checksum)
+        self.run_number = next_run(entry)
+        self.journal = read_journal(self.db, migration.id, self.run_number)
         for batch in self.journal.unsettled:  # the interrupted run's last batch
             written, uncertain = settle(self.db, batch["intended"])
             self.uncertain += uncertain
@@ -177,7 +181,7 @@ class _Run:
         self.target.run.guard()
         number = len(self.journal.revs)
         ahead: dict[str, Any] = {
-            "_id": journal_id(self.migration.id, self.migration.checksum, number),
+            "_id": journal_id(self.migration.id, self.run_number, number),
             "intended": {doc["_id"]: [doc["_rev"], body_hash(
                 None if after.get("_deleted") else after)] for doc, after, _ in batch},
             **({"since": since} if number == 0 else {}),
@@ -227,7 +231,7 @@ class _Run:
         if self.closing is not None:
             number = int(self.closing["_id"].rpartition(".")[2])
             self.journal.revs[number] = self._put_local(self._take_closing())[
-                journal_id(self.migration.id, self.migration.checksum, number)]
+                journal_id(self.migration.id, self.run_number, number)]
 
     def _put_local(self, docs: list[dict[str, Any]]) -> dict[str, str]:
         """Write journal documents in one request; their new revisions."""
@@ -241,13 +245,13 @@ class _Run:
         """The record says ``done``; in the same request the journal goes (its work is in
         the documents now), or, with ``keep_originals``, gets its last batch's outcome."""
         entry = {"checksum": self.migration.checksum, "state": "done",
-                 "changed": len(self.journal.migrated),
+                 "changed": len(self.journal.migrated), "runs": self.run_number + 1,
                  **({"originals": True} if self.migration.keep_originals else {})}
         if self.migration.keep_originals:
             journal = self._take_closing()
         else:
             self.closing = None
-            journal = [{"_id": journal_id(self.migration.id, self.migration.checksum, number),
+            journal = [{"_id": journal_id(self.migration.id, self.run_number, number),
                         "_rev": rev, "_deleted": True}
                        for number, rev in enumerate(self.journal.revs)]
         _write_record(self.db, record, self.migration.id, entry, self.target.w, journal)
@@ -283,8 +287,9 @@ def _revert(target: Target, migration: MigrationSpec) -> tuple[bool, str]:
             answers = db.bulk_docs(chunk, w=target.w)
             restored += len(answers.revs())
             left += list(answers.errors())
-    _write_record(db, record, migration.id, {"checksum": migration.checksum, "state": "done",
-                                              "changed": restored}, target.w)
+    _write_record(db, record, migration.id, {
+        "checksum": migration.checksum, "state": "done", "changed": restored,
+        "runs": next_run(record["migrations"].get(migration.id)) + 1}, target.w)
     if left:
         target.run.warn(f"db:{target.name}/migration:{migration.id}: {len(left):,} documents "
                         "changed since the migration were left as they are: "

@@ -48,10 +48,16 @@ class MigrationOptions:
 PREVIEW = MigrationOptions()  # three samples, no files
 
 
-def journal_id(migration: str, checksum: str, batch: int) -> str:
-    """A batch's journal document: a run with another definition (``rerun_on_change``)
-    keeps its own."""
-    return f"{JOURNAL_PREFIX}{migration}.{checksum[:12]}.{batch}"
+def next_run(entry: Mapping[str, Any] | None) -> int:
+    """The number of a migration's next run, from its record entry (None: never done).
+    Its journal is that run's: an edit of a migration that has not finished goes on
+    with the documents the run has not changed, never changing one twice."""
+    return 0 if entry is None else int(entry.get("runs", 1))
+
+
+def journal_id(migration: str, run: int, batch: int) -> str:
+    """Batch ``batch`` of a run's journal (each run of ``rerun_on_change`` has its own)."""
+    return f"{JOURNAL_PREFIX}{migration}.{run}.{batch}"
 
 
 def id_key(doc_id: str) -> int:
@@ -72,20 +78,20 @@ class Journal:
     since: str | None = None  # the sequence the run began at (batch 0 holds it)
 
 
-def journal_batches(db: Database, migration: str, checksum: str) -> Iterator[dict[str, Any]]:
+def journal_batches(db: Database, migration: str, run: int) -> Iterator[dict[str, Any]]:
     """Every batch of ``migration`` in ``db``, one at a time, in order (numbered from 0)."""
     for number in itertools.count():
         try:
-            yield db.get(journal_id(migration, checksum, number))
+            yield db.get(journal_id(migration, run, number))
         except NotFound:
             return
 
 
-def read_journal(db: Database, migration: str, checksum: str) -> Journal:
+def read_journal(db: Database, migration: str, run: int) -> Journal:
     """What ``migration``'s journal in ``db`` says (its batches are not kept: memory stays
     flat over a million documents)."""
     journal = Journal()
-    for body in journal_batches(db, migration, checksum):
+    for body in journal_batches(db, migration, run):
         journal.revs.append(body["_rev"])
         journal.since = journal.since or body.get("since")
         if "written" in body:
@@ -306,7 +312,7 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
             previews[migration.id] = preview_revert(db, migration, record)
             continue
         # What an interrupted run wrote is not run again.
-        journal = read_journal(db, migration.id, migration.checksum)
+        journal = read_journal(db, migration.id, next_run(record.get(migration.id)))
         migrated = journal.migrated
         for batch in journal.unsettled:
             migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
@@ -327,7 +333,7 @@ def reverted(db: Database, migration: MigrationSpec, record: Mapping[str, Any]
                  else "has not finished")
         raise PlanError(f"migration {migration.id} ({migration.source}) reverts "
                         f"{migration.revert}, which {state} in {db.name}")
-    yield from journal_batches(db, migration.revert or "", entry["checksum"])
+    yield from journal_batches(db, migration.revert or "", next_run(entry) - 1)
 
 
 def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, Any]
