@@ -10,7 +10,6 @@ import json as jsonlib
 import ssl
 import time
 from collections.abc import Mapping
-from http.cookiejar import CookieJar
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -110,12 +109,23 @@ _has_expired = httpcore.HTTP11Connection.has_expired
 setattr(httpcore.HTTP11Connection, "has_expired", _has_expired_locked)  # noqa: B010
 
 
-class _NoCookies(CookieJar):
-    """httpx's cookie jar, taking no cookie: the session's is kept by ``_auth``, one for
-    all threads, and reading every answer for cookies cost a tenth of a GET's CPU."""
+class _NoCookies(httpx.Cookies):
+    """Cookies that take none from an answer: the session's is kept by ``_auth``, one for
+    all threads, and httpx reads every answer for cookies through a ``urllib`` copy of
+    its request, a large share of a GET's work (bench/RESULTS.md)."""
 
-    def extract_cookies(self, response: Any, request: Any) -> None:
+    def extract_cookies(self, response: httpx.Response) -> None:
         pass
+
+
+class _Client(httpx.Client):
+    """``httpx.Client`` whose ``cookies`` (what it reads answers into) take none."""
+
+    _no_cookies = _NoCookies()
+
+    @property  # type: ignore[misc]  # read-only: nothing here sets it
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
 
 
 def encode_json(value: Any) -> bytes:
@@ -170,8 +180,7 @@ class HttpxConnection:
                 proxy=None if self._proxy is None else self._httpx_proxy(
                     self._proxy, context if scheme == "https" else None))
         self._transport = transport
-        self._client = httpx.Client(transport=transport, timeout=timeout, trust_env=False,
-                                    cookies=_NoCookies())
+        self._client = _Client(transport=transport, timeout=timeout, trust_env=False)
         # Exactly these headers (httpx would add Accept-Encoding and Connection).
         self._client.headers.clear()
         self._client.headers.update(headers)

@@ -206,7 +206,8 @@ def scripted() -> Any:
 def test_default_engine_wire_format_and_keep_alive(scripted: Any) -> None:
     doc = json.dumps({"_id": "a/b", "_rev": "1-x"}).encode()
     server = scripted(
-        _answer(200, doc, "ETag: \"1-x\"", "Content-Type: application/json"),
+        _answer(200, doc, "ETag: \"1-x\"", "Content-Type: application/json",
+                "Set-Cookie: AuthSession=abc; Path=/"),
         _answer(201, b'{"ok":true,"id":"c","rev":"1-y"}'),
         _answer(404, b'{"error":"not_found","reason":"missing"}'),
     )
@@ -230,6 +231,7 @@ def test_default_engine_wire_format_and_keep_alive(scripted: Any) -> None:
     assert b"\r\nContent-Type: application/json\r\n" in put
     assert b"\r\nContent-Length: 17\r\n" in put and put.endswith(b'\r\n\r\n{"_id":"c","n":1}')
     assert missing.startswith(b"GET /pre/db/d HTTP/1.1\r\n")
+    assert b"\r\nCookie:" not in put + missing  # httpx takes no cookie (sessions are _auth's)
     assert server.connections == 1  # one keep-alive connection for all three
     assert server.closed.wait(5)  # closing the client closes it
 
