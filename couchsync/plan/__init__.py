@@ -11,6 +11,7 @@ from couchsync.plan._index_ddocs import GENERATED_DDOC, read_index_ddoc
 from couchsync.plan._migrate import (
     DELETED,
     MIGRATIONS_DDOC,
+    MigrationChanged,
     Outcome,
     Transform,
     body_hash,
@@ -99,6 +100,7 @@ __all__ = [
     "LiveIndex",
     "LiveState",
     "ManagedDoc",
+    "MigrationChanged",
     "MigrationPreview",
     "Outcome",
     "Plan",

@@ -40,18 +40,23 @@ class Outcome:
 LEFT = Outcome()
 
 
+class MigrationChanged(PlanError):
+    """A migration that ran was edited since (Flyway's ``validate``): not about one
+    database, so the whole plan stops."""
+
+
 def pending_migrations(spec: DatabaseSpec, record: Mapping[str, Any]
                        ) -> Iterator[MigrationSpec]:
     """The migrations of ``spec`` still to run, in order (``record``: the migrations
     design doc's ``migrations``, each one that ran to the end). One that ran with another
-    definition is a ``PlanError``, unless it says ``rerun_on_change``."""
+    definition is ``MigrationChanged``, unless it says ``rerun_on_change``."""
     for migration in spec.migrations:
         entry = record.get(migration.id)
         if entry is None:
             yield migration
         elif entry.get("checksum") != migration.checksum:
             if not migration.rerun_on_change:
-                raise PlanError(
+                raise MigrationChanged(
                     f"migration {migration.id} ({migration.source}) was applied in "
                     f"{spec.name} with another definition, and has been edited since "
                     f"(checksum {entry.get('checksum')}, now {migration.checksum}): put it "

@@ -25,6 +25,7 @@ from couchsync.plan import (
     DatabasePlan,
     LiveDatabase,
     LiveState,
+    MigrationChanged,
     Plan,
     PlanError,
     Scope,
@@ -189,7 +190,7 @@ def plan_server(
             if name == USERS_DB:  # each password against its stored hash, on every core
                 check_passwords(_user_passwords(spec, live), parallel)
             part = plan_checked(spec, live, scope)
-        except (TransportError, Unauthorized):
+        except (TransportError, Unauthorized, MigrationChanged):
             raise  # not about this database: every other one would fail the same way
         except UnreadableDocument as exc:
             return exc.naming(spec)

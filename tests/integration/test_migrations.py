@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_helpers import run
 
 from couchsync import ApplyHooks, apply_manifests
 from couchsync.apply import ApplyError
 from couchsync.client import Client
 from couchsync.operation import Progress, plan_manifests
-from couchsync.plan import MIGRATIONS_DDOC, Plan, StepKind, render_text
+from couchsync.plan import MIGRATIONS_DDOC, MigrationChanged, Plan, StepKind, render_text
 from couchsync.read import MigrationOptions, journal_id
 
 
@@ -181,8 +182,10 @@ def test_an_edited_migration_that_ran_is_refused_unless_it_says_rerun_on_change(
         {"id": "m", "set": {"v": 2}}]}})])
 
     edited = write(tmp_path, {db_name: {"migrations": [{"id": "m", "set": {"v": 3}}]}})
-    _, plan, _ = plan_manifests(client, [edited])
-    assert "migration m" in plan.errors[db_name] and "edited since" in plan.errors[db_name]
+    with pytest.raises(MigrationChanged) as refused:
+        plan_manifests(client, [edited])
+    assert f"migration m ({edited}:" in str(refused.value)
+    assert f"was applied in {db_name} with another definition" in str(refused.value)
 
     rerun = write(tmp_path, {db_name: {"migrations": [
         {"id": "m", "set": {"v": 3}, "rerun_on_change": True}]}})
@@ -477,3 +480,21 @@ def test_a_migration_edited_before_it_finished_changes_no_document_twice(
 
     assert {doc_id: body["count"] for doc_id, body in bodies(client, db_name).items()} == {
         f"c{i}": i + 1 for i in range(10)}
+
+
+def test_the_command_refuses_an_edited_migration_in_one_clear_line(
+    client: Client, db_name: str, tmp_path: Path, couch_url: str
+) -> None:
+    seed(client, db_name, [{"_id": "a", "v": 1}])
+    path = write(tmp_path, {db_name: {"migrations": [{"id": "m", "set": {"v": 2}}]}})
+    applied = run(couch_url, "apply", path, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert f"Migrated: db:{db_name}/migration:m: 1 of 1 matched documents changed" in (
+        applied.stdout)
+    write(tmp_path, {db_name: {"migrations": [{"id": "m", "set": {"v": 3}}]}})
+
+    refused = run(couch_url, "plan", path)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"Error: migration m ({path}:5:7) was applied in ")
+    assert "Traceback" not in refused.stderr and len(refused.stderr.splitlines()) == 1
