@@ -309,7 +309,7 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
     previews = {}
     for migration in pending_migrations(spec, record):
         if migration.revert is not None:
-            previews[migration.id] = preview_revert(db, migration, record)
+            previews[migration.id] = preview_revert(db, migration, record, options.samples)
             continue
         # What an interrupted run wrote is not run again.
         journal = read_journal(db, migration.id, next_run(record.get(migration.id)))
@@ -336,11 +336,12 @@ def reverted(db: Database, migration: MigrationSpec, record: Mapping[str, Any]
     yield from journal_batches(db, migration.revert or "", next_run(entry) - 1)
 
 
-def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, Any]
-                   ) -> MigrationPreview:
+def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, Any],
+                   samples: int) -> MigrationPreview:
     """What reverting would do: which documents still hold what the migration wrote
     (restored) and which were changed since (named, left)."""
     found = MigrationPreview()
+    shown: dict[str, dict[str, Any]] = {}  # sample id → its original
     for batch in reverted(db, migration, record):
         written, originals = batch.get("written", {}), batch.get("originals", {})
         now = current_revs(db, list(written))
@@ -352,8 +353,12 @@ def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, 
                     found.errors.append(f"{doc_id}: changed since the migration, left as it is")
                 continue
             found.changed += 1
-            if doc_id in originals and len(found.samples) < 3:
-                found.samples.append(({"_id": doc_id, "_rev": rev}, originals[doc_id]))
+            if doc_id in originals and len(shown) < samples:
+                shown[doc_id] = originals[doc_id]
+    now_bodies = {row["key"]: row.get("doc") or {"_id": row["key"]}  # deleted: no body
+                  for row in db.all_docs(keys=list(shown), include_docs=True)} if shown else {}
+    found.samples = [(now_bodies.get(doc_id, {"_id": doc_id}), original)
+                     for doc_id, original in shown.items()]
     return found
 
 

@@ -263,6 +263,8 @@ def test_revert_restores_what_the_migration_changed_and_names_what_was_edited_si
     preview = migration_steps(plan)["undo-double"]
     assert (preview["changed"], preview["failed"]) == (4, 1)
     assert preview["errors"] == ["d0: changed since the migration, left as it is"]
+    assert preview["samples"][0] == {"id": "d1", "before": {"v": 0, "w": 1},
+                                     "after": {"v": 1}}  # as it is now, as it will be
 
     apply_manifests(client, [path])
 
