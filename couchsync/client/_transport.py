@@ -181,9 +181,9 @@ class HttpxConnection:
                     self._proxy, context if scheme == "https" else None))
         self._transport = transport
         self._client = _Client(transport=transport, timeout=timeout, trust_env=False)
-        # Exactly these headers (httpx would add Accept-Encoding and Connection).
-        self._client.headers.clear()
-        self._client.headers.update(headers)
+        # Exactly these headers (httpx's defaults would add Accept-Encoding and Connection);
+        # each request is built with them and sent as it is, without the client's merging.
+        self._headers = httpx.Headers(headers)
 
     def _httpx_proxy(self, proxy: Proxy, context: ssl.SSLContext | None) -> httpx.Proxy:
         log.info("reaching %s through the proxy %s (%s)", self._url, proxy.masked, proxy.source)
@@ -221,9 +221,13 @@ class HttpxConnection:
         if cookie:
             headers = {**(headers or {}), **cookie}
         target = path + "?" + urlencode(params, quote_via=quote) if params else path
+        sent = self._headers
+        if headers:
+            sent = httpx.Headers(sent)
+            sent.update(headers)
         try:
-            return self._client.request(method, self._base + target, content=content,
-                                        headers=headers)
+            return self._client.send(httpx.Request(method, self._base + target, content=content,
+                                                   headers=sent))
         except RuntimeError:  # httpx's "the client has been closed", from another thread
             self._check_open()
             raise
