@@ -13,6 +13,7 @@ began: documents the application wrote meanwhile are migrated too.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,15 +79,20 @@ class _Run:
     #: The journal document of the last batch as it is to be stored once its answer is
     #: known: sent with the next batch's write-ahead, or last with the record.
     closing: dict[str, Any] | None = None
-    matched: int = 0
     changed: int = 0
     deleted: int = 0
+    #: Matched, and left as they are (unchanged), or failed, with why: a document read
+    #: again (the second scan, the catch-up) is counted once, as it is now.
+    unchanged: set[bytes] = field(default_factory=set)
+    failed: dict[bytes, str] = field(default_factory=dict)
     scan: Matching | None = None
     #: A page's last document changed by someone else before its bookmark was used.
     disturbed: bool = False
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)  # the first ``NAMED`` failures
     uncertain: list[str] = field(default_factory=list)
+
+    @property
+    def matched(self) -> int:
+        return self.changed + len(self.unchanged) + len(self.failed)
 
     @property
     def db(self) -> Database:
@@ -121,8 +127,10 @@ class _Run:
             self._catch_up(since, transform)
         if self.failed:
             self._send_closing()
-            return False, (f"{counted(self.failed, 'document')} not migrated (the next "
-                           "apply tries again): " + "; ".join(self.errors))
+            return False, (f"{counted(len(self.failed), 'document')} not migrated (the next "
+                           "apply tries again): "
+                           + "; ".join(itertools.islice(filter(None, self.failed.values()),
+                                                        NAMED)))
         self._record_done(record, since)
         if self.uncertain:
             self.target.run.warn(
@@ -153,21 +161,24 @@ class _Run:
     def _migrate(self, docs: Sequence[dict[str, Any]], transform: Transform | None,
                  since: str, round_: int = 0) -> None:
         new: list[tuple[dict[str, Any], dict[str, Any], bytes]] = []
-        read, failed = 0, self.failed
+        read, failed = 0, len(self.failed)
         for doc in docs:
-            if id_key(doc["_id"]) in self.journal.migrated:
+            key = id_key(doc["_id"])
+            if key in self.journal.migrated:
                 continue
-            if round_ == 0:
-                self.matched += 1
-                read += 1
+            seen = key in self.unchanged or self.failed.pop(key, None) is not None
+            self.unchanged.discard(key)
+            read += not seen and round_ == 0
             outcome = migrate(self.migration, doc, transform)
             if outcome.error is not None:
-                self._failure(doc["_id"], outcome.error)
+                self._fail(key, f"{doc['_id']}: {outcome.error}")
             elif outcome.changes:
                 after = ({"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True}
                          if outcome.deleted else outcome.body or {})
                 new.append((doc, after, encode_json(after)))
-        self.target.run.documents(read, self.failed - failed)
+            else:
+                self.unchanged.add(key)
+        self.target.run.documents(read, max(len(self.failed) - failed, 0))
         limit = self.target.run.limits().request - BULK_ENVELOPE
         for batch in batched_within(new, self.target.run.batch_size, limit,
                                     lambda item: len(item[2]) + 1):
@@ -197,7 +208,8 @@ class _Run:
             if answer["error"] == "conflict" and round_ < CONFLICT_ROUNDS:
                 conflicted.append(failed_id)
             else:
-                self._failure(failed_id, f"{answer['error']}: {answer.get('reason', '')}")
+                self._fail(id_key(failed_id),
+                           f"{failed_id}: {answer['error']}: {answer.get('reason', '')}")
         if conflicted:
             mine, uncertain = settle(self.db, {doc_id: ahead["intended"][doc_id]
                                                for doc_id in conflicted})
@@ -218,10 +230,9 @@ class _Run:
             self._migrate(among(self.db, self.migration.selector, conflicted), transform,
                           since, round_ + 1)
 
-    def _failure(self, doc_id: str, reason: str) -> None:
-        self.failed += 1
-        if len(self.errors) < NAMED:
-            self.errors.append(f"{doc_id}: {reason}")
+    def _fail(self, key: bytes, reason: str) -> None:
+        # Only the first few reasons are kept: a million failures hold no million texts.
+        self.failed[key] = reason if len(self.failed) < NAMED else ""
 
     def _take_closing(self) -> list[dict[str, Any]]:
         closing, self.closing = self.closing, None

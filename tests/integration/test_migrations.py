@@ -430,6 +430,10 @@ def bump(doc):
         os.remove(ARMED)  # the application moves the next page's last document
         body = httpx.get(f"{DB}/e01999").json()
         httpx.put(f"{DB}/e01999", json={**body, "stage": "z"}).raise_for_status()
+    if doc["_id"] == "e00003":
+        raise ValueError("bad document")
+    if doc["_id"] == "e00007":
+        return None
     doc["stage"] = "b"
     return doc
 """
@@ -447,12 +451,17 @@ def test_a_page_s_last_document_changed_by_the_application_skips_nothing(
     path = write(tmp_path, {db_name: {"migrations": [
         {"id": "a-to-b", "selector": {"stage": "a"}, "transform": "boundary.py:bump"}]}})
 
-    done = apply_manifests(client, [path], hooks=ArmWhenLocking(armed))
+    with pytest.raises(ApplyError) as failed:
+        apply_manifests(client, [path], hooks=ArmWhenLocking(armed))
 
     assert not armed.exists(), "the application's write happened during the run"
-    assert done.result is not None and done.result.ok
+    # Read twice (the second scan), counted and named once.
+    assert (f"db:{db_name}/migration:a-to-b: 1 document not migrated (the next apply tries "
+            "again): e00003: boundary.py:bump raised ValueError: bad document\n"
+            ) in str(failed.value) + "\n"
     stages = {doc_id: body["stage"] for doc_id, body in bodies(client, db_name).items()}
-    assert stages == {**{f"e{i:05}": "b" for i in range(2500)}, "e01999": "z"}
+    assert stages == {**{f"e{i:05}": "b" for i in range(2500)}, "e01999": "z",
+                      "e00003": "a", "e00007": "a"}
 
 
 def test_a_migration_edited_before_it_finished_changes_no_document_twice(
