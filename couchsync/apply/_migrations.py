@@ -24,7 +24,15 @@ from couchsync.apply._state import CONFLICT_ROUNDS, Target
 from couchsync.client import Conflict, Database, NotFound, encode_json
 from couchsync.manifest import load_transform
 from couchsync.manifest.model import MigrationSpec
-from couchsync.plan import MIGRATIONS_DDOC, Step, Transform, batched_within, body_hash, migrate
+from couchsync.plan import (
+    MIGRATIONS_DDOC,
+    Step,
+    Transform,
+    batched_within,
+    body_hash,
+    idempotent,
+    migrate,
+)
 from couchsync.read import (
     BULK_ENVELOPE,
     Journal,
@@ -89,6 +97,10 @@ class _Run:
     #: A page's last document changed by someone else before its bookmark was used.
     disturbed: bool = False
     uncertain: list[str] = field(default_factory=list)
+
+    @property
+    def journaled(self) -> bool:
+        return self.migration.keep_originals or not idempotent(self.migration)
 
     @property
     def matched(self) -> int:
@@ -188,7 +200,8 @@ class _Run:
                transform: Transform | None, since: str, round_: int) -> None:
         """Write ``batch`` ahead into the journal (with the last batch's outcome, in one
         request), then send it; a conflict is this write's own (sent again after a lost
-        answer) or the application's: the document is read and migrated again."""
+        answer) or the application's: the document is read and migrated again. An
+        ``idempotent`` migration keeping no originals needs no journal."""
         self.target.run.guard()
         number = len(self.journal.revs)
         ahead: dict[str, Any] = {
@@ -198,7 +211,9 @@ class _Run:
             **({"since": since} if number == 0 else {}),
             **({"originals": {doc["_id"]: doc for doc, _, _ in batch}}
                if self.migration.keep_originals else {})}
-        self.journal.revs.append(self._put_local([*self._take_closing(), ahead])[ahead["_id"]])
+        if self.journaled:
+            self.journal.revs.append(
+                self._put_local([*self._take_closing(), ahead])[ahead["_id"]])
         answers = self.db.bulk_docs([body for _, _, body in batch], w=self.target.w)
         if answers.accepted:
             self.target.count_partial()
@@ -210,13 +225,14 @@ class _Run:
             else:
                 self._fail(id_key(failed_id),
                            f"{failed_id}: {answer['error']}: {answer.get('reason', '')}")
-        if conflicted:
+        if conflicted and self.journaled:
             mine, uncertain = settle(self.db, {doc_id: ahead["intended"][doc_id]
                                                for doc_id in conflicted})
             written.update(mine)
             self.uncertain += uncertain
             conflicted = [doc_id for doc_id in conflicted if doc_id not in mine]
-        self.closing = _closed({**ahead, "_rev": self.journal.revs[-1]}, written)
+        if self.journaled:
+            self.closing = _closed({**ahead, "_rev": self.journal.revs[-1]}, written)
         if self.scan is not None:
             for doc_id, rev in written.items():
                 self.scan.moved(doc_id, rev)

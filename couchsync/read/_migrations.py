@@ -238,7 +238,10 @@ def among(db: Database, selector: dict[str, Any] | None, ids: Sequence[str]
     return _documents(docs)
 
 
-def changed_since(db: Database, since: str, page_size: int = PAGE_SIZE
+CHANGES_PAGE = 10_000  # rows per _changes page: ids and revisions only, small rows
+
+
+def changed_since(db: Database, since: str, page_size: int = CHANGES_PAGE
                   ) -> Iterator[tuple[dict[str, str], str]]:
     """``{id: rev}`` of the documents written after ``since`` (deleted ones left out), a
     page at a time, each with the sequence to resume from."""
