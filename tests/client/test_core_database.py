@@ -469,6 +469,11 @@ def test_security(db: Database, is_couchdb: bool) -> None:
         "members": {"names": ["bob"], "roles": []},
     }
     assert db.set_security(security) == {"ok": True}
+    # A cluster's nodes learn a new security object a moment apart (each copy is
+    # written in turn): read until a node answering shows it, for a while.
+    deadline = time.monotonic() + 30
+    while db.get_security() != security and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert db.get_security() == security
 
 
