@@ -14,20 +14,21 @@ began: documents the application wrote meanwhile are migrated too.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync._words import counted
 from couchsync.apply._result import StepResult, refusal
 from couchsync.apply._state import CONFLICT_ROUNDS, Target
-from couchsync.client import Conflict, Database, NotFound, encode_json
+from couchsync.client import Conflict, Database, encode_json
 from couchsync.manifest import load_transform
 from couchsync.manifest.model import MigrationSpec
 from couchsync.plan import (
     MIGRATIONS_DDOC,
     Step,
     Transform,
+    batched,
     batched_within,
     body_hash,
     idempotent,
@@ -44,6 +45,7 @@ from couchsync.read import (
     journal_id,
     next_run,
     read_journal,
+    read_migrations_record,
     reverted,
     settle,
 )
@@ -114,7 +116,7 @@ class _Run:
         """Migrate, catch up, record ``done``: whether it got there, and what it did (or
         which documents it could not migrate), in a line."""
         migration = self.migration
-        record = _read_record(self.db)
+        record = read_migrations_record(self.db)
         entry = record["migrations"].get(migration.id)
         if (entry or {}).get("checksum") == migration.checksum:
             return True, "done already (by an apply that ran since the plan)"
@@ -184,10 +186,8 @@ class _Run:
             outcome = migrate(self.migration, doc, transform)
             if outcome.error is not None:
                 self._fail(key, f"{doc['_id']}: {outcome.error}")
-            elif outcome.changes:
-                after = ({"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True}
-                         if outcome.deleted else outcome.body or {})
-                new.append((doc, after, encode_json(after)))
+            elif outcome.body is not None:
+                new.append((doc, outcome.body, encode_json(outcome.body)))
             else:
                 self.unchanged.add(key)
         self.target.run.documents(read, max(len(self.failed) - failed, 0))
@@ -295,7 +295,7 @@ def _closed(batch: dict[str, Any], written: dict[str, str]) -> dict[str, Any]:
 def _revert(target: Target, migration: MigrationSpec) -> tuple[bool, str]:
     """Restore the originals of the documents the reverted migration changed and nobody
     changed since; name those left."""
-    db, record = target.db, _read_record(target.db)
+    db, record = target.db, read_migrations_record(target.db)
     restored = 0
     left: list[str] = []
     for batch in reverted(db, migration, record["migrations"]):
@@ -309,7 +309,7 @@ def _revert(target: Target, migration: MigrationSpec) -> tuple[bool, str]:
             elif doc_id in originals:  # a deleted one is made anew over its tombstone
                 original = {k: v for k, v in originals[doc_id].items() if k != "_rev"}
                 restore.append(original if deleted else {**original, "_rev": rev})
-        for chunk in _chunks(restore, target.run.batch_size):
+        for chunk in batched(restore, target.run.batch_size):
             target.run.guard()
             answers = db.bulk_docs(chunk, w=target.w)
             restored += len(answers.revs())
@@ -324,19 +324,6 @@ def _revert(target: Target, migration: MigrationSpec) -> tuple[bool, str]:
     return True, f"{restored:,} documents restored" + (f", {len(left):,} left" if left else "")
 
 
-def _chunks(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
-    return (items[start:start + size] for start in range(0, len(items), size))
-
-
-def _read_record(db: Database) -> dict[str, Any]:
-    try:
-        body = db.get(MIGRATIONS_DDOC)
-    except NotFound:
-        return {"_id": MIGRATIONS_DDOC, "migrations": {}}
-    body.setdefault("migrations", {})
-    return body
-
-
 def _write_record(db: Database, record: dict[str, Any], migration: str,
                   entry: dict[str, Any], w: int | None,
                   along: Sequence[dict[str, Any]] = ()) -> None:
@@ -348,6 +335,6 @@ def _write_record(db: Database, record: dict[str, Any], migration: str,
         answers = db.bulk_docs([body, *along], w=w)
         if MIGRATIONS_DDOC not in answers.errors():
             return
-        record, along = _read_record(db), ()  # the journal's part went through
+        record, along = read_migrations_record(db), ()  # the journal's part went through
     raise Conflict(f"{MIGRATIONS_DDOC} in {db.name}: still changing after "
                    f"{CONFLICT_ROUNDS} tries")

@@ -24,8 +24,9 @@ DELETED = "deleted"
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A migration's effect on one document: ``body`` is the new body (``_id`` and
-    ``_rev`` kept), None when it is left as it was; ``error`` when it cannot be migrated."""
+    """A migration's effect on one document: ``body`` is what to write (``_id`` and
+    ``_rev`` kept; a tombstone when ``deleted``), None when it is left as it was;
+    ``error`` when it cannot be migrated."""
 
     body: dict[str, Any] | None = None
     deleted: bool = False
@@ -33,7 +34,7 @@ class Outcome:
 
     @property
     def changes(self) -> bool:
-        return self.deleted or self.body is not None
+        return self.body is not None
 
 
 LEFT = Outcome()
@@ -116,7 +117,7 @@ def migrate(spec: MigrationSpec, doc: dict[str, Any], transform: Transform | Non
     then ``transform`` (given the result; its None leaves the document as it was); or a
     delete."""
     if spec.delete:
-        return Outcome(deleted=True)
+        return _deleted(doc)
     new = _copy(doc)
     try:
         for source, target in spec.rename.items():
@@ -181,8 +182,14 @@ def _changed(doc: dict[str, Any], new: dict[str, Any]) -> Outcome:
         return Outcome(error=f"the new body's _id is {new['_id']!r}, not {doc['_id']!r}")
     new = {**new, "_id": doc["_id"], **({"_rev": doc["_rev"]} if "_rev" in doc else {})}
     if new.get("_deleted") is True:
-        return Outcome(deleted=True)
+        return _deleted(doc)
     return LEFT if new == doc else Outcome(body=new)
+
+
+def _deleted(doc: dict[str, Any]) -> Outcome:
+    tombstone = {"_id": doc["_id"], **({"_rev": doc["_rev"]} if "_rev" in doc else {}),
+                 "_deleted": True}
+    return Outcome(body=tombstone, deleted=True)
 
 
 class _NotAnObject(Exception):

@@ -17,6 +17,7 @@ from couchsync.read._migrations import (
     journal_id,
     next_run,
     read_journal,
+    read_migrations_record,
     reverted,
     settle,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "read_indexes",
     "read_journal",
     "read_live_state",
+    "read_migrations_record",
     "read_record",
     "reverted",
     "settle",

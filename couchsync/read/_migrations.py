@@ -19,8 +19,10 @@ from couchsync.manifest import load_transform
 from couchsync.manifest.model import DatabaseSpec, MigrationSpec
 from couchsync.plan import (
     DELETED,
+    MIGRATIONS_DDOC,
     MigrationPreview,
     PlanError,
+    batched,
     body_hash,
     migrate,
     pending_migrations,
@@ -196,19 +198,13 @@ class Matching:
             yield _documents(docs)
 
     def _all(self) -> Iterator[list[dict[str, Any]]]:
-        page: list[dict[str, Any]] = []
         rows = self.db.iter_all_docs(include_docs=True, page_size=self.page_size,
                                      read_ahead=True)
         try:
-            for row in rows:
-                page.append(row["doc"])
-                if len(page) == self.page_size:
-                    yield _documents(page)
-                    page = []
+            for page in batched(rows, self.page_size):
+                yield _documents([row["doc"] for row in page])
         finally:  # a run stopped midway: the page asked ahead is dropped
             getattr(rows, "close", lambda: None)()
-        if page:
-            yield _documents(page)
 
     def _by_id(self) -> Iterator[list[dict[str, Any]]]:
         last = ""
@@ -275,11 +271,9 @@ def preview(db: Database, spec: MigrationSpec, migrated: set[bytes], samples: in
                     if len(found.errors) < ERRORS_SHOWN:
                         found.errors.append(f"{doc['_id']}: {outcome.error}")
                     continue
-                if not outcome.changes:
+                after = outcome.body
+                if after is None:
                     continue
-                after = {"_id": doc["_id"], "_deleted": True} if outcome.deleted \
-                    else outcome.body
-                assert after is not None
                 found.changed += 1
                 found.deleted += outcome.deleted
                 if len(found.samples) < samples:
@@ -363,6 +357,16 @@ def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, 
     found.samples = [(now_bodies.get(doc_id, {"_id": doc_id}), original)
                      for doc_id, original in shown.items()]
     return found
+
+
+def read_migrations_record(db: Database) -> dict[str, Any]:
+    """The migrations design doc of ``db`` (its ``migrations`` empty when there is none)."""
+    try:
+        body = db.get(MIGRATIONS_DDOC)
+    except NotFound:
+        return {"_id": MIGRATIONS_DDOC, "migrations": {}}
+    body.setdefault("migrations", {})
+    return body
 
 
 def current_revs(db: Database, ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
