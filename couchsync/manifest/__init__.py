@@ -9,6 +9,7 @@ from couchsync.manifest._problems import ManifestError, Problem, show_warnings_o
 from couchsync.manifest._schema import schema_text
 from couchsync.manifest._yaml import looks_like_a_number
 from couchsync.manifest.model import (
+    AttachmentSpec,
     DatabaseSpec,
     DesignDocSpec,
     DesiredState,
@@ -16,13 +17,14 @@ from couchsync.manifest.model import (
     IndexSpec,
     MigrationSpec,
     SourcePos,
+    referenced_files,
     summarize,
 )
 
 __all__ = [
-    "DatabaseNames", "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec", "IndexSpec",
-    "ManifestError", "MigrationSpec", "Problem", "SourcePos", "expand_patterns", "is_pattern",
-    "is_secret_variable", "iter_problems", "literal_prefix", "load_manifests", "load_transform",
-    "looks_like_a_number", "matches", "schema_text", "show_warnings_on_stderr", "summarize",
-    "variables",
+    "AttachmentSpec", "DatabaseNames", "DatabaseSpec", "DesignDocSpec", "DesiredState",
+    "DocumentSpec", "IndexSpec", "ManifestError", "MigrationSpec", "Problem", "SourcePos",
+    "expand_patterns", "is_pattern", "is_secret_variable", "iter_problems", "literal_prefix",
+    "load_manifests", "load_transform", "looks_like_a_number", "matches", "referenced_files",
+    "schema_text", "show_warnings_on_stderr", "summarize", "variables",
 ]

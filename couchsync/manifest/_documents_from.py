@@ -87,6 +87,9 @@ def _document(path: str, body: Any, line: int, col: int,
     if issues:
         issue = issues[0]  # one problem per document keeps a bad file's report readable
         return Problem(path, line, col, issue.message, format_path(issue.path))
+    if "_attachments" in body or "_attachments_from" in body:
+        return Problem(path, line, col, "attachments are declared in a manifest's documents, "
+                       "not in a data file (paths there are relative to the manifest)")
     try:
         return DocumentSpec.from_body(body, SourcePos(path, line, col), line=span,
                                       numbers_canonical=True)

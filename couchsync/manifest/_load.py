@@ -9,6 +9,7 @@ from itertools import groupby
 from pathlib import Path as FsPath
 from typing import Any
 
+from couchsync.manifest._attachments import FileDigests
 from couchsync.manifest._datacache import DataFileCache, cache_directory
 from couchsync.manifest._env import expand
 from couchsync.manifest._merge import ENTRY_SECTIONS, StateBuilder
@@ -76,7 +77,8 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
         raise ValueError("load_manifests() needs at least one path")
     files, problems = _manifest_files(paths)
     # The cache is the process's setting, not a manifest variable: os.environ, always.
-    builder = StateBuilder(DataFileCache(cache_directory(os.environ)))
+    cached = cache_directory(os.environ)
+    builder = StateBuilder(DataFileCache(cached), FileDigests(cached))
     secrets: set[str] = set()
     for file in files:
         problems.extend(_load_file(file, environ, builder, secrets))
@@ -85,6 +87,7 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
         on_declared(builder.state)
     builder.add_documents()
     state = builder.finish()
+    builder.digests.save()
     state.secrets = frozenset(secrets)
     return state, _limit(problems + builder.problems)
 

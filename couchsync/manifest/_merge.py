@@ -13,6 +13,7 @@ from itertools import chain
 from typing import Any
 
 from couchsync._canonical import NotJSONNumber
+from couchsync.manifest._attachments import FileDigests, read_attachments
 from couchsync.manifest._datacache import NO_CACHE, DataFileCache
 from couchsync.manifest._documents_from import read_documents
 from couchsync.manifest._javascript import javascript_problems
@@ -29,6 +30,7 @@ from couchsync.manifest._problems import Path, Problem, conflict, format_path
 from couchsync.manifest._server import ServerSections
 from couchsync.manifest._yaml import Positions
 from couchsync.manifest.model import (
+    AttachmentSpec,
     DatabaseSpec,
     DesignDocSpec,
     DesiredState,
@@ -43,15 +45,19 @@ _SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "public"
              "design_deploy", "create_only", "ignore")
 #: Sections built entry by entry: a broken entry leaves out only itself.
 ENTRY_SECTIONS = ("indexes", "design_docs", "documents", "documents_from")
+#: The keys of a document or design doc that declare attachments, not fields.
+ATTACHMENT_KEYS = ("_attachments", "_attachments_from")
 
 
 class StateBuilder:
     """Accumulates databases file by file; ``finish()`` applies the cross-file rules."""
 
-    def __init__(self, cache: DataFileCache = NO_CACHE) -> None:
+    def __init__(self, cache: DataFileCache = NO_CACHE,
+                 digests: FileDigests | None = None) -> None:
         self.state = DesiredState()
         self.problems: list[Problem] = []
         self.cache = cache
+        self.digests = digests or FileDigests(None)
         # In manifest order: a document, or a data file (path, as written, where).
         self._documents: list[tuple[DatabaseSpec, DocumentSpec | tuple[str, str, SourcePos],
                                     Path]] = []
@@ -105,8 +111,21 @@ class StateBuilder:
                 self._problem(index.source, f"index {index_name!r} of database {name!r} is "
                               f"already defined at {first_index.source}",
                               (*base, "indexes", index_name))
-        for ddoc_name, body in entries("design_docs"):
-            design = DesignDocSpec(ddoc_name, body, at("design_docs", ddoc_name, key=True))
+        def attachments(body: dict[str, Any], *place: str | int
+                        ) -> tuple[dict[str, Any], tuple[AttachmentSpec, ...]]:
+            """``body`` without its attachment keys, and the attachments they declare."""
+            if not any(key in body for key in ATTACHMENT_KEYS):
+                return body, ()
+            found, problems = read_attachments(body, file, lambda *within: at(*place, *within),
+                                               self.digests)
+            for within, message in problems:
+                self._problem(at(*place, *within), message, (*base, *place, *within))
+            return {k: v for k, v in body.items() if k not in ATTACHMENT_KEYS}, found
+
+        for ddoc_name, written in entries("design_docs"):
+            body, carried = attachments(written, "design_docs", ddoc_name)
+            design = DesignDocSpec(ddoc_name, body, at("design_docs", ddoc_name, key=True),
+                                   carried)
             first = db.design_docs.setdefault(ddoc_name, design)
             if first is not design:
                 self._problem(design.source, f"design doc {ddoc_name!r} of database {name!r} is "
@@ -117,12 +136,14 @@ class StateBuilder:
                 self._problem(at("design_docs", ddoc_name, *inside),
                               f"{'.'.join(inside)} of design doc {ddoc_name!r}: {message}", path)
         # Documents are added by add_documents(), once every file is declared (on_declared).
-        for i, body in entries("documents"):
+        for i, written in entries("documents"):
+            body, carried = attachments(written, "documents", i)
             try:
                 spec = DocumentSpec.from_body(body, at("documents", i))
             except NotJSONNumber as exc:
                 self._problem(at("documents", i), str(exc), (*base, "documents", i))
                 continue
+            spec.attachments = carried
             self._documents.append((db, spec, (*base, "documents", i)))
         for i, relative in entries("documents_from"):
             data_file = os.path.join(os.path.dirname(file), relative)

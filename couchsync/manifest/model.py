@@ -28,6 +28,34 @@ class SourcePos(NamedTuple):  # a tuple: made for every seed document as it is l
         return f"{self.file}:{self.line}:{self.col}"
 
 
+@dataclass(frozen=True, slots=True)
+class AttachmentSpec:
+    """A file a document or design doc carries as an attachment (``_attachments`` or
+    ``_attachments_from`` in a manifest); read again when apply sends it."""
+
+    name: str
+    file: str  # resolved from the manifest's directory
+    content_type: str
+    length: int
+    #: ``md5-`` and the base64 of the file's MD5: what CouchDB's stub says of an attachment
+    #: it stores as sent (it gzips compressible types, and then digests the gzip).
+    digest: str
+    source: SourcePos
+
+    def declared(self) -> dict[str, Any]:
+        """This attachment as a step's ``_attachments`` entry holds it until apply reads
+        the file (``file``: what apply sends; the rest: what the plan compared)."""
+        return {"content_type": self.content_type, "length": self.length,
+                "digest": self.digest, "file": self.file}
+
+
+def attachments_hash(attachments: tuple[AttachmentSpec, ...]) -> str:
+    """A digest of what ``attachments`` are (not where their files are: a checkout in
+    another directory is the same content), for the ownership record's content hash."""
+    return hash_canonical(canonical_json(
+        [[att.name, att.content_type, att.length, att.digest] for att in attachments]))
+
+
 @dataclass(slots=True)  # not frozen: a frozen __init__ is slower, and there may be 10^6
 class DocumentSpec:
     """A seed document: its id, where it was written, its content hash, and its JSON.
@@ -49,6 +77,7 @@ class DocumentSpec:
     #: It holds a secret the server stores only hashed (a ``users:`` password): every plan
     #: checks it, and its ``hash`` leaves the secret out.
     secret: bool = False
+    attachments: tuple[AttachmentSpec, ...] = ()  # by name
 
     @classmethod
     def from_body(
@@ -68,7 +97,8 @@ class DocumentSpec:
     @property
     def hash(self) -> str:
         """The content hash of the document (what the ownership record stores)."""
-        return self.digest if self.digest is not None else hash_canonical(self.canonical)
+        body = self.digest if self.digest is not None else hash_canonical(self.canonical)
+        return body + "+" + attachments_hash(self.attachments) if self.attachments else body
 
     @property
     def source(self) -> SourcePos:
@@ -92,6 +122,19 @@ class DocumentSpec:
         """The document as a fresh dict (safe to mutate)."""
         value: dict[str, Any] = json.loads(self.json)
         return value
+
+    @property
+    def desired(self) -> dict[str, Any]:
+        """``body``, with its declared attachments as ``_attachments`` (``declared``)."""
+        return with_attachments(self.body, self.attachments)
+
+
+def with_attachments(body: dict[str, Any],
+                     attachments: tuple[AttachmentSpec, ...]) -> dict[str, Any]:
+    """``body`` with ``attachments`` as its ``_attachments`` (unchanged without any)."""
+    if not attachments:
+        return body
+    return {**body, "_attachments": {att.name: att.declared() for att in attachments}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +168,7 @@ class DesignDocSpec:
     name: str  # without the "_design/" prefix
     body: dict[str, Any]
     source: SourcePos
+    attachments: tuple[AttachmentSpec, ...] = ()  # by name
 
     @property
     def id(self) -> str:
@@ -303,3 +347,17 @@ def summarize(desired: DesiredState) -> str:
               (documents(REPLICATOR_DB), "replication", "replications")]
     return ", ".join(f"{n:,} {one if n == 1 else many}"
                      for n, one, many in [*counts, *(item for item in server if item[0])])
+
+
+def referenced_files(desired: DesiredState) -> set[str]:
+    """Every file a plan of ``desired`` reads: the manifests, their data files, transform
+    files and attachment files (what ``apply --watch`` watches)."""
+    files = set(desired.files)
+    for db in (*desired.databases.values(), *desired.patterns.values()):
+        files.update(doc.file for doc in db.documents.values())
+        for doc in db.documents.values():
+            files.update(att.file for att in doc.attachments)
+        for design in db.design_docs.values():
+            files.update(att.file for att in design.attachments)
+        files.update(m.transform_file for m in db.migrations if m.transform_file)
+    return files
