@@ -21,7 +21,8 @@ from couchsync._version import __version__
 _MODULES: dict[str, tuple[str, ...]] = {
     "couchsync.client": (
         "BadRequest", "BulkResults", "Client", "ClientClosedError", "Conflict", "CouchError",
-        "Database", "DatabaseError", "Document", "DocumentError", "FindQuery", "Forbidden",
+        "Database", "DatabaseError", "Document", "DocumentError", "FileChunks", "FindQuery",
+        "Forbidden",
         "HTTPStatusError", "HttpxConnection", "IndexQuery", "InvalidDatabaseName",
         "InvalidURL", "NotFound", "PreconditionFailed", "Server", "ServerError",
         "TransportError", "Unauthorized"),
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         DatabaseError,
         Document,
         DocumentError,
+        FileChunks,
         FindQuery,
         Forbidden,
         HTTPStatusError,

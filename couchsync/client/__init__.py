@@ -2,7 +2,7 @@
 
 from . import _httpx  # noqa: F401  (first: see its docstring)
 from ._client import Client
-from ._database import BulkResults, Database
+from ._database import BulkResults, Database, FileChunks
 from ._document import Document
 from ._errors import (
     BadRequest,
@@ -27,7 +27,8 @@ from ._transport import ConnectionEngine, HttpxConnection, encode_json
 
 __all__ = [
     "BadRequest", "BulkResults", "Client", "ClientClosedError", "Conflict", "ConnectionEngine",
-    "CouchError", "Database", "DatabaseError", "Document", "DocumentError", "FindQuery",
+    "CouchError", "Database", "DatabaseError", "Document", "DocumentError", "FileChunks",
+    "FindQuery",
     "Forbidden", "HTTPStatusError", "HttpxConnection", "IndexQuery", "InvalidDatabaseName",
     "InvalidURL", "NotFound", "PreconditionFailed", "Server", "ServerError", "TransportError",
     "Unauthorized", "encode_json",

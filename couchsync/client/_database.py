@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 from ._errors import BadRequest, DatabaseError, NotFound, error_for_status, scoped
 from ._query import FindQuery, IndexQuery
-from ._transport import ConnectionEngine, Reply, encode_json, send
+from ._transport import ConnectionEngine, Content, Reply, encode_json, send
 from ._url import db_path, doc_id_problem, doc_path
 
-__all__ = ["BulkResults", "Database"]
+__all__ = ["BulkResults", "Database", "FileChunks"]
 
 # A CouchDB document ETag is the quoted revision; PouchDB Server sends an Express
 # ETag (W/"3a-...") instead, which this does not match.
@@ -25,6 +25,21 @@ READ_AHEAD_THREAD = "couchsync-read-ahead"
 # The status CouchDB gives each error name; for per-document errors inside a 200 answer.
 _ERROR_STATUS = {"bad_request": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
                  "conflict": 409}
+
+
+class FileChunks:
+    """A file's bytes as chunks, read as they are sent (``put_attachment``): iterated
+    again, it reads the file again, so a request repeated after a lost answer resends it."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as handle:
+            while chunk := handle.read(self.CHUNK):
+                yield chunk
 
 
 class BulkResults(list[dict[str, Any]]):
@@ -66,9 +81,10 @@ class Database:
         return f"<Database {self.name!r} at {self._conn.url}>"
 
     def _send(self, method: str, path: str = "", *, params: Mapping[str, str] | None = None,
-              json: Any = None, json_bytes: bytes | None = None) -> Reply:
+              json: Any = None, json_bytes: bytes | None = None, content: Content | None = None,
+              headers: Mapping[str, str] | None = None) -> Reply:
         return send(self._conn, DatabaseError, method, self._path + path, params=params,
-                    json=json, json_bytes=json_bytes)
+                    json=json, json_bytes=json_bytes, content=content, headers=headers)
 
     def _doc(self, doc_id: str, method: str) -> str:
         """``/{id}``; BadRequest (nothing sent) for an id that would address an endpoint."""
@@ -180,6 +196,41 @@ class Database:
         if r is not None:
             params["r"] = str(r)
         return self._send("GET", path, params=params).json_object()
+
+    # -- attachments
+
+    def put_attachment(self, doc_id: str, name: str, content: Content, *, rev: str = "",
+                       content_type: str = "application/octet-stream",
+                       length: int | None = None, w: int | None = None) -> str:
+        """Store attachment ``name`` of the document at ``rev`` (none: a new document);
+        the document's new revision. ``content``: bytes, or chunks (``FileChunks``: a
+        file streamed, never held whole) of ``length`` bytes. Conflict if ``rev`` is stale."""
+        headers = {"Content-Type": content_type}
+        if length is not None:  # else httpx sends chunks of unknown total
+            headers["Content-Length"] = str(length)
+        params = {"rev": rev} if rev else {}
+        if w is not None:
+            params["w"] = str(w)
+        answer = self._send("PUT", self._attachment(doc_id, name, "PUT"), params=params,
+                            content=content, headers=headers).json()
+        return str(answer["rev"])
+
+    def get_attachment(self, doc_id: str, name: str, *, rev: str = "") -> bytes:
+        """The bytes of attachment ``name`` (as stored: gzipped ones are decoded). Raises
+        NotFound if the document or the attachment is missing."""
+        return self._send("GET", self._attachment(doc_id, name, "GET"),
+                          params={"rev": rev} if rev else None).content
+
+    def delete_attachment(self, doc_id: str, name: str, *, rev: str) -> str:
+        """Remove attachment ``name`` from the document at ``rev``; its new revision."""
+        answer = self._send("DELETE", self._attachment(doc_id, name, "DELETE"),
+                            params={"rev": rev}).json()
+        return str(answer["rev"])
+
+    def _attachment(self, doc_id: str, name: str, method: str) -> str:
+        # An attachment named by a path ("css/app.css") keeps its slashes: CouchDB reads the
+        # rest of the URL after the document as the name.
+        return self._doc(doc_id, method) + "/" + quote(name, safe="/")
 
     def doc_info(self, doc_id: str) -> dict[str, Any]:
         """``{"rev", "size", "date"}`` from a HEAD request: the true current rev on any server."""

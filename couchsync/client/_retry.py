@@ -7,7 +7,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -44,7 +44,7 @@ _READING_POSTS = frozenset({
 
 
 def repeatable(method: str, path: str, params: Mapping[str, str] | None, json: Any,
-               content: bytes | None) -> bool:
+               content: bytes | Iterable[bytes] | None) -> bool:
     """Whether sending this request twice cannot do anything twice (docs/client.md's list:
     a repeated write with a revision or an ``_id`` is a Conflict, which callers re-diff)."""
     if method in ("GET", "HEAD"):
@@ -78,7 +78,8 @@ _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolErro
 
 
 def may_repeat_after(exc: httpx.RequestError, method: str, path: str,
-                     params: Mapping[str, str] | None, json: Any, content: bytes | None) -> bool:
+                     params: Mapping[str, str] | None, json: Any,
+                     content: bytes | Iterable[bytes] | None) -> bool:
     """Whether a request that failed with ``exc`` may be sent again."""
     if not isinstance(exc, _RETRYABLE) or tls_problem(exc) is not None:
         return False
@@ -87,10 +88,10 @@ def may_repeat_after(exc: httpx.RequestError, method: str, path: str,
     return repeatable(method, path, params, json, content)
 
 
-def _body(json: Any, content: bytes | None) -> Any:
+def _body(json: Any, content: bytes | Iterable[bytes] | None) -> Any:
     if json is not None:
         return json
-    if content is None:
+    if not isinstance(content, bytes):  # none, or chunks: an attachment, not JSON
         return None
     try:
         return jsonlib.loads(content)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json as jsonlib
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -74,16 +74,19 @@ class ConnectionEngine(Protocol):
     def url(self) -> str: ...
 
     def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                json: Any = None, content: bytes | None = None,
+                json: Any = None, content: Content | None = None,
                 headers: Mapping[str, str] | None = None) -> Response: ...
 
     def close(self) -> None: ...
 
 
+#: A request body: bytes, or chunks (a file streamed; one that can be iterated again, as
+#: ``FileChunks``, is sent again on a retry).
+Content = bytes | Iterable[bytes]
 _JSON_CONTENT = {"Content-Type": "application/json"}
 _ENCODER = jsonlib.JSONEncoder(separators=(",", ":"))
 # (method, path, params, json, content, headers) of one request, as sent again.
-_Call = tuple[str, str, "Mapping[str, str] | None", Any, "bytes | None",
+_Call = tuple[str, str, "Mapping[str, str] | None", Any, "Content | None",
               "Mapping[str, str] | None"]
 
 
@@ -198,7 +201,7 @@ class HttpxConnection:
         return self._url
 
     def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                json: Any = None, content: bytes | None = None,
+                json: Any = None, content: Content | None = None,
                 headers: Mapping[str, str] | None = None) -> Response:
         """Send one request and return the response (body read), whatever its status."""
         self._check_open()
@@ -335,15 +338,20 @@ class Reply:
 
 def send(engine: ConnectionEngine, scope: type[CouchError], method: str, path: str, *,
          params: Mapping[str, str] | None = None, json: Any = None,
-         json_bytes: bytes | None = None) -> Reply:
-    """Send through ``engine`` (``json_bytes``: a body already encoded); raise the ``scope``d
-    error for a failure or a non-2xx answer, 3xx too (CouchDB never redirects)."""
+         json_bytes: bytes | None = None, content: Content | None = None,
+         headers: Mapping[str, str] | None = None) -> Reply:
+    """Send through ``engine`` (``json_bytes``: a body already encoded; ``content`` and
+    ``headers``: a body of another type); raise the ``scope``d error for a failure or a
+    non-2xx answer, 3xx too (CouchDB never redirects)."""
     try:
-        if json_bytes is None:
-            response = engine.request(method, path, params=params, json=json)
-        else:
+        if json_bytes is not None:
             response = engine.request(method, path, params=params, content=json_bytes,
                                       headers=_JSON_CONTENT)
+        elif content is not None:
+            response = engine.request(method, path, params=params, content=content,
+                                      headers=headers)
+        else:
+            response = engine.request(method, path, params=params, json=json)
     except TransportError as exc:
         raise rescope(exc, scope) from exc
     status = response.status_code
