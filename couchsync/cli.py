@@ -16,7 +16,7 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TextIO, get_type_hints
@@ -26,10 +26,13 @@ import typer
 from couchsync._parallel import DEFAULT_PARALLEL
 from couchsync._words import counted
 from couchsync.operation import ApplyHooks, Progress
+from couchsync.watch import WatchHooks
 
 if TYPE_CHECKING:
+    from couchsync.apply import ApplyError, ApplyInterrupted
     from couchsync.client import Client
     from couchsync.lock import LockReader, LockSet
+    from couchsync.operation import ApplyOutcome
     from couchsync.plan import Plan
 
 
@@ -305,10 +308,7 @@ class _Terminal(ApplyHooks):
             _fail("refusing to apply without confirmation: no terminal to ask on; pass --yes")
         if self.fmt == "json":
             typer.echo(render_text(plan.view(), color=_color(sys.stderr)), err=True)
-        typer.echo("\nDo you want to apply these changes? Only 'yes' will be accepted.",
-                   err=True)
-        answer = typer.prompt("Enter a value", default="", show_default=False, err=True)
-        return bool(answer.strip() == "yes")
+        return _yes("Do you want to apply these changes?")
 
     @contextlib.contextmanager
     def progress(self, verb: str) -> Iterator[Progress]:
@@ -355,6 +355,106 @@ class _Terminal(ApplyHooks):
                                detail=f"documents migrated · {failed:,} failed · {rate:,.0f}/s")
 
             yield Shown()
+
+
+def _yes(question: str) -> bool:
+    """Ask ``question`` on the terminal, on stderr: only "yes" counts."""
+    typer.echo(f"\n{question} Only 'yes' will be accepted.", err=True)
+    answer = typer.prompt("Enter a value", default="", show_default=False, err=True)
+    return bool(answer.strip() == "yes")
+
+
+_INTERRUPTED = ("apply interrupted: what was written stays, and the ownership records list "
+                "it; design docs being staged are as they were (their staging copies go on "
+                "building). Run the same apply again to finish.")
+
+
+def _report(done: ApplyOutcome, ui: _Terminal, lock_ttl: float) -> None:
+    """What apply prints of an apply that ended: its warnings, then (text) the settled
+    ownership records, staged builds, migrations and the summary, or "No changes."."""
+    from couchsync.apply import ApplyResult
+    from couchsync.lock import unreleased_note
+
+    result = done.result or ApplyResult()  # None: nothing to apply
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    if done.unreleased:
+        ui.notice(unreleased_note(done.unreleased, lock_ttl))
+    if ui.fmt == "json":
+        typer.echo(result.to_json(done.plan))
+    elif done.result is None:
+        _show(done.plan, ui.fmt, verbose=ui.verbose)  # "No changes. ..."
+    else:
+        if result.confirmed:
+            settled = counted(result.confirmed, "entry", "entries")
+            typer.echo(f"Ownership records: {settled} settled (documents that hold "
+                       "what the manifests say).")
+        for line in result.staged:
+            typer.echo(f"Staged: {line}")
+        for line in result.migrated:
+            typer.echo(f"Migrated: {line}")
+        if not done.plan.is_empty:
+            typer.echo(result.summary())
+
+
+def _report_stop(exc: ApplyError | ApplyInterrupted, ui: _Terminal, lock_ttl: float) -> None:
+    """What apply prints of an apply that failed or stopped, before its error."""
+    from couchsync.apply import ApplyError
+    from couchsync.lock import unreleased_note
+
+    assert ui.plan is not None and ui.locks is not None  # both told before
+    if ui.fmt == "json":  # stdout holds the report either way; reasons go below
+        typer.echo(exc.result.to_json(ui.plan))
+    for warning in exc.result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    if isinstance(exc, ApplyError) and ui.locks.unreleased:  # else in its text
+        ui.notice(unreleased_note(ui.locks.unreleased, lock_ttl))
+
+
+class _Watching(_Terminal, WatchHooks):
+    """``apply --watch``: each round's plan and result as apply prints them, each error
+    with what to fix; asked once, before the first round (the server not on loopback)."""
+
+    def __init__(self, *, yes: bool, verbose: bool, lock_ttl: float) -> None:
+        super().__init__(yes=True, verbose=verbose)  # each round's plan applied unasked
+        self.asked_yes, self.lock_ttl = yes, lock_ttl
+
+    def start(self, url: str) -> bool:
+        if self.asked_yes:
+            return True
+        if not sys.stdin.isatty():
+            _fail("refusing to watch a server not on loopback without confirmation: no "
+                  "terminal to ask on; pass --yes")
+        return _yes(f"{url} is not on loopback. Apply every change saved from now on "
+                    "to it, without asking?")
+
+    def watching(self, files: Sequence[str]) -> None:
+        names = ", ".join(files[:3]) + (f" and {len(files) - 3:,} more" if len(files) > 3
+                                        else "")
+        typer.echo(f"Watching {names} (Ctrl-C to stop).", err=True)
+
+    def round(self, changed: Sequence[str]) -> None:
+        self.plan = self.locks = None  # a Ctrl-C before the locks stops the watch unwritten
+        if changed:
+            names = ", ".join(os.path.relpath(path) for path in changed[:3])
+            more = f" and {len(changed) - 3:,} more" if len(changed) > 3 else ""
+            typer.echo(f"\n[{time.strftime('%H:%M:%S')}] Changed: {names}{more}")
+
+    def applied(self, outcome: ApplyOutcome) -> None:
+        self.plan = self.locks = None  # released: Ctrl-C while waiting writes nothing
+        _report(outcome, self, self.lock_ttl)
+        if (unread := _unread(outcome.plan)) is not None:
+            typer.echo(f"Error: {unread}", err=True)
+
+    def failed(self, error: Exception) -> None:
+        from couchsync.apply import ApplyError, ApplyInterrupted
+
+        if isinstance(error, (ApplyError, ApplyInterrupted)):
+            _report_stop(error, self, self.lock_ttl)
+        self.plan = self.locks = None
+        with contextlib.suppress(typer.Exit), _clean_errors():  # its lines, as apply's
+            raise error
+        typer.echo("Waiting for the next change.", err=True)
 
 
 @app.command()
@@ -490,6 +590,10 @@ def apply(
         help="Apply exactly the plan that plan --out FILE saved, without asking; refused, "
              "with nothing written, if the server, the manifests or their variables moved "
              "since.")] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Apply, then apply again each time a manifest or a file it reads "
+                        "is saved, until Ctrl-C; asks first only when the server is not "
+                        "on loopback.")] = False,
 ) -> None:
     """Make the server match the manifests (shows the plan and asks first).
 
@@ -498,64 +602,47 @@ def apply(
 
     Example: couchsync apply manifests/ --yes
     """
-    from couchsync.apply import ApplyError, ApplyInterrupted, ApplyResult
-    from couchsync.lock import unreleased_note
+    from couchsync.apply import ApplyError, ApplyInterrupted
     from couchsync.operation import apply_manifests
     from couchsync.saved_plan import SavedPlan
+    from couchsync.watch import watch_manifests
 
     fmt = _check_format(fmt)
+    if watch and (saved_plan is not None or fmt == "json"):
+        _fail("--watch applies the manifests each time they are saved and prints each "
+              "round as text: it takes neither --plan nor --format json")
     with _clean_errors():
         saved = None if saved_plan is None else SavedPlan.read(saved_plan)
         if saved is None and not paths:
             _fail("give the manifests to apply (PATH...), or a saved plan (--plan FILE)")
         # A saved plan was reviewed: it is applied without asking, only if unchanged.
-        ui = _Terminal(fmt, yes=yes or saved is not None, verbose=conn.verbose)
+        ui = (_Watching(yes=yes, verbose=conn.verbose, lock_ttl=lock_ttl) if watch
+              else _Terminal(fmt, yes=yes or saved is not None, verbose=conn.verbose))
+        options: dict[str, Any] = {
+            "only": only, "db_prefix": db_prefix, "db_suffix": db_suffix,
+            "design_deploy": None if design_deploy is None else design_deploy.value,
+            "variables": _environ(var, var_file, {}), "parallel": parallel,
+            "batch_size": batch_size, "lock_timeout": lock_timeout, "lock_ttl": lock_ttl,
+            "wait_timeout": wait_timeout}
         with conn.client(parallel) as client:
             if wait_for_server:
                 _wait_for_server(client, wait_for_server)
             try:
-                done = apply_manifests(
-                    client, paths or (), saved=saved, only=only, db_prefix=db_prefix,
-                    db_suffix=db_suffix,
-                    design_deploy=None if design_deploy is None else design_deploy.value,
-                    variables=_environ(var, var_file, {}), parallel=parallel,
-                    batch_size=batch_size, lock_timeout=lock_timeout, lock_ttl=lock_ttl,
-                    wait_timeout=wait_timeout, hooks=ui)
+                if isinstance(ui, _Watching):
+                    watch_manifests(client, paths or (), hooks=ui, **options)
+                    return
+                done = apply_manifests(client, paths or (), saved=saved, hooks=ui, **options)
             except (ApplyError, ApplyInterrupted) as exc:
-                assert ui.plan is not None and ui.locks is not None  # both told before
-                if fmt == "json":  # stdout holds the report either way; reasons go below
-                    typer.echo(exc.result.to_json(ui.plan))
-                for warning in exc.result.warnings:
-                    typer.echo(f"Warning: {warning}", err=True)
-                if isinstance(exc, ApplyError) and ui.locks.unreleased:  # else in its text
-                    ui.notice(unreleased_note(ui.locks.unreleased, lock_ttl))
+                _report_stop(exc, ui, lock_ttl)
                 _fail(str(exc))
             except KeyboardInterrupt:
-                if ui.locks is None:  # not yet locking: nothing written
+                if ui.locks is not None:  # locking or writing: what was written is recorded
+                    _fail(_INTERRUPTED, code=130)
+                if not watch:  # not yet locking: nothing written
                     raise
-                _fail("apply interrupted: what was written stays, and the ownership records "
-                      "list it; design docs being staged are as they were (their staging "
-                      "copies go on building). Run the same apply again to finish.", code=130)
-        result = done.result or ApplyResult()  # None: nothing to apply
-        for warning in result.warnings:
-            typer.echo(f"Warning: {warning}", err=True)
-        if done.unreleased:
-            ui.notice(unreleased_note(done.unreleased, lock_ttl))
-        if fmt == "json":
-            typer.echo(result.to_json(done.plan))
-        elif done.result is None:
-            _show(done.plan, fmt, verbose=conn.verbose)  # "No changes. ..."
-        else:
-            if result.confirmed:
-                settled = counted(result.confirmed, "entry", "entries")
-                typer.echo(f"Ownership records: {settled} settled (documents that hold "
-                           "what the manifests say).")
-            for line in result.staged:
-                typer.echo(f"Staged: {line}")
-            for line in result.migrated:
-                typer.echo(f"Migrated: {line}")
-            if not done.plan.is_empty:
-                typer.echo(result.summary())
+                typer.echo("\nStopped watching: nothing was being written.")
+                return
+        _report(done, ui, lock_ttl)
         if (unread := _unread(done.plan)) is not None:
             _fail(unread)
 

@@ -9,13 +9,22 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain
 
+from couchsync.apply._attachments import stream_attachments
 from couchsync.apply._record import learn, write_ahead_retried
 from couchsync.apply._result import StepResult, refusal
 from couchsync.apply._state import CONFLICT_ROUNDS, Target
 from couchsync.client import BulkResults, CouchError, Database, TransportError
 from couchsync.manifest.model import DEFAULT_RULE, SeedRule
-from couchsync.plan import Action, LiveDoc, Step, StepKind, batched_within, content_step
-from couchsync.read import BULK_ENVELOPE, bulk_body, encoded, read_bodies
+from couchsync.plan import (
+    Action,
+    LiveDoc,
+    Step,
+    StepKind,
+    batched_within,
+    content_step,
+    dropped,
+)
+from couchsync.read import BATCH_BYTES, BULK_ENVELOPE, bulk_body, encoded, read_bodies
 
 #: Errors that mean "read it again and retry": ``conflict``, and on a cluster
 #: ``missing_stub``: a copy not yet given the revision whose attachments an update keeps
@@ -32,7 +41,7 @@ def write_documents(target: Target, steps: list[Step]) -> None:
     db, w, rule = target.db, target.w, target.run.desired.databases[target.name].rule
     batches = batched_within(((step, encoded(step)) for step in steps),
                              target.run.batch_size,
-                             target.run.limits().request - BULK_ENVELOPE,
+                             min(target.run.limits().request, BATCH_BYTES) - BULK_ENVELOPE,
                              lambda item: len(item[1]) + 1)  # each body and its comma
     lost: list[TransportError] = []  # set by the sender: the server was lost
 
@@ -134,7 +143,9 @@ def write_batch(db: Database, batch: Sequence[Step],
             before_create(created)
         if not pending:
             break
-    return [results[step.id or ""] for step in batch]
+    # The large attachments of each document written, streamed from their files.
+    return [stream_attachments(db, results[step.id or ""], w) if results[step.id or ""].ok
+            else results[step.id or ""] for step in batch]
 
 
 def _as_written(planned: Step, written: Step) -> Step:
@@ -167,6 +178,6 @@ def _rediff(
             again = None
         else:
             again = content_step(step.kind, step.database, step.id or "", step.after, live,
-                                 step.reason, ignore=kept.ignore)
+                                 step.reason, ignore=kept.ignore, owned=dropped(step))
         redone.append((step, again, None if live is None else live.rev))
     return redone

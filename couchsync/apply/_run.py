@@ -14,6 +14,7 @@ from collections.abc import Callable
 from couchsync._names import CONFIG
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync._words import counted
+from couchsync.apply._attachments import note_ahead, record_attachments
 from couchsync.apply._documents import write_documents
 from couchsync.apply._migrations import run_migrations
 from couchsync.apply._record import write_ahead_creates, write_final_record
@@ -118,6 +119,7 @@ def _apply_database(target: Target, steps: list[Step], confirm: dict[str, Manage
     try:
         for phase in sorted(phases):
             _phase(target, phase, phases[phase])
+        record_attachments(target)
         write_final_record(target, confirm, forget)
         clean_up_indexes(target)
     except (TransportError, Stop) as exc:
@@ -147,7 +149,8 @@ def _phase(target: Target, phase: int, steps: list[Step]) -> None:
     elif phase == MIGRATE:
         run_migrations(target, steps)
     elif phase in (DESIGN, DOCS):
-        if phase == DESIGN or write_ahead_creates(target, steps):
+        if ((phase == DESIGN or write_ahead_creates(target, steps))
+                and note_ahead(target, steps)):
             write_documents(target, steps)
     else:
         run_steps(target, phase, steps)

@@ -11,7 +11,7 @@ from typing import Any
 from couchsync.apply._result import ApplyResult, StepResult, Stop
 from couchsync.client import Client, NotFound, TransportError
 from couchsync.manifest.model import DesiredState
-from couchsync.plan import ManagedDoc, Record, Step, StepKind
+from couchsync.plan import ManagedDoc, Record, Step, StepKind, dropped, sent_files
 from couchsync.read import LimitsReader
 
 #: How many times a write refused for a conflict is re-read and tried again.
@@ -112,6 +112,8 @@ class Target:
         self.removed: set[str] = set()  # ids deleted
         self.intended: set[str] = set()  # ids written ahead as pending
         self.record: Record | None = None  # the record as this apply last wrote it
+        #: Attachments written: document id → ({name: file digest} sent, names removed).
+        self.attached: dict[str, tuple[dict[str, str], set[str]]] = {}
 
     @property
     def w(self) -> int | None:
@@ -129,8 +131,15 @@ class Target:
             self.failed += 1
             if result.step.kind is StepKind.DESIGN_DOC and self.refused_design is None:
                 self.refused_design = result
-        elif result.step.rebuild is not None:
-            self.rebuilt = True
+        else:
+            if result.step.rebuild is not None:
+                self.rebuilt = True
+            if isinstance(result.step.after, dict) and (
+                    "_attachments" in result.step.after or "_attachments" in (
+                        result.step.before or {})):
+                sent, removed = sent_files(result.step), dropped(result.step)
+                if sent or removed:
+                    self.attached[result.step.id or ""] = (sent, removed)
         self.run.finish(result, count)
 
     def fail(self, steps: Iterable[Step], error: str) -> None:

@@ -60,8 +60,10 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
     # Imported here: jsonschema is only needed once a manifest has a problem.
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(_schema() if definition is None
-                                else _schema()["$defs"][definition])
+    root = _schema()
+    # A definition checked alone keeps the definitions its references name.
+    return Draft202012Validator(root if definition is None
+                                else {**root["$defs"][definition], "$defs": root["$defs"]})
 
 
 def schema_issues(instance: Any, expanded: Set[Path] = frozenset()) -> list[Issue]:

@@ -3,6 +3,13 @@ read beforehand (``couchsync.read`` reads it), the renderers, and what apply sha
 them (the ownership record's format, staging ids, ``phases``: the order apply runs in).
 """
 
+from couchsync.plan._attachments import (
+    ATTACHMENTS_DDOC,
+    dropped,
+    identity_digests,
+    sent_files,
+    unresolved,
+)
 from couchsync.plan._batch import batched, batched_within
 from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, LiveConfig, plan_config, record_value
 from couchsync.plan._config import entries as config_entries
@@ -80,6 +87,7 @@ from couchsync.plan._unreadable import (
 )
 
 __all__ = [
+    "ATTACHMENTS_DDOC",
     "CONFIG_SECRET",
     "COPIES_FIELD",
     "DELETED",
@@ -122,9 +130,11 @@ __all__ = [
     "creating_doc_id",
     "design_staging_id",
     "digest_if_current",
+    "dropped",
     "expected_entry",
     "fetch_decodable",
     "idempotent",
+    "identity_digests",
     "index_differences",
     "index_staging_id",
     "is_staging_id",
@@ -146,6 +156,7 @@ __all__ = [
     "render_markdown",
     "render_text",
     "resolve_only",
+    "sent_files",
     "shard_copy_ids",
     "shard_count",
     "shard_doc_id",
@@ -154,4 +165,5 @@ __all__ = [
     "shown_secrets",
     "staging_body",
     "staging_id",
+    "unresolved",
 ]

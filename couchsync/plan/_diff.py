@@ -8,12 +8,19 @@ the rules; staged rollouts and their leftovers are ``_staging``'s.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from couchsync._canonical import SERVER_FIELDS, canonical_json
 from couchsync._names import USERS_DB
-from couchsync.manifest.model import DatabaseSpec, DesiredState, IndexSpec, sort_fields
+from couchsync.manifest.model import (
+    DatabaseSpec,
+    DesiredState,
+    IndexSpec,
+    sort_fields,
+    with_attachments,
+)
+from couchsync.plan._attachments import merged_attachments
 from couchsync.plan._designdoc import added_unversioned, with_server_fields
 from couchsync.plan._ignore import differing, keep_server_values
 from couchsync.plan._mango import normalize_selector
@@ -43,10 +50,6 @@ from couchsync.plan._system import SERVER_WRITTEN, password_matches
 
 #: Fields left out of every document comparison.
 IGNORED_FIELDS = SERVER_FIELDS | {"_id", "_attachments"}
-
-#: Fields a manifest cannot declare but an update must keep: the live attachment stubs are
-#: written back with the new body, so updating a document never drops its attachments.
-CARRIED_FIELDS = ("_attachments",)
 
 NOT_ON_SERVER = "not on the server"
 
@@ -188,9 +191,11 @@ def _design_doc_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope) -> I
                 yield _delete(StepKind.DESIGN_DOC, spec.name, design.id, current,
                               "marked _deleted: true in the manifests")
             continue
-        body = with_server_fields(design.body, current.body if current else None)
+        body = with_attachments(with_server_fields(design.body, current.body if current
+                                                   else None), design.attachments)
         step = content_step(StepKind.DESIGN_DOC, spec.name, design.id, body, current,
-                             "differs from the manifests")
+                            "differs from the manifests",
+                            **live.attachment_terms(design.id, current))
         if step is None:
             continue
         if rebuilds_views(step.before, step.after):
@@ -259,8 +264,10 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                 record.forget.add(doc_id)
             continue
         if current is None:  # the common case when seeding: no body decoded, none stored
-            yield Step(Action.CREATE, StepKind.DOCUMENT, spec.name, doc_id, after=doc,
-                       reason=NOT_ON_SERVER)  # create_only or not: Terraform recreates too
+            # create_only or not: Terraform recreates too
+            yield Step(Action.CREATE, StepKind.DOCUMENT, spec.name, doc_id,
+                       after=doc if not doc.attachments else _creation(doc.desired),
+                       reason=NOT_ON_SERVER)
             continue
         entry = live.managed.get(doc_id)
         rule = spec.rule(doc_id)
@@ -272,9 +279,9 @@ def _document_steps(spec: DatabaseSpec, live: LiveDatabase, scope: Scope,
                 record.unread[IGNORING_UNREAD] = record.unread.get(IGNORING_UNREAD, 0) + 1
             continue
         else:
-            step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.body, current,
+            step = content_step(StepKind.DOCUMENT, spec.name, doc_id, doc.desired, current,
                                 _drift_reason(spec.record_hash(doc), current, entry),
-                                ignore=rule.ignore)
+                                ignore=rule.ignore, **live.attachment_terms(doc_id, current))
             if rule.ignore and current.body is not None and (
                     kept := differing(doc.body, current.body, rule.ignore)):
                 record.ignored[doc_id] = kept
@@ -311,15 +318,22 @@ def _drift_reason(record_hash: str, current: LiveDoc | None, entry: ManagedDoc |
 
 
 def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, Any],
-                 current: LiveDoc | None, reason: str, *, ignore: Sequence[str] = ()
+                 current: LiveDoc | None, reason: str, *, ignore: Sequence[str] = (),
+                 owned: Collection[str] = (), identity: Mapping[str, str] | None = None,
                  ) -> Step | None:
     """Create, update (explained by ``reason``) or nothing, for a document or design doc.
     Fields the server writes are not compared, a user's ``password`` is checked against
     the stored hash, which an update keeps unless it changed; ``ignore``: fields an update
-    keeps as the server has them (a create writes the manifests' values)."""
+    keeps as the server has them (a create writes the manifests' values). The declared
+    ``_attachments`` of ``desired`` are compared as ``_attachments`` says, ``owned`` and
+    ``identity`` being what the ledger knows (``merged_attachments``)."""
     ignored = IGNORED_FIELDS | SERVER_WRITTEN.get(database, frozenset())
     after = _comparable(desired, ignored)
+    wanted = desired.get("_attachments")
     if current is None:
+        if wanted:
+            after["_attachments"] = {name: want for name, want in wanted.items()
+                                     if "file" in want}
         return Step(Action.CREATE, kind, database, doc_id, after=after, reason=NOT_ON_SERVER)
     if current.body is None:
         raise ValueError(f"the live state lacks the body of {doc_id!r} in {database!r}")
@@ -328,9 +342,18 @@ def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, 
         after = keep_server_values(after, before, ignore)
     password = after.pop("password", None) if database == USERS_DB else None
     same_password = password is None or password_matches(password, current.body)
+    # The live stubs are written back with the new body (all of them, unless the manifests
+    # declare attachments): updating a document never drops an attachment by the way.
+    stubs = current.body.get("_attachments") or {}
+    written, attachments_differ = (merged_attachments(wanted or {}, stubs, owned, identity or {})
+                                   if wanted or owned else (stubs, False))
     if same_password and canonical_json(before) == canonical_json(after):
-        return None
-    carried = {key: current.body[key] for key in CARRIED_FIELDS if key in current.body}
+        if not attachments_differ:
+            return None
+        generic = "differs from the manifests"
+        reason = "attachments differ from the manifests" + (
+            "" if reason == generic else f" ({reason})")
+    carried: dict[str, Any] = {}
     if database == USERS_DB and same_password:  # declared or not: the stored hash stays
         carried.update((key, value) for key, value in current.body.items()
                        if key in SERVER_WRITTEN[USERS_DB])
@@ -338,8 +361,15 @@ def content_step(kind: StepKind, database: str, doc_id: str, desired: dict[str, 
         only_password = canonical_json(before) == canonical_json(after)
         reason = "the password differs" if only_password else reason + "; so does the password"
         after["password"] = password
-    return Step(Action.UPDATE, kind, database, doc_id, before={**before, **carried},
-                after={**after, **carried}, rev=current.rev, reason=reason)
+    return Step(Action.UPDATE, kind, database, doc_id,
+                before={**before, **carried, **({"_attachments": stubs} if stubs else {})},
+                after={**after, **carried, **({"_attachments": written} if written else {})},
+                rev=current.rev, reason=reason)
+
+
+def _creation(desired: dict[str, Any]) -> dict[str, Any]:
+    """A created document's ``after``: its declared attachments are all sent."""
+    return {key: value for key, value in desired.items() if key != "_id"}
 
 
 def _delete(kind: StepKind, database: str, doc_id: str, current: LiveDoc, reason: str) -> Step:

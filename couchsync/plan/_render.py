@@ -324,16 +324,31 @@ def _step_lines(block: _Block, paint: Paint, list_databases: bool) -> Iterator[L
     if step["kind"] == StepKind.MIGRATION.value:
         yield from _migration_lines(after or {}, paint)
     elif action in (Action.UPDATE.value, Action.REPLACE.value):
+        before, after = _without_attachments(before), _without_attachments(after)
         yield from _change_lines(before, after, paint)
     elif action == Action.CREATE.value:
-        yield from _listing("+", after, paint)
+        yield from _listing("+", _without_attachments(after), paint)
     else:
-        yield from _listing("-", before, paint)
+        yield from _listing("-", _without_attachments(before), paint)
+    for op, text in _attachment_changes(_attachments_of(step.get("before")),
+                                        _attachments_of(step.get("after"))):
+        yield _INDENT, f"{paint(op, op)} attachment {text}"
     if len(databases) > 1:
         if list_databases:
             yield from ((_INDENT + "  ", f"db:{name}") for name in databases)
         else:
             yield _INDENT, paint("dim", "# --list-databases names them")
+
+
+def _attachments_of(body: Any) -> dict[str, Any]:
+    return (body.get("_attachments") or {}) if isinstance(body, dict) else {}
+
+
+def _without_attachments(body: Any) -> Any:
+    """``body`` without ``_attachments``: they are shown a line each, by name and size."""
+    if isinstance(body, dict) and "_attachments" in body:
+        return {key: value for key, value in body.items() if key != "_attachments"}
+    return body
 
 
 def _change_lines(before: Any, after: Any, paint: Paint, indent: str = "") -> Iterator[Line]:
@@ -388,6 +403,27 @@ def _rebuild_text(rebuild: Mapping[str, Any], block: _Block) -> str:
     if rebuild.get("staged"):
         return text + "; staged: built under a staging id first, then swapped in"
     return text + "; in place: queries of it wait until it is built"
+
+
+def _attachment_changes(before: Mapping[str, Any], after: Mapping[str, Any]
+                     ) -> Iterator[tuple[str, str]]:
+    """``(op, text)`` for each attachment a step adds, replaces or removes:
+    ``+ logo.png (image/png, 48.2 KB)``, ``~ app.js (12.1 KB → 12.4 KB)``."""
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if new is None:
+            yield "-", f"{name} ({_size(int(old.get('length', 0)))})" if old else name
+        elif "file" not in new:
+            continue  # kept as the server has it
+        elif old is None:
+            yield "+", f"{name} ({new['content_type']}, {_size(new['length'])})"
+        else:
+            sizes = (f"{_size(int(old.get('length', 0)))} → {_size(new['length'])}"
+                     if old.get("length") != new["length"]
+                     else f"{_size(new['length'])}, content changed")
+            kind = ("" if old.get("content_type") == new["content_type"]
+                    else f"{old.get('content_type')} → {new['content_type']}, ")
+            yield "~", f"{name} ({kind}{sizes})"
 
 
 def _size(count: int) -> str:

@@ -89,6 +89,22 @@ class LiveDatabase:
     #: and what each one still to run would do.
     migrations: dict[str, Any] = field(default_factory=dict)
     previews: dict[str, MigrationPreview] = field(default_factory=dict)
+    #: The attachment ledger's entries (``ATTACHMENTS_DDOC``): what couchsync wrote, by
+    #: document id, then name: [stub digest, file digest].
+    attachments: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    ledger_read: bool = False
+    #: File digests of stub digests: the ledger's, and those the reader read attachments
+    #: for (``unresolved``).
+    identity: dict[str, str] = field(default_factory=dict)
+
+    def attachment_terms(self, doc_id: str, current: LiveDoc | None
+                         ) -> dict[str, Any]:
+        """``content_step``'s ``owned`` and ``identity`` for the document ``doc_id``."""
+        stubs = ((current.body or {}).get("_attachments") or {}) if current else {}
+        entry = self.attachments.get(doc_id)
+        owned = {name for name, (digest, _) in entry.items()
+                 if name in stubs and digest in ("", stubs[name].get("digest"))} if entry else set()
+        return {"owned": owned, "identity": self.identity}
 
 
 @dataclass(slots=True)

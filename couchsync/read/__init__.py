@@ -3,7 +3,14 @@ ownership record), and the drivers that read and plan database by database
 (``load_and_plan``, ``plan_server``); the planning itself is ``couchsync.plan``'s, no I/O.
 """
 
-from couchsync.read._limits import BULK_ENVELOPE, LimitsReader, bulk_body, encoded
+from couchsync.read._limits import (
+    BATCH_BYTES,
+    BULK_ENVELOPE,
+    LimitsReader,
+    bulk_body,
+    encoded,
+    streamed,
+)
 from couchsync.read._live import SCAN_PAGE_SIZE, Prefetched, prefetch, read_bodies, read_indexes
 from couchsync.read._migrations import (
     PREVIEW,
@@ -31,6 +38,7 @@ from couchsync.read._planner import (
 )
 
 __all__ = [
+    "BATCH_BYTES",
     "BULK_ENVELOPE",
     "PREVIEW",
     "SCAN_PAGE_SIZE",
@@ -60,6 +68,7 @@ __all__ = [
     "read_record",
     "reverted",
     "settle",
+    "streamed",
     "write_ahead",
     "write_record",
 ]

@@ -16,6 +16,13 @@ from couchsync.plan import Action, Step, StepKind
 #: CouchDB 3.5's built-in defaults (``couch_doc.erl``, ``chttpd.erl``).
 COUCHDB_MAX_DOCUMENT = 8_000_000
 COUCHDB_MAX_REQUEST = 4_294_967_296
+COUCHDB_MAX_ATTACHMENT = 1_073_741_824  # default.ini: "1 gibibyte"
+#: Attachments up to this size go inline (base64) in ``_bulk_docs``; larger ones are
+#: streamed from their file by a PUT of their own after the document is written.
+INLINE_ATTACHMENT = 1 << 20
+#: A ``_bulk_docs`` request carries at most this many bytes (inline attachments make
+#: large ones; apply holds two in memory, one sent and one being encoded).
+BATCH_BYTES = 32 << 20
 #: PouchDB Server's default body limit (express-pouchdb's ``maxDocumentSizeDefault``).
 POUCHDB_MAX_REQUEST = 4 * 1024**3
 #: ``{"docs":[`` and ``]}`` around a ``_bulk_docs`` request's documents.
@@ -35,6 +42,7 @@ class ServerLimits:
     request: int
     document_setting: str = "[couchdb] max_document_size"
     request_setting: str = "[chttpd] max_http_request_size"
+    attachment: int | None = None  # ``[couchdb] max_attachment_size`` (None: no limit)
 
 
 def read_limits(client: Client) -> ServerLimits:
@@ -51,9 +59,12 @@ def read_limits(client: Client) -> ServerLimits:
         request = config.get("couchdb", {}).get("max_document_size")
         return ServerLimits(None, _integer(request, POUCHDB_MAX_REQUEST),
                             request_setting="[couchdb] max_document_size (PouchDB Server)")
+    attachment = config.get("couchdb", {}).get("max_attachment_size")
     return ServerLimits(
         _integer(config.get("couchdb", {}).get("max_document_size"), COUCHDB_MAX_DOCUMENT),
-        _integer(config.get("chttpd", {}).get("max_http_request_size"), COUCHDB_MAX_REQUEST))
+        _integer(config.get("chttpd", {}).get("max_http_request_size"), COUCHDB_MAX_REQUEST),
+        attachment=None if str(attachment).strip() == "infinity"
+        else _integer(attachment, COUCHDB_MAX_ATTACHMENT))
 
 
 def _integer(text: str | None, default: int) -> int:
@@ -79,8 +90,10 @@ class LimitsReader:
             return self._limits
 
 
-def bulk_body(step: Step) -> dict[str, Any] | bytes:
-    """What apply sends to ``_bulk_docs`` for a document or design doc step."""
+def bulk_body(step: Step, *, inline: bool = True) -> dict[str, Any] | bytes:
+    """What apply sends to ``_bulk_docs`` for a document or design doc step: attachments
+    to send are read from their files, inline up to ``INLINE_ATTACHMENT`` bytes (larger
+    ones are ``streamed``); ``inline`` False: each as the stub it will be (to measure)."""
     if step.action is Action.DELETE:
         return {"_id": step.id, "_rev": step.rev, "_deleted": True}
     if step.spec is not None and not step.rev:  # a new document: its JSON as loaded
@@ -88,7 +101,39 @@ def bulk_body(step: Step) -> dict[str, Any] | bytes:
     body = {**step.after, "_id": step.id}
     if step.rev:
         body["_rev"] = step.rev
+    if body.get("_attachments"):
+        kept = (step.before or {}).get("_attachments") or {}
+        body["_attachments"] = {
+            name: _sent(att, kept.get(name), inline)
+            for name, att in body["_attachments"].items()
+            if "file" not in att or att["length"] <= INLINE_ATTACHMENT or name in kept}
     return body
+
+
+def _sent(att: dict[str, Any], kept: dict[str, Any] | None, inline: bool) -> dict[str, Any]:
+    """An ``_attachments`` entry as sent: a stub as it is; a file's bytes, base64; a file
+    streamed after the write: the stub it replaces (an update never drops it meanwhile)."""
+    if "file" not in att:
+        return att
+    if att["length"] > INLINE_ATTACHMENT:
+        assert kept is not None  # bulk_body leaves out those with nothing to keep
+        return kept
+    if not inline:
+        return {"content_type": att["content_type"], "data": "=" * _base64_length(att)}
+    import base64
+
+    with open(att["file"], "rb") as handle:
+        return {"content_type": att["content_type"],
+                "data": base64.b64encode(handle.read()).decode("ascii")}
+
+
+def _base64_length(att: dict[str, Any]) -> int:
+    return 4 * math.ceil(int(att["length"]) / 3)
+
+
+def streamed(step: Step) -> list[tuple[str, dict[str, Any]]]:
+    """The attachments of ``step`` sent by a PUT of their own, after its document."""
+    return [(name, att) for name, att in _files(step) if att["length"] > INLINE_ATTACHMENT]
 
 
 def encoded(step: Step) -> bytes:
@@ -119,8 +164,12 @@ def too_large(steps: Iterable[Step], spec: DatabaseSpec,
 
 
 def _refusal(step: Step, limits: ServerLimits) -> str | None:
+    for name, att in _files(step):
+        if limits.attachment is not None and att["length"] > limits.attachment:
+            return (f"has attachment {name!r} ({att['file']}) of {att['length']:,} bytes, "
+                    f"over [couchdb] max_attachment_size = {limits.attachment:,}")
     spec = step.spec if not step.rev else None  # a new document: its length known unread
-    size = len(encoded(step)) if spec is None else (
+    size = len(_measured(step)) if spec is None else (
         len(spec.inline) if spec.inline is not None else spec.length)
     if size + BULK_ENVELOPE > limits.request:
         return (f"is {size:,} bytes of JSON, more than one request may carry "
@@ -135,6 +184,20 @@ def _refusal(step: Step, limits: ServerLimits) -> str | None:
         return None
     return (f"is {measured:,} bytes as CouchDB measures a document body, over "
             f"{limits.document_setting} = {limits.document:,}")
+
+
+def _files(step: Step) -> list[tuple[str, dict[str, Any]]]:
+    """The attachments ``step`` sends from files."""
+    if step.action is Action.DELETE or not isinstance(step.after, dict):
+        return []
+    return [(name, att) for name, att in (step.after.get("_attachments") or {}).items()
+            if "file" in att]
+
+
+def _measured(step: Step) -> bytes:
+    """``encoded(step)``, attachments as long as their base64 but not read."""
+    body = bulk_body(step, inline=False)
+    return body if isinstance(body, bytes) else encode_json(body)
 
 
 def _named(step: Step, spec: DatabaseSpec) -> str:

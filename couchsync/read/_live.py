@@ -10,6 +10,7 @@ from typing import Any
 from couchsync.client import Client, CouchError, Database, NotFound
 from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan import (
+    ATTACHMENTS_DDOC,
     MIGRATIONS_DDOC,
     LiveDatabase,
     LiveDoc,
@@ -23,6 +24,7 @@ from couchsync.plan import (
     design_staging_id,
     digest_if_current,
     fetch_decodable,
+    identity_digests,
     index_differences,
     index_staging_id,
     is_staging_id,
@@ -30,6 +32,7 @@ from couchsync.plan import (
     read_index_ddoc,
     rebuilds_views,
     shard_copy_ids,
+    unresolved,
 )
 from couchsync.read._migrations import PREVIEW, MigrationOptions, read_previews
 from couchsync.read._ownership import read_head, read_shards
@@ -100,6 +103,14 @@ def read_info(db: Database) -> dict[str, Any] | None:
 def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
                   ahead: Prefetched | None,
                   migrations: MigrationOptions = PREVIEW) -> LiveDatabase:
+    live = _read_database(db, spec, scope, ahead, migrations)
+    if live.exists and spec.state != "absent":
+        _explain_attachments(db, spec, live)
+    return live
+
+
+def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
+                   ahead: Prefetched | None, migrations: MigrationOptions) -> LiveDatabase:
     if ahead is None:
         ahead = Prefetched(read_info(db))
     elif ahead.error is not None:
@@ -127,6 +138,8 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         whole = False
         # The migrations' record in the same request (a no-op plan asks nothing more).
         record_ids = [MIGRATIONS_DDOC] if spec.migrations and scope.whole else []
+        if design_ids or record_ids or small:  # and the attachment ledger, at no cost
+            record_ids.append(ATTACHMENTS_DDOC)
         bodies = read_bodies(db, [*design_ids, *staging_ids, *record_ids,
                                   *(doc_ids if small else ())])
     if scope.whole and spec.indexes:
@@ -147,6 +160,9 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     staging_ids += copies
     live.design_docs = {doc_id.removeprefix("_design/"): doc
                         for doc_id, doc in _found(bodies, design_ids).items()}
+    if whole or ATTACHMENTS_DDOC in record_ids:
+        live.attachments = (bodies.get(ATTACHMENTS_DDOC) or {}).get("written") or {}
+        live.ledger_read = True
     live.staging = _found(bodies, staging_ids)
     live.index_sizes = _index_sizes(db, spec, live)
     if spec.migrations and scope.whole:
@@ -163,6 +179,40 @@ def read_database(db: Database, spec: DatabaseSpec, scope: Scope,
         live.documents = _read_documents(db, spec, scope, live, ahead.head or read_head(db),
                                          ahead.scan)
     return live
+
+
+def _explain_attachments(db: Database, spec: DatabaseSpec, live: LiveDatabase) -> None:
+    """Learn what the planner needs to compare attachments without their bytes: the
+    ledger (read only where a body read has attachments, if not read with the design
+    docs) and, for a stub nothing explains, the attachment's own digest (read: ``unresolved``)."""
+    read = [(design.id, design.attachments, live.design_docs.get(name))
+            for name, design in spec.design_docs.items()]
+    read += [(doc_id, spec.documents[doc_id].attachments, doc)
+             for doc_id, doc in live.documents.items()
+             if doc.body is not None and doc_id in spec.documents]
+    stubbed = [(doc_id, attachments, doc.body.get("_attachments") or {})
+               for doc_id, attachments, doc in read
+               if doc is not None and doc.body is not None and doc.body.get("_attachments")]
+    if not stubbed:
+        return
+    if not live.ledger_read:
+        live.attachments = (read_bodies(db, [ATTACHMENTS_DDOC]).get(ATTACHMENTS_DDOC)
+                            or {}).get("written") or {}
+        live.ledger_read = True
+    live.identity = identity_digests(live.attachments)
+    for doc_id, attachments, stubs in stubbed:
+        wanted = {att.name: att.declared() for att in attachments}
+        for name in unresolved(wanted, stubs, live.identity):
+            live.identity[stubs[name]["digest"]] = attachment_digest(db, doc_id, name)
+
+
+def attachment_digest(db: Database, doc_id: str, name: str) -> str:
+    """``md5-`` and the base64 MD5 of an attachment's bytes as the server returns them."""
+    import base64
+    import hashlib
+
+    data = db.get_attachment(doc_id, name)
+    return "md5-" + base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 def _found(bodies: Mapping[str, dict[str, Any]], ids: Iterable[str]) -> dict[str, LiveDoc]:

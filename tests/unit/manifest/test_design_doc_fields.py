@@ -24,9 +24,9 @@ from couchsync.manifest._fastcheck import conforms
 
 SCHEMA: dict[str, Any] = json.loads(schema_text())
 FULL = Draft202012Validator(SCHEMA)
-RESERVED = ("reserved key: a design doc may use only _deleted of CouchDB's '_' keys (its _id "
-            "comes from its name under design_docs, _rev from the server, attachments are left "
-            "as the server has them, and CouchDB refuses other '_' fields)")
+RESERVED = ("reserved key: a design doc may use only _deleted, _attachments and "
+            "_attachments_from of CouchDB's '_' keys (its _id comes from its name under "
+            "design_docs, _rev from the server, and CouchDB refuses other '_' fields)")
 CUSTOM: dict[str, Any] = {
     "couchapp": {"name": "Reports", "signatures": {}, "manifest": ["vendor/", "lib/x.js"]},
     "version": 3,
@@ -63,7 +63,7 @@ def test_a_design_doc_with_fields_of_its_own_loads_as_written(write: Write) -> N
     }
 
 
-@pytest.mark.parametrize("key", ["_id", "_rev", "_attachments", "_conflicts", "_foo", "_"])
+@pytest.mark.parametrize("key", ["_id", "_rev", "_revisions", "_conflicts", "_foo", "_"])
 def test_an_underscore_field_other_than_deleted_is_refused_at_its_key(
     write: Write, collect: Collect, key: str
 ) -> None:

@@ -25,7 +25,8 @@ from couchsync.manifest import (
 def test_exported_names() -> None:
     assert manifest.__all__ == sorted(manifest.__all__)
     assert set(manifest.__all__) == {
-        "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec", "IndexSpec",
+        "AttachmentSpec", "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec",
+        "IndexSpec", "referenced_files",
         "ManifestError", "Problem", "SourcePos", "iter_problems", "load_manifests",
         "schema_text", "summarize", "expand_patterns", "matches",
         "DatabaseNames", "variables", "MigrationSpec",
