@@ -11,6 +11,7 @@ INTENDED = {
     "CouchError", "TransportError", "HTTPStatusError", "ServerError", "DatabaseError",
     "DocumentError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
     "PreconditionFailed", "InvalidDatabaseName", "InvalidURL", "BulkResults",
+    "FileChunks",  # an attachment streamed from a file (Database.put_attachment)
     # sync tool
     "load_manifests", "read_live_state", "load_and_read", "plan_changes", "apply_plan",
     "DesiredState", "LiveState", "Plan", "ManifestError", "Problem", "ApplyError", "ApplyResult",

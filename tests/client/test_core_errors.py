@@ -45,6 +45,7 @@ PUBLIC = [
     "DatabaseError",
     "Document",
     "DocumentError",
+    "FileChunks",
     "FindQuery",
     "Forbidden",
     "HTTPStatusError",
