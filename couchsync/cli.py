@@ -710,6 +710,11 @@ def export(
         "--skip-unsupported", help="Export what a manifest can hold and leave out the rest "
                                    "(named on stderr; without this option export then "
                                    "fails).")] = False,
+    attachments_dir: Annotated[Path | None, typer.Option(
+        "--attachments-dir", metavar="DIR", show_default=False,
+        help="Write the attachments of the exported documents and design docs as files "
+             "under DIR (DIR/<database>/<document id>/<name>), named in the manifest from "
+             "DIR's parent directory: save the manifest there.")] = None,
 ) -> None:
     """Write the live state of databases and server sections as a manifest (YAML on
     stdout; notes, such as the variables it needs, on stderr).
@@ -724,7 +729,8 @@ def export(
             text = export_manifest(client, db or (), with_docs=with_docs, users=users,
                                    replications=replications, config=config or (),
                                    placeholders=given, skip_unsupported=skip_unsupported,
-                                   notes=lambda message: typer.echo(message, err=True))
+                                   notes=lambda message: typer.echo(message, err=True),
+                                   attachments_dir=attachments_dir)
         typer.echo(text, nl=False)
 
 

@@ -5,14 +5,22 @@ What the format cannot hold (a text index) fails the export unless ``skip_unsupp
 a pattern name exports what all its matches share. Every ``${`` is written ``$${`` and
 each credential as a ``${VAR}`` placeholder, so that loading with those variables gives
 back what the server holds, without the secret in the file.
+
+With an attachments directory, the attachments of exported documents and design docs are
+downloaded into it as files (``_Dir`` lays them out) and the manifest references them
+with ``_attachments``; the manifest is returned only once every file is written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -21,8 +29,15 @@ import yaml
 from couchsync._names import REPLICATOR_DB, USER_PREFIX, USERS_DB
 from couchsync.client import Client, Database, NotFound, Server
 from couchsync.errors import CouchsyncError
-from couchsync.manifest import is_pattern, literal_prefix, looks_like_a_number, matches
+from couchsync.manifest import (
+    content_type_of,
+    is_pattern,
+    literal_prefix,
+    looks_like_a_number,
+    matches,
+)
 from couchsync.plan import (
+    ATTACHMENTS_DDOC,
     CONFIG_SECRET,
     GENERATED_DDOC,
     MIGRATIONS_DDOC,
@@ -49,6 +64,17 @@ _CONFIG_SECTION = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
 # A user's fields never exported: the password, its hash, and what couchsync writes.
 _USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
+# couchsync's records in a database, never exported: the migrations', the attachments'.
+_RECORDS = (MIGRATIONS_DDOC, ATTACHMENTS_DDOC)
+# What the manifest schema takes as an attachment's content_type (type/subtype, no
+# parameters such as "; charset=utf-8").
+_MEDIA_TYPE = re.compile(r"[^/\s]+/[^/\s]+\Z")
+# What a file name cannot hold, or a file system reads as a path or a device; '%' too, so
+# that a name written %XX is never another name as it is.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\%:*?"<>|]')
+# Longer file names are cut (and told apart by a digest): 255 bytes is the usual limit, and
+# a "~2" may be added.
+_NAME_BYTES = 200
 
 
 class ExportError(CouchsyncError):
@@ -59,10 +85,17 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
                     users: bool = False, replications: bool = False,
                     config: Sequence[str] = (), placeholders: Mapping[str, str] | None = None,
                     notes: Callable[[str], None] | None = None,
-                    skip_unsupported: bool = False) -> str:
+                    skip_unsupported: bool = False,
+                    attachments_dir: str | os.PathLike[str] | None = None) -> str:
     """Manifest YAML (version 1) of databases ``names`` and the server sections asked
     for, as they are now; ``notes`` hears the variables to set, nodes that disagree and
-    what was left out. Raises ``ExportError`` for what cannot be exported."""
+    what was left out. Raises ``ExportError`` for what cannot be exported.
+
+    With ``attachments_dir``, the attachments of the exported documents and design docs
+    are written as files under it, and the manifest names them by paths that start at
+    the directory holding ``attachments_dir``: the manifest is to be saved there. Without
+    it they are left out (apply leaves them as the server has them), and ``notes`` hears
+    how many."""
     if not (names or users or replications or config):
         raise ExportError("nothing to export: name databases (--db), --users, "
                           "--replications or --config SECTION")
@@ -98,14 +131,16 @@ def export_manifest(client: Client, names: Sequence[str] = (), *, with_docs: boo
             note(f"not exported: {what}")
 
         matched = _matched(client, names)  # a pattern: every database it matches
-        exported = {name: _export_checked(client.get_db(name), with_docs, note, leave_out)
+        attachments = _Attachments(attachments_dir, leave_out)
+        exported = {name: _export_checked(client.get_db(name), with_docs, note, leave_out,
+                                          attachments)
                     for name in dict.fromkeys(chain.from_iterable(matched.values()))}
         if left_out and not skip_unsupported:
             raise ExportError("a manifest cannot hold what the 'not exported:' lines name; "
                               "--skip-unsupported exports the rest without it")
-        manifest["databases"] = {
+        manifest["databases"] = attachments.written(client, note, {
             name: _shared(name, [exported[real] for real in reals], note)
-            if is_pattern(name) else exported[name] for name, reals in matched.items()}
+            if is_pattern(name) else exported[name] for name, reals in matched.items()})
     if users:
         manifest["users"] = _export_users(client.get_db(USERS_DB), variables, note)
     if replications:
@@ -301,10 +336,11 @@ def _literal_references(value: Any, references: Mapping[str, str]) -> Any:
 
 
 def _export_checked(db: Database, with_docs: bool, note: Callable[[str], None],
-                    left_out: Callable[[str], None]) -> dict[str, Any]:
+                    left_out: Callable[[str], None],
+                    attachments: _Attachments) -> dict[str, Any]:
     """``_export_database``, refusing (``UnreadableDocument``) what would not load back."""
     try:
-        spec = _export_database(db, with_docs, note, left_out)
+        spec = _export_database(db, with_docs, note, left_out, attachments)
         check_bodies([*((f"_design/{name}", body)
                         for name, body in spec.get("design_docs", {}).items()),
                       *((body["_id"], body) for body in spec.get("documents", []))])
@@ -389,7 +425,8 @@ def _documents(db: Database, start_key: str | None = None,
 
 
 def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
-                     left_out: Callable[[str], None]) -> dict[str, Any]:
+                     left_out: Callable[[str], None],
+                     attachments: _Attachments) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if db.info().get("props", {}).get("partitioned"):
         spec["partitioned"] = True
@@ -398,21 +435,21 @@ def _export_database(db: Database, with_docs: bool, note: Callable[[str], None],
     # _all_docs sorts ids bytewise: every "_design/..." id lies before "_design0".
     designs = [row["doc"] for row in db.all_docs(start_key=_DESIGN, end_key="_design0",
                                                  include_docs=True)
-               # A staged rollout's copies, the migrations' record: never.
-               if not is_staging_id(row["id"]) and row["id"] != MIGRATIONS_DDOC]
+               # A staged rollout's copies, couchsync's records: never.
+               if not is_staging_id(row["id"]) and row["id"] not in _RECORDS]
     # Mango index ddocs (language: query) are exported as indexes.
     spec["indexes"] = _export_indexes(
         [body for body in designs if body.get("language") == "query"],
         lambda what: left_out(f"database {db.name!r}: {what}"),
         lambda what: note(f"database {db.name!r}: {what}"))
     spec["design_docs"] = {
-        body["_id"].removeprefix(_DESIGN): _fields(body)
+        body["_id"].removeprefix(_DESIGN): attachments.of(db.name, body, _fields(body))
         for body in designs if body.get("language") != "query"
     }
     if with_docs:
         try:
             spec["documents"] = [
-                _fields(row["doc"], keep_id=True)
+                attachments.of(db.name, row["doc"], _fields(row["doc"], keep_id=True))
                 for row in db.iter_all_docs(include_docs=True, page_size=SCAN_PAGE_SIZE)
                 if not row["id"].startswith(_DESIGN)
             ]
@@ -459,3 +496,192 @@ def _fields(doc: dict[str, Any], left_out: Set[str] = frozenset(), *,
     """``doc`` without ``left_out`` and the ``_`` fields (but ``_id`` with ``keep_id``)."""
     return {key: value for key, value in doc.items() if key not in left_out
             and (not key.startswith("_") or (keep_id and key == "_id"))}
+
+
+@dataclass(frozen=True, slots=True)
+class _AttachmentFile:
+    """An attachment to write as a file: ``path`` ('/'-separated, under the attachments
+    directory) and where to read it. Compared by what the server's stub holds (a pattern
+    shares a design doc whose attachments are the same in all its databases)."""
+
+    content_type: str
+    length: int
+    digest: str
+    path: str = field(compare=False)
+    db: str = field(compare=False)
+    doc_id: str = field(compare=False)
+    rev: str = field(compare=False)
+    name: str = field(compare=False)
+
+
+class _Attachments:
+    """What becomes of the attachments of the exported documents: files under
+    ``directory``, or (None) left out and counted."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None,
+                 left_out: Callable[[str], None]) -> None:
+        self.directory = directory
+        self._left_out = left_out
+        self._layout = _Dir("")
+        self.not_exported = 0
+
+    def of(self, db: str, doc: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` (what is exported of ``doc``) with ``doc``'s attachments as files
+        to write (``_AttachmentFile``)."""
+        stubs: dict[str, Any] = doc.get("_attachments") or {}
+        if not stubs:
+            return body
+        if self.directory is None:
+            self.not_exported += len(stubs)
+            return body
+        folder = self._layout.directory(_file_name(db))
+        doc_id = str(doc["_id"])
+        if doc_id.startswith(_DESIGN):  # <db>/_design/<name>/: no document id starts with _
+            folder = folder.directory("_design").directory(
+                _file_name(doc_id.removeprefix(_DESIGN)), own=True)
+        else:
+            folder = folder.directory(_file_name(doc_id), own=True)
+        files: dict[str, _AttachmentFile] = {}
+        for name, stub in sorted(stubs.items()):
+            content_type = str(stub.get("content_type", ""))
+            if not _MEDIA_TYPE.match(content_type):
+                self._left_out(f"database {db!r}: {doc_id}: attachment {name!r}: its content "
+                               f"type {content_type!r} is not a type/subtype a manifest holds")
+                continue
+            files[name] = _AttachmentFile(content_type, stub["length"], stub["digest"],
+                                          _file_path(folder, name), db, doc_id,
+                                          str(doc["_rev"]), name)
+        return {**body, "_attachments": files} if files else body
+
+    def written(self, client: Client, note: Callable[[str], None],
+                databases: dict[str, Any]) -> dict[str, Any]:
+        """``databases`` with each attachment file written and named as a manifest does;
+        ``note`` hears how many were written, or left out."""
+        if self.directory is None:
+            if self.not_exported:
+                note(f"left out: {self.not_exported:,} attachment"
+                     f"{'s' if self.not_exported != 1 else ''} of the exported documents and "
+                     "design docs (apply leaves them as the server has them); "
+                     "--attachments-dir DIR exports them as files")
+            return databases
+        root = os.path.abspath(self.directory)
+        written: dict[str, int] = {}  # path → length: each file once (a pattern shares it)
+
+        def reference(att: _AttachmentFile) -> str | dict[str, str]:
+            if att.path not in written:
+                written[att.path] = _download(client, att, root)
+            path = os.path.basename(root) + "/" + att.path
+            if att.content_type == content_type_of(att.name):
+                return path
+            return {"file": path, "content_type": att.content_type}
+
+        def bodies(entry: dict[str, Any]) -> dict[str, Any]:
+            return {**entry, "_attachments": {name: reference(att) for name, att in
+                                              entry["_attachments"].items()}} \
+                if "_attachments" in entry else entry
+
+        exported = {
+            name: {**spec, **({"design_docs": {ddoc: bodies(body) for ddoc, body in
+                                               spec["design_docs"].items()}}
+                              if "design_docs" in spec else {}),
+                   **({"documents": [bodies(body) for body in spec["documents"]]}
+                      if "documents" in spec else {})}
+            for name, spec in databases.items()}
+        if written:
+            total = sum(written.values())
+            note(f"wrote {len(written):,} attachment file{'s' if len(written) != 1 else ''} "
+                 f"({total:,} bytes) under {root}; the manifest names them from "
+                 f"{os.path.dirname(root)}: save it there")
+        return exported
+
+
+def _download(client: Client, att: _AttachmentFile, root: str) -> int:
+    """Write ``att`` to its file under ``root`` (whole or not at all: written aside and
+    renamed); its length."""
+    # One GET per attachment, held in memory: the client reads no body in parts. Pinned to
+    # the revision exported, so that the files go with the document's body.
+    try:
+        content = client.database(att.db).get_attachment(att.doc_id, att.name, rev=att.rev)
+    except NotFound as exc:  # the document changed, and that revision was compacted away
+        raise ExportError(f"database {att.db!r}: {att.doc_id}: attachment {att.name!r} of "
+                          f"revision {att.rev} not found ({exc.brief}); if the document "
+                          "changed while it was exported, export again") from None
+    target = os.path.join(root, *att.path.split("/"))
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        handle, aside = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".couchsync-",
+                                         suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+            os.replace(aside, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+            raise
+    except OSError as exc:
+        raise ExportError(f"cannot write attachment {att.name!r} of {att.doc_id} to {target}: "
+                          f"{exc.strerror or exc}") from None
+    return len(content)
+
+
+class _Dir:
+    """A directory of the attachments' layout: ``<database>/<document id>/<attachment
+    name, its '/' as subdirectories>``, design docs under ``<database>/_design/<name>/``.
+    Two entries whose names differ only in case get two names (``x~2``): a
+    case-insensitive file system would hold them as one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # from the attachments directory, '/'-separated, ending in '/'
+        self._taken: set[str] = set()  # casefolded
+        self._dirs: dict[str, _Dir] = {}  # by the name asked for, casefolded
+
+    def directory(self, name: str, *, own: bool = False) -> _Dir:
+        """Subdirectory ``name`` (a safe file name): the same one each time it is asked
+        for, or with ``own`` one for this caller alone (a document's)."""
+        key = name.casefold()
+        if own or key not in self._dirs:
+            made = _Dir(f"{self.path}{self._free(name)}/")
+            if own:
+                return made
+            self._dirs[key] = made
+        return self._dirs[key]
+
+    def file(self, name: str) -> str:
+        """The path of a new file ``name`` (a safe file name) here."""
+        return self.path + self._free(name)
+
+    def _free(self, name: str) -> str:
+        stem, extension = os.path.splitext(name)
+        candidate, number = name, 1
+        while candidate.casefold() in self._taken:
+            number += 1
+            candidate = f"{stem}~{number}{extension}"
+        self._taken.add(candidate.casefold())
+        return candidate
+
+
+def _file_path(folder: _Dir, name: str) -> str:
+    """Where attachment ``name`` goes in ``folder``: each '/'-separated part a
+    directory; a name with an empty part ("a//b", "/a") as one file."""
+    parts = name.split("/")
+    if "" in parts:
+        parts = [name]
+    for part in parts[:-1]:
+        folder = folder.directory(_file_name(part))
+    return folder.file(_file_name(parts[-1]))
+
+
+def _file_name(text: str) -> str:
+    """``text`` as one file name that stays in its directory: ``_UNSAFE`` characters as
+    %XX (their UTF-8 bytes), '.' and '..' as %2E, one too long cut and told apart by a
+    digest of the whole."""
+    name = _UNSAFE.sub(lambda found: "".join(f"%{byte:02X}" for byte in found[0].encode()),
+                       text)
+    if not name.strip("."):
+        name = name.replace(".", "%2E") or "%"
+    encoded = name.encode("utf-8", "surrogatepass")
+    if len(encoded) > _NAME_BYTES:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = encoded[:_NAME_BYTES - 17].decode("utf-8", "ignore") + "~" + digest
+    return name

@@ -1,5 +1,6 @@
 """Manifests → validated, merged ``DesiredState`` (``load_manifests``; docs/manifest.md)."""
 
+from couchsync.manifest._attachments import content_type_of
 from couchsync.manifest._env import is_secret_variable, variables
 from couchsync.manifest._load import iter_problems, load_manifests
 from couchsync.manifest._migrations import load_transform
@@ -24,7 +25,7 @@ from couchsync.manifest.model import (
 __all__ = [
     "AttachmentSpec", "DatabaseNames", "DatabaseSpec", "DesignDocSpec", "DesiredState",
     "DocumentSpec", "IndexSpec", "ManifestError", "MigrationSpec", "Problem", "SourcePos",
-    "expand_patterns", "is_pattern", "is_secret_variable", "iter_problems", "literal_prefix",
-    "load_manifests", "load_transform", "looks_like_a_number", "matches", "referenced_files",
-    "schema_text", "show_warnings_on_stderr", "summarize", "variables",
+    "content_type_of", "expand_patterns", "is_pattern", "is_secret_variable", "iter_problems",
+    "literal_prefix", "load_manifests", "load_transform", "looks_like_a_number", "matches",
+    "referenced_files", "schema_text", "show_warnings_on_stderr", "summarize", "variables",
 ]
