@@ -308,3 +308,25 @@ def _b64md5(data: bytes) -> str:
     import base64
 
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+@pytest.mark.couchdb_only("[couchdb] max_attachment_size is CouchDB's")
+def test_a_file_over_the_servers_attachment_limit_is_refused_at_plan(
+    client: Client, couch_url: str, db_name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * 5000)
+    path = write(tmp_path, {db_name: {"documents": [
+        {"_id": "d", "_attachments": {"big.bin": "big.bin"}}]}})
+    before = client.server.set_config("_local", "couchdb", "max_attachment_size", "4096")
+    try:
+        planned = run(couch_url, "plan", path)
+    finally:
+        if before is None:
+            client.server.delete_config("_local", "couchdb", "max_attachment_size")
+        else:
+            client.server.set_config("_local", "couchdb", "max_attachment_size", before)
+    assert planned.returncode == 1
+    assert "Traceback" not in planned.stderr
+    shown = planned.stdout + planned.stderr
+    assert f"has attachment 'big.bin' ({tmp_path / 'big.bin'}) of 5,000 bytes, over " \
+           "[couchdb] max_attachment_size = 4,096" in shown

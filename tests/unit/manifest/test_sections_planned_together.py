@@ -14,6 +14,7 @@ The same on a real server, through the command: tests/integration/test_sections_
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 from pathlib import Path
@@ -85,7 +86,12 @@ def _content(draw: st.DrawFn, i: int, pattern: bool) -> tuple[dict[str, Any], di
             files[name] = "".join(json.dumps({"_id": f"p:f{n}", "n": n}) + "\n" for n in range(2))
             spec[key] = [name]
         else:
-            spec[key] = draw(_VALUES[key](i))
+            spec[key] = copy.deepcopy(draw(_VALUES[key](i)))
+        if key in ("design_docs", "documents"):  # each carries an attachment from a file
+            name = f"{key}{i}{'p' if pattern else ''}.html"
+            files[name] = f"<p>{key} {i}</p>"
+            entry = spec[key][0] if key == "documents" else next(iter(spec[key].values()))
+            entry["_attachments"] = {"page.html": name}
     if "ignore" in spec and spec.get("create_only"):
         spec["create_only"] = False  # ignore beside create_only everywhere is refused
     if not pattern and draw(st.integers(0, 5)) == 0:
