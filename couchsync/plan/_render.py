@@ -418,9 +418,13 @@ def _attachment_changes(before: Mapping[str, Any], after: Mapping[str, Any]
         elif old is None:
             yield "+", f"{name} ({new['content_type']}, {_size(new['length'])})"
         else:
-            sizes = (f"{_size(int(old.get('length', 0)))} → {_size(new['length'])}"
-                     if old.get("length") != new["length"]
-                     else f"{_size(new['length'])}, content changed")
+            was, now = int(old.get("length", 0)), int(new["length"])
+            if was == now:
+                sizes = f"{_size(now)}, content changed"
+            elif _size(was) == _size(now):  # rounded alike: the bytes tell them apart
+                sizes = f"{was:,} bytes → {now:,} bytes"
+            else:
+                sizes = f"{_size(was)} → {_size(now)}"
             kind = ("" if old.get("content_type") == new["content_type"]
                     else f"{old.get('content_type')} → {new['content_type']}, ")
             yield "~", f"{name} ({kind}{sizes})"
