@@ -152,3 +152,29 @@ def test_without_the_option_one_note_says_what_was_left_out(
         manifest = tmp_path / "exported.yaml"
         manifest.write_text(done.stdout)
         assert plan(client, load_manifests([manifest], environ={})).is_empty
+
+
+def test_a_pattern_shares_a_design_doc_whose_attachments_are_the_same_everywhere(
+    client: Client, db_name: str, tmp_path: Path,
+) -> None:
+    names = [f"{db_name}-{tail}" for tail in ("a", "b")]
+    for name in names:
+        app_and_photo(client, name)
+        client.database(name).bulk_docs([{"_id": "own", "_attachments": inline(
+            {"x.png": ("image/png", name.encode())})}])
+    try:
+        text = export_manifest(client, [f"{db_name}-*"], with_docs=True,
+                               attachments_dir=tmp_path / "files")
+        entry = yaml.safe_load(text)["databases"][f"{db_name}-*"]
+        # The first database's files, written once; "own" differs, so it is left out.
+        assert entry["design_docs"]["app"]["_attachments"]["img/logo.png"] \
+            == f"files/{names[0]}/_design/app/img/logo.png"
+        assert [doc["_id"] for doc in entry["documents"]] == ["photo 1", "plain"]
+        assert sorted(path.relative_to(tmp_path / "files").parts[0] for path in
+                      (tmp_path / "files").rglob("*") if path.is_file()) == [names[0]] * 6
+        manifest = tmp_path / "exported.yaml"
+        manifest.write_text(text)
+        assert plan(client, load_manifests([manifest], environ={})).is_empty
+    finally:
+        for name in names:
+            client.delete(name)
