@@ -10,10 +10,11 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from cli_helpers import run
-from sync_helpers import plan, sync
+from sync_helpers import CountingEngine, counting_client, plan, sync
 
 from couchsync.client import Client
 from couchsync.export import export_manifest
@@ -27,6 +28,14 @@ APP = {"index.html": ("text/html", b"<h1>app</h1>\n"), "css/app.css": ("text/css
        "js/app.js": ("application/javascript", JS), "img/logo.png": ("image/png", PNG)}
 PHOTO = {"my picture.png": ("image/png", PNG[::-1]),
          "notes": ("text/plain", b"taken at noon\n")}  # no extension: the type is written
+
+
+def attachment_reads(engine: CountingEngine) -> set[str]:
+    """The attachments ``engine`` was asked for, as ``doc/name`` paths."""
+    names = [*APP, *PHOTO]
+    return {path.split("/", 2)[2] for method, path, _ in engine.requests
+            if method == "GET" and any(path.endswith("/" + quote(name, safe="/"))
+                                       for name in names)}
 
 
 def inline(attachments: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
@@ -82,13 +91,22 @@ def test_export_apply_elsewhere_and_replan_empty(
 
     manifest = tmp_path / "exported.yaml"
     manifest.write_text(done.stdout)
-    assert plan(client, load_manifests([manifest], environ={})).is_empty  # the source
+    counted, engine = counting_client(couch_url)
+    with counted:
+        assert plan(counted, load_manifests([manifest], environ={})).is_empty  # the source
+        # Read to be compared: the types CouchDB gzipped, as nothing couchsync wrote
+        # explains their digests.
+        assert attachment_reads(engine) == ({
+            "_design/app/css/app.css", "_design/app/index.html", "_design/app/js/app.js",
+            "photo%201/notes"} if is_couchdb else set())
 
-    exported_copy = tmp_path / "copy.yaml"
-    exported_copy.write_text(yaml.safe_dump({"version": 1, "databases": {copy: exported}}))
-    desired = load_manifests([exported_copy], environ={})
-    sync(client, desired)
-    assert plan(client, desired).is_empty
+        exported_copy = tmp_path / "copy.yaml"
+        exported_copy.write_text(yaml.safe_dump({"version": 1, "databases": {copy: exported}}))
+        desired = load_manifests([exported_copy], environ={})
+        sync(client, desired)
+        engine.requests.clear()
+        assert plan(counted, desired).is_empty
+        assert attachment_reads(engine) == set()  # apply's ledger explains them
     target = client.database(copy)
     for name, (content_type, data) in APP.items():
         assert target.get_attachment("_design/app", name) == data
