@@ -436,7 +436,7 @@ class _Watching(_Terminal, WatchHooks):
     def round(self, changed: Sequence[str]) -> None:
         self.plan = self.locks = None  # a Ctrl-C before the locks stops the watch unwritten
         if changed:
-            names = ", ".join(os.path.relpath(path) for path in changed[:3])
+            names = ", ".join(changed[:3])
             more = f" and {len(changed) - 3:,} more" if len(changed) > 3 else ""
             typer.echo(f"\n[{time.strftime('%H:%M:%S')}] Changed: {names}{more}")
 
