@@ -66,9 +66,9 @@ _USER_NAME = re.compile(r"[^_:][^:]{0,254}\Z")
 _USER_LEFT_OUT = SERVER_WRITTEN[USERS_DB] | {"password", "name", "type"}
 # couchsync's records in a database, never exported: the migrations', the attachments'.
 _RECORDS = (MIGRATIONS_DDOC, ATTACHMENTS_DDOC)
-# What the manifest schema takes as an attachment's content_type (type/subtype, no
+# What the manifest schema takes as an attachment's content_type (type/subtype, then
 # parameters such as "; charset=utf-8").
-_MEDIA_TYPE = re.compile(r"[^/\s]+/[^/\s]+\Z")
+_MEDIA_TYPE = re.compile(r"[^/\s;]+/[^/\s;]+(\s*;.*)?\Z")
 # What a file name cannot hold, or a file system reads as a path or a device; '%' too, so
 # that a name written %XX is never another name as it is.
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\%:*?"<>|]')
@@ -546,7 +546,8 @@ class _Attachments:
             content_type = str(stub.get("content_type", ""))
             if not _MEDIA_TYPE.match(content_type):
                 self._left_out(f"database {db!r}: {doc_id}: attachment {name!r}: its content "
-                               f"type {content_type!r} is not a type/subtype a manifest holds")
+                               f"type {content_type!r} is not a media type (type/subtype) a "
+                               "manifest holds")
                 continue
             files[name] = _AttachmentFile(content_type, stub["length"], stub["digest"],
                                           _file_path(folder, name), db, doc_id,

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from ._errors import BadRequest, DatabaseError, NotFound, error_for_status, scoped
 from ._query import FindQuery, IndexQuery
 from ._transport import ConnectionEngine, Content, Reply, encode_json, send
-from ._url import db_path, doc_id_problem, doc_path
+from ._url import attachment_path, db_path, doc_id_problem, doc_path
 
 __all__ = ["BulkResults", "Database", "FileChunks"]
 
@@ -228,9 +228,7 @@ class Database:
         return str(answer["rev"])
 
     def _attachment(self, doc_id: str, name: str, method: str) -> str:
-        # An attachment named by a path ("css/app.css") keeps its slashes: CouchDB reads the
-        # rest of the URL after the document as the name.
-        return self._doc(doc_id, method) + "/" + quote(name, safe="/")
+        return self._doc(doc_id, method) + "/" + attachment_path(name)
 
     def doc_info(self, doc_id: str) -> dict[str, Any]:
         """``{"rev", "size", "date"}`` from a HEAD request: the true current rev on any server."""

@@ -126,5 +126,22 @@ def doc_path(doc_id: str) -> str:
     """The id as a path: ``_design/`` and ``_local/`` keep their slash, the rest is one segment."""
     for prefix in _PREFIXES:
         if doc_id.startswith(prefix):
-            return prefix + quote(doc_id[len(prefix) :], safe="")
-    return quote(doc_id, safe="")
+            return prefix + segment(doc_id[len(prefix) :])
+    return segment(doc_id)
+
+
+def segment(text: str) -> str:
+    """``text`` as one path segment: percent-encoded, ``.`` and ``..`` too (URL
+    normalization, httpx's included, would drop them or climb a level)."""
+    quoted = quote(text, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def attachment_path(name: str) -> str:
+    """An attachment name as a path: a name made of path-like parts (``css/app.css``)
+    keeps its slashes, which CouchDB reads back as the name; one with an empty, ``.`` or
+    ``..`` part is one segment (``%2F``), which URL normalization leaves alone."""
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return segment(name).replace(".", "%2E")
+    return "/".join(quote(part, safe="") for part in parts)

@@ -198,23 +198,27 @@ def test_a_pattern_shares_a_design_doc_whose_attachments_are_the_same_everywhere
             client.delete(name)
 
 
-def test_a_content_type_with_parameters_is_named_and_left_out_only_when_asked(
+def test_a_content_type_that_is_no_media_type_is_named_and_left_out_only_when_asked(
     client: Client, couch_url: str, db_name: str, tmp_path: Path,
 ) -> None:
     seed(client, db_name, [{"_id": "page", "_attachments": inline({
-        "index.html": ("text/html; charset=utf-8", b"<p>hi</p>"),
+        "index.html": ("html", b"<p>hi</p>"),
+        "notes.txt": ("text/plain; charset=utf-8", b"kept"),
         "logo.png": ("image/png", PNG)})}])
     files = str(tmp_path / "files")
     refused = run(couch_url, "export", "--db", db_name, "--with-docs", "--attachments-dir", files)
     assert refused.returncode == 1 and not refused.stdout
     assert refused.stderr.splitlines()[0] == (
         f"not exported: database {db_name!r}: page: attachment 'index.html': its content type "
-        "'text/html; charset=utf-8' is not a type/subtype a manifest holds")
+        "'html' is not a media type (type/subtype) a manifest holds")
     done = run(couch_url, "export", "--db", db_name, "--with-docs", "--attachments-dir", files,
                "--skip-unsupported")
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(done.stdout)["databases"][db_name]["documents"] == [
-        {"_id": "page", "_attachments": {"logo.png": f"files/{db_name}/page/logo.png"}}]
+        {"_id": "page", "_attachments": {
+            "logo.png": f"files/{db_name}/page/logo.png",
+            "notes.txt": {"file": f"files/{db_name}/page/notes.txt",
+                          "content_type": "text/plain; charset=utf-8"}}}]
     manifest = tmp_path / "exported.yaml"
     manifest.write_text(done.stdout)
     assert plan(client, load_manifests([manifest], environ={})).is_empty  # the page's kept
