@@ -170,9 +170,41 @@ def test_a_broken_manifest_is_reported_and_the_fixed_one_applied(
     assert watch.proc.poll() is None  # still running
 
     write(manifest, db_name, 2)
-    watch.until(lambda: version_on_server(couch_url, db_name) == 2,
+    watch.until(lambda: "Apply complete: 0 created, 1 updated" in watch.stdout,
                 "the fixed manifest applied")
+    assert version_on_server(couch_url, db_name) == 2
     assert watch.interrupt() == 0, watch.stderr
+    assert "Traceback" not in watch.stderr
+
+
+def test_a_server_error_is_reported_and_the_next_change_applied(
+        couch_url: str, db_name: str, tmp_path: Path, watching: list[Watching]) -> None:
+    httpx.put(f"{couch_url}/{db_name}", timeout=30).raise_for_status()
+    manifest = tmp_path / "app.yaml"
+    # A pattern: each round lists the databases (GET /_all_dbs) to find what it matches.
+    manifest.write_text(yaml.safe_dump({"version": 1, "databases": {
+        f"{db_name}*": {"design_docs": {"app": view(1)}}}}))
+    # The second round's listing answered 500 by the proxy (the server never sees it): an
+    # error the server cannot be made to give on cue.
+    failing = loopback_fault("answer", method="GET", path="/_all_dbs", nth=2, times=1,
+                             status=500)
+    with through_proxy(couch_url, [failing]) as through:
+        watch = Watching(through, str(manifest))
+        watching.append(watch)
+        watch.until(lambda: "Watching " in watch.stderr, "the first round")
+        assert version_on_server(couch_url, db_name) == 1
+        save_view(manifest, 2)
+        watch.until(lambda: "Waiting for the next change." in watch.stderr, "the error")
+        assert failing.hits == 1
+        error = next(line for line in watch.stderr.splitlines() if line.startswith("Error:"))
+        assert "_all_dbs" in error and "500" in error, error
+        assert version_on_server(couch_url, db_name) == 1
+
+        save_view(manifest, 3)
+        watch.until(lambda: watch.stdout.count("Apply complete: 0 created, 1 updated") == 1,
+                    "the next change applied")
+        assert version_on_server(couch_url, db_name) == 3
+        assert watch.interrupt() == 0, watch.stderr
     assert "Traceback" not in watch.stderr
 
 
