@@ -26,7 +26,7 @@ def test_exported_names() -> None:
     assert manifest.__all__ == sorted(manifest.__all__)
     assert set(manifest.__all__) == {
         "AttachmentSpec", "DatabaseSpec", "DesignDocSpec", "DesiredState", "DocumentSpec",
-        "IndexSpec", "referenced_files",
+        "IndexSpec", "referenced_files", "content_type_of",
         "ManifestError", "Problem", "SourcePos", "iter_problems", "load_manifests",
         "schema_text", "summarize", "expand_patterns", "matches",
         "DatabaseNames", "variables", "MigrationSpec",
