@@ -105,7 +105,8 @@ def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., Sour
     found: dict[str, AttachmentSpec] = {}
     problems: list[Found] = []
 
-    def add(name: str, file: str, content_type: str | None, within: tuple[str, ...]) -> None:
+    def add(name: str, file: str, content_type: str | None, within: tuple[str, ...],
+            directory: str | None = None) -> None:
         where = at(*within)
         if name.startswith("_"):
             problems.append((within, f"attachment {name!r}: CouchDB refuses attachment names "
@@ -125,7 +126,7 @@ def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., Sour
                                      f"{exc.strerror or exc}"))
             return
         found[name] = AttachmentSpec(name, file, content_type or content_type_of(name),
-                                     status.st_size, digest, where)
+                                     status.st_size, digest, where, directory)
 
     for name, value in (body.get("_attachments") or {}).items():
         relative, content_type = (value, None) if isinstance(value, str) else (
@@ -141,7 +142,7 @@ def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., Sour
             try:
                 for name in sorted(directory_files(root)):
                     add(name, os.path.join(root, *name.split("/")), None,
-                        ("_attachments_from",))
+                        ("_attachments_from",), root)
             except OSError as exc:
                 problems.append((("_attachments_from",), f"_attachments_from {directory!r}: "
                                                          f"{exc.strerror or exc}"))

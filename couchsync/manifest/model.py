@@ -41,6 +41,7 @@ class AttachmentSpec:
     #: it stores as sent (it gzips compressible types, and then digests the gzip).
     digest: str
     source: SourcePos
+    directory: str | None = None  # the ``_attachments_from`` it was found in
 
     def declared(self) -> dict[str, Any]:
         """This attachment as a step's ``_attachments`` entry holds it until apply reads
@@ -351,13 +352,14 @@ def summarize(desired: DesiredState) -> str:
 
 def referenced_files(desired: DesiredState) -> set[str]:
     """Every file a plan of ``desired`` reads: the manifests, their data files, transform
-    files and attachment files (what ``apply --watch`` watches)."""
+    files and attachment files, and the ``_attachments_from`` directories (what
+    ``apply --watch`` watches)."""
     files = set(desired.files)
     for db in (*desired.databases.values(), *desired.patterns.values()):
         files.update(doc.file for doc in db.documents.values())
-        for doc in db.documents.values():
-            files.update(att.file for att in doc.attachments)
-        for design in db.design_docs.values():
-            files.update(att.file for att in design.attachments)
+        attachments = [att for doc in db.documents.values() for att in doc.attachments]
+        attachments += [att for design in db.design_docs.values() for att in design.attachments]
+        # A directory, for a file added to it later; each file, for one named alone.
+        files.update(att.directory or att.file for att in attachments)
         files.update(m.transform_file for m in db.migrations if m.transform_file)
     return files

@@ -55,7 +55,7 @@ def test_declared_files_load_with_their_type_length_and_digest(
         "logo.png", "image/png", 7, _md5(b"\x89PNG..."))
     assert (raw.name, raw.content_type) == ("raw", "text/plain")
     assert raw.file == str(tmp_path / "site" / "index.html")
-    assert referenced_files(state) >= {logo.file, raw.file, path}
+    assert referenced_files(state) >= {logo.file, raw.file, path, str(tmp_path / "site")}
 
 
 def test_the_content_hash_follows_the_files_not_where_they_are(
