@@ -100,14 +100,12 @@ class Watched:
 
     def wants(self, path: str) -> bool:
         """Whether a change to ``path`` (a real path) starts a round."""
-        if path in self.files:
-            return True
-        for parent in _parents(path):
-            if parent in self.files:
-                return True
-            if parent in self.manifest_dirs and path.endswith(_MANIFEST_SUFFIXES):
-                return True
-        return False
+        return (path in self.files or self._in_manifest_dir(path)
+                or any(parent in self.files for parent in _parents(path)))
+
+    def _in_manifest_dir(self, path: str) -> bool:
+        return path.endswith(_MANIFEST_SUFFIXES) and any(
+            parent in self.manifest_dirs for parent in _parents(path))
 
     @property
     def roots(self) -> list[str]:
@@ -120,14 +118,18 @@ class Watched:
                       if not any(parent in dirs for parent in _parents(path)))
 
     def shown(self) -> list[str]:
-        """The files and directories watched, as users name them, sorted."""
-        return sorted(_shown([*self.files, *self.manifest_dirs]))
+        """What is watched, as users name it, sorted: each manifest directory (``DIR/``:
+        its manifests) and the files and directories read outside them."""
+        return sorted([*(path + os.sep for path in _shown(sorted(self.manifest_dirs))),
+                       *_shown([path for path in self.files
+                                if not self._in_manifest_dir(path)])])
 
 
 def _shown(paths: Sequence[str]) -> list[str]:
     """``paths`` as users name them: relative to the current directory when below it."""
-    here = os.getcwd() + os.sep
-    return [os.path.relpath(path) if path.startswith(here) else path for path in paths]
+    here = os.getcwd()
+    return [os.path.relpath(path) if path == here or path.startswith(here + os.sep) else path
+            for path in paths]
 
 
 def _parents(path: str) -> Iterator[str]:

@@ -59,6 +59,15 @@ def test_a_manifest_directory_watches_its_manifests_and_the_files_they_read(
                              str(project / "migrations")]
 
 
+def test_what_is_watched_is_shown_as_users_name_it(project: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project / "manifests")
+    watched = Watched.of(["."], load_manifests(["."], environ={}))
+    # The directory once for its manifests; outside the current directory, real paths.
+    assert watched.shown() == ["./", str(project / "data/seed.jsonl"),
+                               str(project / "migrations/up.py"), "more.jsonl"]
+
+
 def test_a_manifest_file_given_is_watched_alone_until_it_loads(project: Path) -> None:
     manifest = project / "manifests/app.yaml"
     before = Watched.of([manifest])
