@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from couchsync.client import Client
     from couchsync.manifest import DesiredState
 
-__all__ = ["WatchHooks", "Watched", "on_loopback", "referenced_files", "watch_manifests"]
+__all__ = ["WatchHooks", "Watched", "on_loopback", "watch_manifests"]
 
 #: A round starts once no change came for STEP_MS (an editor's save is several events a
 #: few milliseconds apart), or at the latest DEBOUNCE_MS after the first change.
@@ -68,16 +68,6 @@ class WatchHooks(ApplyHooks):
         change."""
 
 
-def referenced_files(desired: DesiredState) -> set[str]:
-    """The files a plan of ``desired`` reads beside its manifests: data files
-    (``documents_from``) and migrations' transform files."""
-    files: set[str] = set()
-    for db in [*desired.databases.values(), *desired.patterns.values()]:
-        files.update(doc.file for doc in db.documents.values())
-        files.update(m.transform_file for m in db.migrations if m.transform_file is not None)
-    return files - set(desired.files)
-
-
 @dataclass(frozen=True)
 class Watched:
     """Which saved files start a round: those a plan reads (``files``; a directory among
@@ -92,8 +82,10 @@ class Watched:
            desired: DesiredState | None = None) -> Watched:
         """What to watch for ``paths``, and for what ``desired`` (loaded from them) reads;
         with no ``desired`` (a first load failed), the manifests given alone."""
+        from couchsync.manifest import referenced_files
+
         given = [os.path.realpath(path) for path in paths]
-        read = set() if desired is None else {*desired.files, *referenced_files(desired)}
+        read = set() if desired is None else referenced_files(desired)
         return cls(frozenset({*(path for path in given if not os.path.isdir(path)),
                               *(os.path.realpath(path) for path in read)}),
                    frozenset(path for path in given if os.path.isdir(path)))

@@ -150,6 +150,31 @@ def test_the_first_round_applies_and_a_saved_view_change_reaches_the_server(
     assert "Traceback" not in watch.stderr
 
 
+def test_an_attachment_file_saved_or_added_is_uploaded(
+        couch_url: str, db_name: str, tmp_path: Path, watching: list[Watching]) -> None:
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www/index.html").write_text("<p>v1</p>")
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(yaml.safe_dump({"version": 1, "databases": {db_name: {
+        "design_docs": {"web": {"_attachments_from": "www"}}}}}))
+    watch = Watching(couch_url, str(manifest))
+    watching.append(watch)
+    watch.until(lambda: "Watching " in watch.stderr, "the first round")
+
+    def attachment(name: str) -> str | None:
+        answer = httpx.get(f"{couch_url}/{db_name}/_design/web/{name}", timeout=30)
+        return answer.text if answer.status_code == 200 else None
+
+    assert attachment("index.html") == "<p>v1</p>"
+    (tmp_path / "www/index.html").write_text("<p>v2</p>")
+    watch.until(lambda: attachment("index.html") == "<p>v2</p>", "the saved attachment")
+    (tmp_path / "www/js").mkdir()
+    (tmp_path / "www/js/app.js").write_text("// new")  # in a directory made since
+    watch.until(lambda: attachment("js/app.js") == "// new", "the added attachment")
+    watch.until(lambda: watch.stdout.count("Apply complete:") == 3, "the third result")
+    assert watch.interrupt() == 0, watch.stderr
+
+
 def test_a_broken_manifest_is_reported_and_the_fixed_one_applied(
         couch_url: str, db_name: str, tmp_path: Path, watching: list[Watching]) -> None:
     manifest = tmp_path / "app.yaml"

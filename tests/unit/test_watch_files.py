@@ -4,42 +4,40 @@ which servers it counts as on loopback; no server, no file watcher."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from couchsync.manifest import load_manifests
-from couchsync.watch import Watched, on_loopback, referenced_files
+from couchsync.watch import Watched, on_loopback
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """manifests/app.yaml (a pattern too) reading data/seed.jsonl, manifests/more.jsonl and
-    the transform migrations/up.py; an editor's swap file and a .git beside them."""
+    """manifests/app.yaml (a pattern too) reading data/seed.jsonl, manifests/more.jsonl,
+    the transform migrations/up.py, the attachment logo.png and the attachments under www/;
+    an editor's swap file and a .git beside them."""
     for name, text in {
         "data/seed.jsonl": '{"_id": "a"}\n',
         "manifests/more.jsonl": '{"_id": "b"}\n',
         "manifests/empty.jsonl": "",
         "migrations/up.py": "def up(doc):\n    return doc\n",
+        "logo.png": "not really a PNG",
+        "www/index.html": "<p>hello</p>",
+        "www/css/site.css": "p {}",
         "manifests/.app.yaml.swp": "",
         "manifests/.git/HEAD": "ref: refs/heads/main\n",
     }.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     (tmp_path / "manifests/app.yaml").write_text(json.dumps({"version": 1, "databases": {
-        "orders": {"documents_from": ["../data/seed.jsonl"], "documents": [{"_id": "c"}]},
+        "orders": {"documents_from": ["../data/seed.jsonl"],
+                   "documents": [{"_id": "c", "_attachments": {"logo.png": "../logo.png"}}],
+                   "design_docs": {"web": {"_attachments_from": "../www"}}},
         "tenant-*": {"documents_from": ["more.jsonl", "empty.jsonl"],
                      "migrations": [{"id": "m1", "transform": "../migrations/up.py:up"}]},
     }}))
     return tmp_path
-
-
-def test_referenced_files_are_the_data_and_transform_files(project: Path) -> None:
-    desired = load_manifests([project / "manifests"], environ={})
-    assert {os.path.realpath(path) for path in referenced_files(desired)} == {
-        str(project / "data/seed.jsonl"), str(project / "manifests/more.jsonl"),
-        str(project / "migrations/up.py")}
 
 
 def test_a_manifest_directory_watches_its_manifests_and_the_files_they_read(
@@ -47,16 +45,16 @@ def test_a_manifest_directory_watches_its_manifests_and_the_files_they_read(
     watched = Watched.of([project / "manifests"],
                          load_manifests([project / "manifests"], environ={}))
     for name in ("manifests/app.yaml", "data/seed.jsonl", "manifests/more.jsonl",
-                 "migrations/up.py",
+                 "migrations/up.py", "logo.png", "www/index.html", "www/css/site.css",
+                 "www/js/added.js",  # an attachment to come
                  "manifests/new.yml", "manifests/sub/new.yaml"):  # manifests to come
         assert watched.wants(str(project / name)), name
     for name in ("manifests/.app.yaml.swp", "manifests/.git/HEAD", "manifests/notes.txt",
                  "manifests/__pycache__/x.pyc", "data/other.jsonl", "data/new.yaml",
-                 "migrations/up.py~", "manifests"):
+                 "migrations/up.py~", "manifests", "other.png"):
         assert not watched.wants(str(project / name)), name
-    # Each directory once: the manifests' and those of the files they read elsewhere.
-    assert watched.roots == [str(project / "data"), str(project / "manifests"),
-                             str(project / "migrations")]
+    # Each directory once: logo.png's holds all the others.
+    assert watched.roots == [str(project)]
 
 
 def test_what_is_watched_is_shown_as_users_name_it(project: Path,
@@ -64,8 +62,8 @@ def test_what_is_watched_is_shown_as_users_name_it(project: Path,
     monkeypatch.chdir(project / "manifests")
     watched = Watched.of(["."], load_manifests(["."], environ={}))
     # The directory once for its manifests; outside the current directory, real paths.
-    assert watched.shown() == ["./", str(project / "data/seed.jsonl"),
-                               str(project / "migrations/up.py"), "more.jsonl"]
+    assert watched.shown() == ["./", *(str(project / name) for name in (
+        "data/seed.jsonl", "logo.png", "migrations/up.py", "www")), "more.jsonl"]
 
 
 def test_a_manifest_file_given_is_watched_alone_until_it_loads(project: Path) -> None:
@@ -79,8 +77,7 @@ def test_a_manifest_file_given_is_watched_alone_until_it_loads(project: Path) ->
     after = Watched.of([manifest], load_manifests([manifest], environ={}))
     assert after.wants(str(project / "data/seed.jsonl"))
     assert not after.wants(str(project / "manifests/other.yaml"))
-    assert after != before and after.roots == [
-        str(project / "data"), str(project / "manifests"), str(project / "migrations")]
+    assert after != before and after.roots == [str(project)]
 
 
 def test_a_directory_among_the_files_read_counts_with_everything_under_it(
