@@ -8,7 +8,7 @@ import json
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ from cli_helpers import (
     through_proxy,
     wait_for,
 )
+
+from couchsync.client import Client
+from couchsync.operation import ApplyOutcome
+from couchsync.watch import WatchHooks, watch_manifests
 
 
 def view(version: int) -> dict[str, Any]:
@@ -279,6 +283,36 @@ def test_ctrl_c_during_a_rounds_apply_stops_it_as_apply_does(
     assert again.returncode == 0, again.stderr
     assert doc_count(couch_url, second) == 3 and pending_entries(couch_url, second) == 0
     assert "No changes." in run(couch_url, "plan", str(manifest)).stdout
+
+
+def test_the_library_call_tells_its_hooks_and_returns_when_stopped(
+        couch_url: str, db_name: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "app.yaml"
+    write(manifest, db_name, 1)
+    stop = threading.Event()
+    told: list[Any] = []
+
+    class Hooks(WatchHooks):
+        def round(self, changed: Sequence[str]) -> None:
+            told.append(("round", list(changed)))
+
+        def applied(self, outcome: ApplyOutcome) -> None:
+            told.append(("applied", outcome.result and outcome.result.summary()))
+
+        def watching(self, files: Sequence[str]) -> None:
+            told.append(("watching", len(files)))
+            stop.set()  # before the first wait: it returns instead of waiting
+
+    with Client(couch_url) as client:
+        watcher = threading.Thread(target=watch_manifests, args=(client, [manifest]),
+                                   kwargs={"hooks": Hooks(), "stop": stop}, daemon=True)
+        watcher.start()
+        watcher.join(timeout=120)
+        assert not watcher.is_alive(), "still watching after stop was set"
+    assert told == [("round", []),
+                    ("applied", "Apply complete: 5 created, 0 updated, 0 deleted."),
+                    ("watching", 2)]  # app.yaml and app.jsonl
+    assert version_on_server(couch_url, db_name) == 1
 
 
 @pytest.mark.parametrize("option", [["--plan", "saved.json"], ["--format", "json"]])
