@@ -411,6 +411,12 @@ def _report_stop(exc: ApplyError | ApplyInterrupted, ui: _Terminal, lock_ttl: fl
         ui.notice(unreleased_note(ui.locks.unreleased, lock_ttl))
 
 
+def _some(names: Sequence[str]) -> str:
+    """The first three of ``names``, and how many more."""
+    more = f" and {len(names) - 3:,} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
+
+
 class _Watching(_Terminal, WatchHooks):
     """``apply --watch``: each round's plan and result as apply prints them, each error
     with what to fix; asked once, before the first round (the server not on loopback)."""
@@ -429,19 +435,16 @@ class _Watching(_Terminal, WatchHooks):
                     "to it, without asking?")
 
     def watching(self, files: Sequence[str]) -> None:
-        names = ", ".join(files[:3]) + (f" and {len(files) - 3:,} more" if len(files) > 3
-                                        else "")
-        typer.echo(f"Watching {names} (Ctrl-C to stop).", err=True)
+        typer.echo(f"Watching {_some(files)} (Ctrl-C to stop).", err=True)
 
     def round(self, changed: Sequence[str]) -> None:
-        self.plan = self.locks = None  # a Ctrl-C before the locks stops the watch unwritten
         if changed:
-            names = ", ".join(changed[:3])
-            more = f" and {len(changed) - 3:,} more" if len(changed) > 3 else ""
-            typer.echo(f"\n[{time.strftime('%H:%M:%S')}] Changed: {names}{more}")
+            typer.echo(f"\n[{time.strftime('%H:%M:%S')}] Changed: {_some(changed)}")
 
     def applied(self, outcome: ApplyOutcome) -> None:
-        self.plan = self.locks = None  # released: Ctrl-C while waiting writes nothing
+        # Its locks are released: a Ctrl-C from now until the next round's writes finds
+        # nothing being written (apply's `except KeyboardInterrupt` reads `locks`).
+        self.plan = self.locks = None
         _report(outcome, self, self.lock_ttl)
         if (unread := _unread(outcome.plan)) is not None:
             typer.echo(f"Error: {unread}", err=True)
