@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from couchsync.client import Client
     from couchsync.manifest import DesiredState
 
-__all__ = ["WatchHooks", "Watched", "on_loopback", "watch_manifests"]
+__all__ = ["WatchError", "WatchHooks", "Watched", "on_loopback", "watch_manifests"]
 
 #: A round starts once no change came for STEP_MS (an editor's save is several events a
 #: few milliseconds apart), or at the latest DEBOUNCE_MS after the first change.
@@ -39,6 +39,11 @@ DEBOUNCE_MS = 400
 #: before a round starts, or a file saved during the round would go unseen.
 _STARTED_MS = 100
 _MANIFEST_SUFFIXES = (".yaml", ".yml")  # what the loader takes from a directory
+
+
+class WatchError(CouchsyncError):
+    """The file watcher could not watch a directory (gone since, or the system's limit of
+    watches reached); the watch ends."""
 
 
 class WatchHooks(ApplyHooks):
@@ -159,8 +164,8 @@ def watch_manifests(
     Ctrl-C: ``KeyboardInterrupt``, during an apply as ``apply_manifests`` raises it).
 
     Raises ``ManifestError`` when a path given does not exist, ``ApplyCancelled`` when
-    ``hooks.start`` answers no (a server not on loopback); a round's errors go to
-    ``hooks.failed``.
+    ``hooks.start`` answers no (a server not on loopback), ``WatchError``; a round's errors
+    go to ``hooks.failed``.
     """
     from couchsync.client import CouchError
     from couchsync.manifest import ManifestError, Problem
@@ -229,7 +234,10 @@ class _Changes:
         self.batches = watchfiles.watch(
             *self.roots, watch_filter=None, debounce=DEBOUNCE_MS, step=STEP_MS,
             stop_event=self.stop, rust_timeout=_STARTED_MS, yield_on_timeout=True)
-        self._take(self.batches)  # returns once the watcher runs (after a timeout at most)
+        try:
+            self._take(self.batches)  # returns once the watcher runs (after a timeout at most)
+        except OSError as exc:
+            raise WatchError(f"cannot watch {', '.join(self.roots)}: {exc}") from None
         if old is not None:
             self._take(old)
             old.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from couchsync.manifest import load_manifests
-from couchsync.watch import Watched, on_loopback
+from couchsync.watch import Watched, WatchError, _Changes, on_loopback
 
 
 @pytest.fixture
@@ -98,6 +98,12 @@ def test_paths_are_compared_by_their_real_path(tmp_path: Path) -> None:
     watched = Watched.of([tmp_path / "link/app.yaml"])
     assert watched.wants(str(tmp_path / "real/app.yaml"))  # as the watcher reports it
     assert watched.roots == [str(tmp_path / "real")]
+
+
+def test_a_directory_that_cannot_be_watched_is_one_clean_error(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"  # removed between the load and the watcher's start
+    with pytest.raises(WatchError, match=f"^cannot watch {gone}: "):
+        _Changes(Watched(frozenset({str(gone / "app.yaml")}), frozenset()), None)
 
 
 @pytest.mark.parametrize(("url", "loopback"), [
