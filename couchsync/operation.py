@@ -145,7 +145,7 @@ def apply_manifests(
     """
     from couchsync.apply import ApplyInterrupted, apply_plan
     from couchsync.lock import DEFAULT_TTL, LockSet, unreleased_note
-    from couchsync.read import plan_server
+    from couchsync.read import MigrationOptions, plan_server
 
     hooks = hooks or ApplyHooks()
     environ = os.environ if environ is None else environ
@@ -163,7 +163,7 @@ def apply_manifests(
     desired, plan, reader = plan_manifests(
         client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
         design_deploy=design_deploy, environ=environ, parallel=parallel,
-        lock_wait=lock_timeout, hooks=hooks)
+        lock_wait=lock_timeout, hooks=hooks, migrations=MigrationOptions.for_apply())
     if saved is not None:
         saved.check(plan, desired, client)
     if plan.is_empty and not plan.record_updates():

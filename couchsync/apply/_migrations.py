@@ -9,6 +9,12 @@ batch's write landed. Documents the journals list are never migrated again, so a
 transform that is not idempotent runs once per document. The record (the migrations
 design doc) says ``done`` only after a last pass over the changes made since the run
 began: documents the application wrote meanwhile are migrated too.
+
+A plan made for the apply keeps its preview's outcomes (``KeptOutcomes``, within a
+budget): the run then reads no document again. It first passes over the changes since
+the preview's sequence, reading anew each document written since (its kept outcome
+dropped), then writes the rest as the preview computed them, each at the revision the
+preview read: one written meanwhile after all is a conflict, read again as always.
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ from typing import Any
 from couchsync._words import counted
 from couchsync.apply._result import StepResult, refusal
 from couchsync.apply._state import CONFLICT_ROUNDS, Target
-from couchsync.client import Conflict, Database, encode_json
+from couchsync.client import Conflict, Database
 from couchsync.manifest import load_transform
 from couchsync.manifest.model import MigrationSpec
 from couchsync.plan import (
     MIGRATIONS_DDOC,
+    Change,
+    KeptOutcomes,
     Step,
     Transform,
     batched,
     batched_within,
-    body_hash,
-    idempotent,
+    journaled,
+    kept_outcomes,
     migrate,
 )
 from couchsync.read import (
@@ -39,6 +47,7 @@ from couchsync.read import (
     Journal,
     Matching,
     among,
+    change,
     changed_since,
     current_revs,
     id_key,
@@ -67,7 +76,8 @@ def run_migrations(target: Target, steps: list[Step]) -> None:
             target.run.guard()
             with refusal() as refused:
                 done, line = (_revert(target, migration) if migration.revert is not None
-                              else _Run(target, migration, step.after.get("since")).run())
+                              else _Run(target, migration, step.after.get("since"),
+                                        kept_outcomes(step)).run())
             failure = refused.reason if refused else None if done else line
         if failure is not None:
             target.finish(StepResult(step, False, error=failure))
@@ -84,6 +94,7 @@ class _Run:
     target: Target
     migration: MigrationSpec
     planned_since: str | None  # the database's sequence when the plan read it
+    kept: KeptOutcomes | None = None  # what the plan's preview computed, to write as is
     run_number: int = 0  # which run of the migration this is (``read.next_run``)
     journal: Journal = field(default_factory=Journal)
     #: The journal document of the last batch as it is to be stored once its answer is
@@ -102,7 +113,7 @@ class _Run:
 
     @property
     def journaled(self) -> bool:
-        return self.migration.keep_originals or not idempotent(self.migration)
+        return journaled(self.migration)
 
     @property
     def matched(self) -> int:
@@ -131,10 +142,17 @@ class _Run:
         since = (self.journal.since or self.planned_since
                  or str(self.db.info()["update_seq"]))
         transform = load_transform(migration) if migration.transform else None
-        self.scan = Matching(self.db, migration.selector)
-        for page in self.scan:
-            self._migrate(page, transform, since)
-        self._catch_up(since, transform)
+        if self.kept is None:
+            self.scan = Matching(self.db, migration.selector)
+            for page in self.scan:
+                self._migrate(page, transform, since)
+            self._catch_up(since, transform)
+        else:  # the preview's pages: what was written since it is read anew, first
+            self.scan = Matching(self.db, migration.selector,
+                                 boundaries=self.kept.boundaries)
+            reached = self._catch_up(since, transform)
+            self._write_kept(since, transform)
+            self._catch_up(reached, transform)
         if self.disturbed:  # a page may have skipped a document: scan again, surely
             for page in Matching(self.db, migration.selector, by_id=True):
                 self._migrate(page, transform, since)
@@ -154,15 +172,19 @@ class _Run:
         return True, (f"{self.changed:,} of {self.matched:,} matched documents changed"
                       + (f" ({self.deleted:,} deleted)" if self.deleted else ""))
 
-    def _catch_up(self, since: str, transform: Transform | None) -> None:
+    def _catch_up(self, since: str, transform: Transform | None) -> str:
         """Migrate what was written since the run began and not by it, until a pass over
-        the changes finds nothing more to write."""
+        the changes finds nothing more to write; the sequence reached. Kept outcomes of
+        the documents seen are dropped (they are read as they are now)."""
         while True:
             wrote = self.changed
             for revs, last in changed_since(self.db, since):
                 self.disturbed = self.disturbed or any(
                     self.scan.disturbed(doc_id, rev) for doc_id, rev in revs.items()
                     if self.scan is not None)
+                if self.kept is not None:
+                    for doc_id in revs:
+                        self.kept.outcomes.pop(doc_id, None)
                 todo = [doc_id for doc_id in revs
                         if id_key(doc_id) not in self.journal.migrated]
                 if todo:
@@ -170,11 +192,32 @@ class _Run:
                                   since)
                 since = last
             if self.changed == wrote:
-                return
+                return since
+
+    def _write_kept(self, since: str, transform: Transform | None) -> None:
+        """Write what the preview computed for the documents nobody wrote since it."""
+        kept, self.kept = self.kept, None
+        assert kept is not None
+        new: list[Change] = []
+        read, failed = 0, len(self.failed)
+        for doc_id, outcome in kept.outcomes.items():
+            key = id_key(doc_id)
+            if key in self.journal.migrated:
+                continue
+            read += 1
+            if isinstance(outcome, str):
+                self._fail(key, f"{doc_id}: {outcome}")
+            elif outcome is None:
+                self.unchanged.add(key)
+            else:
+                new.append(outcome)
+        kept.outcomes.clear()
+        self.target.run.documents(read, len(self.failed) - failed)
+        self._send(new, transform, since)
 
     def _migrate(self, docs: Sequence[dict[str, Any]], transform: Transform | None,
                  since: str, round_: int = 0) -> None:
-        new: list[tuple[dict[str, Any], dict[str, Any], bytes]] = []
+        new: list[Change] = []
         read, failed = 0, len(self.failed)
         for doc in docs:
             key = id_key(doc["_id"])
@@ -187,17 +230,24 @@ class _Run:
             if outcome.error is not None:
                 self._fail(key, f"{doc['_id']}: {outcome.error}")
             elif outcome.body is not None:
-                new.append((doc, outcome.body, encode_json(outcome.body)))
+                new.append(change(doc, outcome, hashed=self.journaled,
+                                  original=self.migration.keep_originals))
             else:
                 self.unchanged.add(key)
         self.target.run.documents(read, max(len(self.failed) - failed, 0))
+        self._send(new, transform, since, round_)
+
+    def _send(self, new: Sequence[Change], transform: Transform | None, since: str,
+              round_: int = 0) -> None:
+        """Write ``new`` in batches of the batch size, each within the server's request
+        size."""
         limit = self.target.run.limits().request - BULK_ENVELOPE
         for batch in batched_within(new, self.target.run.batch_size, limit,
-                                    lambda item: len(item[2]) + 1):
+                                    lambda item: len(item.body) + 1):
             self._write(batch, transform, since, round_)
 
-    def _write(self, batch: Sequence[tuple[dict[str, Any], dict[str, Any], bytes]],
-               transform: Transform | None, since: str, round_: int) -> None:
+    def _write(self, batch: Sequence[Change], transform: Transform | None, since: str,
+               round_: int) -> None:
         """Write ``batch`` ahead into the journal (with the last batch's outcome, in one
         request), then send it; a conflict is this write's own (sent again after a lost
         answer) or the application's: the document is read and migrated again. An
@@ -206,15 +256,14 @@ class _Run:
         number = len(self.journal.revs)
         ahead: dict[str, Any] = {
             "_id": journal_id(self.migration.id, self.run_number, number),
-            "intended": {doc["_id"]: [doc["_rev"], body_hash(
-                None if after.get("_deleted") else after)] for doc, after, _ in batch},
+            "intended": {item.id: [item.rev, item.hash] for item in batch},
             **({"since": since} if number == 0 else {}),
-            **({"originals": {doc["_id"]: doc for doc, _, _ in batch}}
+            **({"originals": {item.id: item.original for item in batch}}
                if self.migration.keep_originals else {})}
         if self.journaled:
             self.journal.revs.append(
                 self._put_local([*self._take_closing(), ahead])[ahead["_id"]])
-        answers = self.db.bulk_docs([body for _, _, body in batch], w=self.target.w)
+        answers = self.db.bulk_docs([item.body for item in batch], w=self.target.w)
         if answers.accepted:
             self.target.count_partial()
         written = answers.revs()
@@ -240,8 +289,7 @@ class _Run:
                                                    for doc_id in conflicted)
         self.journal.migrated.update(id_key(doc_id) for doc_id in written)
         self.changed += len(written)
-        self.deleted += sum(1 for doc, after, _ in batch
-                            if after.get("_deleted") and doc["_id"] in written)
+        self.deleted += sum(1 for item in batch if item.deleted and item.id in written)
         if conflicted:  # the application wrote it meanwhile: read again, migrate that
             self._migrate(among(self.db, self.migration.selector, conflicted), transform,
                           since, round_ + 1)

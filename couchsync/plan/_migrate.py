@@ -10,7 +10,7 @@ from typing import Any
 from couchsync._canonical import canonical_json, hash_canonical
 from couchsync.manifest.model import DatabaseSpec, MigrationSpec
 from couchsync.plan._model import Action, PlanError, Step, StepKind
-from couchsync.plan._state import MigrationPreview
+from couchsync.plan._state import KeptOutcomes, MigrationPreview
 
 #: ``def upgrade(doc) -> dict | None``: the new body, or None to leave the document.
 Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -65,6 +65,28 @@ def pending_migrations(spec: DatabaseSpec, record: Mapping[str, Any]
             yield migration
 
 
+class _Previewed(dict[str, Any]):
+    """A migration step's ``after`` holding, besides, the outcomes its preview kept for the
+    apply of this very plan (``kept_outcomes``): the machine format, saved plans and
+    equality see the dict alone, so a plan read back or made again has none."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self, items: Mapping[str, Any], kept: KeptOutcomes | None) -> None:
+        super().__init__(items)
+        self.kept = kept
+
+
+def kept_outcomes(step: Step) -> KeptOutcomes | None:
+    """What the preview of migration ``step`` kept for its run, handed over once (None:
+    nothing kept; the run reads the documents)."""
+    after = step.after
+    if not isinstance(after, _Previewed):
+        return None
+    kept, after.kept = after.kept, None
+    return kept
+
+
 def migration_steps(spec: DatabaseSpec, record: Mapping[str, Any],
                     previews: Mapping[str, MigrationPreview]) -> Iterator[Step]:
     """One step per migration to run, its ``after`` the preview and the checksum (a
@@ -81,7 +103,8 @@ def migration_steps(spec: DatabaseSpec, record: Mapping[str, Any],
                  "samples": [{"id": before["_id"], "before": _shown(before),
                               "after": _shown(after)} for before, after in found.samples]}
         reason = migration.description or ("resume the interrupted run" if found.done else "")
-        yield Step(Action.UPDATE, StepKind.MIGRATION, spec.name, migration.id, after=after,
+        yield Step(Action.UPDATE, StepKind.MIGRATION, spec.name, migration.id,
+                   after=after if found.kept is None else _Previewed(after, found.kept),
                    reason=reason)
 
 
@@ -160,6 +183,12 @@ def idempotent(spec: MigrationSpec) -> bool:
     paths = [*spec.rename, *spec.rename.values(), *spec.copy, *spec.copy.values(),
              *spec.set_default, *spec.set, *spec.unset]
     return not any(_meet(a, b) for i, a in enumerate(paths) for b in paths[i + 1:])
+
+
+def journaled(spec: MigrationSpec) -> bool:
+    """Whether a run of ``spec`` writes each batch ahead into its journal: it keeps the
+    originals, or running it again on what it wrote would change a document twice."""
+    return spec.keep_originals or not idempotent(spec)
 
 
 def _meet(a: str, b: str) -> bool:

@@ -46,6 +46,31 @@ class ManagedDoc(NamedTuple):
         return not self.rev
 
 
+class Change(NamedTuple):
+    """One document a migration run writes: read at ``rev``, its new ``body`` as sent (a
+    tombstone when ``deleted``); for the journal, the new body's ``hash`` (``body_hash``)
+    and, with ``keep_originals``, the document as read."""
+
+    id: str
+    rev: str
+    body: bytes
+    deleted: bool
+    hash: str | None  # None: the run keeps no journal
+    original: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class KeptOutcomes:
+    """What a preview made for an apply computed for the documents a migration matched,
+    so that its run writes them without reading them again: by id, the change, None
+    (left as it is) or why it cannot be migrated; ``boundaries``, the scan's
+    (``read.Matching``); ``size``, what they hold, as the budget counts it."""
+
+    outcomes: dict[str, Change | str | None] = field(default_factory=dict)
+    boundaries: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+
+
 @dataclass(slots=True)
 class MigrationPreview:
     """What running a migration now would do (``couchsync.read`` runs it on
@@ -62,6 +87,8 @@ class MigrationPreview:
     #: The database's sequence before the preview read it: a run that starts from it
     #: checks, after its scan, every document written since (an earlier start is safe).
     since: str | None = None
+    #: Made for an apply, within its budget: what the run writes instead of scanning.
+    kept: KeptOutcomes | None = None
 
 
 @dataclass(slots=True)

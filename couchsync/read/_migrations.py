@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,16 +15,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from couchsync.client import Database, NotFound
+from couchsync.client import Database, NotFound, encode_json
 from couchsync.manifest import load_transform
 from couchsync.manifest.model import DatabaseSpec, MigrationSpec
 from couchsync.plan import (
     DELETED,
     MIGRATIONS_DDOC,
+    Change,
+    KeptOutcomes,
     MigrationPreview,
+    Outcome,
     PlanError,
     batched,
     body_hash,
+    journaled,
     migrate,
     pending_migrations,
 )
@@ -34,13 +39,48 @@ JOURNAL_PREFIX = "_local/couchsync-migration."
 ERRORS_SHOWN = 5
 
 
+#: What the outcomes a plan keeps for its apply may hold, over all its databases, as
+#: ``KeepBudget`` counts it (about the memory they take): past it, runs read again.
+KEEP_BYTES = 64 * 2**20
+#: What one kept document costs besides its id, new body and original: the revision,
+#: the hash, the tuple and dict slot around them (tracemalloc: about 300; rounded up).
+KEPT_OVERHEAD = 400
+
+
+class KeepBudget:
+    """The bytes left for kept outcomes, shared by the databases one plan reads at once."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.left = KEEP_BYTES if limit is None else limit
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self.left:
+                return False
+            self.left -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.left += size
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationOptions:
     """What a plan shows of each migration: ``samples`` before/after pairs, and, with
-    ``out``, every would-be document in ``OUT/DATABASE/MIGRATION.jsonl``."""
+    ``out``, every would-be document in ``OUT/DATABASE/MIGRATION.jsonl``; with ``keep``
+    (a plan made for an apply), the first migration still to run in each database keeps
+    its outcomes within that budget, for the run to write (``KeptOutcomes``)."""
 
     samples: int = 3
     out: Path | None = None
+    keep: KeepBudget | None = None
+
+    @classmethod
+    def for_apply(cls) -> MigrationOptions:
+        """Three samples, and a budget of its own to keep outcomes in."""
+        return cls(keep=KeepBudget())
 
     def file(self, database: str, migration: str) -> Path | None:
         return None if self.out is None else self.out / quote(database, safe="") / (
@@ -160,10 +200,13 @@ class Matching:
     """
 
     def __init__(self, db: Database, selector: dict[str, Any] | None,
-                 page_size: int = PAGE_SIZE, *, by_id: bool = False) -> None:
+                 page_size: int = PAGE_SIZE, *, by_id: bool = False,
+                 boundaries: dict[str, str] | None = None) -> None:
         self.db, self.selector, self.page_size, self.by_id = db, selector, page_size, by_id
         self.unindexed = False
-        self.boundaries: dict[str, str] = {}  # id → rev of each page's last document
+        #: id → rev of each page's last document (``boundaries``: an earlier scan's, whose
+        #: pages a run writes from, not scanning: the preview's ``KeptOutcomes``).
+        self.boundaries: dict[str, str] = {} if boundaries is None else boundaries
 
     def moved(self, doc_id: str, rev: str) -> None:
         """Our own write of ``doc_id``: not someone else's change (``disturbed``)."""
@@ -252,13 +295,27 @@ def changed_since(db: Database, since: str, page_size: int = CHANGES_PAGE
         since = str(page["last_seq"])
 
 
+def change(doc: dict[str, Any], outcome: Outcome, *, hashed: bool, original: bool
+           ) -> Change:
+    """What a run writes of ``doc`` migrated to ``outcome`` (it changes it); ``hashed``: with
+    the new body's hash for the journal; ``original``: with ``doc`` (``keep_originals``)."""
+    body = outcome.body
+    assert body is not None  # a change
+    return Change(doc["_id"], doc["_rev"], encode_json(body), outcome.deleted,
+                  body_hash(None if outcome.deleted else body) if hashed else None,
+                  doc if original else None)
+
+
 def preview(db: Database, spec: MigrationSpec, migrated: set[bytes], samples: int,
-            out: Path | None = None) -> MigrationPreview:
+            out: Path | None = None, keep: KeepBudget | None = None) -> MigrationPreview:
     """What running ``spec`` now would do, by running it on every document it matches
-    (those in ``migrated`` aside); ``out``: a JSON Lines file of every would-be document."""
+    (those in ``migrated`` aside); ``out``: a JSON Lines file of every would-be document.
+    With ``keep``, the outcomes are kept too (``found.kept``) while the budget lasts."""
     transform = load_transform(spec) if spec.transform else None
     found = MigrationPreview(done=len(migrated))
     matching = Matching(db, spec.selector)
+    kept = None if keep is None else KeptOutcomes(boundaries=matching.boundaries)
+    hashed = journaled(spec)
     with _lines(out) as write:
         for page in matching:
             for doc in page:
@@ -266,22 +323,39 @@ def preview(db: Database, spec: MigrationSpec, migrated: set[bytes], samples: in
                     continue
                 found.matched += 1
                 outcome = migrate(spec, doc, transform)
+                after = outcome.body
                 if outcome.error is not None:
                     found.failed += 1
                     if len(found.errors) < ERRORS_SHOWN:
                         found.errors.append(f"{doc['_id']}: {outcome.error}")
-                    continue
-                after = outcome.body
-                if after is None:
-                    continue
-                found.changed += 1
-                found.deleted += outcome.deleted
-                if len(found.samples) < samples:
-                    found.samples.append((doc, after))
-                if write is not None:
-                    write({k: v for k, v in after.items() if k != "_rev"})
+                elif after is not None:
+                    found.changed += 1
+                    found.deleted += outcome.deleted
+                    if len(found.samples) < samples:
+                        found.samples.append((doc, after))
+                    if write is not None:
+                        write({k: v for k, v in after.items() if k != "_rev"})
+                if kept is not None and keep is not None:
+                    kept = _keep(kept, keep, doc, outcome, hashed, spec.keep_originals)
     found.unindexed = matching.unindexed
+    found.kept = kept
     return found
+
+
+def _keep(kept: KeptOutcomes, keep: KeepBudget, doc: dict[str, Any], outcome: Outcome,
+          hashed: bool, original: bool) -> KeptOutcomes | None:
+    """``kept`` with ``doc``'s outcome, or None (the budget given back) when it is spent."""
+    kept_as: Change | str | None = outcome.error
+    size = KEPT_OVERHEAD + len(doc["_id"]) + len(outcome.error or "")
+    if outcome.body is not None:
+        kept_as = change(doc, outcome, hashed=hashed, original=original)
+        size += len(kept_as.body) * (2 if original else 1)  # the original about as large
+    if not keep.take(size):
+        keep.give(kept.size)
+        return None
+    kept.outcomes[doc["_id"]] = kept_as
+    kept.size += size
+    return kept
 
 
 @contextmanager
@@ -304,7 +378,7 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
     migrations design doc's ``migrations``; ``since``: the database's ``update_seq``,
     read before)."""
     previews = {}
-    for migration in pending_migrations(spec, record):
+    for number, migration in enumerate(pending_migrations(spec, record)):
         if migration.revert is not None:
             previews[migration.id] = preview_revert(db, migration, record, options.samples)
             continue
@@ -313,8 +387,10 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
         migrated = journal.migrated
         for batch in journal.unsettled:
             migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
+        # Only the first: those after it run on what it wrote, not on what they read now.
         previews[migration.id] = preview(db, migration, migrated, options.samples,
-                                         options.file(spec.name, migration.id))
+                                         options.file(spec.name, migration.id),
+                                         options.keep if number == 0 else None)
         previews[migration.id].since = None if since is None else str(since)
     return previews
 
