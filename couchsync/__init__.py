@@ -35,6 +35,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "couchsync.plan": ("LiveState", "Plan", "plan_changes"),
     "couchsync.read": ("discover", "load_and_plan", "load_and_read", "plan_server",
                        "read_live_state"),
+    "couchsync.watch": ("WatchHooks", "watch_manifests"),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -100,3 +101,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         plan_server,
         read_live_state,
     )
+    from couchsync.watch import WatchHooks, watch_manifests

@@ -18,6 +18,8 @@ INTENDED = {
     "ApplyInterrupted", "LockSet", "LockHeld", "force_unlock",
     # the safe apply as one call (lock, re-plan under it, saved plans), as the CLI's
     "apply_manifests", "ApplyHooks",
+    # apply --watch as a library call
+    "watch_manifests", "WatchHooks",
     # the root of every error the sync tool raises (the client's root is CouchError)
     "CouchsyncError",
     # fleets: patterns matched on the server, planned database by database
