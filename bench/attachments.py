@@ -2,37 +2,41 @@
 
     python bench/attachments.py                       # bundled CouchDB on port 43984, all three
     python bench/attachments.py --only noop,upload --rounds 5 --url http://u:p@127.0.0.1:5984
-    python bench/attachments.py --only memory --big-mb 1000
+    python bench/attachments.py --only memory --big-mb 1000 --rev HEAD
 
 The data set: ``--count`` files (default 1,000) of ``--total-mb`` MB in all (100), sizes
-log-normal (median about 30 kB, a few over the 1 MiB that apply sends inline), one
-attachment per document; every third a compressible type (.js, .css, .json: generated
-text, which CouchDB stores gzipped), the rest random bytes (.png, .bin). Generated once
-under ``bench/out/attachments/files`` (seeded) and kept.
+log-normal (median about 30 kB, a few over the 1 MiB that apply sends inline); every
+third a compressible type (.js, .css, .json: generated text, which CouchDB stores
+gzipped), the rest random bytes (.png, .bin). Generated once under
+``bench/out/attachments/files`` (seeded) and kept. ``--forms``: noop and upload hold them
+as ``docs`` (a document each, ``_attachments: {name: file}``) and as ``ddoc`` (all on the
+design doc ``app``, ``_attachments_from: files``, as a couchapp).
 
 Scenarios (issue targets):
 
-noop    ``couchsync plan`` of a database holding the 1,000 attachments, declared in the
-        manifest (``_attachments: {name: file}``), ≤ 1.2× the same plan of a database
-        with the same documents and attachments, not declared (the attachments were
-        added by plain PUTs; ``couchsync apply`` then recorded the documents). Also run
-        once through a counting HTTP proxy on loopback (this process, in front of the
-        server): the attachment bytes each plan downloads, which must be 0 (responses to
-        ``GET /db/doc/name`` and to anything asked with ``attachments=true`` or
-        ``atts_since``), all bytes and the requests by kind. Rows with the cache warm
-        (``COUCHSYNC_CACHE_DIR`` kept: file digests unread by stat) and cold (turned off:
-        every file read and hashed).
+noop    ``couchsync plan`` of a database holding the attachments, declared, ≤ 1.2× the
+        same plan of a database with the same documents and attachments, not declared
+        (``noop_databases``). Also run once through a counting HTTP proxy on loopback
+        (this process, in front of the server): the attachment bytes each plan
+        downloads, which must be 0 (responses to ``GET /db/doc/name`` and to anything
+        asked with ``attachments=true`` or ``atts_since``), all bytes and the requests by
+        kind. Rows with the cache warm (``COUCHSYNC_CACHE_DIR`` kept: file digests known
+        by stat) and cold (turned off: every file read and hashed); then, for ``docs``,
+        the plans' stages in this process (``noop_stages``).
 upload  first ``couchsync apply`` of those attachments into an empty database ≤ 1.2× a raw
         script (this file run as ``raw-upload``: one plain ``httpx.Client``, ``PUT /db``,
-        then a sequential ``PUT /db/doc/name`` per file, which creates the document).
-        Each round starts with both databases dropped; after it, the stubs (count, types,
-        lengths) are checked against the files. Requests counted once through the proxy.
+        then a sequential ``PUT /db/doc/name`` per file, which creates the document; for
+        ``ddoc``, one ``PUT`` of the design doc with every file inline, as ``couchapp
+        push`` does). Each round starts with both databases dropped; after it, the stubs
+        (count, types, lengths) are checked against the files. Requests counted once
+        through the proxy.
 memory  peak RSS (GNU time's ``%M``) of ``couchsync apply`` uploading one ``--big-mb`` MB
         attachment (random bytes, a file in ``/tmp``, deleted afterwards) ≤ 100 MB, and
         of the same apply with a 1 MB attachment, for reference; run once each.
 
 Rounds (``--rounds``) are interleaved, each starting at the other side; whole processes;
-the medians' ratio is reported. Results: a table on stdout and
+the medians' ratio is reported. ``--rev``: that commit's couchsync, exported as
+``compare_revs.py`` does. Results: a table on stdout and
 ``bench/out/attachments/results.json``.
 """
 
