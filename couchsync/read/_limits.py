@@ -17,12 +17,12 @@ from couchsync.plan import Action, Step, StepKind
 COUCHDB_MAX_DOCUMENT = 8_000_000
 COUCHDB_MAX_REQUEST = 4_294_967_296
 COUCHDB_MAX_ATTACHMENT = 1_073_741_824  # default.ini: "1 gibibyte"
-#: Attachments up to this size go inline (base64) in ``_bulk_docs``; larger ones are
-#: streamed from their file by a PUT of their own after the document is written.
+#: Attachments up to this size go inline (base64) in ``_bulk_docs`` (``inline_names``);
+#: larger ones are streamed from their file by a PUT of their own after the document.
 INLINE_ATTACHMENT = 1 << 20
 #: A ``_bulk_docs`` request carries at most this many bytes (inline attachments make
 #: large ones; apply holds two in memory, one sent and one being encoded).
-BATCH_BYTES = 32 << 20
+BATCH_BYTES = 8 << 20
 #: PouchDB Server's default body limit (express-pouchdb's ``maxDocumentSizeDefault``).
 POUCHDB_MAX_REQUEST = 4 * 1024**3
 #: ``{"docs":[`` and ``]}`` around a ``_bulk_docs`` request's documents.
@@ -90,10 +90,27 @@ class LimitsReader:
             return self._limits
 
 
-def bulk_body(step: Step, *, inline: bool = True) -> dict[str, Any] | bytes:
+def bulk_body(step: Step) -> dict[str, Any] | bytes:
     """What apply sends to ``_bulk_docs`` for a document or design doc step: attachments
-    to send are read from their files, inline up to ``INLINE_ATTACHMENT`` bytes (larger
-    ones are ``streamed``); ``inline`` False: each as the stub it will be (to measure)."""
+    to send inline (``inline_names``) are read from their files, base64; the others are
+    ``streamed`` after it."""
+    body = _written(step)
+    if isinstance(body, dict) and body.get("_attachments"):
+        import base64
+
+        for name in inline_names(step):
+            att = body["_attachments"][name]
+            with open(att["file"], "rb") as handle:
+                body["_attachments"][name] = {
+                    "content_type": att["content_type"],
+                    "data": base64.b64encode(handle.read()).decode("ascii")}
+    return body
+
+
+def _written(step: Step) -> dict[str, Any] | bytes:
+    """``bulk_body`` with the attachments it sends inline as they are declared, and
+    without those it streams (an update keeps the stub of one it replaces, so the
+    document never lacks it meanwhile)."""
     if step.action is Action.DELETE:
         return {"_id": step.id, "_rev": step.rev, "_deleted": True}
     if step.spec is not None and not step.rev:  # a new document: its JSON as loaded
@@ -103,28 +120,24 @@ def bulk_body(step: Step, *, inline: bool = True) -> dict[str, Any] | bytes:
         body["_rev"] = step.rev
     if body.get("_attachments"):
         kept = (step.before or {}).get("_attachments") or {}
-        body["_attachments"] = {
-            name: _sent(att, kept.get(name), inline)
-            for name, att in body["_attachments"].items()
-            if "file" not in att or att["length"] <= INLINE_ATTACHMENT or name in kept}
+        later = {name for name, _ in streamed(step)}
+        body["_attachments"] = {name: kept[name] if name in later else att
+                                for name, att in body["_attachments"].items()
+                                if name not in later or name in kept}
     return body
 
 
-def _sent(att: dict[str, Any], kept: dict[str, Any] | None, inline: bool) -> dict[str, Any]:
-    """An ``_attachments`` entry as sent: a stub as it is; a file's bytes, base64; a file
-    streamed after the write: the stub it replaces (an update never drops it meanwhile)."""
-    if "file" not in att:
-        return att
-    if att["length"] > INLINE_ATTACHMENT:
-        assert kept is not None  # bulk_body leaves out those with nothing to keep
-        return kept
-    if not inline:
-        return {"content_type": att["content_type"], "data": "=" * _base64_length(att)}
-    import base64
-
-    with open(att["file"], "rb") as handle:
-        return {"content_type": att["content_type"],
-                "data": base64.b64encode(handle.read()).decode("ascii")}
+def inline_names(step: Step) -> list[str]:
+    """The attachments ``step`` sends inline: each of at most ``INLINE_ATTACHMENT`` bytes,
+    by name, while the document's inline attachments stay within a quarter of
+    ``BATCH_BYTES`` (a couchapp of a thousand files is not one huge request)."""
+    names, total = [], 0
+    for name, att in _files(step):
+        size = _base64_length(att)
+        if att["length"] <= INLINE_ATTACHMENT and total + size <= BATCH_BYTES // 4:
+            names.append(name)
+            total += size
+    return names
 
 
 def _base64_length(att: dict[str, Any]) -> int:
@@ -133,7 +146,8 @@ def _base64_length(att: dict[str, Any]) -> int:
 
 def streamed(step: Step) -> list[tuple[str, dict[str, Any]]]:
     """The attachments of ``step`` sent by a PUT of their own, after its document."""
-    return [(name, att) for name, att in _files(step) if att["length"] > INLINE_ATTACHMENT]
+    inline = set(inline_names(step))
+    return [(name, att) for name, att in _files(step) if name not in inline]
 
 
 def encoded(step: Step) -> bytes:
@@ -169,7 +183,7 @@ def _refusal(step: Step, limits: ServerLimits) -> str | None:
             return (f"has attachment {name!r} ({att['file']}) of {att['length']:,} bytes, "
                     f"over [couchdb] max_attachment_size = {limits.attachment:,}")
     spec = step.spec if not step.rev else None  # a new document: its length known unread
-    size = len(_measured(step)) if spec is None else (
+    size = _measured(step) if spec is None else (
         len(spec.inline) if spec.inline is not None else spec.length)
     if size + BULK_ENVELOPE > limits.request:
         return (f"is {size:,} bytes of JSON, more than one request may carry "
@@ -194,10 +208,17 @@ def _files(step: Step) -> list[tuple[str, dict[str, Any]]]:
             if "file" in att]
 
 
-def _measured(step: Step) -> bytes:
-    """``encoded(step)``, attachments as long as their base64 but not read."""
-    body = bulk_body(step, inline=False)
-    return body if isinstance(body, bytes) else encode_json(body)
+def _measured(step: Step) -> int:
+    """``len(encoded(step))``, counted without reading the attachments' files."""
+    body = _written(step)
+    if isinstance(body, bytes):
+        return len(body)
+    inline = inline_names(step)
+    for name in inline:
+        body["_attachments"][name] = {"content_type": body["_attachments"][name]["content_type"],
+                                      "data": ""}
+    return len(encode_json(body)) + sum(_base64_length(att) for name, att in _files(step)
+                                        if name in inline)
 
 
 def _named(step: Step, spec: DatabaseSpec) -> str:

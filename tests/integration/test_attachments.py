@@ -216,9 +216,12 @@ class _Recording(httpx.HTTPTransport):
     def __init__(self) -> None:
         super().__init__()
         self.requests: list[tuple[str, str]] = []
+        self.sizes: list[int] = []  # of each request body sent as bytes (not streamed)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path))
+        if isinstance(request.stream, httpx.ByteStream):
+            self.sizes.append(len(request.read()))
         return super().handle_request(request)
 
 
@@ -258,6 +261,23 @@ def test_batches_with_inline_attachments_stay_within_the_byte_bound(
     assert len(bulk) >= 40 * INLINE_ATTACHMENT * 4 // 3 // BATCH_BYTES + 1
     assert [m for m, p in transport.requests if m == "PUT" and "/doc-" in p] == []
     assert client.database(db_name).get_attachment("doc-07", "f.bin") == blob[7:] + blob[:7]
+    assert plan_manifests(client, [path])[1].is_empty
+
+
+def test_a_design_doc_of_many_files_is_not_one_huge_request(
+    client: Client, db_name: str, tmp_path: Path, recording: tuple[Client, _Recording],
+) -> None:
+    # A couchapp of 24 files of 1 MiB: all inline would be a 32 MiB request.
+    site = tmp_path / "site"
+    contents = {f"f{i:02d}.bin": os.urandom(INLINE_ATTACHMENT) for i in range(24)}
+    files(site, contents)
+    path = write(tmp_path, {db_name: {"design_docs": {"app": {"_attachments_from": "site"}}}})
+    watched, transport = recording
+    apply_manifests(watched, [path])
+    assert max(transport.sizes) <= BATCH_BYTES
+    assert any(method == "PUT" and path.endswith(".bin") for method, path in transport.requests)
+    for name, data in contents.items():
+        assert client.database(db_name).get_attachment("_design/app", name) == data
     assert plan_manifests(client, [path])[1].is_empty
 
 
