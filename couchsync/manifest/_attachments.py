@@ -116,6 +116,10 @@ def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., Sour
             problems.append((within, f"attachment {name!r} is declared twice (first at "
                                      f"{found[name].source})"))
             return
+        if "\0" in file:  # os.stat would raise ValueError: no file can be named so
+            problems.append((within, f"attachment {name!r}: a file name cannot hold a NUL "
+                                     "character"))
+            return
         try:
             status = os.stat(file)
             if not os.path.isfile(file):
@@ -135,7 +139,10 @@ def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., Sour
     directory = body.get("_attachments_from")
     if directory is not None:
         root = os.path.join(base, directory)
-        if not os.path.isdir(root):
+        if "\0" in root:
+            problems.append((("_attachments_from",), f"_attachments_from {directory!r}: a "
+                                                     "directory name cannot hold a NUL character"))
+        elif not os.path.isdir(root):
             problems.append((("_attachments_from",), f"_attachments_from {directory!r}: "
                                                      f"no such directory ({root})"))
         else:

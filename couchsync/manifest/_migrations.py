@@ -242,7 +242,10 @@ _modules: dict[str, tuple[bytes, ModuleType]] = {}
 def _imported(path: str, relative: str) -> tuple[bytes, ModuleType]:
     """The bytes of transform file ``path`` (``relative`` as written) and the module they
     make, imported (their module-level code run) once per process and content."""
-    real, shown = os.path.realpath(path), repr(relative)
+    shown = repr(relative)
+    if "\0" in path:  # os.path would raise ValueError: no file can be named so
+        raise _TransformError(f"transform file {shown}: a file name cannot hold a NUL character")
+    real = os.path.realpath(path)
     try:
         with open(real, "rb") as file:
             code = file.read()
