@@ -43,9 +43,10 @@ def test_odd_names_and_ids_reach_their_attachment(db: Database, doc_id: str) -> 
         db.get_attachment(doc_id, "../x")
 
 
-def test_a_stale_revision_is_a_conflict(db: Database) -> None:
-    _, first = db.add({"_id": "doc"})
-    db.put_attachment("doc", "a.txt", b"one", rev=first, content_type="text/plain")
+def test_a_stale_revision_is_a_conflict(db: Database, copies: int) -> None:
+    # Each write on every copy of a cluster's shard before the stale one reaches one.
+    _, first = db.update("doc", {}, w=copies)
+    db.put_attachment("doc", "a.txt", b"one", rev=first, content_type="text/plain", w=copies)
     with pytest.raises(Conflict):
         db.put_attachment("doc", "a.txt", b"two", rev=first, content_type="text/plain")
     assert db.get_attachment("doc", "a.txt") == b"one"
