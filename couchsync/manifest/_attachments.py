@@ -14,7 +14,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import mimetypes
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +27,25 @@ IGNORE_FILE = ".couchsyncignore"
 _CACHE_FORMAT = 1
 _RACY = 2.0  # seconds
 _CHUNK = 1 << 20
-# The built-in table only: /etc/mime.types differs between machines, and a plan must not.
-_TYPES = mimetypes.MimeTypes(filenames=())
+#: Types by extension: couchsync's own table, not ``mimetypes``, whose answers differ with
+#: the machine (/etc/mime.types) and the Python version (3.12 made .js text/javascript):
+#: a plan must not change with either. The web's usual files; anything else is
+#: application/octet-stream unless the manifest gives ``content_type``.
+CONTENT_TYPES = {
+    "html": "text/html", "htm": "text/html", "css": "text/css", "txt": "text/plain",
+    "md": "text/markdown", "csv": "text/csv", "xml": "application/xml",
+    "js": "application/javascript", "mjs": "application/javascript",
+    "json": "application/json", "map": "application/json",
+    "webmanifest": "application/manifest+json", "yaml": "application/yaml",
+    "yml": "application/yaml", "svg": "image/svg+xml", "png": "image/png",
+    "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp",
+    "avif": "image/avif", "ico": "image/vnd.microsoft.icon", "bmp": "image/bmp",
+    "tif": "image/tiff", "tiff": "image/tiff", "woff": "font/woff", "woff2": "font/woff2",
+    "ttf": "font/ttf", "otf": "font/otf", "eot": "application/vnd.ms-fontobject",
+    "pdf": "application/pdf", "zip": "application/zip", "wasm": "application/wasm",
+    "mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav", "mp4": "video/mp4",
+    "webm": "video/webm",
+}
 
 #: (path within the entry, message, on the key rather than the value)
 Found = tuple[tuple[str, ...], str]
@@ -37,10 +53,9 @@ Found = tuple[tuple[str, ...], str]
 
 def content_type_of(name: str) -> str:
     """The type CouchDB is told for a file named ``name``: by its extension."""
-    guessed, encoding = _TYPES.guess_type(name, strict=False)
-    if guessed is None or encoding is not None:  # x.tar.gz: gzip bytes, not a tar
-        return "application/octet-stream"
-    return guessed
+    base = name.rpartition("/")[2]
+    extension = base.rpartition(".")[2].lower() if "." in base.lstrip(".") else ""
+    return CONTENT_TYPES.get(extension, "application/octet-stream")
 
 
 class FileDigests:
