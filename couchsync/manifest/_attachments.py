@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,12 +112,12 @@ class FileDigests:
         self._changed = False
 
 
-def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., SourcePos],
+def read_attachments(body: dict[str, Any], base: str, at: Callable[..., SourcePos],
                      digests: FileDigests) -> tuple[tuple[AttachmentSpec, ...], list[Found]]:
     """The attachments ``body`` declares (its ``_attachments`` and ``_attachments_from``,
     which the caller removes), sorted by name, and the problems found (each with the path
-    below the entry it is at). Paths are relative to ``manifest``'s directory."""
-    base = os.path.dirname(os.path.abspath(manifest))
+    below the entry it is at). Paths are relative to ``base``, the manifest's directory
+    (absolute)."""
     found: dict[str, AttachmentSpec] = {}
     problems: list[Found] = []
 
@@ -137,7 +138,7 @@ def read_attachments(body: dict[str, Any], manifest: str, at: Callable[..., Sour
             return
         try:
             status = os.stat(file)
-            if not os.path.isfile(file):
+            if not stat.S_ISREG(status.st_mode):
                 raise IsADirectoryError(21, "not a regular file")
             digest = digests.digest(file, status)
         except OSError as exc:

@@ -111,12 +111,14 @@ class StateBuilder:
                 self._problem(index.source, f"index {index_name!r} of database {name!r} is "
                               f"already defined at {first_index.source}",
                               (*base, "indexes", index_name))
+        base_dir = os.path.dirname(os.path.abspath(file))  # attachment paths start there
+
         def attachments(body: dict[str, Any], *place: str | int
                         ) -> tuple[dict[str, Any], tuple[AttachmentSpec, ...]]:
             """``body`` without its attachment keys, and the attachments they declare."""
             if not any(key in body for key in ATTACHMENT_KEYS):
                 return body, ()
-            found, problems = read_attachments(body, file, lambda *within: at(*place, *within),
+            found, problems = read_attachments(body, base_dir, lambda *within: at(*place, *within),
                                                self.digests)
             for within, message in problems:
                 self._problem(at(*place, *within), message, (*base, *place, *within))
