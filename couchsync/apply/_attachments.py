@@ -12,23 +12,32 @@ from couchsync.apply._result import StepResult, refusal
 from couchsync.apply._state import CONFLICT_ROUNDS, Target
 from couchsync.client import Conflict, Database, FileChunks, NotFound
 from couchsync.plan import ATTACHMENTS_DDOC, Step, sent_files
-from couchsync.read import read_bodies, streamed
+from couchsync.read import follow_up_body, follow_ups, inline_names, read_bodies, streamed
 
 
 def stream_attachments(db: Database, result: StepResult, w: int | None) -> StepResult:
-    """Send the large attachments of a written document, each a PUT at the revision the
-    one before gave; the result holds the last revision, or fails naming the attachment."""
-    rev = result.rev
-    for name, att in streamed(result.step):
-        assert rev is not None
+    """Send the attachments a written document's first write left out: the small ones
+    in follow-up writes of the document (``follow_ups``), then each large one streamed
+    by a ``PUT``, each at the revision the one before gave; the result holds the last
+    revision, or fails naming the attachment."""
+    step, rev = result.step, result.rev or ""
+    doc_id = step.id or ""
+    sent = set(inline_names(step))
+    for group in follow_ups(step):
         with refusal() as refused:
-            rev = db.put_attachment(result.step.id or "", name, FileChunks(att["file"]),
-                                    rev=rev, content_type=att["content_type"],
-                                    length=att["length"], w=w)
+            rev = db.update(doc_id, follow_up_body(step, sent, group), rev, w=w)[1]
         if refused:
-            return StepResult(result.step, False,
-                              error=f"attachment {name!r} ({att['file']}): {refused.reason}")
-    return StepResult(result.step, True, rev=rev) if rev != result.rev else result
+            return StepResult(step, False, error=f"attachment {group[0]!r}: {refused.reason}")
+        sent.update(group)
+    for name, att in streamed(step):
+        with refusal() as refused:
+            rev = db.put_attachment(doc_id, name, FileChunks(att["file"]), rev=rev,
+                                    content_type=att["content_type"], length=att["length"],
+                                    w=w)
+        if refused:
+            return StepResult(step, False, error=f"attachment {name!r} ({att['file']}): "
+                                                 f"{refused.reason}")
+    return StepResult(step, True, rev=rev) if rev != result.rev else result
 
 
 def note_ahead(target: Target, steps: Iterable[Step]) -> bool:

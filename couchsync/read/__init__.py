@@ -9,6 +9,9 @@ from couchsync.read._limits import (
     LimitsReader,
     bulk_body,
     encoded,
+    follow_up_body,
+    follow_ups,
+    inline_names,
     streamed,
 )
 from couchsync.read._live import SCAN_PAGE_SIZE, Prefetched, prefetch, read_bodies, read_indexes
@@ -55,7 +58,10 @@ __all__ = [
     "current_revs",
     "discover",
     "encoded",
+    "follow_up_body",
+    "follow_ups",
     "id_key",
+    "inline_names",
     "journal_id",
     "load_and_plan",
     "load_and_read",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from couchsync.client import Client, CouchError, TransportError, encode_json
 from couchsync.manifest.model import DatabaseSpec
-from couchsync.plan import Action, Step, StepKind
+from couchsync.plan import Action, Step, StepKind, batched_within
 
 #: CouchDB 3.5's built-in defaults (``couch_doc.erl``, ``chttpd.erl``).
 COUCHDB_MAX_DOCUMENT = 8_000_000
@@ -120,7 +120,8 @@ def _written(step: Step) -> dict[str, Any] | bytes:
         body["_rev"] = step.rev
     if body.get("_attachments"):
         kept = (step.before or {}).get("_attachments") or {}
-        later = {name for name, _ in streamed(step)}
+        first = set(inline_names(step))
+        later = {name for name, _ in _files(step) if name not in first}
         body["_attachments"] = {name: kept[name] if name in later else att
                                 for name, att in body["_attachments"].items()
                                 if name not in later or name in kept}
@@ -144,10 +145,45 @@ def _base64_length(att: dict[str, Any]) -> int:
     return 4 * math.ceil(int(att["length"]) / 3)
 
 
+def follow_ups(step: Step) -> list[list[str]]:
+    """The attachments of at most ``INLINE_ATTACHMENT`` bytes that the document's first
+    write leaves out (``inline_names``), in groups each sent inline by a write of the
+    document of its own, within half a request (a couchapp of a thousand files: a dozen
+    writes, not a thousand ``PUT``s, each of which CouchDB pays for every attachment)."""
+    first = set(inline_names(step))
+    small = [(name, att) for name, att in _files(step)
+             if name not in first and att["length"] <= INLINE_ATTACHMENT]
+    return [[name for name, _ in group] for group in batched_within(
+        small, max(len(small), 1), BATCH_BYTES // 2, lambda item: _base64_length(item[1]))]
+
+
+def follow_up_body(step: Step, sent: Collection[str], group: Sequence[str]) -> dict[str, Any]:
+    """The document as a follow-up write sends it: the attachments of ``group`` inline,
+    those ``sent`` before as stubs, the others as the first write left them (no
+    ``_rev``: the caller gives the current one)."""
+    import base64
+
+    body = _written(step)
+    assert isinstance(body, dict)  # a step with attachments is never a bare spec
+    body.pop("_rev", None)
+    attachments = body["_attachments"] = dict(body["_attachments"])
+    files = dict(_files(step))
+    for name in sent:  # PouchDB Server finds a stub's data by its digest (CouchDB by name)
+        att = files[name]
+        attachments[name] = {"stub": True, "digest": att["digest"],
+                             "content_type": att["content_type"], "length": att["length"]}
+    for name in group:
+        att = files[name]
+        with open(att["file"], "rb") as handle:
+            attachments[name] = {"content_type": att["content_type"],
+                                 "data": base64.b64encode(handle.read()).decode("ascii")}
+    return body
+
+
 def streamed(step: Step) -> list[tuple[str, dict[str, Any]]]:
-    """The attachments of ``step`` sent by a PUT of their own, after its document."""
-    inline = set(inline_names(step))
-    return [(name, att) for name, att in _files(step) if name not in inline]
+    """The attachments of ``step`` too large to go inline: each sent by a ``PUT`` of its
+    own, streamed from its file, after the document's other writes."""
+    return [(name, att) for name, att in _files(step) if att["length"] > INLINE_ATTACHMENT]
 
 
 def encoded(step: Step) -> bytes:
