@@ -145,7 +145,9 @@ class StateBuilder:
             except NotJSONNumber as exc:
                 self._problem(at("documents", i), str(exc), (*base, "documents", i))
                 continue
-            spec.attachments = carried
+            if carried:
+                spec.attachments = carried
+                spec.with_attachments_hash()
             self._documents.append((db, spec, (*base, "documents", i)))
         for i, relative in entries("documents_from"):
             data_file = os.path.join(os.path.dirname(file), relative)

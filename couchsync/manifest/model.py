@@ -70,7 +70,7 @@ class DocumentSpec:
     file: str  # where it was written: file, line and column (see ``source``)
     line: int
     col: int
-    digest: str | None  # the content hash, for documents left in their file
+    digest: str | None  # the content hash, for documents left in their file (or attached)
     deleted: bool = False  # the manifest asks for this document to be deleted
     inline: bytes | None = None  # canonical JSON, when held in memory
     offset: int = -1  # else: where its JSON is in ``file``
@@ -97,9 +97,17 @@ class DocumentSpec:
 
     @property
     def hash(self) -> str:
-        """The content hash of the document (what the ownership record stores)."""
-        body = self.digest if self.digest is not None else hash_canonical(self.canonical)
+        """The content hash of the document (what the ownership record stores): of its
+        body, and its attachments' (``with_attachments_hash``)."""
+        if self.digest is not None:
+            return self.digest
+        body = hash_canonical(self.canonical)
         return body + "+" + attachments_hash(self.attachments) if self.attachments else body
+
+    def with_attachments_hash(self) -> None:
+        """Take the content hash now, once: a plan asks for it several times."""
+        self.digest = None
+        self.digest = self.hash
 
     @property
     def source(self) -> SourcePos:
