@@ -20,16 +20,19 @@ def stream_attachments(db: Database, result: StepResult, w: int | None) -> StepR
     in follow-up writes of the document (``follow_ups``), then each large one streamed
     by a ``PUT``, each at the revision the one before gave; the result holds the last
     revision, or fails naming the attachment."""
-    step, rev = result.step, result.rev or ""
+    step, rev = result.step, result.rev
+    groups, large = follow_ups(step), streamed(step)
+    if rev is None or not (groups or large):  # a delete, or all sent by the write itself
+        return result
     doc_id = step.id or ""
     sent = set(inline_names(step))
-    for group in follow_ups(step):
+    for group in groups:
         with refusal() as refused:
             rev = db.update(doc_id, follow_up_body(step, sent, group), rev, w=w)[1]
         if refused:
             return StepResult(step, False, error=f"attachment {group[0]!r}: {refused.reason}")
         sent.update(group)
-    for name, att in streamed(step):
+    for name, att in large:
         with refusal() as refused:
             rev = db.put_attachment(doc_id, name, FileChunks(att["file"]), rev=rev,
                                     content_type=att["content_type"], length=att["length"],
@@ -37,7 +40,7 @@ def stream_attachments(db: Database, result: StepResult, w: int | None) -> StepR
         if refused:
             return StepResult(step, False, error=f"attachment {name!r} ({att['file']}): "
                                                  f"{refused.reason}")
-    return StepResult(step, True, rev=rev) if rev != result.rev else result
+    return StepResult(step, True, rev=rev)
 
 
 def note_ahead(target: Target, steps: Iterable[Step]) -> bool:
