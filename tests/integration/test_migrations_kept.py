@@ -67,9 +67,13 @@ def watched(couch_url: str) -> Iterator[tuple[Client, _Transport]]:
 def seeded(client: Client, db_name: str, tmp_path: Path, kind: str, docs: int = 300) -> str:
     """``docs`` documents, every other one a user; the manifest of ``kind``'s migration."""
     client.create(db_name)
-    answers = client.database(db_name).bulk_docs([
+    db = client.database(db_name)
+    # On every copy of a cluster's shards: the test reads them back at once (_all_docs
+    # reads one copy of each shard).
+    copies = int((db.info().get("cluster") or {}).get("n", 1))
+    answers = db.bulk_docs([
         {"_id": f"d{i:03}", "type": "user" if i % 2 == 0 else "org", "count": i, "v": i}
-        for i in range(docs)])
+        for i in range(docs)], w=copies)
     assert not answers.errors()
     (tmp_path / "bump.py").write_text(BUMP)
     path = tmp_path / "m.yaml"
