@@ -88,7 +88,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import parse_qs, urlsplit, urlunsplit  # noqa: E402
@@ -96,6 +96,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
 import compare_revs  # noqa: E402
 import fleet  # noqa: E402
+from migrate import Result  # noqa: E402  (the same table row)
 from run import COUCHSYNC, OUT, PY, bench_server, server_name  # noqa: E402
 
 ATT_OUT = OUT / "attachments"
@@ -105,7 +106,7 @@ SCENARIOS = ("noop", "upload", "memory")
 SCRIPT = str(Path(__file__).resolve())
 TARGETS = {"noop": "≤ 1.2×, 0 attachment bytes read", "upload": "≤ 1.2×",
            "memory": "≤ 100 MB"}
-#: Extensions, the content type couchsync gives each (Python's built-in table), and
+#: Extensions, the content type couchsync gives each (its own table), and
 #: whether CouchDB's default ``compressible_types`` gzips it.
 TYPES = {".js": ("application/javascript", True), ".css": ("text/css", True),
          ".json": ("application/json", True), ".png": ("image/png", False),
@@ -117,31 +118,6 @@ FORMS = {"docs": "a document each", "ddoc": "all on 1 design doc (_attachments_f
 DESIGN_ID = "_design/app"
 MEMORY_DB = "att-memory"
 MB = 1_000_000
-
-
-@dataclass
-class Result:
-    kind: str  # a key of TARGETS
-    scenario: str
-    a_name: str
-    b_name: str
-    size: str
-    command: str
-    a: list[float] = field(default_factory=list)
-    b: list[float] = field(default_factory=list)
-    a_rss: list[float] = field(default_factory=list)
-    b_rss: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float | None:
-        if not (self.a and self.b):
-            return None
-        return statistics.median(self.a) / statistics.median(self.b)
-
-    def as_json(self) -> dict[str, object]:
-        return {**asdict(self), "ratio": self.ratio,
-                "ratios_per_round": [a / b for a, b in zip(self.a, self.b, strict=False)]}
 
 
 # ---------------------------------------------------------------- the data set
