@@ -464,7 +464,8 @@ def _lock_names(client: Client, databases: Iterable[str]) -> list[str]:
     names = given.difference(patterns)
     if patterns:
         try:
-            locked = [database_of(row["id"]) for row in client.database(LOCK_DB).iter_all_docs()]
+            locked = [database_of(row["id"]) for row in client.database(LOCK_DB).iter_all_docs(
+                start_key=lock_id(""), end_key=lock_id("\ufff0"))]  # not the plans' hints
         except NotFound:  # no apply ever ran here
             locked = []
         names.update(name for name in locked if any(matches(p, name) for p in patterns))

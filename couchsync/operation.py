@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from couchsync.client import Client
     from couchsync.lock import LockReader, LockSet
     from couchsync.manifest import DesiredState
-    from couchsync.plan import Plan
+    from couchsync.plan import Hint, Plan
     from couchsync.read import MigrationOptions
     from couchsync.saved_plan import SavedPlan
 
@@ -96,11 +96,13 @@ def plan_manifests(
     design_deploy: DesignDeploy | None = None, environ: Mapping[str, str] | None = None,
     parallel: int = DEFAULT_PARALLEL, lock_wait: float | None = None,
     hooks: ApplyHooks | None = None, migrations: MigrationOptions | None = None,
+    full: bool = False,
 ) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan as ``couchsync plan`` does. The apply locks are read before the
     databases (``couchsync.lock``); with ``lock_wait`` a held one is waited for up to that
     many seconds, then ``LockHeld``. ``migrations``: what the plan shows of each data
-    migration (samples, files of would-be documents)."""
+    migration (samples, files of would-be documents). ``full``: read every database, even
+    those a hint proves unchanged since an apply found them converged."""
     from couchsync.lock import LockReader
     from couchsync.manifest import DatabaseNames
     from couchsync.plan import PlanError, public_warnings
@@ -116,7 +118,8 @@ def plan_manifests(
         desired, plan = load_and_plan(
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
-            design_deploy=design_deploy, migrations=migrations or PREVIEW)
+            design_deploy=design_deploy, migrations=migrations or PREVIEW,
+            incremental=not full)
     for line in public_warnings(desired, plan):
         hooks.warning(line)
     return desired, plan, locks
@@ -131,6 +134,7 @@ def apply_manifests(
     parallel: int = DEFAULT_PARALLEL, batch_size: int = 1000,
     lock_timeout: float = 0.0, lock_ttl: float | None = None,
     wait_timeout: float | None = None, hooks: ApplyHooks | None = None,
+    full: bool = False,
 ) -> ApplyOutcome:
     """Make the server match the manifests at ``paths``, holding the apply lock of every
     database the plan changes while it writes.
@@ -142,7 +146,12 @@ def apply_manifests(
     apply's locks; ``lock_ttl``: after which a lock not renewed may be taken over (600 s).
     Raises ManifestError, LockHeld, SavedPlanError, ApplyCancelled, ApplyError and
     ApplyInterrupted (all CouchsyncError), and the client's CouchError.
+
+    Databases found converged, by the plan or by a read after the apply, are recorded
+    (``couchsync.read.record_hints``), so that the next plan skips them while they stay
+    unchanged; ``full``: the plan reads every database all the same.
     """
+    from couchsync._names import CONFIG
     from couchsync.apply import ApplyInterrupted, apply_plan
     from couchsync.lock import DEFAULT_TTL, LockSet, unreleased_note
     from couchsync.read import MigrationOptions, plan_server
@@ -163,10 +172,12 @@ def apply_manifests(
     desired, plan, reader = plan_manifests(
         client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
         design_deploy=design_deploy, environ=environ, parallel=parallel,
-        lock_wait=lock_timeout, hooks=hooks, migrations=MigrationOptions.for_apply())
+        lock_wait=lock_timeout, hooks=hooks, migrations=MigrationOptions.for_apply(),
+        full=full)
     if saved is not None:
         saved.check(plan, desired, client)
     if plan.is_empty and not plan.record_updates():
+        _record_hints(client, plan.converged, hooks)
         return ApplyOutcome(desired, plan)
     if not plan.is_empty and not hooks.confirm(plan):
         raise ApplyCancelled("apply cancelled")
@@ -190,8 +201,26 @@ def apply_manifests(
                                     parallel=parallel, on_database=bar.databases,
                                     wait_timeout=wait_timeout, on_build=bar.build,
                                     on_documents=bar.documents)
+                # What apply wrote is read again: a database found converged is recorded.
+                written = [name for name in plan.databases() if name != CONFIG]
+                after = plan_server(client, desired, only=written, parallel=parallel)
+            _record_hints(client, {**plan.converged, **after.converged}, hooks)
     except ApplyInterrupted as exc:
         if locks.unreleased:
             exc.notes.append(unreleased_note(locks.unreleased, ttl))
         raise
     return ApplyOutcome(desired, plan, result, locks.unreleased)
+
+
+def _record_hints(client: Client, converged: Mapping[str, Hint], hooks: ApplyHooks) -> None:
+    """Record ``converged``; failing to costs the next plan full reads, not the apply."""
+    from couchsync.client import CouchError
+    from couchsync.read import record_hints
+
+    if not converged:
+        return
+    try:
+        record_hints(client, converged)
+    except CouchError as exc:
+        hooks.notice(f"could not record which databases are converged (the next plan reads "
+                     f"them all): {exc.brief}")

@@ -14,6 +14,16 @@ from couchsync.plan._batch import batched, batched_within
 from couchsync.plan._config import RECORD_KEY, RECORD_SECTION, LiveConfig, plan_config, record_value
 from couchsync.plan._config import entries as config_entries
 from couchsync.plan._diff import content_step, index_differences, plan_changes, plan_database
+from couchsync.plan._hints import (
+    HINT_PREFIX,
+    Hint,
+    converged,
+    fingerprint,
+    full_reason,
+    hint_bodies,
+    parse_hints,
+    seq_tokens,
+)
 from couchsync.plan._index_ddocs import GENERATED_DDOC, read_index_ddoc
 from couchsync.plan._migrate import (
     DELETED,
@@ -97,6 +107,7 @@ __all__ = [
     "DELETED",
     "FORMAT_VERSION",
     "GENERATED_DDOC",
+    "HINT_PREFIX",
     "MIGRATIONS_DDOC",
     "RECORD_FORMAT",
     "RECORD_ID",
@@ -108,6 +119,7 @@ __all__ = [
     "Action",
     "Change",
     "DatabasePlan",
+    "Hint",
     "KeptOutcomes",
     "LiveConfig",
     "LiveDatabase",
@@ -133,12 +145,16 @@ __all__ = [
     "check_passwords",
     "config_entries",
     "content_step",
+    "converged",
     "creating_doc_id",
     "design_staging_id",
     "digest_if_current",
     "dropped",
     "expected_entry",
     "fetch_decodable",
+    "fingerprint",
+    "full_reason",
+    "hint_bodies",
     "idempotent",
     "identity_digests",
     "index_differences",
@@ -149,6 +165,7 @@ __all__ = [
     "kept_outcomes",
     "migrate",
     "migration_steps",
+    "parse_hints",
     "pending_migrations",
     "plan_changes",
     "plan_checked",
@@ -165,6 +182,7 @@ __all__ = [
     "render_text",
     "resolve_only",
     "sent_files",
+    "seq_tokens",
     "shard_copy_ids",
     "shard_count",
     "shard_doc_id",

@@ -14,6 +14,7 @@ from couchsync._names import CONFIG
 from couchsync._version import __version__
 from couchsync.errors import CouchsyncError
 from couchsync.manifest.model import DocumentSpec
+from couchsync.plan._hints import Hint
 from couchsync.plan._state import ManagedDoc
 from couchsync.plan._system import SERVER_WRITTEN, shown, shown_config, shown_secrets
 
@@ -176,6 +177,14 @@ class Plan:
     #: Declared databases already open to anyone (their ``_security`` names no members)
     #: that the plan leaves so, with no ``public: true``: warned of, not steps.
     open_to_anyone: list[str] = field(default_factory=list)
+    #: Incremental plans (``plan/_hints.py``): the databases not read, which a hint proves
+    #: unchanged since a run found them converged (None: no hint was looked at), and why
+    #: each other one was read in full.
+    unchanged: list[str] | None = None
+    read_in_full: dict[str, str] = field(default_factory=dict)
+    #: The hints a run may record: databases read in full and found converged, their
+    #: sequences the same before and after the read. Not part of the machine format.
+    converged: dict[str, Hint] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -234,7 +243,16 @@ class Plan:
             "errors": dict(self.errors),
             **({"ignored": self.ignored_dict()} if self.ignored or self.unread else {}),
             **({"open_to_anyone": list(self.open_to_anyone)} if self.open_to_anyone else {}),
+            **({"incremental": self.incremental_dict()} if self.unchanged is not None else {}),
         }
+
+    def incremental_dict(self) -> dict[str, Any]:
+        """``unchanged`` and ``read_in_full`` as the machine format's ``"incremental"``:
+        how many databases were not read, and the ones read in full by reason."""
+        by_reason: dict[str, list[str]] = {}
+        for database, reason in self.read_in_full.items():
+            by_reason.setdefault(reason, []).append(database)
+        return {"unchanged": len(self.unchanged or ()), "read_in_full": by_reason}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:

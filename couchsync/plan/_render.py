@@ -50,8 +50,9 @@ def render_text(
     ``list_databases`` names them); blocks past ``detail_limit`` are counted per kind and
     action, so seeding a million documents prints a screenful, not a million blocks."""
     steps: Sequence[Mapping[str, Any]] = plan["steps"]
+    skipped = incremental_lines(plan.get("incremental"))
     if not steps:
-        return NO_CHANGES_READ if plan.get("errors") else NO_CHANGES
+        return "\n".join([NO_CHANGES_READ if plan.get("errors") else NO_CHANGES, *skipped])
 
     def paint(style: str, text: str) -> str:
         return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if color else text
@@ -74,7 +75,28 @@ def render_text(
         lines += [_INDENT + paint("dim", "# not shown one by one; --format json lists every step"),
                   ""]
     lines.append(paint("bold", _summary_line(plan["summary"], steps)))
-    return "\n".join(lines)
+    return "\n".join([*lines, *skipped])
+
+
+#: Databases named per reason a database was read in full, then counted.
+NAMED_READ_IN_FULL = 5
+
+
+def incremental_lines(incremental: Mapping[str, Any] | None) -> list[str]:
+    """What an incremental plan did not read, and why it read the others: a blank line
+    and a few lines; none without hints (``Plan.incremental_dict``)."""
+    if incremental is None:
+        return []
+    unchanged, by_reason = incremental["unchanged"], incremental["read_in_full"]
+    total = unchanged + sum(len(names) for names in by_reason.values())
+    lines = ["", f"Incremental plan: {unchanged:,} of {counted(total, 'database')} not read, "
+                 "unchanged since an apply found them converged (--full reads them)."]
+    for reason, names in by_reason.items():
+        named = ", ".join(names[:NAMED_READ_IN_FULL])
+        more = f" and {len(names) - NAMED_READ_IN_FULL:,} more" if (
+            len(names) > NAMED_READ_IN_FULL) else ""
+        lines.append(f"  read in full, {reason}: {named}{more}")
+    return lines
 
 
 def _counted_blocks(blocks: Sequence[_Block]) -> dict[tuple[str, str], list[str]]:

@@ -3,6 +3,7 @@ ownership record), and the drivers that read and plan database by database
 (``load_and_plan``, ``plan_server``); the planning itself is ``couchsync.plan``'s, no I/O.
 """
 
+from couchsync.read._hints import StoredHints, read_hints, record_hints
 from couchsync.read._limits import (
     BATCH_BYTES,
     BULK_ENVELOPE,
@@ -51,6 +52,7 @@ __all__ = [
     "Matching",
     "MigrationOptions",
     "Prefetched",
+    "StoredHints",
     "among",
     "bulk_body",
     "change",
@@ -69,11 +71,13 @@ __all__ = [
     "plan_server",
     "prefetch",
     "read_bodies",
+    "read_hints",
     "read_indexes",
     "read_journal",
     "read_live_state",
     "read_migrations_record",
     "read_record",
+    "record_hints",
     "reverted",
     "settle",
     "streamed",

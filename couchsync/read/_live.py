@@ -12,6 +12,7 @@ from couchsync.manifest.model import DatabaseSpec, DesiredState, DocumentSpec
 from couchsync.plan import (
     ATTACHMENTS_DDOC,
     MIGRATIONS_DDOC,
+    Hint,
     LiveDatabase,
     LiveDoc,
     LiveIndex,
@@ -31,6 +32,7 @@ from couchsync.plan import (
     is_unchanged,
     read_index_ddoc,
     rebuilds_views,
+    seq_tokens,
     shard_copy_ids,
     unresolved,
 )
@@ -59,19 +61,26 @@ class Prefetched:
     error: CouchError | PlanError | None = None  # asking failed; read_live_state raises it
 
 
-def prefetch(client: Client, declared: DesiredState) -> dict[str, Prefetched]:
+def prefetch(client: Client, declared: DesiredState,
+             hints: Mapping[str, Hint] | None = None) -> dict[str, Prefetched]:
     """Ask the server, while the data files load (``load_manifests(on_declared=...)``),
     what ``read_live_state`` will need and can know without documents: each database's
     info and record head, and a revisions scan where one is likely (at most
-    ``EARLY_SCANS``: each holds a connection). The first failure ends the asking and is
-    raised by ``read_live_state``: an unreachable server costs one timeout, and a problem
-    in the manifests is still reported first."""
+    ``EARLY_SCANS``: each holds a connection); only the info of a database whose
+    sequence is the one its hint in ``hints`` names (its documents decide whether the
+    plan skips it). The first failure ends the asking and is raised by
+    ``read_live_state``: an unreachable server costs one timeout, and a problem in the
+    manifests is still reported first."""
     found: dict[str, Prefetched] = {}
     scans = 0
     for name, spec in declared.databases.items():
         db = client.database(name)
         try:
             info = read_info(db)
+            hint = (hints or {}).get(name)
+            if info is not None and hint is not None and seq_tokens(info) <= hint.trusted:
+                found[name] = Prefetched(info)
+                continue
             head = None if info is None or spec.state == "absent" else read_head(db)
         except (CouchError, PlanError) as exc:
             found[name] = Prefetched(None, error=exc)  # read_database raises it first

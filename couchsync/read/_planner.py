@@ -23,6 +23,7 @@ from couchsync.manifest.model import DatabaseSpec, DesiredState
 from couchsync.plan import (
     Action,
     DatabasePlan,
+    Hint,
     LiveDatabase,
     LiveState,
     MigrationChanged,
@@ -33,11 +34,15 @@ from couchsync.plan import (
     UnreadableDocument,
     batched,
     check_passwords,
+    converged,
+    fingerprint,
+    full_reason,
     plan_checked,
     plan_config,
     resolve_only,
 )
 from couchsync.read._config import read_config
+from couchsync.read._hints import StoredHints, read_hints
 from couchsync.read._limits import LimitsReader, too_large
 from couchsync.read._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.read._migrations import PREVIEW, MigrationOptions
@@ -92,27 +97,31 @@ def load_and_plan(
     parallel: int = DEFAULT_PARALLEL, on_database: DatabaseProgress | None = None,
     design_deploy: Literal["in_place", "staged"] | None = None,
     environ: Mapping[str, str] | None = None, names: DatabaseNames = NO_MAPPING,
-    migrations: MigrationOptions = PREVIEW,
+    migrations: MigrationOptions = PREVIEW, incremental: bool = True,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
     database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
-    ``load_and_read``."""
-    desired, ahead, only = _load(client, paths, only, before_read, environ, names)
+    ``load_and_read``; ``incremental`` as for ``plan_server``."""
+    hints: list[StoredHints] = []
+    desired, ahead, only = _load(client, paths, only, before_read, environ, names,
+                                 hints if incremental else None)
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
     return desired, plan_server(client, desired, only=only, prefetched=ahead,
                                 parallel=parallel, on_database=on_database,
-                                migrations=migrations)
+                                migrations=migrations, incremental=incremental,
+                                hints=hints[0] if hints else None)
 
 
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
           before_read: BeforeRead | None, environ: Mapping[str, str] | None,
-          names: DatabaseNames
+          names: DatabaseNames, hints: list[StoredHints] | None = None,
           ) -> tuple[DesiredState, dict[str, Prefetched], Sequence[str] | None]:
     """``load_manifests`` and ``expand_patterns``, asking the server meanwhile; ``only``
-    in real names."""
+    in real names. ``hints``: the hints are read meanwhile too, into this list, and
+    ``prefetch`` starts no read of a database they may prove unchanged."""
     only = None if only is None else [names.selector(text) for text in only]
     ahead: dict[str, Prefetched] = {}
     matched: list[str] = []
@@ -124,7 +133,9 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
         if before_read is not None:
             configured = [CONFIG] if state.config or state.prune_config else []
             before_read([*configured, *state.databases, *matched])
-        ahead.update(prefetch(client, state))
+        if hints is not None:
+            hints.append(read_hints(client))
+        ahead.update(prefetch(client, state, hints[0].hints if hints else None))
 
     try:
         desired = names.apply(load_manifests(paths, environ=environ,
@@ -165,19 +176,41 @@ def plan_server(
     client: Client, desired: DesiredState, *, only: Sequence[str] | None = None,
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
-    migrations: MigrationOptions = PREVIEW,
+    migrations: MigrationOptions = PREVIEW, incremental: bool = True,
+    hints: StoredHints | None = None,
 ) -> Plan:
     """``plan_changes(desired, read_live_state(...))``, each database's live state dropped
     once it is planned. A database that cannot be read goes to ``Plan.errors``; a lost
     server and wrong credentials are raised. The node config is planned first, when
-    ``only`` is None or holds ``CONFIG`` (as apply's re-plan under the lock does)."""
+    ``only`` is None or holds ``CONFIG`` (as apply's re-plan under the lock does).
+
+    ``incremental``: a database that a hint proves unchanged since a run found it
+    converged is not read (``Plan.unchanged``); the others say why in
+    ``Plan.read_in_full``, and those found converged are in ``Plan.converged``;
+    ``hints``: as read already (None: read here)."""
     databases = None if only is None else [name for name in only if name != CONFIG]
     scopes = resolve_only(desired, databases) if databases != [] else {}
     plan = Plan(secrets=desired.secrets)
     if only is None or CONFIG in only:
         plan.add(DatabasePlan(CONFIG, plan_config(desired, read_config(client, desired)),
                               {}, set()))
-    ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel)
+    if not (incremental and scopes):
+        hints = StoredHints()
+    elif hints is None:
+        hints = read_hints(client)
+    ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel,
+                        every=incremental)
+    prints = _fingerprints(desired, scopes)
+    if hints.hints:
+        plan.unchanged = []
+        for name in list(scopes):
+            reason = full_reason(hints.hints.get(name), prints[name], _info(ahead.get(name)))
+            if reason is None:
+                plan.unchanged.append(name)
+                del scopes[name]
+                close_scans({name: ahead.pop(name)})
+            else:
+                plan.read_in_full[name] = reason
     values: dict[bytes, Any] | None = {} if len(scopes) > 1 else None
     limits = LimitsReader(client)
 
@@ -202,19 +235,63 @@ def plan_server(
             _share(part.steps, values)
         return part
 
+    read_at = {name: info for name in scopes if (info := _info(ahead.get(name))) is not None}
+    skipped = len(plan.unchanged or ())
+    total = skipped + len(scopes)
+    if skipped and on_database is not None:
+        on_database(skipped, total, 0)
+    matching: list[str] = []
     try:
         for done, (name, part) in enumerate(
-                zip(scopes, ordered_map(plan_one, list(scopes), parallel), strict=True), 1):
+                zip(scopes, ordered_map(plan_one, list(scopes), parallel), strict=True),
+                skipped + 1):
             if isinstance(part, str):
                 plan.errors[name] = part
             else:
                 plan.add(part)
+                if not part.steps and scopes[name].whole and name in read_at:
+                    matching.append(name)
             if on_database is not None:
-                on_database(done, len(scopes), len(plan.errors))
+                on_database(done, total, len(plan.errors))
     finally:
         close_scans(ahead)
     _tell_job_states(client, plan)
+    if incremental:
+        _note_converged(plan, {name: read_at[name] for name in matching
+                               if prints[name] is not None}, prints, hints.hints)
     return plan
+
+
+def _fingerprints(desired: DesiredState, names: Iterable[str]) -> dict[str, str | None]:
+    """Each database's ``fingerprint``, taken once for the databases that share a
+    pattern's spec (a fleet of 100,000 is one template)."""
+    shared: dict[tuple[str, int], str | None] = {}
+    prints: dict[str, str | None] = {}
+    for name in names:
+        spec = desired.databases[name]
+        if spec.matched_by is None:
+            prints[name] = fingerprint(spec)
+        else:
+            key = (spec.matched_by, id(spec.documents))
+            if key not in shared:
+                shared[key] = fingerprint(spec)
+            prints[name] = shared[key]
+    return prints
+
+
+def _note_converged(plan: Plan, read_at: Mapping[str, Mapping[str, Any]],
+                    prints: Mapping[str, str | None], hints: Mapping[str, Hint]) -> None:
+    """``plan.converged``: the hint of each database of ``read_at`` (found matching the
+    manifests; its info as asked before its read)."""
+    for name, info in read_at.items():
+        printed = prints[name]
+        assert printed is not None  # read_at holds only databases with a fingerprint
+        plan.converged[name] = converged(hints.get(name), printed, info,
+                                         (info.get("cluster") or {}).get("n"))
+
+
+def _info(ahead: Prefetched | None) -> dict[str, Any] | None:
+    return None if ahead is None else ahead.info
 
 
 def _user_passwords(spec: DatabaseSpec, live: LiveDatabase
@@ -251,15 +328,16 @@ def _tell_job_states(client: Client, plan: Plan) -> None:
 
 
 def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Prefetched],
-                parallel: int) -> dict[str, Prefetched]:
+                parallel: int, *, every: bool = False) -> dict[str, Prefetched]:
     """``prefetched``, plus the info of every other database of ``names`` (``None``:
-    it does not exist), asked ``INFO_BATCH`` at a time through ``POST /_dbs_info``."""
+    it does not exist), asked ``INFO_BATCH`` at a time through ``POST /_dbs_info``; of
+    one alone only if ``every`` (else its reader asks, in a request it makes anyway)."""
     for early in prefetched.values():
         if isinstance(early.error, TransportError):
             raise early.error  # a lost or hung server: no more asking, no second timeout
     ahead = dict(prefetched)
     missing = [name for name in names if name not in ahead]
-    if len(missing) <= 1:
+    if len(missing) <= (0 if every else 1):
         return ahead  # read_database asks for it itself, with one request too
     for rows in ordered_map(lambda batch: client.server.dbs_info(*batch),
                             list(batched(missing, INFO_BATCH)), parallel):
@@ -268,7 +346,8 @@ def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Pref
             # Only what the reader uses: 10,000 databases' full info is megabytes.
             ahead[row["key"]] = Prefetched(None if info is None else {
                 "doc_count": info.get("doc_count", 0), "cluster": info.get("cluster"),
-                "props": info.get("props"), "update_seq": info.get("update_seq")})
+                "props": info.get("props"), "update_seq": info.get("update_seq"),
+                "purge_seq": info.get("purge_seq")})
     return ahead
 
 

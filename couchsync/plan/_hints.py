@@ -1,0 +1,212 @@
+"""Incremental plans, with no I/O (docs/plan-and-apply.md, "Incremental plans"): what a
+run that found a database converged remembers of it (a ``Hint``: the desired state's
+fingerprint and the database's sequence then), and whether the next plan may skip it.
+``couchsync.read`` stores hints in the lock database and reads them back.
+
+A hint is self-checking: it names the database's ``update_seq`` and ``purge_seq`` at a
+moment the database matched the manifests, so any write since (by anyone, couchsync
+included) moves them and the database is read in full again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import struct
+import zlib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from couchsync._canonical import canonical_json
+from couchsync._version import __version__
+from couchsync.manifest.model import AttachmentSpec, DatabaseSpec, attachments_hash
+from couchsync.plan._erlang import decode_term
+
+HINTS_FORMAT = 1
+#: Hint documents in the lock database: a database's hint is in ``hints:<CRC-32 % 256>``
+#: (a million databases: ~4,000 entries, ~250 KB, per document).
+HINT_DOCS = 256
+HINT_PREFIX = "hints:"
+
+#: Why a database was read in full rather than skipped (the text plan shows them).
+NEW = "no apply found it converged yet"
+MOVED = "written since an apply found it converged"
+EDITED = "its manifests changed since an apply found it converged"
+GONE = "not on the server"
+OTHER_COPY = "a shard copy not seen before answered (a cluster's)"
+UNCONFIRMED = ("found converged once, to be confirmed by a second read (a cluster's copies "
+               "may lag each other by a write)")
+
+
+class Hint(NamedTuple):
+    """A database as runs found it converged: ``fingerprint`` of the desired state, and
+    the sequences it had then (``seq_tokens``), ``trusted`` or still ``pending``."""
+
+    fingerprint: str
+    trusted: frozenset[str]
+    pending: frozenset[str] = frozenset()
+
+    def to_json(self) -> list[str]:
+        return [self.fingerprint, " ".join(sorted(self.trusted)), " ".join(sorted(self.pending))]
+
+    @classmethod
+    def from_json(cls, value: Any) -> Hint | None:
+        if isinstance(value, list) and len(value) == 3 and all(
+                isinstance(part, str) for part in value):
+            return cls(value[0], frozenset(value[1].split()), frozenset(value[2].split()))
+        return None  # written by something else: as good as none
+
+
+def hint_doc_id(database: str) -> str:
+    return f"{HINT_PREFIX}{zlib.crc32(database.encode('utf-8')) % HINT_DOCS}"
+
+
+def seq_tokens(info: Mapping[str, Any]) -> frozenset[str]:
+    """The database's ``update_seq`` and ``purge_seq`` (a ``_dbs_info`` row's info) as
+    short tokens, one per shard copy that answered: its node and range (six characters)
+    and its sequence there. A cluster answers each range from whichever copy is first,
+    so two asks may name different copies; one sequence the server does not pack (PouchDB
+    Server's numbers) is one token."""
+    tokens = set()
+    for kind in ("update_seq", "purge_seq"):
+        seq = info.get(kind)
+        for copy, at in _copies(seq) or [("", seq)]:
+            tokens.add(_short(f"{kind}\0{copy}", 6) + _short(repr(at), 8))
+    return frozenset(tokens)
+
+
+def _short(text: str, size: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:size]
+
+
+def _copies(seq: Any) -> list[tuple[str, Any]] | None:
+    """A packed sequence (``N-`` and base64url of Erlang's compressed external term
+    format: ``[{Node, [Begin, End], Seq}]``, fabric_view_changes:pack_seqs) as
+    ``(node and range, that copy's sequence)``; None when it is not one."""
+    if not isinstance(seq, str) or "-" not in seq:
+        return None
+    try:
+        value = decode_term(seq.split("-", 1)[1])
+        return [(f"{node} {begin}-{end}", at) for node, (begin, end), at in value]
+    except (ValueError, TypeError, IndexError, struct.error, zlib.error):
+        return None
+
+
+def converged(before: Hint | None, printed: str, info: Mapping[str, Any],
+              copies: int | None) -> Hint:
+    """The hint to record for a database read in full and found matching the desired
+    state of fingerprint ``printed``, its info (``_dbs_info``) asked before the read: any
+    write since moves a sequence it names, and the hint no longer matches.
+
+    One copy of each shard: trusted at once. A cluster's copy may lag another by a write
+    for a moment, and the read may come from another copy than the sequence did: a
+    copy's sequence is trusted once a second read found the database converged with that
+    copy still at that sequence (``pending`` until then)."""
+    tokens = seq_tokens(info)
+    if (copies or 1) <= 1:
+        return Hint(printed, tokens)
+    same = before is not None and before.fingerprint == printed
+    trusted = _newest(before.trusted, before.pending & tokens) if before and same else (
+        frozenset())
+    pending = _newest(before.pending if before and same else frozenset(), tokens)
+    return Hint(printed, trusted, pending - trusted)
+
+
+def _newest(old: frozenset[str], new: frozenset[str]) -> frozenset[str]:
+    """``old`` and ``new``, a copy's token in ``new`` replacing its older one (a copy's
+    sequence only grows: an older one can never be seen again)."""
+    copies = {token[:6] for token in new}
+    return frozenset(token for token in old if token[:6] not in copies) | new
+
+
+def fingerprint(spec: DatabaseSpec) -> str | None:
+    """A digest of everything in ``spec`` that a plan of its database depends on (this
+    couchsync's version too); None when a plan of it must always read it: a database to
+    be absent (its plan reads one info anyway) or one holding a secret (the record cannot
+    vouch for it, and a digest of a password is not to be stored)."""
+    if spec.state == "absent" or any(doc.secret for doc in spec.documents.values()):
+        return None
+    digest = hashlib.sha256(canonical_json([
+        HINTS_FORMAT, __version__,
+        {name: _plain(getattr(spec, name)) for name in _SETTINGS},
+        spec.matched_by is None,  # a named database is created, a matched one never
+    ], drop=()))
+    for doc_id, doc in spec.documents.items():
+        digest.update(f"{doc_id}\0{spec.record_hash(doc)}\0{int(doc.deleted)}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+#: Every setting of a database spec a plan reads, but its documents (hashed one by one).
+_SETTINGS = ("state", "partitioned", "q", "n", "placement", "security", "public", "prune",
+             "design_deploy", "indexes", "design_docs", "create_only", "ignore",
+             "document_rules", "migrations")
+#: Where a spec was written, not what it says (a checkout elsewhere is the same state).
+_PLACES = frozenset({"source", "file", "directory", "transform_file"})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON values: dataclasses as dicts without their places."""
+    if isinstance(value, tuple) and value and isinstance(value[0], AttachmentSpec):
+        return attachments_hash(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in _PLACES}
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def full_reason(hint: Hint | None, printed: str | None,
+                info: Mapping[str, Any] | None) -> str | None:
+    """Why the database must be read in full, or None: ``hint`` proves it still matches
+    the desired state of fingerprint ``printed`` (``info``: its ``_dbs_info``, None when it
+    does not exist)."""
+    if hint is None or printed is None:
+        return NEW
+    if info is None:
+        return GONE
+    if hint.fingerprint != printed:
+        return EDITED
+    tokens = seq_tokens(info)
+    if tokens <= hint.trusted:
+        return None
+    known = hint.trusted | hint.pending
+    if tokens <= known:
+        return UNCONFIRMED
+    copies = {token[:6] for token in known}
+    return MOVED if any(token[:6] in copies for token in tokens - known) else OTHER_COPY
+
+
+def hint_bodies(hints: Mapping[str, Hint | None],
+                stored: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The hint documents that change when ``hints`` (None: forget it) are written over
+    ``stored`` (by document id, as read): ``{doc id: body without _id and _rev}``."""
+    changed: dict[str, dict[str, Any]] = {}
+    for database, hint in hints.items():
+        doc_id = hint_doc_id(database)
+        body = changed.get(doc_id)
+        if body is None:
+            old = stored.get(doc_id) or {}
+            entries = old.get("hints") if old.get("format") == HINTS_FORMAT else None
+            body = {"format": HINTS_FORMAT, "hints": dict(entries or {})}
+        if hint is None:
+            body["hints"].pop(database, None)
+        else:
+            body["hints"][database] = hint.to_json()
+        changed[doc_id] = body
+    return {doc_id: body for doc_id, body in changed.items()
+            if body["hints"] != (stored.get(doc_id) or {}).get("hints")}
+
+
+def parse_hints(docs: Mapping[str, Mapping[str, Any]]) -> dict[str, Hint]:
+    """The hints that hint documents (by id, as read) hold."""
+    found: dict[str, Hint] = {}
+    for body in docs.values():
+        if body.get("format") != HINTS_FORMAT:
+            continue  # a newer couchsync's: read in full, as without hints
+        for database, value in (body.get("hints") or {}).items():
+            if (hint := Hint.from_json(value)) is not None:
+                found[database] = hint
+    return found
