@@ -158,6 +158,9 @@ DbSuffix = Annotated[str, typer.Option(
     help="Put TEXT after every database name the manifests declare.")]
 Parallel = Annotated[int, typer.Option("--parallel", min=1, max=64, metavar="N",
                                        help="Databases read and written at once.")]
+Full = Annotated[bool, typer.Option(
+    "--full", help="Read every database, also those unchanged since an apply found them "
+                   "converged (see 'Incremental plans' in docs/plan-and-apply.md).")]
 
 
 class DesignDeployMode(str, enum.Enum):
@@ -500,6 +503,7 @@ def plan(
         "--detailed-exitcode", help="Exit 2 when there are changes.")] = False,
     only: Only = None,
     parallel: Parallel = DEFAULT_PARALLEL,
+    full: Full = False,
     list_databases: Annotated[bool, typer.Option(
         "--list-databases", help="Name every database a change shown once is made in.")
     ] = False,
@@ -531,7 +535,7 @@ def plan(
             desired, result, locks = plan_manifests(
                 client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
                 design_deploy=deploy, environ=environ, parallel=parallel, hooks=_Terminal(),
-                migrations=MigrationOptions(samples, migration_out))
+                migrations=MigrationOptions(samples, migration_out), full=full)
             _tell_locks(locks)
             if out is not None:
                 url, uuid = server_of(client)
@@ -575,6 +579,7 @@ def apply(
         help="A lock not renewed for this long (its apply was killed) may be taken "
              "over.")] = 600.0,
     parallel: Parallel = DEFAULT_PARALLEL,
+    full: Full = False,
     design_deploy: DesignDeploy = None,
     wait_timeout: Annotated[float | None, typer.Option(
         "--wait-timeout", min=0, metavar="SECONDS", show_default=False,
@@ -626,7 +631,7 @@ def apply(
             "design_deploy": None if design_deploy is None else design_deploy.value,
             "variables": _environ(var, var_file, {}), "parallel": parallel,
             "batch_size": batch_size, "lock_timeout": lock_timeout, "lock_ttl": lock_ttl,
-            "wait_timeout": wait_timeout}
+            "wait_timeout": wait_timeout, "full": full}
         with conn.client(parallel) as client:
             if wait_for_server:
                 _wait_for_server(client, wait_for_server)
