@@ -16,7 +16,7 @@ import httpx
 
 from ._retry import log
 
-__all__ = ["Session", "basic_header", "bearer_header", "credentials", "session_cookie"]
+__all__ = ["Renewing", "Session", "basic_header", "bearer_header", "credentials", "session_cookie"]
 
 # A header value must not hold control characters (a CR or LF would start a new header).
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
@@ -24,9 +24,15 @@ _AUTH_SESSION = re.compile(r"(?:^|[;,]\s*)AuthSession=([^;,\s]*)", re.IGNORECASE
 _MAX_AGE = re.compile(r";\s*Max-Age=(\d+)", re.IGNORECASE)
 
 
-def credentials(user: str | None, password: str | None, session: bool,
-                token: str | None) -> tuple[str | None, Session | None]:
-    """The ``Authorization`` header to send, or the Session to log in with."""
+def credentials(user: str | None, password: str | None, session: bool, token: str | None,
+                iam: Renewing | None = None) -> tuple[str | None, Renewing | None]:
+    """The ``Authorization`` header to send, or the Session to log in with, or ``iam``
+    (an IAM token to get)."""
+    if iam is not None:
+        if user is not None or password is not None or token is not None or session:
+            raise ValueError("an IAM API key authenticates alone: give no user, password, "
+                             "token or session=True with it")
+        return None, iam
     if token is not None:
         if user is not None or password is not None:
             raise ValueError("give either a token or a user and password, not both")
@@ -66,84 +72,121 @@ def session_cookie(response: httpx.Response) -> tuple[str, int | None] | None:
     return None
 
 
-class Session:
-    """A cookie session: who logs in, the cookie and how many logins gave it (replaced
-    whole), its expiry, and the answer of a refused login; ``lock`` serialises logins.
+class Renewing:
+    """A credential renewed for all threads at once (a cookie session, an IAM token): the
+    headers it puts on a request and how many renewals gave them (replaced whole), when
+    to renew them (``due``) and when they lapse (``lapses``), both on ``clock`` (seconds,
+    ``time.monotonic``; a test gives a fake one), and the answer of a refused renewal;
+    ``lock`` serialises renewals. A subclass reads a renewal's answer (``_accept``).
     """
 
-    __slots__ = ("cookie", "expires", "lock", "password", "refused", "user")
+    __slots__ = ("clock", "current", "due", "lapses", "lock", "refused")
 
-    def __init__(self, user: str, password: str) -> None:
-        self.user = user
-        self.password = password
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.lock = threading.Lock()
-        self.cookie: tuple[int, dict[str, str]] = (0, {})
-        self.expires: float | None = None  # time.monotonic() when to log in again
-        self.refused: Any = None  # the answer of a refused login, given to every request
+        self.current: tuple[int, dict[str, str]] = (0, {})
+        self.due: float | None = None
+        self.lapses: float | None = None
+        self.refused: Any = None  # the answer of a refused renewal, given to every request
 
     def send(self, exchange: Callable[[Mapping[str, str]], Any],
-             login: Callable[[bool], Any]) -> Any:
-        """``exchange(cookie header)``, logging in (``login(expired)`` sends the POST) first
-        if there is no cookie yet or it is about to expire, and again, once, if the server
-        no longer takes it (401)."""
-        generation, cookie = self.cookie
-        if generation == 0 or self.expiring():
-            refused = self._login(generation, login, expired=False)
+             renew: Callable[[bool], Any]) -> Any:
+        """``exchange(headers)``, renewing them (``renew(expired)`` sends the request)
+        first if there are none yet or they lapsed (every thread waits for the one that
+        renews), or once they are due (one thread renews, the others go on with the
+        headers still valid), and once more if the server no longer takes them (401)."""
+        generation = self.current[0]
+        now = self.clock()
+        lapsed = generation == 0 or (self.lapses is not None and now >= self.lapses)
+        if lapsed or (self.due is not None and now >= self.due):
+            refused = self._renew(generation, renew, expired=False, wait=lapsed)
             if refused is not None:
                 return refused
-            generation, cookie = self.cookie
-        response = exchange(cookie)
-        self._take_cookie(response)
+        generation, headers = self.current
+        response = exchange(headers)
+        self._taken(response)
         if response.status_code != 401:
             return response
-        # The cookie expired (CouchDB then takes the request as anonymous): the request
+        # Expired, or revoked (CouchDB then takes the request as anonymous): the request
         # was refused before anything was done, so sending it again is safe.
-        refused = self._login(generation, login, expired=True)
+        refused = self._renew(generation, renew, expired=True, wait=True)
         if refused is not None:
             return refused
-        response = exchange(self.cookie[1])
-        self._take_cookie(response)
+        response = exchange(self.current[1])
+        self._taken(response)
         return response
 
-    def _login(self, seen: int, login: Callable[[bool], Any], *, expired: bool) -> Any:
-        """Log in unless another thread has since login ``seen``; None on success, else
-        the answer that refused it."""
-        with self.lock:
+    def _renew(self, seen: int, renew: Callable[[bool], Any], *, expired: bool,
+               wait: bool) -> Any:
+        """Renew unless another thread has since renewal ``seen`` (or, without ``wait``,
+        is renewing now); None on success, else the answer that refused it."""
+        if not self.lock.acquire(blocking=wait):
+            return None
+        try:
             if self.refused is not None:
                 return self.refused
-            if self.cookie[0] != seen:
-                return None  # another thread logged in meanwhile
-            response = login(expired)
-            found = session_cookie(response) if response.status_code == 200 else None
-            if found is None:
-                if response.status_code == 200:  # no cookie: cookie auth is off there
-                    response = httpx.Response(401, json={
-                        "error": "unauthorized",
-                        "reason": "the server accepted the login but set no AuthSession "
-                                  "cookie: use Basic authentication (session=False)"})
-                log.info("login as %r refused: %d", self.user, response.status_code)
-                if response.status_code in (400, 401, 403):  # not a passing failure
-                    self.refused = response
-                return response
-            self._use_cookie(*found)
-            return None
+            if self.current[0] != seen:
+                return None  # another thread renewed meanwhile
+            answer = self._accept(renew(expired))
+            if answer is not None and answer.status_code in (400, 401, 403):
+                self.refused = answer  # a wrong password or key: not a passing failure
+            return answer
+        finally:
+            self.lock.release()
 
-    def _take_cookie(self, response: Any) -> None:
+    def _accept(self, response: Any) -> Any:
+        """Take up the headers ``response`` (a renewal's answer) gives (``_use``) and
+        return None, or return the answer to give the request instead."""
+        raise NotImplementedError
+
+    def _taken(self, response: Any) -> None:
+        """Take up what an answer to a request renews (nothing here)."""
+
+    def _use(self, headers: dict[str, str], due: float | None, lapses: float | None) -> None:
+        """Send ``headers`` from now on, renewing them in ``due`` seconds; they lapse in
+        ``lapses`` seconds (None: not known)."""
+        now = self.clock()
+        self.due = None if due is None else now + due
+        self.lapses = None if lapses is None else now + lapses
+        self.current = (self.current[0] + 1, headers)
+
+
+class Session(Renewing):
+    """A cookie session: who logs in, and the ``AuthSession`` cookie it got."""
+
+    __slots__ = ("password", "user")
+
+    def __init__(self, user: str, password: str) -> None:
+        super().__init__()
+        self.user = user
+        self.password = password
+
+    def _accept(self, response: Any) -> Any:
+        found = session_cookie(response) if response.status_code == 200 else None
+        if found is None:
+            if response.status_code == 200:  # no cookie: cookie auth is off there
+                response = httpx.Response(401, json={
+                    "error": "unauthorized",
+                    "reason": "the server accepted the login but set no AuthSession "
+                              "cookie: use Basic authentication (session=False)"})
+            log.info("login as %r refused: %d", self.user, response.status_code)
+            return response
+        self._use_cookie(*found)
+        return None
+
+    def _taken(self, response: Any) -> None:
         """Take up a cookie the server refreshed (CouchDB sends one once a tenth of the
         session's time has passed): here, once for all threads; httpx's jar takes none."""
         found = session_cookie(response)
-        if found is not None and found[0] != self.cookie[1].get("Cookie", "")[12:]:
+        if found is not None and found[0] != self.current[1].get("Cookie", "")[12:]:
             with self.lock:
                 self._use_cookie(*found)
 
     def _use_cookie(self, cookie: str, max_age: int | None) -> None:
         # Renewed a little before it expires.
-        self.expires = None if max_age is None else (
-            time.monotonic() + max_age - min(30.0, max_age * 0.1))
-        self.cookie = (self.cookie[0] + 1, {"Cookie": "AuthSession=" + cookie})
-
-    def expiring(self) -> bool:
-        return self.expires is not None and time.monotonic() >= self.expires
+        self._use({"Cookie": "AuthSession=" + cookie},
+                  None if max_age is None else max_age - min(30.0, max_age * 0.1), max_age)
 
     def __repr__(self) -> str:
         return f"<Session {self.user!r}>"

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jwt_node import jwt_node
 
 from couchsync.client import Client, Database
 
@@ -21,6 +22,12 @@ def client(couch_url: str) -> Iterator[Client]:
     """A Client on the server under test, closed afterwards."""
     with Client(couch_url) as cli:
         yield cli
+
+
+@pytest.fixture
+def jwt_secret(couch_url: str, server_kind: str) -> Iterator[bytes]:
+    """The node under test takes HS256 tokens signed with this secret (jwt_node.py)."""
+    yield from jwt_node(couch_url, server_kind)
 
 
 @pytest.fixture
