@@ -12,7 +12,7 @@ from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from couchsync._parallel import DEFAULT_PARALLEL
 from couchsync.errors import CouchsyncError
@@ -193,7 +193,7 @@ def apply_manifests(
                 plan = plan_server(client, desired, only=plan.databases(), parallel=parallel)
                 if saved is not None:
                     saved.check(plan, desired, client)
-                if plan.to_dict() != shown.to_dict() and not hooks.replanned(plan):
+                if _changes(plan) != _changes(shown) and not hooks.replanned(plan):
                     raise ApplyCancelled("apply cancelled")
             with hooks.progress("Applying") as bar:
                 result = apply_plan(client, plan, desired, batch_size=batch_size,
@@ -224,3 +224,8 @@ def _record_hints(client: Client, converged: Mapping[str, Hint], hooks: ApplyHoo
     except CouchError as exc:
         hooks.notice(f"could not record which databases are converged (the next plan reads "
                      f"them all): {exc.brief}")
+
+
+def _changes(plan: Plan) -> dict[str, Any]:
+    """What ``plan`` changes: its machine format but what it read in full and why."""
+    return {key: value for key, value in plan.to_dict().items() if key != "incremental"}

@@ -84,13 +84,14 @@ NAMED_READ_IN_FULL = 5
 
 def incremental_lines(incremental: Mapping[str, Any] | None) -> list[str]:
     """What an incremental plan did not read, and why it read the others: a blank line
-    and a few lines; none without hints (``Plan.incremental_dict``)."""
-    if incremental is None:
+    and a few lines; none when it read every database (``Plan.incremental_dict``)."""
+    if incremental is None or not incremental["unchanged"]:
         return []
     unchanged, by_reason = incremental["unchanged"], incremental["read_in_full"]
     total = unchanged + sum(len(names) for names in by_reason.values())
+    them = "it" if unchanged == 1 else "them"
     lines = ["", f"Incremental plan: {unchanged:,} of {counted(total, 'database')} not read, "
-                 "unchanged since an apply found them converged (--full reads them)."]
+                 f"unchanged since an apply found {them} converged (--full reads {them})."]
     for reason, names in by_reason.items():
         named = ", ".join(names[:NAMED_READ_IN_FULL])
         more = f" and {len(names) - NAMED_READ_IN_FULL:,} more" if (

@@ -53,6 +53,8 @@ DISCOVERY_PAGE = 1000
 NO_MAPPING = DatabaseNames()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
+#: What the reader and the hints use of a database's info.
+_INFO_READ = ("doc_count", "cluster", "props", "update_seq", "purge_seq")
 #: Called with the databases a plan will read, before any is read.
 BeforeRead = Callable[[Collection[str]], None]
 
@@ -343,11 +345,10 @@ def _with_infos(client: Client, names: Iterable[str], prefetched: dict[str, Pref
                             list(batched(missing, INFO_BATCH)), parallel):
         for row in rows:
             info = row.get("info")
-            # Only what the reader uses: 10,000 databases' full info is megabytes.
+            # Only what the reader uses: 10,000 databases' full info is megabytes. (Keys
+            # the server gave only: PouchDB Server's info has no "cluster".)
             ahead[row["key"]] = Prefetched(None if info is None else {
-                "doc_count": info.get("doc_count", 0), "cluster": info.get("cluster"),
-                "props": info.get("props"), "update_seq": info.get("update_seq"),
-                "purge_seq": info.get("purge_seq")})
+                key: info[key] for key in _INFO_READ if key in info})
     return ahead
 
 

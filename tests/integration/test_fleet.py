@@ -119,7 +119,7 @@ def test_a_pattern_converges_a_fleet_and_finds_new_databases_next_time(
     assert fleet.get(f"/{db_name}/_security") == untouched
     assert fleet.get(f"/{db_name}/_all_docs")["total_rows"] == 0
 
-    again = cli("plan", path, "--detailed-exitcode")
+    again = cli("plan", path, "--detailed-exitcode", "--full")
     assert (again.exit_code, again.stdout) == (0, "No changes. The server matches the manifests.\n")
 
     new = fleet.create(2)
