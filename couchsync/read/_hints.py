@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from couchsync._names import LOCK_DB
-from couchsync.client import Client, CouchError, NotFound, PreconditionFailed
+from couchsync.client import Client, CouchError, Database, NotFound, PreconditionFailed
 from couchsync.plan import HINT_PREFIX, Hint, hint_bodies, parse_hints
 
 #: Rounds of re-reading and merging when another run wrote the same hint documents.
@@ -45,6 +45,8 @@ def record_hints(client: Client, hints: Mapping[str, Hint | None]) -> None:
     older sequence and so costs one full read, never a wrong skip."""
     db = client.database(LOCK_DB)
     docs = read_hints(client).docs
+    # On every copy: the next plan reads them from whichever copy answers first.
+    w = _copies(db)
     for _ in range(WRITE_ROUNDS):
         bodies = hint_bodies(hints, docs)
         if not bodies:
@@ -53,11 +55,12 @@ def record_hints(client: Client, hints: Mapping[str, Hint | None]) -> None:
                                            if doc_id in docs else {})}
                 for doc_id, body in bodies.items()]
         try:
-            answers = db.bulk_docs(sent)
+            answers = db.bulk_docs(sent, w=w)
         except NotFound:
             with contextlib.suppress(PreconditionFailed):  # created by a racing run
                 client.create(LOCK_DB)
-            answers = db.bulk_docs(sent)
+            w = _copies(db)
+            answers = db.bulk_docs(sent, w=w)
         written = answers.revs()
         docs = {**docs, **{doc["_id"]: {**doc, "_rev": written[doc["_id"]]}
                            for doc in sent if doc["_id"] in written}}
@@ -73,3 +76,12 @@ def record_hints(client: Client, hints: Mapping[str, Hint | None]) -> None:
             return
         rows = db.all_docs(keys=stale, include_docs=True)
         docs.update({row["key"]: row["doc"] for row in rows if row.get("doc")})
+
+
+def _copies(db: Database) -> int | None:
+    """The lock database's ``n`` (None: it does not exist yet, or one copy)."""
+    try:
+        n = (db.info().get("cluster") or {}).get("n")
+    except NotFound:
+        return None
+    return n if isinstance(n, int) and n > 1 else None

@@ -284,8 +284,11 @@ def _fingerprints(desired: DesiredState, names: Iterable[str]) -> dict[str, str 
 def _note_converged(plan: Plan, read_at: Mapping[str, Mapping[str, Any]],
                     prints: Mapping[str, str | None], hints: Mapping[str, Hint]) -> None:
     """``plan.converged``: the hint of each database of ``read_at`` (found matching the
-    manifests; its info as asked before its read)."""
+    manifests; its info as asked before its read). Only on CouchDB (its info tells the
+    ``cluster``): PouchDB Server moves no sequence when ``_security`` is written."""
     for name, info in read_at.items():
+        if "cluster" not in info:
+            continue
         printed = prints[name]
         assert printed is not None  # read_at holds only databases with a fingerprint
         plan.converged[name] = converged(hints.get(name), printed, info,

@@ -1,0 +1,340 @@
+"""Incremental plans on the real server: a database an apply found converged is skipped
+while its sequences stay where they were, and every change by anyone else is read in
+full and planned (docs/plan-and-apply.md, "Incremental plans").
+
+On a cluster a copy's sequence is trusted only after a second read saw it (``plan/
+_hints.py``), and which copy answers varies: there the tests assert that no database
+anyone changed is ever skipped, and how many unchanged ones are skipped is what the
+single node and PouchDB Server pin down (tests/unit/plan/test_hints.py pins the
+cluster's rule on real sequences).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from couchsync._names import LOCK_DB
+from couchsync.cli import app
+from couchsync.client import Client
+from couchsync.operation import ApplyHooks, Progress, apply_manifests, plan_manifests
+from couchsync.plan import Hint, Plan
+from couchsync.plan._hints import EDITED, GONE, HINT_DOCS, MOVED, NEW
+from couchsync.read import read_hints, record_hints
+
+TEMPLATE: dict[str, Any] = {
+    "security": {"admins": {"names": [], "roles": []},
+                 "members": {"names": [], "roles": ["tenant"]}},
+    "design_docs": {"app": {"views": {"by_type": {
+        "map": "function (doc) { emit(doc.type, 1); }"}}}},
+    "indexes": {"by-type": {"fields": ["type"]}},
+    "documents": [{"_id": "settings", "type": "settings", "theme": "dark"}],
+}
+
+
+class Setup:
+    """A fleet ``<prefix>NN`` a pattern matches and one named database, on the server
+    under test, deleted afterwards; ``plan``/``apply`` through the library."""
+
+    def __init__(self, url: str, tmp_path: Path) -> None:
+        self.url, self.tmp_path = url, tmp_path
+        self.prefix = f"cstest_inc_{uuid.uuid4().hex[:8]}-"
+        self.named = self.prefix.rstrip("-") + "_catalog"
+        self.names: list[str] = []
+        self.http = httpx.Client(base_url=url, timeout=60)
+        self.client = Client(url)
+        self.template = TEMPLATE
+        cluster = self.http.get("/_users").json().get("cluster")
+        n = (cluster or {}).get("n")
+        self.w = {"w": str(n)} if n else {}  # a test's write reaches every copy read
+        self.cluster = (n or 1) > 1
+        self.couchdb = cluster is not None  # PouchDB Server: never skipped
+
+    def create(self, count: int) -> list[str]:
+        made = [f"{self.prefix}{len(self.names) + i:02d}" for i in range(count)]
+        for name in made:
+            self.http.put(f"/{name}").raise_for_status()
+        self.names += made
+        return made
+
+    def manifest(self) -> str:
+        path = self.tmp_path / "m.yaml"
+        path.write_text(yaml.safe_dump({"version": 1, "databases": {
+            self.prefix + "*": self.template,
+            self.named: {"documents": [{"_id": "a", "v": 1}, {"_id": "b", "v": 2}]}}}))
+        return str(path)
+
+    def plan(self, full: bool = False) -> Plan:
+        return plan_manifests(self.client, [self.manifest()], full=full)[1]
+
+    def apply(self) -> Plan:
+        return apply_manifests(self.client, [self.manifest()]).plan
+
+    def settle(self, rounds: int = 12) -> Plan:
+        """Apply until the plan skips every database (once off a cluster); the last plan."""
+        self.apply()
+        for _ in range(rounds):
+            plan = self.plan()
+            if plan.unchanged is not None and not plan.read_in_full:
+                return plan
+            assert plan.is_empty, plan.steps
+            if not self.cluster:
+                break
+            self.apply()  # a cluster's copies: each trusted once read twice
+        return plan
+
+    def put(self, path: str, body: dict[str, Any]) -> None:
+        current = self.http.get(path)
+        rev = {"_rev": current.json()["_rev"]} if current.status_code == 200 else {}
+        self.http.put(path, json={**body, **rev}, params=self.w).raise_for_status()
+
+    def everything(self) -> set[str]:
+        return {*self.names, self.named}
+
+    def close(self) -> None:
+        for name in [*self.names, self.named]:
+            self.http.delete(f"/{name}")
+        self.http.close()
+        self.client.close()
+
+
+@pytest.fixture
+def setup(couch_url: str, tmp_path: Path) -> Iterator[Setup]:
+    made = Setup(couch_url, tmp_path)
+    yield made
+    made.close()
+
+
+def skipped_at_most(plan: Plan, setup: Setup, unchanged: set[str]) -> None:
+    """No database outside ``unchanged`` was skipped; on a single node, all of them were;
+    on PouchDB Server none (no hint is ever recorded there)."""
+    if not setup.couchdb:
+        assert plan.unchanged is None
+        return
+    assert plan.unchanged is not None
+    assert set(plan.unchanged) <= unchanged
+    if not setup.cluster:
+        assert set(plan.unchanged) == unchanged
+
+
+def test_each_change_by_someone_else_is_read_in_full_and_the_rest_skipped(
+        setup: Setup) -> None:
+    docs, design, security, deleted, untouched = setup.create(5)
+    settled = setup.settle()
+    skipped_at_most(settled, setup, setup.everything())
+
+    setup.put(f"/{docs}/settings", {"type": "settings", "theme": "light"})
+    setup.put(f"/{design}/_design/app", {"views": {}})
+    setup.http.put(f"/{security}/_security", json={"members": {"roles": ["x"]}}
+                   ).raise_for_status()
+    rev = setup.http.get(f"/{deleted}/settings").json()["_rev"]
+    setup.http.delete(f"/{deleted}/settings", params={"rev": rev, **setup.w}
+                      ).raise_for_status()
+    (new,) = setup.create(1)
+    setup.http.delete(f"/{setup.named}").raise_for_status()
+
+    plan = setup.plan()
+
+    changed = {docs, design, security, deleted}
+    assert {(step.database, step.address.rpartition("/")[2]) for step in plan.steps} == {
+        (docs, "doc:settings"), (design, "design:app"), (security, "security"),
+        (deleted, "doc:settings"),
+        (new, "security"), (new, "design:app"), (new, "index:by-type"), (new, "doc:settings"),
+        (setup.named, f"db:{setup.named}"), (setup.named, "doc:a"), (setup.named, "doc:b")}
+    reasons = plan.read_in_full
+    if setup.couchdb:
+        assert all(reasons[name] == MOVED for name in changed if not setup.cluster)
+        assert reasons[new] == NEW and reasons[setup.named] == GONE
+    skipped_at_most(plan, setup, {untouched})
+    assert plan.to_dict()["steps"] == setup.plan(full=True).to_dict()["steps"]
+
+
+def test_the_incremental_plan_equals_the_full_plan_whatever_others_write(
+        setup: Setup) -> None:
+    """A property over random writes by others: the plan that skips is the full plan."""
+    setup.create(4)
+    setup.settle()
+    chance = random.Random(23)
+    edits: list[Callable[[str], None]] = [
+        lambda db: setup.put(f"/{db}/settings", {"type": "settings",
+                                                 "theme": chance.choice(["dark", "light"])}),
+        lambda db: setup.put(f"/{db}/other-{chance.randrange(3)}", {"type": "app"}),
+        lambda db: setup.http.put(f"/{db}/_security", json=chance.choice(
+            [TEMPLATE["security"], {"members": {"roles": ["y"]}}])).raise_for_status(),
+        lambda db: setup.put(f"/{db}/_design/app", chance.choice(
+            [TEMPLATE["design_docs"]["app"], {"views": {}}])),
+    ]
+    for _ in range(4):
+        for db in chance.sample(setup.names, 2):
+            chance.choice(edits)(db)
+        incremental, full = setup.plan(), setup.plan(full=True)
+        assert incremental.to_dict()["steps"] == full.to_dict()["steps"]
+        assert full.unchanged is None and not full.read_in_full
+        if chance.random() < 0.5:
+            setup.apply()
+
+
+@pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "
+                          "couchsync records no hint there, and skips nothing")
+def test_a_template_change_reads_every_database_again(setup: Setup) -> None:
+    setup.create(3)
+    setup.settle()
+    setup.template = {**TEMPLATE, "documents": [{"_id": "settings", "type": "settings",
+                                                 "theme": "blue"}]}
+
+    plan = setup.plan()
+
+    skipped_at_most(plan, setup, {setup.named})  # its own spec did not change
+    assert {name for name, why in plan.read_in_full.items() if why == EDITED} == set(setup.names)
+    assert {step.database for step in plan.steps} == set(setup.names)
+    setup.apply()
+    skipped_at_most(setup.settle(), setup, setup.everything())
+
+
+@pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "
+                          "couchsync records no hint there, and skips nothing")
+def test_a_lost_hint_costs_a_full_read_and_nothing_else(setup: Setup) -> None:
+    setup.create(2)
+    setup.settle()
+    db = setup.client.database(LOCK_DB)
+    mine = {f"hints:{zlib.crc32(name.encode()) % HINT_DOCS}" for name in setup.everything()}
+    for row in db.all_docs(keys=sorted(mine)):
+        if "value" in row:
+            db.delete(row["id"], rev=row["value"]["rev"])
+
+    plan = setup.plan()
+
+    assert plan.is_empty and not plan.errors
+    assert {name for name, why in plan.read_in_full.items() if why == NEW} == (
+        setup.everything())
+
+
+class WritesAtTheEnd(ApplyHooks):
+    """An application writing a seed document the moment apply's last step is done."""
+
+    def __init__(self, write: Callable[[], None]) -> None:
+        self.write = write
+
+    def progress(self, verb: str) -> AbstractContextManager[Progress]:
+        hooks = self
+
+        class Last(Progress):
+            def steps(self, done: int, total: int) -> None:
+                if verb == "Applying" and done == total:
+                    hooks.write()
+
+            def databases(self, done: int, total: int, failed: int) -> None:
+                if verb == "Applying" and done == total:
+                    hooks.write()
+
+        return contextlib.nullcontext(Last())
+
+
+def test_an_application_write_racing_the_end_of_an_apply_is_planned_next_time(
+        setup: Setup) -> None:
+    (db,) = setup.create(1)
+    written = threading.Event()
+
+    def app_write() -> None:
+        if not written.is_set():
+            written.set()
+            setup.put(f"/{db}/settings", {"type": "settings", "theme": "app's"})
+
+    apply_manifests(setup.client, [setup.manifest()], hooks=WritesAtTheEnd(app_write))
+    assert written.is_set()
+
+    plan = setup.plan()
+
+    assert [step.address for step in plan.steps] == [f"db:{db}/doc:settings"]
+    assert plan.steps[0].before == {"type": "settings", "theme": "app's"}
+
+
+def test_full_reads_every_database(setup: Setup) -> None:
+    setup.create(2)
+    setup.settle()
+
+    plan = setup.plan(full=True)
+
+    assert plan.is_empty and plan.unchanged is None and plan.read_in_full == {}
+
+
+def test_runs_recording_hints_at_once_keep_each_other_s(couch_url: str) -> None:
+    """Two runs (``--shard`` runners) write hints into the same documents: each merges."""
+    names = [f"cstest_h_{uuid.uuid4().hex[:8]}_{i}" for i in range(400)]
+    by_doc: dict[int, list[str]] = {}
+    for name in names:
+        by_doc.setdefault(zlib.crc32(name.encode()) % HINT_DOCS, []).append(name)
+    shared = [group for group in by_doc.values() if len(group) >= 2][:20]
+    first = {group[0]: Hint("f1", frozenset({"a"})) for group in shared}
+    second = {group[1]: Hint("f2", frozenset({"b"})) for group in shared}
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def record(hints: dict[str, Hint]) -> None:
+        try:
+            with Client(couch_url) as client:
+                start.wait()
+                record_hints(client, hints)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(hints,)) for hints in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    with Client(couch_url) as client:
+        stored = read_hints(client).hints
+        assert {name: stored.get(name) for name in {**first, **second}} == {**first, **second}
+        record_hints(client, dict.fromkeys({**first, **second}))  # None: forgotten
+        assert not {**first, **second}.keys() & read_hints(client).hints.keys()
+
+
+@pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "
+                          "couchsync records no hint there, and skips nothing")
+def test_the_text_plan_says_what_it_did_not_read_and_why(
+        setup: Setup, couch_url: str) -> None:
+    setup.create(3)
+    setup.settle()
+    changed = setup.names[0]
+    setup.put(f"/{changed}/settings", {"type": "settings", "theme": "light"})
+
+    result = CliRunner().invoke(app, ["plan", setup.manifest()],
+                                env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
+
+    assert result.exit_code == 0, result.output
+    assert f"~ db:{changed}/doc:settings" in result.stdout
+    if not setup.cluster:
+        assert result.stdout.endswith(
+            "\nIncremental plan: 3 of 4 databases not read, unchanged since an apply found "
+            "them converged (--full reads them).\n"
+            f"  read in full, {MOVED}: {changed}\n")
+
+
+@pytest.mark.couchdb_only("what CouchDB's sequences do is the point")
+def test_a_record_written_by_someone_else_does_not_move_the_sequence_but_a_document_does(
+        setup: Setup) -> None:
+    """What the design relies on, checked on the real server: ``_local`` writes do not
+    move ``update_seq``, ``_security`` writes do."""
+    if setup.cluster:
+        pytest.skip("a cluster answers each ask from any copy: two asks may name two copies")
+    (db,) = setup.create(1)
+    before = setup.http.get(f"/{db}").json()["update_seq"]
+    setup.http.put(f"/{db}/_local/x", json={"a": 1}).raise_for_status()
+    assert setup.http.get(f"/{db}").json()["update_seq"] == before
+    setup.http.put(f"/{db}/_security", json={"members": {"roles": ["z"]}}).raise_for_status()
+    assert setup.http.get(f"/{db}").json()["update_seq"] != before
