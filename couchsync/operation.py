@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from couchsync.apply import ApplyResult
     from couchsync.client import Client
     from couchsync.lock import LockReader, LockSet
-    from couchsync.manifest import DesiredState
+    from couchsync.manifest import DesiredState, Shard
     from couchsync.plan import Hint, Plan
     from couchsync.read import MigrationOptions
     from couchsync.saved_plan import SavedPlan
@@ -96,15 +96,16 @@ def plan_manifests(
     design_deploy: DesignDeploy | None = None, environ: Mapping[str, str] | None = None,
     parallel: int = DEFAULT_PARALLEL, lock_wait: float | None = None,
     hooks: ApplyHooks | None = None, migrations: MigrationOptions | None = None,
-    full: bool = False,
+    full: bool = False, shard: Shard | None = None,
 ) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan as ``couchsync plan`` does. The apply locks are read before the
     databases (``couchsync.lock``); with ``lock_wait`` a held one is waited for up to that
     many seconds, then ``LockHeld``. ``migrations``: what the plan shows of each data
     migration (samples, files of would-be documents). ``full``: read every database, even
-    those a hint proves unchanged since an apply found them converged."""
+    those a hint proves unchanged since an apply found them converged. ``shard``: only
+    the databases of that shard (``--shard K/N``)."""
     from couchsync.lock import LockReader
-    from couchsync.manifest import DatabaseNames
+    from couchsync.manifest import DatabaseNames, Shard
     from couchsync.plan import PlanError, public_warnings
     from couchsync.read import PREVIEW, load_and_plan
 
@@ -119,7 +120,7 @@ def plan_manifests(
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
             design_deploy=design_deploy, migrations=migrations or PREVIEW,
-            incremental=not full)
+            incremental=not full, shard=shard or Shard())
     for line in public_warnings(desired, plan):
         hooks.warning(line)
     return desired, plan, locks
@@ -134,7 +135,7 @@ def apply_manifests(
     parallel: int = DEFAULT_PARALLEL, batch_size: int = 1000,
     lock_timeout: float = 0.0, lock_ttl: float | None = None,
     wait_timeout: float | None = None, hooks: ApplyHooks | None = None,
-    full: bool = False,
+    full: bool = False, shard: Shard | None = None,
 ) -> ApplyOutcome:
     """Make the server match the manifests at ``paths``, holding the apply lock of every
     database the plan changes while it writes.
@@ -149,7 +150,8 @@ def apply_manifests(
 
     Databases found converged, by the plan or by a read after the apply, are recorded
     (``couchsync.read.record_hints``), so that the next plan skips them while they stay
-    unchanged; ``full``: the plan reads every database all the same.
+    unchanged; ``full``: the plan reads every database all the same. ``shard``: only the
+    databases of that shard, so that N runners converge a fleet together.
     """
     from couchsync._names import CONFIG
     from couchsync.apply import ApplyInterrupted, apply_plan
@@ -173,7 +175,7 @@ def apply_manifests(
         client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
         design_deploy=design_deploy, environ=environ, parallel=parallel,
         lock_wait=lock_timeout, hooks=hooks, migrations=MigrationOptions.for_apply(),
-        full=full)
+        full=full, shard=shard)
     if saved is not None:
         saved.check(plan, desired, client)
     if plan.is_empty and not plan.record_updates():

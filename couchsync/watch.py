@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from watchfiles.main import FileChange
 
     from couchsync.client import Client
-    from couchsync.manifest import DesiredState
+    from couchsync.manifest import DesiredState, Shard
 
 __all__ = ["WatchError", "WatchHooks", "Watched", "on_loopback", "watch_manifests"]
 
@@ -157,7 +157,7 @@ def watch_manifests(
     parallel: int = DEFAULT_PARALLEL, batch_size: int = 1000,
     lock_timeout: float = 0.0, lock_ttl: float | None = None,
     wait_timeout: float | None = None, hooks: WatchHooks | None = None,
-    stop: threading.Event | None = None, full: bool = False,
+    stop: threading.Event | None = None, full: bool = False, shard: Shard | None = None,
 ) -> None:
     """Apply the manifests at ``paths`` (``apply_manifests``, the same options), then again
     after each saved change to them or to a file they read, until ``stop`` is set (or
@@ -190,7 +190,8 @@ def watch_manifests(
                     client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
                     design_deploy=design_deploy, variables=variables, environ=environ,
                     parallel=parallel, batch_size=batch_size, lock_timeout=lock_timeout,
-                    lock_ttl=lock_ttl, wait_timeout=wait_timeout, hooks=hooks, full=full)
+                    lock_ttl=lock_ttl, wait_timeout=wait_timeout, hooks=hooks, full=full,
+                    shard=shard)
             except (CouchsyncError, CouchError) as exc:
                 hooks.failed(exc)
             else:

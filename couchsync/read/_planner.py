@@ -14,6 +14,7 @@ from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
 from couchsync.client import Client, CouchError, NotFound, TransportError, Unauthorized
 from couchsync.manifest import (
     DatabaseNames,
+    Shard,
     expand_patterns,
     literal_prefix,
     load_manifests,
@@ -51,6 +52,8 @@ from couchsync.read._migrations import PREVIEW, MigrationOptions
 DISCOVERY_PAGE = 1000
 #: The identity: every database under its declared name.
 NO_MAPPING = DatabaseNames()
+#: Every database: no ``--shard``.
+ALL = Shard()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
 #: What the reader and the hints use of a database's info.
@@ -100,14 +103,16 @@ def load_and_plan(
     design_deploy: Literal["in_place", "staged"] | None = None,
     environ: Mapping[str, str] | None = None, names: DatabaseNames = NO_MAPPING,
     migrations: MigrationOptions = PREVIEW, incremental: bool = True,
+    shard: Shard = ALL,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
     database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
-    ``load_and_read``; ``incremental`` as for ``plan_server``."""
+    ``load_and_read``; ``incremental`` as for ``plan_server``; ``shard``: only its
+    databases (``--shard K/N``)."""
     hints: list[StoredHints] = []
     desired, ahead, only = _load(client, paths, only, before_read, environ, names,
-                                 hints if incremental else None)
+                                 hints if incremental else None, shard)
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
@@ -120,6 +125,7 @@ def load_and_plan(
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
           before_read: BeforeRead | None, environ: Mapping[str, str] | None,
           names: DatabaseNames, hints: list[StoredHints] | None = None,
+          shard: Shard = ALL,
           ) -> tuple[DesiredState, dict[str, Prefetched], Sequence[str] | None]:
     """``load_manifests`` and ``expand_patterns``, asking the server meanwhile; ``only``
     in real names. ``hints``: the hints are read meanwhile too, into this list, and
@@ -130,8 +136,8 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
 
     def declared(state: DesiredState) -> None:
         # With ``only``, resolving the selectors needs the documents: nothing early.
-        state = names.apply(state)
-        matched.extend(discover(client, state))
+        state = shard.apply(names.apply(state))
+        matched.extend(filter(shard.keeps, discover(client, state)))
         if before_read is not None:
             configured = [CONFIG] if state.config or state.prune_config else []
             before_read([*configured, *state.databases, *matched])
@@ -140,10 +146,10 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
         ahead.update(prefetch(client, state, hints[0].hints if hints else None))
 
     try:
-        desired = names.apply(load_manifests(paths, environ=environ,
-                                             on_declared=None if only else declared))
+        desired = shard.apply(names.apply(load_manifests(
+            paths, environ=environ, on_declared=None if only else declared)))
         if only:
-            matched.extend(discover(client, desired))
+            matched.extend(filter(shard.keeps, discover(client, desired)))
         desired = expand_patterns(desired, matched)
         if only and before_read is not None:
             before_read(resolve_only(desired, only).keys())
