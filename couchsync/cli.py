@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from couchsync.apply import ApplyError, ApplyInterrupted
     from couchsync.client import Client
     from couchsync.lock import LockReader, LockSet
+    from couchsync.manifest import Shard
     from couchsync.operation import ApplyOutcome
     from couchsync.plan import Plan
 
@@ -158,6 +159,10 @@ DbSuffix = Annotated[str, typer.Option(
     help="Put TEXT after every database name the manifests declare.")]
 Parallel = Annotated[int, typer.Option("--parallel", min=1, max=64, metavar="N",
                                        help="Databases read and written at once.")]
+ShardOption = Annotated[str | None, typer.Option(
+    "--shard", metavar="K/N", show_default=False,
+    help="Only the databases in shard K of N (a stable hash of each name): N runners "
+         "converge a fleet together, each with its own locks.")]
 Full = Annotated[bool, typer.Option(
     "--full", help="Read every database, also those unchanged since an apply found them "
                    "converged (see 'Incremental plans' in docs/plan-and-apply.md).")]
@@ -212,6 +217,15 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
     if fmt not in allowed:
         _fail(f"unknown --format {fmt!r}: use {', '.join(allowed[:-1])} or {allowed[-1]}")
     return fmt
+
+
+def _shard(text: str | None) -> Shard | None:
+    from couchsync.manifest import Shard
+
+    try:
+        return None if text is None else Shard.parse(text)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def _color(stream: TextIO) -> bool:
@@ -504,6 +518,7 @@ def plan(
     only: Only = None,
     parallel: Parallel = DEFAULT_PARALLEL,
     full: Full = False,
+    shard: ShardOption = None,
     list_databases: Annotated[bool, typer.Option(
         "--list-databases", help="Name every database a change shown once is made in.")
     ] = False,
@@ -535,7 +550,8 @@ def plan(
             desired, result, locks = plan_manifests(
                 client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
                 design_deploy=deploy, environ=environ, parallel=parallel, hooks=_Terminal(),
-                migrations=MigrationOptions(samples, migration_out), full=full)
+                migrations=MigrationOptions(samples, migration_out), full=full,
+                shard=_shard(shard))
             _tell_locks(locks)
             if out is not None:
                 url, uuid = server_of(client)
@@ -580,6 +596,7 @@ def apply(
              "over.")] = 600.0,
     parallel: Parallel = DEFAULT_PARALLEL,
     full: Full = False,
+    shard: ShardOption = None,
     design_deploy: DesignDeploy = None,
     wait_timeout: Annotated[float | None, typer.Option(
         "--wait-timeout", min=0, metavar="SECONDS", show_default=False,
@@ -631,7 +648,7 @@ def apply(
             "design_deploy": None if design_deploy is None else design_deploy.value,
             "variables": _environ(var, var_file, {}), "parallel": parallel,
             "batch_size": batch_size, "lock_timeout": lock_timeout, "lock_ttl": lock_ttl,
-            "wait_timeout": wait_timeout, "full": full}
+            "wait_timeout": wait_timeout, "full": full, "shard": _shard(shard)}
         with conn.client(parallel) as client:
             if wait_for_server:
                 _wait_for_server(client, wait_for_server)
