@@ -121,7 +121,7 @@ def plan_manifests(
             on_database=bar.databases, environ=environ, names=names,
             design_deploy=design_deploy, migrations=migrations or PREVIEW,
             incremental=not full, shard=shard or Shard())
-    for line in public_warnings(desired, plan):
+    for line in [*plan.warnings, *public_warnings(desired, plan)]:
         hooks.warning(line)
     return desired, plan, locks
 

@@ -185,6 +185,8 @@ class Plan:
     #: The hints a run may record: databases read in full and found converged, their
     #: sequences the same before and after the read. Not part of the machine format.
     converged: dict[str, Hint] = field(default_factory=dict)
+    #: What the server's settings cost this plan (``apply``/``plan`` show them before it).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:

@@ -17,6 +17,7 @@ from couchsync.plan import Action, Step, StepKind, batched_within
 COUCHDB_MAX_DOCUMENT = 8_000_000
 COUCHDB_MAX_REQUEST = 4_294_967_296
 COUCHDB_MAX_ATTACHMENT = 1_073_741_824  # default.ini: "1 gibibyte"
+COUCHDB_MAX_DBS_OPEN = 500  # default.ini
 #: Attachments up to this size go inline (base64) in ``_bulk_docs`` (``inline_names``);
 #: larger ones are streamed from their file by a PUT of their own after the document.
 INLINE_ATTACHMENT = 1 << 20
@@ -43,6 +44,8 @@ class ServerLimits:
     document_setting: str = "[couchdb] max_document_size"
     request_setting: str = "[chttpd] max_http_request_size"
     attachment: int | None = None  # ``[couchdb] max_attachment_size`` (None: no limit)
+    #: ``[couchdb] max_dbs_open``: databases CouchDB keeps open (None: not known).
+    open_databases: int | None = None
 
 
 def read_limits(client: Client) -> ServerLimits:
@@ -64,7 +67,9 @@ def read_limits(client: Client) -> ServerLimits:
         _integer(config.get("couchdb", {}).get("max_document_size"), COUCHDB_MAX_DOCUMENT),
         _integer(config.get("chttpd", {}).get("max_http_request_size"), COUCHDB_MAX_REQUEST),
         attachment=None if str(attachment).strip() == "infinity"
-        else _integer(attachment, COUCHDB_MAX_ATTACHMENT))
+        else _integer(attachment, COUCHDB_MAX_ATTACHMENT),
+        open_databases=_integer(config["couchdb"].get("max_dbs_open"), COUCHDB_MAX_DBS_OPEN)
+        if "couchdb" in config else None)
 
 
 def _integer(text: str | None, default: int) -> int:
@@ -315,3 +320,23 @@ def _float_size(number: float) -> int:
                 return size
         return 3
     return 5 if number >= 1e100 else 4 if number >= 1e10 else 3
+
+
+#: Plans of fewer databases than this do not ask how many the server keeps open.
+FLEET = 100
+
+
+def fleet_warning(databases: int, limits: LimitsReader) -> str | None:
+    """A warning when a plan covers more databases than CouchDB keeps open, and what that
+    costs; None below ``FLEET`` or when the setting cannot be read (not an admin)."""
+    if databases < FLEET:
+        return None
+    limit = limits().open_databases
+    if limit is None or databases <= limit:
+        return None
+    return (f"{databases:,} databases to plan, more than the server keeps open ([couchdb] "
+            f"max_dbs_open = {limit:,}): each one read opens its shard files again and closes "
+            "another database's, the application's too, so a full plan costs more per "
+            "database and slows the application meanwhile; an incremental plan reads only "
+            f"the databases that changed, and max_dbs_open above {databases:,} (memory and "
+            "file handles allowing) keeps them all open")

@@ -44,7 +44,7 @@ from couchsync.plan import (
 )
 from couchsync.read._config import read_config
 from couchsync.read._hints import StoredHints, read_hints
-from couchsync.read._limits import LimitsReader, too_large
+from couchsync.read._limits import LimitsReader, fleet_warning, too_large
 from couchsync.read._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.read._migrations import PREVIEW, MigrationOptions
 
@@ -221,6 +221,8 @@ def plan_server(
                 plan.read_in_full[name] = reason
     values: dict[bytes, Any] | None = {} if len(scopes) > 1 else None
     limits = LimitsReader(client)
+    if (warning := fleet_warning(len(scopes) + len(plan.unchanged or ()), limits)) is not None:
+        plan.warnings.append(warning)
 
     def plan_one(name: str) -> DatabasePlan | str:
         scope: Scope = scopes[name]

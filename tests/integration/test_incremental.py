@@ -338,3 +338,29 @@ def test_a_record_written_by_someone_else_does_not_move_the_sequence_but_a_docum
     assert setup.http.get(f"/{db}").json()["update_seq"] == before
     setup.http.put(f"/{db}/_security", json={"members": {"roles": ["z"]}}).raise_for_status()
     assert setup.http.get(f"/{db}").json()["update_seq"] != before
+
+
+@pytest.mark.couchdb_only("PouchDB Server has no max_dbs_open")
+def test_a_fleet_larger_than_the_databases_the_server_keeps_open_is_warned_of(
+        setup: Setup, couch_url: str) -> None:
+    from couchsync.read._limits import FLEET
+
+    setup.create(FLEET)
+    path = "/_node/_local/_config/couchdb/max_dbs_open"
+    before = setup.http.get(path)
+    setup.http.put(path, json=str(FLEET - 10)).raise_for_status()
+    try:
+        result = CliRunner().invoke(app, ["plan", setup.manifest()],
+                                    env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
+    finally:
+        if before.status_code == 200:
+            setup.http.put(path, json=before.json()).raise_for_status()
+        else:
+            setup.http.delete(path).raise_for_status()
+
+    assert result.exit_code == 0, result.output
+    assert (f"{FLEET + 1:,} databases to plan, more than the server keeps open ([couchdb] "
+            f"max_dbs_open = {FLEET - 10:,})") in result.stderr
+    quiet = CliRunner().invoke(app, ["plan", setup.manifest()],
+                               env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
+    assert "max_dbs_open" not in quiet.stderr
