@@ -132,15 +132,21 @@ class _CountingTransport(httpx.BaseTransport):
         return response
 
 
-def count_plan_reads(url: str, manifest: Path) -> dict[str, int]:
+def count_plan_reads(url: str, manifest: Path, *, full: bool = True) -> dict[str, int]:
+    """What a plan reads: with ``full``, the live state of every database; else as
+    ``couchsync plan`` does (incremental: databases a hint proves unchanged unread)."""
     from couchsync import Client, load_manifests, plan_changes, read_live_state
     from couchsync.client import HttpxConnection
+    from couchsync.operation import plan_manifests
 
     transport = _CountingTransport()
-    desired = load_manifests([manifest])
     with Client(url, connection_engine=lambda base, **kw: HttpxConnection(
             base, transport=transport, **kw)) as client:
-        plan_changes(desired, read_live_state(client, desired))
+        if full:
+            desired = load_manifests([manifest])
+            plan_changes(desired, read_live_state(client, desired))
+        else:
+            plan_manifests(client, [manifest])
     return {"requests": transport.requests, "bytes": transport.bytes, "bodies": transport.bodies}
 
 

@@ -13,7 +13,8 @@ A B A B ... in one run, as ``bench/run.py`` does; whole processes, peak RSS from
 
 Scenarios (issue targets):
 
-noop   ``couchsync plan`` over ``--dbs`` converged databases ≤ 0.6× ``fleet_raw.py read``.
+noop   ``couchsync plan --full`` over ``--dbs`` converged databases ≤ 0.6×
+       ``fleet_raw.py read``.
 apply  first ``couchsync apply`` to ``--dbs`` empty databases ≤ 0.6× ``fleet_raw.py apply``;
        every run gets a fresh set (prefix ``fleet-a<k>-``, its own manifest), created
        before and dropped after, both untimed.
@@ -21,6 +22,9 @@ scale  the no-op at each of ``--sizes`` (default: dbs, 3×dbs, memory-dbs): time
        database should stay flat; peak RSS at ``--memory-dbs`` ≤ 150 MB. The no-op fleet
        grows in place (``fleet-noop-00000`` ...), so each size reuses the last one's
        databases.
+incremental  ``couchsync plan`` of the ``--memory-dbs`` fleet after ``--changed`` of its
+       databases were written ≤ 0.05× ``couchsync plan --full`` (issue 23); it must read
+       exactly those in full.
 
 Set-up (creating and converging databases) runs concurrently, ``--setup-workers``
 requests at a time, and is never timed. Until couchsync has fleets (no
@@ -56,7 +60,7 @@ from run import COUCHSYNC, OUT, PY, ROOT, bench_server, server_name
 FLEET_OUT = OUT / "fleet"
 NOOP_PREFIX = "fleet-noop-"
 PORT = 7984  # the benchmarks' port: other servers on this machine belong to test suites
-SCENARIOS = ("noop", "apply", "scale")
+SCENARIOS = ("noop", "apply", "scale", "incremental")
 TARGET_RATIO = "≤ 0.6×"
 TARGET_RSS_MB = 150
 # A database holding the template: five documents, the design document, the index's.
@@ -311,9 +315,9 @@ class FleetBench:
 
     def noop_at(self, size: int, pairs: int, scenario: str) -> Result:
         manifest = self.grow_noop_fleet(size)
-        result = Result(scenario, f"couchsync plan --parallel {self.parallel}",
+        result = Result(scenario, f"couchsync plan --full --parallel {self.parallel}",
                         "raw sequential read (_security, _index, _all_docs)", size)
-        a = (lambda: self.couchsync("plan", manifest)) if self.fleets else None
+        a = (lambda: self.couchsync("plan", manifest, "--full")) if self.fleets else None
         for _ in range(pairs):
             self.pair(result, a, lambda: self.raw("read", NOOP_PREFIX), self.server.settle)
         return result
@@ -330,6 +334,44 @@ class FleetBench:
             if size == memory_dbs:
                 row.target = f"peak RSS ≤ {TARGET_RSS_MB} MB; time per database flat"
             self.results.append(row)
+
+    def incremental(self, size: int, changed: int) -> None:
+        """Issue 23: the plan after ``changed`` databases of a converged ``size`` fleet were
+        written by an application, against the full plan of the same fleet. Before each
+        pair (untimed): ``changed`` other databases get an application document, and a
+        ``couchsync apply`` records the ones before converged again."""
+        manifest = self.grow_noop_fleet(size)
+        result = Result("4 incremental no-op plan", f"couchsync plan --parallel {self.parallel}",
+                        f"couchsync plan --full --parallel {self.parallel}", size,
+                        target="≤ 0.05×")
+        names = db_names(NOOP_PREFIX, 0, size)
+        rounds = iter(range(10**6))
+        found: list[bool] = []
+
+        def setup() -> None:
+            self.couchsync("apply", manifest, "--yes")
+            picked = names[next(rounds) * changed % size:][:changed]
+            for db in picked:
+                self.server.http.put(f"/{db}/app-{time.monotonic_ns()}",
+                                     json={"by": "the application"}).raise_for_status()
+            shown = subprocess.run([*COUCHSYNC, "plan", str(manifest), "--url", self.url,
+                                    "--format", "json"], capture_output=True, text=True,
+                                   env=self.env, check=True)
+            read = json.loads(shown.stdout).get("incremental", {}).get("read_in_full", {})
+            found.append(sorted(db for dbs in read.values() for db in dbs) == sorted(picked))
+
+        for _ in range(self.pairs):
+            setup()
+            for run, times, rss in ((lambda: self.couchsync("plan", manifest), result.a,
+                                     result.a_rss),
+                                    (lambda: self.couchsync("plan", manifest, "--full"),
+                                     result.b, result.b_rss)):
+                seconds, peak = run()
+                times.append(seconds)
+                rss.append(peak)
+        result.notes.append(f"read in full exactly the {changed} changed: "
+                            f"{sum(found)} of {len(found)} rounds")
+        self.results.append(result)
 
     # ------------------------------------------------------------ first apply
 
@@ -462,6 +504,8 @@ def parse_args() -> argparse.Namespace:
                         "memory-dbs)")
     parser.add_argument("--scale-pairs", type=int, default=3,
                         help="A/B pairs at each scale size other than --dbs")
+    parser.add_argument("--changed", type=int, default=10,
+                        help="databases written between incremental plans")
     parser.add_argument("--parallel", type=int, default=8, help="couchsync --parallel")
     parser.add_argument("--setup-workers", type=int, default=8,
                         help="concurrent requests while creating and converging databases")
@@ -486,6 +530,7 @@ def run_scenarios(bench: FleetBench, args: argparse.Namespace) -> None:
         "noop": lambda: bench.noop(args.dbs),
         "apply": lambda: bench.first_apply(args.dbs),
         "scale": lambda: bench.scale(args.sizes, args.memory_dbs, args.scale_pairs),
+        "incremental": lambda: bench.incremental(args.memory_dbs, args.changed),
     }
     for name in SCENARIOS:  # scale last: it grows the no-op fleet to its largest
         if name in args.only:

@@ -96,14 +96,15 @@ def plan_manifests(
     design_deploy: DesignDeploy | None = None, environ: Mapping[str, str] | None = None,
     parallel: int = DEFAULT_PARALLEL, lock_wait: float | None = None,
     hooks: ApplyHooks | None = None, migrations: MigrationOptions | None = None,
-    full: bool = False, shard: Shard | None = None,
+    full: bool = False, shard: Shard | None = None, lazy: bool = True,
 ) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan as ``couchsync plan`` does. The apply locks are read before the
     databases (``couchsync.lock``); with ``lock_wait`` a held one is waited for up to that
     many seconds, then ``LockHeld``. ``migrations``: what the plan shows of each data
     migration (samples, files of would-be documents). ``full``: read every database, even
     those a hint proves unchanged since an apply found them converged. ``shard``: only
-    the databases of that shard (``--shard K/N``)."""
+    the databases of that shard (``--shard K/N``). ``lazy``: the documents of a database
+    a hint proves unchanged are not loaded (False for a plan to save, which lists them)."""
     from couchsync.lock import LockReader
     from couchsync.manifest import DatabaseNames, Shard
     from couchsync.plan import PlanError, public_warnings
@@ -120,7 +121,7 @@ def plan_manifests(
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
             design_deploy=design_deploy, migrations=migrations or PREVIEW,
-            incremental=not full, shard=shard or Shard())
+            incremental=not full, shard=shard or Shard(), lazy=lazy)
     for line in [*plan.warnings, *public_warnings(desired, plan)]:
         hooks.warning(line)
     return desired, plan, locks
@@ -175,7 +176,7 @@ def apply_manifests(
         client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
         design_deploy=design_deploy, environ=environ, parallel=parallel,
         lock_wait=lock_timeout, hooks=hooks, migrations=MigrationOptions.for_apply(),
-        full=full, shard=shard)
+        full=full, shard=shard, lazy=saved is None)
     if saved is not None:
         saved.check(plan, desired, client)
     if plan.is_empty and not plan.record_updates():

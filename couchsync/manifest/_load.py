@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path as FsPath
 from typing import Any
@@ -26,16 +26,21 @@ _SUFFIXES = (".yaml", ".yml")
 _PROBLEMS_PER_FILE = 50
 
 
+OnDeclared = Callable[[DesiredState], Collection[str] | None]
+
+
 def load_manifests(paths: Sequence[StrPath], *,
                    environ: Mapping[str, str] | None = None,
-                   on_declared: Callable[[DesiredState], None] | None = None) -> DesiredState:
+                   on_declared: OnDeclared | None = None) -> DesiredState:
     """Load, validate and merge manifest files and directories (each ``*.yaml``/``*.yml``
     below it, sorted) into one desired state; ``environ`` (default ``os.environ``)
     supplies ``${VAR}`` values. Raises ``ManifestError`` listing every problem found.
 
     ``on_declared(state)`` is called once every file has been read without a problem,
     before any document is added: reading data files is the slow part, and the caller
-    (the planner) can ask the server for what it will need meanwhile.
+    (the planner) can ask the server for what it will need meanwhile. It may return
+    databases whose documents it does not need (an incremental plan proved them
+    unchanged from their ``documents_digest``): they are not loaded.
     """
     state, problems = _load(paths, os.environ if environ is None else environ, on_declared)
     if problems:
@@ -71,7 +76,7 @@ def _manifest_files(paths: Sequence[StrPath]) -> tuple[list[str], list[Problem]]
 
 
 def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
-          on_declared: Callable[[DesiredState], None] | None = None,
+          on_declared: OnDeclared | None = None,
           ) -> tuple[DesiredState, list[Problem]]:
     if not paths:
         raise ValueError("load_manifests() needs at least one path")
@@ -83,9 +88,11 @@ def _load(paths: Sequence[StrPath], environ: Mapping[str, str],
     for file in files:
         problems.extend(_load_file(file, environ, builder, secrets))
     builder.state.files = files
+    builder.digest_documents()
+    unneeded: Collection[str] = ()
     if on_declared is not None and not problems and not builder.problems:
-        on_declared(builder.state)
-    builder.add_documents()
+        unneeded = on_declared(builder.state) or ()
+    builder.add_documents(unneeded)
     state = builder.finish()
     builder.digests.save()
     state.secrets = frozenset(secrets)

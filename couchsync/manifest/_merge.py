@@ -7,7 +7,7 @@ once), each a small pure function yielding (where, message).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Collection, Iterator, Mapping, Set
 from dataclasses import replace
 from itertools import chain
 from typing import Any
@@ -151,6 +151,7 @@ class StateBuilder:
             self._documents.append((db, spec, (*base, "documents", i)))
         for i, relative in entries("documents_from"):
             data_file = os.path.join(os.path.dirname(file), relative)
+            db.data_files.append(data_file)
             self._documents.append((db, (data_file, relative, at("documents_from", i)),
                                     (*base, "documents_from", i)))
         kind = "pattern" if is_pattern(name) else "database"
@@ -162,9 +163,47 @@ class StateBuilder:
             for where, clash in add_migrations(db, [migration], f"{kind} {name!r}"):
                 self._problem(where, clash, (*base, "migrations", i))
 
-    def add_documents(self) -> None:
-        """Add the documents and data files of every file declared, in manifest order."""
+    def digest_documents(self) -> None:
+        """Set each named database's ``documents_digest`` from what is declared: its inline
+        documents' hashes and its data files' bytes (SHA-256: a tenth of parsing them). A
+        data file that cannot be read (adding the documents says why) or a document
+        holding a secret leaves it None."""
+        import hashlib
+
+        digests: dict[str, Any] = {}
+        for db, item, _ in self._documents:
+            if db.name not in self.state.databases:
+                continue  # a pattern's: its databases' fingerprints hash each document
+            digest = digests.setdefault(db.name, hashlib.sha256())
+            if digest is None:
+                continue
+            if isinstance(item, DocumentSpec):
+                if item.secret:  # never fingerprinted: see couchsync.plan.fingerprint
+                    digests[db.name] = None
+                else:
+                    digest.update(f"d{item.id}\0{item.hash}\n".encode())
+                continue
+            content = hashlib.sha256()
+            try:
+                with open(item[0], "rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        content.update(chunk)
+            except (OSError, ValueError):
+                digests[db.name] = None
+                continue
+            digest.update(b"f" + content.digest() + b"\n")
+        for name, digest in digests.items():
+            self.state.databases[name].documents_digest = (
+                None if digest is None else digest.hexdigest()[:32])
+
+    def add_documents(self, skip: Collection[str] = ()) -> None:
+        """Add the documents and data files of every file declared, in manifest order; the
+        databases named in ``skip`` get none (``documents_unread``)."""
+        for name in skip:
+            self.state.databases[name].documents_unread = True
         for db, item, path in self._documents:
+            if db.documents_unread:
+                continue
             if isinstance(item, DocumentSpec):
                 self._add_document(db, item, path)
             else:
@@ -215,6 +254,7 @@ class StateBuilder:
             own, db.migrations = db.migrations, []
             for pattern in patterns:
                 if matches(pattern.name, db.name):
+                    db.documents_digest = None  # its documents are the pattern's too
                     for where, clash in merge_spec(db, pattern):
                         self._problem(where, clash)
             for where, clash in add_migrations(db, own, f"database {db.name!r}"):
@@ -225,9 +265,11 @@ class StateBuilder:
                     for where, clash in combine([first, second])[1]:
                         self._problem(where, clash)
         for db in [*self.state.databases.values(), *patterns]:
+            # Unread documents are those of a load that found no problem with them.
+            documents = () if db.documents_unread else (
+                *_partition_id_problems(db), *_seed_rule_problems(db))
             for where, message in chain(
-                    _partition_id_problems(db), _absent_database_problems(db),
-                    _ddoc_collision_problems(db), _seed_rule_problems(db),
+                    documents, _absent_database_problems(db), _ddoc_collision_problems(db),
                     _index_partition_problems(db), list_problems(db.migrations)):
                 self._problem(where, message)
         return self.state

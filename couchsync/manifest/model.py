@@ -293,6 +293,14 @@ class DatabaseSpec:
     sources: dict[str, SourcePos] = field(default_factory=dict)  # each setting's place
     #: For a database no manifest names: the pattern(s) matching it; never created.
     matched_by: str | None = None
+    #: A digest of where its documents come from, in declared order: each inline
+    #: document's content hash and each data file's bytes (the loader's; None: the
+    #: documents are hashed one by one). What an incremental plan fingerprints.
+    documents_digest: str | None = None
+    #: Its ``documents_from`` files, as resolved.
+    data_files: list[str] = field(default_factory=list)
+    #: Its documents were not loaded: an incremental plan proved it unchanged first.
+    documents_unread: bool = False
 
     def rule(self, doc_id: str) -> SeedRule:
         """How ``doc_id`` is kept: its ``document_rules`` entry over the database's."""
@@ -365,6 +373,7 @@ def referenced_files(desired: DesiredState) -> set[str]:
     files = set(desired.files)
     for db in (*desired.databases.values(), *desired.patterns.values()):
         files.update(doc.file for doc in db.documents.values())
+        files.update(db.data_files)
         attachments = [att for doc in db.documents.values() for att in doc.attachments]
         attachments += [att for design in db.design_docs.values() for att in design.attachments]
         # A directory, for a file added to it later; each file, for one named alone.

@@ -131,8 +131,11 @@ def fingerprint(spec: DatabaseSpec) -> str | None:
         {name: _plain(getattr(spec, name)) for name in _SETTINGS},
         spec.matched_by is None,  # a named database is created, a matched one never
     ], drop=()))
-    for doc_id, doc in spec.documents.items():
-        digest.update(f"{doc_id}\0{spec.record_hash(doc)}\0{int(doc.deleted)}\n".encode())
+    if spec.documents_digest is not None:  # the loader's, of the documents' sources
+        digest.update(b"sources\0" + spec.documents_digest.encode())
+    else:
+        for doc_id, doc in spec.documents.items():
+            digest.update(f"{doc_id}\0{spec.record_hash(doc)}\0{int(doc.deleted)}\n".encode())
     return digest.hexdigest()[:24]
 
 

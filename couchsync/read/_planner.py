@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from couchsync._canonical import canonical_json
@@ -48,6 +49,7 @@ from couchsync.read._limits import LimitsReader, fleet_warning, too_large
 from couchsync.read._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.read._migrations import PREVIEW, MigrationOptions
 
+DesignDeploy = Literal["in_place", "staged"]
 #: Names per ``_all_dbs`` page: 100,000 databases never come in one response.
 DISCOVERY_PAGE = 1000
 #: The identity: every database under its declared name.
@@ -103,16 +105,18 @@ def load_and_plan(
     design_deploy: Literal["in_place", "staged"] | None = None,
     environ: Mapping[str, str] | None = None, names: DatabaseNames = NO_MAPPING,
     migrations: MigrationOptions = PREVIEW, incremental: bool = True,
-    shard: Shard = ALL,
+    shard: Shard = ALL, lazy: bool = True,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
     database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
     ``load_and_read``; ``incremental`` as for ``plan_server``; ``shard``: only its
-    databases (``--shard K/N``)."""
+    databases (``--shard K/N``); ``lazy``: the documents of a named database a hint
+    proves unchanged are not loaded (False for a saved plan, which records them all)."""
     hints: list[StoredHints] = []
     desired, ahead, only = _load(client, paths, only, before_read, environ, names,
-                                 hints if incremental else None, shard)
+                                 hints if incremental else None, shard,
+                                 (design_deploy or True) if lazy else None)
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
@@ -125,18 +129,20 @@ def load_and_plan(
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
           before_read: BeforeRead | None, environ: Mapping[str, str] | None,
           names: DatabaseNames, hints: list[StoredHints] | None = None,
-          shard: Shard = ALL,
+          shard: Shard = ALL, lazy: DesignDeploy | Literal[True] | None = None,
           ) -> tuple[DesiredState, dict[str, Prefetched], Sequence[str] | None]:
     """``load_manifests`` and ``expand_patterns``, asking the server meanwhile; ``only``
     in real names. ``hints``: the hints are read meanwhile too, into this list, and
-    ``prefetch`` starts no read of a database they may prove unchanged."""
+    ``prefetch`` starts no read of a database they may prove unchanged. ``lazy`` (the
+    ``design_deploy`` given, or True): the documents of a database they prove unchanged
+    are not even loaded (``_unchanged_early``)."""
     only = None if only is None else [names.selector(text) for text in only]
     ahead: dict[str, Prefetched] = {}
     matched: list[str] = []
 
-    def declared(state: DesiredState) -> None:
+    def declared(given: DesiredState) -> list[str]:
         # With ``only``, resolving the selectors needs the documents: nothing early.
-        state = shard.apply(names.apply(state))
+        state = shard.apply(names.apply(given))
         matched.extend(filter(shard.keeps, discover(client, state)))
         if before_read is not None:
             configured = [CONFIG] if state.config or state.prune_config else []
@@ -144,6 +150,11 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
         if hints is not None:
             hints.append(read_hints(client))
         ahead.update(prefetch(client, state, hints[0].hints if hints else None))
+        if not (hints and lazy):
+            return []
+        early = _unchanged_early(state, ahead, hints[0].hints,
+                                 None if lazy is True else lazy)
+        return [name for name in given.databases if names.real(name) in early]
 
     try:
         desired = shard.apply(names.apply(load_manifests(
@@ -157,6 +168,23 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
         close_scans(ahead)
         raise
     return desired, ahead, only
+
+
+def _unchanged_early(state: DesiredState, ahead: Mapping[str, Prefetched],
+                     hints: Mapping[str, Hint], design_deploy: DesignDeploy | None
+                     ) -> set[str]:
+    """The named databases ``hints`` prove unchanged from what is declared, documents
+    unread: their fingerprint comes from their documents' sources (``documents_digest``),
+    and no pattern adds to them. ``plan_server`` skips them by the same rule."""
+    early = set()
+    for name, spec in state.databases.items():
+        if spec.documents_digest is None or any(matches(p, name) for p in state.patterns):
+            continue
+        if design_deploy is not None:  # as load_and_plan sets it once loaded
+            spec = replace(spec, design_deploy=design_deploy)
+        if full_reason(hints.get(name), fingerprint(spec), _info(ahead.get(name))) is None:
+            early.add(name)
+    return early
 
 
 def read_live_state(
@@ -212,7 +240,8 @@ def plan_server(
     if hints.hints:
         plan.unchanged = []
         for name in list(scopes):
-            reason = full_reason(hints.hints.get(name), prints[name], _info(ahead.get(name)))
+            reason = None if desired.databases[name].documents_unread else full_reason(
+                hints.hints.get(name), prints[name], _info(ahead.get(name)))
             if reason is None:
                 plan.unchanged.append(name)
                 del scopes[name]

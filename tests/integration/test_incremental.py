@@ -364,3 +364,42 @@ def test_a_fleet_larger_than_the_databases_the_server_keeps_open_is_warned_of(
     quiet = CliRunner().invoke(app, ["plan", setup.manifest()],
                                env={"COUCHDB_URL": couch_url, "NO_COLOR": "1"})
     assert "max_dbs_open" not in quiet.stderr
+
+
+@pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "
+                          "couchsync records no hint there, and skips nothing")
+def test_a_seed_database_proved_unchanged_is_planned_without_loading_its_documents(
+        setup: Setup, tmp_path: Path) -> None:
+    from couchsync.manifest import ManifestError
+
+    data = tmp_path / "seed.jsonl"
+    data.write_text("".join(f'{{"_id": "d{i}", "v": {i}}}\n' for i in range(200)))
+    path = tmp_path / "seed.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "databases": {setup.named: {
+        "documents_from": ["seed.jsonl"], "documents": [{"_id": "inline", "v": 0}]}}}))
+
+    def plan(lazy: bool = True) -> tuple[Any, Plan]:
+        desired, made, _ = plan_manifests(setup.client, [path], lazy=lazy)
+        return desired.databases[setup.named], made
+
+    apply_manifests(setup.client, [path])
+    for _ in range(12 if setup.cluster else 1):  # a cluster's copies: each read twice
+        spec, made = plan()
+        if made.unchanged:
+            break
+        apply_manifests(setup.client, [path])
+    assert made.is_empty and made.unchanged == [setup.named]
+    assert spec.documents_unread and spec.documents == {}
+    assert plan(lazy=False)[0].documents_unread is False  # a plan to save lists them all
+
+    with data.open("a") as handle:
+        handle.write('{"_id": "d200", "v": 200}\n')
+    spec, made = plan()
+    assert not spec.documents_unread and len(spec.documents) == 202
+    assert made.read_in_full == {setup.named: EDITED}
+    assert [step.address for step in made.steps] == [f"db:{setup.named}/doc:d200"]
+
+    with data.open("a") as handle:
+        handle.write('{"_id": "d201", "v": }\n')
+    with pytest.raises(ManifestError, match=r"seed\.jsonl:202"):
+        plan()

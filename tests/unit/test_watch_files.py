@@ -62,8 +62,10 @@ def test_what_is_watched_is_shown_as_users_name_it(project: Path,
     monkeypatch.chdir(project / "manifests")
     watched = Watched.of(["."], load_manifests(["."], environ={}))
     # The directory once for its manifests; outside the current directory, real paths.
+    # An empty data file too: a document written into it later is a change.
     assert watched.shown() == ["./", *(str(project / name) for name in (
-        "data/seed.jsonl", "logo.png", "migrations/up.py", "www")), "more.jsonl"]
+        "data/seed.jsonl", "logo.png", "migrations/up.py", "www")), "empty.jsonl",
+        "more.jsonl"]
 
 
 def test_a_manifest_file_given_is_watched_alone_until_it_loads(project: Path) -> None:

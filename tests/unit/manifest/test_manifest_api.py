@@ -29,7 +29,7 @@ def test_exported_names() -> None:
         "IndexSpec", "referenced_files", "content_type_of",
         "ManifestError", "Problem", "SourcePos", "iter_problems", "load_manifests",
         "schema_text", "summarize", "expand_patterns", "matches",
-        "DatabaseNames", "variables", "MigrationSpec",
+        "DatabaseNames", "Shard", "variables", "MigrationSpec",
         "load_transform",  # for plan and apply: a migration's function, imported once
         # for the other packages (no couchsync.manifest._private import outside it)
         "is_pattern", "literal_prefix", "looks_like_a_number", "is_secret_variable",
