@@ -551,7 +551,7 @@ def plan(
                 client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
                 design_deploy=deploy, environ=environ, parallel=parallel, hooks=_Terminal(),
                 migrations=MigrationOptions(samples, migration_out), full=full,
-                shard=_shard(shard))
+                shard=_shard(shard), lazy=out is None)
             _tell_locks(locks)
             if out is not None:
                 url, uuid = server_of(client)
