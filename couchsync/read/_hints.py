@@ -10,7 +10,7 @@ from typing import Any
 
 from couchsync._names import LOCK_DB
 from couchsync.client import Client, CouchError, Database, NotFound, PreconditionFailed
-from couchsync.plan import HINT_PREFIX, Hint, hint_bodies, parse_hints
+from couchsync.plan import HINT_PREFIX, Hint, Hints, hint_bodies, parse_hints
 
 #: Rounds of re-reading and merging when another run wrote the same hint documents.
 WRITE_ROUNDS = 5
@@ -21,7 +21,7 @@ class StoredHints:
     """The hint documents as read: bodies and revisions by id, and the hints they hold."""
 
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    hints: dict[str, Hint] = field(default_factory=dict)
+    hints: Hints = field(default_factory=lambda: Hints({}))
 
     @classmethod
     def of(cls, docs: dict[str, dict[str, Any]]) -> StoredHints:
