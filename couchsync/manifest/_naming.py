@@ -105,7 +105,9 @@ class DatabaseNames:
         if spec.name != REPLICATOR_DB:
             return replace(spec, name=self.real(spec.name))
         documents = [self._replication(doc) for doc in spec.documents.values()]
-        return replace(spec, documents={doc.id: doc for doc in documents})
+        # Its documents differ by the names mapped: fingerprinted one by one, as mapped.
+        return replace(spec, documents={doc.id: doc for doc in documents},
+                       documents_digest=None)
 
     def _replication(self, doc: DocumentSpec) -> DocumentSpec:
         """Replication ``doc`` with its id and its endpoints on this server mapped."""
