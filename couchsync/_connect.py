@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["AUTH_MODES", "NO_URL", "ConnectionSettingsError", "open_client"]
 
 NO_URL = "no server given: pass --url URL or set COUCHDB_URL (e.g. http://localhost:5984)"
-AUTH_MODES = ("basic", "session")
+AUTH_MODES = ("basic", "session", "iam")
 
 
 class ConnectionSettingsError(CouchsyncError, ValueError):
@@ -46,14 +46,18 @@ def open_client(
     verbose: bool = False,
     max_connections: int = 16,
     timeout: float | None = None,
+    max_rate: float | None = None,
+    adaptive: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> Client:
     """A Client for ``url`` and the options given, each one not given read from the
     environment (docs/client.md); ``cert`` and ``key``: a client certificate (PEM) and
-    its key, if not in the same file; ``verbose``: log retries, logins and the proxy used
-    on stderr (the ``couchsync.client`` logger). Raises ConnectionSettingsError for
-    settings that cannot be used (no URL at all among them), InvalidURL for a URL that
-    cannot be (neither repeats a secret); nothing is sent to the server here.
+    its key, if not in the same file; ``verbose``: log retries, logins, the proxy used and
+    pacing's changes on stderr (the ``couchsync.client`` logger); ``max_rate`` and
+    ``adaptive``: the client's pacing (docs/client.md, "Pacing"). Raises
+    ConnectionSettingsError for settings that cannot be used (no URL at all among them),
+    InvalidURL for a URL that cannot be (neither repeats a secret); nothing is sent to the
+    server here.
     """
     from couchsync.client import Client
 
@@ -66,6 +70,17 @@ def open_client(
             f"unknown authentication mode {mode!r}: use {' or '.join(AUTH_MODES)}")
     password = _secret("password", password_file, env)
     token = _secret("token", token_file, env)
+    iam_key = None
+    if mode == "iam":
+        # CLOUDANT_APIKEY: what the ibmcloudant SDK reads.
+        iam_key = _secret("IAM API key", None, env) or env.get("CLOUDANT_APIKEY") or None
+        if iam_key is None:
+            raise ConnectionSettingsError("--auth iam needs an API key: set "
+                                          "COUCHDB_IAM_API_KEY[_FILE] or CLOUDANT_APIKEY")
+        if token is not None or password is not None:
+            raise ConnectionSettingsError("IAM authentication uses the API key alone: unset "
+                                          "the password or token (COUCHDB_PASSWORD[_FILE], "
+                                          "COUCHDB_TOKEN[_FILE])")
     if token is not None and password is not None:
         raise ConnectionSettingsError(
             "both a token and a password are set: give one (COUCHDB_TOKEN[_FILE] or "
@@ -81,16 +96,10 @@ def open_client(
         raise ConnectionSettingsError(NO_URL)
     if verbose:
         _log_to_stderr()
-    options: dict[str, Any] = {"max_connections": max_connections}
-    seconds = env.get("COUCHDB_TIMEOUT")
-    if timeout is None and seconds:
-        try:
-            timeout = float(seconds)
-        except ValueError:
-            timeout = 0.0
-        if not 0 < timeout < float("inf"):
-            raise ConnectionSettingsError("COUCHDB_TIMEOUT must be a positive number of "
-                                          f"seconds, not {seconds!r}")
+    options: dict[str, Any] = {"max_connections": max_connections, "adaptive": adaptive,
+                               "max_rate": max_rate or _positive("COUCHDB_MAX_RATE", env)}
+    if timeout is None:
+        timeout = _positive("COUCHDB_TIMEOUT", env, " of seconds")
     if timeout is not None:
         options["timeout"] = timeout
     if cacert is not None:
@@ -98,14 +107,20 @@ def open_client(
     if cert is not None:
         options["cert"] = os.fspath(cert)
         options["key"] = None if key is None else os.fspath(key)
-    if token is not None:
+    if token is not None or iam_key is not None:
         url, url_password = _without_credentials(url)
         if url_password:
-            raise ConnectionSettingsError("the server URL holds a password and a token is "
-                                          "set: give one")
+            raise ConnectionSettingsError("the server URL holds a password and "
+                                          f"{'a token' if iam_key is None else 'an IAM API key'}"
+                                          " is set: give one")
     try:
+        # A user name in the URL or COUCHDB_USER means nothing to a bearer token.
+        if iam_key is not None:
+            iam_url = env.get("COUCHDB_IAM_URL")
+            if iam_url:
+                options["iam_url"] = iam_url
+            return Client(url, iam_api_key=iam_key, **options)
         if token is not None:
-            # A user name in the URL or COUCHDB_USER means nothing to a bearer token.
             return Client(url, token=token, **options)
         return Client(url, user=user, password=password, session=mode == "session",
                       **options)
@@ -115,12 +130,27 @@ def open_client(
         raise ConnectionSettingsError(str(exc)) from None
 
 
+def _positive(variable: str, env: Mapping[str, str], unit: str = "") -> float | None:
+    """The positive number in ``$variable``; None when it is unset or empty."""
+    text = env.get(variable)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConnectionSettingsError(f"{variable} must be a positive number{unit}, "
+                                      f"not {text!r}")
+    return value
+
+
 def _secret(what: str, given: str | os.PathLike[str] | None,
             env: Mapping[str, str]) -> str | None:
     """The secret from the file ``given``, else ``$COUCHDB_WHAT``, else the file
     ``$COUCHDB_WHAT_FILE``, without its trailing line break(s); an error names the file,
     never its content."""
-    variable, source = "COUCHDB_" + what.upper(), f"the {what} file"
+    variable, source = "COUCHDB_" + what.upper().replace(" ", "_"), f"the {what} file"
     if given is None:
         value, given = env.get(variable), env.get(variable + "_FILE")
         if value and given:

@@ -82,9 +82,10 @@ class _Connection:
              "COUCHDB_PASSWORD_FILE names (a bearer token: COUCHDB_TOKEN[_FILE]), "
              "never from the command line.")] = None
     auth: Annotated[str | None, typer.Option(
-        "--auth", metavar="basic|session", show_default=False,
+        "--auth", metavar="basic|session|iam", show_default=False,
         help="basic: credentials with every request; session: one login "
-             "(_session), then a cookie, renewed when it expires "
+             "(_session), then a cookie, renewed when it expires; iam: IBM Cloud IAM "
+             "tokens for the API key in COUCHDB_IAM_API_KEY[_FILE] or CLOUDANT_APIKEY "
              "\\[default: COUCHDB_AUTH, else basic].")] = None
     cacert: Annotated[Path | None, typer.Option(
         "--cacert", metavar="FILE", show_default=False,
@@ -96,9 +97,18 @@ class _Connection:
     key: Annotated[Path | None, typer.Option(
         "--key", metavar="FILE", show_default=False,
         help="Private key of the --cert client certificate.")] = None
+    max_rate: Annotated[int | None, typer.Option(
+        "--max-rate", min=1, metavar="N", show_default=False,
+        help="Send at most N requests per second, in all \\[default: COUCHDB_MAX_RATE, else "
+             "no limit].")] = None
+    adaptive: Annotated[bool, typer.Option(
+        "--adaptive/--no-adaptive",
+        help="Halve the requests in flight when the server answers 429 or 503 or slows down, "
+             "and climb back as it recovers.")] = True
     verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Tell retries, logins and the proxy used, on stderr; plans "
-                                "also list the ignored fields of seed documents.")] = False
+        "--verbose", "-v", help="Tell retries, logins, the proxy used and slowing down, on "
+                                "stderr; plans also list the ignored fields of seed "
+                                "documents.")] = False
 
     def client(self, parallel: int = 1) -> Client:
         from couchsync._connect import open_client
@@ -107,7 +117,8 @@ class _Connection:
         # request, and the lock's heartbeat needs one, so none waits for the pool.
         return open_client(self.url, user=self.user, auth_mode=self.auth, cacert=self.cacert,
                            cert=self.cert, key=self.key, verbose=self.verbose,
-                           max_connections=max(16, 2 * parallel + 2))
+                           max_connections=max(16, 2 * parallel + 2), max_rate=self.max_rate,
+                           adaptive=self.adaptive)
 
 
 def _connects(command: Callable[..., None]) -> Callable[..., None]:

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 import httpcore
 import httpx
 
-from ._auth import credentials
+from ._auth import Session, credentials
 from ._errors import (
     ClientClosedError,
     CouchError,
@@ -29,6 +29,8 @@ from ._errors import (
     rescope,
     scoped,
 )
+from ._iam import FORM_HEADERS, IAM_URL, IamToken
+from ._pacing import Pacing
 from ._proxy import Proxy, environment_proxy, parse_proxy
 from ._retry import (
     DEFAULT_BACKOFF,
@@ -144,11 +146,13 @@ class HttpxConnection:
     def __init__(self, url: str = "http://localhost:5984", *, user: str | None = None,
                  password: str | None = None, auth: tuple[str, str] | None = None,
                  session: bool = False, token: str | None = None,
+                 iam_api_key: str | None = None, iam_url: str = IAM_URL,
                  timeout: float | httpx.Timeout = 30.0, verify: bool | str | ssl.SSLContext = True,
                  cert: str | None = None, key: str | None = None, proxy: str | None = None,
                  trust_env: bool = True, retries: int = DEFAULT_RETRIES,
                  backoff: float = DEFAULT_BACKOFF, retry_budget: float = DEFAULT_RETRY_BUDGET,
-                 transport: httpx.BaseTransport | None = None, max_connections: int = 16) -> None:
+                 transport: httpx.BaseTransport | None = None, max_connections: int = 16,
+                 max_rate: float | None = None, adaptive: bool = False) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         if retries < 0 or backoff < 0 or retry_budget < 0:
@@ -157,8 +161,9 @@ class HttpxConnection:
             user, password = auth
         address = parse_server_url(url, user=user, password=password)
         headers = {"Accept": "application/json", "User-Agent": "couchsync"}
+        iam = None if iam_api_key is None else IamToken(iam_api_key, iam_url)
         authorization, self._session = credentials(address.user, address.password, session,
-                                                   token)
+                                                   token, iam)
         if authorization is not None:
             headers["Authorization"] = authorization
         self._base = address.base
@@ -167,6 +172,9 @@ class HttpxConnection:
         self._backoff = backoff
         self._retry_budget = retry_budget
         self._closed = False
+        #: The rate ceiling and adaptive limit every request passes (None: neither).
+        self.pacing = None if max_rate is None and not adaptive else Pacing(
+            max_rate=max_rate, max_concurrency=max_connections if adaptive else None)
         self._proxy: Proxy | None = None
         if transport is None:
             scheme, rest = self._base.split("://", 1)
@@ -216,7 +224,9 @@ class HttpxConnection:
         if self._closed:
             raise ClientClosedError(f"the client for {self._url} is closed")
 
-    def _send(self, call: _Call, cookie: Mapping[str, str]) -> httpx.Response:
+    def _send(self, call: _Call, cookie: Mapping[str, str],
+              base: str | None = None) -> httpx.Response:
+        """Send ``call`` once to the server (or to ``base``, the IAM endpoint)."""
         method, path, params, json, content, headers = call
         if json is not None:
             content = encode_json(json)
@@ -228,9 +238,12 @@ class HttpxConnection:
         if headers:
             sent = httpx.Headers(sent)
             sent.update(headers)
+        request = httpx.Request(method, (base or self._base) + target, content=content,
+                                headers=sent)
         try:
-            return self._client.send(httpx.Request(method, self._base + target, content=content,
-                                                   headers=sent))
+            if self.pacing is not None and base is None:  # the server's pace, not IAM's
+                return self.pacing.send(lambda: self._client.send(request), method, path)
+            return self._client.send(request)
         except RuntimeError:  # httpx's "the client has been closed", from another thread
             self._check_open()
             raise
@@ -266,6 +279,8 @@ class HttpxConnection:
                     if why:
                         log_give_up(method, path, problem, why)
                     return response
+                if asked is not None and self.pacing is not None:
+                    self.pacing.hold(wait)  # the server's word: no thread sends meanwhile
             attempt += 1
             log_retry(method, path, problem, attempt, self._retries, wait)
             time.sleep(wait)
@@ -284,10 +299,20 @@ class HttpxConnection:
         return None
 
     def _login(self, expired: bool) -> Response:
-        """``POST /_session`` (for ``Session.send``, which holds its lock)."""
+        """``POST /_session``, or the token request to the IAM endpoint (for
+        ``Renewing.send``, which holds its lock)."""
         session = self._session
-        assert session is not None
         self._check_open()
+        if isinstance(session, IamToken):
+            log.info("%s: POST %s", "the server refused the token, asking for a new one"
+                     if expired else "asking for an IAM token", session.url,
+                     extra={"method": "POST", "path": session.url})
+            try:  # once: a failure fails the request that renews (the next one retries)
+                return self._send(("POST", "", None, None, session.form(), FORM_HEADERS), {},
+                                  base=session.url)
+            except httpx.RequestError as exc:
+                raise map_httpx_error(exc, "POST", session.url, proxy=self._proxy) from exc
+        assert isinstance(session, Session)
         log.info("%s: POST /_session as %r", "session expired, logging in again"
                  if expired else "logging in", session.user,
                  extra={"method": "POST", "path": "/_session"})
