@@ -174,7 +174,7 @@ def synced(couch_url: str, token: str,
         done = run(couch_url, "apply", manifest, "--yes")
         assert done.returncode == 0, done.stderr
         exported = run(couch_url, "export", "--db", db, "--with-docs")
-        planned = run(couch_url, "plan", manifest, "--detailed-exitcode")
+        planned = run(couch_url, "plan", manifest, "--detailed-exitcode", "--full")
         assert exported.returncode == 0 and planned.returncode == 0, (
             exported.stderr + planned.stdout + planned.stderr)
         yield Synced(db, manifest, exported.stdout, planned.stdout, _record(couch_url, db))
@@ -214,8 +214,8 @@ def _through(proxy: Proxy, url: str) -> str:
 
 
 def _args(command: str, db: str, manifest: str) -> list[str]:
-    if command == "plan":
-        return ["plan", manifest]
+    if command == "plan":  # --full: it reads the database, converged or not
+        return ["plan", manifest, "--full"]
     if command == "apply":
         return ["apply", manifest, "--yes", "--batch-size", BATCH]
     return ["export", "--db", db, "--with-docs"]
