@@ -7,8 +7,9 @@ Two independent parts, both optional, shared by every thread of one engine:
   apart (a token bucket of one token), so no 1-second window holds more than ``max_rate``;
 - an adaptive limit of requests in flight (AIMD, as TCP's congestion window): it starts at
   ``max_concurrency``, halves when the server answers 429 or 503, times out, or answers
-  well above its recent latency, and climbs by one after each run of as many good answers
-  as the limit (one "round" of requests), never below 1 nor above ``max_concurrency``.
+  well above its recent latency three times, and climbs by one after each run of as many
+  good answers as the limit (one "round" of requests), never below 1 nor above
+  ``max_concurrency``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ from ._retry import RETRY_STATUSES, log
 __all__ = ["Pacing"]
 
 _NS = 1_000_000_000
-#: Weight of a new answer in its kind's latency baseline (about the last 20 answers).
+#: Weight of a new answer in its kind's latency baseline (about the last 20 answers); one
+#: above it weighs a fifth: the baseline falls fast and rises slowly, so a server slowing
+#: by degrees (more load, more latency) is not followed up unnoticed, and a slowness
+#: becomes the usual only after about 30 answers of it (not 6).
 _ALPHA = 0.05
 #: Answers of one kind before any of that kind is judged slow (the baseline is unknown).
 _WARM_UP = 5
+#: Slow answers within a round (as many answers as the limit) that halve it: one is noise
+#: (a pause of the client's own machine, a large answer), a few together are the server.
+_SLOW_ANSWERS = 3
 
 _Answer = TypeVar("_Answer", bound=httpx.Response)
 
@@ -74,6 +81,7 @@ class Pacing:
         self._hold = 0  # nor before this: a Retry-After, for every thread
         self._epoch = 0  # one more at each back-off: requests sent before cannot halve again
         self._good = 0  # good answers since the limit last changed
+        self._slow_answers = 0  # slow ones since the last round of good ones
         self._baselines: dict[str, tuple[float, int]] = {}  # kind: (mean seconds, answers)
         self.limit = max_concurrency
         self.lowest = max_concurrency
@@ -133,24 +141,28 @@ class Pacing:
             self.in_flight -= 1
             freed = 1
             if self.limit is not None:
-                if trouble is None and latency is not None and self._slow(
-                        _kind(method, path), latency):
-                    trouble = f"an answer in {latency:.2f} s"
+                slow = trouble is None and latency is not None and self._slow(
+                    _kind(method, path), latency)
+                if slow and epoch == self._epoch:
+                    self._slow_answers += 1
+                    if self._slow_answers == _SLOW_ANSWERS:
+                        trouble = f"{_SLOW_ANSWERS} slow answers, the last in {latency:.2f} s"
                 if trouble is not None:
                     self._back_off(epoch, trouble, method, path)
-                elif latency is not None and epoch == self._epoch:
+                elif latency is not None and not slow and epoch == self._epoch:
                     freed += self._climb()  # (answers to requests sent before a back-off: not)
             self._room.notify(freed)
 
     def _slow(self, kind: str, latency: float) -> bool:
         mean, answers = self._baselines.get(kind, (latency, 0))
         slow = answers >= _WARM_UP and latency > self._slow_factor * max(mean, self._slow_floor)
-        self._baselines[kind] = (mean + (latency - mean) * _ALPHA, answers + 1)
+        self._baselines[kind] = (mean + (latency - mean) * _ALPHA / (5 if latency > mean else 1),
+                                 answers + 1)
         return slow
 
     def _back_off(self, epoch: int, trouble: str, method: str, path: str) -> None:
         assert self.limit is not None
-        self._good = 0
+        self._good = self._slow_answers = 0
         # Halved from what was in flight: a ceiling above what the run uses halves in vain.
         limit = max(1, min(self.limit, self.in_flight + 1) // 2)
         if epoch != self._epoch or limit == self.limit:
@@ -166,12 +178,15 @@ class Pacing:
                         "path": path})
 
     def _climb(self) -> int:
-        """One more good answer; 1 when it raised the limit (a waiting thread may go)."""
+        """One more good answer; 1 when it raised the limit (a waiting thread may go). A
+        round of them also clears the slow answers: only a few close together halve."""
         assert self.limit is not None and self.max_concurrency is not None
         self._good += 1
-        if self._good < self.limit or self.limit >= self.max_concurrency:
+        if self._good < self.limit:
             return 0
-        self._good = 0
+        self._good = self._slow_answers = 0
+        if self.limit >= self.max_concurrency:
+            return 0
         was = self.limit
         self.limit += 1
         self.climbs += 1

@@ -209,7 +209,7 @@ def test_a_refused_connection_moves_nothing() -> None:
     assert (pacing.limit, pacing.backoffs, pacing.in_flight) == (8, 0, 0)
 
 
-def test_an_answer_well_above_its_kinds_baseline_halves_the_limit() -> None:
+def test_answers_well_above_their_kinds_baseline_halve_the_limit() -> None:
     clock = FakeClock()
     pacing = paced(clock, max_concurrency=8)
     for _ in range(10):
@@ -218,19 +218,41 @@ def test_an_answer_well_above_its_kinds_baseline_halves_the_limit() -> None:
     one(pacing, clock=clock, took=0.3, path="/db2/x")  # under 4 × 80 ms: not slow
     one(pacing, clock=clock, took=0.15, path="/db2/_security")  # 4 × the 50 ms floor: not
     one(pacing, clock=clock, took=5.0, path="/db/_design/app")  # a kind not yet known
+    for _ in range(2):  # slow, but one alone is noise: each followed by a round of good
+        one(pacing, clock=clock, took=0.7, path="/db3/doc")
+        for _ in range(8):
+            one(pacing, clock=clock, took=0.003, path="/db1/_security")
     assert pacing.backoffs == 0
-    nested(pacing, [200] * 3, clock=clock, took=0.7, path="/db3/doc")
-    assert (pacing.limit, pacing.backoffs) == (1, 1)  # 3 in flight: 3 // 2
+    nested(pacing, [200] * 6, clock=clock, took=0.7, path="/db3/doc")
+    assert (pacing.limit, pacing.backoffs) == (2, 1)  # the third: 4 in flight then, 4 // 2
+
+
+def test_a_server_slowing_by_degrees_is_noticed() -> None:
+    """Each answer 10% slower than the one before: never 4 times the one before, but the
+    baseline rises slowly, so the limit halves before the answers take 8 times as long
+    as they did."""
+    clock = FakeClock()
+    pacing = paced(clock, max_concurrency=8)
+    for _ in range(10):
+        one(pacing, clock=clock, took=0.05)
+    took = 0.05
+    while pacing.backoffs == 0 and took < 0.05 * 8:
+        took *= 1.1
+        one(pacing, clock=clock, took=took)
+    assert pacing.backoffs == 1
 
 
 def test_a_slowness_that_lasts_becomes_the_baseline() -> None:
-    """A server that stays slower is judged against its new latency: after a while its
-    answers are good again, and the limit climbs."""
+    """A server that stays slower is judged against its new latency: after a while (slow
+    answers weigh less in the baseline) its answers are good again, and the limit climbs."""
     clock = FakeClock()
     pacing = paced(clock, max_concurrency=4)
     for _ in range(10):
         one(pacing, clock=clock, took=0.01)
-    for _ in range(40):
+    for _ in range(20):
+        one(pacing, clock=clock, took=1.0)
+    assert pacing.limit == 1
+    for _ in range(20):
         one(pacing, clock=clock, took=1.0)
     assert pacing.lowest == 1 and pacing.limit == 4
 

@@ -84,10 +84,11 @@ def test_a_fleet_apply_backs_off_when_the_server_is_in_trouble_and_climbs_back(
                if hasattr(record, "limit")]
     limits = [limit for _message, limit in changes]
     assert any("after 503 Service Unavailable on GET" in message for message, _ in changes)
-    assert any("after an answer in 0." in message for message, _ in changes)
-    # Down to one request at a time, then one more after each round of good answers (to
-    # the ceiling of 18 if the run lasts long enough).
-    assert 1 in limits and max(limits[limits.index(1):]) >= 8
+    assert any("after 3 slow answers, the last in 0." in message for message, _ in changes)
+    # Halved from what was in flight (8 databases at a time: 4 or fewer), then one more
+    # after each round of good answers (to the ceiling of 18 if the run lasts long enough).
+    lowest = limits.index(min(limits))
+    assert limits[lowest] <= 4 and max(limits[lowest:]) >= limits[lowest] + 4
 
 
 def test_no_second_carries_more_requests_than_max_rate(
