@@ -149,12 +149,11 @@ def apply_manifests(
     Raises ManifestError, LockHeld, SavedPlanError, ApplyCancelled, ApplyError and
     ApplyInterrupted (all CouchsyncError), and the client's CouchError.
 
-    Databases found converged, by the plan or by a read after the apply, are recorded
-    (``couchsync.read.record_hints``), so that the next plan skips them while they stay
-    unchanged; ``full``: the plan reads every database all the same. ``shard``: only the
+    The databases the plan found converged are recorded (``couchsync.read.record_hints``),
+    so that the next plan skips them while they stay unchanged; ``full``: the plan reads
+    every database all the same. ``shard``: only the
     databases of that shard, so that N runners converge a fleet together.
     """
-    from couchsync._names import CONFIG
     from couchsync.apply import ApplyInterrupted, apply_plan
     from couchsync.lock import DEFAULT_TTL, LockSet, unreleased_note
     from couchsync.read import MigrationOptions, plan_server
@@ -204,10 +203,9 @@ def apply_manifests(
                                     parallel=parallel, on_database=bar.databases,
                                     wait_timeout=wait_timeout, on_build=bar.build,
                                     on_documents=bar.documents)
-                # What apply wrote is read again: a database found converged is recorded.
-                written = [name for name in plan.databases() if name != CONFIG]
-                after = plan_server(client, desired, only=written, parallel=parallel)
-            _record_hints(client, {**plan.converged, **after.converged}, hooks)
+            # Those the plan found converged; those it wrote, the next plan reads (reading
+            # them again now would cost a first apply of a fleet a third more requests).
+            _record_hints(client, plan.converged, hooks)
     except ApplyInterrupted as exc:
         if locks.unreleased:
             exc.notes.append(unreleased_note(locks.unreleased, ttl))
