@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from couchsync._canonical import canonical_json
@@ -93,22 +93,25 @@ def _copies(seq: Any) -> list[tuple[str, Any]] | None:
 
 
 def converged(before: Hint | None, printed: str, info: Mapping[str, Any],
-              copies: int | None) -> Hint:
+              copies: int | None, seen: Collection[Mapping[str, Any]] = ()) -> Hint:
     """The hint to record for a database read in full and found matching the desired
     state of fingerprint ``printed``, its info (``_dbs_info``) asked before the read: any
     write since moves a sequence it names, and the hint no longer matches.
 
     One copy of each shard: trusted at once. A cluster's copy may lag another by a write
     for a moment, and the read may come from another copy than the sequence did: a
-    copy's sequence is trusted once a second read found the database converged with that
-    copy still at that sequence (``pending`` until then)."""
+    copy's sequence is trusted once a second converged read found that copy still at it
+    (``pending`` until then). ``seen``: the database's info asked again after the read,
+    which names other copies (each ask is answered by the first copy of each range): they
+    wait as pending, so that the next converged read trusts every copy it sees again."""
     tokens = seq_tokens(info)
     if (copies or 1) <= 1:
         return Hint(printed, tokens)
+    observed = tokens.union(*(seq_tokens(other) for other in seen))
     same = before is not None and before.fingerprint == printed
-    trusted = _newest(before.trusted, before.pending & tokens) if before and same else (
+    trusted = _newest(before.trusted, before.pending & observed) if before and same else (
         frozenset())
-    pending = _newest(before.pending if before and same else frozenset(), tokens)
+    pending = _newest(before.pending if before and same else frozenset(), observed)
     return Hint(printed, trusted, pending - trusted)
 
 

@@ -58,6 +58,9 @@ NO_MAPPING = DatabaseNames()
 ALL = Shard()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
+#: How many more times a cluster's converged databases are asked their info, for the
+#: sequences of their other shard copies (``converged``): 100 databases a request.
+CLUSTER_ASKS = 4
 #: What the reader and the hints use of a database's info.
 _INFO_READ = ("doc_count", "cluster", "props", "update_seq", "purge_seq")
 #: Called with the databases a plan will read, before any is read.
@@ -296,8 +299,9 @@ def plan_server(
         close_scans(ahead)
     _tell_job_states(client, plan)
     if incremental:
-        _note_converged(plan, {name: read_at[name] for name in matching
-                               if prints[name] is not None}, prints, hints.hints)
+        _note_converged(client, plan, {name: read_at[name] for name in matching
+                                       if prints[name] is not None}, prints, hints.hints,
+                        parallel)
     return plan
 
 
@@ -318,18 +322,25 @@ def _fingerprints(desired: DesiredState, names: Iterable[str]) -> dict[str, str 
     return prints
 
 
-def _note_converged(plan: Plan, read_at: Mapping[str, Mapping[str, Any]],
-                    prints: Mapping[str, str | None], hints: Mapping[str, Hint]) -> None:
+def _note_converged(client: Client, plan: Plan, read_at: Mapping[str, Mapping[str, Any]],
+                    prints: Mapping[str, str | None], hints: Mapping[str, Hint],
+                    parallel: int) -> None:
     """``plan.converged``: the hint of each database of ``read_at`` (found matching the
     manifests; its info as asked before its read). Only on CouchDB (its info tells the
-    ``cluster``): PouchDB Server moves no sequence when ``_security`` is written."""
-    for name, info in read_at.items():
-        if "cluster" not in info:
-            continue
+    ``cluster``): PouchDB Server moves no sequence when ``_security`` is written. A
+    cluster's databases are asked ``CLUSTER_ASKS`` times more, for their other copies."""
+    found = {name: info for name, info in read_at.items() if "cluster" in info}
+    clustered = [name for name, info in found.items() if (info["cluster"].get("n") or 1) > 1]
+    seen: dict[str, list[dict[str, Any]]] = {name: [] for name in clustered}
+    for _ in range(CLUSTER_ASKS if clustered else 0):
+        for name, ahead in _with_infos(client, clustered, {}, parallel, every=True).items():
+            if ahead.info is not None:
+                seen[name].append(ahead.info)
+    for name, info in found.items():
         printed = prints[name]
         assert printed is not None  # read_at holds only databases with a fingerprint
         plan.converged[name] = converged(hints.get(name), printed, info,
-                                         (info.get("cluster") or {}).get("n"))
+                                         info["cluster"].get("n"), seen.get(name, ()))
 
 
 def _info(ahead: Prefetched | None) -> dict[str, Any] | None:

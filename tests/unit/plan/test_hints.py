@@ -163,3 +163,18 @@ def test_a_trusted_copy_is_one_seen_twice_at_one_sequence(
                                            "purge_seq": copy}) is None
         if trusted:
             assert count >= 2
+
+
+def test_a_cluster_s_other_copies_seen_after_the_read_are_trusted_by_the_next_read() -> None:
+    """Each ask names one copy per range; the asks after a read name the others, so the
+    second converged read trusts every copy it sees again, whichever answers after."""
+    a = {"update_seq": CLUSTER_SEQ, "purge_seq": CLUSTER_PURGE}
+    b = {**a, "update_seq": CLUSTER_OTHER_COPIES}
+    first = converged(None, "fp", a, copies=3, seen=[b])
+    assert full_reason(first, "fp", b) == UNCONFIRMED  # seen once: pending
+    second = converged(first, "fp", a, copies=3, seen=[b])
+    assert full_reason(second, "fp", a) is None and full_reason(second, "fp", b) is None
+    # A copy seen after the read at another sequence than before stays pending.
+    moved = {**a, "update_seq": SINGLE_WRITTEN}
+    third = converged(None, "fp", a, copies=3, seen=[moved])
+    assert full_reason(converged(third, "fp", a, copies=3), "fp", moved) == UNCONFIRMED
