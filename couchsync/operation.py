@@ -213,7 +213,8 @@ def apply_manifests(
     return ApplyOutcome(desired, plan, result, locks.unreleased)
 
 
-def _record_hints(client: Client, converged: Mapping[str, Hint], hooks: ApplyHooks) -> None:
+def _record_hints(client: Client, converged: Mapping[str, Hint | None],
+                  hooks: ApplyHooks) -> None:
     """Record ``converged``; failing to costs the next plan full reads, not the apply."""
     from couchsync.client import CouchError
     from couchsync.read import record_hints

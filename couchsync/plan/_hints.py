@@ -239,3 +239,7 @@ class Hints(Mapping[str, Hint]):
 
     def __bool__(self) -> bool:
         return bool(self._stored)
+
+    def databases(self) -> Iterator[str]:
+        """The databases hints are stored for (not decoded)."""
+        return iter(self._stored)

@@ -182,9 +182,10 @@ class Plan:
     #: each other one was read in full.
     unchanged: list[str] | None = None
     read_in_full: dict[str, str] = field(default_factory=dict)
-    #: The hints a run may record: databases read in full and found converged, their
-    #: sequences the same before and after the read. Not part of the machine format.
-    converged: dict[str, Hint] = field(default_factory=dict)
+    #: The hints a run may record: databases read in full and found converged (their
+    #: info asked before the read); None: a database gone from the server, its hint to
+    #: be forgotten. Not part of the machine format.
+    converged: dict[str, Hint | None] = field(default_factory=dict)
     #: What the server's settings cost this plan (``apply``/``plan`` show them before it).
     warnings: list[str] = field(default_factory=list)
 

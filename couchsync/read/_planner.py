@@ -123,10 +123,12 @@ def load_and_plan(
     if design_deploy is not None:
         for spec in desired.databases.values():
             spec.design_deploy = design_deploy
-    return desired, plan_server(client, desired, only=only, prefetched=ahead,
-                                parallel=parallel, on_database=on_database,
-                                migrations=migrations, incremental=incremental,
-                                hints=hints[0] if hints else None)
+    plan = plan_server(client, desired, only=only, prefetched=ahead, parallel=parallel,
+                       on_database=on_database, migrations=migrations,
+                       incremental=incremental, hints=hints[0] if hints else None)
+    if hints and only is None:
+        plan.converged.update(dict.fromkeys(_gone(desired, hints[0], shard)))
+    return desired, plan
 
 
 def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequence[str] | None,
@@ -171,6 +173,15 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
         close_scans(ahead)
         raise
     return desired, ahead, only
+
+
+def _gone(desired: DesiredState, hints: StoredHints, shard: Shard) -> list[str]:
+    """The databases of ``shard`` hints are stored for that a pattern of ``desired``
+    matches and discovery did not find: deleted (a fleet's per-user databases come and
+    go), their hints to be forgotten."""
+    return [name for name in hints.hints.databases()
+            if name not in desired.databases and shard.keeps(name)
+            and any(matches(pattern, name) for pattern in desired.patterns)]
 
 
 def _unchanged_early(state: DesiredState, ahead: Mapping[str, Prefetched],

@@ -400,3 +400,19 @@ def test_a_seed_database_proved_unchanged_is_planned_without_loading_its_documen
         handle.write('{"_id": "d201", "v": }\n')
     with pytest.raises(ManifestError, match=r"seed\.jsonl:202"):
         plan()
+
+
+@pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "
+                          "couchsync records no hint there, and skips nothing")
+def test_the_hint_of_a_fleet_database_deleted_since_is_forgotten_by_the_next_apply(
+        setup: Setup) -> None:
+    kept, dropped = setup.create(2)
+    setup.settle()
+    assert {kept, dropped} <= read_hints(setup.client).hints.keys()
+    setup.http.delete(f"/{dropped}").raise_for_status()
+
+    assert dropped not in setup.plan().read_in_full  # not matched: not planned at all
+    setup.apply()
+
+    stored = read_hints(setup.client).hints
+    assert dropped not in set(stored.databases()) and kept in stored
