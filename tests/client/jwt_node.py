@@ -87,16 +87,21 @@ class NodeConfig:
             self._put(*self.undo.pop())
 
 
-def _handlers(http: httpx.Client, base: str) -> list[str]:
+def _handlers(http: httpx.Client, base: str, *, until: str | None = None) -> list[str]:
+    """The node's authentication handlers; with ``until``, asked again (for up to 30 s)
+    until they include it: the listener restarts a moment after the config change is
+    answered, and the old one may answer the first asks."""
     deadline = time.monotonic() + 30
     while True:
         try:
             info = http.get(f"{base}/_session").json()["info"]
-            return list(info["authentication_handlers"])
+            handlers = list(info["authentication_handlers"])
+            if until is None or until in handlers or time.monotonic() > deadline:
+                return handlers
         except (httpx.TransportError, KeyError, ValueError):
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+        time.sleep(0.1)
 
 
 def _restart_listener(config: NodeConfig) -> None:
@@ -134,7 +139,7 @@ def jwt_node(couch_url: str, server_kind: str) -> Iterator[bytes]:
                         "the test set it and restart the listener")
                 config.set("chttpd/authentication_handlers", JWT_HANDLERS)
                 _restart_listener(config)
-                assert "jwt" in _handlers(http, base)
+                assert "jwt" in _handlers(http, base, until="jwt")
             yield secret
         finally:
             config.restore()
