@@ -134,12 +134,9 @@ class Target:
         else:
             if result.step.rebuild is not None:
                 self.rebuilt = True
-            if isinstance(result.step.after, dict) and (
-                    "_attachments" in result.step.after or "_attachments" in (
-                        result.step.before or {})):
-                sent, removed = sent_files(result.step), dropped(result.step)
-                if sent or removed:
-                    self.attached[result.step.id or ""] = (sent, removed)
+            sent, removed = sent_files(result.step), dropped(result.step)
+            if sent or removed:
+                self.attached[result.step.id or ""] = (sent, removed)
         self.run.finish(result, count)
 
     def fail(self, steps: Iterable[Step], error: str) -> None:

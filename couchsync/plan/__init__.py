@@ -7,6 +7,7 @@ from couchsync.plan._attachments import (
     ATTACHMENTS_DDOC,
     dropped,
     identity_digests,
+    file_attachments,
     sent_files,
     unresolved,
 )
@@ -183,6 +184,7 @@ __all__ = [
     "render_markdown",
     "render_text",
     "resolve_only",
+    "file_attachments",
     "sent_files",
     "seq_tokens",
     "shard_copy_ids",

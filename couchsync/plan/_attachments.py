@@ -83,17 +83,28 @@ def unresolved(wanted: Mapping[str, Any], stubs: Mapping[str, Any],
             yield name
 
 
+def file_attachments(step: Step) -> list[tuple[str, dict[str, Any]]]:
+    """The attachments ``step`` sends from files, by name. None for a step that writes a
+    manifest document as loaded (``Step.spec``): one with attachments is planned as a
+    dict, and decoding each seed document again here cost a 10,000-document apply
+    ~0.5 s of CPU (bench/RESULTS.md, issue 20's table, 826ed08)."""
+    if step.action is Action.DELETE or step.spec is not None:
+        return []
+    after = step.after
+    if not isinstance(after, dict):
+        return []
+    return [(name, att) for name, att in (after.get("_attachments") or {}).items()
+            if "file" in att]
+
+
 def sent_files(step: Step) -> dict[str, str]:
     """``{name: file digest}`` of the attachments ``step`` sends from files."""
-    if step.action is Action.DELETE or not isinstance(step.after, dict):
-        return {}
-    return {name: att["digest"] for name, att in (step.after.get("_attachments") or {}).items()
-            if "file" in att}
+    return {name: att["digest"] for name, att in file_attachments(step)}
 
 
 def dropped(step: Step) -> set[str]:
     """The attachments ``step`` removes (stubs it had, left out of what it writes)."""
-    if step.action is Action.DELETE or not isinstance(step.after, dict):
-        return set()
     before = (step.before or {}).get("_attachments") or {}
-    return set(before) - set(step.after.get("_attachments") or {})
+    if not before or step.action is Action.DELETE or not isinstance(after := step.after, dict):
+        return set()
+    return set(before) - set(after.get("_attachments") or {})

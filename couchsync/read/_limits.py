@@ -11,7 +11,7 @@ from typing import Any
 
 from couchsync.client import Client, CouchError, TransportError, encode_json
 from couchsync.manifest.model import DatabaseSpec
-from couchsync.plan import Action, Step, StepKind, batched_within
+from couchsync.plan import Action, Step, StepKind, batched_within, file_attachments
 
 #: CouchDB 3.5's built-in defaults (``couch_doc.erl``, ``chttpd.erl``).
 COUCHDB_MAX_DOCUMENT = 8_000_000
@@ -126,7 +126,7 @@ def _written(step: Step) -> dict[str, Any] | bytes:
     if body.get("_attachments"):
         kept = (step.before or {}).get("_attachments") or {}
         first = set(inline_names(step))
-        later = {name for name, _ in _files(step) if name not in first}
+        later = {name for name, _ in file_attachments(step) if name not in first}
         body["_attachments"] = {name: kept[name] if name in later else att
                                 for name, att in body["_attachments"].items()
                                 if name not in later or name in kept}
@@ -138,7 +138,7 @@ def inline_names(step: Step) -> list[str]:
     by name, while the document's inline attachments stay within a quarter of
     ``BATCH_BYTES`` (a couchapp of a thousand files is not one huge request)."""
     names, total = [], 0
-    for name, att in _files(step):
+    for name, att in file_attachments(step):
         size = _base64_length(att)
         if att["length"] <= INLINE_ATTACHMENT and total + size <= BATCH_BYTES // 4:
             names.append(name)
@@ -156,7 +156,7 @@ def follow_ups(step: Step) -> list[list[str]]:
     document of its own, within half a request (a couchapp of a thousand files: a dozen
     writes, not a thousand ``PUT``s, each of which CouchDB pays for every attachment)."""
     first = set(inline_names(step))
-    small = [(name, att) for name, att in _files(step)
+    small = [(name, att) for name, att in file_attachments(step)
              if name not in first and att["length"] <= INLINE_ATTACHMENT]
     return [[name for name, _ in group] for group in batched_within(
         small, max(len(small), 1), BATCH_BYTES // 2, lambda item: _base64_length(item[1]))]
@@ -172,7 +172,7 @@ def follow_up_body(step: Step, sent: Collection[str], group: Sequence[str]) -> d
     assert isinstance(body, dict)  # a step with attachments is never a bare spec
     body.pop("_rev", None)
     attachments = body["_attachments"] = dict(body["_attachments"])
-    files = dict(_files(step))
+    files = dict(file_attachments(step))
     for name in sent:  # PouchDB Server finds a stub's data by its digest (CouchDB by name)
         att = files[name]
         attachments[name] = {"stub": True, "digest": att["digest"],
@@ -188,7 +188,7 @@ def follow_up_body(step: Step, sent: Collection[str], group: Sequence[str]) -> d
 def streamed(step: Step) -> list[tuple[str, dict[str, Any]]]:
     """The attachments of ``step`` too large to go inline: each sent by a ``PUT`` of its
     own, streamed from its file, after the document's other writes."""
-    return [(name, att) for name, att in _files(step) if att["length"] > INLINE_ATTACHMENT]
+    return [(name, att) for name, att in file_attachments(step) if att["length"] > INLINE_ATTACHMENT]
 
 
 def encoded(step: Step) -> bytes:
@@ -219,7 +219,7 @@ def too_large(steps: Iterable[Step], spec: DatabaseSpec,
 
 
 def _refusal(step: Step, limits: ServerLimits) -> str | None:
-    for name, att in _files(step):
+    for name, att in file_attachments(step):
         if limits.attachment is not None and att["length"] > limits.attachment:
             return (f"has attachment {name!r} ({att['file']}) of {att['length']:,} bytes, "
                     f"over [couchdb] max_attachment_size = {limits.attachment:,}")
@@ -241,14 +241,6 @@ def _refusal(step: Step, limits: ServerLimits) -> str | None:
             f"{limits.document_setting} = {limits.document:,}")
 
 
-def _files(step: Step) -> list[tuple[str, dict[str, Any]]]:
-    """The attachments ``step`` sends from files."""
-    if step.action is Action.DELETE or not isinstance(step.after, dict):
-        return []
-    return [(name, att) for name, att in (step.after.get("_attachments") or {}).items()
-            if "file" in att]
-
-
 def _measured(step: Step) -> int:
     """``len(encoded(step))``, counted without reading the attachments' files."""
     body = _written(step)
@@ -258,7 +250,7 @@ def _measured(step: Step) -> int:
     for name in inline:
         body["_attachments"][name] = {"content_type": body["_attachments"][name]["content_type"],
                                       "data": ""}
-    return len(encode_json(body)) + sum(_base64_length(att) for name, att in _files(step)
+    return len(encode_json(body)) + sum(_base64_length(att) for name, att in file_attachments(step)
                                         if name in inline)
 
 
