@@ -6,8 +6,8 @@ them (the ownership record's format, staging ids, ``phases``: the order apply ru
 from couchsync.plan._attachments import (
     ATTACHMENTS_DDOC,
     dropped,
-    identity_digests,
     file_attachments,
+    identity_digests,
     sent_files,
     unresolved,
 )
@@ -155,6 +155,7 @@ __all__ = [
     "dropped",
     "expected_entry",
     "fetch_decodable",
+    "file_attachments",
     "fingerprint",
     "full_reason",
     "hint_bodies",
@@ -184,7 +185,6 @@ __all__ = [
     "render_markdown",
     "render_text",
     "resolve_only",
-    "file_attachments",
     "sent_files",
     "seq_tokens",
     "shard_copy_ids",

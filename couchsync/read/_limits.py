@@ -188,7 +188,8 @@ def follow_up_body(step: Step, sent: Collection[str], group: Sequence[str]) -> d
 def streamed(step: Step) -> list[tuple[str, dict[str, Any]]]:
     """The attachments of ``step`` too large to go inline: each sent by a ``PUT`` of its
     own, streamed from its file, after the document's other writes."""
-    return [(name, att) for name, att in file_attachments(step) if att["length"] > INLINE_ATTACHMENT]
+    return [(name, att) for name, att in file_attachments(step)
+            if att["length"] > INLINE_ATTACHMENT]
 
 
 def encoded(step: Step) -> bytes:
