@@ -156,9 +156,11 @@ def apply_manifests(
     """
     from couchsync.apply import ApplyInterrupted, apply_plan
     from couchsync.lock import DEFAULT_TTL, LockSet, unreleased_note
+    from couchsync.manifest import Shard
     from couchsync.read import MigrationOptions, plan_server
 
     hooks = hooks or ApplyHooks()
+    shard = shard or Shard()
     environ = os.environ if environ is None else environ
     if saved is not None:
         settings = saved.settings_with({
@@ -179,7 +181,7 @@ def apply_manifests(
     if saved is not None:
         saved.check(plan, desired, client)
     if plan.is_empty and not plan.record_updates():
-        _record_hints(client, plan.converged, hooks)
+        _record_hints(client, plan.converged, hooks, shard)
         return ApplyOutcome(desired, plan)
     if not plan.is_empty and not hooks.confirm(plan):
         raise ApplyCancelled("apply cancelled")
@@ -192,7 +194,8 @@ def apply_manifests(
             locks.acquire(lock_timeout)
             if locks.stale:  # another apply ran since the locks were read: plan again
                 shown = plan
-                plan = plan_server(client, desired, only=plan.databases(), parallel=parallel)
+                plan = plan_server(client, desired, only=plan.databases(), parallel=parallel,
+                                   shard=shard)
                 if saved is not None:
                     saved.check(plan, desired, client)
                 if _changes(plan) != _changes(shown) and not hooks.replanned(plan):
@@ -205,7 +208,7 @@ def apply_manifests(
                                     on_documents=bar.documents)
             # Those the plan found converged; those it wrote, the next plan reads (reading
             # them again now would cost a first apply of a fleet a third more requests).
-            _record_hints(client, plan.converged, hooks)
+            _record_hints(client, plan.converged, hooks, shard)
     except ApplyInterrupted as exc:
         if locks.unreleased:
             exc.notes.append(unreleased_note(locks.unreleased, ttl))
@@ -214,7 +217,7 @@ def apply_manifests(
 
 
 def _record_hints(client: Client, converged: Mapping[str, Hint | None],
-                  hooks: ApplyHooks) -> None:
+                  hooks: ApplyHooks, shard: Shard) -> None:
     """Record ``converged``; failing to costs the next plan full reads, not the apply."""
     from couchsync.client import CouchError
     from couchsync.read import record_hints
@@ -222,7 +225,7 @@ def _record_hints(client: Client, converged: Mapping[str, Hint | None],
     if not converged:
         return
     try:
-        record_hints(client, converged)
+        record_hints(client, converged, shard)
     except CouchError as exc:
         hooks.notice(f"could not record which databases are converged (the next plan reads "
                      f"them all): {exc.brief}")

@@ -25,6 +25,7 @@ from couchsync.plan._hints import (
     hint_bodies,
     parse_hints,
     seq_tokens,
+    shard_hint_doc_ids,
 )
 from couchsync.plan._index_ddocs import GENERATED_DDOC, read_index_ddoc
 from couchsync.plan._migrate import (
@@ -190,6 +191,7 @@ __all__ = [
     "shard_copy_ids",
     "shard_count",
     "shard_doc_id",
+    "shard_hint_doc_ids",
     "shown",
     "shown_config",
     "shown_secrets",

@@ -10,8 +10,11 @@ from typing import Any
 
 from couchsync._names import LOCK_DB
 from couchsync.client import Client, CouchError, Database, NotFound, PreconditionFailed
-from couchsync.plan import HINT_PREFIX, Hint, Hints, hint_bodies, parse_hints
+from couchsync.manifest import Shard
+from couchsync.plan import HINT_PREFIX, Hint, Hints, hint_bodies, parse_hints, shard_hint_doc_ids
 
+#: Every database: no ``--shard``.
+ALL = Shard()
 #: Rounds of re-reading and merging when another run wrote the same hint documents.
 WRITE_ROUNDS = 5
 
@@ -28,23 +31,28 @@ class StoredHints:
         return cls(docs, parse_hints(docs))
 
 
-def read_hints(client: Client) -> StoredHints:
-    """Every hint on the server (none when no apply ever ran there): one request."""
+def read_hints(client: Client, shard: Shard = ALL) -> StoredHints:
+    """The hints on the server (none when no apply ever ran there) of the databases of
+    ``shard``, and maybe others' (``shard_hint_doc_ids``): one request."""
+    db = client.database(LOCK_DB)
+    ids = shard_hint_doc_ids(shard.k, shard.n)
     try:
-        rows = client.database(LOCK_DB).all_docs(
-            include_docs=True, start_key=HINT_PREFIX, end_key=HINT_PREFIX + "\ufff0")
+        rows = (db.all_docs(include_docs=True, start_key=HINT_PREFIX,
+                            end_key=HINT_PREFIX + "\ufff0") if ids is None
+                else db.all_docs(keys=ids, include_docs=True))
     except NotFound:
         return StoredHints()
     return StoredHints.of({row["id"]: row["doc"] for row in rows if row.get("doc")})
 
 
-def record_hints(client: Client, hints: Mapping[str, Hint | None]) -> None:
-    """Record ``hints`` (None: forget the database's) over those stored. Another run writing
-    the same documents meanwhile (``--shard`` runners do) costs a re-read and a merge; a
-    write lost to more rounds than ``WRITE_ROUNDS`` leaves an older hint, which names an
-    older sequence and so costs one full read, never a wrong skip."""
+def record_hints(client: Client, hints: Mapping[str, Hint | None], shard: Shard = ALL) -> None:
+    """Record ``hints`` of databases of ``shard`` (None: forget the database's) over those
+    stored. Another run writing the same documents meanwhile (``--shard`` runners do)
+    costs a re-read and a merge; a write lost to more rounds than ``WRITE_ROUNDS`` leaves
+    an older hint, which names an older sequence and so costs one full read, never a
+    wrong skip."""
     db = client.database(LOCK_DB)
-    docs = read_hints(client).docs
+    docs = read_hints(client, shard).docs
     # On every copy: the next plan reads them from whichever copy answers first.
     w = _copies(db)
     for _ in range(WRITE_ROUNDS):

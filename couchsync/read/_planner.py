@@ -44,7 +44,7 @@ from couchsync.plan import (
     resolve_only,
 )
 from couchsync.read._config import read_config
-from couchsync.read._hints import StoredHints, read_hints
+from couchsync.read._hints import ALL, StoredHints, read_hints
 from couchsync.read._limits import LimitsReader, fleet_warning, too_large
 from couchsync.read._live import Prefetched, close_scans, prefetch, read_database
 from couchsync.read._migrations import PREVIEW, MigrationOptions
@@ -54,8 +54,6 @@ DesignDeploy = Literal["in_place", "staged"]
 DISCOVERY_PAGE = 1000
 #: The identity: every database under its declared name.
 NO_MAPPING = DatabaseNames()
-#: Every database: no ``--shard``.
-ALL = Shard()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
 #: How many more times a cluster's converged databases are asked their info, for the
@@ -153,7 +151,7 @@ def _load(client: Client, paths: Sequence[str | os.PathLike[str]], only: Sequenc
             configured = [CONFIG] if state.config or state.prune_config else []
             before_read([*configured, *state.databases, *matched])
         if hints is not None:
-            hints.append(read_hints(client))
+            hints.append(read_hints(client, shard))
         ahead.update(prefetch(client, state, hints[0].hints if hints else None))
         if not (hints and lazy):
             return []
@@ -227,7 +225,7 @@ def plan_server(
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
     migrations: MigrationOptions = PREVIEW, incremental: bool = True,
-    hints: StoredHints | None = None,
+    hints: StoredHints | None = None, shard: Shard = ALL,
 ) -> Plan:
     """``plan_changes(desired, read_live_state(...))``, each database's live state dropped
     once it is planned. A database that cannot be read goes to ``Plan.errors``; a lost
@@ -237,7 +235,7 @@ def plan_server(
     ``incremental``: a database that a hint proves unchanged since a run found it
     converged is not read (``Plan.unchanged``); the others say why in
     ``Plan.read_in_full``, and those found converged are in ``Plan.converged``;
-    ``hints``: as read already (None: read here)."""
+    ``hints``: as read already (None: read here, those of ``shard``'s databases)."""
     databases = None if only is None else [name for name in only if name != CONFIG]
     scopes = resolve_only(desired, databases) if databases != [] else {}
     plan = Plan(secrets=desired.secrets)
@@ -247,7 +245,7 @@ def plan_server(
     if not (incremental and scopes):
         hints = StoredHints()
     elif hints is None:
-        hints = read_hints(client)
+        hints = read_hints(client, shard)
     ahead = _with_infos(client, scopes.keys(), prefetched or {}, parallel,
                         every=incremental)
     prints = _fingerprints(desired, scopes)

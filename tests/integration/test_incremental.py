@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from couchsync._names import LOCK_DB
 from couchsync.cli import app
 from couchsync.client import Client
+from couchsync.manifest import Shard
 from couchsync.operation import ApplyHooks, Progress, apply_manifests, plan_manifests
 from couchsync.plan import Hint, Plan
 from couchsync.plan._hints import EDITED, GONE, HINT_DOCS, MOVED, NEW
@@ -300,6 +301,34 @@ def test_runs_recording_hints_at_once_keep_each_other_s(couch_url: str) -> None:
         assert {name: stored.get(name) for name in {**first, **second}} == {**first, **second}
         record_hints(client, dict.fromkeys({**first, **second}))  # None: forgotten
         assert not {**first, **second}.keys() & read_hints(client).hints.keys()
+
+
+def test_a_shard_runner_reads_and_writes_its_shard_s_hints_and_keeps_the_others(
+        couch_url: str) -> None:
+    names = [f"cstest_hs_{uuid.uuid4().hex[:8]}_{i}" for i in range(64)]
+    first = {name: Hint(f"f-{name}", frozenset({"a"})) for name in names}
+    with Client(couch_url) as client:
+        record_hints(client, first)  # every shard's, as a run without --shard writes them
+        try:
+            for n in (4, 3):
+                for k in range(1, n + 1):
+                    stored = read_hints(client, Shard(k, n)).hints
+                    read = {name for name in names if stored.get(name) is not None}
+                    mine = {name for name in names if Shard(k, n).keeps(name)}
+                    # 4 divides the 256 hint documents: only the shard's are read; 3 does
+                    # not: every document is.
+                    assert read == (mine if n == 4 else set(names))
+                    assert all(stored.get(name) == first[name] for name in read)
+            shard = Shard(2, 4)
+            mine = {name for name in names if shard.keeps(name)}
+            record_hints(client, {name: Hint("f-new", frozenset({"b"})) for name in mine},
+                         shard)
+            stored = read_hints(client).hints
+            assert {name: stored.get(name) for name in names} == {
+                name: Hint("f-new", frozenset({"b"})) if name in mine else first[name]
+                for name in names}
+        finally:
+            record_hints(client, dict.fromkeys(names))
 
 
 @pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "

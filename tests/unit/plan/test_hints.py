@@ -12,11 +12,23 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from couchsync.manifest import load_manifests
+from couchsync.manifest import Shard, load_manifests
 from couchsync.manifest.model import DatabaseSpec
 from couchsync.plan import Hint, converged, fingerprint, full_reason, hint_bodies, parse_hints
 from couchsync.plan._erlang import decode_term
-from couchsync.plan._hints import EDITED, GONE, MOVED, NEW, OTHER_COPY, UNCONFIRMED, seq_tokens
+from couchsync.plan._hints import (
+    EDITED,
+    GONE,
+    HINT_DOCS,
+    HINT_PREFIX,
+    MOVED,
+    NEW,
+    OTHER_COPY,
+    UNCONFIRMED,
+    hint_doc_id,
+    seq_tokens,
+    shard_hint_doc_ids,
+)
 
 # Taken from Apache CouchDB 3.5.2 (`GET /{db}`): a 3-node cluster's database (q=2, n=3)
 # answered by two sets of copies, unchanged in between; a single node's database before
@@ -178,3 +190,21 @@ def test_a_cluster_s_other_copies_seen_after_the_read_are_trusted_by_the_next_re
     moved = {**a, "update_seq": SINGLE_WRITTEN}
     third = converged(None, "fp", a, copies=3, seen=[moved])
     assert full_reason(converged(third, "fp", a, copies=3), "fp", moved) == UNCONFIRMED
+
+
+@given(st.text(min_size=1, max_size=40), st.sampled_from([2, 4, 8, 16, 64, 256]),
+       st.integers(1, 256))
+def test_a_shard_s_hint_documents_hold_its_databases_and_no_other_s(
+        name: str, n: int, k: int) -> None:
+    shard = Shard(min(k, n), n)
+    ids = shard_hint_doc_ids(shard.k, shard.n)
+    assert ids is not None
+    assert (hint_doc_id(name) in ids) == shard.keeps(name)
+
+
+def test_shards_that_do_not_divide_the_hint_documents_read_them_all() -> None:
+    assert shard_hint_doc_ids(1, 1) is None
+    assert shard_hint_doc_ids(2, 3) is None
+    assert shard_hint_doc_ids(1, 512) is None
+    assert sorted(id for k in range(1, 5) for id in shard_hint_doc_ids(k, 4) or []) == sorted(
+        f"{HINT_PREFIX}{number}" for number in range(HINT_DOCS))
