@@ -11,10 +11,11 @@ design doc) says ``done`` only after a last pass over the changes made since the
 began: documents the application wrote meanwhile are migrated too.
 
 A plan made for the apply keeps its preview's outcomes (``KeptOutcomes``, within a
-budget): the run then reads no document again. It first passes over the changes since
-the preview's sequence, reading anew each document written since (its kept outcome
-dropped), then writes the rest as the preview computed them, each at the revision the
-preview read: one written meanwhile after all is a conflict, read again as always.
+budget): the run then reads no document again. It writes them as the preview computed
+them, each at the revision the preview read: one written since is a conflict, read
+again and migrated as always. The pass over the changes since the preview's sequence
+then finds what was written meanwhile, in one request when nothing was (a pass before
+the writes as well cost a fleet database a ``_changes`` of the 9 requests it sends).
 """
 
 from __future__ import annotations
@@ -147,12 +148,11 @@ class _Run:
             for page in self.scan:
                 self._migrate(page, transform, since)
             self._catch_up(since, transform)
-        else:  # the preview's pages: what was written since it is read anew, first
+        else:  # the preview's pages, written as it computed them
             self.scan = Matching(self.db, migration.selector,
                                  boundaries=self.kept.boundaries)
-            reached = self._catch_up(since, transform)
             self._write_kept(since, transform)
-            self._catch_up(reached, transform)
+            self._catch_up(since, transform)
         if self.disturbed:  # a page may have skipped a document: scan again, surely
             for page in Matching(self.db, migration.selector, by_id=True):
                 self._migrate(page, transform, since)
@@ -172,19 +172,15 @@ class _Run:
         return True, (f"{self.changed:,} of {self.matched:,} matched documents changed"
                       + (f" ({self.deleted:,} deleted)" if self.deleted else ""))
 
-    def _catch_up(self, since: str, transform: Transform | None) -> str:
+    def _catch_up(self, since: str, transform: Transform | None) -> None:
         """Migrate what was written since the run began and not by it, until a pass over
-        the changes finds nothing more to write; the sequence reached. Kept outcomes of
-        the documents seen are dropped (they are read as they are now)."""
+        the changes finds nothing more to write."""
         while True:
             wrote = self.changed
             for revs, last in changed_since(self.db, since):
                 self.disturbed = self.disturbed or any(
                     self.scan.disturbed(doc_id, rev) for doc_id, rev in revs.items()
                     if self.scan is not None)
-                if self.kept is not None:
-                    for doc_id in revs:
-                        self.kept.outcomes.pop(doc_id, None)
                 todo = [doc_id for doc_id in revs
                         if id_key(doc_id) not in self.journal.migrated]
                 if todo:
@@ -192,7 +188,7 @@ class _Run:
                                   since)
                 since = last
             if self.changed == wrote:
-                return since
+                return
 
     def _write_kept(self, since: str, transform: Transform | None) -> None:
         """Write what the preview computed for the documents nobody wrote since it."""
