@@ -441,12 +441,12 @@ class Bench:
     def noop(self) -> None:
         for form in self.args.forms:
             declared, undeclared = self.noop_databases(form)
-            for extra in ((), ("--full",)):
+            for extra in ("", " --full"):
                 for side, manifest in (("declared", declared), ("not declared", undeclared)):
-                    with self.proxied(f"noop {form}: plan {' '.join(extra)}, {side}") as url:
-                        self.couchsync("plan", manifest, *extra, url=url)
-            down = sum(self.counts[f"noop {form}: plan {' '.join(extra)}, declared"]
-                       ["attachment_bytes_down"] for extra in ((), ("--full",)))
+                    with self.proxied(f"noop {form}: plan{extra}, {side}") as url:
+                        self.couchsync("plan", manifest, *extra.split(), url=url)
+            down = sum(self.counts[f"noop {form}: plan{extra}, declared"]["attachment_bytes_down"]
+                       for extra in ("", " --full"))
             # Incremental (the default: both databases are known converged), read in full
             # (--full), and incremental with every attachment file read and hashed.
             for cold, extra in ((False, ()), (False, ("--full",)), (True, ())):
