@@ -18,7 +18,6 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from couchsync._canonical import canonical_json
-from couchsync._version import __version__
 from couchsync.manifest.model import AttachmentSpec, DatabaseSpec, attachments_hash
 from couchsync.plan._erlang import decode_term
 
@@ -31,7 +30,7 @@ HINT_PREFIX = "hints:"
 #: Why a database was read in full rather than skipped (the text plan shows them).
 NEW = "no apply found it converged yet"
 MOVED = "written since an apply found it converged"
-EDITED = "its manifests changed since an apply found it converged"
+EDITED = "its manifests, or couchsync's code, changed since an apply found it converged"
 GONE = "not on the server"
 OTHER_COPY = "a shard copy not seen before answered (a cluster's)"
 UNCONFIRMED = ("found converged once, to be confirmed by a second read (a cluster's copies "
@@ -133,15 +132,16 @@ def _newest(old: frozenset[str], new: frozenset[str]) -> frozenset[str]:
     return frozenset(token for token in old if token[:6] not in copies) | new
 
 
-def fingerprint(spec: DatabaseSpec) -> str | None:
-    """A digest of everything in ``spec`` that a plan of its database depends on (this
-    couchsync's version too); None when a plan of it must always read it: a database to
-    be absent (its plan reads one info anyway) or one holding a secret (the record cannot
-    vouch for it, and a digest of a password is not to be stored)."""
+def fingerprint(spec: DatabaseSpec, code: str) -> str | None:
+    """A digest of everything in ``spec`` that a plan of its database depends on, and of
+    ``code``, the planning code's identity (``couchsync._version.code_identity``); None
+    when a plan of it must always read it: a database to be absent (its plan reads one
+    info anyway) or one holding a secret (the record cannot vouch for it, and a digest of
+    a password is not to be stored)."""
     if spec.state == "absent" or any(doc.secret for doc in spec.documents.values()):
         return None
     digest = hashlib.sha256(canonical_json([
-        HINTS_FORMAT, __version__,
+        HINTS_FORMAT, code,
         {name: _plain(getattr(spec, name)) for name in _SETTINGS},
         spec.matched_by is None,  # a named database is created, a matched one never
     ], drop=()))

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from couchsync._canonical import canonical_json
 from couchsync._names import CONFIG, REPLICATOR_DB, USERS_DB
 from couchsync._parallel import DEFAULT_PARALLEL, DatabaseProgress, ordered_map
+from couchsync._version import code_identity
 from couchsync.client import Client, CouchError, NotFound, TransportError, Unauthorized
 from couchsync.manifest import (
     DatabaseNames,
@@ -194,7 +195,8 @@ def _unchanged_early(state: DesiredState, ahead: Mapping[str, Prefetched],
             continue
         if design_deploy is not None:  # as load_and_plan sets it once loaded
             spec = replace(spec, design_deploy=design_deploy)
-        if full_reason(hints.get(name), fingerprint(spec), _info(ahead.get(name))) is None:
+        if full_reason(hints.get(name), fingerprint(spec, code_identity()),
+                       _info(ahead.get(name))) is None:
             early.add(name)
     return early
 
@@ -322,11 +324,11 @@ def _fingerprints(desired: DesiredState, names: Iterable[str]) -> dict[str, str 
     for name in names:
         spec = desired.databases[name]
         if spec.matched_by is None:
-            prints[name] = fingerprint(spec)
+            prints[name] = fingerprint(spec, code_identity())
         else:
             key = (spec.matched_by, id(spec.documents))
             if key not in shared:
-                shared[key] = fingerprint(spec)
+                shared[key] = fingerprint(spec, code_identity())
             prints[name] = shared[key]
     return prints
 

@@ -12,7 +12,12 @@ cluster's rule on real sequences).
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import random
+import shutil
+import subprocess
+import sys
 import threading
 import uuid
 import zlib
@@ -26,6 +31,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import couchsync
 from couchsync._names import LOCK_DB
 from couchsync.cli import app
 from couchsync.client import Client
@@ -354,6 +360,36 @@ def test_a_shard_runner_reads_and_writes_its_shard_s_hints_and_keeps_the_others(
                 for name in names}
         finally:
             record_hints(client, dict.fromkeys(names))
+
+
+@pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "
+                          "couchsync records no hint there, and skips nothing")
+def test_other_couchsync_code_at_the_same_version_reads_every_database_again(
+        setup: Setup, couch_url: str, tmp_path: Path) -> None:
+    """Hints recorded by this code; plans by a copy of it (skips as this code does) and by
+    an edited copy (an install from a later commit: the version number is the same)."""
+    setup.create(2)
+    setup.settle()
+    package = Path(couchsync.__file__).parent
+    same, edited = tmp_path / "same", tmp_path / "edited"
+    for root in (same, edited):
+        shutil.copytree(package, root / "couchsync",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    planner = edited / "couchsync" / "plan" / "_diff.py"
+    planner.write_text(planner.read_text() + "\n# a fix, the version number unchanged\n")
+
+    def incremental(root: Path) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from couchsync.cli import main; main()",
+             "plan", setup.manifest(), "--format", "json"],
+            env={**os.environ, "PYTHONPATH": str(root), "COUCHDB_URL": couch_url},
+            cwd=root, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)["incremental"]
+        return result
+
+    assert incremental(same)["read_in_full"].get(EDITED) is None  # found in the copy
+    assert set(incremental(edited)["read_in_full"][EDITED]) == setup.everything()
 
 
 @pytest.mark.couchdb_only("PouchDB Server moves no sequence when _security is written: "

@@ -5,6 +5,7 @@ unchanged; how a cluster's copies come to be trusted; what the fingerprint cover
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+import couchsync
+from couchsync._version import code_identity
 from couchsync.manifest import Shard, load_manifests
 from couchsync.manifest.model import DatabaseSpec
 from couchsync.plan import Hint, converged, fingerprint, full_reason, hint_bodies, parse_hints
@@ -116,6 +119,9 @@ def spec_of(tmp_path: Path, body: dict[str, object], name: str = "db") -> Databa
     return load_manifests([path], environ={}).databases[name]
 
 
+#: The planning code's identity, as ``code_identity`` gives it.
+CODE = "0.1.0+test"
+
 BASE: dict[str, object] = {
     "security": {"members": {"roles": ["r"]}},
     "indexes": {"by-type": {"fields": ["type"]}},
@@ -139,8 +145,24 @@ BASE: dict[str, object] = {
 ])
 def test_the_fingerprint_moves_with_every_setting(tmp_path: Path,
                                                   change: dict[str, object]) -> None:
-    assert fingerprint(spec_of(tmp_path, {**BASE, **change})) != fingerprint(
-        spec_of(tmp_path, BASE))
+    assert fingerprint(spec_of(tmp_path, {**BASE, **change}), CODE) != fingerprint(
+        spec_of(tmp_path, BASE), CODE)
+
+
+def test_the_fingerprint_moves_with_the_code_and_the_code_s_identity_with_its_source(
+        tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, BASE)
+    assert fingerprint(spec, CODE) != fingerprint(spec, CODE + "-edited")
+    package = Path(couchsync.__file__).parent
+    copy = tmp_path / "couchsync"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_identity(copy) == code_identity(package)
+    assert code_identity(package).startswith(couchsync.__version__ + "+")
+    edited = tmp_path / "edited" / "couchsync"
+    shutil.copytree(copy, edited)
+    planner = edited / "plan" / "_diff.py"
+    planner.write_text(planner.read_text() + "\n# a fix, the version number unchanged\n")
+    assert code_identity(edited) != code_identity(package)
 
 
 def test_the_fingerprint_is_the_same_in_another_checkout_and_none_with_a_secret(
@@ -149,12 +171,12 @@ def test_the_fingerprint_is_the_same_in_another_checkout_and_none_with_a_secret(
     here.mkdir()
     there.mkdir()
     spec = spec_of(here, BASE)
-    assert fingerprint(spec) == fingerprint(spec_of(there, BASE))
-    assert fingerprint(dataclasses.replace(spec, name="other")) == fingerprint(spec)
-    assert fingerprint(dataclasses.replace(spec, state="absent")) is None
+    assert fingerprint(spec, CODE) == fingerprint(spec_of(there, BASE), CODE)
+    assert fingerprint(dataclasses.replace(spec, name="other"), CODE) == fingerprint(spec, CODE)
+    assert fingerprint(dataclasses.replace(spec, state="absent"), CODE) is None
     secret = spec.documents["a"]
     secret.secret = True
-    assert fingerprint(spec) is None
+    assert fingerprint(spec, CODE) is None
 
 
 @given(st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.integers(0, 5)),
