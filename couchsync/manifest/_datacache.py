@@ -49,9 +49,11 @@ class DataFileCache:
             return None
         import hashlib  # only when caching: `validate` of a small manifest never needs it
 
-        from couchsync._version import __version__
+        from couchsync._version import code_identity
 
-        return hashlib.sha256(f"couchsync {__version__} {CACHE_FORMAT}\n".encode())
+        # The code's identity, not its version alone: a loader changed at one version
+        # number (an install from a later commit) must not take the last one's entries.
+        return hashlib.sha256(f"couchsync {code_identity()} {CACHE_FORMAT}\n".encode())
 
     def key(self, handle: BinaryIO) -> str | None:
         """The key of the file open as ``handle`` (read to its end, then rewound)."""
