@@ -320,12 +320,15 @@ def test_a_database_deleted_and_made_again_to_the_same_sequences_is_read_in_full
         info = setup.http.post("/_dbs_info", json={"keys": [setup.named]}).json()[0]["info"]
         return {(copy, at[0]) for copy, at in _copies(info["update_seq"]) or []}
 
-    before = sequences()
+    # Asked of a single node only: which copy answers a cluster's ask varies, and
+    # PouchDB Server neither packs sequences nor has _dbs_info.
+    single = setup.couchdb and not setup.cluster
+    before = sequences() if single else None
     setup.http.delete(f"/{setup.named}").raise_for_status()
     setup.http.put(f"/{setup.named}").raise_for_status()
     setup.put(f"/{setup.named}/a", {"v": 9})
     setup.put(f"/{setup.named}/b", {"v": 2})
-    if setup.couchdb and not setup.cluster:  # which copy answers a cluster's ask varies
+    if single:
         assert sequences() == before  # the same numbers: only the files differ
 
     plan = setup.plan()
