@@ -147,12 +147,11 @@ class _Run:
             self.scan = Matching(self.db, migration.selector)
             for page in self.scan:
                 self._migrate(page, transform, since)
-            self._catch_up(since, transform)
         else:  # the preview's pages, written as it computed them
             self.scan = Matching(self.db, migration.selector,
                                  boundaries=self.kept.boundaries)
             self._write_kept(since, transform)
-            self._catch_up(since, transform)
+        self._catch_up(since, transform)
         if self.disturbed:  # a page may have skipped a document: scan again, surely
             for page in Matching(self.db, migration.selector, by_id=True):
                 self._migrate(page, transform, since)

@@ -84,7 +84,7 @@ def unresolved(wanted: Mapping[str, Any], stubs: Mapping[str, Any],
 
 
 def file_attachments(step: Step) -> list[tuple[str, dict[str, Any]]]:
-    """The attachments ``step`` sends from files, by name. None for a step that writes a
+    """The attachments ``step`` sends from files, by name; none for a step that writes a
     manifest document as loaded (``Step.spec``): one with attachments is planned as a
     dict, and decoding each seed document again here cost a 10,000-document apply
     ~0.5 s of CPU (bench/RESULTS.md, issue 20's table, 826ed08)."""
