@@ -97,6 +97,7 @@ def plan_manifests(
     parallel: int = DEFAULT_PARALLEL, lock_wait: float | None = None,
     hooks: ApplyHooks | None = None, migrations: MigrationOptions | None = None,
     full: bool = False, shard: Shard | None = None, lazy: bool = True,
+    find_converged: bool = False,
 ) -> tuple[DesiredState, Plan, LockReader]:
     """Load and plan as ``couchsync plan`` does. The apply locks are read before the
     databases (``couchsync.lock``); with ``lock_wait`` a held one is waited for up to that
@@ -104,7 +105,10 @@ def plan_manifests(
     migration (samples, files of would-be documents). ``full``: read every database, even
     those a hint proves unchanged since an apply found them converged. ``shard``: only
     the databases of that shard (``--shard K/N``). ``lazy``: the documents of a database
-    a hint proves unchanged are not loaded (False for a plan to save, which lists them)."""
+    a hint proves unchanged are not loaded (False for a plan to save, which lists them).
+    ``find_converged``: find the databases an apply records as converged
+    (``Plan.converged``), as ``apply_manifests`` does; a plan only shown need not (on a
+    cluster that would ask each converged database's info several times more)."""
     from couchsync.lock import LockReader
     from couchsync.manifest import DatabaseNames, Shard
     from couchsync.plan import PlanError, public_warnings
@@ -121,7 +125,8 @@ def plan_manifests(
             client, paths, only=only, before_read=locks, parallel=parallel,
             on_database=bar.databases, environ=environ, names=names,
             design_deploy=design_deploy, migrations=migrations or PREVIEW,
-            incremental=not full, shard=shard or Shard(), lazy=lazy)
+            incremental=not full, shard=shard or Shard(), lazy=lazy,
+            find_converged=find_converged)
     for line in [*plan.warnings, *public_warnings(desired, plan)]:
         hooks.warning(line)
     return desired, plan, locks
@@ -177,7 +182,7 @@ def apply_manifests(
         client, paths, only=only, db_prefix=db_prefix, db_suffix=db_suffix,
         design_deploy=design_deploy, environ=environ, parallel=parallel,
         lock_wait=lock_timeout, hooks=hooks, migrations=MigrationOptions.for_apply(),
-        full=full, shard=shard, lazy=saved is None)
+        full=full, shard=shard, lazy=saved is None, find_converged=True)
     if saved is not None:
         saved.check(plan, desired, client)
     if plan.is_empty and not plan.record_updates():

@@ -107,12 +107,13 @@ def load_and_plan(
     design_deploy: Literal["in_place", "staged"] | None = None,
     environ: Mapping[str, str] | None = None, names: DatabaseNames = NO_MAPPING,
     migrations: MigrationOptions = PREVIEW, incremental: bool = True,
-    shard: Shard = ALL, lazy: bool = True,
+    shard: Shard = ALL, lazy: bool = True, find_converged: bool = True,
 ) -> tuple[DesiredState, Plan]:
     """``load_and_read`` then ``plan_changes``, database by database (``plan_server``):
     what ``couchsync plan`` and ``apply`` do. ``design_deploy`` overrides every
     database's setting (``apply --design-deploy``); ``environ`` and ``names`` as for
-    ``load_and_read``; ``incremental`` as for ``plan_server``; ``shard``: only its
+    ``load_and_read``; ``incremental`` and ``find_converged`` as for ``plan_server``;
+    ``shard``: only its
     databases (``--shard K/N``); ``lazy``: the documents of a named database a hint
     proves unchanged are not loaded (False for a saved plan, which records them all)."""
     hints: list[StoredHints] = []
@@ -124,8 +125,9 @@ def load_and_plan(
             spec.design_deploy = design_deploy
     plan = plan_server(client, desired, only=only, prefetched=ahead, parallel=parallel,
                        on_database=on_database, migrations=migrations,
-                       incremental=incremental, hints=hints[0] if hints else None)
-    if hints and only is None:
+                       incremental=incremental, hints=hints[0] if hints else None,
+                       find_converged=find_converged)
+    if hints and only is None and find_converged:
         plan.converged.update(dict.fromkeys(_gone(desired, hints[0], shard)))
     return desired, plan
 
@@ -227,7 +229,7 @@ def plan_server(
     prefetched: dict[str, Prefetched] | None = None, parallel: int = DEFAULT_PARALLEL,
     on_database: DatabaseProgress | None = None,
     migrations: MigrationOptions = PREVIEW, incremental: bool = True,
-    hints: StoredHints | None = None, shard: Shard = ALL,
+    hints: StoredHints | None = None, shard: Shard = ALL, find_converged: bool = True,
 ) -> Plan:
     """``plan_changes(desired, read_live_state(...))``, each database's live state dropped
     once it is planned. A database that cannot be read goes to ``Plan.errors``; a lost
@@ -237,7 +239,9 @@ def plan_server(
     ``incremental``: a database that a hint proves unchanged since a run found it
     converged is not read (``Plan.unchanged``); the others say why in
     ``Plan.read_in_full``, and those found converged are in ``Plan.converged``;
-    ``hints``: as read already (None: read here, those of ``shard``'s databases)."""
+    ``hints``: as read already (None: read here, those of ``shard``'s databases).
+    ``find_converged``: fill ``Plan.converged``, the hints an apply records; a plan only
+    shown need not (on a cluster it costs ``CLUSTER_ASKS`` more infos of each database)."""
     databases = None if only is None else [name for name in only if name != CONFIG]
     scopes = resolve_only(desired, databases) if databases != [] else {}
     plan = Plan(secrets=desired.secrets)
@@ -309,7 +313,7 @@ def plan_server(
     finally:
         close_scans(ahead)
     _tell_job_states(client, plan)
-    if incremental:
+    if incremental and find_converged:
         _note_converged(client, plan, {name: read_at[name] for name in matching
                                        if prints[name] is not None}, prints, hints.hints,
                         parallel)

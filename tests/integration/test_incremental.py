@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from sync_helpers import counting_client
 from typer.testing import CliRunner
 
 import couchsync
@@ -40,6 +41,7 @@ from couchsync.operation import ApplyHooks, Progress, apply_manifests, plan_mani
 from couchsync.plan import Hint, Plan
 from couchsync.plan._hints import EDITED, GONE, HINT_DOCS, MOVED, NEW, _copies
 from couchsync.read import read_hints, record_hints
+from couchsync.read._planner import CLUSTER_ASKS
 
 TEMPLATE: dict[str, Any] = {
     "security": {"admins": {"names": [], "roles": []},
@@ -416,6 +418,27 @@ def test_the_text_plan_says_what_it_did_not_read_and_why(
             "\nIncremental plan: 3 of 4 databases not read, unchanged since an apply found "
             "them converged (--full reads them).\n"
             f"  read in full, {MOVED}: {changed}\n")
+
+
+def test_only_an_apply_s_plan_asks_a_cluster_s_converged_databases_again(
+        setup: Setup) -> None:
+    """The other copies' sequences serve the hints an apply records; a plan only shown
+    does not ask for them (it cost a cluster's incremental plan more than ``--full``)."""
+    if not setup.cluster:
+        pytest.skip("one copy of each shard range: no database is asked again")
+    setup.create(3)
+    setup.apply()
+    counted, engine = counting_client(setup.url)
+    with counted:
+        def infos_asked(find_converged: bool) -> int:
+            engine.requests.clear()
+            plan = plan_manifests(counted, [setup.manifest()],
+                                  find_converged=find_converged)[1]
+            assert plan.is_empty and not plan.unchanged  # no apply found them converged yet
+            return sum(1 for method, path, _ in engine.requests if path == "/_dbs_info")
+
+        assert infos_asked(find_converged=False) == 1  # the four databases in one ask
+        assert infos_asked(find_converged=True) == 1 + CLUSTER_ASKS
 
 
 @pytest.mark.couchdb_only("what CouchDB's sequences do is the point")
