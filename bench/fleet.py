@@ -347,6 +347,8 @@ class FleetBench:
         names = db_names(NOOP_PREFIX, 0, size)
         rounds = iter(range(10**6))
         found: list[bool] = []
+        others: list[int] = []
+        missed: list[int] = []
 
         def setup() -> None:
             self.couchsync("apply", manifest, "--yes")
@@ -359,6 +361,9 @@ class FleetBench:
                                    env=self.env, check=True)
             read = json.loads(shown.stdout).get("incremental", {}).get("read_in_full", {})
             found.append(sorted(db for dbs in read.values() for db in dbs) == sorted(picked))
+            # A cluster also reads the few whose answering shard copy is not trusted yet.
+            others.append(len({db for dbs in read.values() for db in dbs} - set(picked)))
+            missed.append(len(set(picked) - {db for dbs in read.values() for db in dbs}))
 
         for _ in range(self.pairs):
             setup()
@@ -370,7 +375,8 @@ class FleetBench:
                 times.append(seconds)
                 rss.append(peak)
         result.notes.append(f"read in full exactly the {changed} changed: "
-                            f"{sum(found)} of {len(found)} rounds")
+                            f"{sum(found)} of {len(found)} rounds (changed ones not read: "
+                            f"{sum(missed)}; unchanged ones read: {', '.join(map(str, others))})")
         self.results.append(result)
 
     # ------------------------------------------------------------ first apply
