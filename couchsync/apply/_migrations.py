@@ -34,6 +34,7 @@ from couchsync.manifest.model import MigrationSpec
 from couchsync.plan import (
     MIGRATIONS_DDOC,
     Change,
+    Journal,
     KeptOutcomes,
     Step,
     Transform,
@@ -45,7 +46,6 @@ from couchsync.plan import (
 )
 from couchsync.read import (
     BULK_ENVELOPE,
-    Journal,
     Matching,
     among,
     change,
@@ -127,13 +127,15 @@ class _Run:
     def run(self) -> tuple[bool, str]:
         """Migrate, catch up, record ``done``: whether it got there, and what it did (or
         which documents it could not migrate), in a line."""
-        migration = self.migration
-        record = read_migrations_record(self.db)
+        migration, kept = self.migration, self.kept
+        record = (kept.record if kept is not None and kept.record is not None
+                  else read_migrations_record(self.db))
         entry = record["migrations"].get(migration.id)
         if (entry or {}).get("checksum") == migration.checksum:
             return True, "done already (by an apply that ran since the plan)"
         self.run_number = next_run(entry)
-        self.journal = read_journal(self.db, migration.id, self.run_number)
+        self.journal = (kept.journal if kept is not None and kept.journal is not None
+                        else read_journal(self.db, migration.id, self.run_number))
         for batch in self.journal.unsettled:  # the interrupted run's last batch
             written, uncertain = settle(self.db, batch["intended"])
             self.uncertain += uncertain

@@ -78,6 +78,7 @@ from couchsync.plan._staging import (
 )
 from couchsync.plan._state import (
     Change,
+    Journal,
     KeptOutcomes,
     LiveDatabase,
     LiveDoc,
@@ -124,6 +125,7 @@ __all__ = [
     "DatabasePlan",
     "Hint",
     "Hints",
+    "Journal",
     "KeptOutcomes",
     "LiveConfig",
     "LiveDatabase",

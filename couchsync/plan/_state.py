@@ -60,6 +60,18 @@ class Change(NamedTuple):
 
 
 @dataclass(slots=True)
+class Journal:
+    """A migration's batches as written ahead and settled: ``revs`` of its journal
+    documents, in order; ``migrated``, the id key of every document it wrote;
+    ``unsettled``, the batches whose answer a crash lost."""
+
+    revs: list[str] = field(default_factory=list)
+    migrated: set[bytes] = field(default_factory=set)
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
+    since: str | None = None  # the sequence the run began at (batch 0 holds it)
+
+
+@dataclass(slots=True)
 class KeptOutcomes:
     """What a preview made for an apply computed for the documents a migration matched,
     so that its run writes them without reading them again: by id, the change, None
@@ -69,6 +81,12 @@ class KeptOutcomes:
     outcomes: dict[str, Change | str | None] = field(default_factory=dict)
     boundaries: dict[str, str] = field(default_factory=dict)
     size: int = 0
+    #: The migrations record (with its revision) and the migration's journal as the plan
+    #: read them, after the apply locks were read: the run reads neither again, as no
+    #: other apply wrote them since (one that did makes the apply plan again, under the
+    #: locks, keeping nothing).
+    record: dict[str, Any] | None = None
+    journal: Journal | None = None
 
 
 @dataclass(slots=True)

@@ -18,7 +18,6 @@ from couchsync.read._limits import (
 from couchsync.read._live import SCAN_PAGE_SIZE, Prefetched, prefetch, read_bodies, read_indexes
 from couchsync.read._migrations import (
     PREVIEW,
-    Journal,
     Matching,
     MigrationOptions,
     among,
@@ -47,7 +46,6 @@ __all__ = [
     "BULK_ENVELOPE",
     "PREVIEW",
     "SCAN_PAGE_SIZE",
-    "Journal",
     "LimitsReader",
     "Matching",
     "MigrationOptions",

@@ -36,7 +36,12 @@ from couchsync.plan import (
     shard_copy_ids,
     unresolved,
 )
-from couchsync.read._migrations import PREVIEW, MigrationOptions, read_previews
+from couchsync.read._migrations import (
+    PREVIEW,
+    MigrationOptions,
+    migrations_record,
+    read_previews,
+)
 from couchsync.read._ownership import read_head, read_shards
 
 #: Scan the whole database when the manifest lists more than 1/SCAN_RATIO of it.
@@ -175,9 +180,9 @@ def _read_database(db: Database, spec: DatabaseSpec, scope: Scope,
     live.staging = _found(bodies, staging_ids)
     live.index_sizes = _index_sizes(db, spec, live)
     if spec.migrations and scope.whole:
-        live.migrations = (bodies.get(MIGRATIONS_DDOC) or {}).get("migrations") or {}
-        live.previews = read_previews(db, spec, live.migrations, migrations,
-                                      info.get("update_seq"))
+        record = migrations_record(bodies.get(MIGRATIONS_DDOC))
+        live.migrations = record["migrations"]
+        live.previews = read_previews(db, spec, record, migrations, info.get("update_seq"))
     if small:
         documents = _found(bodies, doc_ids)
         if not any(_needs_record(spec.documents[doc_id], documents.get(doc_id))

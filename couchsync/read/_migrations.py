@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,7 @@ from couchsync.plan import (
     DELETED,
     MIGRATIONS_DDOC,
     Change,
+    Journal,
     KeptOutcomes,
     MigrationPreview,
     Outcome,
@@ -108,16 +109,6 @@ def id_key(doc_id: str) -> bytes:
     return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=16).digest()
 
 
-@dataclass(slots=True)
-class Journal:
-    """A migration's batches as written ahead and settled: ``revs`` of its journal
-    documents, in order; ``migrated``, the id key of every document it wrote;
-    ``unsettled``, the batches whose answer a crash lost."""
-
-    revs: list[str] = field(default_factory=list)
-    migrated: set[bytes] = field(default_factory=set)
-    unsettled: list[dict[str, Any]] = field(default_factory=list)
-    since: str | None = None  # the sequence the run began at (batch 0 holds it)
 
 
 def journal_batches(db: Database, migration: str, run: int) -> Iterator[dict[str, Any]]:
@@ -375,23 +366,26 @@ def _lines(path: Path | None) -> Iterator[Callable[[dict[str, Any]], None] | Non
 def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
                   options: MigrationOptions, since: Any) -> dict[str, MigrationPreview]:
     """The preview of every migration of ``spec`` still to run (``record``: the
-    migrations design doc's ``migrations``; ``since``: the database's ``update_seq``,
-    read before)."""
+    migrations design doc, ``migrations_record``; ``since``: the database's
+    ``update_seq``, read before)."""
     previews = {}
-    for number, migration in enumerate(pending_migrations(spec, record)):
+    entries = record["migrations"]
+    for number, migration in enumerate(pending_migrations(spec, entries)):
         if migration.revert is not None:
-            previews[migration.id] = preview_revert(db, migration, record, options.samples)
+            previews[migration.id] = preview_revert(db, migration, entries, options.samples)
             continue
         # What an interrupted run wrote is not run again.
-        journal = read_journal(db, migration.id, next_run(record.get(migration.id)))
-        migrated = journal.migrated
+        journal = read_journal(db, migration.id, next_run(entries.get(migration.id)))
+        migrated = set(journal.migrated)
         for batch in journal.unsettled:
             migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
         # Only the first: those after it run on what it wrote, not on what they read now.
-        previews[migration.id] = preview(db, migration, migrated, options.samples,
-                                         options.file(spec.name, migration.id),
-                                         options.keep if number == 0 else None)
-        previews[migration.id].since = None if since is None else str(since)
+        found = previews[migration.id] = preview(
+            db, migration, migrated, options.samples, options.file(spec.name, migration.id),
+            options.keep if number == 0 else None)
+        found.since = None if since is None else str(since)
+        if found.kept is not None:
+            found.kept.record, found.kept.journal = dict(record), journal
     return previews
 
 
@@ -436,13 +430,19 @@ def preview_revert(db: Database, migration: MigrationSpec, record: Mapping[str, 
 
 
 def read_migrations_record(db: Database) -> dict[str, Any]:
-    """The migrations design doc of ``db`` (its ``migrations`` empty when there is none)."""
+    """The migrations design doc of ``db`` (``migrations_record``)."""
     try:
-        body = db.get(MIGRATIONS_DDOC)
+        return migrations_record(db.get(MIGRATIONS_DDOC))
     except NotFound:
+        return migrations_record(None)
+
+
+def migrations_record(body: dict[str, Any] | None) -> dict[str, Any]:
+    """The migrations design doc as read (None: there is none), its ``migrations`` there
+    when empty."""
+    if body is None:
         return {"_id": MIGRATIONS_DDOC, "migrations": {}}
-    body.setdefault("migrations", {})
-    return body
+    return {**body, "migrations": body.get("migrations") or {}}
 
 
 def current_revs(db: Database, ids: Sequence[str]) -> dict[str, tuple[str, bool]]:

@@ -120,6 +120,27 @@ def test_the_run_writes_the_preview_s_outcomes_without_reading_them_again(
     assert plan_manifests(client, [path])[1].is_empty
 
 
+@pytest.mark.parametrize("kind", MIGRATIONS)
+def test_the_run_reads_neither_the_record_nor_the_journal_its_plan_read(
+    client: Client, db_name: str, tmp_path: Path, watched: tuple[Client, _Transport],
+    kind: str
+) -> None:
+    """The plan read both after the apply locks were read, and no other apply ran since
+    (one that did makes the apply plan again): a fleet database is spared two requests."""
+    path = seeded(client, db_name, tmp_path, kind)
+    recording, transport = watched
+
+    done = apply_manifests(recording, [path])
+
+    assert done.result is not None and len(done.result.migrated) == 1
+    gets = [path for method, path in transport.requests if method == "GET"]
+    assert not [path for path in gets if path.endswith("/_design/couchsync-migrations")]
+    # The plan's look for an interrupted run's journal: batch 0, not there.
+    assert [path for path in gets if "/_local/couchsync-migration." in path] == [
+        f"/{db_name}/_local/couchsync-migration.m.0.0"]
+    assert plan_manifests(client, [path])[1].is_empty
+
+
 class Meanwhile(ApplyHooks):
     """The application's writes once the plan is made, before the run: ``locking``."""
 
