@@ -420,6 +420,20 @@ def test_the_text_plan_says_what_it_did_not_read_and_why(
             f"  read in full, {MOVED}: {changed}\n")
 
 
+def test_on_a_cluster_applies_settle_to_a_plan_that_reads_nothing_in_full(
+        setup: Setup) -> None:
+    """A cluster's copy is trusted once two converged reads saw it at one sequence: a few
+    applies of databases nobody writes lead to a plan that skips them all, whichever
+    copies answer (the skips that make incremental plans worth having there)."""
+    if not setup.cluster:
+        pytest.skip("one copy of each shard range: skipped after one converged read, "
+                    "as the tests above assert")
+    setup.create(4)
+    plan = setup.settle()
+    assert not plan.read_in_full
+    assert sorted(plan.unchanged or ()) == sorted(setup.everything())
+
+
 def test_only_an_apply_s_plan_asks_a_cluster_s_converged_databases_again(
         setup: Setup) -> None:
     """The other copies' sequences serve the hints an apply records; a plan only shown
