@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import struct
 import zlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from couchsync._canonical import canonical_json
@@ -83,6 +83,14 @@ def seq_tokens(info: Mapping[str, Any]) -> frozenset[str]:
         for copy, at in _copies(seq) or [("", seq)]:
             tokens.add(_short(f"{kind}\0{copy}", 6) + _short(repr(at), 8))
     return frozenset(tokens)
+
+
+def every_copy_seen(infos: Iterable[Mapping[str, Any]], copies: int) -> bool:
+    """Whether a database's ``infos`` (asked again and again: each names the copy of each
+    shard range that answered first) have named all ``copies`` copies of every range."""
+    named = {copy for info in infos for copy, _ in _copies(info.get("update_seq")) or ()}
+    ranges = {copy.rpartition(" ")[2] for copy in named}
+    return len(named) >= len(ranges) * copies
 
 
 def _short(text: str, size: int) -> str:

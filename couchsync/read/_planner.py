@@ -38,6 +38,7 @@ from couchsync.plan import (
     batched,
     check_passwords,
     converged,
+    every_copy_seen,
     fingerprint,
     full_reason,
     plan_checked,
@@ -57,9 +58,10 @@ DISCOVERY_PAGE = 1000
 NO_MAPPING = DatabaseNames()
 #: Names per ``POST /_dbs_info`` (CouchDB's default ``max_db_number_for_dbs_info_req``).
 INFO_BATCH = 100
-#: How many more times a cluster's converged databases are asked their info, for the
-#: sequences of their other shard copies (``converged``): 100 databases a request.
-CLUSTER_ASKS = 4
+#: At most how many more times a cluster's converged databases are asked their info, for
+#: the sequences of their other shard copies (``converged``), each until every copy
+#: answered: 100 databases a request.
+CLUSTER_ASKS = 12
 #: What the reader and the hints use of a database's info.
 _INFO_READ = ("doc_count", "cluster", "props", "update_seq", "purge_seq")
 #: Called with the databases a plan will read, before any is read.
@@ -241,7 +243,7 @@ def plan_server(
     ``Plan.read_in_full``, and those found converged are in ``Plan.converged``;
     ``hints``: as read already (None: read here, those of ``shard``'s databases).
     ``find_converged``: fill ``Plan.converged``, the hints an apply records; a plan only
-    shown need not (on a cluster it costs ``CLUSTER_ASKS`` more infos of each database)."""
+    shown need not (on a cluster it costs more infos of each converged database)."""
     databases = None if only is None else [name for name in only if name != CONFIG]
     scopes = resolve_only(desired, databases) if databases != [] else {}
     plan = Plan(secrets=desired.secrets)
@@ -343,14 +345,21 @@ def _note_converged(client: Client, plan: Plan, read_at: Mapping[str, Mapping[st
     """``plan.converged``: the hint of each database of ``read_at`` (found matching the
     manifests; its info as asked before its read). Only on CouchDB (its info tells the
     ``cluster``): PouchDB Server moves no sequence when ``_security`` is written. A
-    cluster's databases are asked ``CLUSTER_ASKS`` times more, for their other copies."""
+    cluster's databases are asked again for their other copies' sequences, until each
+    copy answered once (or ``CLUSTER_ASKS`` times): the next converged read trusts the
+    copies it sees again, whichever answer the plans between."""
     found = {name: info for name, info in read_at.items() if "cluster" in info}
-    clustered = [name for name, info in found.items() if (info["cluster"].get("n") or 1) > 1]
-    seen: dict[str, list[dict[str, Any]]] = {name: [] for name in clustered}
-    for _ in range(CLUSTER_ASKS if clustered else 0):
-        for name, ahead in _with_infos(client, clustered, {}, parallel, every=True).items():
+    copies = {name: n for name, info in found.items() if (n := info["cluster"].get("n") or 1) > 1}
+    seen: dict[str, list[dict[str, Any]]] = {name: [] for name in copies}
+    asking = [name for name in copies if not every_copy_seen([found[name]], copies[name])]
+    for _ in range(CLUSTER_ASKS):
+        if not asking:
+            break
+        for name, ahead in _with_infos(client, asking, {}, parallel, every=True).items():
             if ahead.info is not None:
                 seen[name].append(ahead.info)
+        asking = [name for name in asking
+                  if not every_copy_seen([found[name], *seen[name]], copies[name])]
     for name, info in found.items():
         printed = prints[name]
         assert printed is not None  # read_at holds only databases with a fingerprint

@@ -17,7 +17,15 @@ import couchsync
 from couchsync._version import code_identity
 from couchsync.manifest import Shard, load_manifests
 from couchsync.manifest.model import DatabaseSpec
-from couchsync.plan import Hint, converged, fingerprint, full_reason, hint_bodies, parse_hints
+from couchsync.plan import (
+    Hint,
+    converged,
+    every_copy_seen,
+    fingerprint,
+    full_reason,
+    hint_bodies,
+    parse_hints,
+)
 from couchsync.plan._erlang import decode_term
 from couchsync.plan._hints import (
     EDITED,
@@ -212,6 +220,18 @@ def test_a_cluster_s_other_copies_seen_after_the_read_are_trusted_by_the_next_re
     moved = {**a, "update_seq": SINGLE_WRITTEN}
     third = converged(None, "fp", a, copies=3, seen=[moved])
     assert full_reason(converged(third, "fp", a, copies=3), "fp", moved) == UNCONFIRMED
+
+
+def test_every_copy_is_seen_once_the_asks_named_each_copy_of_each_range() -> None:
+    """What the asks after a converged read wait for: n copies of each of the q ranges
+    (the three sequences name couchdb2's, couchdb3's and couchdb1's copies of both)."""
+    asks = [{"update_seq": seq} for seq in (CLUSTER_SEQ, CLUSTER_OTHER_COPIES, SINGLE_SEQ)]
+    assert not every_copy_seen(asks[:1], copies=3)
+    assert not every_copy_seen(asks[:2], copies=3)
+    assert every_copy_seen(asks[:2], copies=2)
+    assert every_copy_seen(asks, copies=3)
+    assert every_copy_seen([asks[0], asks[0]], copies=1)
+    assert not every_copy_seen([asks[0], asks[0]], copies=2)  # the same copies twice
 
 
 @given(st.text(min_size=1, max_size=40), st.sampled_from([2, 4, 8, 16, 64, 256]),
