@@ -109,8 +109,6 @@ def id_key(doc_id: str) -> bytes:
     return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=16).digest()
 
 
-
-
 def journal_batches(db: Database, migration: str, run: int) -> Iterator[dict[str, Any]]:
     """Every batch of ``migration`` in ``db``, one at a time, in order (numbered from 0)."""
     for number in itertools.count():
@@ -376,7 +374,9 @@ def read_previews(db: Database, spec: DatabaseSpec, record: Mapping[str, Any],
             continue
         # What an interrupted run wrote is not run again.
         journal = read_journal(db, migration.id, next_run(entries.get(migration.id)))
-        migrated = set(journal.migrated)
+        # Shared with the run (``KeptOutcomes.journal``): it settles the batches again and
+        # adds the same documents.
+        migrated = journal.migrated
         for batch in journal.unsettled:
             migrated.update(id_key(doc_id) for doc_id in settle(db, batch["intended"])[0])
         # Only the first: those after it run on what it wrote, not on what they read now.
